@@ -1,0 +1,132 @@
+"""Per-run state seen by journaled operations: the run id, the sequence counter, the journal
+rows recorded by earlier executions (replay), and the lease-fenced write path."""
+
+from __future__ import annotations
+
+import asyncio
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+from bandmaster.errors import Cancelled, NonDeterminismError, StoreError
+from bandmaster.store.base import StepRow
+from bandmaster.store.sqlite import SQLiteStore
+
+
+class Suspend(BaseException):
+    """Unwinds a workflow that is waiting on a signal or a long timer; the engine drops the
+    coroutine and replays the run when the signal or timer arrives. Not an ``Exception``."""
+
+
+class LeaseLost(BaseException):
+    """Another worker owns the run now (our lease expired); abandon this execution."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepContext:
+    """What a running step can know about itself. ``idempotency_key`` is stable across the
+    retries and re-executions of this step in this run: pass it to side effects."""
+
+    run_id: str
+    seq: int
+    name: str
+    attempt: int
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run_id}:{self.seq}"
+
+
+class RunContext:
+    __slots__ = (
+        "_idle",
+        "_seq",
+        "cancel_requested",
+        "claimed_signals",
+        "inflight",
+        "max_inline_sleep",
+        "max_payload",
+        "owner",
+        "recorded",
+        "run_id",
+        "store",
+        "workflow",
+    )
+
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        workflow: str,
+        owner: str,
+        store: SQLiteStore,
+        recorded: dict[int, StepRow],
+        max_payload: int,
+        max_inline_sleep: float,
+    ) -> None:
+        self.run_id = run_id
+        self.workflow = workflow
+        self.owner = owner
+        self.store = store
+        self.recorded = recorded
+        self.max_payload = max_payload
+        self.max_inline_sleep = max_inline_sleep
+        self.cancel_requested = False
+        self.claimed_signals: set[int] = set()
+        self.inflight = 0
+        self._idle: asyncio.Event | None = None
+        self._seq = 0
+
+    def next_seq(self) -> int:
+        """Called synchronously when an operation is *called*, not awaited, so that
+        ``asyncio.gather(a(), b())`` numbers a and b by call order on every execution."""
+        self._seq += 1
+        return self._seq
+
+    def replayed(self, seq: int, name: str, kind: str) -> StepRow | None:
+        """The recorded row for ``seq``, checked against what the code calls now."""
+        row = self.recorded.get(seq)
+        if row is not None and (row.name != name or row.kind != kind):
+            raise NonDeterminismError(self.run_id, seq, f"{row.kind} {row.name}", f"{kind} {name}")
+        return row
+
+    async def commit(self, row: StepRow, *, consume_signal: int | None = None) -> None:
+        """Journal ``row`` (group-committed); only then may the workflow see the result."""
+        try:
+            written = await self.store.record_step(row, self.owner, consume_signal=consume_signal)
+        except StoreError:
+            raise LeaseLost from None  # cannot journal: give the run up, another execution resumes it
+        if not written:
+            raise LeaseLost
+
+    def commit_nowait(self, row: StepRow) -> None:
+        """Journal ``row`` without waiting; ordered before every later write of this run."""
+        self.store.record_step(row, self.owner, wait=False)
+
+    # --- steps in flight, so a suspension does not throw away work in progress ----------
+
+    def step_started(self) -> None:
+        self.inflight += 1
+
+    def step_finished(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def suspend(self, ready_at: float | None) -> None:
+        """Let parallel steps settle, mark the run waiting, and unwind it (raises Suspend)."""
+        while self.inflight:
+            self._idle = asyncio.Event()
+            await self._idle.wait()
+        if self.cancel_requested:
+            raise Cancelled()
+        await self.store.suspend_run(self.run_id, self.owner, ready_at)
+        raise Suspend()
+
+
+current_run: ContextVar[RunContext | None] = ContextVar("bandmaster_run", default=None)
+current_step_var: ContextVar[StepContext | None] = ContextVar("bandmaster_step", default=None)
+
+
+def current_step() -> StepContext | None:
+    """The running step's run id, seq, attempt and idempotency key; ``None`` outside a step."""
+    return current_step_var.get()

@@ -1,0 +1,186 @@
+"""Journaled operations besides steps: durable timers, signal waits, and the deterministic
+sources of time and randomness that workflow code must use instead of the stdlib's."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random as _random
+import time
+import uuid as _uuid
+from datetime import UTC, datetime
+from typing import Any, TypeVar, overload
+
+from pydantic import BaseModel
+
+from bandmaster.engine.context import RunContext, current_run
+from bandmaster.engine.serde import ANY, codec_for, error_record
+from bandmaster.errors import WaitTimeout
+from bandmaster.store.base import StepRow
+
+T = TypeVar("T")
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+
+def _record_value(ctx: RunContext, seq: int, kind: str, output: str) -> None:
+    now = time.time()
+    ctx.commit_nowait(StepRow(ctx.run_id, seq, kind, kind, "completed", output, None, 1, now, now, None))
+
+
+def now() -> datetime:
+    """The current UTC time; inside a workflow, recorded once and replayed."""
+    ctx = current_run.get()
+    if ctx is None:
+        return datetime.now(UTC)
+    seq = ctx.next_seq()
+    row = ctx.replayed(seq, "now", "now")
+    if row is not None:
+        return datetime.fromtimestamp(float(row.output or 0), UTC)
+    stamp = time.time()
+    _record_value(ctx, seq, "now", repr(stamp))
+    return datetime.fromtimestamp(stamp, UTC)
+
+
+def uuid() -> _uuid.UUID:
+    """A random UUID4; inside a workflow, recorded once and replayed."""
+    ctx = current_run.get()
+    if ctx is None:
+        return _uuid.uuid4()
+    seq = ctx.next_seq()
+    row = ctx.replayed(seq, "uuid", "uuid")
+    if row is not None:
+        return _uuid.UUID(json.loads(row.output or '""'))
+    value = _uuid.uuid4()
+    _record_value(ctx, seq, "uuid", f'"{value}"')
+    return value
+
+
+def random() -> float:
+    """A float in [0, 1); inside a workflow, recorded once and replayed."""
+    ctx = current_run.get()
+    if ctx is None:
+        return _random.random()
+    seq = ctx.next_seq()
+    row = ctx.replayed(seq, "random", "random")
+    if row is not None:
+        return float(row.output or 0)
+    value = _random.random()
+    _record_value(ctx, seq, "random", repr(value))
+    return value
+
+
+async def sleep(seconds: float) -> None:
+    """A durable timer. Its deadline is journaled at the first call; a run sleeping longer than
+    the engine's ``max_inline_sleep`` is evicted from memory and resumed when the timer fires,
+    by whichever worker is up then."""
+    ctx = current_run.get()
+    if ctx is None:
+        await asyncio.sleep(seconds)
+        return
+    seq = ctx.next_seq()
+    row = ctx.replayed(seq, "sleep", "sleep")
+    started = time.time()
+    if row is None:
+        wake_at = started + seconds
+        meta = json.dumps({"wake_at": wake_at})
+        ctx.commit_nowait(StepRow(ctx.run_id, seq, "sleep", "sleep", "waiting", None, None, 1, started, None, meta))
+    elif row.status == "completed":
+        return
+    else:
+        started = row.started_at
+        meta = row.meta or "{}"
+        wake_at = json.loads(meta)["wake_at"]
+    remaining = wake_at - time.time()
+    if remaining > ctx.max_inline_sleep:
+        await ctx.suspend(ready_at=wake_at)
+    if remaining > 0:
+        await asyncio.sleep(remaining)
+    await ctx.commit(StepRow(ctx.run_id, seq, "sleep", "sleep", "completed", None, None, 1, started, time.time(), meta))
+
+
+@overload
+async def wait_for(name: str, *, timeout: float | None = None, type: type[T]) -> T: ...
+
+
+@overload
+async def wait_for(name: str, *, timeout: float | None = None, default: T) -> T: ...
+
+
+@overload
+async def wait_for(name: str, *, timeout: float | None = None) -> Any: ...
+
+
+async def wait_for(
+    name: str, *, timeout: float | None = None, default: Any = MISSING, type: Any = None
+) -> Any:
+    """Wait durably for the signal ``name`` and return its payload.
+
+    The payload is validated into ``type`` (or into the type of a pydantic ``default``). With
+    ``timeout``, the wait ends after that many seconds with ``default``, or raises
+    ``WaitTimeout`` when there is none. A signal sent before the wait is reached is kept and
+    delivered. While waiting, the run holds no memory in any worker.
+    """
+    ctx = current_run.get()
+    if type is None and isinstance(default, BaseModel):
+        type = default.__class__
+    codec = codec_for(type) if type is not None else ANY
+    if ctx is None:
+        raise RuntimeError("bm.wait_for() waits for a signal to a run: call it inside a workflow")
+    seq = ctx.next_seq()
+    row = ctx.replayed(seq, name, "wait")
+    if row is not None and row.status == "completed":
+        return codec.load(row.output)
+    if row is not None and row.status == "failed":
+        raise WaitTimeout(f"run {ctx.run_id}: no signal {name!r} within {timeout}s and no default")
+    now = time.time()
+    started = row.started_at if row is not None else now
+    deadline: float | None
+    if row is not None:
+        deadline = json.loads(row.meta or "{}").get("deadline")
+    else:
+        deadline = now + timeout if timeout is not None else None
+    meta = json.dumps({"signal": name, "deadline": deadline})
+
+    signal = _next_unclaimed_signal(ctx, name)
+    if signal is not None:
+        signal_id, payload = signal
+        ctx.claimed_signals.add(signal_id)
+        value = codec.load(payload)
+        await ctx.commit(
+            StepRow(ctx.run_id, seq, name, "wait", "completed", payload, None, 1, started, time.time(), meta),
+            consume_signal=signal_id,
+        )
+        return value
+    if deadline is not None and now >= deadline:
+        if default is MISSING:
+            error = WaitTimeout(f"run {ctx.run_id}: no signal {name!r} within {timeout}s and no default")
+            await ctx.commit(
+                StepRow(ctx.run_id, seq, name, "wait", "failed", None, json.dumps(error_record(error)),
+                        1, started, now, meta)
+            )
+            raise error
+        output = codec.dump(default, what=f"default of wait {name!r}", limit=ctx.max_payload)
+        timed_out = json.dumps({"signal": name, "deadline": deadline, "timed_out": True})
+        await ctx.commit(StepRow(ctx.run_id, seq, name, "wait", "completed", output, None, 1, started, now, timed_out))
+        return default
+    if row is None:
+        ctx.commit_nowait(StepRow(ctx.run_id, seq, name, "wait", "waiting", None, None, 1, started, None, meta))
+    await ctx.suspend(ready_at=deadline)
+
+
+def _next_unclaimed_signal(ctx: RunContext, name: str) -> tuple[int, str | None] | None:
+    # Two waits on the same name in one execution (asyncio.gather) must not take one signal.
+    signal = ctx.store.next_signal(ctx.run_id, name)
+    if signal is None or signal[0] not in ctx.claimed_signals:
+        return signal
+    for candidate in ctx.store.pending_signals(ctx.run_id, name):
+        if candidate[0] not in ctx.claimed_signals:
+            return candidate
+    return None

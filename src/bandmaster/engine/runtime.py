@@ -1,0 +1,360 @@
+"""``bm.Engine``: the embedded backend. A client (start, signal, cancel, describe, list) over
+the SQLite journal, with an optional in-process worker that executes runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from bandmaster._types import TERMINAL_STATUSES, RunStatus
+from bandmaster.engine.serde import ANY, DEFAULT_MAX_PAYLOAD, rebuild_error
+from bandmaster.engine.worker import Worker, new_owner_id
+from bandmaster.engine.workflow import Workflow
+from bandmaster.errors import (
+    InvalidInput,
+    RunCancelled,
+    RunFailed,
+    RunNotFound,
+    UsageError,
+    WorkflowNotFound,
+)
+from bandmaster.store.base import RunRow, StepRow
+from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
+
+R = TypeVar("R")
+
+
+class StepInfo(BaseModel):
+    seq: int
+    name: str
+    kind: str
+    status: str
+    attempts: int
+    started_at: datetime
+    ended_at: datetime | None
+    duration: float | None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    meta: dict[str, Any] = {}
+
+
+class RunInfo(BaseModel):
+    id: str
+    workflow: str
+    version: str | None
+    status: RunStatus
+    input: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    created_at: datetime
+    updated_at: datetime
+    ended_at: datetime | None
+    lease_owner: str | None
+    claims: int
+    steps: list[StepInfo] = []
+
+
+def _dt(stamp: float | None) -> datetime | None:
+    return datetime.fromtimestamp(stamp, UTC) if stamp is not None else None
+
+
+def _json(text: str | None) -> Any:
+    return json.loads(text) if text else None
+
+
+def _run_info(row: RunRow, steps: Iterable[StepRow] = ()) -> RunInfo:
+    return RunInfo(
+        id=row.id, workflow=row.workflow, version=row.version, status=row.status,
+        input=_json(row.input), output=_json(row.output), error=_json(row.error),
+        created_at=_dt(row.created_at), updated_at=_dt(row.updated_at),  # type: ignore[arg-type]
+        ended_at=_dt(row.ended_at), lease_owner=row.lease_owner, claims=row.claims,
+        steps=[
+            StepInfo(
+                seq=s.seq, name=s.name, kind=s.kind, status=s.status, attempts=s.attempts,
+                started_at=_dt(s.started_at),  # type: ignore[arg-type]
+                ended_at=_dt(s.ended_at),
+                duration=(s.ended_at - s.started_at) if s.ended_at is not None else None,
+                output=_json(s.output), error=_json(s.error), meta=_json(s.meta) or {},
+            )
+            for s in steps
+        ],
+    )
+
+
+class RunHandle(Generic[R]):
+    """A started run. ``await handle.result()`` waits for it to finish."""
+
+    def __init__(self, engine: Engine, run_id: str, workflow: Workflow[..., R] | None) -> None:
+        self.engine = engine
+        self.id = run_id
+        self.workflow = workflow
+
+    async def result(self, timeout: float | None = None) -> R:
+        return await self.engine.result(self.id, timeout=timeout, workflow=self.workflow)  # type: ignore[no-any-return]
+
+    async def describe(self) -> RunInfo:
+        return await self.engine.describe(self.id)
+
+    async def signal(self, name: str, payload: Any = None) -> None:
+        await self.engine.signal(self.id, name, payload)
+
+    async def cancel(self) -> None:
+        await self.engine.cancel(self.id)
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.id}>"
+
+
+class Engine:
+    """The embedded engine: SQLite journal plus, unless ``worker=False``, an in-process worker.
+
+    ``db`` is a path or ``sqlite:///`` URL (default ``$BANDMASTER_DB`` or ``./bandmaster.db``).
+    ``lease`` is how long a worker's claim on a run lasts without a heartbeat: a crashed
+    worker's runs are taken over after it (at once, for a dead process on the same host).
+    Runs sleeping longer than ``max_inline_sleep`` seconds leave memory until the timer fires.
+    """
+
+    def __init__(
+        self,
+        db: str | os.PathLike[str] | None = None,
+        *,
+        workflows: Iterable[Workflow[..., Any]] = (),
+        worker: bool = True,
+        concurrency: int = 1000,
+        lease: float = 10.0,
+        poll_interval: float = 0.1,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        max_inline_sleep: float = 1.0,
+    ) -> None:
+        if concurrency < 1:
+            raise UsageError(f"Engine(concurrency={concurrency}): must be at least 1")
+        self.path: Path = resolve_db_path(db)
+        self.workflows: dict[str, Workflow[..., Any]] = {}
+        for wf in workflows:
+            self.register(wf)
+        self.run_worker = worker
+        self.concurrency = concurrency
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.max_payload = max_payload
+        self.max_inline_sleep = max_inline_sleep
+        self.owner = new_owner_id()
+        self._store: SQLiteStore | None = None
+        self._worker: Worker | None = None
+        self._finished: dict[str, asyncio.Future[None]] = {}
+
+    def register(self, wf: Workflow[..., Any]) -> None:
+        if not isinstance(wf, Workflow):
+            raise UsageError(f"{wf!r} is not a workflow; decorate it with @bm.workflow")
+        other = self.workflows.get(wf.name)
+        if other is not None and other is not wf:
+            raise UsageError(f"two workflows are named {wf.name!r}; give one @bm.workflow(name=...)")
+        self.workflows[wf.name] = wf
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Engine:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._store is not None:
+            return
+        self._store = SQLiteStore(self.path)
+        if self.run_worker:
+            self._worker = Worker(
+                self._store, self.workflows, owner=self.owner, concurrency=self.concurrency,
+                lease=self.lease, poll_interval=self.poll_interval, max_payload=self.max_payload,
+                max_inline_sleep=self.max_inline_sleep, on_finished=self._notify_finished,
+            )
+            await self._worker.start()
+
+    async def close(self, *, grace: float = 10.0) -> None:
+        """Stop the worker (active runs get ``grace`` seconds, then go back to the queue)."""
+        if self._store is None:
+            return
+        if self._worker is not None:
+            await self._worker.stop(grace)
+            self._worker = None
+        self._store.close()
+        self._store = None
+
+    @property
+    def store(self) -> SQLiteStore:
+        if self._store is None:
+            raise UsageError("the engine is not open: use `async with bm.Engine(...)` or await engine.open()")
+        return self._store
+
+    # --- client API -----------------------------------------------------------------------
+
+    async def start(
+        self,
+        workflow: Workflow[..., R] | str,
+        /,
+        *args: Any,
+        run_id: str | None = None,
+        **kwargs: Any,
+    ) -> RunHandle[R]:
+        """Start a run. With ``run_id``, starting is idempotent: an existing run of that id is
+        returned instead of a new one (its workflow must match)."""
+        store = self.store
+        wf = self._resolve(workflow)
+        name = wf.name if wf is not None else str(workflow)
+        if wf is not None:
+            payload = wf.encode_input(args, kwargs, limit=self.max_payload)
+        else:
+            if kwargs:
+                raise InvalidInput("start a workflow by name with positional arguments only")
+            payload = ANY.dump(list(args), what=f"input of workflow {name!r}", limit=self.max_payload)
+        run_id = run_id or uuid.uuid4().hex
+        now = time.time()
+        local = self._worker is not None and wf is not None and self._worker.capacity > 0
+        row = RunRow(
+            id=run_id, workflow=name, version=wf.version if wf else None,
+            status="running" if local else "queued", input=payload, output=None, error=None,
+            created_at=now, updated_at=now, ended_at=None, ready_at=None if local else now,
+            lease_owner=self.owner if local else None,
+            lease_expires=now + self.lease if local else None, cancel_requested=False,
+            claims=1 if local else 0,
+        )
+        inserted = await store.insert_run(row)
+        if not inserted:
+            existing = store.get_run(run_id)
+            if existing is not None and existing.workflow != name:
+                raise InvalidInput(
+                    f"run id {run_id!r} is already used by a run of workflow {existing.workflow!r}"
+                )
+        elif local:
+            assert self._worker is not None
+            self._worker.execute(row)
+        elif self._worker is not None:
+            self._worker.poke()
+        return RunHandle(self, run_id, wf)
+
+    async def result(
+        self, run_id: str, *, timeout: float | None = None, workflow: Workflow[..., Any] | None = None
+    ) -> Any:
+        """Wait until the run finishes; return its result, or raise ``RunFailed`` (with the
+        original error as ``__cause__``) or ``RunCancelled``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            row = self.store.get_run(run_id)
+            if row is None:
+                raise RunNotFound(f"no run {run_id!r} in the journal {self.path}")
+            if row.status in TERMINAL_STATUSES:
+                return self._outcome(row, workflow)
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"run {run_id} is still {row.status} after {timeout}s")
+            waiter = self._finished.get(run_id)
+            if waiter is None or waiter.done():
+                waiter = self._finished[run_id] = asyncio.get_running_loop().create_future()
+            # Runs executed here resolve the waiter; runs elsewhere are polled, backing off.
+            wait = delay if remaining is None else min(delay, remaining)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(waiter), wait)
+            delay = min(delay * 2, 0.5)
+
+    def _outcome(self, row: RunRow, workflow: Workflow[..., Any] | None) -> Any:
+        self._finished.pop(row.id, None)
+        if row.status == "completed":
+            wf = workflow or self.workflows.get(row.workflow)
+            return wf.output_codec.load(row.output) if wf is not None else _json(row.output)
+        if row.status == "cancelled":
+            raise RunCancelled(row.id)
+        record = _json(row.error) or {}
+        raise RunFailed(row.id, record) from rebuild_error(record)
+
+    def _notify_finished(self, run_id: str) -> None:
+        waiter = self._finished.get(run_id)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def signal(self, run_id: str, name: str, payload: Any = None) -> None:
+        """Deliver ``payload`` to the run's ``bm.wait_for(name)``; kept until the wait is reached."""
+        encoded = ANY.dump(payload, what=f"payload of signal {name!r}", limit=self.max_payload)
+        status = self.store.add_signal(run_id, name, encoded)
+        if status in TERMINAL_STATUSES:
+            raise UsageError(f"run {run_id} is already {status}; it cannot receive signal {name!r}")
+        if self._worker is not None:
+            self._worker.poke()
+
+    async def cancel(self, run_id: str) -> RunStatus:
+        """Cancel a run: at once if queued or waiting; a running one gets ``bm.Cancelled`` at
+        its current await point (within a heartbeat if it runs in another process)."""
+        status = self.store.request_cancel(run_id)
+        if status == "running" and self._worker is not None:
+            self._worker.cancel_local(run_id)
+        if status == "cancelled":
+            self._notify_finished(run_id)
+        return status
+
+    async def describe(self, run_id: str) -> RunInfo:
+        """The run with its step timeline (seq, name, status, attempts, times, error, meta)."""
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise RunNotFound(f"no run {run_id!r} in the journal {self.path}")
+        return _run_info(row, self.store.load_steps(run_id).values())
+
+    async def list(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[RunInfo]:
+        """Runs, newest first (without their steps)."""
+        rows = self.store.list_runs(status=status, workflow=workflow, limit=limit, offset=offset)
+        return [_run_info(r) for r in rows]
+
+    async def recover(self) -> int:
+        """Take over at once the runs of dead worker processes on this host."""
+        if self._worker is None:
+            raise UsageError("recover() needs an engine with a worker (worker=True)")
+        return self._worker.recover()
+
+    def _resolve(self, workflow: Workflow[..., Any] | str) -> Workflow[..., Any] | None:
+        if isinstance(workflow, Workflow):
+            if self._worker is not None and workflow.name not in self.workflows:
+                self.register(workflow)  # starting it here is registering it
+            return workflow
+        if isinstance(workflow, str):
+            wf = self.workflows.get(workflow)
+            if wf is None and self._worker is not None:
+                raise WorkflowNotFound(
+                    f"no workflow named {workflow!r} is registered (known: "
+                    f"{', '.join(sorted(self.workflows)) or 'none'}); pass it in Engine(workflows=[...])"
+                )
+            return wf
+        raise UsageError(f"{workflow!r} is not a workflow; decorate it with @bm.workflow")
+
+
+def run(
+    workflow: Workflow[..., R],
+    /,
+    *args: Any,
+    db: str | os.PathLike[str] | None = None,
+    run_id: str | None = None,
+    **kwargs: Any,
+) -> R:
+    """Run a workflow to completion in a fresh event loop and return its result."""
+
+    async def main() -> R:
+        async with Engine(db, workflows=[workflow]) as engine:
+            handle = await engine.start(workflow, *args, run_id=run_id, **kwargs)
+            return await handle.result()
+
+    return asyncio.run(main())

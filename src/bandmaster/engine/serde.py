@@ -1,0 +1,116 @@
+"""Pydantic-aware JSON for journal values, and exceptions as journal records.
+
+Every journaled value goes through a ``Codec`` built from the annotation of the step or
+workflow, so a recorded pydantic model comes back as that model on replay. Values that cannot
+be serialised raise ``InvalidInput`` before anything is written (never a silent ``None``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import traceback
+from functools import lru_cache
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
+
+from bandmaster.errors import InvalidInput, PayloadTooLarge, StepFailed
+
+FORMAT = "json1"
+"""Format tag stored with every journal row, so the encoding can change without a guess."""
+
+DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
+
+
+class Codec:
+    """Serialises values of one type to JSON text and validates them back."""
+
+    __slots__ = ("_adapter", "annotation")
+
+    def __init__(self, annotation: Any) -> None:
+        self.annotation = annotation
+        self._adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+
+    def dump(self, value: Any, *, what: str, limit: int = DEFAULT_MAX_PAYLOAD) -> str:
+        try:
+            data = self._adapter.dump_json(value)
+        except (PydanticSerializationError, ValueError, TypeError) as exc:
+            raise InvalidInput(
+                f"{what} is not JSON-serialisable ({type(value).__name__}): {exc}. Return "
+                f"JSON types, dataclasses or pydantic models."
+            ) from exc
+        if len(data) > limit:
+            raise PayloadTooLarge(what, len(data), limit)
+        return data.decode()
+
+    def load(self, text: str | None) -> Any:
+        if text is None:
+            return None
+        return self._adapter.validate_json(text)
+
+    def validate(self, value: Any, *, what: str) -> Any:
+        try:
+            return self._adapter.validate_python(value)
+        except ValidationError as exc:
+            raise InvalidInput(f"{what} does not match {self.annotation!r}: {exc}") from exc
+
+
+@lru_cache(maxsize=1024)
+def codec_for(annotation: Any) -> Codec:
+    """A cached codec; building a ``TypeAdapter`` costs far more than using one."""
+    return Codec(annotation)
+
+
+ANY = Codec(Any)
+
+
+# --- exceptions ---------------------------------------------------------------------------
+
+
+def error_record(exc: BaseException) -> dict[str, Any]:
+    """What the journal keeps of an exception: enough to rebuild it on replay and to show it."""
+    cls = type(exc)
+    record: dict[str, Any] = {
+        "type": f"{cls.__module__}.{cls.__qualname__}",
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+    try:
+        ANY.dump(list(exc.args), what="error args")
+        record["args"] = list(exc.args)
+    except InvalidInput:
+        pass
+    inner = getattr(exc, "errors", None)
+    if isinstance(inner, list) and all(isinstance(e, BaseException) for e in inner):
+        record["errors"] = [error_record(e) for e in inner]
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, (int, float)):
+        record["retry_after"] = retry_after
+    return record
+
+
+def rebuild_error(record: dict[str, Any]) -> BaseException:
+    """Recreate a recorded exception as its original type where possible.
+
+    The constructor is bypassed (``__new__`` + ``args``) because arbitrary exception classes
+    take arbitrary arguments; types that cannot be found become ``StepFailed``.
+    """
+    type_name = record.get("type", "")
+    module_name, _, qualname = type_name.rpartition(".")
+    message = record.get("message", "")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+        if not (isinstance(obj, type) and issubclass(obj, BaseException)):
+            raise TypeError(type_name)
+        exc = obj.__new__(obj)
+        exc.args = tuple(record.get("args", [message]))
+    except Exception:
+        return StepFailed(f"{type_name}: {message}", error_type=type_name)
+    if "errors" in record:
+        exc.errors = [rebuild_error(e) for e in record["errors"]]  # type: ignore[attr-defined]
+    if "retry_after" in record:
+        exc.retry_after = record["retry_after"]  # type: ignore[attr-defined]
+    return exc

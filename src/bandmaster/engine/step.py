@@ -1,0 +1,190 @@
+"""``@bm.step``: a journaled unit of work with a timeout and a retry policy."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, ParamSpec, TypeVar, get_type_hints, overload
+
+from bandmaster.engine.context import (
+    LeaseLost,
+    RunContext,
+    StepContext,
+    Suspend,
+    current_run,
+    current_step_var,
+)
+from bandmaster.engine.serde import Codec, codec_for, error_record, rebuild_error
+from bandmaster.errors import Cancelled, RetriesExhausted, StepTimeout
+from bandmaster.policies.retry import NO_RETRY, Retry
+from bandmaster.store.base import StepRow
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Step(Generic[P, R]):
+    """A step function. Inside a running workflow a call is journaled: it takes the next
+    sequence number at call time, runs with its policy, and its result is written before the
+    workflow sees it; on replay the recorded result comes back instead. Anywhere else (tests,
+    inside another step) it is the plain function."""
+
+    def __init__(
+        self,
+        fn: Callable[P, Awaitable[R]] | Callable[P, R],
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        retry: Retry | None = None,
+    ) -> None:
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"step {fn.__name__!r}: timeout must be positive, got {timeout}")
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.timeout = timeout
+        self.retry = retry or NO_RETRY
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self._codec: Codec | None = None
+        functools.update_wrapper(self, fn)
+
+    @property
+    def codec(self) -> Codec:
+        # Resolved on first use: forward references may only exist once the module is loaded.
+        if self._codec is None:
+            hints = get_type_hints(self.fn)
+            self._codec = codec_for(hints.get("return", Any))
+        return self._codec
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        ctx = current_run.get()
+        if ctx is None or current_step_var.get() is not None:
+            return self.fn(*args, **kwargs)
+        return self._journaled(ctx, ctx.next_seq(), args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<bm.step {self.name}>"
+
+    async def _journaled(
+        self, ctx: RunContext, seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
+        row = ctx.replayed(seq, self.name, "step")
+        if row is not None:
+            if row.status == "completed":
+                return self.codec.load(row.output)  # type: ignore[no-any-return]
+            raise rebuild_error(json.loads(row.error or "{}"))
+        ctx.step_started()
+        try:
+            return await self._execute(ctx, seq, args, kwargs)
+        finally:
+            ctx.step_finished()
+
+    async def _execute(
+        self, ctx: RunContext, seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> R:
+        started = time.time()
+        errors: list[BaseException] = []
+        waited = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                value = await self._attempt(ctx, seq, attempt, args, kwargs)
+                output = self.codec.dump(
+                    value, what=f"output of step {self.name!r} (run {ctx.run_id}, seq {seq})",
+                    limit=ctx.max_payload,
+                )
+            except (Suspend, LeaseLost):
+                raise
+            except asyncio.CancelledError as exc:
+                if ctx.cancel_requested and not isinstance(exc, Cancelled):
+                    raise Cancelled() from exc
+                raise
+            except Exception as exc:
+                errors.append(exc)
+                delay = self.retry.next_delay(attempt, exc, waited)
+                if delay is None:
+                    break
+                waited += delay
+                await asyncio.sleep(delay)
+                continue
+            await ctx.commit(
+                StepRow(ctx.run_id, seq, self.name, "step", "completed", output, None, attempt,
+                        started, time.time(), _attempt_meta(errors) if errors else None)
+            )
+            return value
+        last = errors[-1]
+        final = (
+            RetriesExhausted(self.name, errors)
+            if len(errors) > 1 and self.retry.is_retryable(last)
+            else last
+        )
+        await ctx.commit(
+            StepRow(ctx.run_id, seq, self.name, "step", "failed", None,
+                    json.dumps(error_record(final)), attempt, started, time.time(), _attempt_meta(errors))
+        )
+        if final is last:
+            raise final
+        raise final from last
+
+    async def _attempt(
+        self, ctx: RunContext, seq: int, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        token = current_step_var.set(StepContext(ctx.run_id, seq, self.name, attempt))
+        try:
+            if self.is_async:
+                call: Awaitable[Any] = self.fn(*args, **kwargs)  # type: ignore[assignment]
+            else:
+                # to_thread copies the context, so the thread sees current_step() too.
+                call = asyncio.to_thread(self.fn, *args, **kwargs)
+            if self.timeout is None:
+                return await call
+            try:
+                async with asyncio.timeout(self.timeout) as scope:
+                    return await call
+            except TimeoutError as exc:
+                if scope.expired():
+                    raise StepTimeout(
+                        f"step {self.name!r} attempt {attempt} timed out after {self.timeout}s"
+                    ) from exc
+                raise
+        finally:
+            current_step_var.reset(token)
+
+
+def _attempt_meta(errors: list[BaseException]) -> str:
+    """Failed attempts stay visible in the journal even when a later attempt succeeded."""
+    return json.dumps({"attempt_errors": [f"{type(e).__name__}: {e}" for e in errors]})
+
+
+@overload
+def step(fn: Callable[P, R], /) -> Step[P, R]: ...
+
+
+@overload
+def step(
+    *, name: str | None = None, timeout: float | None = None, retry: Retry | None = None
+) -> Callable[[Callable[P, R]], Step[P, R]]: ...
+
+
+def step(
+    fn: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    timeout: float | None = None,
+    retry: Retry | None = None,
+) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
+    """Make a function a journaled step: ``@bm.step`` or ``@bm.step(timeout=2, retry=...)``.
+
+    ``timeout`` is per attempt, in seconds. Without ``retry`` a step runs once. Sync functions
+    run in a thread; a timed-out sync attempt is abandoned, not killed, so keep them short.
+    """
+
+    def decorate(f: Callable[P, R]) -> Step[P, R]:
+        return Step(f, name=name, timeout=timeout, retry=retry)
+
+    return decorate(fn) if fn is not None else decorate

@@ -1,0 +1,232 @@
+"""The worker: claims runs with a lease, executes them by replay, heartbeats, and hands them
+back on shutdown. Any number of workers (processes) may share one journal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Mapping
+
+from bandmaster.engine.context import LeaseLost, RunContext, Suspend, current_run
+from bandmaster.engine.serde import error_record
+from bandmaster.engine.workflow import Workflow
+from bandmaster.errors import Cancelled, StoreError
+from bandmaster.store.base import RunRow
+from bandmaster.store.sqlite import SQLiteStore
+
+log = logging.getLogger("bandmaster.worker")
+
+
+def new_owner_id() -> str:
+    """``host/pid/token``: the host and pid let a restarted process on the same machine take
+    over a dead process's runs at once instead of waiting for the lease to expire."""
+    return f"{socket.gethostname()}/{os.getpid()}/{os.urandom(4).hex()}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    host, _, rest = owner.partition("/")
+    pid_text = rest.partition("/")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+class Worker:
+    def __init__(
+        self,
+        store: SQLiteStore,
+        workflows: Mapping[str, Workflow[..., object]],
+        *,
+        owner: str,
+        concurrency: int,
+        lease: float,
+        poll_interval: float,
+        max_payload: int,
+        max_inline_sleep: float,
+        on_finished: Callable[[str], None],
+    ) -> None:
+        self.store = store
+        self.workflows = workflows
+        self.owner = owner
+        self.concurrency = concurrency
+        self.lease = lease
+        self.poll_interval = poll_interval
+        self.max_payload = max_payload
+        self.max_inline_sleep = max_inline_sleep
+        self.on_finished = on_finished
+        self.active: dict[str, tuple[asyncio.Task[None], RunContext]] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._loops: list[asyncio.Task[None]] = []
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.recover()
+        self._loops = [
+            asyncio.create_task(self._poll_loop(), name="bandmaster-poll"),
+            asyncio.create_task(self._heartbeat_loop(), name="bandmaster-heartbeat"),
+        ]
+
+    def recover(self) -> int:
+        """Make runs of dead processes on this host claimable now (others wait for lease expiry)."""
+        dead = [o for o in self.store.running_owners() if o != self.owner and owner_is_dead(o)]
+        count = self.store.expire_leases(dead) if dead else 0
+        if count:
+            log.info("taking over %d runs of dead workers %s", count, dead)
+            self.poke()
+        return count
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; let active runs finish or suspend for ``grace`` seconds, then cancel
+        the rest and hand them back to the queue, where another worker resumes them."""
+        self._stopping = True
+        self._wake.set()
+        for task in self._loops:
+            task.cancel()
+        if self.active and grace > 0:
+            await asyncio.wait([t for t, _ in self.active.values()], timeout=grace)
+        leftover = list(self.active)
+        for task, _ in self.active.values():
+            task.cancel()
+        if leftover:
+            await asyncio.gather(*(t for t, _ in self.active.values()), return_exceptions=True)
+            self.store.release_runs(self.owner, leftover)
+        self.store.flush()
+
+    def poke(self) -> None:
+        """Poll now (a run was queued or signalled by this process)."""
+        self._wake.set()
+
+    @property
+    def capacity(self) -> int:
+        return self.concurrency - len(self.active)
+
+    # --- loops ------------------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        while not self._stopping:
+            claimed = 0
+            if self.capacity > 0:
+                try:
+                    rows = self.store.claim_runs(
+                        self.owner, list(self.workflows), self.capacity, self.lease
+                    )
+                except StoreError as exc:
+                    log.warning("claiming runs failed: %s", exc)
+                    rows = []
+                for row in rows:
+                    self.execute(row)
+                claimed = len(rows)
+            if claimed and self.capacity > 0:
+                await asyncio.sleep(0)  # more may be ready: poll again right away
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def _heartbeat_loop(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                cancel = self.store.heartbeat(self.owner, self.lease)
+                owned = self.store.owned_runs(self.owner)
+            except StoreError as exc:
+                log.warning("heartbeat failed: %s", exc)
+                continue
+            for run_id in cancel:
+                self.cancel_local(run_id)
+            for run_id, (task, _) in list(self.active.items()):
+                if run_id not in owned and not task.done():
+                    log.warning("run %s: lease lost to another worker; abandoning", run_id)
+                    task.cancel()
+
+    # --- runs ----------------------------------------------------------------------------
+
+    def execute(self, row: RunRow) -> None:
+        entry = self.active.get(row.id)
+        if entry is not None and not entry[0].done():
+            return  # our own lease lapsed and we re-claimed it: the execution is still ours
+        ctx = RunContext(
+            run_id=row.id,
+            workflow=row.workflow,
+            owner=self.owner,
+            store=self.store,
+            recorded=self.store.load_steps(row.id),
+            max_payload=self.max_payload,
+            max_inline_sleep=self.max_inline_sleep,
+        )
+        task = asyncio.create_task(self._run(row, ctx), name=f"bandmaster-run-{row.id}")
+        self.active[row.id] = (task, ctx)
+        task.add_done_callback(lambda done: self._forget(row.id, done))
+
+    def _forget(self, run_id: str, task: asyncio.Task[None]) -> None:
+        entry = self.active.get(run_id)
+        if entry is not None and entry[0] is task:
+            del self.active[run_id]
+
+    def cancel_local(self, run_id: str) -> bool:
+        entry = self.active.get(run_id)
+        if entry is None:
+            return False
+        task, ctx = entry
+        ctx.cancel_requested = True
+        task.cancel()
+        return True
+
+    async def _run(self, row: RunRow, ctx: RunContext) -> None:
+        store, owner = self.store, self.owner
+        if row.cancel_requested:
+            store.cancel_claimed(row.id, owner)
+            self.on_finished(row.id)
+            return
+        wf = self.workflows[row.workflow]
+        current_run.set(ctx)  # this task's own context; nothing else sees it
+        status, output, error = "completed", None, None
+        try:
+            args = wf.decode_input(row.input)
+            result = await wf.fn(*args)
+            output = wf.output_codec.dump(
+                result, what=f"result of workflow {wf.name!r} (run {row.id})", limit=self.max_payload
+            )
+        except Suspend:
+            return
+        except LeaseLost:
+            log.info("run %s: lease lost; another execution resumes it", row.id)
+            return
+        except asyncio.CancelledError as exc:
+            if not ctx.cancel_requested:
+                return  # worker shutdown: stop() hands the run back to the queue
+            status, error = "cancelled", json.dumps(error_record(Cancelled()) | {"message": "cancelled"})
+            del exc
+        except Exception as exc:
+            status, error = "failed", json.dumps(error_record(exc))
+        try:
+            finished = await store.finish_run(row.id, owner, status, output, error)  # type: ignore[arg-type]
+        except StoreError as exc:
+            log.warning("run %s: could not record its end (%s); it will be replayed", row.id, exc)
+            return
+        if finished:
+            self.on_finished(row.id)
+

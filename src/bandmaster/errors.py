@@ -1,0 +1,187 @@
+"""The one exception tree of bandmaster.
+
+Split by who must act:
+
+* ``UsageError`` and its children are developer mistakes (bad definitions, bad input,
+  non-deterministic workflow code). Fix the code or the call; retrying will not help.
+* ``StepError`` and its children are runtime failures of a step. Some are retryable
+  (``RetryableError``: timeouts, rate limits, unavailable providers).
+* ``RunFailed`` / ``RunCancelled`` are what a client sees when it asks for a finished run.
+* ``Cancelled`` and the engine's suspension signal are ``BaseException`` so that a workflow's
+  ``except Exception`` cannot swallow them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+__all__ = [
+    "AuthenticationFailed",
+    "BandmasterError",
+    "Cancelled",
+    "InvalidInput",
+    "InvalidRequest",
+    "MalformedResponse",
+    "NonDeterminismError",
+    "PayloadTooLarge",
+    "ProviderUnavailable",
+    "RateLimited",
+    "RetriesExhausted",
+    "RetryableError",
+    "RunCancelled",
+    "RunFailed",
+    "RunNotFound",
+    "StepError",
+    "StepFailed",
+    "StepTimeout",
+    "StoreError",
+    "UsageError",
+    "WaitTimeout",
+    "WorkflowNotFound",
+]
+
+
+class BandmasterError(Exception):
+    """Base class of every error bandmaster raises."""
+
+
+# --- developer mistakes -------------------------------------------------------------------
+
+
+class UsageError(BandmasterError):
+    """The code or the call is wrong; retrying will not help."""
+
+
+class InvalidInput(UsageError, ValueError):
+    """A value cannot be journaled (not JSON/pydantic serialisable) or fails validation."""
+
+
+class PayloadTooLarge(InvalidInput):
+    """A serialised value is larger than the engine's ``max_payload``."""
+
+    def __init__(self, what: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"{what} is {size:,} bytes, over the {limit:,}-byte payload limit; store large "
+            f"data elsewhere (a file or object store) and pass a reference, or raise the "
+            f"limit with Engine(max_payload=...)"
+        )
+        self.what, self.size, self.limit = what, size, limit
+
+
+class WorkflowNotFound(UsageError, LookupError):
+    """No workflow of that name is registered with the engine or worker."""
+
+
+class RunNotFound(UsageError, LookupError):
+    """No run with that id exists in the journal."""
+
+
+class NonDeterminismError(UsageError):
+    """Replay found workflow code calling a different operation than the journal recorded."""
+
+    def __init__(self, run_id: str, seq: int, recorded: str, called: str) -> None:
+        super().__init__(
+            f"run {run_id}: the journal has {recorded!r} at seq {seq} but the workflow code "
+            f"now calls {called!r} there. Workflow code must be deterministic between steps "
+            f"(use bm.now(), bm.uuid(), bm.random()); deploy changed workflows under a new "
+            f"version, or let old runs finish first."
+        )
+        self.run_id, self.seq, self.recorded, self.called = run_id, seq, recorded, called
+
+
+# --- runtime failures of steps ----------------------------------------------------------
+
+
+class StepError(BandmasterError):
+    """A step failed."""
+
+
+class RetryableError(StepError):
+    """A failure that a retry may cure. Subclass it to make your own errors retryable."""
+
+
+class StepTimeout(RetryableError, TimeoutError):
+    """An attempt of a step ran past its timeout."""
+
+
+class RateLimited(RetryableError):
+    """The provider asked us to slow down; ``retry_after`` (seconds) is honoured by retries."""
+
+    def __init__(self, message: str = "rate limited", *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderUnavailable(RetryableError):
+    """The provider is down or unreachable (5xx, connection error)."""
+
+
+class InvalidRequest(StepError):
+    """The provider rejected the request as invalid (400/422); not retried."""
+
+
+class AuthenticationFailed(StepError):
+    """The provider rejected the credentials (401/403); not retried."""
+
+
+class MalformedResponse(StepError):
+    """The provider answered with something that cannot be parsed."""
+
+
+class RetriesExhausted(StepError):
+    """Every attempt of a step failed with a retryable error; ``errors`` holds them in order."""
+
+    def __init__(self, step: str, errors: list[BaseException]) -> None:
+        last = errors[-1] if errors else None
+        super().__init__(
+            f"step {step!r} failed after {len(errors)} attempts; last error: "
+            f"{type(last).__name__}: {last}"
+        )
+        self.step, self.errors = step, errors
+
+
+class StepFailed(StepError):
+    """A recorded step failure whose original exception type cannot be rebuilt on replay."""
+
+    def __init__(self, message: str, *, error_type: str = "") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+class WaitTimeout(BandmasterError, TimeoutError):
+    """``bm.wait_for`` timed out and no default was given."""
+
+
+class StoreError(BandmasterError):
+    """The journal could not be read or written (disk full, database locked too long)."""
+
+
+# --- what a client sees for a finished run ----------------------------------------------
+
+
+class RunFailed(BandmasterError):
+    """The run ended with an error; ``error_type``, ``message`` and ``traceback`` describe it."""
+
+    def __init__(self, run_id: str, error: dict[str, Any]) -> None:
+        self.run_id = run_id
+        self.error_type: str = error.get("type", "")
+        self.message: str = error.get("message", "")
+        self.traceback: str = error.get("traceback", "")
+        super().__init__(f"run {run_id} failed: {self.error_type}: {self.message}")
+
+
+class RunCancelled(BandmasterError):
+    """The run was cancelled before it finished."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id} was cancelled")
+        self.run_id = run_id
+
+
+# --- control flow (not errors a workflow should catch) ----------------------------------
+
+
+class Cancelled(asyncio.CancelledError):
+    """Raised inside a workflow whose run is being cancelled. A ``BaseException``: clean up
+    in ``finally`` and let it propagate."""

@@ -1,0 +1,68 @@
+"""The journal schema and its migrations, in one place.
+
+``PRAGMA user_version`` holds the schema version; each migration is a list of statements
+applied in one transaction. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[list[str]] = [
+    # 1: runs, steps, signals
+    [
+        """
+        CREATE TABLE runs (
+            id               TEXT PRIMARY KEY,
+            workflow         TEXT NOT NULL,
+            version          TEXT,
+            status           TEXT NOT NULL,   -- queued/running/waiting/completed/failed/cancelled
+            input            TEXT,
+            output           TEXT,
+            error            TEXT,            -- JSON: type, message, traceback
+            fmt              TEXT NOT NULL,   -- value encoding of input/output (serde.FORMAT)
+            created_at       REAL NOT NULL,
+            updated_at       REAL NOT NULL,
+            ended_at         REAL,
+            ready_at         REAL,            -- when a queued/waiting run may be claimed
+            lease_owner      TEXT,
+            lease_expires    REAL,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            claims           INTEGER NOT NULL DEFAULT 0  -- times a worker took the run
+        )
+        """,
+        "CREATE INDEX runs_ready ON runs(status, ready_at)",
+        "CREATE INDEX runs_lease ON runs(status, lease_expires)",
+        "CREATE INDEX runs_workflow ON runs(workflow, created_at)",
+        "CREATE INDEX runs_created ON runs(created_at)",
+        """
+        CREATE TABLE steps (
+            run_id     TEXT NOT NULL,
+            seq        INTEGER NOT NULL,
+            name       TEXT NOT NULL,
+            kind       TEXT NOT NULL,     -- step/sleep/wait/now/uuid/random/model
+            status     TEXT NOT NULL,     -- waiting/completed/failed
+            output     TEXT,
+            error      TEXT,
+            attempts   INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            ended_at   REAL,
+            meta       TEXT,              -- JSON: wake_at, signal, model version, cost, ...
+            fmt        TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE signals (
+            id           INTEGER PRIMARY KEY,
+            run_id       TEXT NOT NULL,
+            name         TEXT NOT NULL,
+            payload      TEXT,
+            fmt          TEXT NOT NULL,
+            created_at   REAL NOT NULL,
+            consumed_seq INTEGER           -- the wait that took it; NULL while pending
+        )
+        """,
+        "CREATE INDEX signals_pending ON signals(run_id, name, id) WHERE consumed_seq IS NULL",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,433 @@
+"""The embedded journal: one SQLite file in WAL mode, shared by any number of processes.
+
+Write path: the engine enqueues row writes; the first write of an event-loop turn schedules a
+flush with ``call_soon``, so every write enqueued in that turn (say, 1,000 parallel steps whose
+timers fired together) shares one ``BEGIN IMMEDIATE … COMMIT``. No thread hop: with WAL and
+``synchronous=NORMAL`` a commit is a ``write()`` without ``fsync``, cheaper than a handoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from bandmaster._types import RunStatus
+from bandmaster.errors import RunNotFound, StoreError
+from bandmaster.store.base import RunRow, StepRow
+from bandmaster.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+
+DEFAULT_DB = "bandmaster.db"
+_FMT = "json1"
+_RUN_COLUMNS = (
+    "id, workflow, version, status, input, output, error, created_at, updated_at, ended_at, "
+    "ready_at, lease_owner, lease_expires, cancel_requested, claims"
+)
+_STEP_COLUMNS = "run_id, seq, name, kind, status, output, error, attempts, started_at, ended_at, meta"
+
+
+def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
+    """``None`` → ``$BANDMASTER_DB`` or ``./bandmaster.db``.
+
+    Accepts a path or an SQLAlchemy-style URL: ``sqlite:///rel.db``, ``sqlite:////abs/x.db``.
+    """
+    raw = os.fspath(db) if db is not None else os.environ.get("BANDMASTER_DB", DEFAULT_DB)
+    if raw.startswith("sqlite:"):
+        if not raw.startswith("sqlite:///"):
+            raise ValueError(f"bad database URL {raw!r}: use sqlite:///relative.db or sqlite:////abs.db")
+        raw = raw.removeprefix("sqlite:///")
+    return Path(raw)
+
+
+def _run_row(values: Sequence[Any]) -> RunRow:
+    row = RunRow(*values)
+    row.cancel_requested = bool(row.cancel_requested)
+    return row
+
+
+class SQLiteStore:
+    """SQLite journal. Create it inside a running event loop (writes use ``call_soon``)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 10.0) -> None:
+        self.path = Path(path)
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False, timeout=busy_timeout
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open journal {self.path}: {exc}") from exc
+        # WAL: readers never block the writer, and other processes can read while we write.
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL: a commit survives a process crash; only an OS crash or power loss
+        # can drop the last transactions (never corrupts). FULL would fsync every commit.
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        self._migrate()
+        self._batch: list[tuple[Op, asyncio.Future[Any] | None]] = []
+        self._flush_scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- schema -------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"journal {self.path} has schema {version}, newer than this bandmaster "
+                    f"({SCHEMA_VERSION}); upgrade bandmaster"
+                )
+            for number in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[number]:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # --- batched writes (group commit) --------------------------------------------------
+
+    def _enqueue(self, op: Op, *, wait: bool = True) -> asyncio.Future[Any]:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._batch.append((op, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+        if not wait:
+            future.add_done_callback(_retrieve)
+        return future
+
+    def flush(self) -> None:
+        """Write every enqueued operation in one transaction and resolve their futures."""
+        self._flush_scheduled = False
+        batch, self._batch = self._batch, []
+        if not batch:
+            return
+        conn = self._conn
+        results: list[Any] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for op, _ in batch:
+                    results.append(op(conn))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            error = StoreError(f"journal write to {self.path} failed: {exc}")
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_exception(error)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future is not None and not future.done():
+                future.set_result(result)
+
+    def insert_run(self, row: RunRow) -> asyncio.Future[bool]:
+        values = (
+            row.id, row.workflow, row.version, row.status, row.input, _FMT, row.created_at,
+            row.updated_at, row.ready_at, row.lease_owner, row.lease_expires, row.claims,
+        )
+
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "INSERT INTO runs (id, workflow, version, status, input, fmt, created_at, "
+                "updated_at, ready_at, lease_owner, lease_expires, claims) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
+                values,
+            )
+            return cursor.rowcount == 1
+
+        return self._enqueue(op)
+
+    def record_step(
+        self, row: StepRow, owner: str, *, consume_signal: int | None = None, wait: bool = True
+    ) -> asyncio.Future[bool]:
+        values = (
+            row.run_id, row.seq, row.name, row.kind, row.status, row.output, row.error,
+            row.attempts, row.started_at, row.ended_at, row.meta, _FMT, row.run_id, owner,
+        )
+
+        def op(conn: sqlite3.Connection) -> bool:
+            # Fenced by the lease; a waiting row (timer, signal wait) may be completed once.
+            cursor = conn.execute(
+                "INSERT INTO steps (run_id, seq, name, kind, status, output, error, attempts, "
+                "started_at, ended_at, meta, fmt) SELECT ?,?,?,?,?,?,?,?,?,?,?,? "
+                "WHERE EXISTS (SELECT 1 FROM runs WHERE id = ? AND lease_owner = ?) "
+                "ON CONFLICT(run_id, seq) DO UPDATE SET status = excluded.status, "
+                "output = excluded.output, error = excluded.error, attempts = excluded.attempts, "
+                "ended_at = excluded.ended_at, meta = excluded.meta "
+                "WHERE steps.status = 'waiting' AND excluded.status != 'waiting'",
+                values,
+            )
+            if cursor.rowcount != 1:
+                return False
+            if consume_signal is not None:
+                conn.execute(
+                    "UPDATE signals SET consumed_seq = ? WHERE id = ? AND consumed_seq IS NULL",
+                    (row.seq, consume_signal),
+                )
+            return True
+
+        return self._enqueue(op, wait=wait)
+
+    def finish_run(
+        self, run_id: str, owner: str, status: RunStatus, output: str | None, error: str | None
+    ) -> asyncio.Future[bool]:
+        def op(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            cursor = conn.execute(
+                "UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ?, updated_at = ?, "
+                "lease_owner = NULL, lease_expires = NULL, ready_at = NULL "
+                "WHERE id = ? AND lease_owner = ?",
+                (status, output, error, now, now, run_id, owner),
+            )
+            return cursor.rowcount == 1
+
+        return self._enqueue(op)
+
+    def suspend_run(self, run_id: str, owner: str, ready_at: float | None) -> asyncio.Future[bool]:
+        def op(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE runs SET status = 'waiting', ready_at = ?, updated_at = ?, "
+                "lease_owner = NULL, lease_expires = NULL WHERE id = ? AND lease_owner = ?",
+                (ready_at, time.time(), run_id, owner),
+            )
+            if cursor.rowcount != 1:
+                return False
+            # A signal that arrived while the run was executing must not be lost: in the same
+            # transaction, make the run ready again if anything is pending for it.
+            conn.execute(
+                "UPDATE runs SET status = 'queued', ready_at = ? WHERE id = ? AND EXISTS "
+                "(SELECT 1 FROM signals WHERE run_id = ? AND consumed_seq IS NULL)",
+                (time.time(), run_id, run_id),
+            )
+            return True
+
+        return self._enqueue(op)
+
+    # --- immediate operations (own transaction) -----------------------------------------
+
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"journal write to {self.path} failed: {exc}") from exc
+        return result
+
+    def claim_runs(
+        self, owner: str, workflows: Sequence[str], limit: int, lease: float, run_id: str | None = None
+    ) -> list[RunRow]:
+        """Take up to ``limit`` runs that are ready, or whose owner's lease expired."""
+        now = time.time()
+        names = json.dumps(list(workflows))
+        if run_id is None:
+            where = (
+                "id IN (SELECT id FROM runs WHERE status IN ('queued', 'waiting') AND ready_at <= :now "
+                "AND workflow IN (SELECT value FROM json_each(:names)) "
+                "UNION ALL SELECT id FROM runs WHERE status = 'running' AND lease_expires < :now "
+                "AND workflow IN (SELECT value FROM json_each(:names)) LIMIT :limit)"
+            )
+        else:
+            where = (
+                "id = :run_id AND (status IN ('queued', 'waiting') AND ready_at <= :now "
+                "OR status = 'running' AND lease_expires < :now)"
+            )
+
+        def op(conn: sqlite3.Connection) -> list[RunRow]:
+            rows = conn.execute(
+                "UPDATE runs SET status = 'running', lease_owner = :owner, "
+                "lease_expires = :expires, claims = claims + 1, updated_at = :now "
+                f"WHERE {where} RETURNING {_RUN_COLUMNS}",
+                {"owner": owner, "expires": now + lease, "now": now, "names": names,
+                 "limit": limit, "run_id": run_id},
+            ).fetchall()
+            return [_run_row(r) for r in rows]
+
+        return self._write(op)
+
+    def heartbeat(self, owner: str, lease: float) -> list[str]:
+        """Extend every lease ``owner`` holds; return its runs whose cancel was requested."""
+
+        def op(conn: sqlite3.Connection) -> list[str]:
+            conn.execute(
+                "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? AND status = 'running'",
+                (time.time() + lease, owner),
+            )
+            rows = conn.execute(
+                "SELECT id FROM runs WHERE lease_owner = ? AND cancel_requested = 1", (owner,)
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        return self._write(op)
+
+    def owned_runs(self, owner: str) -> set[str]:
+        rows = self._conn.execute(
+            "SELECT id FROM runs WHERE lease_owner = ? AND status = 'running'", (owner,)
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def release_runs(self, owner: str, run_ids: Sequence[str]) -> None:
+        """Hand runs back to the queue (graceful shutdown); they resume elsewhere by replay."""
+        self.flush()
+        now = time.time()
+        self._write(
+            lambda conn: conn.executemany(
+                "UPDATE runs SET status = 'queued', ready_at = ?, lease_owner = NULL, "
+                "lease_expires = NULL WHERE id = ? AND lease_owner = ? AND status = 'running'",
+                [(now, run_id, owner) for run_id in run_ids],
+            )
+        )
+
+    def running_owners(self) -> list[str]:
+        rows = self._conn.execute(
+            "SELECT DISTINCT lease_owner FROM runs WHERE status = 'running' AND lease_owner IS NOT NULL"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def expire_leases(self, owners: Sequence[str]) -> int:
+        """Make the runs of dead owners claimable now instead of at lease expiry."""
+        return int(
+            self._write(
+                lambda conn: conn.executemany(
+                    "UPDATE runs SET lease_expires = 0 WHERE lease_owner = ? AND status = 'running'",
+                    [(o,) for o in owners],
+                ).rowcount
+            )
+        )
+
+    def load_steps(self, run_id: str) -> dict[int, StepRow]:
+        rows = self._conn.execute(
+            f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
+        ).fetchall()
+        return {r[1]: StepRow(*r) for r in rows}
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return _run_row(row) if row else None
+
+    def run_status(self, run_id: str) -> RunStatus | None:
+        row = self._conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return row[0] if row else None
+
+    def list_runs(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[RunRow]:
+        clauses, params = [], []
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status)
+        if workflow is not None:
+            clauses.append("workflow = ?")
+            params.append(workflow)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self._conn.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        ).fetchall()
+        return [_run_row(r) for r in rows]
+
+    def add_signal(self, run_id: str, name: str, payload: str | None) -> RunStatus:
+        """Keep a signal for the run; wake the run if it is waiting. Returns its status."""
+
+        def op(conn: sqlite3.Connection) -> RunStatus:
+            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFound(f"no run {run_id!r} in the journal")
+            if row[0] in ("completed", "failed", "cancelled"):
+                return row[0]  # type: ignore[no-any-return]
+            now = time.time()
+            conn.execute(
+                "INSERT INTO signals (run_id, name, payload, fmt, created_at) VALUES (?,?,?,?,?)",
+                (run_id, name, payload, _FMT, now),
+            )
+            conn.execute(
+                "UPDATE runs SET status = 'queued', ready_at = ?, updated_at = ? "
+                "WHERE id = ? AND status = 'waiting'",
+                (now, now, run_id),
+            )
+            return row[0]  # type: ignore[no-any-return]
+
+        return self._write(op)
+
+    def next_signal(self, run_id: str, name: str) -> tuple[int, str | None] | None:
+        row = self._conn.execute(
+            "SELECT id, payload FROM signals WHERE run_id = ? AND name = ? AND consumed_seq IS NULL "
+            "ORDER BY id LIMIT 1",
+            (run_id, name),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def pending_signals(self, run_id: str, name: str) -> list[tuple[int, str | None]]:
+        rows = self._conn.execute(
+            "SELECT id, payload FROM signals WHERE run_id = ? AND name = ? AND consumed_seq IS NULL "
+            "ORDER BY id",
+            (run_id, name),
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def request_cancel(self, run_id: str) -> RunStatus:
+        """Cancel a queued/waiting run at once; flag a running one for its owner."""
+
+        def op(conn: sqlite3.Connection) -> RunStatus:
+            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFound(f"no run {run_id!r} in the journal")
+            now = time.time()
+            conn.execute(
+                "UPDATE runs SET status = 'cancelled', ended_at = ?, updated_at = ?, ready_at = NULL "
+                "WHERE id = ? AND status IN ('queued', 'waiting')",
+                (now, now, run_id),
+            )
+            conn.execute(
+                "UPDATE runs SET cancel_requested = 1 WHERE id = ? AND status = 'running'", (run_id,)
+            )
+            status = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()[0]
+            return status  # type: ignore[no-any-return]
+
+        return self._write(op)
+
+    def cancel_claimed(self, run_id: str, owner: str) -> None:
+        """Mark a run we hold as cancelled (cancel requested before it ran any further)."""
+        now = time.time()
+        self._write(
+            lambda conn: conn.execute(
+                "UPDATE runs SET status = 'cancelled', ended_at = ?, updated_at = ?, "
+                "lease_owner = NULL, lease_expires = NULL WHERE id = ? AND lease_owner = ?",
+                (now, now, run_id, owner),
+            )
+        )
+
+    def close(self) -> None:
+        self.flush()
+        self._conn.close()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    # Fire-and-forget writes (bm.now() and friends) are ordered before the next awaited
+    # write of the same run, which surfaces any failure; don't warn twice.
+    if not future.cancelled():
+        future.exception()
