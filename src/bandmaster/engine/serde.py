@@ -33,27 +33,49 @@ class Codec:
         self._adapter: TypeAdapter[Any] = TypeAdapter(annotation)
 
     def dump(self, value: Any, *, what: str, limit: int = DEFAULT_MAX_PAYLOAD) -> str:
+        return self.encode(value, what=what, limit=limit)[1]
+
+    def encode(self, value: Any, *, what: str, limit: int = DEFAULT_MAX_PAYLOAD) -> tuple[Any, str]:
+        """``(value, json)``. A value that does not match the annotation (a dict where a
+        model is declared) is validated into it first, so the live value equals the one a
+        replay will see."""
         try:
-            data = self._adapter.dump_json(value)
-        except (PydanticSerializationError, ValueError, TypeError) as exc:
-            raise InvalidInput(
-                f"{what} is not JSON-serialisable ({type(value).__name__}): {exc}. Return "
-                f"JSON types, dataclasses or pydantic models."
-            ) from exc
+            data = self._adapter.dump_json(value, warnings="error")
+        except PydanticSerializationError:
+            value = self.validate(value, what=what)
+            data = self._dump_checked(value, what)
+        except (ValueError, TypeError) as exc:
+            raise self._unserialisable(value, what, exc) from exc
         if len(data) > limit:
             raise PayloadTooLarge(what, len(data), limit)
-        return data.decode()
+        return value, data.decode()
+
+    def _dump_checked(self, value: Any, what: str) -> bytes:
+        try:
+            return self._adapter.dump_json(value)
+        except (PydanticSerializationError, ValueError, TypeError) as exc:
+            raise self._unserialisable(value, what, exc) from exc
+
+    @staticmethod
+    def _unserialisable(value: Any, what: str, exc: Exception) -> InvalidInput:
+        return InvalidInput(
+            f"{what} is not JSON-serialisable ({type(value).__name__}): {exc}. Use JSON types, "
+            f"dataclasses or pydantic models."
+        )
 
     def load(self, text: str | None) -> Any:
         if text is None:
             return None
         return self._adapter.validate_json(text)
 
+    def to_jsonable(self, value: Any) -> Any:
+        return self._adapter.dump_python(value, mode="json")
+
     def validate(self, value: Any, *, what: str) -> Any:
         try:
             return self._adapter.validate_python(value)
         except ValidationError as exc:
-            raise InvalidInput(f"{what} does not match {self.annotation!r}: {exc}") from exc
+            raise InvalidInput(f"{what} is invalid: {exc}") from exc
 
 
 @lru_cache(maxsize=1024)

@@ -93,7 +93,7 @@ class Step(Generic[P, R]):
             attempt += 1
             try:
                 value = await self._attempt(ctx, seq, attempt, args, kwargs)
-                output = self.codec.dump(
+                value, output = self.codec.encode(
                     value, what=f"output of step {self.name!r} (run {ctx.run_id}, seq {seq})",
                     limit=ctx.max_payload,
                 )

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Create .venv and install bandmaster into it (editable). Idempotent and quiet.
+#   scripts/bootstrap.sh          runtime dependencies only
+#   scripts/bootstrap.sh --dev    plus the test and lint tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+if [[ "${1:-}" == "--dev" ]]; then
+    extras="[dev]"
+fi
+
+python=${PYTHON:-python3}
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "bandmaster needs Python 3.11 or newer (set PYTHON=/path/to/python3.11)" >&2
+    exit 2
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+    "$python" -m venv .venv
+fi
+
+# Reinstall only when pyproject.toml changed since the last install of these extras.
+stamp=".venv/.bandmaster-installed${extras:+-dev}"
+if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>/dev/null || true
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
+    touch "$stamp"
+fi
