@@ -1,15 +1,15 @@
 """bandmaster: durable orchestration of AI models, data and business logic.
 
-    import bandmaster as bm
+import bandmaster as bm
 
-    @bm.step(timeout=2.0, retry=bm.Retry(attempts=3))
-    async def classify(text: str) -> str: ...
+@bm.step(timeout=2.0, retry=bm.Retry(attempts=3))
+async def classify(text: str) -> str: ...
 
-    @bm.workflow
-    async def triage(text: str) -> str:
-        return await classify(text)
+@bm.workflow
+async def triage(text: str) -> str:
+    return await classify(text)
 
-    bm.run(triage, "my card was charged twice")
+bm.run(triage, "my card was charged twice")
 """
 
 from bandmaster.engine import (

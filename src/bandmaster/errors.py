@@ -135,8 +135,7 @@ class RetriesExhausted(StepError):
     def __init__(self, step: str, errors: list[BaseException]) -> None:
         last = errors[-1] if errors else None
         super().__init__(
-            f"step {step!r} failed after {len(errors)} attempts; last error: "
-            f"{type(last).__name__}: {last}"
+            f"step {step!r} failed after {len(errors)} attempts; last error: {type(last).__name__}: {last}"
         )
         self.step, self.errors = step, errors
 

@@ -141,8 +141,12 @@ async def _run_batch(wf: Any, inputs: list[Any], db: str | None, concurrency: in
     async with Engine(db, workflows=[wf], concurrency=max(concurrency, 1)) as engine:
         gate = asyncio.Semaphore(concurrency)
         with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[failed]} failed"), TimeElapsedColumn(), console=console,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            console=console,
         ) as progress:
             bar = progress.add_task(wf.name, total=len(inputs), failed=0)
 
@@ -175,7 +179,9 @@ def _print_batch_summary(
     if latencies:
         ordered = sorted(latencies)
         table.add_row("latency p50", f"{statistics.median(ordered) * 1000:.1f} ms")
-        table.add_row("latency p99", f"{ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000:.1f} ms")
+        table.add_row(
+            "latency p99", f"{ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000:.1f} ms"
+        )
     outcome = _tally(results)
     if outcome:
         table.add_row("results", ", ".join(f"{k}: {v}" for k, v in outcome))
@@ -247,7 +253,9 @@ async def _client(db: str | None) -> Engine:
 @runs_app.command("list")
 def runs_list(
     db: DbOption = None,
-    status: Annotated[str | None, typer.Option(help="queued/running/waiting/completed/failed/cancelled")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="queued/running/waiting/completed/failed/cancelled")
+    ] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
@@ -268,13 +276,20 @@ def runs_list(
     table = Table("run", "workflow", "status", "created", "duration")
     for r in found:
         end = r.ended_at or r.updated_at
-        table.add_row(r.id, r.workflow, _status(r.status), f"{r.created_at:%Y-%m-%d %H:%M:%S}",
-                      f"{(end - r.created_at).total_seconds():.2f} s")
+        table.add_row(
+            r.id,
+            r.workflow,
+            _status(r.status),
+            f"{r.created_at:%Y-%m-%d %H:%M:%S}",
+            f"{(end - r.created_at).total_seconds():.2f} s",
+        )
     console.print(table)
 
 
 def _status(status: str) -> str:
-    colour = {"completed": "green", "failed": "red", "cancelled": "yellow", "waiting": "cyan"}.get(status, "white")
+    colour = {"completed": "green", "failed": "red", "cancelled": "yellow", "waiting": "cyan"}.get(
+        status, "white"
+    )
     return f"[{colour}]{status}[/]"
 
 
@@ -302,11 +317,17 @@ def runs_show(
     if info.output is not None:
         console.print(f"output: {json.dumps(info.output)[:200]}", highlight=False)
     if info.error:
-        console.print(f"[red]error: {info.error.get('type')}: {info.error.get('message')}[/]", highlight=False)
+        console.print(
+            f"[red]error: {info.error.get('type')}: {info.error.get('message')}[/]", highlight=False
+        )
     table = Table("seq", "name", "kind", "status", "attempts", "duration", "error")
     for s in info.steps:
         table.add_row(
-            str(s.seq), s.name, s.kind, _status(s.status), str(s.attempts),
+            str(s.seq),
+            s.name,
+            s.kind,
+            _status(s.status),
+            str(s.attempts),
             f"{s.duration * 1000:.1f} ms" if s.duration is not None else "",
             (s.error or {}).get("message", "")[:60],
         )

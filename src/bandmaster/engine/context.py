@@ -7,6 +7,7 @@ import asyncio
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from bandmaster._types import StepStatus
 from bandmaster.errors import Cancelled, NonDeterminismError, StoreError
 from bandmaster.store.base import StepRow
 from bandmaster.store.sqlite import SQLiteStore
@@ -81,6 +82,22 @@ class RunContext:
         ``asyncio.gather(a(), b())`` numbers a and b by call order on every execution."""
         self._seq += 1
         return self._seq
+
+    def row(
+        self,
+        seq: int,
+        name: str,
+        kind: str,
+        status: StepStatus,
+        *,
+        started: float,
+        ended: float | None = None,
+        output: str | None = None,
+        error: str | None = None,
+        attempts: int = 1,
+        meta: str | None = None,
+    ) -> StepRow:
+        return StepRow(self.run_id, seq, name, kind, status, output, error, attempts, started, ended, meta)
 
     def replayed(self, seq: int, name: str, kind: str) -> StepRow | None:
         """The recorded row for ``seq``, checked against what the code calls now."""

@@ -15,8 +15,7 @@ from pydantic import BaseModel
 
 from bandmaster.engine.context import RunContext, current_run
 from bandmaster.engine.serde import ANY, codec_for, error_record
-from bandmaster.errors import WaitTimeout
-from bandmaster.store.base import StepRow
+from bandmaster.errors import UsageError, WaitTimeout
 
 T = TypeVar("T")
 
@@ -31,7 +30,7 @@ MISSING: Any = _Missing()
 
 def _record_value(ctx: RunContext, seq: int, kind: str, output: str) -> None:
     now = time.time()
-    ctx.commit_nowait(StepRow(ctx.run_id, seq, kind, kind, "completed", output, None, 1, now, now, None))
+    ctx.commit_nowait(ctx.row(seq, kind, kind, "completed", started=now, ended=now, output=output))
 
 
 def now() -> datetime:
@@ -90,7 +89,7 @@ async def sleep(seconds: float) -> None:
     if row is None:
         wake_at = started + seconds
         meta = json.dumps({"wake_at": wake_at})
-        ctx.commit_nowait(StepRow(ctx.run_id, seq, "sleep", "sleep", "waiting", None, None, 1, started, None, meta))
+        ctx.commit_nowait(ctx.row(seq, "sleep", "sleep", "waiting", started=started, meta=meta))
     elif row.status == "completed":
         return
     else:
@@ -102,7 +101,9 @@ async def sleep(seconds: float) -> None:
         await ctx.suspend(ready_at=wake_at)
     if remaining > 0:
         await asyncio.sleep(remaining)
-    await ctx.commit(StepRow(ctx.run_id, seq, "sleep", "sleep", "completed", None, None, 1, started, time.time(), meta))
+    await ctx.commit(
+        ctx.row(seq, "sleep", "sleep", "completed", started=started, ended=time.time(), meta=meta)
+    )
 
 
 @overload
@@ -132,7 +133,7 @@ async def wait_for(
         type = default.__class__
     codec = codec_for(type) if type is not None else ANY
     if ctx is None:
-        raise RuntimeError("bm.wait_for() waits for a signal to a run: call it inside a workflow")
+        raise UsageError("bm.wait_for() waits for a signal to a run: call it inside a @bm.workflow")
     seq = ctx.next_seq()
     row = ctx.replayed(seq, name, "wait")
     if row is not None and row.status == "completed":
@@ -154,7 +155,9 @@ async def wait_for(
         ctx.claimed_signals.add(signal_id)
         value = codec.load(payload)
         await ctx.commit(
-            StepRow(ctx.run_id, seq, name, "wait", "completed", payload, None, 1, started, time.time(), meta),
+            ctx.row(
+                seq, name, "wait", "completed", started=started, ended=time.time(), output=payload, meta=meta
+            ),
             consume_signal=signal_id,
         )
         return value
@@ -162,16 +165,26 @@ async def wait_for(
         if default is MISSING:
             error = WaitTimeout(f"run {ctx.run_id}: no signal {name!r} within {timeout}s and no default")
             await ctx.commit(
-                StepRow(ctx.run_id, seq, name, "wait", "failed", None, json.dumps(error_record(error)),
-                        1, started, now, meta)
+                ctx.row(
+                    seq,
+                    name,
+                    "wait",
+                    "failed",
+                    started=started,
+                    ended=now,
+                    error=json.dumps(error_record(error)),
+                    meta=meta,
+                )
             )
             raise error
         output = codec.dump(default, what=f"default of wait {name!r}", limit=ctx.max_payload)
         timed_out = json.dumps({"signal": name, "deadline": deadline, "timed_out": True})
-        await ctx.commit(StepRow(ctx.run_id, seq, name, "wait", "completed", output, None, 1, started, now, timed_out))
+        await ctx.commit(
+            ctx.row(seq, name, "wait", "completed", started=started, ended=now, output=output, meta=timed_out)
+        )
         return default
     if row is None:
-        ctx.commit_nowait(StepRow(ctx.run_id, seq, name, "wait", "waiting", None, None, 1, started, None, meta))
+        ctx.commit_nowait(ctx.row(seq, name, "wait", "waiting", started=started, meta=meta))
     await ctx.suspend(ready_at=deadline)
 
 

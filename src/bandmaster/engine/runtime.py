@@ -75,17 +75,31 @@ def _json(text: str | None) -> Any:
 
 def _run_info(row: RunRow, steps: Iterable[StepRow] = ()) -> RunInfo:
     return RunInfo(
-        id=row.id, workflow=row.workflow, version=row.version, status=row.status,
-        input=_json(row.input), output=_json(row.output), error=_json(row.error),
-        created_at=_dt(row.created_at), updated_at=_dt(row.updated_at),  # type: ignore[arg-type]
-        ended_at=_dt(row.ended_at), lease_owner=row.lease_owner, claims=row.claims,
+        id=row.id,
+        workflow=row.workflow,
+        version=row.version,
+        status=row.status,
+        input=_json(row.input),
+        output=_json(row.output),
+        error=_json(row.error),
+        created_at=_dt(row.created_at),
+        updated_at=_dt(row.updated_at),
+        ended_at=_dt(row.ended_at),
+        lease_owner=row.lease_owner,
+        claims=row.claims,
         steps=[
             StepInfo(
-                seq=s.seq, name=s.name, kind=s.kind, status=s.status, attempts=s.attempts,
-                started_at=_dt(s.started_at),  # type: ignore[arg-type]
+                seq=s.seq,
+                name=s.name,
+                kind=s.kind,
+                status=s.status,
+                attempts=s.attempts,
+                started_at=_dt(s.started_at),
                 ended_at=_dt(s.ended_at),
                 duration=(s.ended_at - s.started_at) if s.ended_at is not None else None,
-                output=_json(s.output), error=_json(s.error), meta=_json(s.meta) or {},
+                output=_json(s.output),
+                error=_json(s.error),
+                meta=_json(s.meta) or {},
             )
             for s in steps
         ],
@@ -179,9 +193,15 @@ class Engine:
         self._store = SQLiteStore(self.path)
         if self.run_worker:
             self._worker = Worker(
-                self._store, self.workflows, owner=self.owner, concurrency=self.concurrency,
-                lease=self.lease, poll_interval=self.poll_interval, max_payload=self.max_payload,
-                max_inline_sleep=self.max_inline_sleep, on_finished=self._notify_finished,
+                self._store,
+                self.workflows,
+                owner=self.owner,
+                concurrency=self.concurrency,
+                lease=self.lease,
+                poll_interval=self.poll_interval,
+                max_payload=self.max_payload,
+                max_inline_sleep=self.max_inline_sleep,
+                on_finished=self._notify_finished,
             )
             await self._worker.start()
 
@@ -226,11 +246,20 @@ class Engine:
         now = time.time()
         local = self._worker is not None and wf is not None and self._worker.capacity > 0
         row = RunRow(
-            id=run_id, workflow=name, version=wf.version if wf else None,
-            status="running" if local else "queued", input=payload, output=None, error=None,
-            created_at=now, updated_at=now, ended_at=None, ready_at=None if local else now,
+            id=run_id,
+            workflow=name,
+            version=wf.version if wf else None,
+            status="running" if local else "queued",
+            input=payload,
+            output=None,
+            error=None,
+            created_at=now,
+            updated_at=now,
+            ended_at=None,
+            ready_at=None if local else now,
             lease_owner=self.owner if local else None,
-            lease_expires=now + self.lease if local else None, cancel_requested=False,
+            lease_expires=now + self.lease if local else None,
+            cancel_requested=False,
             claims=1 if local else 0,
         )
         inserted = await store.insert_run(row)

@@ -21,7 +21,6 @@ from bandmaster.engine.context import (
 from bandmaster.engine.serde import Codec, codec_for, error_record, rebuild_error
 from bandmaster.errors import Cancelled, RetriesExhausted, StepTimeout
 from bandmaster.policies.retry import NO_RETRY, Retry
-from bandmaster.store.base import StepRow
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -68,13 +67,11 @@ class Step(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<bm.step {self.name}>"
 
-    async def _journaled(
-        self, ctx: RunContext, seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> R:
+    async def _journaled(self, ctx: RunContext, seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         row = ctx.replayed(seq, self.name, "step")
         if row is not None:
             if row.status == "completed":
-                return self.codec.load(row.output)  # type: ignore[no-any-return]
+                return self.codec.load(row.output)
             raise rebuild_error(json.loads(row.error or "{}"))
         ctx.step_started()
         try:
@@ -82,9 +79,7 @@ class Step(Generic[P, R]):
         finally:
             ctx.step_finished()
 
-    async def _execute(
-        self, ctx: RunContext, seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> R:
+    async def _execute(self, ctx: RunContext, seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         started = time.time()
         errors: list[BaseException] = []
         waited = 0.0
@@ -94,7 +89,8 @@ class Step(Generic[P, R]):
             try:
                 value = await self._attempt(ctx, seq, attempt, args, kwargs)
                 value, output = self.codec.encode(
-                    value, what=f"output of step {self.name!r} (run {ctx.run_id}, seq {seq})",
+                    value,
+                    what=f"output of step {self.name!r} (run {ctx.run_id}, seq {seq})",
                     limit=ctx.max_payload,
                 )
             except (Suspend, LeaseLost):
@@ -111,20 +107,37 @@ class Step(Generic[P, R]):
                 waited += delay
                 await asyncio.sleep(delay)
                 continue
+            meta = _attempt_meta(errors) if errors else None
             await ctx.commit(
-                StepRow(ctx.run_id, seq, self.name, "step", "completed", output, None, attempt,
-                        started, time.time(), _attempt_meta(errors) if errors else None)
+                ctx.row(
+                    seq,
+                    self.name,
+                    "step",
+                    "completed",
+                    started=started,
+                    ended=time.time(),
+                    output=output,
+                    attempts=attempt,
+                    meta=meta,
+                )
             )
             return value
         last = errors[-1]
         final = (
-            RetriesExhausted(self.name, errors)
-            if len(errors) > 1 and self.retry.is_retryable(last)
-            else last
+            RetriesExhausted(self.name, errors) if len(errors) > 1 and self.retry.is_retryable(last) else last
         )
         await ctx.commit(
-            StepRow(ctx.run_id, seq, self.name, "step", "failed", None,
-                    json.dumps(error_record(final)), attempt, started, time.time(), _attempt_meta(errors))
+            ctx.row(
+                seq,
+                self.name,
+                "step",
+                "failed",
+                started=started,
+                ended=time.time(),
+                error=json.dumps(error_record(final)),
+                attempts=attempt,
+                meta=_attempt_meta(errors),
+            )
         )
         if final is last:
             raise final

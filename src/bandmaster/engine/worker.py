@@ -130,9 +130,7 @@ class Worker:
             claimed = 0
             if self.capacity > 0:
                 try:
-                    rows = self.store.claim_runs(
-                        self.owner, list(self.workflows), self.capacity, self.lease
-                    )
+                    rows = self.store.claim_runs(self.owner, list(self.workflows), self.capacity, self.lease)
                 except StoreError as exc:
                     log.warning("claiming runs failed: %s", exc)
                     rows = []
@@ -229,4 +227,3 @@ class Worker:
             return
         if finished:
             self.on_finished(row.id)
-

@@ -116,4 +116,3 @@ def workflow(
         return Workflow(f, name=name, version=version)
 
     return decorate(fn) if fn is not None else decorate
-

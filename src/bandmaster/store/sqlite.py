@@ -141,8 +141,18 @@ class SQLiteStore:
 
     def insert_run(self, row: RunRow) -> asyncio.Future[bool]:
         values = (
-            row.id, row.workflow, row.version, row.status, row.input, _FMT, row.created_at,
-            row.updated_at, row.ready_at, row.lease_owner, row.lease_expires, row.claims,
+            row.id,
+            row.workflow,
+            row.version,
+            row.status,
+            row.input,
+            _FMT,
+            row.created_at,
+            row.updated_at,
+            row.ready_at,
+            row.lease_owner,
+            row.lease_expires,
+            row.claims,
         )
 
         def op(conn: sqlite3.Connection) -> bool:
@@ -160,8 +170,20 @@ class SQLiteStore:
         self, row: StepRow, owner: str, *, consume_signal: int | None = None, wait: bool = True
     ) -> asyncio.Future[bool]:
         values = (
-            row.run_id, row.seq, row.name, row.kind, row.status, row.output, row.error,
-            row.attempts, row.started_at, row.ended_at, row.meta, _FMT, row.run_id, owner,
+            row.run_id,
+            row.seq,
+            row.name,
+            row.kind,
+            row.status,
+            row.output,
+            row.error,
+            row.attempts,
+            row.started_at,
+            row.ended_at,
+            row.meta,
+            _FMT,
+            row.run_id,
+            owner,
         )
 
         def op(conn: sqlite3.Connection) -> bool:
@@ -262,8 +284,14 @@ class SQLiteStore:
                 "UPDATE runs SET status = 'running', lease_owner = :owner, "
                 "lease_expires = :expires, claims = claims + 1, updated_at = :now "
                 f"WHERE {where} RETURNING {_RUN_COLUMNS}",
-                {"owner": owner, "expires": now + lease, "now": now, "names": names,
-                 "limit": limit, "run_id": run_id},
+                {
+                    "owner": owner,
+                    "expires": now + lease,
+                    "now": now,
+                    "names": names,
+                    "limit": limit,
+                    "run_id": run_id,
+                },
             ).fetchall()
             return [_run_row(r) for r in rows]
 
@@ -312,10 +340,12 @@ class SQLiteStore:
         """Make the runs of dead owners claimable now instead of at lease expiry."""
         return int(
             self._write(
-                lambda conn: conn.executemany(
-                    "UPDATE runs SET lease_expires = 0 WHERE lease_owner = ? AND status = 'running'",
-                    [(o,) for o in owners],
-                ).rowcount
+                lambda conn: (
+                    conn.executemany(
+                        "UPDATE runs SET lease_expires = 0 WHERE lease_owner = ? AND status = 'running'",
+                        [(o,) for o in owners],
+                    ).rowcount
+                )
             )
         )
 
