@@ -12,6 +12,7 @@ async def triage(text: str) -> str:
 bm.run(triage, "my card was charged twice")
 """
 
+from bandmaster.calls import call_model
 from bandmaster.engine import (
     Engine,
     RunHandle,
@@ -34,6 +35,8 @@ from bandmaster.errors import (
     AuthenticationFailed,
     BandmasterError,
     Cancelled,
+    CircuitOpen,
+    FallbacksExhausted,
     InvalidInput,
     InvalidRequest,
     MalformedResponse,
@@ -41,6 +44,7 @@ from bandmaster.errors import (
     PayloadTooLarge,
     ProviderUnavailable,
     RateLimited,
+    RegistryError,
     RetriesExhausted,
     RetryableError,
     RunCancelled,
@@ -50,28 +54,54 @@ from bandmaster.errors import (
     StepFailed,
     StepTimeout,
     StoreError,
+    UnknownModel,
     UsageError,
     WaitTimeout,
     WorkflowNotFound,
 )
-from bandmaster.policies import Retry
+from bandmaster.hub import ModelHub
+from bandmaster.models import (
+    CallableModel,
+    Message,
+    Model,
+    ModelRequest,
+    ModelResponse,
+    PriceTable,
+    Recorded,
+    Registry,
+    Usage,
+)
+from bandmaster.policies import Breaker, Retry
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AuthenticationFailed",
     "BandmasterError",
+    "Breaker",
+    "CallableModel",
     "Cancelled",
+    "CircuitOpen",
     "Engine",
+    "FallbacksExhausted",
     "InvalidInput",
     "InvalidRequest",
     "MalformedResponse",
+    "Message",
+    "Model",
+    "ModelHub",
+    "ModelRequest",
+    "ModelResponse",
     "NonDeterminismError",
     "PayloadTooLarge",
+    "PriceTable",
     "ProviderUnavailable",
     "RateLimited",
-    "Retry",
+    "Recorded",
+    "Registry",
+    "RegistryError",
     "RetriesExhausted",
+    "Retry",
     "RetryableError",
     "RunCancelled",
     "RunFailed",
@@ -85,11 +115,14 @@ __all__ = [
     "StepInfo",
     "StepTimeout",
     "StoreError",
+    "UnknownModel",
+    "Usage",
     "UsageError",
     "WaitTimeout",
     "Workflow",
     "WorkflowNotFound",
     "__version__",
+    "call_model",
     "current_step",
     "now",
     "random",

@@ -20,6 +20,8 @@ __all__ = [
     "AuthenticationFailed",
     "BandmasterError",
     "Cancelled",
+    "CircuitOpen",
+    "FallbacksExhausted",
     "InvalidInput",
     "InvalidRequest",
     "MalformedResponse",
@@ -29,6 +31,7 @@ __all__ = [
     "RateLimited",
     "RetriesExhausted",
     "RetryableError",
+    "RegistryError",
     "RunCancelled",
     "RunFailed",
     "RunNotFound",
@@ -36,6 +39,7 @@ __all__ = [
     "StepFailed",
     "StepTimeout",
     "StoreError",
+    "UnknownModel",
     "UsageError",
     "WaitTimeout",
     "WorkflowNotFound",
@@ -71,6 +75,14 @@ class PayloadTooLarge(InvalidInput):
 
 class WorkflowNotFound(UsageError, LookupError):
     """No workflow of that name is registered with the engine or worker."""
+
+
+class UnknownModel(UsageError, LookupError):
+    """No model or alias of that name is in the registry."""
+
+
+class RegistryError(UsageError):
+    """``models.yaml`` (or a registry change) is invalid; the message names file, key and reason."""
 
 
 class RunNotFound(UsageError, LookupError):
@@ -115,6 +127,19 @@ class RateLimited(RetryableError):
 
 class ProviderUnavailable(RetryableError):
     """The provider is down or unreachable (5xx, connection error)."""
+
+
+class CircuitOpen(ProviderUnavailable):
+    """The model's circuit breaker is open: calls skip it until the reset timeout passes."""
+
+
+class FallbacksExhausted(StepError):
+    """The primary model and every fallback failed; ``errors`` maps each model to its error."""
+
+    def __init__(self, target: str, errors: dict[str, BaseException]) -> None:
+        detail = "; ".join(f"{name}: {type(e).__name__}: {e}" for name, e in errors.items())
+        super().__init__(f"{target}: every model in the fallback chain failed ({detail})")
+        self.target, self.errors = target, errors
 
 
 class InvalidRequest(StepError):

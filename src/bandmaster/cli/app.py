@@ -20,8 +20,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bandmaster.cli.loader import load_workflow, load_workflows
+from bandmaster.cli.models import models_app
 from bandmaster.engine.runtime import Engine, RunInfo
 from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageError
+from bandmaster.models.registry import Registry
 
 app = typer.Typer(
     name="bandmaster",
@@ -32,10 +34,17 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="Inspect runs in the journal.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+app.add_typer(models_app, name="models")
 
 console = Console()
 err = Console(stderr=True)
 
+ModelsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--models", envvar="BANDMASTER_MODELS", help="Model registry file (models.yaml) for bm.call_model"
+    ),
+]
 DbOption = Annotated[
     str | None,
     typer.Option("--db", help="Journal path or sqlite:/// URL [default: $BANDMASTER_DB or ./bandmaster.db]"),
@@ -85,22 +94,24 @@ def run(
     concurrency: Annotated[int, typer.Option(min=1, help="Runs in flight at once (batch)")] = 50,
     run_id: Annotated[str | None, typer.Option(help="Run id (idempotent start)")] = None,
     db: DbOption = None,
+    models: ModelsOption = None,
 ) -> None:
     """Run a workflow in this process and print its result (or a batch, with a summary)."""
     if (input is None) == (batch is None):
         raise _fail("give exactly one of --input JSON and --batch FILE.jsonl")
     try:
         wf = load_workflow(target)
+        registry = _registry(models)
     except BandmasterError as exc:
         raise _fail(str(exc)) from exc
     if batch is not None:
         inputs = _read_jsonl(batch)
-        code = _run(_run_batch(wf, inputs, db, concurrency))
+        code = _run(_run_batch(wf, inputs, db, concurrency, registry))
         raise typer.Exit(code)
     value = _parse_json(input or "null", "--input")
 
     async def one() -> Any:
-        async with Engine(db, workflows=[wf]) as engine:
+        async with Engine(db, workflows=[wf], registry=registry) as engine:
             args, kwargs = wf.input_from_json(value)
             handle = await engine.start(wf, *args, run_id=run_id, **kwargs)
             try:
@@ -133,12 +144,18 @@ def _read_jsonl(path: Path) -> list[Any]:
     return inputs
 
 
-async def _run_batch(wf: Any, inputs: list[Any], db: str | None, concurrency: int) -> int:
+def _registry(models: str | None) -> Registry | None:
+    return Registry.load(models) if models else None
+
+
+async def _run_batch(
+    wf: Any, inputs: list[Any], db: str | None, concurrency: int, registry: Registry | None
+) -> int:
     latencies: list[float] = []
     failures: list[str] = []
     results: list[Any] = []
     started = time.perf_counter()
-    async with Engine(db, workflows=[wf], concurrency=max(concurrency, 1)) as engine:
+    async with Engine(db, workflows=[wf], concurrency=max(concurrency, 1), registry=registry) as engine:
         gate = asyncio.Semaphore(concurrency)
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -215,10 +232,12 @@ def worker(
     lease: Annotated[float, typer.Option(help="Seconds a claim lasts without heartbeat")] = 10.0,
     poll: Annotated[float, typer.Option(help="Seconds between polls for ready runs")] = 0.1,
     grace: Annotated[float, typer.Option(help="Seconds to drain on SIGTERM")] = 10.0,
+    models: ModelsOption = None,
 ) -> None:
     """Execute queued runs of these workflows until SIGTERM/SIGINT (then drain gracefully)."""
     try:
         workflows = load_workflows(modules)
+        registry = _registry(models)
     except BandmasterError as exc:
         raise _fail(str(exc)) from exc
 
@@ -227,7 +246,14 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        engine = Engine(db, workflows=workflows, concurrency=concurrency, lease=lease, poll_interval=poll)
+        engine = Engine(
+            db,
+            workflows=workflows,
+            concurrency=concurrency,
+            lease=lease,
+            poll_interval=poll,
+            registry=registry,
+        )
         await engine.open()
         names = ", ".join(sorted(engine.workflows))
         err.print(f"worker {engine.owner} serving [bold]{names}[/] from {engine.path}", highlight=False)

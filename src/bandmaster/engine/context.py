@@ -48,6 +48,7 @@ class RunContext:
         "max_payload",
         "owner",
         "recorded",
+        "registry",
         "run_id",
         "store",
         "workflow",
@@ -63,8 +64,11 @@ class RunContext:
         recorded: dict[int, StepRow],
         max_payload: int,
         max_inline_sleep: float,
+        registry: object | None = None,
     ) -> None:
         self.run_id = run_id
+        # The model registry the engine was given; opaque here (the engine never imports models).
+        self.registry = registry
         self.workflow = workflow
         self.owner = owner
         self.store = store

@@ -137,6 +137,7 @@ class Engine:
     ``lease`` is how long a worker's claim on a run lasts without a heartbeat: a crashed
     worker's runs are taken over after it (at once, for a dead process on the same host).
     Runs sleeping longer than ``max_inline_sleep`` seconds leave memory until the timer fires.
+    ``registry`` (a ``bm.Registry``) serves ``bm.call_model`` in the runs this engine executes.
     """
 
     def __init__(
@@ -150,6 +151,7 @@ class Engine:
         poll_interval: float = 0.1,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         max_inline_sleep: float = 1.0,
+        registry: object | None = None,
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"Engine(concurrency={concurrency}): must be at least 1")
@@ -163,6 +165,7 @@ class Engine:
         self.poll_interval = poll_interval
         self.max_payload = max_payload
         self.max_inline_sleep = max_inline_sleep
+        self.registry = registry
         self.owner = new_owner_id()
         self._store: SQLiteStore | None = None
         self._worker: Worker | None = None
@@ -202,6 +205,7 @@ class Engine:
                 max_payload=self.max_payload,
                 max_inline_sleep=self.max_inline_sleep,
                 on_finished=self._notify_finished,
+                registry=self.registry,
             )
             await self._worker.start()
 

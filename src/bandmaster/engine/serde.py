@@ -106,6 +106,8 @@ def error_record(exc: BaseException) -> dict[str, Any]:
     inner = getattr(exc, "errors", None)
     if isinstance(inner, list) and all(isinstance(e, BaseException) for e in inner):
         record["errors"] = [error_record(e) for e in inner]
+    elif isinstance(inner, dict) and all(isinstance(e, BaseException) for e in inner.values()):
+        record["errors_by"] = {str(k): error_record(e) for k, e in inner.items()}
     retry_after = getattr(exc, "retry_after", None)
     if isinstance(retry_after, (int, float)):
         record["retry_after"] = retry_after
@@ -133,6 +135,8 @@ def rebuild_error(record: dict[str, Any]) -> BaseException:
         return StepFailed(f"{type_name}: {message}", error_type=type_name)
     if "errors" in record:
         exc.errors = [rebuild_error(e) for e in record["errors"]]  # type: ignore[attr-defined]
+    if "errors_by" in record:
+        exc.errors = {k: rebuild_error(e) for k, e in record["errors_by"].items()}  # type: ignore[attr-defined]
     if "retry_after" in record:
         exc.retry_after = record["retry_after"]  # type: ignore[attr-defined]
     return exc

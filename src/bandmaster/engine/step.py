@@ -5,21 +5,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import json
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, get_type_hints, overload
 
-from bandmaster.engine.context import (
-    LeaseLost,
-    RunContext,
-    StepContext,
-    Suspend,
-    current_run,
-    current_step_var,
-)
-from bandmaster.engine.serde import Codec, codec_for, error_record, rebuild_error
-from bandmaster.errors import Cancelled, RetriesExhausted, StepTimeout
+from bandmaster.engine.context import RunContext, StepContext, current_run, current_step_var
+from bandmaster.engine.operation import OpRecord, journaled, run_attempts
+from bandmaster.engine.serde import Codec, codec_for
 from bandmaster.policies.retry import NO_RETRY, Retry
 
 P = ParamSpec("P")
@@ -67,81 +58,19 @@ class Step(Generic[P, R]):
     def __repr__(self) -> str:
         return f"<bm.step {self.name}>"
 
-    async def _journaled(self, ctx: RunContext, seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        row = ctx.replayed(seq, self.name, "step")
-        if row is not None:
-            if row.status == "completed":
-                return self.codec.load(row.output)
-            raise rebuild_error(json.loads(row.error or "{}"))
-        ctx.step_started()
-        try:
-            return await self._execute(ctx, seq, args, kwargs)
-        finally:
-            ctx.step_finished()
+    async def _journaled(
+        self, ctx: RunContext, seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        async def body(record: OpRecord) -> Any:
+            return await run_attempts(
+                lambda attempt: self._attempt(ctx, seq, attempt, args, kwargs),
+                retry=self.retry,
+                timeout=self.timeout,
+                name=self.name,
+                record=record,
+            )
 
-    async def _execute(self, ctx: RunContext, seq: int, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        started = time.time()
-        errors: list[BaseException] = []
-        waited = 0.0
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                value = await self._attempt(ctx, seq, attempt, args, kwargs)
-                value, output = self.codec.encode(
-                    value,
-                    what=f"output of step {self.name!r} (run {ctx.run_id}, seq {seq})",
-                    limit=ctx.max_payload,
-                )
-            except (Suspend, LeaseLost):
-                raise
-            except asyncio.CancelledError as exc:
-                if ctx.cancel_requested and not isinstance(exc, Cancelled):
-                    raise Cancelled() from exc
-                raise
-            except Exception as exc:
-                errors.append(exc)
-                delay = self.retry.next_delay(attempt, exc, waited)
-                if delay is None:
-                    break
-                waited += delay
-                await asyncio.sleep(delay)
-                continue
-            meta = _attempt_meta(errors) if errors else None
-            await ctx.commit(
-                ctx.row(
-                    seq,
-                    self.name,
-                    "step",
-                    "completed",
-                    started=started,
-                    ended=time.time(),
-                    output=output,
-                    attempts=attempt,
-                    meta=meta,
-                )
-            )
-            return value
-        last = errors[-1]
-        final = (
-            RetriesExhausted(self.name, errors) if len(errors) > 1 and self.retry.is_retryable(last) else last
-        )
-        await ctx.commit(
-            ctx.row(
-                seq,
-                self.name,
-                "step",
-                "failed",
-                started=started,
-                ended=time.time(),
-                error=json.dumps(error_record(final)),
-                attempts=attempt,
-                meta=_attempt_meta(errors),
-            )
-        )
-        if final is last:
-            raise final
-        raise final from last
+        return await journaled(ctx, seq, self.name, "step", self.codec, body)
 
     async def _attempt(
         self, ctx: RunContext, seq: int, attempt: int, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -149,28 +78,11 @@ class Step(Generic[P, R]):
         token = current_step_var.set(StepContext(ctx.run_id, seq, self.name, attempt))
         try:
             if self.is_async:
-                call: Awaitable[Any] = self.fn(*args, **kwargs)  # type: ignore[assignment]
-            else:
-                # to_thread copies the context, so the thread sees current_step() too.
-                call = asyncio.to_thread(self.fn, *args, **kwargs)
-            if self.timeout is None:
-                return await call
-            try:
-                async with asyncio.timeout(self.timeout) as scope:
-                    return await call
-            except TimeoutError as exc:
-                if scope.expired():
-                    raise StepTimeout(
-                        f"step {self.name!r} attempt {attempt} timed out after {self.timeout}s"
-                    ) from exc
-                raise
+                return await self.fn(*args, **kwargs)  # type: ignore[misc]
+            # to_thread copies the context, so the thread sees current_step() too.
+            return await asyncio.to_thread(self.fn, *args, **kwargs)
         finally:
             current_step_var.reset(token)
-
-
-def _attempt_meta(errors: list[BaseException]) -> str:
-    """Failed attempts stay visible in the journal even when a later attempt succeeded."""
-    return json.dumps({"attempt_errors": [f"{type(e).__name__}: {e}" for e in errors]})
 
 
 @overload

@@ -65,6 +65,7 @@ class Worker:
         max_payload: int,
         max_inline_sleep: float,
         on_finished: Callable[[str], None],
+        registry: object | None = None,
     ) -> None:
         self.store = store
         self.workflows = workflows
@@ -75,6 +76,7 @@ class Worker:
         self.max_payload = max_payload
         self.max_inline_sleep = max_inline_sleep
         self.on_finished = on_finished
+        self.registry = registry
         self.active: dict[str, tuple[asyncio.Task[None], RunContext]] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -174,6 +176,7 @@ class Worker:
             recorded=self.store.load_steps(row.id),
             max_payload=self.max_payload,
             max_inline_sleep=self.max_inline_sleep,
+            registry=self.registry,
         )
         task = asyncio.create_task(self._run(row, ctx), name=f"bandmaster-run-{row.id}")
         self.active[row.id] = (task, ctx)

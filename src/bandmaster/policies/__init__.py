@@ -1,5 +1,6 @@
-"""Pure policy decisions: no I/O, no clock reads, testable with a fake random source."""
+"""Pure policy decisions: no I/O, no clock reads, testable with a fake clock and random source."""
 
+from bandmaster.policies.breaker import Breaker, BreakerState
 from bandmaster.policies.retry import Retry
 
-__all__ = ["Retry"]
+__all__ = ["Breaker", "BreakerState", "Retry"]

@@ -63,6 +63,42 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX signals_pending ON signals(run_id, name, id) WHERE consumed_seq IS NULL",
     ],
+    # 2: model registry state shared by all workers: alias overrides, breakers, response cache
+    [
+        "CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        """
+        CREATE TABLE alias_overrides (
+            alias      TEXT PRIMARY KEY,
+            spec       TEXT NOT NULL,     -- JSON: versions, weights, policy
+            changed_at REAL NOT NULL,
+            changed_by TEXT
+        )
+        """,
+        """
+        CREATE TABLE alias_history (
+            id         INTEGER PRIMARY KEY,
+            alias      TEXT NOT NULL,
+            spec       TEXT NOT NULL,
+            changed_at REAL NOT NULL,
+            changed_by TEXT
+        )
+        """,
+        """
+        CREATE TABLE breakers (
+            key        TEXT PRIMARY KEY,  -- the model name
+            status     TEXT NOT NULL,     -- closed/open/half_open
+            opened_at  REAL,
+            changed_at REAL NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE cache (
+            key        TEXT PRIMARY KEY,  -- alias or model + request fingerprint
+            value      TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """,
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

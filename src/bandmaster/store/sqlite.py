@@ -451,6 +451,78 @@ class SQLiteStore:
             )
         )
 
+    # --- model registry state (shared by all workers) ------------------------------------
+
+    def registry_rev(self) -> int:
+        row = self._conn.execute("SELECT value FROM kv WHERE key = 'registry_rev'").fetchone()
+        return int(row[0]) if row else 0
+
+    def alias_overrides(self) -> dict[str, str]:
+        return dict(self._conn.execute("SELECT alias, spec FROM alias_overrides").fetchall())
+
+    def set_alias_override(self, alias: str, spec: str, changed_by: str | None) -> int:
+        """Store an alias change and bump the registry revision that workers poll."""
+
+        def op(conn: sqlite3.Connection) -> int:
+            now = time.time()
+            conn.execute(
+                "INSERT INTO alias_overrides (alias, spec, changed_at, changed_by) VALUES (?,?,?,?) "
+                "ON CONFLICT(alias) DO UPDATE SET spec = excluded.spec, changed_at = excluded.changed_at, "
+                "changed_by = excluded.changed_by",
+                (alias, spec, now, changed_by),
+            )
+            conn.execute(
+                "INSERT INTO alias_history (alias, spec, changed_at, changed_by) VALUES (?,?,?,?)",
+                (alias, spec, now, changed_by),
+            )
+            rev = conn.execute(
+                "INSERT INTO kv (key, value) VALUES ('registry_rev', '1') ON CONFLICT(key) "
+                "DO UPDATE SET value = CAST(value AS INTEGER) + 1 RETURNING value"
+            ).fetchone()[0]
+            return int(rev)
+
+        return self._write(op)
+
+    def alias_history(self, alias: str, limit: int = 20) -> list[tuple[str, float, str | None]]:
+        rows = self._conn.execute(
+            "SELECT spec, changed_at, changed_by FROM alias_history WHERE alias = ? ORDER BY id DESC LIMIT ?",
+            (alias, limit),
+        ).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def breakers(self) -> list[tuple[str, str, float | None, float]]:
+        rows = self._conn.execute("SELECT key, status, opened_at, changed_at FROM breakers").fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def put_breaker(self, key: str, status: str, opened_at: float | None, changed_at: float) -> None:
+        """Record a breaker transition unless a newer one is already stored (batched)."""
+
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO breakers (key, status, opened_at, changed_at) VALUES (?,?,?,?) "
+                "ON CONFLICT(key) DO UPDATE SET status = excluded.status, opened_at = excluded.opened_at, "
+                "changed_at = excluded.changed_at WHERE excluded.changed_at > breakers.changed_at",
+                (key, status, opened_at, changed_at),
+            )
+
+        self._enqueue(op, wait=False)
+
+    def cache_get(self, key: str) -> str | None:
+        row = self._conn.execute(
+            "SELECT value FROM cache WHERE key = ? AND expires_at > ?", (key, time.time())
+        ).fetchone()
+        return row[0] if row else None
+
+    def cache_put(self, key: str, value: str, expires_at: float) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO cache (key, value, expires_at) VALUES (?,?,?) ON CONFLICT(key) "
+                "DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                (key, value, expires_at),
+            )
+
+        self._enqueue(op, wait=False)
+
     def close(self) -> None:
         self.flush()
         self._conn.close()

@@ -1,0 +1,133 @@
+"""The two building blocks every journaled call is made of: ``journaled`` (replay lookup, then
+execute and write the result before the workflow sees it) and ``run_attempts`` (timeout per
+attempt, retry with backoff). ``@bm.step`` and ``bm.call_model`` are both made of them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from bandmaster.engine.context import RunContext
+from bandmaster.engine.serde import Codec, error_record, rebuild_error
+from bandmaster.errors import Cancelled, RetriesExhausted, StepTimeout
+from bandmaster.policies.retry import Retry
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class OpRecord:
+    """What the journal keeps about an operation besides its value: filled in as it runs."""
+
+    attempts: int = 0
+    errors: list[BaseException] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def meta_json(self) -> str | None:
+        meta = dict(self.meta)
+        if self.errors:
+            # Failed attempts stay visible even when a later attempt succeeded.
+            meta["attempt_errors"] = [f"{type(e).__name__}: {e}" for e in self.errors]
+        return json.dumps(meta, default=str) if meta else None
+
+
+async def journaled(
+    ctx: RunContext,
+    seq: int,
+    name: str,
+    kind: str,
+    codec: Codec,
+    body: Callable[[OpRecord], Awaitable[Any]],
+) -> Any:
+    """Return the recorded outcome of operation ``seq``, or run ``body`` and record it."""
+    row = ctx.replayed(seq, name, kind)
+    if row is not None:
+        if row.status == "completed":
+            return codec.load(row.output)
+        raise rebuild_error(json.loads(row.error or "{}"))
+    record = OpRecord()
+    started = time.time()
+    ctx.step_started()
+    try:
+        try:
+            value = await body(record)
+            value, output = codec.encode(
+                value, what=f"output of {kind} {name!r} (run {ctx.run_id}, seq {seq})", limit=ctx.max_payload
+            )
+        except asyncio.CancelledError as exc:
+            if ctx.cancel_requested and not isinstance(exc, Cancelled):
+                raise Cancelled() from exc
+            raise
+        except Exception as exc:
+            await ctx.commit(
+                ctx.row(
+                    seq,
+                    name,
+                    kind,
+                    "failed",
+                    started=started,
+                    ended=time.time(),
+                    error=json.dumps(error_record(exc)),
+                    attempts=max(record.attempts, 1),
+                    meta=record.meta_json(),
+                )
+            )
+            raise
+        await ctx.commit(
+            ctx.row(
+                seq,
+                name,
+                kind,
+                "completed",
+                started=started,
+                ended=time.time(),
+                output=output,
+                attempts=max(record.attempts, 1),
+                meta=record.meta_json(),
+            )
+        )
+        return value
+    finally:
+        ctx.step_finished()
+
+
+async def run_attempts(
+    call: Callable[[int], Awaitable[T]],
+    *,
+    retry: Retry,
+    timeout: float | None,
+    name: str,
+    record: OpRecord,
+) -> T:
+    """Call ``call(attempt)`` until it succeeds or ``retry`` gives up. Raises the error itself
+    when it was not retryable or there was one attempt, else ``RetriesExhausted``."""
+    first_error = len(record.errors)
+    waited = 0.0
+    attempt = 0
+    while True:
+        attempt += 1
+        record.attempts += 1
+        try:
+            if timeout is None:
+                return await call(attempt)
+            try:
+                async with asyncio.timeout(timeout) as scope:
+                    return await call(attempt)
+            except TimeoutError as exc:
+                if scope.expired():
+                    raise StepTimeout(f"{name!r} attempt {attempt} timed out after {timeout}s") from exc
+                raise
+        except Exception as exc:
+            record.errors.append(exc)
+            delay = retry.next_delay(attempt, exc, waited)
+            if delay is None:
+                errors = record.errors[first_error:]
+                if len(errors) > 1 and retry.is_retryable(exc):
+                    raise RetriesExhausted(name, errors) from exc
+                raise
+            waited += delay
+            await asyncio.sleep(delay)

@@ -1,0 +1,104 @@
+"""Anthropic messages through the official ``anthropic`` SDK (its retries off)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from bandmaster.errors import MalformedResponse, ProviderUnavailable, StepTimeout, UsageError
+from bandmaster.models._json_output import parse_json_output
+from bandmaster.models.base import ModelRequest, ModelResponse, Usage
+from bandmaster.models.http_errors import error_for_status
+from bandmaster.models.pricing import PriceTable
+
+try:
+    import anthropic as sdk
+except ImportError as exc:  # pragma: no cover - exercised without the extra
+    raise ImportError(
+        "the Anthropic provider needs the anthropic SDK: pip install 'bandmaster[anthropic]'"
+    ) from exc
+
+DEFAULT_MAX_TOKENS = 1024
+
+
+class AnthropicModel:
+    def __init__(
+        self,
+        model: str,
+        *,
+        name: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str = "ANTHROPIC_API_KEY",
+        timeout: float = 60.0,
+        prices: PriceTable | None = None,
+    ) -> None:
+        key = api_key or os.environ.get(api_key_env)
+        if key is None and base_url is None:
+            raise UsageError(f"model {name or model!r}: no API key; set ${api_key_env}")
+        self.model = model
+        self.name = name or model
+        self.api_key_env = api_key_env
+        self.prices = prices or PriceTable()
+        self.client = sdk.AsyncAnthropic(
+            api_key=key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout
+        )
+
+    def _arguments(self, req: ModelRequest) -> dict[str, Any]:
+        messages = [m.model_dump() for m in req.messages() if m.role != "system"]
+        system = "\n".join(m.content for m in req.messages() if m.role == "system")
+        if req.json_schema is not None:
+            system = (system + "\n" if system else "") + (
+                "Answer with JSON only, matching this JSON Schema: " + str(req.json_schema)
+            )
+        args: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": req.max_tokens or DEFAULT_MAX_TOKENS,
+        }
+        if system:
+            args["system"] = system
+        if req.temperature is not None:
+            args["temperature"] = req.temperature
+        if req.stop:
+            args["stop_sequences"] = req.stop
+        args.update(req.params)
+        return args
+
+    async def request(self, req: ModelRequest) -> ModelResponse:
+        started = time.perf_counter()
+        try:
+            message = await self.client.messages.create(**self._arguments(req))
+        except sdk.APITimeoutError as exc:
+            raise StepTimeout(f"{self.name}: request timed out") from exc
+        except sdk.APIConnectionError as exc:
+            raise ProviderUnavailable(f"{self.name}: cannot connect: {exc}") from exc
+        except sdk.APIStatusError as exc:
+            raise error_for_status(
+                exc.status_code,
+                str(getattr(exc, "message", exc)),
+                provider=self.name,
+                retry_after=exc.response.headers.get("retry-after"),
+                api_key_env=self.api_key_env,
+            ) from exc
+        except (ValueError, sdk.APIResponseValidationError) as exc:
+            raise MalformedResponse(f"{self.name}: unparseable response: {exc}") from exc
+        latency = time.perf_counter() - started
+        blocks = getattr(message, "content", None)
+        if not isinstance(blocks, list):
+            raise MalformedResponse(f"{self.name}: response has no content")
+        text = "".join(getattr(b, "text", "") for b in blocks if getattr(b, "type", "") == "text")
+        output: Any = parse_json_output(text, model=self.name) if req.json_schema is not None else text
+        usage = Usage(input_tokens=message.usage.input_tokens, output_tokens=message.usage.output_tokens)
+        served = message.model or self.model
+        return ModelResponse(
+            output=output,
+            text=text,
+            usage=usage,
+            cost=self.prices.cost(served, usage),
+            model=served,
+            latency=latency,
+            finish_reason=message.stop_reason,
+            raw={"id": message.id},
+        )

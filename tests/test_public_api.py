@@ -1,0 +1,71 @@
+"""The public surface of ``import bandmaster as bm``, pinned."""
+
+from __future__ import annotations
+
+import bandmaster
+
+EXPECTED = [
+    "AuthenticationFailed",
+    "BandmasterError",
+    "Cancelled",
+    "Engine",
+    "InvalidInput",
+    "InvalidRequest",
+    "MalformedResponse",
+    "NonDeterminismError",
+    "PayloadTooLarge",
+    "ProviderUnavailable",
+    "RateLimited",
+    "Retry",
+    "RetriesExhausted",
+    "RetryableError",
+    "RunCancelled",
+    "RunFailed",
+    "RunHandle",
+    "RunInfo",
+    "RunNotFound",
+    "Step",
+    "StepContext",
+    "StepError",
+    "StepFailed",
+    "StepInfo",
+    "StepTimeout",
+    "StoreError",
+    "UsageError",
+    "WaitTimeout",
+    "Workflow",
+    "WorkflowNotFound",
+    "__version__",
+    "current_step",
+    "now",
+    "random",
+    "run",
+    "sleep",
+    "step",
+    "uuid",
+    "wait_for",
+    "workflow",
+]
+
+
+def test_all_is_pinned() -> None:
+    assert bandmaster.__all__ == EXPECTED
+
+
+def test_all_is_sorted_and_unique() -> None:
+    assert bandmaster.__all__ == sorted(set(bandmaster.__all__))
+
+
+def test_every_exported_name_exists() -> None:
+    missing = [name for name in bandmaster.__all__ if not hasattr(bandmaster, name)]
+    assert missing == []
+
+
+def test_star_import_gives_exactly_all() -> None:
+    namespace: dict[str, object] = {}
+    exec("from bandmaster import *", namespace)
+    assert sorted(k for k in namespace if k != "__builtins__") == sorted(EXPECTED)
+
+
+def test_version() -> None:
+    assert bandmaster.__version__ == "0.1.0"
