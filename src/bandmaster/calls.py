@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bandmaster.engine.context import current_run, current_step_var
+from bandmaster.engine.context import journaling
 from bandmaster.engine.operation import OpRecord, journaled, run_attempts
 from bandmaster.engine.serde import codec_for
 from bandmaster.errors import CircuitOpen, FallbacksExhausted, UsageError
@@ -110,7 +110,7 @@ async def call_model(
     recorded and replayed. ``key`` makes A/B and canary assignment sticky (a user id, a
     tenant). Policy arguments override the alias's ``policy`` from ``models.yaml``.
     """
-    ctx = current_run.get()
+    ctx = journaling()
     if registry is None:
         registry = (
             ctx.registry if ctx is not None and isinstance(ctx.registry, Registry) else default_registry()
@@ -133,7 +133,7 @@ async def call_model(
         cache_ttl=cache_ttl,
     )
     name = target if isinstance(target, str) else target.name
-    if ctx is None or current_step_var.get() is not None:
+    if ctx is None:
         return await _invoke(hub_for(registry, None), target, request, key, policy, OpRecord())
     hub = hub_for(registry, ctx.store)
     seq = ctx.next_seq()

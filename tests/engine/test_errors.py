@@ -103,7 +103,8 @@ async def test_unserialisable_step_output_fails_the_step(engine: bm.Engine, call
     assert isinstance(info.value.__cause__, bm.InvalidInput)
     (step,) = (await handle.describe()).steps
     assert (step.name, step.status, step.output) == ("bad_output", "failed", None)
-    assert step.error is not None and step.error["type"] == "bandmaster.errors.InvalidInput"
+    assert step.error is not None
+    assert step.error["type"] == "bandmaster.errors.InvalidInput"
     assert "'bad_output'" in step.error["message"]
     assert calls["bad_output"] == 1
 
@@ -125,10 +126,12 @@ async def test_oversized_step_output_fails_the_step(db_path: Path) -> None:
     async with bm.Engine(db_path, max_payload=1000, poll_interval=0.02) as engine:
         handle = await engine.start(wf_huge_output)
         result = await handle.result(timeout=10)
-        assert result.startswith("too large: ") and result.endswith(" > 1000")
+        assert result.startswith("too large: ")
+        assert result.endswith(" > 1000")
         (step,) = (await handle.describe()).steps
         assert step.status == "failed"
-        assert step.error is not None and step.error["type"] == "bandmaster.errors.PayloadTooLarge"
+        assert step.error is not None
+        assert step.error["type"] == "bandmaster.errors.PayloadTooLarge"
 
 
 @bm.workflow
@@ -175,10 +178,12 @@ async def test_failed_run_reports_type_message_traceback_and_cause(engine: bm.En
     assert "wf_raises_value_error" in failed.traceback
     assert f"run {handle.id} failed: builtins.ValueError: boom 42" == str(failed)
     cause = failed.__cause__
-    assert type(cause) is ValueError and str(cause) == "boom 42"
+    assert type(cause) is ValueError
+    assert str(cause) == "boom 42"
     info_ = await handle.describe()
     assert info_.status == "failed"
-    assert info_.error is not None and info_.error["type"] == "builtins.ValueError"
+    assert info_.error is not None
+    assert info_.error["type"] == "builtins.ValueError"
 
 
 async def test_failed_run_cause_is_the_users_own_exception_type(engine: bm.Engine) -> None:
@@ -356,12 +361,20 @@ async def test_close_is_idempotent_and_open_twice_is_harmless(db_path: Path) -> 
 
 
 def test_exception_tree() -> None:
-    assert issubclass(bm.Cancelled, BaseException) and not issubclass(bm.Cancelled, Exception)
+    assert issubclass(bm.Cancelled, BaseException)
+    assert not issubclass(bm.Cancelled, Exception)
     assert issubclass(bm.Cancelled, asyncio.CancelledError)
-    for usage in (bm.InvalidInput, bm.PayloadTooLarge, bm.WorkflowNotFound, bm.RunNotFound, bm.NonDeterminismError):
+    for usage in (
+        bm.InvalidInput,
+        bm.PayloadTooLarge,
+        bm.WorkflowNotFound,
+        bm.RunNotFound,
+        bm.NonDeterminismError,
+    ):
         assert issubclass(usage, bm.UsageError)
     assert issubclass(bm.InvalidInput, ValueError)
-    assert issubclass(bm.StepTimeout, bm.RetryableError) and issubclass(bm.StepTimeout, TimeoutError)
+    assert issubclass(bm.StepTimeout, bm.RetryableError)
+    assert issubclass(bm.StepTimeout, TimeoutError)
     assert issubclass(bm.RateLimited, bm.RetryableError)
     assert issubclass(bm.ProviderUnavailable, bm.RetryableError)
     assert not issubclass(bm.InvalidRequest, bm.RetryableError)
@@ -374,7 +387,8 @@ def test_errors_carry_their_data() -> None:
     exhausted = bm.RetriesExhausted("classify", [bm.StepTimeout("a"), bm.RateLimited("b", retry_after=2.0)])
     assert exhausted.step == "classify"
     assert [str(e) for e in exhausted.errors] == ["a", "b"]
-    assert "2 attempts" in str(exhausted) and "RateLimited: b" in str(exhausted)
+    assert "2 attempts" in str(exhausted)
+    assert "RateLimited: b" in str(exhausted)
     assert bm.RateLimited(retry_after=1.5).retry_after == 1.5
     failed = bm.RunFailed("r1", {"type": "builtins.KeyError", "message": "'k'", "traceback": "tb"})
     assert (failed.run_id, failed.error_type, failed.message, failed.traceback) == (

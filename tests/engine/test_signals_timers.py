@@ -48,11 +48,13 @@ async def busy(seconds: float) -> str:
 
 @bm.workflow
 async def wf_busy_then_wait() -> list[Any]:
-    done = await busy(0.3)
+    done = await busy(0.5)
     return [done, await bm.wait_for("answer")]
 
 
-async def test_signal_sent_before_the_wait_is_kept_and_delivered(engine: bm.Engine, calls: Counter[str]) -> None:
+async def test_signal_sent_before_the_wait_is_kept_and_delivered(
+    engine: bm.Engine, calls: Counter[str]
+) -> None:
     handle = await engine.start(wf_busy_then_wait)
     assert (await handle.describe()).status == "running"
     await handle.signal("answer", {"n": 42})
@@ -101,11 +103,6 @@ async def test_signals_may_arrive_in_any_order(engine: bm.Engine, until_status: 
     assert await handle.result(timeout=10) == [1, 2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: suspend_run() re-queues a run when *any* signal is pending, not only one its "
-    "wait can take, so a run waiting on 'first' with 'second' pending is replayed every poll",
-)
 async def test_a_pending_signal_for_a_later_wait_does_not_spin_the_run(
     engine: bm.Engine, until_status: Any
 ) -> None:
@@ -201,13 +198,16 @@ async def wf_wait_no_default() -> str:
     return "answered"
 
 
-async def test_wait_timeout_without_default_raises_wait_timeout(engine: bm.Engine, calls: Counter[str]) -> None:
+async def test_wait_timeout_without_default_raises_wait_timeout(
+    engine: bm.Engine, calls: Counter[str]
+) -> None:
     handle = await engine.start(wf_wait_no_default)
     assert await handle.result(timeout=10) == "gave up"
     assert EVENTS == ["WaitTimeout"]
     (wait,) = (await handle.describe()).steps
     assert wait.status == "failed"
-    assert wait.error is not None and wait.error["type"] == "bandmaster.errors.WaitTimeout"
+    assert wait.error is not None
+    assert wait.error["type"] == "bandmaster.errors.WaitTimeout"
 
 
 @bm.workflow
@@ -307,7 +307,8 @@ async def test_durable_sleep_survives_an_engine_restart(
     ) as second:
         assert await second.result(handle.id, timeout=10) == ["before", "after"]
         info = await second.describe(handle.id)
-        assert info.ended_at is not None and info.ended_at.timestamp() >= wake_at
+        assert info.ended_at is not None
+        assert info.ended_at.timestamp() >= wake_at
     assert calls == Counter(before=1, after=1)
 
 
@@ -325,7 +326,8 @@ async def test_cancel_a_waiting_run(engine: bm.Engine, calls: Counter[str], unti
     await until_status(engine, handle.id, "waiting")
     assert await engine.cancel(handle.id) == "cancelled"
     info = await handle.describe()
-    assert info.status == "cancelled" and info.ended_at is not None
+    assert info.status == "cancelled"
+    assert info.ended_at is not None
     with pytest.raises(bm.RunCancelled) as raised:
         await handle.result(timeout=10)
     assert raised.value.run_id == handle.id
@@ -362,7 +364,8 @@ async def test_cancel_a_run_mid_step(engine: bm.Engine, calls: Counter[str]) -> 
     assert EVENTS == ["step started", "saw bm.Cancelled", "finally ran"]
     info = await handle.describe()
     assert info.status == "cancelled"
-    assert info.error is not None and info.error["message"] == "cancelled"
+    assert info.error is not None
+    assert info.error["message"] == "cancelled"
     assert all(s.status != "completed" for s in info.steps)
 
 
@@ -380,12 +383,9 @@ async def wf_cancellable_sleep() -> str:
     return "woke"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cancelling a run during an inline bm.sleep delivers a plain asyncio.CancelledError, "
-    "not bm.Cancelled as Engine.cancel documents",
-)
-async def test_cancel_during_an_inline_sleep_raises_bm_cancelled(engine: bm.Engine, calls: Counter[str]) -> None:
+async def test_cancel_during_an_inline_sleep_raises_bm_cancelled(
+    engine: bm.Engine, calls: Counter[str]
+) -> None:
     handle = await engine.start(wf_cancellable_sleep)
     await eventually(lambda: "sleeping" in EVENTS)
     await asyncio.sleep(0.05)
@@ -409,3 +409,37 @@ async def test_cancel_a_finished_run_changes_nothing(engine: bm.Engine) -> None:
     assert await handle.result(timeout=10) == "done"
     assert await engine.cancel(handle.id) == "completed"
     assert await handle.result(timeout=10) == "done"
+
+
+@bm.workflow
+async def wf_swallows_exceptions() -> str:
+    try:
+        return await bm.wait_for("answer")
+    except Exception:
+        return "swallowed"
+
+
+async def test_suspension_is_not_an_exception_a_workflow_can_swallow(
+    engine: bm.Engine, until_status: Any
+) -> None:
+    handle = await engine.start(wf_swallows_exceptions)
+    await until_status(engine, handle.id, "waiting")
+    await handle.signal("answer", "real answer")
+    assert await handle.result(timeout=10) == "real answer"
+
+
+@bm.workflow
+async def wf_step_alongside_wait() -> list[Any]:
+    return list(await asyncio.gather(busy(0.2), bm.wait_for("answer")))
+
+
+async def test_suspension_lets_parallel_steps_finish_and_keeps_their_results(
+    engine: bm.Engine, calls: Counter[str], until_status: Any
+) -> None:
+    handle = await engine.start(wf_step_alongside_wait)
+    info = await until_status(engine, handle.id, "waiting")
+    step = next(s for s in info.steps if s.kind == "step")
+    assert (step.seq, step.status, step.output) == (1, "completed", "busy done")
+    await handle.signal("answer", 7)
+    assert await handle.result(timeout=10) == ["busy done", 7]
+    assert calls["busy"] == 1

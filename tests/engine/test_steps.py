@@ -83,11 +83,6 @@ async def test_a_workflow_called_directly_runs_without_a_journal(db_path: Any, c
     assert not db_path.exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: outside a run a sync step returns its plain value, so a workflow that awaits a "
-    "sync step cannot be called directly (TypeError: object int can't be used in 'await')",
-)
 async def test_a_workflow_with_sync_steps_called_directly(calls: Counter[str]) -> None:
     assert await wf_add(1, 1) == 3
     assert calls == Counter(add_sync=1, add_async=1)
@@ -95,7 +90,8 @@ async def test_a_workflow_with_sync_steps_called_directly(calls: Counter[str]) -
 
 def test_step_decorator_forms_and_validation() -> None:
     assert isinstance(add_sync, bm.Step)
-    assert add_sync.name == "add_sync" and add_sync.__name__ == "add_sync"
+    assert add_sync.name == "add_sync"
+    assert add_sync.__name__ == "add_sync"
     named = bm.step(name="renamed", timeout=1.5)(lambda: 1)
     assert (named.name, named.timeout) == ("renamed", 1.5)
     assert named.retry.attempts == 1  # no retry unless asked
@@ -129,7 +125,7 @@ async def test_pydantic_results_are_models_live_and_in_result(engine: bm.Engine,
     assert isinstance(result, Verdict)
     assert result == Verdict(label="SPAM", score=0.9)
     # a dict returned where a model is declared is validated into the model, live too
-    assert SEEN == [Verdict]
+    assert [Verdict] == SEEN
     info = await handle.describe()
     assert info.steps[0].output == {"label": "spam", "score": 0.5}
     assert info.steps[1].output == {"label": "SPAM", "score": 0.9}
@@ -169,7 +165,9 @@ async def test_describe_from_a_second_engine_on_the_same_file(engine: bm.Engine,
         assert info.output == {"label": "EGGS", "score": 0.9}
         # without the workflow registered, the client returns plain JSON
         assert await other.result(handle.id, timeout=5) == {"label": "EGGS", "score": 0.9}
-        assert await other.result(handle.id, timeout=5, workflow=wf_models) == Verdict(label="EGGS", score=0.9)
+        assert await other.result(handle.id, timeout=5, workflow=wf_models) == Verdict(
+            label="EGGS", score=0.9
+        )
 
 
 # --- deterministic numbering ------------------------------------------------------------
@@ -189,12 +187,15 @@ async def wf_gather() -> list[str]:
     return [*tags, await echo_after("d", 0.0)]
 
 
-async def test_gather_numbers_steps_by_call_order(engine: bm.Engine, calls: Counter[str], until_status: Any) -> None:
+async def test_gather_numbers_steps_by_call_order(
+    engine: bm.Engine, calls: Counter[str], until_status: Any
+) -> None:
     handle = await engine.start(wf_gather)
     info = await until_status(engine, handle.id, "waiting")
     steps = [s for s in info.steps if s.kind == "step"]
     assert [(s.seq, s.output) for s in steps] == [(1, "a"), (2, "b"), (3, "c")]
-    assert steps[1].ended_at is not None and steps[0].ended_at is not None
+    assert steps[1].ended_at is not None
+    assert steps[0].ended_at is not None
     assert steps[1].ended_at < steps[0].ended_at  # b finished first, yet kept seq 2
     await handle.signal("go")
     assert await handle.result(timeout=10) == ["a", "b", "c", "d"]
@@ -250,7 +251,7 @@ async def test_current_step_and_idempotency_key(engine: bm.Engine, calls: Counte
         [f"{run_id}:2", 2, "key_sync", 1],
         [f"{run_id}:3", 2],  # second attempt, same key
     ]
-    assert SEEN == [f"{run_id}:3", f"{run_id}:3"]  # stable across retries
+    assert [f"{run_id}:3", f"{run_id}:3"] == SEEN  # stable across retries
     assert bm.current_step() is None
 
 
@@ -330,7 +331,8 @@ async def test_timeouts_raise_step_timeout_and_are_retried_until_exhausted(
     assert calls["always_hangs"] == 3
     (step,) = (await handle.describe()).steps
     assert (step.status, step.attempts) == ("failed", 3)
-    assert step.error is not None and step.error["type"] == "bandmaster.errors.RetriesExhausted"
+    assert step.error is not None
+    assert step.error["type"] == "bandmaster.errors.RetriesExhausted"
     assert [e["type"] for e in step.error["errors"]] == ["bandmaster.errors.StepTimeout"] * 3
     assert len(step.meta["attempt_errors"]) == 3
     assert all(e.startswith("StepTimeout: ") and "always_hangs" in e for e in step.meta["attempt_errors"])
@@ -356,7 +358,8 @@ async def test_a_timed_out_attempt_is_retried_and_recorded(engine: bm.Engine, ca
     assert (step.status, step.attempts, step.output) == ("completed", 2, "fast")
     (error,) = step.meta["attempt_errors"]
     assert error.startswith("StepTimeout: ")
-    assert "slow_then_fast" in error and "attempt 1" in error
+    assert "slow_then_fast" in error
+    assert "attempt 1" in error
 
 
 @bm.step(timeout=0.05)
@@ -423,7 +426,8 @@ async def test_non_retryable_error_fails_after_one_attempt(engine: bm.Engine, ca
     assert calls["rejected"] == 1
     (step,) = (await handle.describe()).steps
     assert (step.status, step.attempts) == ("failed", 1)
-    assert step.error is not None and step.error["type"] == "bandmaster.errors.InvalidRequest"
+    assert step.error is not None
+    assert step.error["type"] == "bandmaster.errors.InvalidRequest"
     assert step.meta == {"attempt_errors": ["InvalidRequest: 422: bad schema"]}
 
 

@@ -225,11 +225,6 @@ def test_empty_retry_on_retries_nothing() -> None:
     assert not Retry(retry_on=()).is_retryable(bm.StepTimeout("slow"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: retry_on=<exception class> (not a tuple) is treated as a predicate; calling the "
-    "class builds a truthy exception, so every error is retried",
-)
 def test_retry_on_a_bare_exception_class_is_not_a_catch_all() -> None:
     policy = Retry(retry_on=ValueError)  # type: ignore[arg-type]
     assert not policy.is_retryable(KeyError("not a ValueError"))
@@ -254,11 +249,6 @@ def test_bad_arguments_are_rejected(kwargs: dict[str, float]) -> None:
         Retry(**kwargs)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Retry(total=<negative>) is accepted; it silently disables every retry instead of "
-    "failing like the other negative arguments",
-)
 def test_negative_total_is_rejected() -> None:
     with pytest.raises(ValueError, match="Retry"):
         Retry(total=-1.0)

@@ -98,7 +98,8 @@ async def test_reopening_keeps_data_and_does_not_migrate_again(db_path: Path) ->
     second = SQLiteStore(db_path)
     try:
         row = second.get_run("kept")
-        assert row is not None and row.workflow == "wf"
+        assert row is not None
+        assert row.workflow == "wf"
     finally:
         second.close()
 
@@ -136,7 +137,8 @@ async def test_insert_run_is_idempotent(store: SQLiteStore) -> None:
     assert await store.insert_run(run_row("r1", workflow="a"))
     assert not await store.insert_run(run_row("r1", workflow="b"))
     row = store.get_run("r1")
-    assert row is not None and row.workflow == "a"
+    assert row is not None
+    assert row.workflow == "a"
     assert store.get_run("missing") is None
 
 
@@ -197,7 +199,8 @@ async def test_finish_and_suspend_are_fenced(store: SQLiteStore) -> None:
     assert not await store.finish_run("r1", OTHER, "completed", '"x"', None)
     assert not await store.suspend_run("r1", OTHER, None)
     row = store.get_run("r1")
-    assert row is not None and (row.status, row.lease_owner) == ("running", OWNER)
+    assert row is not None
+    assert (row.status, row.lease_owner) == ("running", OWNER)
     assert await store.finish_run("r1", OWNER, "completed", '"x"', None)
     row = store.get_run("r1")
     assert row is not None
@@ -239,7 +242,8 @@ async def test_flush_writes_pending_batch_at_once(store: SQLiteStore) -> None:
     await owned_run(store)
     future = store.record_step(step_row("r1", 1), OWNER)
     store.flush()
-    assert future.done() and future.result() is True
+    assert future.done()
+    assert future.result() is True
 
 
 async def test_close_flushes_pending_writes(db_path: Path) -> None:
@@ -264,7 +268,8 @@ async def test_claim_takes_ready_runs_and_sets_the_lease(store: SQLiteStore) -> 
     assert [r.id for r in claimed] == ["r1"]
     row = claimed[0]
     assert (row.status, row.lease_owner, row.claims) == ("running", OWNER, 1)
-    assert row.lease_expires is not None and row.lease_expires >= before + 30.0
+    assert row.lease_expires is not None
+    assert row.lease_expires >= before + 30.0
     assert store.claim_runs(OTHER, ["wf"], limit=10, lease=30.0) == []  # held, lease live
 
 
@@ -274,7 +279,8 @@ async def test_claim_skips_runs_of_unknown_workflows(store: SQLiteStore) -> None
     assert [r.id for r in store.claim_runs(OWNER, ["known"], limit=10, lease=30.0)] == ["known-run"]
     assert store.claim_runs(OWNER, [], limit=10, lease=30.0) == []
     ghost = store.get_run("ghost-run")
-    assert ghost is not None and (ghost.status, ghost.lease_owner) == ("queued", None)
+    assert ghost is not None
+    assert (ghost.status, ghost.lease_owner) == ("queued", None)
 
 
 async def test_claim_skips_runs_not_ready_yet(store: SQLiteStore) -> None:
@@ -318,7 +324,9 @@ async def test_heartbeat_extends_leases_and_reports_cancel_requests(store: SQLit
     )
     assert store.heartbeat(OWNER, 60.0) == []
     row = store.get_run("r1")
-    assert row is not None and row.lease_expires is not None and row.lease_expires > time.time() + 30
+    assert row is not None
+    assert row.lease_expires is not None
+    assert row.lease_expires > time.time() + 30
     assert store.owned_runs(OWNER) == {"r1"}
     assert store.request_cancel("r1") == "running"
     assert store.heartbeat(OWNER, 60.0) == ["r1"]
@@ -328,21 +336,32 @@ async def test_release_runs_requeues_them(store: SQLiteStore) -> None:
     await owned_run(store)
     store.release_runs(OWNER, ["r1"])
     row = store.get_run("r1")
-    assert row is not None and (row.status, row.lease_owner) == ("queued", None)
+    assert row is not None
+    assert (row.status, row.lease_owner) == ("queued", None)
     assert [r.id for r in store.claim_runs(OTHER, ["wf"], limit=10, lease=30.0)] == ["r1"]
 
 
 # --- signals and cancellation ---------------------------------------------------------------
 
 
+async def wait_row(store: SQLiteStore, name: str = "go", seq: int = 1) -> None:
+    """The journal row of a ``bm.wait_for(name)`` that has not been answered yet."""
+    row = StepRow("r1", seq, name, "wait", "waiting", None, None, 1, time.time(), None, None)
+    assert await store.record_step(row, OWNER)
+
+
 async def test_signal_wakes_a_waiting_run(store: SQLiteStore) -> None:
     await owned_run(store)
+    await wait_row(store)
     assert await store.suspend_run("r1", OWNER, None)
     row = store.get_run("r1")
-    assert row is not None and (row.status, row.lease_owner, row.ready_at) == ("waiting", None, None)
+    assert row is not None
+    assert (row.status, row.lease_owner, row.ready_at) == ("waiting", None, None)
     assert store.add_signal("r1", "go", '"payload"') == "waiting"
     row = store.get_run("r1")
-    assert row is not None and row.status == "queued" and row.ready_at is not None
+    assert row is not None
+    assert row.status == "queued"
+    assert row.ready_at is not None
     assert store.next_signal("r1", "go") is not None
     assert store.next_signal("r1", "other") is None
 
@@ -362,9 +381,23 @@ async def test_signals_are_delivered_in_order_and_consumed_once(store: SQLiteSto
 async def test_a_signal_pending_at_suspension_requeues_the_run(store: SQLiteStore) -> None:
     await owned_run(store)
     store.add_signal("r1", "go", None)  # arrives while the run executes
+    await wait_row(store)
     assert await store.suspend_run("r1", OWNER, None)
     row = store.get_run("r1")
-    assert row is not None and row.status == "queued"
+    assert row is not None
+    assert row.status == "queued"
+
+
+async def test_a_signal_for_another_wait_does_not_requeue_the_run(store: SQLiteStore) -> None:
+    await owned_run(store)
+    store.add_signal("r1", "later", None)  # meant for a wait the run has not reached
+    await wait_row(store, "go")
+    assert await store.suspend_run("r1", OWNER, None)
+    assert store.run_status("r1") == "waiting"
+    store.add_signal("r1", "other", None)
+    assert store.run_status("r1") == "waiting"
+    store.add_signal("r1", "go", None)
+    assert store.run_status("r1") == "queued"
 
 
 async def test_signal_to_missing_or_finished_run(store: SQLiteStore) -> None:
@@ -382,11 +415,14 @@ async def test_request_cancel(store: SQLiteStore) -> None:
     await store.insert_run(run_row("queued"))
     assert store.request_cancel("queued") == "cancelled"
     row = store.get_run("queued")
-    assert row is not None and row.ended_at is not None
+    assert row is not None
+    assert row.ended_at is not None
     await owned_run(store, "running")
     assert store.request_cancel("running") == "running"
     row = store.get_run("running")
-    assert row is not None and row.cancel_requested
+    assert row is not None
+    assert row.cancel_requested
     store.cancel_claimed("running", OWNER)
     row = store.get_run("running")
-    assert row is not None and (row.status, row.lease_owner) == ("cancelled", None)
+    assert row is not None
+    assert (row.status, row.lease_owner) == ("cancelled", None)

@@ -110,12 +110,21 @@ class RunContext:
             raise NonDeterminismError(self.run_id, seq, f"{row.kind} {row.name}", f"{kind} {name}")
         return row
 
+    def cancelled(self, exc: BaseException) -> BaseException:
+        """What a cancellation of this run's task should raise: ``bm.Cancelled`` when the run
+        is being cancelled (not when the worker is shutting down)."""
+        if self.cancel_requested and not isinstance(exc, Cancelled):
+            return Cancelled()
+        return exc
+
     async def commit(self, row: StepRow, *, consume_signal: int | None = None) -> None:
         """Journal ``row`` (group-committed); only then may the workflow see the result."""
         try:
             written = await self.store.record_step(row, self.owner, consume_signal=consume_signal)
         except StoreError:
             raise LeaseLost from None  # cannot journal: give the run up, another execution resumes it
+        except asyncio.CancelledError as exc:
+            raise self.cancelled(exc) from exc
         if not written:
             raise LeaseLost
 
@@ -135,9 +144,12 @@ class RunContext:
 
     async def suspend(self, ready_at: float | None) -> None:
         """Let parallel steps settle, mark the run waiting, and unwind it (raises Suspend)."""
-        while self.inflight:
-            self._idle = asyncio.Event()
-            await self._idle.wait()
+        try:
+            while self.inflight:
+                self._idle = asyncio.Event()
+                await self._idle.wait()
+        except asyncio.CancelledError as exc:
+            raise self.cancelled(exc) from exc
         if self.cancel_requested:
             raise Cancelled()
         await self.store.suspend_run(self.run_id, self.owner, ready_at)
@@ -146,6 +158,18 @@ class RunContext:
 
 current_run: ContextVar[RunContext | None] = ContextVar("bandmaster_run", default=None)
 current_step_var: ContextVar[StepContext | None] = ContextVar("bandmaster_step", default=None)
+direct_call: ContextVar[bool] = ContextVar("bandmaster_direct", default=False)
+"""Set while a workflow function is called directly (a unit test): steps run unjournaled but
+stay awaitable, sync ones included."""
+
+
+def journaling() -> RunContext | None:
+    """The run whose journal an operation called here belongs to; ``None`` outside a workflow
+    and inside a step (a step's own calls are part of the step, not of the run)."""
+    ctx = current_run.get()
+    if ctx is None or current_step_var.get() is not None:
+        return None
+    return ctx
 
 
 def current_step() -> StepContext | None:

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from bandmaster.engine.context import RunContext
 from bandmaster.engine.serde import Codec, error_record, rebuild_error
-from bandmaster.errors import Cancelled, RetriesExhausted, StepTimeout
+from bandmaster.errors import RetriesExhausted, StepTimeout
 from bandmaster.policies.retry import Retry
 
 T = TypeVar("T")
@@ -59,9 +59,7 @@ async def journaled(
                 value, what=f"output of {kind} {name!r} (run {ctx.run_id}, seq {seq})", limit=ctx.max_payload
             )
         except asyncio.CancelledError as exc:
-            if ctx.cancel_requested and not isinstance(exc, Cancelled):
-                raise Cancelled() from exc
-            raise
+            raise ctx.cancelled(exc) from exc
         except Exception as exc:
             await ctx.commit(
                 ctx.row(

@@ -11,11 +11,11 @@ import uuid as _uuid
 from datetime import UTC, datetime
 from typing import Any, TypeVar, overload
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from bandmaster.engine.context import RunContext, current_run
-from bandmaster.engine.serde import ANY, codec_for, error_record
-from bandmaster.errors import UsageError, WaitTimeout
+from bandmaster.engine.context import RunContext, current_step_var, journaling
+from bandmaster.engine.serde import ANY, codec_for, error_record, rebuild_error
+from bandmaster.errors import InvalidInput, UsageError, WaitTimeout
 
 T = TypeVar("T")
 
@@ -35,7 +35,7 @@ def _record_value(ctx: RunContext, seq: int, kind: str, output: str) -> None:
 
 def now() -> datetime:
     """The current UTC time; inside a workflow, recorded once and replayed."""
-    ctx = current_run.get()
+    ctx = journaling()
     if ctx is None:
         return datetime.now(UTC)
     seq = ctx.next_seq()
@@ -49,7 +49,7 @@ def now() -> datetime:
 
 def uuid() -> _uuid.UUID:
     """A random UUID4; inside a workflow, recorded once and replayed."""
-    ctx = current_run.get()
+    ctx = journaling()
     if ctx is None:
         return _uuid.uuid4()
     seq = ctx.next_seq()
@@ -63,7 +63,7 @@ def uuid() -> _uuid.UUID:
 
 def random() -> float:
     """A float in [0, 1); inside a workflow, recorded once and replayed."""
-    ctx = current_run.get()
+    ctx = journaling()
     if ctx is None:
         return _random.random()
     seq = ctx.next_seq()
@@ -79,7 +79,7 @@ async def sleep(seconds: float) -> None:
     """A durable timer. Its deadline is journaled at the first call; a run sleeping longer than
     the engine's ``max_inline_sleep`` is evicted from memory and resumed when the timer fires,
     by whichever worker is up then."""
-    ctx = current_run.get()
+    ctx = journaling()
     if ctx is None:
         await asyncio.sleep(seconds)
         return
@@ -100,7 +100,10 @@ async def sleep(seconds: float) -> None:
     if remaining > ctx.max_inline_sleep:
         await ctx.suspend(ready_at=wake_at)
     if remaining > 0:
-        await asyncio.sleep(remaining)
+        try:
+            await asyncio.sleep(remaining)
+        except asyncio.CancelledError as exc:
+            raise ctx.cancelled(exc) from exc
     await ctx.commit(
         ctx.row(seq, "sleep", "sleep", "completed", started=started, ended=time.time(), meta=meta)
     )
@@ -128,7 +131,9 @@ async def wait_for(
     ``WaitTimeout`` when there is none. A signal sent before the wait is reached is kept and
     delivered. While waiting, the run holds no memory in any worker.
     """
-    ctx = current_run.get()
+    if current_step_var.get() is not None:
+        raise UsageError("bm.wait_for() cannot be called inside a step; wait in the workflow, between steps")
+    ctx = journaling()
     if type is None and isinstance(default, BaseModel):
         type = default.__class__
     codec = codec_for(type) if type is not None else ANY
@@ -139,7 +144,7 @@ async def wait_for(
     if row is not None and row.status == "completed":
         return codec.load(row.output)
     if row is not None and row.status == "failed":
-        raise WaitTimeout(f"run {ctx.run_id}: no signal {name!r} within {timeout}s and no default")
+        raise rebuild_error(json.loads(row.error or "{}"))
     now = time.time()
     started = row.started_at if row is not None else now
     deadline: float | None
@@ -153,7 +158,25 @@ async def wait_for(
     if signal is not None:
         signal_id, payload = signal
         ctx.claimed_signals.add(signal_id)
-        value = codec.load(payload)
+        try:
+            value = codec.load(payload)
+        except ValidationError as exc:
+            # Consume the bad signal and fail the wait, so replay fails the same way.
+            invalid = InvalidInput(f"run {ctx.run_id}: payload of signal {name!r} is invalid: {exc}")
+            await ctx.commit(
+                ctx.row(
+                    seq,
+                    name,
+                    "wait",
+                    "failed",
+                    started=started,
+                    ended=time.time(),
+                    error=json.dumps(error_record(invalid)),
+                    meta=meta,
+                ),
+                consume_signal=signal_id,
+            )
+            raise invalid from None
         await ctx.commit(
             ctx.row(
                 seq, name, "wait", "completed", started=started, ended=time.time(), output=payload, meta=meta

@@ -108,9 +108,15 @@ def error_record(exc: BaseException) -> dict[str, Any]:
         record["errors"] = [error_record(e) for e in inner]
     elif isinstance(inner, dict) and all(isinstance(e, BaseException) for e in inner.values()):
         record["errors_by"] = {str(k): error_record(e) for k, e in inner.items()}
-    retry_after = getattr(exc, "retry_after", None)
-    if isinstance(retry_after, (int, float)):
-        record["retry_after"] = retry_after
+    attrs = {k: v for k, v in vars(exc).items() if k != "errors" and not k.startswith("_")}
+    if attrs:
+        try:
+            ANY.dump(attrs, what="error attributes")
+            record["attrs"] = attrs
+        except InvalidInput:
+            record["attrs"] = {
+                k: v for k, v in attrs.items() if isinstance(v, str | int | float | bool | None)
+            }
     return record
 
 
@@ -137,6 +143,5 @@ def rebuild_error(record: dict[str, Any]) -> BaseException:
         exc.errors = [rebuild_error(e) for e in record["errors"]]  # type: ignore[attr-defined]
     if "errors_by" in record:
         exc.errors = {k: rebuild_error(e) for k, e in record["errors_by"].items()}  # type: ignore[attr-defined]
-    if "retry_after" in record:
-        exc.retry_after = record["retry_after"]  # type: ignore[attr-defined]
+    exc.__dict__.update(record.get("attrs", {}))  # what __init__ set, e.g. run_id, seq, retry_after
     return exc

@@ -8,7 +8,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, get_type_hints, overload
 
-from bandmaster.engine.context import RunContext, StepContext, current_run, current_step_var
+from bandmaster.engine.context import RunContext, StepContext, current_step_var, direct_call, journaling
 from bandmaster.engine.operation import OpRecord, journaled, run_attempts
 from bandmaster.engine.serde import Codec, codec_for
 from bandmaster.policies.retry import NO_RETRY, Retry
@@ -50,10 +50,12 @@ class Step(Generic[P, R]):
         return self._codec
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
-        ctx = current_run.get()
-        if ctx is None or current_step_var.get() is not None:
-            return self.fn(*args, **kwargs)
-        return self._journaled(ctx, ctx.next_seq(), args, kwargs)
+        ctx = journaling()
+        if ctx is not None:
+            return self._journaled(ctx, ctx.next_seq(), args, kwargs)
+        if direct_call.get() and current_step_var.get() is None and not self.is_async:
+            return asyncio.to_thread(self.fn, *args, **kwargs)  # keep `await sync_step()` valid
+        return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<bm.step {self.name}>"

@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, get_type_hints, overload
 
+from bandmaster.engine.context import direct_call
 from bandmaster.engine.serde import Codec, codec_for
 from bandmaster.errors import InvalidInput, UsageError
 
@@ -86,7 +87,14 @@ class Workflow(Generic[P, R]):
         )
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
-        return self.fn(*args, **kwargs)
+        return self._direct(*args, **kwargs)
+
+    async def _direct(self, *args: Any, **kwargs: Any) -> R:
+        token = direct_call.set(True)
+        try:
+            return await self.fn(*args, **kwargs)
+        finally:
+            direct_call.reset(token)
 
     def __repr__(self) -> str:
         return f"<bm.workflow {self.name}>"

@@ -42,6 +42,12 @@ class Retry:
     retry_on: RetryOn = field(default=DEFAULT_RETRY_ON)
 
     def __post_init__(self) -> None:
+        if isinstance(self.retry_on, type):
+            if not issubclass(self.retry_on, BaseException):
+                raise TypeError(f"Retry(retry_on={self.retry_on!r}): give exception types or a predicate")
+            object.__setattr__(self, "retry_on", (self.retry_on,))  # a bare class, not a predicate
+        if self.total is not None and self.total < 0:
+            raise ValueError(f"Retry(total={self.total}): total must not be negative")
         if self.attempts < 1:
             raise ValueError(f"Retry(attempts={self.attempts}): attempts must be at least 1")
         if self.initial < 0 or self.max_delay < 0 or self.multiplier < 1:

@@ -34,6 +34,14 @@ _RUN_COLUMNS = (
 _STEP_COLUMNS = "run_id, seq, name, kind, status, output, error, attempts, started_at, ended_at, meta"
 
 
+# A pending signal that a waiting ``bm.wait_for`` of the run will take (parameter: run id).
+# Signals sent early for a later wait stay pending without waking the run.
+_SIGNAL_FOR_A_WAIT = (
+    "SELECT 1 FROM signals s JOIN steps w ON w.run_id = s.run_id AND w.name = s.name "
+    "AND w.kind = 'wait' AND w.status = 'waiting' WHERE s.run_id = ? AND s.consumed_seq IS NULL"
+)
+
+
 def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
     """``None`` → ``$BANDMASTER_DB`` or ``./bandmaster.db``.
 
@@ -237,7 +245,7 @@ class SQLiteStore:
             # transaction, make the run ready again if anything is pending for it.
             conn.execute(
                 "UPDATE runs SET status = 'queued', ready_at = ? WHERE id = ? AND EXISTS "
-                "(SELECT 1 FROM signals WHERE run_id = ? AND consumed_seq IS NULL)",
+                f"({_SIGNAL_FOR_A_WAIT})",
                 (time.time(), run_id, run_id),
             )
             return True
@@ -396,8 +404,8 @@ class SQLiteStore:
             )
             conn.execute(
                 "UPDATE runs SET status = 'queued', ready_at = ?, updated_at = ? "
-                "WHERE id = ? AND status = 'waiting'",
-                (now, now, run_id),
+                f"WHERE id = ? AND status = 'waiting' AND EXISTS ({_SIGNAL_FOR_A_WAIT})",
+                (now, now, run_id, run_id),
             )
             return row[0]  # type: ignore[no-any-return]
 
