@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_engine.py            # full sizes
     .venv/bin/python benchmarks/bench_engine.py --quick    # CI smoke run (< 30 s)
-    .venv/bin/python benchmarks/bench_engine.py --json results.json --profile
+    .venv/bin/python benchmarks/bench_engine.py --json results.json --profile --repeat 3
 
 These are measurements, not tests: the script exits 0 even when a target is missed.
 See benchmarks/README.md for what each number means.
@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
+import hashlib
 import io
 import json
 import logging
@@ -23,6 +25,7 @@ import platform
 import pstats
 import re
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -87,10 +90,8 @@ async def fanout(width: int) -> int:
 @bm.workflow
 async def parked(i: int) -> int:
     await bm.wait_for("go")
-    return await noop(i)
-
-
-ALL_WORKFLOWS = [chain, empty, fanout, parked]
+    value: int = await noop(i)
+    return value
 
 
 # --- sizes and results --------------------------------------------------------------------------
@@ -108,12 +109,22 @@ class Sizes:
 
 
 FULL = Sizes(
-    floor_rows=5000, chain_runs=500, chain_warmup=50, direct_runs=5000,
-    throughput_runs=500, memory_runs=10_000, profile_runs=500,
+    floor_rows=5000,
+    chain_runs=500,
+    chain_warmup=50,
+    direct_runs=5000,
+    throughput_runs=500,
+    memory_runs=10_000,
+    profile_runs=500,
 )
 QUICK = Sizes(
-    floor_rows=1000, chain_runs=100, chain_warmup=10, direct_runs=1000,
-    throughput_runs=200, memory_runs=1000, profile_runs=100,
+    floor_rows=1000,
+    chain_runs=100,
+    chain_warmup=10,
+    direct_runs=1000,
+    throughput_runs=200,
+    memory_runs=1000,
+    profile_runs=100,
 )
 
 
@@ -147,6 +158,15 @@ def percentile(samples: Sequence[float], p: float) -> float:
     ordered = sorted(samples)
     rank = max(1, math.ceil(p / 100 * len(ordered)))
     return ordered[rank - 1]
+
+
+def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median of each number over repetitions (``--repeat``); the repetitions are kept too."""
+    if len(results) == 1:
+        return results[0]
+    combined: dict[str, Any] = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    combined["repetitions"] = results
+    return combined
 
 
 def log(message: str) -> None:
@@ -223,7 +243,7 @@ async def _sequential_runs(engine: bm.Engine, wf: bm.Workflow[[int], int], runs:
 
 
 async def bench_chain(db: Path, sizes: Sizes) -> dict[str, Any]:
-    async with bm.Engine(db, workflows=ALL_WORKFLOWS) as engine:
+    async with bm.Engine(db, workflows=[chain, empty]) as engine:
         await _sequential_runs(engine, chain, sizes.chain_warmup)
         await _sequential_runs(engine, empty, sizes.chain_warmup)
         run_us = await _sequential_runs(engine, chain, sizes.chain_runs)
@@ -253,7 +273,11 @@ async def bench_direct(runs: int) -> dict[str, Any]:
         t0 = clock()
         await chain(i)
         samples.append((clock() - t0) / 1000 / CHAIN_LENGTH)
-    return {"runs": runs, "per_step_p50_us": percentile(samples, 50), "per_step_p99_us": percentile(samples, 99)}
+    return {
+        "runs": runs,
+        "per_step_p50_us": percentile(samples, 50),
+        "per_step_p99_us": percentile(samples, 99),
+    }
 
 
 async def profile_chain(db: Path, runs: int, top: int = 15) -> str:
@@ -274,9 +298,10 @@ async def profile_chain(db: Path, runs: int, top: int = 15) -> str:
 
 
 def count_steps(db: Path, run_id: str) -> int:
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM steps WHERE run_id = ? AND kind = 'step' AND status = 'completed'", (run_id,)
+            "SELECT count(*) FROM steps WHERE run_id = ? AND kind = 'step' AND status = 'completed'",
+            (run_id,),
         ).fetchone()
     return int(row[0])
 
@@ -312,10 +337,10 @@ async def bench_throughput(db: Path, runs: int) -> dict[str, Any]:
         results = await asyncio.gather(*(h.result() for h in handles))
         wall = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
-    assert results == [i * CHAIN_LENGTH for i in range(runs)]
     steps = runs * CHAIN_LENGTH
     return {
         "runs": runs,
+        "results_ok": results == [i * CHAIN_LENGTH for i in range(runs)],
         "steps": steps,
         "wall_s": wall,
         "start_all_s": started,
@@ -329,7 +354,7 @@ async def bench_throughput(db: Path, runs: int) -> dict[str, Any]:
 
 
 def count_status(db: Path, workflow: str, status: str) -> int:
-    with sqlite3.connect(db) as conn:
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         row = conn.execute(
             "SELECT count(*) FROM runs WHERE workflow = ? AND status = ?", (workflow, status)
         ).fetchone()
@@ -345,7 +370,9 @@ async def wait_until(predicate: Callable[[], bool], timeout: float, interval: fl
     return True
 
 
-async def _park(engine: bm.Engine, db: Path, runs: int, timeout: float) -> tuple[list[bm.RunHandle[int]], bool]:
+async def _park(
+    engine: bm.Engine, db: Path, runs: int, timeout: float
+) -> tuple[list[bm.RunHandle[int]], bool]:
     """Start ``runs`` runs of ``parked`` and wait until the journal shows all of them waiting."""
     handles = [await engine.start(parked, i) for i in range(runs)]
     parked_all = await wait_until(lambda: count_status(db, "parked", "waiting") == runs, timeout)
@@ -372,7 +399,8 @@ async def bench_memory(db: Path, runs: int, timeout: float) -> dict[str, Any]:
         handles, all_parked = await _park(engine, db, runs, timeout)
         park_s = time.perf_counter() - t0
         waiting = count_status(db, "parked", "waiting")
-        in_memory = len(engine._worker.active) if engine._worker is not None else -1
+        worker = getattr(engine, "_worker", None)  # private: how many runs the worker holds in memory
+        in_memory = len(getattr(worker, "active", ())) if worker is not None else -1
         gc.collect()
         rss_waiting = rss_mb()
 
@@ -381,7 +409,9 @@ async def bench_memory(db: Path, runs: int, timeout: float) -> dict[str, Any]:
             await engine.signal(handle.id, "go")
         signal_s = time.perf_counter() - t1
         # +1: the warm-up run
-        all_done = await wait_until(lambda: count_status(db, "parked", "completed") == runs + 1, timeout, 0.01)
+        all_done = await wait_until(
+            lambda: count_status(db, "parked", "completed") == runs + 1, timeout, 0.01
+        )
         resume_s = time.perf_counter() - t1
         rss_done = rss_mb()
         results = await asyncio.gather(*(h.result(timeout=timeout) for h in handles)) if all_done else []
@@ -439,7 +469,7 @@ async def bench_resume_with_results(db: Path, runs: int, timeout: float) -> dict
 def build_rows(report: Report, memory_target_mb: float) -> None:
     d = report.details
     floor, ch, direct = d["floor"], d["chain"], d["direct"]
-    fan, thr, mem = d["fanout"], d["throughput"], d["memory"]
+    fan, thr, mem, res = d["fanout"], d["throughput"], d["memory"], d["resume_results"]
     floor_p50 = floor["p50_us"]
     floor_rate = 1e6 / floor_p50
     p50 = ch["per_step_p50_us"]
@@ -448,30 +478,81 @@ def build_rows(report: Report, memory_target_mb: float) -> None:
         Row("0 floor: sqlite3 txn/row p99", floor["p99_us"], "us"),
         Row("1 chain: step p50", p50, "us", "<= 150 us", f"{p50 / floor_p50:.2f}x floor", p50 <= 150),
         Row("1 chain: step p50 / floor p50", p50 / floor_p50, "x", "<= 3.0x", ok=p50 / floor_p50 <= 3.0),
-        Row("1 chain: step p99", ch["per_step_p99_us"], "us", ratio=f"{ch['per_step_p99_us'] / floor_p50:.2f}x floor"),
-        Row("1 chain: marginal step p50", ch["marginal_step_p50_us"], "us",
-            ratio=f"{ch['marginal_step_p50_us'] / floor_p50:.2f}x floor"),
+        Row(
+            "1 chain: step p99",
+            ch["per_step_p99_us"],
+            "us",
+            ratio=f"{ch['per_step_p99_us'] / floor_p50:.2f}x floor",
+        ),
+        Row(
+            "1 chain: marginal step p50",
+            ch["marginal_step_p50_us"],
+            "us",
+            ratio=f"{ch['marginal_step_p50_us'] / floor_p50:.2f}x floor",
+        ),
         Row("1 chain: 0-step run p50", ch["empty_run_p50_us"], "us"),
         Row("1 direct call (no engine): step p50", direct["per_step_p50_us"], "us"),
-        Row("2 fan-out 1000 x sleep 0.1s: wall", fan["wall_s"], "s", "<= 0.5 s",
-            f"{fan['wall_s'] / FANOUT_SLEEP:.2f}x ideal", fan["wall_s"] <= 0.5),
-        Row("2 fan-out: journal step rows", fan["journal_rows"], "rows", f"== {FANOUT_WIDTH}",
-            ok=fan["journal_rows"] == FANOUT_WIDTH),
-        Row(f"3 throughput: {thr['runs']} concurrent chains", thr["steps_per_s"], "steps/s", ">= 3000",
-            f"{thr['steps_per_s'] / floor_rate:.2f}x floor rate", thr["steps_per_s"] >= 3000),
-        Row(f"4 memory: RSS growth, {mem['runs']} waiting", mem["rss_growth_mb"], "MB",
-            f"<= {memory_target_mb:g} MB", f"{mem['rss_growth_mb'] / memory_target_mb:.2f}x target",
-            mem["all_waiting"] and mem["rss_growth_mb"] <= memory_target_mb),
-        Row("4 memory: runs completed after signal", mem["completed"], "runs", f"== {mem['runs']}",
-            ok=mem["completed"] == mem["runs"] and mem["results_ok"]),
-        Row("4 memory: time to resume all", mem["resume_all_s"], "s",
-            ratio=f"{mem['runs'] / mem['resume_all_s']:.0f} runs/s"),
+        Row(
+            "2 fan-out 1000 x sleep 0.1s: wall",
+            fan["wall_s"],
+            "s",
+            "<= 0.5 s",
+            f"{fan['wall_s'] / FANOUT_SLEEP:.2f}x ideal",
+            fan["wall_s"] <= 0.5,
+        ),
+        Row(
+            "2 fan-out: journal step rows",
+            fan["journal_rows"],
+            "rows",
+            f"== {FANOUT_WIDTH}",
+            ok=fan["journal_rows"] == FANOUT_WIDTH,
+        ),
+        Row(
+            f"3 throughput: {thr['runs']} concurrent chains",
+            thr["steps_per_s"],
+            "steps/s",
+            ">= 3000",
+            f"{thr['steps_per_s'] / floor_rate:.2f}x floor rate",
+            thr["steps_per_s"] >= 3000 and thr["results_ok"],
+        ),
+        Row(
+            f"4 memory: RSS growth, {mem['runs']} waiting",
+            mem["rss_growth_mb"],
+            "MB",
+            f"<= {memory_target_mb:g} MB",
+            f"{mem['rss_growth_mb'] / memory_target_mb:.2f}x target",
+            mem["all_waiting"] and mem["rss_growth_mb"] <= memory_target_mb,
+        ),
+        Row(
+            "4 memory: runs completed after signal",
+            mem["completed"],
+            "runs",
+            f"== {mem['runs']}",
+            ok=mem["completed"] == mem["runs"] and mem["results_ok"],
+        ),
+        Row(
+            "4 memory: time to resume all (journal)",
+            mem["resume_all_s"],
+            "s",
+            ratio=f"{mem['resumed_runs_per_s']:.0f} runs/s",
+        ),
+        Row(
+            "4 memory: time to resume all (result())",
+            res["resume_all_s"],
+            "s",
+            ratio=f"{res['resumed_runs_per_s']:.0f} runs/s",
+            ok=None if res["results_ok"] else False,
+        ),
     ]
+    warnings = sum(
+        n for b in d.values() for msg, n in b.get("engine_log", {}).items() if msg.startswith("WARNING")
+    )
+    rows.append(Row("engine warnings logged (all benchmarks)", warnings, "lines", "== 0", ok=warnings == 0))
     report.rows = rows
 
 
 def format_value(value: float, unit: str) -> str:
-    if unit in ("rows", "runs"):
+    if unit in ("rows", "runs", "lines"):
         return f"{value:.0f} {unit}"
     if unit == "x":
         return f"{value:.2f}x"
@@ -484,14 +565,13 @@ def format_value(value: float, unit: str) -> str:
 
 def print_table(report: Report) -> None:
     headers = ("benchmark", "value", "target", "ratio", "status")
-    lines = [
-        (r.name, format_value(r.value, r.unit), r.target, r.ratio, r.verdict) for r in report.rows
-    ]
+    lines = [(r.name, format_value(r.value, r.unit), r.target, r.ratio, r.verdict) for r in report.rows]
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
 
     def fmt(cells: Sequence[str]) -> str:
         return "  ".join(
-            c.ljust(w) if i in (0, 2, 3, 4) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            c.ljust(w) if i in (0, 2, 3, 4) else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         )
 
     log("")
@@ -505,12 +585,26 @@ def print_table(report: Report) -> None:
     for name, latency, rate in REFERENCE_NUMBERS:
         log(f"  {name.ljust(ref_width)}  {latency:>13}  {rate:>13}")
     ch, thr = report.details["chain"], report.details["throughput"]
-    log(f"  {'bandmaster (this run)'.ljust(ref_width)}  {ch['per_step_p50_us'] / 1000:>5.3f} ms/step"
-        f"  {thr['steps_per_s']:>7,.0f} steps/s")
+    log(
+        f"  {'bandmaster (this run)'.ljust(ref_width)}  {ch['per_step_p50_us'] / 1000:>5.3f} ms/step"
+        f"  {thr['steps_per_s']:>7,.0f} steps/s"
+    )
+
+
+def source_digest() -> str:
+    """Which engine code was measured: a hash of the installed package's .py files."""
+    root = Path(bm.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def machine_info() -> dict[str, Any]:
     return {
+        "source_digest": source_digest(),
+        "loadavg_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
         "bandmaster": bm.__version__,
@@ -520,54 +614,102 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-async def run_all(sizes: Sizes, tmp: Path, profile: bool, report: Report) -> None:
+async def run_all(sizes: Sizes, tmp: Path, profile: bool, repeat: int, report: Report) -> None:
     d = report.details
-    log(f"[0] floor: raw sqlite3, {sizes.floor_rows} rows, one transaction each")
-    d["floor"] = bench_floor(tmp / "floor.db", sizes.floor_rows)
-    log(f"    p50 {d['floor']['p50_us']:.1f} us, p99 {d['floor']['p99_us']:.1f} us")
 
-    log(f"[1] chain: {sizes.chain_runs} sequential runs x {CHAIN_LENGTH} no-op steps")
-    d["chain"] = await bench_chain(tmp / "chain.db", sizes)
-    d["direct"] = await bench_direct(sizes.direct_runs)
-    log(f"    per step p50 {d['chain']['per_step_p50_us']:.1f} us, p99 {d['chain']['per_step_p99_us']:.1f} us;"
-        f" direct call {d['direct']['per_step_p50_us']:.2f} us")
+    def logged(name: str) -> None:
+        if counts := ENGINE_LOG.take():
+            d[name]["engine_log"] = counts
+            for message, n in counts.items():
+                log(f"    engine log x{n}: {message}")
+
+    floors, chains, directs = [], [], []
+    for k in range(repeat):
+        suffix = f" (repetition {k + 1}/{repeat})" if repeat > 1 else ""
+        log(f"[0] floor: raw sqlite3, {sizes.floor_rows} rows, one transaction each{suffix}")
+        floors.append(bench_floor(tmp / f"floor{k}.db", sizes.floor_rows))
+        log(f"    p50 {floors[-1]['p50_us']:.1f} us, p99 {floors[-1]['p99_us']:.1f} us")
+        log(f"[1] chain: {sizes.chain_runs} sequential runs x {CHAIN_LENGTH} no-op steps{suffix}")
+        chains.append(await bench_chain(tmp / f"chain{k}.db", sizes))
+        directs.append(await bench_direct(sizes.direct_runs))
+        c = chains[-1]
+        log(
+            f"    per step p50 {c['per_step_p50_us']:.1f} us, p99 {c['per_step_p99_us']:.1f} us;"
+            f" direct call {directs[-1]['per_step_p50_us']:.2f} us"
+        )
+    d["floor"], d["chain"], d["direct"] = combine(floors), combine(chains), combine(directs)
+    if repeat > 1:
+        log(
+            f"    median of {repeat}: floor p50 {d['floor']['p50_us']:.1f} us,"
+            f" step p50 {d['chain']['per_step_p50_us']:.1f} us"
+        )
+    logged("chain")
 
     log(f"[2] fan-out: one run, {FANOUT_WIDTH} parallel steps sleeping {FANOUT_SLEEP}s")
     d["fanout"] = await bench_fanout(tmp / "fanout.db")
     log(f"    wall {d['fanout']['wall_s']:.3f} s, journal rows {d['fanout']['journal_rows']}")
+    logged("fanout")
 
     log(f"[3] throughput: {sizes.throughput_runs} concurrent runs x {CHAIN_LENGTH} steps")
     d["throughput"] = await bench_throughput(tmp / "throughput.db", sizes.throughput_runs)
     log(f"    {d['throughput']['steps_per_s']:,.0f} steps/s in {d['throughput']['wall_s']:.2f} s")
+    logged("throughput")
 
     log(f"[4] memory: {sizes.memory_runs} runs waiting on a signal")
     d["memory"] = await bench_memory(tmp / "memory.db", sizes.memory_runs, timeout=300)
     m = d["memory"]
-    log(f"    RSS +{m['rss_growth_mb']:.1f} MB while {m['waiting']} wait ({m['rss_growth_kb_per_run']:.2f} KB/run);"
-        f" resumed all in {m['resume_all_s']:.2f} s")
+    log(
+        f"    RSS +{m['rss_growth_mb']:.1f} MB while {m['waiting']} wait"
+        f" ({m['rss_growth_kb_per_run']:.2f} KB/run);"
+        f" parked in {m['time_to_park_all_s']:.2f} s; resumed all in {m['resume_all_s']:.2f} s"
+    )
+    logged("memory")
+    d["resume_results"] = await bench_resume_with_results(tmp / "resume.db", sizes.memory_runs, timeout=300)
+    r = d["resume_results"]
+    log(f"    same resume awaited with {r['runs']} x handle.result(): {r['resume_all_s']:.2f} s")
+    logged("resume_results")
 
     if profile:
         log(f"[p] cProfile of benchmark 1 ({sizes.profile_runs} runs)")
         report.profile = await profile_chain(tmp / "profile.db", sizes.profile_runs)
+        ENGINE_LOG.take()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="smaller sizes for CI smoke runs (< 30 s)")
     parser.add_argument("--json", metavar="PATH", type=Path, help="write the results as JSON to PATH")
-    parser.add_argument("--profile", action="store_true",
-                        help="also cProfile benchmark 1 and print the top 15 functions by tottime")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also cProfile benchmark 1 and print the top 15 functions by tottime",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run benchmarks 0 and 1 N times, interleaved, and report the medians (default 1)",
+    )
     args = parser.parse_args(argv)
 
     sizes = QUICK if args.quick else FULL
+    engine_logger = logging.getLogger("bandmaster")
+    engine_logger.addHandler(ENGINE_LOG)
+    engine_logger.setLevel(logging.INFO)
+    engine_logger.propagate = False
     # The 100 MB budget is for 10,000 parked runs (10 KB each); smaller runs get a scaled budget.
     memory_target_mb = 100 * sizes.memory_runs / 10_000
     report = Report(mode="quick" if args.quick else "full", machine=machine_info())
-    log(f"bandmaster {bm.__version__} engine benchmarks ({report.mode}); python {report.machine['python']}, "
-        f"sqlite {report.machine['sqlite']}, {report.machine['cpus']} cpus")
+    log(
+        f"bandmaster {bm.__version__} engine benchmarks ({report.mode}); python {report.machine['python']}, "
+        f"sqlite {report.machine['sqlite']}, {report.machine['cpus']} cpus"
+    )
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bm-bench-") as tmp:
-        asyncio.run(run_all(sizes, Path(tmp), args.profile, report))
+        asyncio.run(run_all(sizes, Path(tmp), args.profile, max(1, args.repeat), report))
     build_rows(report, memory_target_mb)
     print_table(report)
     if report.profile:

@@ -327,7 +327,8 @@ async def test_heartbeat_extends_leases_and_reports_cancel_requests(store: SQLit
     assert row is not None
     assert row.lease_expires is not None
     assert row.lease_expires > time.time() + 30
-    assert store.owned_runs(OWNER) == {"r1"}
+    assert store.runs_taken_over(OWNER, ["r1"]) == []
+    assert store.runs_taken_over("someone-else", ["r1"]) == ["r1"]
     assert store.request_cancel("r1") == "running"
     assert store.heartbeat(OWNER, 60.0) == ["r1"]
 

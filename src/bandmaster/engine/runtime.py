@@ -4,7 +4,6 @@ the SQLite journal, with an optional in-process worker that executes runs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import time
@@ -170,6 +169,7 @@ class Engine:
         self._store: SQLiteStore | None = None
         self._worker: Worker | None = None
         self._finished: dict[str, asyncio.Future[None]] = {}
+        self._result_poller: asyncio.Task[None] | None = None
 
     def register(self, wf: Workflow[..., Any]) -> None:
         if not isinstance(wf, Workflow):
@@ -216,6 +216,8 @@ class Engine:
         if self._worker is not None:
             await self._worker.stop(grace)
             self._worker = None
+        if self._result_poller is not None:
+            self._result_poller.cancel()
         self._store.close()
         self._store = None
 
@@ -275,7 +277,7 @@ class Engine:
                 )
         elif local:
             assert self._worker is not None
-            self._worker.execute(row)
+            self._worker.execute(row, fresh=True)
         elif self._worker is not None:
             self._worker.poke()
         return RunHandle(self, run_id, wf)
@@ -285,25 +287,35 @@ class Engine:
     ) -> Any:
         """Wait until the run finishes; return its result, or raise ``RunFailed`` (with the
         original error as ``__cause__``) or ``RunCancelled``."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.01
-        while True:
-            row = self.store.get_run(run_id)
-            if row is None:
-                raise RunNotFound(f"no run {run_id!r} in the journal {self.path}")
-            if row.status in TERMINAL_STATUSES:
-                return self._outcome(row, workflow)
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"run {run_id} is still {row.status} after {timeout}s")
+        row = self.store.get_run(run_id)
+        if row is None:
+            raise RunNotFound(f"no run {run_id!r} in the journal {self.path}")
+        if row.status not in TERMINAL_STATUSES:
             waiter = self._finished.get(run_id)
-            if waiter is None or waiter.done():
+            if waiter is None:
                 waiter = self._finished[run_id] = asyncio.get_running_loop().create_future()
-            # Runs executed here resolve the waiter; runs elsewhere are polled, backing off.
-            wait = delay if remaining is None else min(delay, remaining)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(waiter), wait)
-            delay = min(delay * 2, 0.5)
+            if self._result_poller is None or self._result_poller.done():
+                self._result_poller = asyncio.create_task(self._poll_results(), name="bandmaster-results")
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.shield(waiter)
+            except TimeoutError:
+                status = self.store.run_status(run_id)
+                raise TimeoutError(f"run {run_id} is still {status} after {timeout}s") from None
+            row = self.store.get_run(run_id)
+            assert row is not None
+        return self._outcome(row, workflow)
+
+    async def _poll_results(self) -> None:
+        """One poller for every awaited run, for runs that finish in other processes (runs
+        executed here resolve their waiter directly)."""
+        while self._finished and self._store is not None:
+            await asyncio.sleep(self.poll_interval)
+            pending = [run_id for run_id, waiter in self._finished.items() if not waiter.done()]
+            if self._worker is not None:
+                pending = [run_id for run_id in pending if run_id not in self._worker.active]
+            for run_id in self.store.finished_among(pending):
+                self._notify_finished(run_id)
 
     def _outcome(self, row: RunRow, workflow: Workflow[..., Any] | None) -> Any:
         self._finished.pop(row.id, None)

@@ -26,11 +26,14 @@ DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
 class Codec:
     """Serialises values of one type to JSON text and validates them back."""
 
-    __slots__ = ("_adapter", "annotation")
+    __slots__ = ("_adapter", "_exact", "annotation")
 
     def __init__(self, annotation: Any) -> None:
         self.annotation = annotation
         self._adapter: TypeAdapter[Any] = TypeAdapter(annotation)
+        # Values of exactly the annotated class (or anything, for Any) need no type check;
+        # checking with warnings="error" costs ~2 µs, a third of the serialisation.
+        self._exact: type | None = annotation if isinstance(annotation, type) else None
 
     def dump(self, value: Any, *, what: str, limit: int = DEFAULT_MAX_PAYLOAD) -> str:
         return self.encode(value, what=what, limit=limit)[1]
@@ -40,7 +43,10 @@ class Codec:
         model is declared) is validated into it first, so the live value equals the one a
         replay will see."""
         try:
-            data = self._adapter.dump_json(value, warnings="error")
+            if self.annotation is Any or (self._exact is not None and type(value) is self._exact):
+                data = self._adapter.dump_json(value)
+            else:
+                data = self._adapter.dump_json(value, warnings="error")
         except PydanticSerializationError:
             value = self.validate(value, what=what)
             data = self._dump_checked(value, what)

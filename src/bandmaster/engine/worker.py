@@ -78,6 +78,9 @@ class Worker:
         self.on_finished = on_finished
         self.registry = registry
         self.active: dict[str, tuple[asyncio.Task[None], RunContext]] = {}
+        # Runs claimed again while their previous execution is still unwinding (it suspended
+        # and a signal re-queued the run at once): started as soon as that execution ends.
+        self._reclaimed: dict[str, RunRow] = {}
         self._wake = asyncio.Event()
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
@@ -151,29 +154,32 @@ class Worker:
             await asyncio.sleep(self.lease / 3)
             try:
                 cancel = self.store.heartbeat(self.owner, self.lease)
-                owned = self.store.owned_runs(self.owner)
+                taken = self.store.runs_taken_over(self.owner, list(self.active))
             except StoreError as exc:
                 log.warning("heartbeat failed: %s", exc)
                 continue
             for run_id in cancel:
                 self.cancel_local(run_id)
-            for run_id, (task, _) in list(self.active.items()):
-                if run_id not in owned and not task.done():
+            for run_id in taken:
+                entry = self.active.get(run_id)
+                if entry is not None and not entry[0].done():
                     log.warning("run %s: lease lost to another worker; abandoning", run_id)
-                    task.cancel()
+                    entry[0].cancel()
 
     # --- runs ----------------------------------------------------------------------------
 
-    def execute(self, row: RunRow) -> None:
+    def execute(self, row: RunRow, *, fresh: bool = False) -> None:
+        """Execute a claimed run (``fresh``: just created, so there is no journal to load)."""
         entry = self.active.get(row.id)
         if entry is not None and not entry[0].done():
-            return  # our own lease lapsed and we re-claimed it: the execution is still ours
+            self._reclaimed[row.id] = row
+            return
         ctx = RunContext(
             run_id=row.id,
             workflow=row.workflow,
             owner=self.owner,
             store=self.store,
-            recorded=self.store.load_steps(row.id),
+            recorded={} if fresh else self.store.load_steps(row.id),
             max_payload=self.max_payload,
             max_inline_sleep=self.max_inline_sleep,
             registry=self.registry,
@@ -186,6 +192,11 @@ class Worker:
         entry = self.active.get(run_id)
         if entry is not None and entry[0] is task:
             del self.active[run_id]
+        row = self._reclaimed.pop(run_id, None)
+        if row is not None and not self._stopping:
+            current = self.store.get_run(run_id)
+            if current is not None and current.status == "running" and current.lease_owner == self.owner:
+                self.execute(current)
 
     def cancel_local(self, run_id: str) -> bool:
         entry = self.active.get(run_id)
@@ -225,8 +236,8 @@ class Worker:
             status, error = "failed", json.dumps(error_record(exc))
         try:
             finished = await store.finish_run(row.id, owner, status, output, error)  # type: ignore[arg-type]
-        except StoreError as exc:
-            log.warning("run %s: could not record its end (%s); it will be replayed", row.id, exc)
+        except (StoreError, asyncio.CancelledError) as exc:
+            log.warning("run %s: could not record its end (%r); it will be replayed", row.id, exc)
             return
         if finished:
             self.on_finished(row.id)

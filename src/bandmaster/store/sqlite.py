@@ -320,11 +320,16 @@ class SQLiteStore:
 
         return self._write(op)
 
-    def owned_runs(self, owner: str) -> set[str]:
+    def runs_taken_over(self, owner: str, run_ids: Sequence[str]) -> list[str]:
+        """Those of ``run_ids`` that another worker holds now (our lease expired meanwhile)."""
+        if not run_ids:
+            return []
         rows = self._conn.execute(
-            "SELECT id FROM runs WHERE lease_owner = ? AND status = 'running'", (owner,)
+            "SELECT id FROM runs WHERE id IN (SELECT value FROM json_each(?)) "
+            "AND lease_owner IS NOT NULL AND lease_owner != ?",
+            (json.dumps(list(run_ids)), owner),
         ).fetchall()
-        return {r[0] for r in rows}
+        return [r[0] for r in rows]
 
     def release_runs(self, owner: str, run_ids: Sequence[str]) -> None:
         """Hand runs back to the queue (graceful shutdown); they resume elsewhere by replay."""
@@ -366,6 +371,16 @@ class SQLiteStore:
     def get_run(self, run_id: str) -> RunRow | None:
         row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _run_row(row) if row else None
+
+    def finished_among(self, run_ids: Sequence[str]) -> list[str]:
+        if not run_ids:
+            return []
+        rows = self._conn.execute(
+            "SELECT id FROM runs WHERE id IN (SELECT value FROM json_each(?)) "
+            "AND status IN ('completed', 'failed', 'cancelled')",
+            (json.dumps(list(run_ids)),),
+        ).fetchall()
+        return [r[0] for r in rows]
 
     def run_status(self, run_id: str) -> RunStatus | None:
         row = self._conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
