@@ -75,14 +75,37 @@ from bandmaster.policies import Breaker, Retry
 
 __version__ = "0.1.0"
 
+# Routing pulls in numpy; load it on first use so `import bandmaster` stays light.
+_LAZY = {
+    "Cascade": "bandmaster.routing",
+    "Decision": "bandmaster.routing",
+    "Example": "bandmaster.routing",
+    "Router": "bandmaster.routing",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bandmaster' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "AuthenticationFailed",
     "BandmasterError",
     "Breaker",
     "CallableModel",
     "Cancelled",
+    "Cascade",
     "CircuitOpen",
+    "Decision",
     "Engine",
+    "Example",
     "FallbacksExhausted",
     "InvalidInput",
     "InvalidRequest",
@@ -103,6 +126,7 @@ __all__ = [
     "RetriesExhausted",
     "Retry",
     "RetryableError",
+    "Router",
     "RunCancelled",
     "RunFailed",
     "RunHandle",

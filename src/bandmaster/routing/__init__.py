@@ -1,0 +1,21 @@
+"""Deciding between models: rule routers over safe expressions, and learned cascades."""
+
+from bandmaster.routing.cascade import Cascade, ConfidenceScorer, Evaluation, FitReport, Scorer, StageAnswer
+from bandmaster.routing.expr import Expression, ExpressionError
+from bandmaster.routing.fit import AgreementScorer, Example
+from bandmaster.routing.router import Decision, Router
+
+__all__ = [
+    "AgreementScorer",
+    "Cascade",
+    "ConfidenceScorer",
+    "Decision",
+    "Evaluation",
+    "Example",
+    "Expression",
+    "ExpressionError",
+    "FitReport",
+    "Router",
+    "Scorer",
+    "StageAnswer",
+]
