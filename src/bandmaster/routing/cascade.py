@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from bandmaster.errors import UsageError
 from bandmaster.models.base import Model, ModelRequest, ModelResponse
+from bandmaster.routing.feedback import ThresholdTuner
 from bandmaster.routing.fit import (
     AgreementScorer,
     Example,
@@ -75,6 +76,9 @@ class Cascade:
         self.thresholds: list[float] = (
             list(thresholds) if thresholds is not None else [0.9] * (len(models) - 1)
         )
+        # Accuracy the fit expects of answers each stage accepts (for online feedback).
+        self.expected_accuracy: list[float] = [0.9] * (len(models) - 1)
+        self.tuner: ThresholdTuner | None = None
         if len(self.thresholds) != len(self.models) - 1:
             raise UsageError(
                 f"cascade {name!r}: {len(self.models)} models need {len(self.models) - 1} thresholds "
@@ -112,6 +116,18 @@ class Cascade:
                     }
                 )
         raise AssertionError("unreachable: the last stage always accepts")
+
+    def feedback(self, response: ModelResponse, correct: bool) -> list[float]:
+        """Tell the cascade whether an answer it gave was right (e.g. a human override said
+        no); thresholds move within guard rails (see ``ThresholdTuner``)."""
+        stages = (response.raw or {}).get("stages") or []
+        accepted = next((i for i, s in enumerate(stages) if s.get("accepted")), None)
+        if accepted is None:
+            raise UsageError("feedback needs a response produced by this cascade (raw['stages'] missing)")
+        if self.tuner is None:
+            self.tuner = ThresholdTuner(fitted=list(self.thresholds), expected=list(self.expected_accuracy))
+        self.thresholds = list(self.tuner.observe(accepted, correct))
+        return self.thresholds
 
     async def fit(
         self,
@@ -201,6 +217,8 @@ async def fit_cascade(
         scores, outcomes.correct, outcomes.cost, accuracy=target.get("accuracy"), budget=target.get("budget")
     )
     cascade.thresholds = [t if math.isfinite(t) else NEVER for t in chosen.thresholds]
+    cascade.expected_accuracy = accepted_accuracy(scores, outcomes.correct, chosen.thresholds)
+    cascade.tuner = None
     return FitReport(
         thresholds=cascade.thresholds,
         accuracy=chosen.accuracy,
@@ -241,6 +259,17 @@ async def evaluate_cascade(
         oracle=oracle(outcomes),
         curve=[(p.cost, p.accuracy) for p in frontier],
     )
+
+
+def accepted_accuracy(scores: np.ndarray, correct: np.ndarray, thresholds: Sequence[float]) -> list[float]:
+    """Per tunable stage, the accuracy of the answers that stage accepts under ``thresholds``."""
+    undecided = np.ones(len(correct), bool)
+    result = []
+    for k, threshold in enumerate(thresholds):
+        take = undecided & (scores[:, k] >= threshold)
+        result.append(float(correct[take, k].mean()) if take.any() else 1.0)
+        undecided &= ~take
+    return result
 
 
 def oracle(outcomes: Outcomes) -> tuple[float, float]:
