@@ -159,7 +159,7 @@ async def _invoke(
     registry = hub.registry
     name = target if isinstance(target, str) else target.name
     meta = record.meta
-    meta["request"] = request.model_dump(mode="json", exclude_defaults=True)
+    meta["request"] = request  # journaled as sent (serialised with the meta)
     if isinstance(target, str):
         resolution = registry.resolve(target, key=key)
         meta["alias"], meta["version"] = resolution.alias, resolution.version

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pydantic_core import to_json
+
 from bandmaster.engine.context import RunContext
 from bandmaster.engine.serde import Codec, error_record, rebuild_error
 from bandmaster.errors import RetriesExhausted, StepTimeout
@@ -32,7 +34,8 @@ class OpRecord:
         if self.errors:
             # Failed attempts stay visible even when a later attempt succeeded.
             meta["attempt_errors"] = [f"{type(e).__name__}: {e}" for e in self.errors]
-        return json.dumps(meta, default=str) if meta else None
+        # pydantic-core's encoder: ~10x faster than json.dumps, and it takes models as they are.
+        return to_json(meta, serialize_unknown=True).decode() if meta else None
 
 
 async def journaled(

@@ -1,0 +1,3 @@
+from bandmaster.cli import main
+
+main()
