@@ -5,10 +5,13 @@ Exit codes under test: 0 success, 1 a run failed or was cancelled, 2 usage or in
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+import bandmaster as bm
+from bandmaster.cli.loader import import_module
 
 WF = Path(__file__).resolve().parent / "wf_cli.py"
 TIMEOUT = 60
@@ -235,29 +241,48 @@ def test_batch_with_a_bad_line_exits_2_naming_the_line(cli: Cli, db: Path, tmp_p
 # --- runs list / show ----------------------------------------------------------------------
 
 
-def test_runs_list_and_show_as_json(cli: Cli, db: Path) -> None:
-    ok_json(cli("run", f"{WF}:greet", "--input", '"ada"', "--db", db))
-    ok_json(cli("run", f"{WF}:order", "--input", '["pen", 4]', "--db", db))
-    assert cli("run", f"{WF}:double", "--input", "-5", "--db", db).returncode == 1
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A journal holding three finished runs (greet, order, a failed double), made in-process:
+    the commands under test here only read it."""
+    wf = import_module(str(WF))
+    db = tmp_path_factory.mktemp("history") / "journal.db"
 
+    async def populate() -> dict[str, Any]:
+        async with bm.Engine(db, workflows=[wf.greet, wf.order, wf.double]) as engine:
+            greet = await engine.start(wf.greet, "ada")
+            await greet.result(timeout=10)
+            order = await engine.start(wf.order, "pen", 4)
+            await order.result(timeout=10)
+            double = await engine.start(wf.double, -5)
+            with pytest.raises(bm.RunFailed):
+                await double.result(timeout=10)
+        return {"db": db, "greet": greet.id, "order": order.id, "double": double.id}
+
+    return asyncio.run(populate())
+
+
+def test_runs_list_and_show_as_json(cli: Cli, history: dict[str, Any]) -> None:
+    db = history["db"]
     runs = ok_json(cli("runs", "list", "--db", db, "--json"))
-    assert [(r["workflow"], r["status"]) for r in runs] == [
-        ("double", "failed"),
-        ("order", "completed"),
-        ("greet", "completed"),
+    assert [(r["id"], r["workflow"], r["status"]) for r in runs] == [
+        (history["double"], "double", "failed"),
+        (history["order"], "order", "completed"),
+        (history["greet"], "greet", "completed"),
     ]  # newest first
     assert all("steps" not in r for r in runs)
     assert runs[1]["input"] == ["pen", 4]
     assert runs[1]["output"] == {"item": "pen", "qty": 4}
+    assert runs[0]["error"]["message"] == "negative input -5"
 
     failed = ok_json(cli("runs", "list", "--db", db, "--json", "--status", "failed"))
-    assert [r["workflow"] for r in failed] == ["double"]
-    greets = ok_json(cli("runs", "list", "--db", db, "--json", "--workflow", "greet"))
-    assert [r["id"] for r in greets] == [runs[2]["id"]]
+    assert [r["id"] for r in failed] == [history["double"]]
+    greets = ok_json(cli("runs", "list", "--db", db, "--json", "--workflow", "greet", "--limit", "5"))
+    assert [r["id"] for r in greets] == [history["greet"]]
 
-    shown = ok_json(cli("runs", "show", runs[2]["id"], "--db", db, "--json"))
+    shown = ok_json(cli("runs", "show", history["greet"], "--db", db, "--json"))
     assert (shown["id"], shown["status"], shown["output"]) == (
-        runs[2]["id"],
+        history["greet"],
         "completed",
         {"greeting": "hello ADA"},
     )
@@ -270,23 +295,26 @@ def test_runs_list_and_show_as_json(cli: Cli, db: Path) -> None:
         1,
     )
     assert step["output"] == "ADA"
+    assert step["duration"] is not None
 
-    failed_run = ok_json(cli("runs", "show", runs[0]["id"], "--db", db, "--json"))
+    failed_run = ok_json(cli("runs", "show", history["double"], "--db", db, "--json"))
     [step] = failed_run["steps"]
     assert (step["name"], step["status"]) == ("check", "failed")
     assert step["error"]["message"] == "negative input -5"
 
 
-def test_runs_list_and_show_as_tables(cli: Cli, db: Path) -> None:
-    ok_json(cli("run", f"{WF}:greet", "--input", '"ada"', "--db", db))
-    [run_id] = run_ids(cli, db)
+def test_runs_list_and_show_as_tables(cli: Cli, history: dict[str, Any]) -> None:
+    db, run_id = history["db"], history["greet"]
     listed = cli("runs", "list", "--db", db)
     assert listed.returncode == 0, listed.stderr
     assert re.search(rf"{run_id}\s*│\s*greet\s*│\s*completed", listed.stdout)
-    shown = cli("runs", "show", run_id, "--db", db)
+    assert re.search(rf"{history['double']}\s*│\s*double\s*│\s*failed", listed.stdout)
+    shown = cli("runs", "show", history["double"], "--db", db)
     assert shown.returncode == 0, shown.stderr
-    assert f"{run_id} greet completed" in one_line(shown.stdout)
-    assert re.search(r"1\s*│\s*shout\s*│\s*step\s*│\s*completed", shown.stdout)
+    text = one_line(shown.stdout)
+    assert f"{history['double']} double failed" in text
+    assert "error: builtins.ValueError: negative input -5" in text
+    assert re.search(r"1\s*│\s*check\s*│\s*step\s*│\s*failed", shown.stdout)
 
 
 def test_runs_list_on_a_missing_journal_exits_2(cli: Cli, tmp_path: Path) -> None:
@@ -299,9 +327,8 @@ def test_runs_list_on_a_missing_journal_exits_2(cli: Cli, tmp_path: Path) -> Non
     assert "bandmaster.db" in one_line(default.stderr)
 
 
-def test_runs_show_of_an_unknown_run_exits_2(cli: Cli, db: Path) -> None:
-    ok_json(cli("run", f"{WF}:greet", "--input", '"ada"', "--db", db))
-    proc = cli("runs", "show", "no-such-run", "--db", db)
+def test_runs_show_of_an_unknown_run_exits_2(cli: Cli, history: dict[str, Any]) -> None:
+    proc = cli("runs", "show", "no-such-run", "--db", history["db"])
     assert proc.returncode == 2
     assert "no run 'no-such-run'" in one_line(proc.stderr)
 
@@ -309,27 +336,31 @@ def test_runs_show_of_an_unknown_run_exits_2(cli: Cli, db: Path) -> None:
 # --- signal / cancel -------------------------------------------------------------------------
 
 
-def wait_for_status(cli: Cli, db: Path, status: str, timeout: float = 30) -> dict[str, Any]:
+def wait_for_status(db: Path, status: str, timeout: float = 30) -> str:
+    """The id of the newest run once it has ``status`` (read straight from the journal)."""
     deadline = time.monotonic() + timeout
     while True:
         if db.exists():
-            proc = cli("runs", "list", "--db", db, "--json")
-            if proc.returncode == 0:
-                runs = json.loads(proc.stdout)
-                if runs and runs[0]["status"] == status:
-                    return runs[0]  # type: ignore[no-any-return]
+            row = None
+            with (
+                contextlib.closing(sqlite3.connect(db, timeout=10)) as conn,
+                contextlib.suppress(sqlite3.OperationalError),  # schema not created yet
+            ):
+                row = conn.execute("SELECT id, status FROM runs ORDER BY created_at DESC").fetchone()
+            if row is not None and row[1] == status:
+                return str(row[0])
         assert time.monotonic() < deadline, f"no run became {status} within {timeout}s"
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 def test_signal_resumes_a_run_waiting_in_a_run_command(
     cli: Cli, db: Path, background: Callable[..., subprocess.Popen[str]]
 ) -> None:
     runner = background("run", f"{WF}:gate", "--input", '"T-7"', "--db", db)
-    run = wait_for_status(cli, db, "waiting")
-    sent = cli("signal", run["id"], "approve", '{"ok": true}', "--db", db)
+    run_id = wait_for_status(db, "waiting")
+    sent = cli("signal", run_id, "approve", '{"ok": true}', "--db", db)
     assert sent.returncode == 0, sent.stderr
-    assert f"signal 'approve' sent to {run['id']}" in one_line(sent.stdout)
+    assert f"signal 'approve' sent to {run_id}" in one_line(sent.stdout)
     out, errors = runner.communicate(timeout=30)
     assert runner.returncode == 0, errors
     assert json.loads(out) == {"ticket": "T-7", "decision": {"ok": True}}
@@ -339,41 +370,38 @@ def test_cancel_of_a_waiting_run(
     cli: Cli, db: Path, background: Callable[..., subprocess.Popen[str]]
 ) -> None:
     runner = background("run", f"{WF}:gate", "--input", '"T-8"', "--db", db)
-    run = wait_for_status(cli, db, "waiting")
-    proc = cli("cancel", run["id"], "--db", db)
+    run_id = wait_for_status(db, "waiting")
+    proc = cli("cancel", run_id, "--db", db)
     assert proc.returncode == 0, proc.stderr
-    assert one_line(proc.stdout) == f"run {run['id']}: cancelled"
+    assert one_line(proc.stdout) == f"run {run_id}: cancelled"
     # The `run` command waiting for the result reports the cancellation and exits 1.
     _, errors = runner.communicate(timeout=30)
     assert runner.returncode == 1
     assert "cancelled" in one_line(errors)
-    shown = ok_json(cli("runs", "show", run["id"], "--db", db, "--json"))
+    shown = ok_json(cli("runs", "show", run_id, "--db", db, "--json"))
     assert shown["status"] == "cancelled"
     assert shown["ended_at"] is not None
     # A finished run cannot be signalled.
-    late = cli("signal", run["id"], "approve", "true", "--db", db)
+    late = cli("signal", run_id, "approve", "true", "--db", db)
     assert late.returncode == 2
-    assert f"run {run['id']} is already cancelled" in one_line(late.stderr)
+    assert f"run {run_id} is already cancelled" in one_line(late.stderr)
 
 
-def test_signal_to_an_unknown_run_exits_2(cli: Cli, db: Path) -> None:
-    ok_json(cli("run", f"{WF}:greet", "--input", '"ada"', "--db", db))
-    proc = cli("signal", "no-such-run", "approve", '{"ok": true}', "--db", db)
+def test_signal_to_an_unknown_run_exits_2(cli: Cli, history: dict[str, Any]) -> None:
+    proc = cli("signal", "no-such-run", "approve", '{"ok": true}', "--db", history["db"])
     assert proc.returncode == 2
     assert "no run 'no-such-run'" in one_line(proc.stderr)
     assert "Traceback" not in proc.stderr
 
 
-def test_signal_with_a_bad_payload_exits_2(cli: Cli, db: Path) -> None:
-    ok_json(cli("run", f"{WF}:greet", "--input", '"ada"', "--db", db))
-    proc = cli("signal", "any-run", "approve", "{not json", "--db", db)
+def test_signal_with_a_bad_payload_exits_2(cli: Cli, history: dict[str, Any]) -> None:
+    proc = cli("signal", history["greet"], "approve", "{not json", "--db", history["db"])
     assert proc.returncode == 2
     assert "payload is not valid JSON" in one_line(proc.stderr)
 
 
-def test_cancel_of_an_unknown_run_exits_2(cli: Cli, db: Path) -> None:
-    ok_json(cli("run", f"{WF}:greet", "--input", '"ada"', "--db", db))
-    proc = cli("cancel", "no-such-run", "--db", db)
+def test_cancel_of_an_unknown_run_exits_2(cli: Cli, history: dict[str, Any]) -> None:
+    proc = cli("cancel", "no-such-run", "--db", history["db"])
     assert proc.returncode == 2
     assert "no run 'no-such-run'" in one_line(proc.stderr)
 

@@ -43,6 +43,20 @@ def bandmaster_exe() -> str:
     return found
 
 
+def cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run a ``bandmaster`` command to completion (as a user would, from another shell)."""
+    env = {k: v for k, v in os.environ.items() if k != "BANDMASTER_DB"}
+    env["COLUMNS"] = "200"
+    env["NO_COLOR"] = "1"
+    return subprocess.run(
+        [bandmaster_exe(), *map(str, args)], capture_output=True, text=True, timeout=60, cwd=cwd, env=env
+    )
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def load_wf_chain() -> ModuleType:
     """The workflow module, imported by path exactly as the worker imports it."""
     return import_module(str(WF_CHAIN))
@@ -107,9 +121,8 @@ class Workers:
         modules: tuple[Path, ...] = (WF_CHAIN,),
         wait_ready: bool = True,
     ) -> WorkerProc:
-        index = len(self.procs) + 1
-        args = [
-            bandmaster_exe(),
+        """``bandmaster worker MODULES --db DB ...``, by default once it is serving."""
+        worker = self.spawn(
             "worker",
             *(str(m) for m in modules),
             "--db",
@@ -122,21 +135,27 @@ class Workers:
             str(concurrency),
             "--grace",
             str(grace),
-        ]
+        )
+        if wait_ready:
+            self.wait_ready(worker)
+        return worker
+
+    def spawn(self, *args: str) -> WorkerProc:
+        """Any ``bandmaster`` command in the background, cleaned up like the workers."""
+        index = len(self.procs) + 1
+        argv = [bandmaster_exe(), *args]
         env = {k: v for k, v in os.environ.items() if k != "BANDMASTER_DB"}
         env["BM_E2E_LOG"] = str(self.log)
         env["PYTHONUNBUFFERED"] = "1"
         env["COLUMNS"] = "200"
-        stdout_path = self.tmp_path / f"worker{index}.out"
-        stderr_path = self.tmp_path / f"worker{index}.err"
+        stdout_path = self.tmp_path / f"proc{index}.out"
+        stderr_path = self.tmp_path / f"proc{index}.err"
         with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
             proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=self.tmp_path
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=self.tmp_path
             )
-        worker = WorkerProc(proc, stderr_path, stdout_path, args)
+        worker = WorkerProc(proc, stderr_path, stdout_path, argv)
         self.procs.append(worker)
-        if wait_ready:
-            self.wait_ready(worker)
         return worker
 
     def wait_ready(self, worker: WorkerProc) -> None:
@@ -175,7 +194,12 @@ class Journal:
         if not self.path.exists():
             return []
         with contextlib.closing(sqlite3.connect(self.path, timeout=10)) as conn:
-            return conn.execute(sql, params).fetchall()
+            try:
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return []  # a process is creating the journal right now
+                raise
 
     def statuses(self) -> dict[str, str]:
         return dict(self.query("SELECT id, status FROM runs"))  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ effect runs again only if its journal row had not been committed when the worker
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -13,7 +14,14 @@ import pytest
 
 import bandmaster as bm
 
-from .harness import Journal, Workers, all_finished, effect_counts, read_effects, wait_until
+from .harness import (
+    Journal,
+    Workers,
+    all_finished,
+    effect_counts,
+    read_effects,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -114,3 +122,80 @@ async def test_sigkill_mid_run_then_new_worker_completes_every_run_exactly_once(
         key = (effect.run_id, effect.seq)
         if key not in started_at_kill:
             assert effect.pid == second.pid, f"{key} ran in {effect.pid} after the kill"
+
+
+async def test_two_replacement_workers_race_for_a_dead_workers_runs(
+    workers: Workers, journal: Journal, db: Path, side_log: Path, wf: ModuleType
+) -> None:
+    steps, delay = 12, 0.05
+    async with bm.Engine(db, worker=False) as client:
+        handles = [await client.start(wf.chain, f"race-{i}", steps, delay) for i in range(8)]
+        run_ids = [h.id for h in handles]
+        dead = workers.start(lease=60, poll=0.05)
+        await wait_until(
+            lambda: len(c := journal.steps_per_run()) == len(run_ids) and min(c.values()) >= 2,
+            timeout=30,
+            what="every run to journal 2 steps",
+            watch=(dead,),
+        )
+        dead.kill()
+        committed = journal.step_keys()
+        # Both start at once: both see the dead pid, both try to claim the same runs.
+        racers = [workers.start(lease=60, poll=0.02, wait_ready=False) for _ in range(2)]
+        for racer in racers:
+            workers.wait_ready(racer)
+        await wait_until(
+            all_finished(journal, run_ids), timeout=60, what="runs to finish", watch=tuple(racers)
+        )
+        for i, handle in enumerate(handles):
+            assert await handle.result(timeout=10) == {"tag": f"race-{i}", "total": wf.chain_total(steps)}
+
+    journal.assert_consistent(run_ids, steps)
+    assert set(journal.claims().values()) == {2}, "each run is taken over exactly once"
+    effects = read_effects(side_log)
+    counts = effect_counts(effects)
+    assert max(counts.values()) <= 2
+    assert all(counts[key] == 1 for key in committed)
+    racer_pids = {r.pid for r in racers}
+    for run_id in run_ids:  # after the kill, a run moved to one racer only
+        assert len({e.pid for e in effects if e.run_id == run_id and e.pid in racer_pids}) == 1
+
+
+async def test_a_killed_bandmaster_run_command_is_finished_by_a_worker(
+    workers: Workers, journal: Journal, db: Path, side_log: Path, tmp_path: Path, wf: ModuleType
+) -> None:
+    """``bandmaster run`` executes in its own process; if that process dies, the run is not
+    lost: a worker started later takes it over at once (its owner's pid is dead)."""
+    steps = 20
+    runner = workers.spawn(
+        "run",
+        f"{wf.__file__}:chain",
+        "--input",
+        f'["cli", {steps}, 0.05]',
+        "--run-id",
+        "cli-run",
+        "--db",
+        str(db),
+    )
+    await wait_until(
+        lambda: journal.steps_per_run().get("cli-run", 0) >= 4,
+        timeout=30,
+        what="the run command to journal 4 steps",
+        watch=(runner,),
+    )
+    runner.kill()
+    committed = journal.step_keys()
+    assert journal.statuses() == {"cli-run": "running"}
+
+    restart = time.monotonic()
+    worker = workers.start(lease=10, poll=0.05)
+    await wait_until(
+        all_finished(journal, ["cli-run"]), timeout=30, what="the run to finish", watch=(worker,)
+    )
+    print(f"\n[killed run command] finished by a worker {time.monotonic() - restart:.2f}s after it started")
+    assert time.monotonic() - restart < 10, "taken over at start-up, not after the 10 s lease"
+    assert json.loads(journal.run("cli-run")["output"]) == {"tag": "cli", "total": wf.chain_total(steps)}
+    journal.assert_consistent(["cli-run"], steps)
+    counts = effect_counts(read_effects(side_log))
+    assert max(counts.values()) <= 2
+    assert all(counts[key] == 1 for key in committed)

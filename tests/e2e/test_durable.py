@@ -1,11 +1,9 @@
-"""Durable waits across processes: a timer that outlives the worker that set it, a signal sent
-from the CLI to a run executing in a worker, and inputs of runs started by name."""
+"""Durable timers across processes: a sleep that outlives the worker that set it, a signal
+wait whose deadline passes while no worker is up; and inputs of runs started by name."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 from types import ModuleType
@@ -18,21 +16,11 @@ from .harness import (
     Journal,
     Workers,
     all_finished,
-    bandmaster_exe,
-    effect_counts,
     read_effects,
     wait_until,
 )
 
 pytestmark = pytest.mark.e2e
-
-
-def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "BANDMASTER_DB"}
-    env["COLUMNS"] = "200"
-    return subprocess.run(
-        [bandmaster_exe(), *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=env
-    )
 
 
 async def test_durable_sleep_survives_a_worker_kill(
@@ -78,14 +66,46 @@ async def test_durable_sleep_survives_a_worker_kill(
     assert [(e.seq, e.name, e.pid) for e in effects] == [(1, "before", first.pid), (3, "after", second.pid)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a run started by workflow name without its defaulted arguments fails in the worker "
-        "(Workflow.decode_input validates the stored list against the full parameter tuple and "
-        "never applies the signature's defaults)"
-    ),
-)
+async def test_signal_wait_deadline_passes_while_no_worker_is_up(
+    workers: Workers, journal: Journal, db: Path, side_log: Path, wf: ModuleType
+) -> None:
+    timeout = 1.5
+    async with bm.Engine(db, worker=False) as client:
+        handle = await client.start(wf.deadline, "T-9", timeout)
+        first = workers.start(lease=1, poll=0.05)
+        await wait_until(
+            lambda: journal.statuses().get(handle.id) == "waiting",
+            timeout=30,
+            what="the run to wait for its signal",
+            watch=(first,),
+        )
+        first.kill()
+        wait_row = journal.steps(handle.id)[1]
+        due = json.loads(wait_row["meta"])["deadline"]
+        assert journal.run(handle.id)["ready_at"] == pytest.approx(due)  # woken by the deadline
+        assert time.time() < due, "the kill came after the deadline: the test proves nothing"
+
+        second = workers.start(lease=1, poll=0.05)
+        await wait_until(
+            all_finished(journal, [handle.id]), timeout=30, what="the run to finish", watch=(second,)
+        )
+        assert await handle.result(timeout=5) == {
+            "ticket": "T-9",
+            "decision": {"ok": False, "default": True},
+        }
+
+    steps = journal.steps(handle.id)
+    assert [(s["seq"], s["kind"], s["status"]) for s in steps] == [
+        (1, "step", "completed"),
+        (2, "wait", "completed"),
+        (3, "step", "completed"),
+    ]
+    assert json.loads(steps[1]["meta"])["timed_out"] is True
+    assert steps[1]["ended_at"] >= due
+    effects = read_effects(side_log)
+    assert [(e.seq, e.name, e.pid) for e in effects] == [(1, "asked", first.pid), (3, "went-on", second.pid)]
+
+
 async def test_run_started_by_name_gets_the_workflow_defaults(
     workers: Workers, journal: Journal, db: Path, wf: ModuleType
 ) -> None:

@@ -88,3 +88,21 @@ async def deadline(ticket: str, timeout: float) -> dict[str, object]:
     decision = await bm.wait_for("approve", timeout=timeout, default={"ok": False, "default": True})
     await mark("went-on")
     return {"ticket": ticket, "decision": decision}
+
+
+@bm.workflow
+async def two_gates(ticket: str) -> dict[str, object]:
+    """Wait for ``first``, then for ``second``: a ``second`` sent early is kept for later."""
+    first = await bm.wait_for("first")
+    await mark("between")
+    second = await bm.wait_for("second")
+    return {"ticket": ticket, "first": first, "second": second}
+
+
+@bm.workflow
+async def nap_then_gate(ticket: str, seconds: float) -> dict[str, object]:
+    """A durable sleep, then a signal wait: the signal may come while the run sleeps."""
+    await mark("before")
+    await bm.sleep(seconds)
+    decision = await bm.wait_for("approve")
+    return {"ticket": ticket, "decision": decision}

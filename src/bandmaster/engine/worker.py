@@ -108,8 +108,9 @@ class Worker:
         the rest and hand them back to the queue, where another worker resumes them."""
         self._stopping = True
         self._wake.set()
-        for task in self._loops:
-            task.cancel()
+        poll, heartbeat = self._loops
+        poll.cancel()
+        # The heartbeat keeps our leases alive while runs drain, so nobody takes them over.
         if self.active and grace > 0:
             await asyncio.wait([t for t, _ in self.active.values()], timeout=grace)
         leftover = list(self.active)
@@ -118,6 +119,7 @@ class Worker:
         if leftover:
             await asyncio.gather(*(t for t, _ in self.active.values()), return_exceptions=True)
             self.store.release_runs(self.owner, leftover)
+        heartbeat.cancel()
         self.store.flush()
 
     def poke(self) -> None:
@@ -150,8 +152,12 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
 
     async def _heartbeat_loop(self) -> None:
-        while not self._stopping:
+        beats = 0
+        while True:
             await asyncio.sleep(self.lease / 3)
+            beats += 1
+            if beats % 10 == 0 and not self._stopping:
+                self.recover()  # a peer on this host may have died since we started
             try:
                 cancel = self.store.heartbeat(self.owner, self.lease)
                 taken = self.store.runs_taken_over(self.owner, list(self.active))

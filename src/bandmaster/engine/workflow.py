@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, get_type_hints, overload
 
@@ -67,7 +68,13 @@ class Workflow(Generic[P, R]):
         return self.input_codec.dump(values, what=f"input of workflow {self.name!r}", limit=limit)
 
     def decode_input(self, text: str | None) -> tuple[Any, ...]:
-        return tuple(self.input_codec.load(text or "[]"))
+        raw = json.loads(text or "[]")
+        if isinstance(raw, list) and len(raw) < len(self.signature.parameters):
+            # Started by name from a client without the code: fill in the defaults here.
+            bound = self.signature.bind_partial(*raw)
+            bound.apply_defaults()
+            raw = list(bound.arguments.values())
+        return tuple(self.input_codec.validate(raw, what=f"input of workflow {self.name!r}"))
 
     def input_from_json(self, value: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Map a JSON value (CLI, HTTP) onto the parameters: the whole value for a

@@ -241,11 +241,11 @@ class SQLiteStore:
             )
             if cursor.rowcount != 1:
                 return False
-            # A signal that arrived while the run was executing must not be lost: in the same
-            # transaction, make the run ready again if anything is pending for it.
+            # A signal (or a cancel) that arrived while the run was executing must not be lost:
+            # in the same transaction, make the run ready again if one is pending for it.
             conn.execute(
-                "UPDATE runs SET status = 'queued', ready_at = ? WHERE id = ? AND EXISTS "
-                f"({_SIGNAL_FOR_A_WAIT})",
+                "UPDATE runs SET status = 'queued', ready_at = ? WHERE id = ? AND (cancel_requested = 1 "
+                f"OR EXISTS ({_SIGNAL_FOR_A_WAIT}))",
                 (time.time(), run_id, run_id),
             )
             return True
