@@ -287,6 +287,9 @@ def runs_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """List runs, newest first."""
+    statuses = ("queued", "running", "waiting", "completed", "failed", "cancelled")
+    if status is not None and status not in statuses:
+        raise _fail(f"--status {status!r} is not a run status; use one of {', '.join(statuses)}")
 
     async def main() -> list[RunInfo]:
         engine = await _client(db)
@@ -401,3 +404,6 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+import bandmaster.cli.graph  # noqa: E402, F401  registers `bandmaster graph`
