@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bandmaster.engine.context import journaling
+from bandmaster.engine.context import current_run, journaling
 from bandmaster.engine.operation import OpRecord, journaled, run_attempts
 from bandmaster.engine.serde import codec_for
-from bandmaster.errors import CircuitOpen, FallbacksExhausted, UsageError
+from bandmaster.errors import CircuitOpen, FallbacksExhausted, InvalidRequest, UsageError
 from bandmaster.hub import ModelHub, hub_for
 from bandmaster.models.base import Message, Model, ModelRequest, ModelResponse
 from bandmaster.models.registry import Registry
@@ -112,9 +112,9 @@ async def call_model(
     """
     ctx = journaling()
     if registry is None:
-        registry = (
-            ctx.registry if ctx is not None and isinstance(ctx.registry, Registry) else default_registry()
-        )
+        run = current_run.get()  # inside a step too: the engine's registry serves the whole run
+        registry = run.registry if run is not None and isinstance(run.registry, Registry) else None
+        registry = registry or default_registry()
     request = as_request(
         input,
         system=system,
@@ -167,7 +167,10 @@ async def _invoke(
     else:
         chain = [target, *policy.fallback]
 
-    cache_key = f"{name}:{request.fingerprint()}" if policy.cache_ttl and hub.store is not None else None
+    # Keyed by the model that would serve (not the alias): a switch or a canary never gets
+    # another version's cached answer.
+    first = chain[0] if isinstance(chain[0], str) else chain[0].name
+    cache_key = f"{first}:{request.fingerprint()}" if policy.cache_ttl and hub.store is not None else None
     if cache_key is not None:
         assert hub.store is not None
         cached = hub.store.cache_get(cache_key)
@@ -198,11 +201,18 @@ async def _invoke(
             )
         except Exception as exc:
             errors[label] = exc
-            if state is not None and policy.breaker is not None:
+            # A request the provider rejects as invalid says nothing about the model's health.
+            if state is not None and policy.breaker is not None and not isinstance(exc, InvalidRequest):
                 if state.record_failure(policy.breaker, time.time()):
                     hub.share_breaker(label)
                 breakers[label] = state.status
+            elif state is not None:
+                state.trial_in_flight = False
             continue
+        except BaseException:
+            if state is not None:
+                state.trial_in_flight = False  # a cancelled half-open trial must not block the model
+            raise
         if state is not None:
             if state.record_success(time.time()):
                 hub.share_breaker(label)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Annotated
 
@@ -58,7 +59,7 @@ def list_aliases(
     """Aliases with their versions, weights, fallbacks and breaker states."""
     views = _hub(models, db).describe()
     if as_json:
-        console.print_json(json.dumps([v.__dict__ for v in views]))
+        console.print_json(json.dumps([dataclasses.asdict(v) for v in views]))
         return
     table = Table("alias", "version", "model", "weight", "breaker", "fallback")
     for view in views:

@@ -218,6 +218,9 @@ class Engine:
             self._worker = None
         if self._result_poller is not None:
             self._result_poller.cancel()
+        close_models = getattr(self.registry, "aclose", None)  # a bm.Registry's provider connections
+        if close_models is not None:
+            await close_models()
         self._store.close()
         self._store = None
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+import weakref
 from typing import Any
 
 from bandmaster.errors import MalformedResponse, ProviderUnavailable, StepTimeout, UsageError
@@ -41,9 +43,12 @@ class AnthropicModel:
         self.name = name or model
         self.api_key_env = api_key_env
         self.prices = prices or PriceTable()
-        self.client = sdk.AsyncAnthropic(
+        self._client_args: dict[str, Any] = dict(
             api_key=key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout
         )
+        # One client per event loop: an SDK client's connection pool belongs to the loop that
+        # opened it, and bm.run() or tests may use several loops in one process.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
     def _arguments(self, req: ModelRequest) -> dict[str, Any]:
         messages = [m.model_dump() for m in req.messages() if m.role != "system"]
@@ -60,16 +65,30 @@ class AnthropicModel:
         if system:
             args["system"] = system
         if req.temperature is not None:
-            args["temperature"] = req.temperature
+            # Newer SDKs dropped the keyword; the Messages API still takes the field.
+            args["extra_body"] = {"temperature": req.temperature}
         if req.stop:
             args["stop_sequences"] = req.stop
         args.update(req.params)
         return args
 
+    def client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = sdk.AsyncAnthropic(**self._client_args)
+        return client
+
+    async def aclose(self) -> None:
+        """Close this loop's connections (the engine does it on close)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+
     async def request(self, req: ModelRequest) -> ModelResponse:
         started = time.perf_counter()
         try:
-            message = await self.client.messages.create(**self._arguments(req))
+            message = await self.client().messages.create(**self._arguments(req))
         except sdk.APITimeoutError as exc:
             raise StepTimeout(f"{self.name}: request timed out") from exc
         except sdk.APIConnectionError as exc:

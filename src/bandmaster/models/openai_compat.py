@@ -6,8 +6,10 @@ The SDK's own retries are off (``max_retries=0``): bandmaster's step policy owns
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+import weakref
 from typing import Any
 
 from bandmaster.errors import MalformedResponse, ProviderUnavailable, StepTimeout, UsageError
@@ -44,9 +46,12 @@ class OpenAIModel:
         self.name = name or model
         self.api_key_env = api_key_env
         self.prices = prices or PriceTable()
-        self.client = openai.AsyncOpenAI(
+        self._client_args: dict[str, Any] = dict(
             api_key=key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout
         )
+        # One client per event loop: an SDK client's connection pool belongs to the loop that
+        # opened it, and bm.run() or tests may use several loops in one process.
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
     def _arguments(self, req: ModelRequest) -> dict[str, Any]:
         args: dict[str, Any] = {
@@ -67,10 +72,23 @@ class OpenAIModel:
         args.update(req.params)
         return args
 
+    def client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = openai.AsyncOpenAI(**self._client_args)
+        return client
+
+    async def aclose(self) -> None:
+        """Close this loop's connections (the engine does it on close)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.close()
+
     async def request(self, req: ModelRequest) -> ModelResponse:
         started = time.perf_counter()
         try:
-            completion = await self.client.chat.completions.create(**self._arguments(req))
+            completion = await self.client().chat.completions.create(**self._arguments(req))
         except openai.APITimeoutError as exc:
             raise StepTimeout(f"{self.name}: request timed out") from exc
         except openai.APIConnectionError as exc:

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from bandmaster.errors import InvalidRequest, MalformedResponse
 from bandmaster.models.base import ModelRequest, ModelResponse, Usage
@@ -19,7 +19,15 @@ CallableAnswer = ModelResponse | str | tuple[Any, float] | Mapping[str, Any]
 
 
 def to_response(answer: Any, *, model: str, latency: float) -> ModelResponse:
-    """Accept the shapes a Python function naturally returns."""
+    """Accept the shapes a Python function naturally returns; anything invalid (a confidence
+    outside [0, 1], a wrong type) is a ``MalformedResponse``, like garbage from an API."""
+    try:
+        return _to_response(answer, model=model, latency=latency)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise MalformedResponse(f"model {model!r} returned an invalid answer: {exc}") from exc
+
+
+def _to_response(answer: Any, *, model: str, latency: float) -> ModelResponse:
     if isinstance(answer, ModelResponse):
         return answer.model_copy(
             update={"model": answer.model or model, "latency": answer.latency or latency}
@@ -63,6 +71,20 @@ class CallableModel:
         if inspect.isawaitable(answer):
             answer = await answer
         return to_response(answer, model=self.name, latency=time.perf_counter() - started)
+
+
+def _truth(value: Any) -> bool | None:
+    """Correctness as tables write it: 1/0, 1.0/0.0, true/false, yes/no, or empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool | int | float):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "y", "t"):
+        return True
+    if text in ("false", "no", "n", "f"):
+        return False
+    return bool(float(text))
 
 
 class RecordedAnswer(BaseModel):
@@ -124,13 +146,15 @@ class Recorded:
                 value = row.get(key) if key else None
                 return float(value) if value not in (None, "") else None
 
-            correct = number_or_none(correct_key)
-            answers[str(row[input_key])] = RecordedAnswer(
-                output=row[output_key],
-                cost=number_or_none(cost_key) or 0.0,
-                confidence=number_or_none(confidence_key),
-                correct=None if correct is None else bool(correct),
-            )
+            try:
+                answers[str(row[input_key])] = RecordedAnswer(
+                    output=row[output_key],
+                    cost=number_or_none(cost_key) or 0.0,
+                    confidence=number_or_none(confidence_key),
+                    correct=_truth(row.get(correct_key) if correct_key else None),
+                )
+            except (ValueError, ValidationError) as exc:
+                raise InvalidRequest(f"recorded table {name!r}, row {number}: {exc}") from exc
         return cls(answers, name=name)
 
     @classmethod

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bandmaster.errors import RegistryError, UnknownModel
+from bandmaster.errors import BandmasterError, RegistryError, UnknownModel
 from bandmaster.models.base import Model
 from bandmaster.models.pricing import Price, PriceTable
 from bandmaster.policies.breaker import Breaker
@@ -90,9 +90,9 @@ class ModelSpec(_Spec):
     @model_validator(mode="after")
     def _needs(self) -> ModelSpec:
         if self.provider in ("sklearn", "recorded") and not self.path:
-            raise ValueError(f"provider {self.provider!r} needs path:")
+            raise ValueError(f"path: provider {self.provider!r} needs a file path")
         if self.provider == "callable" and not self.function:
-            raise ValueError("provider 'callable' needs function: module:attribute")
+            raise ValueError("function: provider 'callable' needs module:attribute")
         return self
 
 
@@ -110,12 +110,12 @@ class AliasSpec(_Spec):
             self.weights = {label: 1.0 if label == first else 0.0 for label in self.versions}
         unknown = set(self.weights) - set(self.versions)
         if unknown:
-            raise ValueError(f"weights name versions that do not exist: {sorted(unknown)}")
+            raise ValueError(f"weights: name versions that do not exist: {sorted(unknown)}")
         if any(w < 0 for w in self.weights.values()):
-            raise ValueError("weights must not be negative")
+            raise ValueError("weights: must not be negative")
         total = sum(self.weights.values())
         if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"weights must sum to 1, got {total:g}")
+            raise ValueError(f"weights: must sum to 1, got {total:g}")
         return self
 
 
@@ -135,10 +135,14 @@ class Resolution:
 
 
 def _config_error(source: str, exc: ValidationError) -> RegistryError:
-    lines = [
-        f"{source}: {'.'.join(str(p) for p in error['loc']) or '(top level)'}: {error['msg']}"
-        for error in exc.errors()
-    ]
+    lines = []
+    for error in exc.errors():
+        path = [str(p) for p in error["loc"]]
+        message = error["msg"].removeprefix("Value error, ")
+        field, sep, rest = message.partition(": ")
+        if sep and field.isidentifier():  # entry-level checks name their field first
+            path, message = [*path, field], rest
+        lines.append(f"{source}: {'.'.join(path) or '(top level)'}: {message}")
     return RegistryError("invalid model registry:\n  " + "\n  ".join(lines))
 
 
@@ -201,6 +205,11 @@ class Registry:
         return cls(config, models=models, base_dir=base_dir, source=source)
 
     def _check_references(self) -> None:
+        for name, model in self.config.models.items():
+            if model.path and not (self.base_dir / model.path).is_file():
+                raise RegistryError(
+                    f"{self.source}: models.{name}.path: file {self.base_dir / model.path} does not exist"
+                )
         for alias, spec in self.config.aliases.items():
             for label, name in spec.versions.items():
                 if not self.knows(name):
@@ -222,6 +231,13 @@ class Registry:
 
     def knows(self, name: str) -> bool:
         return name in self.config.models or name in self._instances
+
+    async def aclose(self) -> None:
+        """Close provider connections opened in this event loop."""
+        for instance in self._instances.values():
+            close = getattr(instance, "aclose", None)
+            if close is not None:
+                await close()
 
     def register(self, name: str, model: Model) -> None:
         """Add a model built in Python (a rule, a function, a fitted estimator)."""
@@ -334,7 +350,7 @@ class Registry:
             module_name, _, attribute = str(spec.function).partition(":")
             fn = getattr(importlib.import_module(module_name), attribute)
             return fn if isinstance(fn, Model) else CallableModel(fn, name=name)
-        except ImportError as exc:
+        except (ImportError, BandmasterError) as exc:
             raise RegistryError(f"{where}: {exc}") from exc
         except (AttributeError, ValueError, OSError) as exc:
             raise RegistryError(f"{where}: cannot build {spec.provider} model: {exc}") from exc
