@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-import weakref
 from typing import Any
 
-from bandmaster.errors import MalformedResponse, ProviderUnavailable, StepTimeout, UsageError
+from bandmaster.errors import MalformedResponse, UsageError
 from bandmaster.models._json_output import parse_json_output
+from bandmaster.models._sdk import PerLoopClient, mapped_errors
 from bandmaster.models.base import ModelRequest, ModelResponse, Usage
-from bandmaster.models.http_errors import error_for_status
 from bandmaster.models.pricing import PriceTable
 
 try:
@@ -43,12 +41,11 @@ class AnthropicModel:
         self.name = name or model
         self.api_key_env = api_key_env
         self.prices = prices or PriceTable()
-        self._client_args: dict[str, Any] = dict(
-            api_key=key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout
+        self._client = PerLoopClient(
+            lambda: sdk.AsyncAnthropic(
+                api_key=key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout
+            )
         )
-        # One client per event loop: an SDK client's connection pool belongs to the loop that
-        # opened it, and bm.run() or tests may use several loops in one process.
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
     def _arguments(self, req: ModelRequest) -> dict[str, Any]:
         messages = [m.model_dump() for m in req.messages() if m.role != "system"]
@@ -73,36 +70,16 @@ class AnthropicModel:
         return args
 
     def client(self) -> Any:
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = sdk.AsyncAnthropic(**self._client_args)
-        return client
+        return self._client.get()
 
     async def aclose(self) -> None:
         """Close this loop's connections (the engine does it on close)."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
-            await client.close()
+        await self._client.aclose()
 
     async def request(self, req: ModelRequest) -> ModelResponse:
         started = time.perf_counter()
-        try:
+        with mapped_errors(sdk, provider=self.name, api_key_env=self.api_key_env):
             message = await self.client().messages.create(**self._arguments(req))
-        except sdk.APITimeoutError as exc:
-            raise StepTimeout(f"{self.name}: request timed out") from exc
-        except sdk.APIConnectionError as exc:
-            raise ProviderUnavailable(f"{self.name}: cannot connect: {exc}") from exc
-        except sdk.APIStatusError as exc:
-            raise error_for_status(
-                exc.status_code,
-                str(getattr(exc, "message", exc)),
-                provider=self.name,
-                retry_after=exc.response.headers.get("retry-after"),
-                api_key_env=self.api_key_env,
-            ) from exc
-        except (ValueError, sdk.APIResponseValidationError) as exc:
-            raise MalformedResponse(f"{self.name}: unparseable response: {exc}") from exc
         latency = time.perf_counter() - started
         blocks = getattr(message, "content", None)
         if not isinstance(blocks, list):
