@@ -1,6 +1,14 @@
 """Deciding between models: rule routers over safe expressions, and learned cascades."""
 
-from bandmaster.routing.cascade import Cascade, ConfidenceScorer, Evaluation, FitReport, Scorer, StageAnswer
+from bandmaster.routing.cascade import (
+    Cascade,
+    CascadeSearch,
+    ConfidenceScorer,
+    Evaluation,
+    FitReport,
+    Scorer,
+    StageAnswer,
+)
 from bandmaster.routing.expr import Expression, ExpressionError
 from bandmaster.routing.fit import AgreementScorer, Example
 from bandmaster.routing.router import Decision, Router
@@ -8,6 +16,7 @@ from bandmaster.routing.router import Decision, Router
 __all__ = [
     "AgreementScorer",
     "Cascade",
+    "CascadeSearch",
     "ConfidenceScorer",
     "Decision",
     "Evaluation",

@@ -1,18 +1,22 @@
 """``bm.Cascade``: models ordered cheap → expensive; each answer is scored and accepted when
-its score reaches that stage's threshold, else the next model is asked. The last stage's answer
-is always accepted. A cascade is itself a model, so ``bm.call_model(cascade, ...)`` journals it
-like any other call, with every stage's answer, score and cost in ``response.raw["stages"]``.
+its score reaches that stage's threshold, else the next model is asked. The last stage always
+answers. A cascade is itself a model, so ``bm.call_model(cascade, ...)`` journals it like any
+other call, with every stage's answer, score and cost in ``response.raw["stages"]``.
 
 Scores come from the model's own confidence, or from a scorer that judges the query and the
 answers so far (``AgreementScorer``, learned by ``Cascade.fit`` when models give no confidence).
+A learned scorer also *picks* the answer: the most trusted of the answers so far, so three
+cheap models that agree can outvote the one asked last. ``Cascade.search`` chooses which of a
+set of candidate models form the cascade, by cross-validation on the training examples.
 Thresholds learned by ``fit`` can live in the registry's store so every worker uses the same.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel
@@ -22,15 +26,24 @@ from bandmaster.models.base import Model, ModelRequest, ModelResponse
 from bandmaster.routing.feedback import ThresholdTuner
 from bandmaster.routing.fit import (
     AgreementScorer,
+    Decisions,
     Example,
+    FinalAnswer,
     Judge,
+    OperatingPoint,
     Outcomes,
-    choose_thresholds,
+    OutOfFold,
+    Panel,
+    Sweep,
+    better,
+    check_target,
     collect,
     default_judge,
-    feature_rows,
-    out_of_fold_scores,
     simulate,
+    small_blas,
+    stage_scores,
+    sweep,
+    transfer_thresholds,
 )
 
 
@@ -40,6 +53,7 @@ class StageAnswer(BaseModel):
     score: float | None
     cost: float
     accepted: bool
+    answer_from: str | None = None  # on the accepting stage: the model whose answer was returned
 
 
 class Scorer(Protocol):
@@ -48,6 +62,15 @@ class Scorer(Protocol):
     def score(
         self, stage: int, request: ModelRequest, response: ModelResponse, earlier: Sequence[ModelResponse]
     ) -> float | None: ...
+
+
+@runtime_checkable
+class Picker(Protocol):
+    """A scorer that can also say which of the answers so far to trust most."""
+
+    def pick(
+        self, stage: int, request: ModelRequest, answered: Sequence[ModelResponse]
+    ) -> tuple[int, float]: ...
 
 
 class ConfidenceScorer:
@@ -59,42 +82,63 @@ class ConfidenceScorer:
         return response.confidence
 
 
+NEVER = 1.01  # a threshold no score in [0, 1] reaches: that stage always escalates
+
+
 class Cascade:
+    """``final="best"`` (with a ``Picker`` scorer): the last stage returns the most trusted
+    answer of all stages; ``"last"``: the last model's own answer."""
+
     def __init__(
         self,
         models: Sequence[Model],
         *,
         thresholds: Sequence[float] | None = None,
         scorer: Scorer | None = None,
+        final: FinalAnswer = "last",
         name: str = "cascade",
     ) -> None:
         if len(models) < 2:
             raise UsageError("a cascade needs at least two models, cheapest first")
+        if final not in ("best", "last"):
+            raise UsageError(f"final must be 'best' or 'last', got {final!r}")
         self.models = list(models)
         self.name = name
         self.scorer: Scorer = scorer or ConfidenceScorer()
+        self.final: FinalAnswer = final
         self.thresholds: list[float] = (
             list(thresholds) if thresholds is not None else [0.9] * (len(models) - 1)
         )
         # Accuracy the fit expects of answers each stage accepts (for online feedback).
         self.expected_accuracy: list[float] = [0.9] * (len(models) - 1)
         self.tuner: ThresholdTuner | None = None
+        self.report: FitReport | None = None  # set by fit / search
         if len(self.thresholds) != len(self.models) - 1:
             raise UsageError(
                 f"cascade {name!r}: {len(self.models)} models need {len(self.models) - 1} thresholds "
                 f"(the last model always answers), got {len(self.thresholds)}"
             )
 
+    def decide(
+        self, stage: int, request: ModelRequest, answered: Sequence[ModelResponse]
+    ) -> tuple[int, float | None]:
+        """After ``stage`` has answered: which answer the cascade would return (an index into
+        ``answered``) and its score."""
+        last = stage == len(self.models) - 1
+        if isinstance(self.scorer, Picker) and not (last and self.final == "last"):
+            return self.scorer.pick(stage, request, answered)
+        return stage, self.scorer.score(stage, request, answered[stage], answered[:stage])
+
     async def request(self, req: ModelRequest) -> ModelResponse:
         answered: list[ModelResponse] = []
         stages: list[StageAnswer] = []
-        total = 0.0
         for index, model in enumerate(self.models):
             response = await model.request(req)
-            total += response.cost
-            score = self.scorer.score(index, req, response, answered)
+            answered.append(response)
+            chosen, score = self.decide(index, req, answered)
             last = index == len(self.models) - 1
             accepted = last or (score is not None and score >= self.thresholds[index])
+            picked = answered[chosen]
             stages.append(
                 StageAnswer(
                     model=response.model or model.name,
@@ -102,15 +146,16 @@ class Cascade:
                     score=score,
                     cost=response.cost,
                     accepted=accepted,
+                    answer_from=(picked.model or self.models[chosen].name) if accepted else None,
                 )
             )
-            answered.append(response)
             if accepted:
-                raw = {**(response.raw or {}), "stages": [s.model_dump() for s in stages]}
-                return response.model_copy(
+                raw = {**(picked.raw or {}), "stages": [s.model_dump() for s in stages]}
+                confidence = picked.confidence if score is None else min(max(score, 0.0), 1.0)
+                return picked.model_copy(
                     update={
-                        "cost": total,
-                        "confidence": score if score is not None else response.confidence,
+                        "cost": sum(r.cost for r in answered),
+                        "confidence": confidence,
                         "raw": raw,
                         "latency": sum(r.latency for r in answered),
                     }
@@ -144,52 +189,81 @@ class Cascade:
         """Measure the cascade on held-out examples; see ``evaluate_cascade``."""
         return await evaluate_cascade(self, examples, judge=judge)
 
+    @classmethod
+    async def search(
+        cls,
+        candidates: Sequence[Model],
+        examples: Sequence[Example],
+        *,
+        target: dict[str, float],
+        judge: Judge = default_judge,
+        max_stages: int = 4,
+        name: str = "cascade",
+    ) -> Cascade:
+        """Choose which candidates form the cascade (ordered cheap → expensive, up to
+        ``max_stages``), its scorer and thresholds, all on ``examples``; see ``CascadeSearch``.
+        The estimate is in ``cascade.report``."""
+        search = await CascadeSearch.prepare(candidates, examples, judge=judge, max_stages=max_stages)
+        return search.best(target, name=name)
+
 
 class FitReport(BaseModel):
+    models: list[str]
     thresholds: list[float]
+    final: FinalAnswer
     accuracy: float  # out-of-fold estimate on the training examples
     cost: float  # mean USD per query, same estimate
     escalation: list[float]  # share of examples reaching each stage
     learned_scorer: bool
     frontier: list[tuple[float, float]]  # (cost, accuracy) points of the best trade-offs
+    subsets_tried: int = 1  # > 1 after a search: the estimate is then the best of several (optimistic)
 
 
 class Evaluation(BaseModel):
     accuracy: float
     cost: float
-    escalation: list[float]
+    escalation: list[float]  # share of examples reaching each stage
     single_models: dict[str, tuple[float, float]]  # model -> (accuracy, mean cost)
     oracle: tuple[float, float]  # cheapest correct model per query (accuracy, mean cost)
-    curve: list[tuple[float, float]]  # (cost, accuracy) over thresholds, for the plot
+    curve: list[tuple[float, float]]  # (cost, accuracy) over thresholds on these examples
 
-    def plot(self, path: str, *, title: str = "cascade: cost vs accuracy") -> None:
-        """Write the cost/accuracy curve with the single models and the oracle as a PNG."""
-        import matplotlib
+    def plot(
+        self,
+        path: str,
+        *,
+        title: str = "cascade: cost vs accuracy",
+        others: Mapping[str, tuple[float, float]] | None = None,
+    ) -> None:
+        """Write the cost/accuracy curve with the single models and the oracle as a PNG;
+        ``others`` adds labelled (accuracy, cost) points, e.g. baselines."""
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        xs, ys = zip(*self.curve, strict=True) if self.curve else ((), ())
-        ax.plot(xs, ys, "-", color="tab:blue", label="cascade (threshold sweep)")
+        fig = Figure(figsize=(8, 5))
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        if self.curve:
+            xs, ys = zip(*self.curve, strict=True)
+            ax.step(xs, ys, "-", where="post", color="tab:blue", label="cascade (threshold sweep)")
         ax.plot([self.cost], [self.accuracy], "o", color="tab:blue", markersize=9, label="cascade (fitted)")
-        for name, (acc, cost) in self.single_models.items():
+        for label, (acc, cost) in self.single_models.items():
             ax.plot([cost], [acc], "s", color="tab:gray")
             ax.annotate(
-                name.split("/")[-1], (cost, acc), fontsize=7, xytext=(3, 3), textcoords="offset points"
+                label.split("/")[-1], (cost, acc), fontsize=7, xytext=(3, 3), textcoords="offset points"
             )
+        markers = "DvP^Xh<>"
+        for i, (label, (acc, cost)) in enumerate((others or {}).items()):
+            colour = ("C1", "C3", "C4", "C5", "C6", "C8", "C9")[i % 7]  # not the cascade, oracle, models
+            ax.plot([cost], [acc], markers[i % len(markers)], color=colour, markersize=7, label=label)
         ax.plot([self.oracle[1]], [self.oracle[0]], "*", color="tab:green", markersize=12, label="oracle")
         ax.set_xscale("log")
         ax.set_xlabel("mean cost per query (USD, log scale)")
         ax.set_ylabel("accuracy")
         ax.set_title(title)
-        ax.legend(loc="lower right", fontsize=8)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(loc="best", fontsize=7, framealpha=0.8)
         fig.tight_layout()
         fig.savefig(path, dpi=120)
-        plt.close(fig)
-
-
-NEVER = 1.01  # a threshold no score in [0, 1] reaches: that stage always escalates
 
 
 async def fit_cascade(
@@ -199,57 +273,207 @@ async def fit_cascade(
     target: dict[str, float],
     judge: Judge = default_judge,
     learn_scorer: bool | None = None,
+    folds: int = 5,
 ) -> FitReport:
     """Learn ``cascade``'s thresholds (and its scorer when models give no confidence) from
-    labelled training examples; ``target`` is ``{"accuracy": x}`` or ``{"budget": usd}``."""
-    if set(target) - {"accuracy", "budget"} or len(target) != 1:
-        raise UsageError(f"target must be {{'accuracy': x}} or {{'budget': usd_per_query}}, got {target}")
+    labelled training examples; ``target`` is ``{"accuracy": x}`` or ``{"budget": usd}``.
+    Only ``examples`` are sent to the models."""
+    accuracy, budget = check_target(target)
     outcomes = await collect(cascade.models, examples, judge=judge)
     if learn_scorer is None:
         learn_scorer = any(r.confidence is None for row in outcomes.responses for r in row[:-1])
-    if learn_scorer:
-        rows = feature_rows(examples, outcomes)
-        scores = out_of_fold_scores(rows, outcomes.correct)
-        cascade.scorer = AgreementScorer().fit(rows, outcomes.correct)
-    else:
-        scores = np.array([[r.confidence or 0.0 for r in row] for row in outcomes.responses])
-    chosen, frontier = choose_thresholds(
-        scores, outcomes.correct, outcomes.cost, accuracy=target.get("accuracy"), budget=target.get("budget")
+    stages = list(range(len(cascade.models)))
+    with small_blas():
+        if learn_scorer:
+            panel = Panel.build([ModelRequest(input=e.input) for e in examples], outcomes.responses)
+            oof = OutOfFold(panel, outcomes.correct, folds=folds)
+            options = [(f, sweep(oof.decisions(stages, outcomes.cost, final=f))) for f in FINALS]
+            scorer = AgreementScorer().fit(panel, outcomes.correct)
+            cascade.scorer = scorer
+            refitted: np.ndarray | None = stage_scores(scorer, panel, stages)
+        else:
+            confidences = np.array([[r.confidence or 0.0 for r in row] for row in outcomes.responses])
+            options = [("last", sweep(Decisions(confidences, outcomes.correct, outcomes.cost)))]
+            refitted = None  # the models' own confidences: thresholds apply as chosen
+        final, table, chosen = _best_option(options, accuracy, budget)
+        return _configure(cascade, final, table, chosen, learned=learn_scorer, refitted=refitted)
+
+
+FINALS: tuple[FinalAnswer, ...] = ("best", "last")
+
+
+def _best_option(
+    options: Sequence[tuple[FinalAnswer, Sweep]], accuracy: float | None, budget: float | None
+) -> tuple[FinalAnswer, Sweep, OperatingPoint]:
+    best: tuple[FinalAnswer, Sweep, OperatingPoint] | None = None
+    for final, table in options:
+        point = table.choose(accuracy=accuracy, budget=budget)
+        if best is None or better(point, best[2], accuracy=accuracy, budget=budget):
+            best = (final, table, point)
+    assert best is not None
+    return best
+
+
+def _configure(
+    cascade: Cascade,
+    final: FinalAnswer,
+    table: Sweep,
+    point: OperatingPoint,
+    *,
+    learned: bool,
+    refitted: np.ndarray | None,
+    subsets_tried: int = 1,
+) -> FitReport:
+    """Set the fitted thresholds (carried over to the refitted scorer, see
+    ``transfer_thresholds``) and record how they were estimated."""
+    cascade.final = final
+    thresholds = (
+        list(point.thresholds)
+        if refitted is None
+        else transfer_thresholds(table.decisions.scores, refitted, point.thresholds)
     )
-    cascade.thresholds = [t if math.isfinite(t) else NEVER for t in chosen.thresholds]
-    cascade.expected_accuracy = accepted_accuracy(scores, outcomes.correct, chosen.thresholds)
+    cascade.thresholds = [t if math.isfinite(t) else NEVER for t in thresholds]
+    cascade.expected_accuracy = accepted_accuracy(table.decisions, point.thresholds)
     cascade.tuner = None
-    return FitReport(
+    cascade.report = FitReport(
+        models=[m.name for m in cascade.models],
         thresholds=cascade.thresholds,
-        accuracy=chosen.accuracy,
-        cost=chosen.cost,
-        escalation=list(chosen.escalation),
-        learned_scorer=learn_scorer,
-        frontier=[(p.cost, p.accuracy) for p in frontier],
+        final=final,
+        accuracy=point.accuracy,
+        cost=point.cost,
+        escalation=list(point.escalation),
+        learned_scorer=learned,
+        frontier=[(p.cost, p.accuracy) for p in table.frontier()],
+        subsets_tried=subsets_tried,
     )
+    return cascade.report
+
+
+class CascadeSearch:
+    """Which candidate models should form the cascade? Every model answers every training
+    example once; then every ordered subset (cheap → expensive by mean training cost, 2 to
+    ``max_stages`` models) gets out-of-fold decisions, and for a target the subset whose
+    out-of-fold operating point best meets it wins. Subsets are pruned where the answer is
+    clear without fitting: the last model must be on the training cost/accuracy frontier (a
+    last resort that another model beats on both counts is never the best one), and the
+    earlier models together must cost less than the last (else asking it directly is cheaper).
+
+    The winner's estimate is the best of many, hence optimistic: measure on held-out data."""
+
+    def __init__(
+        self,
+        candidates: Sequence[Model],
+        examples: Sequence[Example],
+        outcomes: Outcomes,
+        *,
+        max_stages: int = 4,
+        folds: int = 5,
+    ) -> None:
+        if len(candidates) < 2:
+            raise UsageError("a cascade search needs at least two candidate models")
+        if max_stages < 2:
+            raise UsageError(f"max_stages must be at least 2, got {max_stages}")
+        self.candidates = list(candidates)
+        self.outcomes = outcomes
+        self.panel = Panel.build([ModelRequest(input=e.input) for e in examples], outcomes.responses)
+        self.oof = OutOfFold(self.panel, outcomes.correct, folds=folds)
+        self.mean_cost = outcomes.cost.mean(axis=0)
+        self.accuracy = outcomes.correct.mean(axis=0)
+        self.subsets = self._subsets(max_stages)
+        self._tables: dict[tuple[int, ...], list[tuple[FinalAnswer, Sweep]]] = {}
+
+    @classmethod
+    async def prepare(
+        cls,
+        candidates: Sequence[Model],
+        examples: Sequence[Example],
+        *,
+        judge: Judge = default_judge,
+        max_stages: int = 4,
+        folds: int = 5,
+    ) -> CascadeSearch:
+        """Ask every candidate every example (the only model calls of the search)."""
+        outcomes = await collect(candidates, examples, judge=judge)
+        return cls(candidates, examples, outcomes, max_stages=max_stages, folds=folds)
+
+    def _subsets(self, max_stages: int) -> list[tuple[int, ...]]:
+        cost, acc = self.mean_cost, self.accuracy
+        order = sorted(range(len(self.candidates)), key=lambda i: (cost[i], -acc[i]))
+        rank = {model: position for position, model in enumerate(order)}
+
+        def dominated(i: int) -> bool:  # another model is no dearer and no worse (ties: cheaper first)
+            return any(
+                j != i
+                and cost[j] <= cost[i]
+                and acc[j] >= acc[i]
+                and (cost[j], -acc[j], rank[j]) < (cost[i], -acc[i], rank[i])
+                for j in order
+            )
+
+        subsets = []
+        for last in (i for i in order if not dominated(i)):
+            cheaper = order[: rank[last]]
+            for size in range(1, max_stages):
+                for head in itertools.combinations(cheaper, size):
+                    if sum(cost[i] for i in head) < cost[last] or cost[last] == 0:
+                        subsets.append((*head, last))
+        if not subsets:
+            raise UsageError("no candidate cascade: every candidate costs the same or beats the others")
+        return subsets
+
+    def tables(self, subset: tuple[int, ...]) -> list[tuple[FinalAnswer, Sweep]]:
+        """Out-of-fold threshold tables of one subset, both ways of answering at the last stage
+        (kept: they do not depend on the target)."""
+        if subset not in self._tables:
+            self._tables[subset] = [
+                (f, sweep(self.oof.decisions(subset, self.outcomes.cost, final=f))) for f in FINALS
+            ]
+        return self._tables[subset]
+
+    def best(self, target: dict[str, float], *, name: str = "cascade") -> Cascade:
+        """The cascade (models, scorer fitted on all training examples, thresholds) whose
+        out-of-fold operating point best meets ``target``."""
+        accuracy, budget = check_target(target)
+        winner: tuple[tuple[int, ...], FinalAnswer, Sweep, OperatingPoint] | None = None
+        with small_blas():
+            for subset in self.subsets:
+                final, table, point = _best_option(self.tables(subset), accuracy, budget)
+                if winner is None or better(point, winner[3], accuracy=accuracy, budget=budget):
+                    winner = (subset, final, table, point)
+            assert winner is not None
+            subset, final, table, point = winner
+            scorer = AgreementScorer().fit(self.panel, self.outcomes.correct, stages=subset)
+            cascade = Cascade([self.candidates[i] for i in subset], scorer=scorer, name=name)
+            refitted = stage_scores(scorer, self.panel, subset)
+            _configure(
+                cascade, final, table, point, learned=True, refitted=refitted, subsets_tried=len(self.subsets)
+            )
+        return cascade
 
 
 async def evaluate_cascade(
     cascade: Cascade, examples: Sequence[Example], *, judge: Judge = default_judge
 ) -> Evaluation:
     """Accuracy, mean cost and escalation of the cascade as configured, next to each single
-    model and the oracle, on ``examples`` (use held-out ones)."""
+    model and the oracle, on ``examples`` (use held-out ones). Every model answers every
+    example (for the single-model numbers); the cascade's own choices are replayed from those
+    answers with the same ``decide`` that ``request`` uses."""
     outcomes = await collect(cascade.models, examples, judge=judge)
-    scores = np.array(
-        [
-            [
-                cascade.scorer.score(k, ModelRequest(input=e.input), r, row[:k]) or 0.0
-                for k, r in enumerate(row)
-            ]
-            for e, row in zip(examples, outcomes.responses, strict=True)
-        ]
-    )
-    point = simulate(scores, outcomes.correct, outcomes.cost, cascade.thresholds)
-    _, frontier = choose_thresholds(scores, outcomes.correct, outcomes.cost, accuracy=1.0, grid=16)
-    names = [m.name for m in cascade.models]
+    n, stages = outcomes.correct.shape
+    scores = np.zeros((n, stages))
+    right = np.zeros((n, stages), bool)
+    for e, (example, row) in enumerate(zip(examples, outcomes.responses, strict=True)):
+        request = ModelRequest(input=example.input)
+        for k in range(stages):
+            chosen, score = cascade.decide(k, request, row[: k + 1])
+            scores[e, k] = score if score is not None else -1.0  # no score: below any threshold
+            right[e, k] = outcomes.correct[e, chosen]
+    point = simulate(scores, right, outcomes.cost, cascade.thresholds)
+    with small_blas():
+        curve = sweep(Decisions(scores, right, outcomes.cost)).frontier()
     singles = {
-        name: (float(outcomes.correct[:, k].mean()), float(outcomes.cost[:, k].mean()))
-        for k, name in enumerate(names)
+        m.name: (float(outcomes.correct[:, k].mean()), float(outcomes.cost[:, k].mean()))
+        for k, m in enumerate(cascade.models)
     }
     return Evaluation(
         accuracy=point.accuracy,
@@ -257,17 +481,17 @@ async def evaluate_cascade(
         escalation=list(point.escalation),
         single_models=singles,
         oracle=oracle(outcomes),
-        curve=[(p.cost, p.accuracy) for p in frontier],
+        curve=[(p.cost, p.accuracy) for p in curve],
     )
 
 
-def accepted_accuracy(scores: np.ndarray, correct: np.ndarray, thresholds: Sequence[float]) -> list[float]:
+def accepted_accuracy(decisions: Decisions, thresholds: Sequence[float]) -> list[float]:
     """Per tunable stage, the accuracy of the answers that stage accepts under ``thresholds``."""
-    undecided = np.ones(len(correct), bool)
+    undecided = np.ones(len(decisions.correct), bool)
     result = []
     for k, threshold in enumerate(thresholds):
-        take = undecided & (scores[:, k] >= threshold)
-        result.append(float(correct[take, k].mean()) if take.any() else 1.0)
+        take = undecided & (decisions.scores[:, k] >= threshold)
+        result.append(float(decisions.correct[take, k].mean()) if take.any() else 1.0)
         undecided &= ~take
     return result
 
