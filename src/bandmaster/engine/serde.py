@@ -104,11 +104,11 @@ def error_record(exc: BaseException) -> dict[str, Any]:
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(exc)),
     }
-    try:
-        ANY.dump(list(exc.args), what="error args")
-        record["args"] = list(exc.args)
-    except InvalidInput:
-        pass
+    # Plain JSON values only (the worker json.dumps the record): a dataclass or model in an
+    # exception must not make the run's end unrecordable.
+    args = _plain(list(exc.args))
+    if args is not None:
+        record["args"] = args
     inner = getattr(exc, "errors", None)
     if isinstance(inner, list) and all(isinstance(e, BaseException) for e in inner):
         record["errors"] = [error_record(e) for e in inner]
@@ -116,14 +116,20 @@ def error_record(exc: BaseException) -> dict[str, Any]:
         record["errors_by"] = {str(k): error_record(e) for k, e in inner.items()}
     attrs = {k: v for k, v in vars(exc).items() if k != "errors" and not k.startswith("_")}
     if attrs:
-        try:
-            ANY.dump(attrs, what="error attributes")
-            record["attrs"] = attrs
-        except InvalidInput:
-            record["attrs"] = {
-                k: v for k, v in attrs.items() if isinstance(v, str | int | float | bool | None)
-            }
+        plain = _plain(attrs)
+        record["attrs"] = (
+            plain
+            if plain is not None
+            else {k: v for k, v in attrs.items() if isinstance(v, str | int | float | bool | None)}
+        )
     return record
+
+
+def _plain(value: Any) -> Any:
+    try:
+        return ANY.to_jsonable(value)
+    except (PydanticSerializationError, ValueError, TypeError):
+        return None
 
 
 def rebuild_error(record: dict[str, Any]) -> BaseException:
