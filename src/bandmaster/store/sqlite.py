@@ -15,7 +15,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bandmaster._types import RunStatus
 from bandmaster.errors import RunNotFound, StoreError
@@ -556,3 +556,9 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
     # write of the same run, which surfaces any failure; don't warn twice.
     if not future.cancelled():
         future.exception()
+
+
+if TYPE_CHECKING:
+    from bandmaster.store.base import JournalStore
+
+    _: type[JournalStore] = SQLiteStore  # the embedded store implements the protocol
