@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bandmaster.models import CallableModel, ModelRequest
@@ -51,3 +53,26 @@ async def test_cascade_feedback_uses_the_stage_that_answered() -> None:
     escalated = await cascade.request(ModelRequest(input="my bill"))  # 0.95 no longer suffices
     assert escalated.output == "technical"
     assert [s["model"] for s in escalated.raw["stages"]] == ["small", "large"]  # type: ignore[index]
+
+
+async def test_thresholds_are_shared_through_the_store(tmp_path: Path) -> None:
+    """Two workers' copies of one cascade: feedback on one reaches the other."""
+    from bandmaster.routing import cascade as cascade_module
+    from bandmaster.store.sqlite import SQLiteStore
+
+    def build() -> Cascade:
+        small = CallableModel(lambda text: ("billing", 0.95), name="small")
+        large = CallableModel(lambda text: ("technical", 0.99), name="large")
+        return Cascade([small, large], thresholds=[0.9], name="intent")
+
+    first = build().bind(SQLiteStore(tmp_path / "j.db"))
+    second = build().bind(SQLiteStore(tmp_path / "j.db"))
+    response = await first.request(ModelRequest(input="my bill"))
+    for _ in range(100):
+        first.feedback(response, correct=False)
+    assert first.thresholds[0] == pytest.approx(1.0)
+    assert second.thresholds[0] == pytest.approx(0.9)  # not re-read yet
+    second._checked -= cascade_module.REFRESH  # as if REFRESH seconds had passed
+    answer = await second.request(ModelRequest(input="my bill"))
+    assert second.thresholds[0] == pytest.approx(1.0)
+    assert answer.output == "technical"  # the second worker now escalates too

@@ -14,13 +14,16 @@ Thresholds learned by ``fit`` can live in the registry's store so every worker u
 from __future__ import annotations
 
 import itertools
+import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel
 
+from bandmaster.engine.context import current_run
 from bandmaster.errors import UsageError
 from bandmaster.models.base import Model, ModelRequest, ModelResponse
 from bandmaster.routing.feedback import ThresholdTuner
@@ -45,6 +48,9 @@ from bandmaster.routing.fit import (
     sweep,
     transfer_thresholds,
 )
+from bandmaster.store.sqlite import SQLiteStore
+
+REFRESH = 0.2  # seconds between re-reads of shared thresholds
 
 
 class StageAnswer(BaseModel):
@@ -112,6 +118,8 @@ class Cascade:
         # Accuracy the fit expects of answers each stage accepts (for online feedback).
         self.expected_accuracy: list[float] = [0.9] * (len(models) - 1)
         self.tuner: ThresholdTuner | None = None
+        self._store: SQLiteStore | None = None
+        self._checked = float("-inf")
         self.report: FitReport | None = None  # set by fit / search
         if len(self.thresholds) != len(self.models) - 1:
             raise UsageError(
@@ -129,7 +137,39 @@ class Cascade:
             return self.scorer.pick(stage, request, answered)
         return stage, self.scorer.score(stage, request, answered[stage], answered[:stage])
 
+    # --- thresholds shared through the journal store ---------------------------------------
+
+    def bind(self, store: SQLiteStore) -> Cascade:
+        """Share thresholds through ``store`` (the engine's journal): every worker's copy of
+        this cascade adopts what ``fit`` or ``feedback`` set anywhere, within ``REFRESH`` s."""
+        self._store = store
+        self._checked = float("-inf")
+        self._adopt()
+        return self
+
+    def _adopt(self) -> None:
+        store = self._store
+        now = time.monotonic()
+        if store is None or now - self._checked < REFRESH:
+            return
+        self._checked = now
+        stored = store.kv_get(f"cascade:{self.name}")
+        if stored is not None:
+            data = json.loads(stored)
+            if len(data["thresholds"]) == len(self.thresholds):
+                self.thresholds = [float(t) for t in data["thresholds"]]
+
+    def publish(self) -> None:
+        """Write the current thresholds to the bound store (``fit`` and ``feedback`` do it)."""
+        if self._store is not None:
+            self._store.kv_put(f"cascade:{self.name}", json.dumps({"thresholds": self.thresholds}))
+
     async def request(self, req: ModelRequest) -> ModelResponse:
+        if self._store is None:
+            run = current_run.get()
+            if run is not None:
+                self.bind(run.store)  # the first engine that runs this cascade shares its thresholds
+        self._adopt()
         answered: list[ModelResponse] = []
         stages: list[StageAnswer] = []
         for index, model in enumerate(self.models):
@@ -172,6 +212,7 @@ class Cascade:
         if self.tuner is None:
             self.tuner = ThresholdTuner(fitted=list(self.thresholds), expected=list(self.expected_accuracy))
         self.thresholds = list(self.tuner.observe(accepted, correct))
+        self.publish()
         return self.thresholds
 
     async def fit(
@@ -335,6 +376,7 @@ def _configure(
     cascade.thresholds = [t if math.isfinite(t) else NEVER for t in thresholds]
     cascade.expected_accuracy = accepted_accuracy(table.decisions, point.thresholds)
     cascade.tuner = None
+    cascade.publish()
     cascade.report = FitReport(
         models=[m.name for m in cascade.models],
         thresholds=cascade.thresholds,

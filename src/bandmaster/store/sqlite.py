@@ -476,6 +476,19 @@ class SQLiteStore:
 
     # --- model registry state (shared by all workers) ------------------------------------
 
+    def kv_get(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def kv_put(self, key: str, value: str) -> None:
+        self._write(
+            lambda conn: conn.execute(
+                "INSERT INTO kv (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+        )
+
     def registry_rev(self) -> int:
         row = self._conn.execute("SELECT value FROM kv WHERE key = 'registry_rev'").fetchone()
         return int(row[0]) if row else 0
