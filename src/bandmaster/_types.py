@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeAlias
-
-JSON: TypeAlias = Any
-"""A value that serialises to JSON (dicts, lists, str, numbers, bool, None, pydantic models)."""
-
-RunId: TypeAlias = str
-Seconds: TypeAlias = float
+from typing import Literal, TypeAlias
 
 RunStatus: TypeAlias = Literal["queued", "running", "waiting", "completed", "failed", "cancelled"]
 StepStatus: TypeAlias = Literal["waiting", "completed", "failed"]

@@ -65,7 +65,8 @@ def _policy(
     cache_ttl: float | None,
 ) -> _Policy:
     """Explicit arguments win over the alias's registry policy."""
-    spec = registry.alias(target).policy if isinstance(target, str) and registry.alias(target) else None  # type: ignore[union-attr]
+    alias = registry.alias(target) if isinstance(target, str) else None
+    spec = alias.policy if alias is not None else None
     return _Policy(
         timeout=timeout if timeout is not None else (spec.timeout if spec else None),
         retry=retry or (spec.retry.policy() if spec and spec.retry else DEFAULT_RETRY),

@@ -397,3 +397,35 @@ def test_errors_carry_their_data() -> None:
         "'k'",
         "tb",
     )
+
+
+def test_a_sync_function_is_not_a_workflow() -> None:
+    def not_async(x: int) -> int:
+        return x
+
+    with pytest.raises(bm.UsageError, match="needs an async function"):
+        bm.workflow(not_async)  # type: ignore[arg-type]
+
+
+def test_star_args_cannot_be_journaled() -> None:
+    async def variadic(*items: int) -> int:
+        return len(items)
+
+    with pytest.raises(bm.UsageError, match="cannot be journaled"):
+        bm.workflow(variadic)
+
+
+def test_two_workflows_with_one_name_are_refused() -> None:
+    @bm.workflow(name="same")
+    async def first() -> None: ...
+
+    @bm.workflow(name="same")
+    async def second() -> None: ...
+
+    with pytest.raises(bm.UsageError, match="two workflows are named 'same'"):
+        bm.Engine(":memory:", workflows=[first, second])
+
+
+def test_bad_step_timeout_is_refused() -> None:
+    with pytest.raises(ValueError, match="timeout must be positive"):
+        bm.step(timeout=0)(lambda: None)

@@ -443,3 +443,36 @@ async def test_suspension_lets_parallel_steps_finish_and_keeps_their_results(
     await handle.signal("answer", 7)
     assert await handle.result(timeout=10) == ["busy done", 7]
     assert calls["busy"] == 1
+
+
+@bm.workflow
+async def wf_wait_typed_catches() -> str:
+    try:
+        await bm.wait_for("approval", type=Approval)
+    except bm.InvalidInput as exc:
+        return f"rejected: {'approval' in str(exc)}"
+    return "accepted"
+
+
+async def test_an_invalid_signal_payload_fails_the_wait_and_is_consumed(
+    engine: bm.Engine, until_status: Any
+) -> None:
+    handle = await engine.start(wf_wait_typed_catches)
+    await until_status(engine, handle.id, "waiting")
+    await handle.signal("approval", {"approved": "perhaps"})
+    assert await handle.result(timeout=10) == "rejected: True"
+    info = await engine.describe(handle.id)
+    wait = next(s for s in info.steps if s.kind == "wait")
+    assert wait.status == "failed"
+    assert wait.error is not None
+    assert wait.error["type"] == "bandmaster.errors.InvalidInput"
+    assert engine.store.next_signal(handle.id, "approval") is None  # consumed, not left to spin
+
+
+async def test_an_oversized_signal_payload_is_refused_before_it_is_stored(tmp_path: Path) -> None:
+    async with bm.Engine(tmp_path / "s.db", max_payload=100, poll_interval=0.02) as engine:
+        handle = await engine.start(wf_wait_typed)
+        with pytest.raises(bm.PayloadTooLarge, match="payload of signal 'approval'"):
+            await handle.signal("approval", {"approved": True, "by": "x" * 500})
+        assert engine.store.next_signal(handle.id, "approval") is None
+        await handle.cancel()

@@ -59,7 +59,9 @@ async def journaled(
         try:
             value = await body(record)
             value, output = codec.encode(
-                value, what=f"output of {kind} {name!r} (run {ctx.run_id}, seq {seq})", limit=ctx.max_payload
+                value,
+                what=lambda: f"output of {kind} {name!r} (run {ctx.run_id}, seq {seq})",
+                limit=ctx.max_payload,
             )
         except asyncio.CancelledError as exc:
             raise ctx.cancelled(exc) from exc

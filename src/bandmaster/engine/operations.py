@@ -163,19 +163,7 @@ async def wait_for(
         except ValidationError as exc:
             # Consume the bad signal and fail the wait, so replay fails the same way.
             invalid = InvalidInput(f"run {ctx.run_id}: payload of signal {name!r} is invalid: {exc}")
-            await ctx.commit(
-                ctx.row(
-                    seq,
-                    name,
-                    "wait",
-                    "failed",
-                    started=started,
-                    ended=time.time(),
-                    error=json.dumps(error_record(invalid)),
-                    meta=meta,
-                ),
-                consume_signal=signal_id,
-            )
+            await _fail_wait(ctx, seq, name, started, meta, invalid, consume_signal=signal_id)
             raise invalid from None
         await ctx.commit(
             ctx.row(
@@ -187,18 +175,7 @@ async def wait_for(
     if deadline is not None and now >= deadline:
         if default is MISSING:
             error = WaitTimeout(f"run {ctx.run_id}: no signal {name!r} within {timeout}s and no default")
-            await ctx.commit(
-                ctx.row(
-                    seq,
-                    name,
-                    "wait",
-                    "failed",
-                    started=started,
-                    ended=now,
-                    error=json.dumps(error_record(error)),
-                    meta=meta,
-                )
-            )
+            await _fail_wait(ctx, seq, name, started, meta, error)
             raise error
         output = codec.dump(default, what=f"default of wait {name!r}", limit=ctx.max_payload)
         timed_out = json.dumps({"signal": name, "deadline": deadline, "timed_out": True})
@@ -209,6 +186,32 @@ async def wait_for(
     if row is None:
         ctx.commit_nowait(ctx.row(seq, name, "wait", "waiting", started=started, meta=meta))
     await ctx.suspend(ready_at=deadline)
+
+
+async def _fail_wait(
+    ctx: RunContext,
+    seq: int,
+    name: str,
+    started: float,
+    meta: str,
+    error: BaseException,
+    *,
+    consume_signal: int | None = None,
+) -> None:
+    """Journal a wait that ended in ``error``, so a replay raises the same error there."""
+    await ctx.commit(
+        ctx.row(
+            seq,
+            name,
+            "wait",
+            "failed",
+            started=started,
+            ended=time.time(),
+            error=json.dumps(error_record(error)),
+            meta=meta,
+        ),
+        consume_signal=consume_signal,
+    )
 
 
 def _next_unclaimed_signal(ctx: RunContext, name: str) -> tuple[int, str | None] | None:

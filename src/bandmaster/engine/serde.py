@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import traceback
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -17,10 +18,16 @@ from pydantic_core import PydanticSerializationError
 
 from bandmaster.errors import InvalidInput, PayloadTooLarge, StepFailed
 
-FORMAT = "json1"
-"""Format tag stored with every journal row, so the encoding can change without a guess."""
-
 DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
+
+
+What = str | Callable[[], str]
+"""Names a value in error messages; a callable is only formatted when there is an error, which
+keeps f-string work off the step path."""
+
+
+def _label(what: What) -> str:
+    return what if isinstance(what, str) else what()
 
 
 class Codec:
@@ -35,10 +42,10 @@ class Codec:
         # checking with warnings="error" costs ~2 µs, a third of the serialisation.
         self._exact: type | None = annotation if isinstance(annotation, type) else None
 
-    def dump(self, value: Any, *, what: str, limit: int = DEFAULT_MAX_PAYLOAD) -> str:
+    def dump(self, value: Any, *, what: What, limit: int = DEFAULT_MAX_PAYLOAD) -> str:
         return self.encode(value, what=what, limit=limit)[1]
 
-    def encode(self, value: Any, *, what: str, limit: int = DEFAULT_MAX_PAYLOAD) -> tuple[Any, str]:
+    def encode(self, value: Any, *, what: What, limit: int = DEFAULT_MAX_PAYLOAD) -> tuple[Any, str]:
         """``(value, json)``. A value that does not match the annotation (a dict where a
         model is declared) is validated into it first, so the live value equals the one a
         replay will see."""
@@ -53,19 +60,19 @@ class Codec:
         except (ValueError, TypeError) as exc:
             raise self._unserialisable(value, what, exc) from exc
         if len(data) > limit:
-            raise PayloadTooLarge(what, len(data), limit)
+            raise PayloadTooLarge(_label(what), len(data), limit)
         return value, data.decode()
 
-    def _dump_checked(self, value: Any, what: str) -> bytes:
+    def _dump_checked(self, value: Any, what: What) -> bytes:
         try:
             return self._adapter.dump_json(value)
         except (PydanticSerializationError, ValueError, TypeError) as exc:
             raise self._unserialisable(value, what, exc) from exc
 
     @staticmethod
-    def _unserialisable(value: Any, what: str, exc: Exception) -> InvalidInput:
+    def _unserialisable(value: Any, what: What, exc: Exception) -> InvalidInput:
         return InvalidInput(
-            f"{what} is not JSON-serialisable ({type(value).__name__}): {exc}. Use JSON types, "
+            f"{_label(what)} is not JSON-serialisable ({type(value).__name__}): {exc}. Use JSON types, "
             f"dataclasses or pydantic models."
         )
 
@@ -77,11 +84,11 @@ class Codec:
     def to_jsonable(self, value: Any) -> Any:
         return self._adapter.dump_python(value, mode="json")
 
-    def validate(self, value: Any, *, what: str) -> Any:
+    def validate(self, value: Any, *, what: What) -> Any:
         try:
             return self._adapter.validate_python(value)
         except ValidationError as exc:
-            raise InvalidInput(f"{what} is invalid: {exc}") from exc
+            raise InvalidInput(f"{_label(what)} is invalid: {exc}") from exc
 
 
 @lru_cache(maxsize=1024)

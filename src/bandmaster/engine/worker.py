@@ -226,7 +226,7 @@ class Worker:
             args = wf.decode_input(row.input)
             result = await wf.fn(*args)
             output = wf.output_codec.dump(
-                result, what=f"result of workflow {wf.name!r} (run {row.id})", limit=self.max_payload
+                result, what=lambda: f"result of workflow {wf.name!r} (run {row.id})", limit=self.max_payload
             )
         except Suspend:
             return

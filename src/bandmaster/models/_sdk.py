@@ -4,16 +4,27 @@ loop, and the same exception classes, mapped once onto bandmaster's error tree."
 from __future__ import annotations
 
 import asyncio
+import os
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
-from bandmaster.errors import MalformedResponse, ProviderUnavailable, StepTimeout
+from bandmaster.errors import MalformedResponse, ProviderUnavailable, StepTimeout, UsageError
 from bandmaster.models.http_errors import error_for_status
 
 C = TypeVar("C")
+
+
+def resolve_api_key(api_key: str | None, api_key_env: str, *, base_url: str | None, name: str) -> str:
+    """The explicit key, else the environment's; a local server (``base_url``) needs none."""
+    key = api_key or os.environ.get(api_key_env)
+    if key is None and base_url is None:
+        raise UsageError(
+            f"model {name!r}: no API key; set ${api_key_env} (or pass base_url for a local server)"
+        )
+    return key or "not-needed"
 
 
 class PerLoopClient(Generic[C]):

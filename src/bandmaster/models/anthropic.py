@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
-from bandmaster.errors import MalformedResponse, UsageError
+from bandmaster.errors import MalformedResponse
 from bandmaster.models._json_output import parse_json_output
-from bandmaster.models._sdk import PerLoopClient, mapped_errors
+from bandmaster.models._sdk import PerLoopClient, mapped_errors, resolve_api_key
 from bandmaster.models.base import ModelRequest, ModelResponse, Usage
 from bandmaster.models.pricing import PriceTable
 
@@ -34,17 +33,13 @@ class AnthropicModel:
         timeout: float = 60.0,
         prices: PriceTable | None = None,
     ) -> None:
-        key = api_key or os.environ.get(api_key_env)
-        if key is None and base_url is None:
-            raise UsageError(f"model {name or model!r}: no API key; set ${api_key_env}")
+        key = resolve_api_key(api_key, api_key_env, base_url=base_url, name=name or model)
         self.model = model
         self.name = name or model
         self.api_key_env = api_key_env
         self.prices = prices or PriceTable()
         self._client = PerLoopClient(
-            lambda: sdk.AsyncAnthropic(
-                api_key=key or "not-needed", base_url=base_url, max_retries=0, timeout=timeout
-            )
+            lambda: sdk.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0, timeout=timeout)
         )
 
     def _arguments(self, req: ModelRequest) -> dict[str, Any]:

@@ -545,14 +545,6 @@ def sweep(decisions: Decisions, *, budget: int = 3_000) -> Sweep:
     return Sweep(decisions, grids, acc.reshape(shape), usd.reshape(shape))
 
 
-def choose_thresholds(
-    decisions: Decisions, *, accuracy: float | None = None, budget: float | None = None
-) -> tuple[OperatingPoint, list[OperatingPoint]]:
-    """The operating point meeting the target best (see ``Sweep.choose``) and the frontier."""
-    table = sweep(decisions)
-    return table.choose(accuracy=accuracy, budget=budget), table.frontier()
-
-
 def better(a: OperatingPoint, b: OperatingPoint, *, accuracy: float | None, budget: float | None) -> bool:
     """Is ``a`` a better answer to the target than ``b``? Meeting it beats missing it; among
     points that meet it, cheaper (accuracy target) or more accurate (budget) wins; among points

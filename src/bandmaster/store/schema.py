@@ -18,7 +18,7 @@ MIGRATIONS: list[list[str]] = [
             input            TEXT,
             output           TEXT,
             error            TEXT,            -- JSON: type, message, traceback
-            fmt              TEXT NOT NULL,   -- value encoding of input/output (serde.FORMAT)
+            fmt              TEXT NOT NULL,   -- value encoding of input/output (sqlite.FORMAT)
             created_at       REAL NOT NULL,
             updated_at       REAL NOT NULL,
             ended_at         REAL,

@@ -26,7 +26,8 @@ T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], Any]
 
 DEFAULT_DB = "bandmaster.db"
-_FMT = "json1"
+FORMAT = "json1"
+"""Format tag stored with every journal row, so the encoding can change without a guess."""
 _RUN_COLUMNS = (
     "id, workflow, version, status, input, output, error, created_at, updated_at, ended_at, "
     "ready_at, lease_owner, lease_expires, cancel_requested, claims"
@@ -154,7 +155,7 @@ class SQLiteStore:
             row.version,
             row.status,
             row.input,
-            _FMT,
+            FORMAT,
             row.created_at,
             row.updated_at,
             row.ready_at,
@@ -189,7 +190,7 @@ class SQLiteStore:
             row.started_at,
             row.ended_at,
             row.meta,
-            _FMT,
+            FORMAT,
             row.run_id,
             owner,
         )
@@ -415,7 +416,7 @@ class SQLiteStore:
             now = time.time()
             conn.execute(
                 "INSERT INTO signals (run_id, name, payload, fmt, created_at) VALUES (?,?,?,?,?)",
-                (run_id, name, payload, _FMT, now),
+                (run_id, name, payload, FORMAT, now),
             )
             conn.execute(
                 "UPDATE runs SET status = 'queued', ready_at = ?, updated_at = ? "
