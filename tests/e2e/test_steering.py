@@ -106,7 +106,7 @@ async def test_a_signal_sent_before_the_wait_is_reached_is_kept(
 async def test_cli_cancel_of_a_run_executing_in_a_worker(
     workers: Workers, journal: Journal, db: Path, side_log: Path, tmp_path: Path, wf: ModuleType
 ) -> None:
-    lease, steps = 1.0, 20
+    lease, steps = 1.0, 100  # long enough that a slow CLI start still finds it running
     async with bm.Engine(db, worker=False) as client:
         victim = await client.start(wf.chain, "victim", steps, 0.1)
         bystander = await client.start(wf.chain, "bystander", 5, 0.1)
