@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Create .venv and install bandmaster into it (editable). Idempotent and quiet.
-#   scripts/bootstrap.sh          runtime dependencies only
+#   scripts/bootstrap.sh          what `bandmaster demo` needs (the library plus the demo extra)
 #   scripts/bootstrap.sh --dev    plus the test and lint tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=""
+extras="[demo]"
 if [[ "${1:-}" == "--dev" ]]; then
     extras="[dev]"
 fi
@@ -21,7 +21,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 
 # Reinstall only when pyproject.toml changed since the last install of these extras.
-stamp=".venv/.bandmaster-installed${extras:+-dev}"
+stamp=".venv/.bandmaster-installed-${extras//[^a-z]/}"
 if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>/dev/null || true
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"

@@ -1,0 +1,110 @@
+"""The flagship example end to end: ``bandmaster demo`` as a user runs it, in a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TICKETS = ROOT / "examples" / "support_triage" / "tickets.jsonl"
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("demo")  # one model cache for the module's runs
+
+
+def demo(workdir: Path, *args: str, db: str = "demo.db") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bandmaster.cli", "demo", "--db", str(workdir / db), "--json", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=workdir,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def report_of(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def test_demo_triages_the_bundled_tickets_and_reports(workdir: Path) -> None:
+    report = report_of(demo(workdir, "--limit", "90", "--html", str(workdir / "report.html")))
+    assert report["tickets"] == report["completed"] == 90
+    assert report["failed"] == 0
+    # Every route is one of the workflow's, and the gold labels are mostly met.
+    assert set(report["routes"]) <= {
+        "auto_reply",
+        "billing_team",
+        "nurse",
+        "it_support",
+        "accounts",
+        "held_for_review",
+        "general",
+    }
+    assert report["route_accuracy"] > 0.7
+    # The cascade escalates only part of the traffic, and costs much less than always-large
+    # at close to its accuracy.
+    first, *later = report["escalation"]
+    assert first == 1.0
+    assert 0 < later[-1] <= later[0] < 1
+    assert report["cost_per_ticket"] < 0.5 * report["large_cost_per_ticket"]
+    assert report["intent_accuracy"] >= report["large_accuracy"] - 0.05
+    # PHI tickets waited for review: the reviewer held some, the rest took the timed default.
+    assert report["reviews_flagged"] > 0
+    assert report["reviews_held"] + report["reviews_defaulted"] == report["reviews_flagged"]
+    assert report["routes"].get("held_for_review", 0) == report["reviews_held"]
+    steps = {s["step"] for s in report["latency"]}
+    assert {"intent", "scan_phi", "draft_reply"} <= steps
+    html = (workdir / "report.html").read_text()
+    assert "Support triage" in html
+    assert html.count("data:image/png;base64,") == 3
+
+
+def test_journal_matches_the_report(workdir: Path) -> None:
+    report = report_of(demo(workdir, "--limit", "40", db="small.db"))
+    with sqlite3.connect(workdir / "small.db") as journal:
+        statuses = dict(journal.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
+        intent_calls = journal.execute("SELECT count(*) FROM steps WHERE name = 'intent'").fetchone()[0]
+        routes = journal.execute("SELECT count(*) FROM steps WHERE kind = 'route'").fetchone()[0]
+    assert statuses == {"completed": 40}
+    assert intent_calls == 40  # one journaled model call per ticket, none recorded twice
+    assert routes == report["completed"] - report["reviews_held"]  # held tickets never reach the router
+
+
+def test_demo_survives_injected_faults(workdir: Path) -> None:
+    report = report_of(demo(workdir, "--limit", "90", "--chaos", "--chaos-rate", "0.2", db="chaos.db"))
+    assert sum(report["faults_injected"].values()) > 5
+    assert report["failed"] == 0
+    assert report["completed"] == 90
+    assert report["retries"] > 0  # timeouts, 429s and 503s were retried ...
+    assert report["fallbacks"] > 0  # ... and garbage answers fell back to the large model
+
+
+def test_demo_rejects_a_folder_that_is_no_dataset(workdir: Path, tmp_path: Path) -> None:
+    proc = demo(workdir, "--data", str(tmp_path))
+    assert proc.returncode != 0
+    assert "neither a Banking77 folder" in proc.stderr + proc.stdout
+
+
+@pytest.mark.timeout(400)
+@pytest.mark.skipif(
+    not (SHARED / "banking77").is_dir(), reason="needs ../shared/data/banking77 beside the repo"
+)
+def test_demo_runs_on_banking77(workdir: Path) -> None:
+    report = report_of(demo(workdir, "--data", str(SHARED / "banking77"), "--limit", "150", db="b77.db"))
+    assert report["dataset"] == "banking77"
+    assert report["completed"] == 150
+    assert report["route_accuracy"] is None  # Banking77 has intents, not routes
+    assert report["intent_accuracy"] > 0.6
+    assert report["cost_per_ticket"] < report["large_cost_per_ticket"]
