@@ -1,8 +1,8 @@
-"""``bandmaster demo``: the support-triage example end to end, with a report.
+"""``bandmaster demo``: the flagship examples end to end, with a report.
 
-The demo's code lives in ``examples/support_triage/`` of a source checkout (it is an example to
-read and copy, not part of the library); this command finds that folder, runs it and prints
-its report.
+The demos' code lives in ``examples/support_triage/`` and ``examples/contract_review/`` of a
+source checkout (examples to read and copy, not part of the library); this command finds the
+folder, runs it and prints its report.
 """
 
 from __future__ import annotations
@@ -19,17 +19,50 @@ from rich.table import Table
 
 console = Console()
 CHECKOUT = Path(__file__).resolve().parents[3]
+EXAMPLES = {
+    "support-triage": ("support_triage", "demo.py"),
+    "contract-review": ("contract_review", "review.py"),
+}
 
 
-def _examples(folder: Path | None) -> Path:
-    found = folder or CHECKOUT / "examples" / "support_triage"
-    if not (found / "demo.py").is_file():
+def _examples(example: str, folder: Path | None) -> Path:
+    if example not in EXAMPLES:
+        console.print(f"[bold red]error:[/] unknown example {example!r}; choose one of {', '.join(EXAMPLES)}")
+        raise typer.Exit(2)
+    name, entry = EXAMPLES[example]
+    found = folder or CHECKOUT / "examples" / name
+    if not (found / entry).is_file():
         console.print(
-            f"[bold red]error:[/] no support-triage example at {found}. The demo runs from a source "
-            "checkout of bandmaster; pass --examples PATH/TO/examples/support_triage."
+            f"[bold red]error:[/] no {example} example at {found}. The demo runs from a source "
+            f"checkout of bandmaster; pass --examples PATH/TO/examples/{name}."
         )
         raise typer.Exit(2)
+    sys.path.insert(0, str(found))
     return found
+
+
+def _print_review(report: Any) -> None:
+    table = Table(title=f"Contract review: {report.completed}/{report.contracts} sample contracts")
+    for column in ("contract", "risk (gold)", "compliant (gold)", "issues found", "missed", "chunks"):
+        table.add_column(column)
+    for r in report.results:
+        missed = sorted(set(r.gold_issues) - set(r.issues))
+        table.add_row(
+            r.contract,
+            f"{r.risk} ({r.gold_risk})",
+            f"{r.compliant} ({r.gold_compliant})",
+            ", ".join(r.issues) or "-",
+            ", ".join(missed) or "-",
+            str(r.chunks),
+        )
+    console.print(table)
+    console.print(
+        f"compliance accuracy {report.compliance_accuracy:.3f} · issues precision "
+        f"{report.issue_precision:.3f} recall {report.issue_recall:.3f} · risk accuracy "
+        f"{report.risk_accuracy:.3f} · {report.long_contracts} long contracts summarised by map-reduce · "
+        f"{report.model_calls} model calls · ${report.cost_per_contract:.5f} per contract · "
+        f"p50 {report.p50_ms:.0f} ms, p99 {report.p99_ms:.0f} ms"
+    )
 
 
 def _print(report: Any, html_path: Path | None) -> None:
@@ -90,15 +123,26 @@ def demo(
         ".bandmaster/demo-report.html"
     ),
     json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
-    examples: Annotated[Path | None, typer.Option(help="The examples/support_triage folder")] = None,
+    example: Annotated[
+        str, typer.Option(help="support-triage (patient tickets) or contract-review (the legal pipeline)")
+    ] = "support-triage",
+    examples: Annotated[Path | None, typer.Option(help="The example's folder in a source checkout")] = None,
 ) -> None:
-    """Triage patient-support tickets end to end on the embedded engine and report."""
-    folder = _examples(examples)
-    sys.path.insert(0, str(folder))
+    """Run a flagship example end to end on the embedded engine and report."""
+    _examples(example, examples)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    if example == "contract-review":
+        from review import run_review  # type: ignore[import-not-found]
+
+        review = asyncio.run(run_review(db=db, limit=limit, cache_dir=db.parent / "models"))
+        if json_out:
+            console.print_json(review.model_dump_json())
+        else:
+            _print_review(review)
+        return
     from demo import run_demo  # type: ignore[import-not-found]
     from report_html import write_html  # type: ignore[import-not-found]
 
-    db.parent.mkdir(parents=True, exist_ok=True)
     with Progress(
         TextColumn("[bold]triage"),
         BarColumn(),
