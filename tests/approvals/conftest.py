@@ -23,6 +23,12 @@ class Receiver:
     record: Path
     process: subprocess.Popen[str]
 
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
     def requests(self) -> list[dict[str, Any]]:
         if not self.record.exists():
             return []
@@ -47,8 +53,7 @@ def receiver(tmp_path: Path) -> Iterator[Receiver]:
     try:
         yield started
     finally:
-        started.process.kill()
-        started.process.wait()
+        started.stop()
 
 
 @pytest.fixture
@@ -58,8 +63,7 @@ def flaky_receiver(tmp_path: Path) -> Iterator[Receiver]:
     try:
         yield started
     finally:
-        started.process.kill()
-        started.process.wait()
+        started.stop()
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from tests.conftest import StatusWaiter
 
 import bandmaster as bm
-from tests.conftest import StatusWaiter
 
 
 class Review(BaseModel):
@@ -64,7 +64,8 @@ async def test_approve(engine: bm.Engine, db_path: Path, until_status: StatusWai
     assert (pending.run_id, pending.name, pending.status) == (handle.id, "phi_review", "pending")
     assert pending.payload == {"ticket": "T-1", "findings": ["PERSON"]}
     assert pending.approvers == ["alice", "bob"]
-    assert pending.time_left is not None and 0 < pending.time_left <= 30
+    assert pending.time_left is not None
+    assert 0 < pending.time_left <= 30
 
     decided = await engine.approvals.approve(handle.id, by="alice", comment="name, not PHI")
     decision = await handle.result(timeout=15)
@@ -177,18 +178,24 @@ async def test_decision_racing_the_timeout_applies_exactly_once(
         outcome = outcomes[handle.id]
         if isinstance(outcome, bm.AlreadyDecided):
             default_won += 1
-            assert decision.timed_out and decision.by is None and decision.action == "send"
-            assert outcome.timed_out and outcome.action == "send"
+            assert decision.timed_out
+            assert decision.by is None
+            assert decision.action == "send"
+            assert outcome.timed_out
+            assert outcome.action == "send"
         else:
             person_won += 1
             assert outcome == decision
-            assert not decision.timed_out and decision.by == "alice"
+            assert not decision.timed_out
+            assert decision.by == "alice"
     with sqlite3.connect(db_path) as conn:
         applied = conn.execute(
-            "SELECT run_id, COUNT(*) FROM approval_audit WHERE event IN ('decided', 'default') GROUP BY run_id"
+            "SELECT run_id, COUNT(*) FROM approval_audit "
+            "WHERE event IN ('decided', 'default') GROUP BY run_id"
         ).fetchall()
     assert sorted(applied) == sorted((h.id, 1) for h in handles)  # exactly one decision per run
-    assert person_won > 0 and default_won > 0  # both sides of the race really happened
+    assert person_won > 0
+    assert default_won > 0
 
 
 async def test_unauthorised_decider_is_refused_and_only_audited(
@@ -285,5 +292,5 @@ async def test_deciding_bad_or_unknown_approvals(engine: bm.Engine, until_status
 
 
 async def test_approval_outside_a_workflow_is_a_usage_error() -> None:
-    with pytest.raises(bm.UsageError, match="inside a @bm.workflow"):
+    with pytest.raises(bm.UsageError, match=r"inside a @bm\.workflow"):
         await bm.approval("x", timeout=1, default="a")
