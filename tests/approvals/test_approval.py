@@ -287,6 +287,7 @@ async def test_deciding_bad_or_unknown_approvals(engine: bm.Engine, until_status
     with pytest.raises(bm.ApprovalNotFound):
         await engine.approvals.approve(handle.id, by="alice", name="other")
     await engine.cancel(handle.id)
+    assert await engine.approvals.list() == []  # a cancelled run's approval is no longer pending
     with pytest.raises(bm.UsageError, match="is cancelled"):
         await engine.approvals.approve(handle.id, by="alice")
 

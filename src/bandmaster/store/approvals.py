@@ -144,6 +144,12 @@ class ApprovalStore:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
+        if status == "pending":
+            # A run cancelled or failed while waiting leaves its approval undecidable: not pending.
+            clauses.append(
+                "EXISTS (SELECT 1 FROM runs WHERE runs.id = approvals.run_id "
+                "AND runs.status NOT IN ('completed', 'failed', 'cancelled'))"
+            )
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self.store._conn.execute(
             f"SELECT {_APPROVAL_COLUMNS} FROM approvals {where} ORDER BY created_at, run_id, seq "
