@@ -153,7 +153,7 @@ async def test_decision_racing_the_timeout_applies_exactly_once(
     engine: bm.Engine, db_path: Path, until_status: StatusWaiter
 ) -> None:
     trials = 40
-    handles = [await engine.start(wf_open, 0.6) for _ in range(trials)]
+    handles = [await engine.start(wf_open, 2.0) for _ in range(trials)]
     for handle in handles:
         await until_status(engine, handle.id, "waiting")
     approvals = {a.run_id: a for a in await engine.approvals.list(limit=trials)}
@@ -163,7 +163,7 @@ async def test_decision_racing_the_timeout_applies_exactly_once(
         deadline = approvals[handle.id].deadline
         assert deadline is not None
         # From clearly before the deadline, through it, to clearly after.
-        offset = -0.15 + 0.3 * i / (trials - 1)
+        offset = -0.3 + 1.0 * i / (trials - 1)
         thread = threading.Thread(
             target=_decide_in_thread, args=(db_path, handle.id, deadline.timestamp() + offset, outcomes)
         )
