@@ -31,7 +31,10 @@ from bandmaster.engine import (
     wait_for,
     workflow,
 )
+from bandmaster.engine.approval import Decision, approval
 from bandmaster.errors import (
+    AlreadyDecided,
+    ApprovalNotFound,
     AuthenticationFailed,
     BandmasterError,
     Cancelled,
@@ -39,8 +42,10 @@ from bandmaster.errors import (
     FallbacksExhausted,
     InvalidInput,
     InvalidRequest,
+    InvalidSignature,
     MalformedResponse,
     NonDeterminismError,
+    NotAuthorized,
     PayloadTooLarge,
     ProviderUnavailable,
     RateLimited,
@@ -78,9 +83,11 @@ __version__ = "0.1.0"
 # Routing pulls in numpy; load it on first use so `import bandmaster` stays light.
 _LAZY = {
     "Cascade": "bandmaster.routing",
-    "Decision": "bandmaster.routing",
     "Example": "bandmaster.routing",
+    "RouteDecision": "bandmaster.routing",
     "Router": "bandmaster.routing",
+    # The webhook notifier imports an HTTP client (extra: approvals).
+    "Webhook": "bandmaster.approvals",
 }
 
 
@@ -96,6 +103,8 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "AlreadyDecided",
+    "ApprovalNotFound",
     "AuthenticationFailed",
     "BandmasterError",
     "Breaker",
@@ -109,6 +118,7 @@ __all__ = [
     "FallbacksExhausted",
     "InvalidInput",
     "InvalidRequest",
+    "InvalidSignature",
     "MalformedResponse",
     "Message",
     "Model",
@@ -116,6 +126,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "NonDeterminismError",
+    "NotAuthorized",
     "PayloadTooLarge",
     "PriceTable",
     "ProviderUnavailable",
@@ -126,6 +137,7 @@ __all__ = [
     "RetriesExhausted",
     "Retry",
     "RetryableError",
+    "RouteDecision",
     "Router",
     "RunCancelled",
     "RunFailed",
@@ -143,9 +155,11 @@ __all__ = [
     "Usage",
     "UsageError",
     "WaitTimeout",
+    "Webhook",
     "Workflow",
     "WorkflowNotFound",
     "__version__",
+    "approval",
     "call_model",
     "current_step",
     "now",

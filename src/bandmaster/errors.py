@@ -17,6 +17,8 @@ import asyncio
 from typing import Any
 
 __all__ = [
+    "AlreadyDecided",
+    "ApprovalNotFound",
     "AuthenticationFailed",
     "BandmasterError",
     "Cancelled",
@@ -24,8 +26,10 @@ __all__ = [
     "FallbacksExhausted",
     "InvalidInput",
     "InvalidRequest",
+    "InvalidSignature",
     "MalformedResponse",
     "NonDeterminismError",
+    "NotAuthorized",
     "PayloadTooLarge",
     "ProviderUnavailable",
     "RateLimited",
@@ -179,6 +183,46 @@ class WaitTimeout(BandmasterError, TimeoutError):
 
 class StoreError(BandmasterError):
     """The journal could not be read or written (disk full, database locked too long)."""
+
+
+# --- approvals (bm.approval): what a decider sees -------------------------------------
+
+
+class ApprovalNotFound(UsageError, LookupError):
+    """No approval of that run (and name) exists in the journal."""
+
+
+class AlreadyDecided(BandmasterError):
+    """The approval was decided before this decision arrived (by a person, or by its timed
+    default); nothing was changed. ``action``, ``by`` (``None`` for the default), ``at`` and
+    ``timed_out`` describe the decision that stands."""
+
+    def __init__(
+        self, run_id: str, name: str, *, action: str | None, by: str | None, at: str, timed_out: bool
+    ) -> None:
+        who = f"by {by!r}" if by is not None else "by its timed default"
+        super().__init__(
+            f"approval {name!r} of run {run_id} was already decided: {action!r} {who} at {at}; "
+            f"your decision was not applied (see `bandmaster approvals list --status decided`)"
+        )
+        self.run_id, self.name, self.action, self.by, self.at = run_id, name, action, by, at
+        self.timed_out = timed_out
+
+
+class NotAuthorized(BandmasterError, PermissionError):
+    """The decider is not in the approval's ``approvers`` allow-list; the attempt was audited
+    and nothing else changed."""
+
+    def __init__(self, run_id: str, name: str, who: str, approvers: list[str]) -> None:
+        super().__init__(
+            f"{who!r} may not decide approval {name!r} of run {run_id}: the workflow allows only "
+            f"{', '.join(repr(a) for a in approvers) or 'nobody'} (bm.approval(..., approvers=[...]))"
+        )
+        self.run_id, self.name, self.who, self.approvers = run_id, name, who, approvers
+
+
+class InvalidSignature(BandmasterError, ValueError):
+    """A webhook request's signature is missing, malformed, wrong, or outside the replay window."""
 
 
 # --- what a client sees for a finished run ----------------------------------------------

@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bandmaster.cli.demo import demo
+from bandmaster.cli.approvals import approvals_app
 from bandmaster.cli.loader import load_workflow, load_workflows
 from bandmaster.cli.models import models_app
 from bandmaster.engine.runtime import Engine, RunInfo
@@ -37,6 +38,7 @@ runs_app = typer.Typer(help="Inspect runs in the journal.", no_args_is_help=True
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.command()(demo)
+app.add_typer(approvals_app, name="approvals")
 
 console = Console()
 err = Console(stderr=True)

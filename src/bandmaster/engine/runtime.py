@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from bandmaster._types import TERMINAL_STATUSES, RunStatus
+from bandmaster.engine.approvals import Approvals
 from bandmaster.engine.serde import ANY, DEFAULT_MAX_PAYLOAD, rebuild_error
 from bandmaster.engine.worker import Worker, new_owner_id
 from bandmaster.engine.workflow import Workflow
@@ -229,6 +230,11 @@ class Engine:
         if self._store is None:
             raise UsageError("the engine is not open: use `async with bm.Engine(...)` or await engine.open()")
         return self._store
+
+    @property
+    def approvals(self) -> Approvals:
+        """Human approvals (``bm.approval``) in this journal: list, decide, audit."""
+        return Approvals(self.store, on_decided=self._worker.poke if self._worker is not None else None)
 
     # --- client API -----------------------------------------------------------------------
 

@@ -11,19 +11,19 @@ from bandmaster.routing.cascade import (
 )
 from bandmaster.routing.expr import Expression, ExpressionError
 from bandmaster.routing.fit import AgreementScorer, Example
-from bandmaster.routing.router import Decision, Router
+from bandmaster.routing.router import RouteDecision, Router
 
 __all__ = [
     "AgreementScorer",
     "Cascade",
     "CascadeSearch",
     "ConfidenceScorer",
-    "Decision",
     "Evaluation",
     "Example",
     "Expression",
     "ExpressionError",
     "FitReport",
+    "RouteDecision",
     "Router",
     "Scorer",
     "StageAnswer",

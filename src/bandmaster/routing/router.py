@@ -27,7 +27,7 @@ from bandmaster.routing.expr import Expression
 Condition = str | Callable[[Mapping[str, Any]], bool]
 
 
-class Decision(BaseModel):
+class RouteDecision(BaseModel):
     route: str  # the target of the rule that matched (or the default / escalation)
     rule: str | None  # the rule's name; None for the default
     values: dict[str, Any] = {}  # what the matching rule read (expressions: the names they use)
@@ -55,7 +55,7 @@ def _plain(value: Any) -> Any:
     return ANY.to_jsonable(value)
 
 
-_DECISION = codec_for(Decision)
+_DECISION = codec_for(RouteDecision)
 
 
 class Router:
@@ -93,18 +93,18 @@ class Router:
             raise UsageError(f"router {self.name!r}: a condition is an expression string or a callable")
         return self
 
-    def evaluate(self, values: Mapping[str, Any]) -> Decision:
+    def evaluate(self, values: Mapping[str, Any]) -> RouteDecision:
         """The decision for ``values``, without journaling."""
         for rule in self.rules:
             if rule.holds(values):
-                return Decision(route=rule.target, rule=rule.name, values=rule.seen(values))
+                return RouteDecision(route=rule.target, rule=rule.name, values=rule.seen(values))
         if self.default is not None:
-            return Decision(route=self.default, rule=None)
+            return RouteDecision(route=self.default, rule=None)
         if self.escalate is not None:
-            return Decision(route=self.escalate, rule=None)
+            return RouteDecision(route=self.escalate, rule=None)
         raise UsageError(f"router {self.name!r}: no rule matched and there is no default route")
 
-    def decide(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> Decision:
+    def decide(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> RouteDecision:
         """Decide, and inside a workflow journal the decision (replays take the same route)."""
         merged = {**(values or {}), **named}
         ctx = journaling()

@@ -99,6 +99,47 @@ MIGRATIONS: list[list[str]] = [
         )
         """,
     ],
+    # approvals: human decisions on durable waits (bm.approval), and their append-only audit
+    [
+        """
+        CREATE TABLE IF NOT EXISTS approvals (
+            run_id         TEXT NOT NULL,
+            seq            INTEGER NOT NULL,  -- the journal seq of the approval's opening
+            name           TEXT NOT NULL,
+            workflow       TEXT NOT NULL,
+            payload        TEXT,              -- JSON, encoded like every journal value
+            fmt            TEXT NOT NULL,
+            approvers      TEXT,              -- JSON list of allowed deciders; NULL: anyone
+            default_action TEXT,              -- applied at the deadline when nobody decided
+            status         TEXT NOT NULL,     -- pending/decided
+            action         TEXT,
+            decided_by     TEXT,              -- NULL when the timed default fired
+            comment        TEXT,
+            decided_at     REAL,
+            timed_out      INTEGER NOT NULL DEFAULT 0,
+            created_at     REAL NOT NULL,
+            deadline       REAL,
+            PRIMARY KEY (run_id, seq)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX IF NOT EXISTS approvals_status ON approvals(status, created_at)",
+        """
+        CREATE TABLE IF NOT EXISTS approval_audit (
+            id            INTEGER PRIMARY KEY,
+            run_id        TEXT NOT NULL,
+            seq           INTEGER NOT NULL,
+            name          TEXT NOT NULL,
+            at            REAL NOT NULL,
+            who           TEXT,              -- NULL for the timed default
+            event         TEXT NOT NULL,     -- decided/default/refused/too_late
+            action        TEXT,
+            comment       TEXT,
+            default_fired INTEGER NOT NULL DEFAULT 0,
+            detail        TEXT
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS approval_audit_run ON approval_audit(run_id, seq)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

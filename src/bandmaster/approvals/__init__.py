@@ -1,0 +1,42 @@
+"""Human approvals: ``bm.approval`` pauses a run for a decision with a timed default;
+``bm.Webhook`` announces it (signed, Slack-compatible); receivers check requests with
+``verify_signature``; deciders use ``engine.approvals`` or ``bandmaster approvals``.
+
+``Webhook`` needs the ``approvals`` extra (an HTTP client); everything else here does not.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bandmaster.approvals.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature
+from bandmaster.engine.approval import ApprovalRequest, Decision, Notifier, approval
+from bandmaster.engine.approvals import Approval, Approvals, AuditEntry
+
+if TYPE_CHECKING:
+    from bandmaster.approvals.webhook import Webhook
+
+
+def __getattr__(name: str) -> object:
+    # The HTTP client is imported on first use, so receivers can verify without it.
+    if name == "Webhook":
+        from bandmaster.approvals.webhook import Webhook
+
+        return Webhook
+    raise AttributeError(f"module 'bandmaster.approvals' has no attribute {name!r}")
+
+
+__all__ = [
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "Approval",
+    "ApprovalRequest",
+    "Approvals",
+    "AuditEntry",
+    "Decision",
+    "Notifier",
+    "Webhook",
+    "approval",
+    "sign",
+    "verify_signature",
+]
