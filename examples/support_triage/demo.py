@@ -13,8 +13,10 @@ a Banking77 folder (train.csv/test.csv) or a CLINC150 folder (data_full.json).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
+import re
 import sqlite3
 import statistics
 import time
@@ -98,16 +100,20 @@ def _percentile(values: Sequence[float], q: float) -> float:
 async def _reviewer(
     engine: bm.Engine, gold: dict[str, dict[str, Any]], runs: dict[str, str], held: set[str]
 ) -> None:
-    """A compliance officer who holds tickets carrying an SSN and lets the rest default."""
+    """A compliance officer working the approvals queue: holds tickets that carry an SSN and
+    lets the rest take the timed default."""
     seen: set[str] = set()
     while True:
-        for info in await engine.list(status="waiting", workflow="support_triage", limit=1000):
-            if info.id in seen:
+        for pending in await engine.approvals.list(status="pending", name="phi_review"):
+            if pending.run_id in seen:
                 continue
-            seen.add(info.id)
-            if any("-" in v and len(v) == 11 and v[3] == "-" for v in gold[runs[info.id]]["phi"]):
-                await engine.signal(info.id, "phi_review", "hold")
-                held.add(info.id)
+            seen.add(pending.run_id)
+            if any(re.fullmatch(r"\d{3}-\d{2}-\d{4}", v) for v in gold[runs[pending.run_id]]["phi"]):
+                with contextlib.suppress(bm.AlreadyDecided):  # the timed default may win the race
+                    await engine.approvals.decide(
+                        pending.run_id, "hold", by="compliance", comment="SSN in ticket", name="phi_review"
+                    )
+                    held.add(pending.run_id)
         await asyncio.sleep(0.05)
 
 

@@ -83,7 +83,7 @@ class Outcome(BaseModel):
     route: str  # auto_reply, or a human queue: billing_team / nurse / it_support / accounts
     intent: Intent
     phi: list[str]
-    review: str | None = None  # what the PHI review decided: "send" (default) or "hold"
+    review: str | None = None  # what the PHI review decided: "send" (the timed default) or "hold"
     reply: Reply | None = None
     summary: str | None = None
 
@@ -153,7 +153,14 @@ async def triage(ticket: Ticket) -> Outcome:
     if phi.found:
         # Redact, flag for review, wait; send unless a reviewer holds it (the report's fix).
         text = phi.redacted
-        review = str(await bm.wait_for("phi_review", timeout=REVIEW_WINDOW, default="send"))
+        decision = await bm.approval(
+            "phi_review",
+            {"ticket": ticket.id, "redacted": phi.redacted, "entities": phi.entities},
+            timeout=REVIEW_WINDOW,
+            default="send",
+            approvers=["compliance"],
+        )
+        review = decision.action
         if review == "hold":
             return Outcome(
                 ticket=ticket.id, route="held_for_review", intent=intent, phi=phi.entities, review=review
