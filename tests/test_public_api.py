@@ -32,6 +32,8 @@ EXPECTED = [
     "Recorded",
     "Registry",
     "RegistryError",
+    "ReplayDivergence",
+    "ReplayError",
     "RetriesExhausted",
     "Retry",
     "RetryableError",
