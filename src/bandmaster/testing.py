@@ -28,6 +28,7 @@ from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import UsageError
 from bandmaster.models.base import ModelRequest, ModelResponse
 from bandmaster.models.providers import to_response
+from bandmaster.models.registry import Registry
 
 Answer = Any  # what CallableModel accepts: str, (output, confidence), dict, ModelResponse; or an exception
 Script = Mapping[str, Answer] | Iterable[Answer] | Callable[[ModelRequest], Answer]
@@ -138,8 +139,11 @@ async def temp_engine(
     **options: Any,
 ) -> AsyncIterator[Engine]:
     """An open engine with a worker, on a temporary journal (or on ``db`` when given, which
-    is kept), polling fast for tests; closed and removed on exit."""
+    is kept), polling fast for tests; closed and removed on exit. Without ``registry`` it gets
+    an empty ``bm.Registry``: add models while it runs with ``engine.registry.register(name,
+    model)``."""
     options = {"poll_interval": 0.02, "lease": 2.0, **options}
+    registry = registry if registry is not None else Registry()
     with tempfile.TemporaryDirectory(prefix="bandmaster-test-") as tmp:
         path = Path(db) if db is not None else Path(tmp) / "journal.db"
         engine = Engine(path, workflows=workflows, registry=registry, **options)
