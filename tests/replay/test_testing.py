@@ -4,7 +4,6 @@ pytest plugin's fixtures (used here directly, and in a fresh pytest run through 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
