@@ -12,6 +12,7 @@ import pytest
 
 import bandmaster as bm
 from bandmaster.replay import RunQuery, replay_runs
+from bandmaster.testing import temp_engine
 
 from . import wf_triage
 from .conftest import GOLDEN, INTENT_COST, TICKETS, Recorded, intent_model
@@ -200,3 +201,34 @@ async def test_bad_input_fails_with_a_specific_error(recorded: Recorded, tmp_pat
     not_journal.write_bytes(b"")
     with pytest.raises(bm.ReplayError, match="not a bandmaster journal"):
         await replay_runs(wf_triage.triage, db=not_journal)
+
+
+@bm.step
+async def charge(amount: int) -> int:
+    if amount > 100:
+        raise bm.InvalidRequest(f"amount {amount} is over the limit")
+    return amount
+
+
+@bm.workflow
+async def payment(amount: int) -> int:
+    return await charge(amount)
+
+
+async def test_failed_runs_replay_with_their_recorded_error(tmp_path: Path) -> None:
+    db = tmp_path / "payments.db"
+    async with temp_engine([payment], db=db) as engine:
+        for amount in (5, 500):
+            handle = await engine.start(payment, amount)
+            with contextlib.suppress(bm.RunFailed):
+                await handle.result(timeout=10)
+
+    report = await replay_runs(payment, db=db)
+
+    report.assert_no_changes()
+    assert sorted((run.recorded_status, run.status) for run in report.runs) == [
+        ("completed", "completed"),
+        ("failed", "failed"),
+    ]
+    failed = next(run for run in report.runs if run.status == "failed")
+    assert failed.error == failed.recorded_error == "InvalidRequest: amount 500 is over the limit"

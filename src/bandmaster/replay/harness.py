@@ -22,6 +22,7 @@ from bandmaster.engine.serde import DEFAULT_MAX_PAYLOAD
 from bandmaster.engine.worker import new_owner_id
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import ReplayDivergence, ReplayError
+from bandmaster.models.registry import Registry
 from bandmaster.replay.context import DECISIONS, INCIDENTAL, ReplayContext
 from bandmaster.replay.golden import DecisionSpec, decision_reader, label_for, load_labels, score
 from bandmaster.replay.recording import Recording, RecordingSource, RunQuery
@@ -133,7 +134,8 @@ class _Replayer:
         self.workflow = workflow
         self.store = store
         self.live_models = live_models
-        self.registry = registry
+        # Recorded answers need no models: an empty registry keeps a stray ./models.yaml out.
+        self.registry = registry if registry is not None or live_models else Registry()
         self.owner = new_owner_id()
         self.live_model_calls = 0
 
@@ -194,6 +196,7 @@ class _Replayer:
             recorded_output=recording.output(),
             output=json.loads(output) if output is not None else None,
             error=error,
+            recorded_error=_error_text(recording.error()),
             recorded_routes=_routes(recorded),
             routes=_routes(live_rows),
             recorded_steps=[f"{r.kind}:{r.name}" for r in recorded if r.kind not in INCIDENTAL],
@@ -225,6 +228,8 @@ class _Replayer:
             and run.output != run.recorded_output
         ):
             changes.append("output")
+        if status == "failed" and recording.run.status == "failed" and run.error != run.recorded_error:
+            changes.append("output")  # a failed run's outcome is its error
         if any(call.changed for call in run.model_calls):
             changes.append("model_outputs")
         run.changes = changes
@@ -292,6 +297,12 @@ def _model_calls(recorded: list[StepRow], live: list[StepRow] | None) -> list[Mo
                 )
             )
     return calls
+
+
+def _error_text(record: dict[str, Any] | None) -> str | None:
+    if not record:
+        return None
+    return f"{str(record.get('type', '')).rsplit('.', 1)[-1]}: {record.get('message', '')}"
 
 
 def _answer(row: StepRow) -> Any:

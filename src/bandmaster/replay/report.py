@@ -52,6 +52,7 @@ class RunReplay(BaseModel):
     recorded_output: Any = None
     output: Any = None
     error: str | None = None
+    recorded_error: str | None = None
     recorded_routes: list[RouteTaken] = []
     routes: list[RouteTaken] = []
     recorded_steps: list[str] = []
@@ -196,6 +197,8 @@ def describe(run: RunReplay) -> str:
         parts.append(f"steps {' '.join(run.recorded_steps)} ⇒ {' '.join(run.steps)}")
     if "output" in run.changes and run.status == "completed":
         parts.append(f"output {run.recorded_output!r} ⇒ {run.output!r}")
+    elif "output" in run.changes:
+        parts.append(f"error {run.recorded_error} ⇒ {run.error}")
     if "status" in run.changes:
         parts.append(
             f"status {run.recorded_status} ⇒ {run.status}" + (f" ({run.error})" if run.error else "")
