@@ -4,6 +4,7 @@ are scored; live models report answer and cost differences; bad input fails clea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from pathlib import Path
@@ -232,3 +233,29 @@ async def test_failed_runs_replay_with_their_recorded_error(tmp_path: Path) -> N
     ]
     failed = next(run for run in report.runs if run.status == "failed")
     assert failed.error == failed.recorded_error == "InvalidRequest: amount 500 is over the limit"
+
+
+@bm.workflow
+async def approval(amount: int) -> str:
+    await charge(amount)
+    return await bm.wait_for("approve", timeout=600, default="timed out")
+
+
+async def test_a_run_still_waiting_replays_up_to_its_wait(tmp_path: Path) -> None:
+    db = tmp_path / "approvals.db"
+    async with temp_engine([approval], db=db) as engine:
+        done = await engine.start(approval, 1)
+        await done.signal("approve", "yes")
+        assert await done.result(timeout=10) == "yes"
+        waiting = await engine.start(approval, 2)
+        for _ in range(500):
+            if (await waiting.describe()).status == "waiting":
+                break
+            await asyncio.sleep(0.01)
+
+    report = await replay_runs(approval, db=db, runs="status=completed|waiting")
+
+    report.assert_no_changes()
+    statuses = {run.run_id: (run.recorded_status, run.status) for run in report.runs}
+    assert statuses == {done.id: ("completed", "completed"), waiting.id: ("waiting", "waiting")}
+    assert next(r for r in report.runs if r.run_id == done.id).output == "yes"

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from bandmaster.engine.context import RunContext
+from bandmaster.engine.context import RunContext, Suspend
 from bandmaster.errors import ReplayDivergence
 from bandmaster.replay.recording import Recording
 from bandmaster.store.base import StepRow
@@ -84,7 +84,8 @@ class ReplayContext(RunContext):
         if row is None:
             self._diverge(seq, kind, name, "the recorded run never called it")
         elif row.status == "waiting":
-            self._diverge(seq, kind, name, "the recorded run was still waiting here")
+            # The recording ends here (the run was still waiting): so does the replay.
+            raise Suspend()
         return row
 
     def _diverge(self, seq: int, kind: str, name: str, reason: str) -> None:

@@ -159,7 +159,7 @@ class _Replayer:
             result = await wf.fn(*args)
             output = wf.output_codec.dump(result, what=f"result of workflow {wf.name!r} (run {original.id})")
         except Suspend:
-            status = "waiting"  # cannot happen with recorded answers; kept for safety
+            status = "waiting"  # reached the point where the recorded run was still waiting
         except ReplayDivergence as exc:
             status, error = "diverged", str(exc)
         except Exception as exc:

@@ -2,7 +2,8 @@
 
 Every run in the journal is a recording: its input, its outcome, and every journaled
 operation with its recorded output. The source journal is opened with SQLite's ``mode=ro``,
-so a replay can never write to it (not even a migration).
+so a replay can never write to it (not even a migration). Reading a WAL journal may leave
+the ``-wal``/``-shm`` side files SQLite uses for readers; the database itself is untouched.
 """
 
 from __future__ import annotations
