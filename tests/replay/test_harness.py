@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 import bandmaster as bm
 from bandmaster.replay import RunQuery, replay_runs
-from bandmaster.testing import temp_engine
+from bandmaster.testing import ScriptedModel, temp_engine
 
 from . import wf_triage
 from .conftest import GOLDEN, INTENT_COST, TICKETS, Recorded, intent_model
@@ -259,3 +260,41 @@ async def test_a_run_still_waiting_replays_up_to_its_wait(tmp_path: Path) -> Non
     statuses = {run.run_id: (run.recorded_status, run.status) for run in report.runs}
     assert statuses == {done.id: ("completed", "completed"), waiting.id: ("waiting", "waiting")}
     assert next(r for r in report.runs if r.run_id == done.id).output == "yes"
+
+
+PROMPT = "Summarise: {}"
+REVERSED = False
+
+
+@bm.workflow
+async def summaries(parts: list[str]) -> dict[str, str]:
+    order = list(reversed(parts)) if REVERSED else parts
+    answers = {}
+    for part in order:
+        answers[part] = (await bm.call_model("writer", PROMPT.format(part))).output
+    return answers
+
+
+async def test_model_calls_fall_back_to_matching_by_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "summaries.db"
+    writer = ScriptedModel(lambda req: f"summary of {req.text()}", name="writer")
+    async with temp_engine([summaries], registry=bm.Registry(models={"writer": writer}), db=db) as engine:
+        recorded = await (await engine.start(summaries, ["a", "b", "c"])).result(timeout=10)
+
+    # New code asks the same questions in another order: each gets its own recorded answer.
+    monkeypatch.setattr(sys.modules[__name__], "REVERSED", True)
+    report = await replay_runs(summaries, db=db)
+    (run,) = report.runs
+    assert run.output == recorded
+    assert run.changes == []  # the same questions and answers; dict order is not compared as a change
+    assert writer.calls == 3
+
+    # A changed prompt: the recorded answer is all there is, and the run is flagged.
+    monkeypatch.setattr(sys.modules[__name__], "REVERSED", False)
+    monkeypatch.setattr(sys.modules[__name__], "PROMPT", "Summarise briefly: {}")
+    (run,) = (await replay_runs(summaries, db=db)).runs
+    assert run.changes == ["model_inputs"]
+    assert run.new_model_inputs == ["writer", "writer", "writer"]
+    assert run.output == recorded

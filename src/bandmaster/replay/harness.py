@@ -202,6 +202,7 @@ class _Replayer:
             recorded_steps=[f"{r.kind}:{r.name}" for r in recorded if r.kind not in INCIDENTAL],
             steps=[f"{kind}:{name}" for kind, name in ctx.called],
             unused=[f"{kind}:{name}" for kind, name in ctx.unused()],
+            new_model_inputs=ctx.new_inputs,
             input=json.loads(recording.run.input) if recording.run.input else None,
         )
         if ctx.divergence is not None:
@@ -232,6 +233,8 @@ class _Replayer:
             changes.append("output")  # a failed run's outcome is its error
         if any(call.changed for call in run.model_calls):
             changes.append("model_outputs")
+        if ctx.new_inputs:
+            changes.append("model_inputs")
         run.changes = changes
         return run
 

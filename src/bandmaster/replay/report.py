@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 ReplayStatus = Literal["completed", "failed", "diverged", "waiting"]
-Change = Literal["routes", "steps", "output", "status", "diverged", "model_outputs"]
+Change = Literal["routes", "steps", "output", "status", "diverged", "model_outputs", "model_inputs"]
 
 
 class RouteTaken(BaseModel):
@@ -44,7 +44,8 @@ class RunReplay(BaseModel):
     """One recorded run replayed by the current code. ``changes`` lists what differs:
     ``routes`` (a router took another route), ``steps`` (another sequence of operations),
     ``output``, ``status``, ``diverged`` (the code called an operation the recording lacks),
-    ``model_outputs`` (live models answered differently)."""
+    ``model_outputs`` (live models answered differently), ``model_inputs`` (a model was asked
+    something the recorded run never asked it; the recorded answer of that call was used)."""
 
     run_id: str
     recorded_status: str
@@ -59,6 +60,7 @@ class RunReplay(BaseModel):
     steps: list[str] = []
     divergence: DivergenceInfo | None = None
     unused: list[str] = []  # recorded operations the current code no longer calls
+    new_model_inputs: list[str] = []  # model calls whose request differs from every recorded one
     model_calls: list[ModelCall] = []
     recorded_cost: float = 0.0
     cost: float = 0.0
@@ -203,6 +205,8 @@ def describe(run: RunReplay) -> str:
         parts.append(
             f"status {run.recorded_status} ⇒ {run.status}" + (f" ({run.error})" if run.error else "")
         )
+    if "model_inputs" in run.changes:
+        parts.append(f"new requests to {', '.join(sorted(set(run.new_model_inputs)))}")
     if "model_outputs" in run.changes:
         names = sorted({call.name for call in run.model_calls if call.changed})
         parts.append(f"model answers changed: {', '.join(names)}")
