@@ -88,7 +88,7 @@ async def main(runs: int) -> dict[str, Any]:
         "replay, threshold 0.8→0.9": (changed_s, len(changed.runs), f"{len(changed.changed)} changed"),
         "replay, live models": (live_s, len(live_report.runs), f"{live_report.model_calls_made} model calls"),
     }
-    print(f"{'':28} {'wall s':>8} {'runs/s':>9} {'× baseline':>11}  found")
+    print(f"{'':28} {'wall s':>8} {'runs/s':>9} {'vs baseline':>11}  found")
     result: dict[str, Any] = {}
     for name, (seconds, count, found) in rows.items():
         print(f"{name:28} {seconds:8.3f} {count / seconds:9.0f} {seconds / baseline:11.2f}  {found}")
