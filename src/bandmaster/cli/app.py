@@ -406,5 +406,5 @@ def main() -> None:
         sys.exit(130)
 
 
-import bandmaster.cli.graph  # noqa: E402  registers `bandmaster graph`
-import bandmaster.cli.replay  # noqa: E402, F401  registers `bandmaster replay`
+import bandmaster.cli.graph  # noqa: E402, F401  registers `bandmaster graph`
+from bandmaster.cli import replay as _replay  # noqa: E402, F401  registers `bandmaster replay`
