@@ -36,6 +36,8 @@ EXPECTED = [
     "Recorded",
     "Registry",
     "RegistryError",
+    "ReplayDivergence",
+    "ReplayError",
     "RetriesExhausted",
     "Retry",
     "RetryableError",

@@ -145,6 +145,7 @@ async def call_model(
         "model",
         _RESPONSE,
         lambda record: _invoke(hub, target, request, key, policy, record),
+        request=request,  # a replay harness matches recorded calls by it
     )
 
 

@@ -36,6 +36,8 @@ __all__ = [
     "RetriesExhausted",
     "RetryableError",
     "RegistryError",
+    "ReplayDivergence",
+    "ReplayError",
     "RunCancelled",
     "RunFailed",
     "RunNotFound",
@@ -104,6 +106,24 @@ class NonDeterminismError(UsageError):
             f"version, or let old runs finish first."
         )
         self.run_id, self.seq, self.recorded, self.called = run_id, seq, recorded, called
+
+
+class ReplayError(UsageError):
+    """A replay was asked for wrongly: no journal at that path, a bad run query, a golden
+    labels file that cannot be read. The message says which input and how to fix it."""
+
+
+class ReplayDivergence(BandmasterError):
+    """During ``bandmaster replay`` the current workflow code called an operation the recorded
+    run never made (it took another branch), so no recorded answer exists for it. The replay
+    reports the run as diverged at ``kind name`` instead of calling anything live."""
+
+    def __init__(self, run_id: str, seq: int, kind: str, name: str) -> None:
+        super().__init__(
+            f"run {run_id}: the workflow now calls {kind} {name!r} (seq {seq}), which the recorded "
+            f"run never called, so there is no recorded answer for it; the code took another branch"
+        )
+        self.run_id, self.seq, self.kind, self.name = run_id, seq, kind, name
 
 
 # --- runtime failures of steps ----------------------------------------------------------

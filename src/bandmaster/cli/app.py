@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from bandmaster.cli.demo import demo
 from bandmaster.cli.approvals import approvals_app
+from bandmaster.cli.demo import demo
 from bandmaster.cli.loader import load_workflow, load_workflows
 from bandmaster.cli.models import models_app
 from bandmaster.engine.runtime import Engine, RunInfo
@@ -411,3 +411,4 @@ def main() -> None:
 
 
 import bandmaster.cli.graph  # noqa: E402, F401  registers `bandmaster graph`
+from bandmaster.cli import replay as _replay  # noqa: E402, F401  registers `bandmaster replay`

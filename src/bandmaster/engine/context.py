@@ -103,8 +103,9 @@ class RunContext:
     ) -> StepRow:
         return StepRow(self.run_id, seq, name, kind, status, output, error, attempts, started, ended, meta)
 
-    def replayed(self, seq: int, name: str, kind: str) -> StepRow | None:
-        """The recorded row for ``seq``, checked against what the code calls now."""
+    def replayed(self, seq: int, name: str, kind: str, request: object = None) -> StepRow | None:
+        """The recorded row for ``seq``, checked against what the code calls now. ``request``
+        (a model call's request) is for replay harnesses that match calls by input."""
         row = self.recorded.get(seq)
         if row is not None and (row.name != name or row.kind != kind):
             raise NonDeterminismError(self.run_id, seq, f"{row.kind} {row.name}", f"{kind} {name}")

@@ -45,9 +45,12 @@ async def journaled(
     kind: str,
     codec: Codec,
     body: Callable[[OpRecord], Awaitable[Any]],
+    *,
+    request: object = None,
 ) -> Any:
-    """Return the recorded outcome of operation ``seq``, or run ``body`` and record it."""
-    row = ctx.replayed(seq, name, kind)
+    """Return the recorded outcome of operation ``seq``, or run ``body`` and record it.
+    ``request`` is passed on to ``ctx.replayed`` (model calls pass their ``ModelRequest``)."""
+    row = ctx.replayed(seq, name, kind, request)
     if row is not None:
         if row.status == "completed":
             return codec.load(row.output)

@@ -1,0 +1,36 @@
+"""Record and replay: every run is a recording; replay it with the current code.
+
+    report = await replay_runs(triage, db="bm.db", runs="status=completed since=7d")
+    report.changed          # runs whose routes, steps or output changed
+    report.assert_no_changes()
+
+See ``harness.replay_runs`` for the options (live models, golden labels).
+"""
+
+from bandmaster.replay.golden import load_labels
+from bandmaster.replay.harness import replay_runs
+from bandmaster.replay.recording import Recording, RecordingSource, RunQuery
+from bandmaster.replay.report import (
+    DivergenceInfo,
+    GoldenScore,
+    ModelCall,
+    ReplayReport,
+    RouteTaken,
+    RunReplay,
+    describe,
+)
+
+__all__ = [
+    "DivergenceInfo",
+    "GoldenScore",
+    "ModelCall",
+    "Recording",
+    "RecordingSource",
+    "ReplayReport",
+    "RouteTaken",
+    "RunQuery",
+    "RunReplay",
+    "describe",
+    "load_labels",
+    "replay_runs",
+]
