@@ -39,15 +39,20 @@ def extract_json(text: str) -> Any:
     body = text.strip().lstrip("\ufeff")
     if not body:
         raise JsonNotFound("the answer is empty")
+    # The error that got furthest into its candidate is the one worth showing.
     best: json.JSONDecodeError | None = None
+    best_progress = -1
+
+    def keep(exc: json.JSONDecodeError, progress: int) -> None:
+        nonlocal best, best_progress
+        if progress > best_progress:
+            best, best_progress = exc, progress
 
     def attempt(candidate: str) -> tuple[bool, Any]:
-        nonlocal best
         try:
             return True, json.loads(candidate)
         except json.JSONDecodeError as exc:
-            if best is None or exc.pos > best.pos:
-                best = exc
+            keep(exc, exc.pos)
             return False, None
 
     ok, value = attempt(body)
@@ -61,9 +66,8 @@ def extract_json(text: str) -> Any:
     for start in _starts(body):
         try:
             value, _end = _DECODER.raw_decode(body, start)
-        except json.JSONDecodeError as exc:
-            if best is None or exc.pos - start > best.pos:
-                best = json.JSONDecodeError(exc.msg, body[start:], exc.pos - start)
+        except json.JSONDecodeError as exc:  # positions are in the whole answer
+            keep(exc, exc.pos - start)
             continue
         return value
     if best is None or not any(ch in body for ch in "{["):
