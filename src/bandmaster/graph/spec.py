@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validator, model_validator
 
 from bandmaster.guard.base import Guard
 from bandmaster.guard.spec import GuardSpec
@@ -92,20 +92,25 @@ class AIStep(_Producer):
     fallback: list[str] | None = None
     breaker: BreakerSpec | None = None
     cache_ttl: float | None = Field(default=None, gt=0)
-    guard: GuardSpec | list[Any] | None = None
+    # Validated by ``_guards`` alone, so a bad YAML value is reported at its own key
+    # (``guard.temperature``), not once per member of the union.
+    guard: SkipValidation[GuardSpec | list[Any] | None] = None
 
     _retry = field_validator("retry", mode="before")(_retry_shorthand)
 
-    @field_validator("guard")
+    @field_validator("guard", mode="before")
     @classmethod
-    def _guards(cls, value: GuardSpec | list[Any] | None) -> GuardSpec | list[Any] | None:
-        if isinstance(value, list):
-            wrong = [item for item in value if not isinstance(item, Guard)]
-            if wrong:
-                raise ValueError(
-                    f"a list of bm.Guard objects (in YAML, a mapping of guard settings), not {wrong[0]!r}"
-                )
-        return value
+    def _guards(cls, value: Any) -> GuardSpec | list[Any] | None:
+        if value is None or isinstance(value, GuardSpec):
+            return value
+        if isinstance(value, dict):
+            return GuardSpec.model_validate(value)
+        if isinstance(value, list | tuple) and all(isinstance(item, Guard) for item in value):
+            return list(value)
+        raise ValueError(
+            "a mapping of guard settings (temperature, response_format, banned_topics, ...) or, "
+            "in Python, a list of bm.Guard objects"
+        )
 
     @model_validator(mode="after")
     def _fallback_for_guard(self) -> AIStep:
