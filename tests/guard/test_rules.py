@@ -121,6 +121,25 @@ async def test_phrases_match_whole_words_case_insensitively(text: str, hit: bool
         assert await guard.check_input(request) is request
 
 
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("an insider trading scheme", "insider trading scheme"),  # the longer phrase wins
+        ("insider trading, no scheme", "insider trading"),
+        ("the Cartels met", "Cartels"),
+        ("one cartel", "cartel"),
+        ("İstanbul office: INSIDER TRADING", "INSIDER TRADING"),  # lower() changes the length here
+    ],
+)
+async def test_phrases_sharing_prefixes_report_the_longest_match(text: str, found: str) -> None:
+    guard = bm.BannedTopics(["insider trading", "insider trading scheme", "cartel", "cartels", "tax"])
+    with pytest.raises(bm.GuardViolation) as hit:
+        await guard.check_input(bm.ModelRequest(input=text))
+    start, end, span = hit.value.span or (0, 0, "")
+    assert span == found
+    assert text[start:end] == found
+
+
 async def test_an_input_violation_routed_to_the_fallback_skips_the_primary(
     engine: bm.Engine, server: ScriptedServer
 ) -> None:

@@ -74,15 +74,12 @@ class BannedTopics(Guard):
         self.threshold = threshold
         self.direction = check_direction(direction)
         self.on_violation = check_on_violation(on_violation)
-        # Longest first, so "insider trading scheme" wins over "insider trading".
-        alternatives = sorted(
-            (r"\s+".join(map(re.escape, p.split())) for p in cleaned), key=len, reverse=True
-        )
-        self._pattern = (
-            re.compile(r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)", re.IGNORECASE)
-            if cleaned
-            else None
-        )
+        trie = _trie_pattern(cleaned) if cleaned else ""
+        # Searching lower-cased text with a case-sensitive pattern is about 3x faster than
+        # IGNORECASE; the IGNORECASE pattern serves text whose lower-casing changes its length
+        # (offsets would no longer point into the original).
+        self._lower = re.compile(r"(?<!\w)" + trie + r"(?!\w)") if trie else None
+        self._pattern = re.compile(r"(?<!\w)" + trie + r"(?!\w)", re.IGNORECASE) if trie else None
 
     async def check_input(self, request: ModelRequest) -> ModelRequest:
         if self.direction != "output":
@@ -95,14 +92,14 @@ class BannedTopics(Guard):
         return response
 
     async def scan(self, text: str, direction: Literal["input", "output"]) -> None:
-        if self._pattern is not None:
-            match = self._pattern.search(text)
+        if self._pattern is not None and self._lower is not None:
+            lowered = text.lower()
+            same = len(lowered) == len(text)
+            match = self._lower.search(lowered) if same else self._pattern.search(text)
             if match is not None:
+                found = text[match.start() : match.end()]  # the original's characters
                 raise self.violation(
-                    direction,
-                    f"mentions the banned topic {match.group(0)!r}",
-                    start=match.start(),
-                    text=match.group(0),
+                    direction, f"mentions the banned topic {found!r}", start=match.start(), text=found
                 )
         if self.classifier is not None and text:
             result = self.classifier(text)
@@ -116,6 +113,31 @@ class BannedTopics(Guard):
                     start=0,
                     text=text,
                 )
+
+
+def _trie_pattern(phrases: list[str]) -> str:
+    """One regex for all phrases, factored by common prefix ("tax evasion|tax fraud" becomes
+    "tax\\s+(?:evasion|fraud)"): Python's ``re`` tries alternatives one by one at every
+    position, so a flat alternation of 40 phrases costs 40 tries per character. A longer
+    phrase wins over its own prefix ("insider trading scheme" over "insider trading")."""
+    root: dict[str, Any] = {}
+    for phrase in phrases:
+        node = root
+        for index, word in enumerate(phrase.lower().split()):
+            for unit in ([r"\s+"] if index else []) + [re.escape(ch) for ch in word]:
+                node = node.setdefault(unit, {})
+        node[""] = {}  # a phrase ends here
+
+    def emit(node: dict[str, Any]) -> str:
+        branches = [unit + emit(child) for unit, child in node.items() if unit]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        if "" in node:  # the phrase may end here, or go on to a longer one (greedy: longer first)
+            body = f"(?:{body})?"
+        return body
+
+    return emit(root)
 
 
 def _classification(result: Any) -> tuple[str, float | None]:
@@ -159,13 +181,18 @@ class MaxTokens(Guard):
         self.direction = check_direction(direction)
         self.on_violation = check_on_violation(on_violation)
         self._tokenizer = tokenizer
+        self._bytes_bound: bool | None = None  # set with the tokenizer, on first use
 
     @property
     def tokenizer(self) -> Any:
-        if self._tokenizer is None:
-            from bandmaster.graph.chunking import default_tokenizer
+        if self._bytes_bound is None:
+            # Imported here: bandmaster.graph imports this module through call_model.
+            from bandmaster.graph.chunking import ApproxTokenizer, TiktokenTokenizer, default_tokenizer
 
-            self._tokenizer = default_tokenizer()
+            if self._tokenizer is None:
+                self._tokenizer = default_tokenizer()
+            # Both make at most one token per UTF-8 byte, so short text needs no encoding.
+            self._bytes_bound = isinstance(self._tokenizer, TiktokenTokenizer | ApproxTokenizer)
         return self._tokenizer
 
     async def check_input(self, request: ModelRequest) -> ModelRequest:
@@ -181,10 +208,13 @@ class MaxTokens(Guard):
         return response
 
     def measure(self, text: str, direction: Literal["input", "output"]) -> None:
-        ids = self.tokenizer.encode(text)
+        tokenizer = self.tokenizer
+        if self._bytes_bound and len(text.encode()) <= self.limit:
+            return
+        ids = tokenizer.encode(text)
         if len(ids) <= self.limit:
             return
-        start = min(len(self.tokenizer.decode(ids[: self.limit])), len(text))
+        start = min(len(tokenizer.decode(ids[: self.limit])), len(text))
         raise self.violation(
             direction, f"{len(ids)} tokens, over the limit of {self.limit}", start=start, text=text[start:]
         )

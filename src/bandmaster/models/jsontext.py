@@ -24,6 +24,7 @@ __all__ = ["JsonNotFound", "extract_json"]
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_-]*)[^\n`]*\n(.*?)```", re.DOTALL)
 _MAX_STARTS = 256  # bounds the scan on long prose full of brackets
 _DECODER = json.JSONDecoder()
+_JSON_STARTS = frozenset('{["-0123456789tfn')
 
 
 class JsonNotFound(ValueError):
@@ -55,9 +56,10 @@ def extract_json(text: str) -> Any:
             keep(exc, exc.pos)
             return False, None
 
-    ok, value = attempt(body)
-    if ok:
-        return value
+    if body[0] in _JSON_STARTS:  # prose ("Here is...") cannot be JSON: skip a costly failure
+        ok, value = attempt(body)
+        if ok:
+            return value
     fences = sorted(_FENCE.finditer(body), key=lambda m: m.group(1).lower() != "json")
     for fence in fences:
         ok, value = attempt(fence.group(2).strip())
