@@ -232,3 +232,16 @@ async def test_anthropic_re_ask_sends_the_conversation_and_the_schema_instructio
     assert [m["role"] for m in body["messages"]] == ["user", "assistant", "user"]
     assert body["messages"][1]["content"] == "I think the risk is high."
     assert body["system"].startswith("You are a lawyer.\nAnswer with JSON only, matching this JSON Schema")
+
+
+async def test_a_provider_failure_between_re_asks_is_journaled_and_falls_back(
+    engine: bm.Engine, server: ScriptedServer
+) -> None:
+    server.script(PRIMARY, "wrong_schema", "500")
+    server.script(BACKUP, {"kind": "ok", "json": VALID})
+    handle = await engine.start(extract, "x", "extractor", ["backup"])
+    assert (await handle.result(timeout=30))["model"] == BACKUP
+    attempts = model_step(await handle.describe()).meta["guard"]["attempts"]
+    assert [a["model"] for a in attempts] == ["primary", "primary", "backup"]
+    assert attempts[1]["text"] is None
+    assert attempts[1]["error"].startswith("ProviderUnavailable: ")

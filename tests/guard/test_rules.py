@@ -297,3 +297,25 @@ async def test_guard_argument_takes_only_guards(registry: bm.Registry, server: S
     with pytest.raises(bm.UsageError, match=r"takes bm\.Guard objects"):
         await bm.call_model("extractor", "x", registry=registry, guard=["json"])  # type: ignore[list-item]
     assert server.count(PRIMARY) == 0
+
+
+@bm.workflow
+async def careful(text: str) -> dict[str, Any]:
+    try:
+        await bm.call_model("extractor", text, guard=[bm.BannedTopics(BANNED)])
+    except bm.GuardViolation as exc:
+        await bm.wait_for("go")  # the run leaves memory; the signal resumes it by replay
+        return {"rule": exc.rule, "direction": exc.direction, "span": list(exc.span or ())}
+    return {}
+
+
+async def test_a_replayed_violation_keeps_its_rule_and_span(
+    db_path: Path, registry: bm.Registry, server: ScriptedServer, until_status: Any
+) -> None:
+    async with bm.Engine(db_path, workflows=[careful], registry=registry, poll_interval=0.02) as engine:
+        handle = await engine.start(careful, "Any tax evasion tips?")
+        await until_status(engine, handle.id, "waiting")
+        await engine.signal(handle.id, "go", None)
+        result = await handle.result(timeout=30)
+    assert result == {"rule": "banned_topics", "direction": "input", "span": [4, 15, "tax evasion"]}
+    assert server.count(PRIMARY) == 0

@@ -115,9 +115,13 @@ async def ask(
         try:
             response = await send(conversation)
         except MalformedResponse as exc:
-            if budget == 0:
-                raise
             raw, error = exc.text, str(exc)
+            if budget == 0:
+                entry.update(text=_cut(raw), error=error)
+                raise
+        except Exception as exc:  # the model failed (after its retries): no answer to judge
+            entry.update(text=None, error=f"{type(exc).__name__}: {exc}")
+            raise
         else:
             raw = response.text
             try:

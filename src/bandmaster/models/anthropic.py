@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -47,7 +48,7 @@ class AnthropicModel:
         system = "\n".join(m.content for m in req.messages() if m.role == "system")
         if req.json_schema is not None:
             system = (system + "\n" if system else "") + (
-                "Answer with JSON only, matching this JSON Schema: " + str(req.json_schema)
+                "Answer with JSON only, matching this JSON Schema: " + json.dumps(req.json_schema)
             )
         elif req.response_format == "json":  # the Messages API has no JSON mode: ask in words
             system = (system + "\n" if system else "") + "Answer with JSON only."
