@@ -128,8 +128,10 @@ async def build_models(
     """Train (or load) the local models on two thirds of the training tickets, fit the cascade's
     thresholds on the other third (confidences on the models' own training data are too rosy),
     and register everything under the names the workflow calls."""
-    split = len(train_rows) * 2 // 3
-    texts, labels = [str(r["text"]) for r in train_rows], [str(r["intent"]) for r in train_rows]
+    rows = list(train_rows)
+    random.Random(0).shuffle(rows)  # public sets come sorted by label: both parts must see every label
+    split = len(rows) * 2 // 3
+    texts, labels = [str(r["text"]) for r in rows], [str(r["intent"]) for r in rows]
     fitted = await asyncio.to_thread(train, texts[:split], labels[:split], cache_dir=cache_dir)
     tiers: dict[str, bm.Model] = {
         tier: Priced(SklearnModel(pipeline, name=f"intent-{tier}"), PRICES[tier])

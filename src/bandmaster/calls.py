@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,16 @@ from typing import Any
 from bandmaster.engine.context import current_run, journaling
 from bandmaster.engine.operation import OpRecord, journaled, run_attempts
 from bandmaster.engine.serde import codec_for
-from bandmaster.errors import CircuitOpen, FallbacksExhausted, InvalidRequest, UsageError
+from bandmaster.errors import (
+    CircuitOpen,
+    FallbacksExhausted,
+    GuardViolation,
+    InvalidRequest,
+    OutputValidationFailed,
+    UsageError,
+)
+from bandmaster.guard.base import Guard
+from bandmaster.guard.run import GuardLog, ask, check_guards, check_input, revive
 from bandmaster.hub import ModelHub, hub_for
 from bandmaster.models.base import Message, Model, ModelRequest, ModelResponse
 from bandmaster.models.registry import Registry
@@ -104,13 +114,16 @@ async def call_model(
     fallback: list[str | Model] | None = None,
     breaker: Breaker | None = None,
     cache_ttl: float | None = None,
+    guard: Guard | Sequence[Guard] | None = None,
 ) -> ModelResponse:
     """Call a model (an alias or model name in the registry, or a ``Model`` object).
 
     Inside a workflow this is one journaled step named after the target: its response is
     recorded and replayed. ``key`` makes A/B and canary assignment sticky (a user id, a
-    tenant). Policy arguments override the alias's ``policy`` from ``models.yaml``.
+    tenant). Policy arguments override the alias's ``policy`` from ``models.yaml``. ``guard``
+    checks the request and each answer (``bandmaster.guard``), re-asking or falling back.
     """
+    guards = check_guards(guard)
     ctx = journaling()
     if registry is None:
         run = current_run.get()  # inside a step too: the engine's registry serves the whole run
@@ -135,18 +148,20 @@ async def call_model(
     )
     name = target if isinstance(target, str) else target.name
     if ctx is None:
-        return await _invoke(hub_for(registry, None), target, request, key, policy, OpRecord())
+        response = await _invoke(hub_for(registry, None), target, request, key, policy, OpRecord(), guards)
+        return revive(guards, response)
     hub = hub_for(registry, ctx.store)
     seq = ctx.next_seq()
-    return await journaled(  # type: ignore[no-any-return]
+    response = await journaled(
         ctx,
         seq,
         name,
         "model",
         _RESPONSE,
-        lambda record: _invoke(hub, target, request, key, policy, record),
+        lambda record: _invoke(hub, target, request, key, policy, record, guards),
         request=request,  # a replay harness matches recorded calls by it
     )
+    return revive(guards, response)  # a replayed output is JSON: guards restore its type
 
 
 async def _invoke(
@@ -156,18 +171,28 @@ async def _invoke(
     key: str | None,
     policy: _Policy,
     record: OpRecord,
+    guards: tuple[Guard, ...] = (),
 ) -> ModelResponse:
     hub.refresh()
     registry = hub.registry
     name = target if isinstance(target, str) else target.name
     meta = record.meta
+    log = GuardLog()
+    routed: GuardViolation | None = None
     meta["request"] = request  # journaled as sent (serialised with the meta)
+    if guards:  # the guards' log fills in as they run; the row is serialised at the end
+        meta["guard"] = {"attempts": log.attempts, "violations": log.violations}
+        request, routed = await check_input(guards, request, log)
+        meta["request"] = request
     if isinstance(target, str):
         resolution = registry.resolve(target, key=key)
         meta["alias"], meta["version"] = resolution.alias, resolution.version
         chain: list[str | Model] = [resolution.model, *policy.fallback]
     else:
         chain = [target, *policy.fallback]
+    if routed is not None and len(chain) == 1:
+        routed.add_note("on_violation='fallback', but this call has no fallback models to route to")
+        raise routed
 
     # Keyed by the model that would serve (not the alias): a switch or a canary never gets
     # another version's cached answer.
@@ -176,7 +201,7 @@ async def _invoke(
     if cache_key is not None:
         assert hub.store is not None
         cached = hub.store.cache_get(cache_key)
-        if cached is not None:
+        if cached is not None and not routed:
             response = ModelResponse.model_validate_json(cached)
             meta.update(cache_hit=True, model=response.model, tokens=_tokens(response), cost=0.0)
             return response
@@ -186,6 +211,9 @@ async def _invoke(
     breakers: dict[str, str] = {}
     for position, candidate in enumerate(chain):
         model, label = _model(registry, candidate, key)
+        if position == 0 and routed is not None:
+            errors[label] = routed  # an input rule sent this request past the primary
+            continue
         state = hub.breaker(label) if policy.breaker is not None else None
         if state is not None and policy.breaker is not None and not state.allow(policy.breaker, time.time()):
             breakers[label] = state.status
@@ -193,18 +221,34 @@ async def _invoke(
                 f"{label}: circuit open since {state.opened_at}; skipping to the fallback"
             )
             continue
-        try:
-            response = await run_attempts(
-                lambda _attempt, model=model: model.request(request),  # type: ignore[misc]
+
+        def send(req: ModelRequest, model: Model = model, label: str = label) -> Awaitable[ModelResponse]:
+            return run_attempts(
+                lambda _attempt: model.request(req),
                 retry=policy.retry,
                 timeout=policy.timeout,
                 name=label,
                 record=record,
             )
+
+        try:
+            if guards:
+                response = await ask(guards, request, send, model=label, log=log)
+            else:
+                response = await send(request)
         except Exception as exc:
             errors[label] = exc
-            # A request the provider rejects as invalid says nothing about the model's health.
-            if state is not None and policy.breaker is not None and not isinstance(exc, InvalidRequest):
+            if isinstance(exc, GuardViolation) and not exc.fallback:
+                if state is not None:
+                    state.trial_in_flight = False
+                raise
+            # A request the provider rejects as invalid, or an answer a guard refuses, says
+            # nothing about the model's availability.
+            if (
+                state is not None
+                and policy.breaker is not None
+                and not isinstance(exc, InvalidRequest | GuardViolation | OutputValidationFailed)
+            ):
                 if state.record_failure(policy.breaker, time.time()):
                     hub.share_breaker(label)
                 breakers[label] = state.status

@@ -14,7 +14,7 @@ Split by who must act:
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "AlreadyDecided",
@@ -24,12 +24,14 @@ __all__ = [
     "Cancelled",
     "CircuitOpen",
     "FallbacksExhausted",
+    "GuardViolation",
     "InvalidInput",
     "InvalidRequest",
     "InvalidSignature",
     "MalformedResponse",
     "NonDeterminismError",
     "NotAuthorized",
+    "OutputValidationFailed",
     "PayloadTooLarge",
     "ProviderUnavailable",
     "RateLimited",
@@ -175,7 +177,70 @@ class AuthenticationFailed(StepError):
 
 
 class MalformedResponse(StepError):
-    """The provider answered with something that cannot be parsed."""
+    """The provider answered with something that cannot be parsed. ``text`` is the raw
+    answer when there was one (a guard re-asking the model shows it back)."""
+
+    def __init__(self, message: str = "", *, text: str | None = None) -> None:
+        super().__init__(message)
+        self.text = text
+
+
+class OutputValidationFailed(MalformedResponse):
+    """A model's answers failed output validation (a ``bm.JsonSchema`` guard) on every
+    attempt, re-asks included; ``model``, ``attempts`` and ``last_error`` say which, how often
+    and why."""
+
+    def __init__(self, model: str, attempts: int, last_error: str, *, text: str | None = None) -> None:
+        super().__init__(
+            f"model {model!r} gave no valid answer in {attempts} attempt(s); last validation "
+            f"error: {last_error}. Raise the guard's reask=, add a fallback model, or make the "
+            f"prompt state the expected format",
+            text=text,
+        )
+        self.model, self.attempts, self.last_error = model, attempts, last_error
+
+
+class GuardViolation(StepError):
+    """A guard rule rejected a model call's input or output. ``rule`` names the rule (e.g.
+    ``banned_topics``), ``direction`` is ``"input"`` or ``"output"``, and ``start``/``end``/
+    ``span_text`` locate the offending text (``span``), when the rule can point at some;
+    offsets are into ``ModelRequest.text()`` (input) or ``ModelResponse.text`` (output).
+    ``fallback`` is true when the rule routes the call to its fallback chain instead of
+    failing it."""
+
+    def __init__(
+        self,
+        rule: str,
+        direction: str,
+        detail: str,
+        *,
+        start: int | None = None,
+        end: int | None = None,
+        span_text: str | None = None,
+        model: str | None = None,
+        fallback: bool = False,
+    ) -> None:
+        where = f" at {start}..{end} ({span_text!r})" if start is not None else ""
+        who = f" of model {model!r}" if model else ""
+        super().__init__(f"guard {rule!r} rejected the {direction}{who}{where}: {detail}")
+        self.rule, self.direction, self.detail = rule, direction, detail
+        self.start, self.end, self.span_text = start, end, span_text
+        self.model, self.fallback = model, fallback
+
+    @property
+    def span(self) -> Span | None:
+        """``Span(start, end, text)`` of the offending text, or ``None``."""
+        if self.start is None or self.end is None:
+            return None
+        return Span(self.start, self.end, self.span_text or "")
+
+
+class Span(NamedTuple):
+    """Where a guard rule found offending text: ``text[start:end]``."""
+
+    start: int
+    end: int
+    text: str
 
 
 class RetriesExhausted(StepError):

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from bandmaster.cli.approvals import approvals_app
 from bandmaster.cli.demo import demo
+from bandmaster.cli.guard_notes import guard_notes
 from bandmaster.cli.loader import load_workflow, load_workflows
 from bandmaster.cli.models import models_app
 from bandmaster.engine.runtime import Engine, RunInfo
@@ -365,6 +366,8 @@ def runs_show(
             (s.error or {}).get("message", "")[:60],
         )
     console.print(table)
+    for line in guard_notes(info.steps):  # re-asks and rule violations of guarded model calls
+        console.print(line, highlight=False, markup=False)
 
 
 @app.command("signal")

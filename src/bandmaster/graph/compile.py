@@ -36,6 +36,7 @@ from bandmaster.graph.graph import AnyNode, Graph
 from bandmaster.graph.spec import AIStep, End, Human, MapReduce, Parallel, Router, Step
 from bandmaster.graph.template import render, render_partial
 from bandmaster.graph.validate import MAP_NAMES, REDUCE_NAMES, check_models
+from bandmaster.guard.base import Guard
 from bandmaster.hub import hub_for
 from bandmaster.models.base import ModelResponse
 from bandmaster.models.registry import Registry
@@ -99,7 +100,10 @@ class Runner:
         self.routers: dict[str, RuleRouter] = {}
         self.steps: dict[str, JournaledStep[..., Any]] = {}
         self.inputs: dict[str, dict[str, Expression]] = {}
+        self.guards: dict[str, list[Guard]] = {}  # built once: a JSON Schema compiles its validator
         for node in graph.nodes.values():
+            if isinstance(node, AIStep) and node.guard is not None:
+                self.guards[node.id] = node.guards()
             if isinstance(node, Router):
                 router = RuleRouter(name=node.id, default=node.default, functions=graph.functions)
                 for route in node.routes:
@@ -194,6 +198,7 @@ class Runner:
                 fallback=list(node.fallback) if node.fallback is not None else None,
                 breaker=node.breaker.policy() if node.breaker is not None else None,
                 cache_ttl=node.cache_ttl,
+                guard=self.guards.get(node.id),
             )
             return {self.key(node): ai_result(response)}
         if isinstance(node, Step):

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validator, model_validator
 
+from bandmaster.guard.base import Guard
+from bandmaster.guard.spec import GuardSpec
 from bandmaster.models.registry import BreakerSpec, RetrySpec
 
 NODE_ID = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -73,7 +75,9 @@ def _retry_shorthand(value: Any) -> Any:
 class AIStep(_Producer):
     """A model call. ``model`` is a registry alias or model name; ``prompt`` (and ``system``)
     are templates over the state. The state gets ``{output, text, confidence, model}``.
-    Policy fields override the alias's policy from ``models.yaml``."""
+    Policy fields override the alias's policy from ``models.yaml``. ``guard`` is a guard set
+    (``bandmaster.guard.spec.GuardSpec``, the ``guard:`` mapping in YAML) or, in Python, a
+    list of ``bm.Guard`` objects."""
 
     kind: Literal["ai"] = "ai"
     model: str
@@ -88,8 +92,38 @@ class AIStep(_Producer):
     fallback: list[str] | None = None
     breaker: BreakerSpec | None = None
     cache_ttl: float | None = Field(default=None, gt=0)
+    # Validated by ``_guards`` alone, so a bad YAML value is reported at its own key
+    # (``guard.temperature``), not once per member of the union.
+    guard: SkipValidation[GuardSpec | list[Any] | None] = None
 
     _retry = field_validator("retry", mode="before")(_retry_shorthand)
+
+    @field_validator("guard", mode="before")
+    @classmethod
+    def _guards(cls, value: Any) -> GuardSpec | list[Any] | None:
+        if value is None or isinstance(value, GuardSpec):
+            return value
+        if isinstance(value, dict):
+            return GuardSpec.model_validate(value)
+        if isinstance(value, list | tuple) and all(isinstance(item, Guard) for item in value):
+            return list(value)
+        raise ValueError(
+            "a mapping of guard settings (temperature, response_format, banned_topics, ...) or, "
+            "in Python, a list of bm.Guard objects"
+        )
+
+    @model_validator(mode="after")
+    def _fallback_for_guard(self) -> AIStep:
+        routes = isinstance(self.guard, GuardSpec) and self.guard.on_violation == "fallback"
+        if routes and not self.fallback:
+            raise ValueError("guard.on_violation is 'fallback' but the node has no fallback models")
+        return self
+
+    def guards(self) -> list[Guard]:
+        """The guards this node's model call runs."""
+        if self.guard is None:
+            return []
+        return self.guard.guards() if isinstance(self.guard, GuardSpec) else list(self.guard)
 
 
 class Step(_Producer):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -47,8 +48,10 @@ class AnthropicModel:
         system = "\n".join(m.content for m in req.messages() if m.role == "system")
         if req.json_schema is not None:
             system = (system + "\n" if system else "") + (
-                "Answer with JSON only, matching this JSON Schema: " + str(req.json_schema)
+                "Answer with JSON only, matching this JSON Schema: " + json.dumps(req.json_schema)
             )
+        elif req.response_format == "json":  # the Messages API has no JSON mode: ask in words
+            system = (system + "\n" if system else "") + "Answer with JSON only."
         args: dict[str, Any] = {
             "model": self.model,
             "messages": messages,
@@ -80,7 +83,8 @@ class AnthropicModel:
         if not isinstance(blocks, list):
             raise MalformedResponse(f"{self.name}: response has no content")
         text = "".join(getattr(b, "text", "") for b in blocks if getattr(b, "type", "") == "text")
-        output: Any = parse_json_output(text, model=self.name) if req.json_schema is not None else text
+        wants_json = req.json_schema is not None or req.response_format == "json"
+        output: Any = parse_json_output(text, model=self.name) if wants_json else text
         usage = Usage(input_tokens=message.usage.input_tokens, output_tokens=message.usage.output_tokens)
         served = message.model or self.model
         return ModelResponse(

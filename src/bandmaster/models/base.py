@@ -21,7 +21,9 @@ class ModelRequest(BaseModel):
 
     ``input`` is text, a list of chat messages, or a structured dict (for classifiers and
     tools). ``json_schema`` asks for JSON output matching the schema (providers that support
-    structured output get it as their response format).
+    structured output get it as their response format). ``response_format="json"`` asks for
+    JSON mode without a schema (OpenAI-compatible ``{"type": "json_object"}``; Anthropic, which
+    has no JSON mode, gets the instruction in its system prompt).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -32,6 +34,7 @@ class ModelRequest(BaseModel):
     max_tokens: int | None = None
     json_schema: dict[str, Any] | None = None
     stop: list[str] | None = None
+    response_format: Literal["text", "json"] | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
     def messages(self) -> list[Message]:

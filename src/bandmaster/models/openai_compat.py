@@ -58,6 +58,8 @@ class OpenAIModel:
                 "type": "json_schema",
                 "json_schema": {"name": "output", "schema": req.json_schema},
             }
+        elif req.response_format is not None:
+            args["response_format"] = {"type": "json_object" if req.response_format == "json" else "text"}
         args.update(req.params)
         return args
 
@@ -77,7 +79,8 @@ class OpenAIModel:
             raise MalformedResponse(f"{self.name}: response has no choices")
         choice = completion.choices[0]
         text = choice.message.content or ""
-        output: Any = parse_json_output(text, model=self.name) if req.json_schema is not None else text
+        wants_json = req.json_schema is not None or req.response_format == "json"
+        output: Any = parse_json_output(text, model=self.name) if wants_json else text
         usage = Usage(
             input_tokens=completion.usage.prompt_tokens if completion.usage else 0,
             output_tokens=completion.usage.completion_tokens if completion.usage else 0,
