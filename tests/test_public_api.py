@@ -16,6 +16,7 @@ EXPECTED = [
     "Engine",
     "Example",
     "FallbacksExhausted",
+    "Hooks",
     "InvalidInput",
     "InvalidRequest",
     "MalformedResponse",

@@ -15,6 +15,7 @@ bm.run(triage, "my card was charged twice")
 from bandmaster.calls import call_model
 from bandmaster.engine import (
     Engine,
+    Hooks,
     RunHandle,
     RunInfo,
     Step,
@@ -107,6 +108,7 @@ __all__ = [
     "Engine",
     "Example",
     "FallbacksExhausted",
+    "Hooks",
     "InvalidInput",
     "InvalidRequest",
     "MalformedResponse",

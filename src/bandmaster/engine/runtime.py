@@ -8,7 +8,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +17,15 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from bandmaster._types import TERMINAL_STATUSES, RunStatus
+from bandmaster.engine.hooks import (
+    EngineClosed,
+    EngineOpened,
+    Hooks,
+    RunCreated,
+    as_hooks,
+    collect_headers,
+    emit,
+)
 from bandmaster.engine.serde import ANY, DEFAULT_MAX_PAYLOAD, rebuild_error
 from bandmaster.engine.worker import Worker, new_owner_id
 from bandmaster.engine.workflow import Workflow
@@ -137,6 +146,7 @@ class Engine:
     worker's runs are taken over after it (at once, for a dead process on the same host).
     Runs sleeping longer than ``max_inline_sleep`` seconds leave memory until the timer fires.
     ``registry`` (a ``bm.Registry``) serves ``bm.call_model`` in the runs this engine executes.
+    ``hooks`` observe runs, steps and attempts (``bandmaster.observe.Tracing``, ``Metrics``).
     """
 
     def __init__(
@@ -151,6 +161,7 @@ class Engine:
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         max_inline_sleep: float = 1.0,
         registry: object | None = None,
+        hooks: Sequence[Hooks] = (),
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"Engine(concurrency={concurrency}): must be at least 1")
@@ -165,6 +176,7 @@ class Engine:
         self.max_payload = max_payload
         self.max_inline_sleep = max_inline_sleep
         self.registry = registry
+        self.hooks = as_hooks(hooks)
         self.owner = new_owner_id()
         self._store: SQLiteStore | None = None
         self._worker: Worker | None = None
@@ -194,6 +206,8 @@ class Engine:
         if self._store is not None:
             return
         self._store = SQLiteStore(self.path)
+        if self.hooks:
+            emit(self.hooks, "engine_opened", EngineOpened(self.path, self.owner))
         if self.run_worker:
             self._worker = Worker(
                 self._store,
@@ -206,6 +220,7 @@ class Engine:
                 max_inline_sleep=self.max_inline_sleep,
                 on_finished=self._notify_finished,
                 registry=self.registry,
+                hooks=self.hooks,
             )
             await self._worker.start()
 
@@ -223,6 +238,8 @@ class Engine:
             await close_models()
         self._store.close()
         self._store = None
+        if self.hooks:
+            emit(self.hooks, "engine_closed", EngineClosed(self.path, self.owner))
 
     @property
     def store(self) -> SQLiteStore:
@@ -271,7 +288,8 @@ class Engine:
             cancel_requested=False,
             claims=1 if local else 0,
         )
-        inserted = await store.insert_run(row)
+        headers = collect_headers(self.hooks, RunCreated(run_id, name)) if self.hooks else None
+        inserted = await store.insert_run(row, headers=json.dumps(headers) if headers else None)
         if not inserted:
             existing = store.get_run(run_id)
             if existing is not None and existing.workflow != name:

@@ -99,6 +99,15 @@ MIGRATIONS: list[list[str]] = [
         )
         """,
     ],
+    # 3: headers carried on a run for every execution (engine hooks: a W3C trace context)
+    [
+        """
+        CREATE TABLE IF NOT EXISTS run_headers (
+            run_id  TEXT PRIMARY KEY,
+            headers TEXT NOT NULL         -- JSON object of strings
+        ) WITHOUT ROWID
+        """,
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,178 @@
+"""Engine hooks: how tracing, metrics and other observers see runs, steps and attempts.
+
+A hook is an object with any of the methods of ``Hooks`` (subclass it and override what you
+need). Each method takes one frozen event, so fields can be added without breaking hooks.
+Hooks are called synchronously on the event loop, in registration order, at these points:
+
+    run_created   a client started a run (may return headers carried on the run, e.g. a trace)
+    run_started   a worker begins executing a run (first execution or a resume by replay)
+    step_started  a journaled operation runs live (replayed ones do not run, so emit nothing)
+    attempt_started / attempt_finished   each try of a step or model call
+    step_finished its result or error was journaled
+    run_finished  the execution ended: completed, failed, cancelled, suspended or released
+
+A hook that raises is logged and ignored: observing must never fail a run. With no hooks the
+engine skips all of this (one truth test per point).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from bandmaster.errors import UsageError
+
+log = logging.getLogger("bandmaster.hooks")
+
+StepOutcome = Literal["completed", "failed", "cancelled"]
+"""``cancelled``: the operation was interrupted (run cancelled, worker stopped, lease lost)
+before its outcome was journaled; a later execution runs it again."""
+
+RunOutcome = Literal["completed", "failed", "cancelled", "suspended", "released"]
+"""``suspended``: waiting on a signal or timer, resumed later by replay; ``released``: the worker
+stopped or lost its lease, another execution continues the run."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOpened:
+    journal: Path
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class EngineClosed:
+    journal: Path
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunCreated:
+    run_id: str
+    workflow: str
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    run_id: str
+    workflow: str
+    version: str | None
+    resumed: bool
+    """True when the journal already holds operations of this run (a replay)."""
+    headers: Mapping[str, str]
+    """What ``run_created`` hooks returned when the run was started, e.g. a W3C traceparent."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished:
+    run_id: str
+    workflow: str
+    outcome: RunOutcome
+    error: BaseException | None
+    duration: float
+    """Seconds of this execution (not since the run was created)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepStarted:
+    run_id: str
+    workflow: str
+    seq: int
+    name: str
+    kind: str
+    """``step``, ``model`` (``bm.call_model``), ``route``, ...: the journal's step kind."""
+    started: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted:
+    step: StepStarted
+    attempt: int
+    target: str
+    """What this attempt calls: the step name, or for a model call the model tried (the
+    primary or a fallback)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFinished:
+    step: StepStarted
+    attempt: int
+    target: str
+    error: BaseException | None
+    retry_delay: float | None
+    """Seconds until the next attempt when this one failed and will be retried, else None."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinished:
+    step: StepStarted
+    status: StepOutcome
+    attempts: int
+    duration: float
+    error: BaseException | None
+    meta: Mapping[str, Any]
+    """The step's journal meta. For ``model`` steps (see ``bm.call_model``): alias, version,
+    model, served_by, fallback, tokens, cost, confidence, finish_reason, cache_hit, breakers."""
+    output: str | None
+    """The output exactly as journaled (JSON text), or None on failure."""
+
+
+class Hooks:
+    """Base class of engine hooks: every method is a no-op, override the ones you need."""
+
+    def engine_opened(self, event: EngineOpened) -> None:
+        """The engine opened its journal (once per engine)."""
+
+    def engine_closed(self, event: EngineClosed) -> None:
+        """The engine closed: flush what is buffered."""
+
+    def run_created(self, event: RunCreated) -> Mapping[str, str] | None:
+        """Headers to store with the run; every execution gets them in ``RunStarted``."""
+        return None
+
+    def run_started(self, event: RunStarted) -> None: ...
+
+    def run_finished(self, event: RunFinished) -> None: ...
+
+    def step_started(self, event: StepStarted) -> None: ...
+
+    def attempt_started(self, event: AttemptStarted) -> None: ...
+
+    def attempt_finished(self, event: AttemptFinished) -> None: ...
+
+    def step_finished(self, event: StepFinished) -> None: ...
+
+
+HookList = tuple[Hooks, ...]
+
+
+def as_hooks(hooks: Sequence[Hooks] | None) -> HookList:
+    result = tuple(hooks or ())
+    for hook in result:
+        if not isinstance(hook, Hooks):
+            raise UsageError(
+                f"{hook!r} is not an engine hook; subclass bandmaster.engine.hooks.Hooks "
+                "(e.g. bandmaster.observe.tracing.Tracing or bandmaster.observe.metrics.Metrics)"
+            )
+    return result
+
+
+def emit(hooks: HookList, method: str, event: Any) -> None:
+    """Call ``method`` on every hook; a failing hook is logged, never propagated."""
+    for hook in hooks:
+        try:
+            getattr(hook, method)(event)
+        except Exception:
+            log.exception("hook %r failed in %s", hook, method)
+
+
+def collect_headers(hooks: HookList, event: RunCreated) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for hook in hooks:
+        try:
+            headers.update(hook.run_created(event) or {})
+        except Exception:
+            log.exception("hook %r failed in run_created", hook)
+    return headers
