@@ -4,11 +4,11 @@ one trace across a suspended and resumed run."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 from opentelemetry.trace import SpanKind, StatusCode
+from tests.conftest import StatusWaiter
 
 import bandmaster as bm
 from bandmaster.observe.tracing import Tracing
@@ -68,7 +68,10 @@ def _backup(text: str) -> bm.ModelResponse:
 
 def _registry() -> bm.Registry:
     return bm.Registry(
-        models={"intent": bm.CallableModel(_down, name="intent"), "backup": bm.CallableModel(_backup, name="backup")}
+        models={
+            "intent": bm.CallableModel(_down, name="intent"),
+            "backup": bm.CallableModel(_backup, name="backup"),
+        }
     )
 
 
@@ -78,7 +81,9 @@ def _reset_calls() -> None:
 
 
 async def _run(db: Path, wf: bm.Workflow[..., str], hook: Tracing, *args: str, fails: bool = False) -> None:
-    async with bm.Engine(db, workflows=[wf], registry=_registry(), hooks=[hook], poll_interval=0.02) as engine:
+    async with bm.Engine(
+        db, workflows=[wf], registry=_registry(), hooks=[hook], poll_interval=0.02
+    ) as engine:
         handle = await engine.start(wf, *args)
         if fails:
             with pytest.raises(bm.RunFailed):
@@ -93,9 +98,11 @@ async def test_run_step_attempt_and_model_call_spans_nest(db_path: Path, spans: 
     start = spans.one("start pipeline")
     run = spans.one("run pipeline")
     assert start.kind == SpanKind.PRODUCER
-    assert run.parent is not None and start.context is not None
+    assert run.parent is not None
+    assert start.context is not None
     assert run.parent.span_id == start.context.span_id
-    assert run.attributes is not None and run.attributes["bandmaster.outcome"] == "completed"
+    assert run.attributes is not None
+    assert run.attributes["bandmaster.outcome"] == "completed"
     assert {s.name for s in spans.children(run)} == {"step flaky", "model intent"}
 
     step = spans.one("step flaky")
@@ -106,8 +113,10 @@ async def test_run_step_attempt_and_model_call_spans_nest(db_path: Path, spans: 
     assert attempts[0].attributes["error.type"] == "ProviderUnavailable"
     assert attempts[1].status.status_code == StatusCode.UNSET
     [retry] = [e for e in step.events if e.name == "retry"]
-    assert retry.attributes is not None and retry.attributes["error.type"] == "ProviderUnavailable"
-    assert step.attributes is not None and step.attributes["bandmaster.step.attempts"] == 2
+    assert retry.attributes is not None
+    assert retry.attributes["error.type"] == "ProviderUnavailable"
+    assert step.attributes is not None
+    assert step.attributes["bandmaster.step.attempts"] == 2
 
 
 async def test_model_call_has_genai_attributes_and_a_fallback_event(db_path: Path, spans: Spans) -> None:
@@ -125,7 +134,8 @@ async def test_model_call_has_genai_attributes_and_a_fallback_event(db_path: Pat
     assert attrs["bandmaster.fallback"] == "backup"
     assert attrs["bandmaster.cache_hit"] is False
     [fallback] = [e for e in step.events if e.name == "fallback"]
-    assert fallback.attributes is not None and fallback.attributes["bandmaster.fallback.model"] == "backup"
+    assert fallback.attributes is not None
+    assert fallback.attributes["bandmaster.fallback.model"] == "backup"
 
     # One attempt per candidate: the primary failed, the fallback answered.
     attempts = {a.attributes["bandmaster.target"]: a for a in spans.children(step) if a.attributes}
@@ -134,7 +144,8 @@ async def test_model_call_has_genai_attributes_and_a_fallback_event(db_path: Pat
     answered = spans.one("chat backup")
     assert failed_call.kind == answered.kind == SpanKind.CLIENT
     assert failed_call.status.status_code == StatusCode.ERROR
-    assert answered.parent is not None and attempts["backup"].context is not None
+    assert answered.parent is not None
+    assert attempts["backup"].context is not None
     assert answered.parent.span_id == attempts["backup"].context.span_id
     assert answered.attributes is not None
     assert answered.attributes["gen_ai.request.model"] == "backup"
@@ -165,10 +176,13 @@ async def test_breaker_and_cache_events(db_path: Path, spans: Spans) -> None:
     assert states == {"intent": "open", "backup": "closed"}
 
     # The second call asks the same model with the same request within the TTL.
-    async with bm.Engine(db_path, workflows=[guarded], registry=_registry(), hooks=[Tracing(spans.provider)]) as e:
+    async with bm.Engine(
+        db_path, workflows=[guarded], registry=_registry(), hooks=[Tracing(spans.provider)]
+    ) as e:
         await (await e.start(guarded, "same text")).result(timeout=20)
     cached = spans.named("model backup")[-1]
-    assert cached.attributes is not None and cached.attributes["bandmaster.cache_hit"] is True
+    assert cached.attributes is not None
+    assert cached.attributes["bandmaster.cache_hit"] is True
     assert [e.name for e in cached.events] == ["cache_hit"]
 
 
@@ -180,7 +194,8 @@ async def test_failed_step_and_run_have_error_status(db_path: Path, spans: Spans
         assert span.status.status_code == StatusCode.ERROR
         assert span.status.description == "ValueError: no rule for this ticket"
         assert [e.name for e in span.events] == ["exception"]
-    assert run.attributes is not None and run.attributes["bandmaster.outcome"] == "failed"
+    assert run.attributes is not None
+    assert run.attributes["bandmaster.outcome"] == "failed"
 
 
 async def test_payloads_stay_out_of_spans_unless_asked(db_path: Path, spans: Spans) -> None:
@@ -191,31 +206,43 @@ async def test_payloads_stay_out_of_spans_unless_asked(db_path: Path, spans: Spa
         assert not any("078-05-1120" in t or "cleaned" in t for t in texts), span.name
 
     spans.exporter.clear()
-    await _run(db_path.with_name("opt-in.db"), pipeline, Tracing(spans.provider, capture_payloads=True), SECRET)
+    await _run(
+        db_path.with_name("opt-in.db"), pipeline, Tracing(spans.provider, capture_payloads=True), SECRET
+    )
     step = spans.one("step flaky")
-    assert step.attributes is not None and step.attributes["bandmaster.output"] == '"cleaned"'
+    assert step.attributes is not None
+    assert step.attributes["bandmaster.output"] == '"cleaned"'
     model = spans.one("model intent")
-    assert model.attributes is not None and '"cleaned"' in str(model.attributes["bandmaster.input"])
+    assert model.attributes is not None
+    assert '"cleaned"' in str(model.attributes["bandmaster.input"])
 
 
-async def test_a_resumed_run_continues_its_trace(db_path: Path, spans: Spans) -> None:
+async def test_a_resumed_run_continues_its_trace(
+    db_path: Path, spans: Spans, until_status: StatusWaiter
+) -> None:
     hook = Tracing(spans.provider)
-    async with bm.Engine(db_path, workflows=[waits], hooks=[hook], poll_interval=0.02, max_inline_sleep=0) as e:
+    async with bm.Engine(
+        db_path, workflows=[waits], hooks=[hook], poll_interval=0.02, max_inline_sleep=0
+    ) as e:
         handle = await e.start(waits, "text")
-        while (await handle.describe()).status != "waiting":
-            await asyncio.sleep(0.02)
+        await until_status(e, handle.id, "waiting")
     # Another engine (a restarted worker) resumes it from the journal.
-    async with bm.Engine(db_path, workflows=[waits], hooks=[Tracing(spans.provider)], poll_interval=0.02) as e:
+    async with bm.Engine(
+        db_path, workflows=[waits], hooks=[Tracing(spans.provider)], poll_interval=0.02
+    ) as e:
         await e.signal(handle.id, "review", "ok")
         assert await e.result(handle.id, timeout=20) == "cleaned:ok"
 
     first, second = sorted(spans.named("run waits"), key=lambda s: s.start_time or 0)
     start = spans.one("start waits")
-    assert first.attributes is not None and second.attributes is not None
+    assert first.attributes is not None
+    assert second.attributes is not None
     assert first.attributes["bandmaster.outcome"] == "suspended"
     assert second.attributes["bandmaster.outcome"] == "completed"
     assert second.attributes["bandmaster.resumed"] is True
-    assert start.context is not None and first.context is not None and second.context is not None
+    assert start.context is not None
+    assert first.context is not None
+    assert second.context is not None
     assert first.context.trace_id == second.context.trace_id == start.context.trace_id
     # The replay does not run `flaky` again, so it has no second step span.
     assert len(spans.named("step flaky")) == 1
