@@ -57,6 +57,7 @@ class Metrics(Hooks):
         self.max_models = max_models
         self._models: set[str] = set()
         self._journals: list[Path] = []
+        self._servers: list[Any] = []
         reg = self.registry
         try:
             self.step_seconds = Histogram(
@@ -121,9 +122,18 @@ class Metrics(Hooks):
         self.journal_bytes.set_function(self._journal_size)
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
-        """Expose ``/metrics`` over HTTP from a daemon thread; returns the port (0: any free one)."""
+        """Expose ``/metrics`` over HTTP from a daemon thread; returns the port (0: any free one).
+        Loopback by default: bind another address only on a network you trust."""
         server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._servers.append(server)
         return int(server.server_port)
+
+    def shutdown(self) -> None:
+        """Stop the HTTP endpoints ``serve`` started."""
+        while self._servers:
+            server = self._servers.pop()
+            server.shutdown()
+            server.server_close()
 
     # --- hooks ---------------------------------------------------------------------------------
 
