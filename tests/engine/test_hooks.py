@@ -111,7 +111,7 @@ async def test_a_failing_hook_is_logged_and_the_run_goes_on(
     with caplog.at_level(logging.ERROR, logger="bandmaster.hooks"):
         async with bm.Engine(db_path, workflows=[double], hooks=[Broken(), recorder]) as engine:
             assert await (await engine.start(double, 1)).result(timeout=10) == 2
-    assert "failed in step_finished" in caplog.text
+    assert "Broken.step_finished failed" in caplog.text
     assert any(isinstance(e, StepFinished) for e in recorder.events)  # later hooks still called
 
 

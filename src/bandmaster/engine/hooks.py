@@ -18,7 +18,7 @@ engine skips all of this (one truth test per point).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -145,34 +145,68 @@ class Hooks:
     def step_finished(self, event: StepFinished) -> None: ...
 
 
-HookList = tuple[Hooks, ...]
+_EVENTS = (
+    "engine_opened",
+    "engine_closed",
+    "run_started",
+    "run_finished",
+    "step_started",
+    "attempt_started",
+    "attempt_finished",
+    "step_finished",
+)
+
+Callbacks = tuple[Callable[[Any], object], ...]
 
 
-def as_hooks(hooks: Sequence[Hooks] | None) -> HookList:
-    result = tuple(hooks or ())
-    for hook in result:
-        if not isinstance(hook, Hooks):
-            raise UsageError(
-                f"{hook!r} is not an engine hook; subclass bandmaster.engine.hooks.Hooks "
-                "(e.g. bandmaster.observe.tracing.Tracing or bandmaster.observe.metrics.Metrics)"
-            )
-    return result
+class HookSet:
+    """The engine's hooks, resolved once: per event, the bound methods that hooks actually
+    override, so the hot path neither builds events nobody reads nor calls no-ops."""
+
+    __slots__ = ("hooks", *_EVENTS)
+
+    engine_opened: Callbacks
+    engine_closed: Callbacks
+    run_started: Callbacks
+    run_finished: Callbacks
+    step_started: Callbacks
+    attempt_started: Callbacks
+    attempt_finished: Callbacks
+    step_finished: Callbacks
+
+    def __init__(self, hooks: Sequence[Hooks]) -> None:
+        for hook in hooks:
+            if not isinstance(hook, Hooks):
+                raise UsageError(
+                    f"{hook!r} is not an engine hook; subclass bandmaster.engine.hooks.Hooks "
+                    "(e.g. bandmaster.observe.tracing.Tracing or bandmaster.observe.metrics.Metrics)"
+                )
+        self.hooks = tuple(hooks)
+        for event in _EVENTS:
+            base = getattr(Hooks, event)
+            callbacks = tuple(getattr(h, event) for h in self.hooks if getattr(type(h), event) is not base)
+            setattr(self, event, callbacks)
+
+    def run_created(self, event: RunCreated) -> dict[str, str]:
+        """The headers every hook wants stored with the run."""
+        headers: dict[str, str] = {}
+        for hook in self.hooks:
+            try:
+                headers.update(hook.run_created(event) or {})
+            except Exception:
+                log.exception("hook %r failed in run_created", hook)
+        return headers
 
 
-def emit(hooks: HookList, method: str, event: Any) -> None:
-    """Call ``method`` on every hook; a failing hook is logged, never propagated."""
-    for hook in hooks:
+def hook_set(hooks: Sequence[Hooks] | None) -> HookSet | None:
+    """None when there are no hooks: the engine then skips every hook point with one test."""
+    return HookSet(hooks) if hooks else None
+
+
+def emit(callbacks: Callbacks, event: Any) -> None:
+    """Call each callback with ``event``; a failing hook is logged, never propagated."""
+    for callback in callbacks:
         try:
-            getattr(hook, method)(event)
+            callback(event)
         except Exception:
-            log.exception("hook %r failed in %s", hook, method)
-
-
-def collect_headers(hooks: HookList, event: RunCreated) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for hook in hooks:
-        try:
-            headers.update(hook.run_created(event) or {})
-        except Exception:
-            log.exception("hook %r failed in run_created", hook)
-    return headers
+            log.exception("hook %s failed", getattr(callback, "__qualname__", callback))

@@ -17,7 +17,7 @@ from bandmaster.engine.context import RunContext
 from bandmaster.engine.hooks import (
     AttemptFinished,
     AttemptStarted,
-    HookList,
+    HookSet,
     StepFinished,
     StepOutcome,
     StepStarted,
@@ -38,7 +38,7 @@ class OpRecord:
     errors: list[BaseException] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     # Set only when the engine has hooks: what ``run_attempts`` reports each attempt against.
-    hooks: HookList = ()
+    hooks: HookSet | None = None
     step: StepStarted | None = None
 
     def meta_json(self) -> str | None:
@@ -67,10 +67,10 @@ async def journaled(
     record = OpRecord()
     started = time.time()
     hooks = ctx.hooks
-    if hooks:
+    if hooks is not None:
         record.hooks = hooks
         record.step = StepStarted(ctx.run_id, ctx.workflow, seq, name, kind, started)
-        emit(hooks, "step_started", record.step)
+        emit(hooks.step_started, record.step)
     # What the hooks hear at the end; stays "cancelled" when nothing was journaled.
     status: StepOutcome = "cancelled"
     error: BaseException | None = None
@@ -119,7 +119,7 @@ async def journaled(
         return value
     finally:
         ctx.step_finished()
-        if hooks:
+        if hooks is not None and hooks.step_finished:
             assert record.step is not None
             finished = StepFinished(
                 record.step,
@@ -130,7 +130,7 @@ async def journaled(
                 record.meta,
                 output if status == "completed" else None,
             )
-            emit(hooks, "step_finished", finished)
+            emit(hooks.step_finished, finished)
 
 
 async def run_attempts(
@@ -150,7 +150,7 @@ async def run_attempts(
     while True:
         attempt += 1
         record.attempts += 1
-        if hooks:
+        if hooks is not None and hooks.attempt_started:
             _attempt_started(record, attempt, name)
         try:
             if timeout is None:
@@ -166,7 +166,7 @@ async def run_attempts(
         except Exception as exc:
             record.errors.append(exc)
             delay = retry.next_delay(attempt, exc, waited)
-            if hooks:
+            if hooks is not None and hooks.attempt_finished:
                 _attempt_finished(record, attempt, name, exc, delay)
             if delay is None:
                 errors = record.errors[first_error:]
@@ -176,23 +176,23 @@ async def run_attempts(
             waited += delay
             await asyncio.sleep(delay)
         except BaseException as exc:  # cancelled: the attempt still ends for the hooks
-            if hooks:
+            if hooks is not None and hooks.attempt_finished:
                 _attempt_finished(record, attempt, name, exc, None)
             raise
         else:
-            if hooks:
+            if hooks is not None and hooks.attempt_finished:
                 _attempt_finished(record, attempt, name, None, None)
             return value
 
 
 def _attempt_started(record: OpRecord, attempt: int, target: str) -> None:
-    if record.step is not None:
-        emit(record.hooks, "attempt_started", AttemptStarted(record.step, attempt, target))
+    if record.step is not None and record.hooks is not None:
+        emit(record.hooks.attempt_started, AttemptStarted(record.step, attempt, target))
 
 
 def _attempt_finished(
     record: OpRecord, attempt: int, target: str, error: BaseException | None, delay: float | None
 ) -> None:
-    if record.step is not None:
+    if record.step is not None and record.hooks is not None:
         event = AttemptFinished(record.step, attempt, target, error, delay)
-        emit(record.hooks, "attempt_finished", event)
+        emit(record.hooks.attempt_finished, event)

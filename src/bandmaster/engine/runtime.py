@@ -17,15 +17,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from bandmaster._types import TERMINAL_STATUSES, RunStatus
-from bandmaster.engine.hooks import (
-    EngineClosed,
-    EngineOpened,
-    Hooks,
-    RunCreated,
-    as_hooks,
-    collect_headers,
-    emit,
-)
+from bandmaster.engine.hooks import EngineClosed, EngineOpened, Hooks, RunCreated, emit, hook_set
 from bandmaster.engine.serde import ANY, DEFAULT_MAX_PAYLOAD, rebuild_error
 from bandmaster.engine.worker import Worker, new_owner_id
 from bandmaster.engine.workflow import Workflow
@@ -176,7 +168,7 @@ class Engine:
         self.max_payload = max_payload
         self.max_inline_sleep = max_inline_sleep
         self.registry = registry
-        self.hooks = as_hooks(hooks)
+        self.hooks = hook_set(hooks)
         self.owner = new_owner_id()
         self._store: SQLiteStore | None = None
         self._worker: Worker | None = None
@@ -206,8 +198,8 @@ class Engine:
         if self._store is not None:
             return
         self._store = SQLiteStore(self.path)
-        if self.hooks:
-            emit(self.hooks, "engine_opened", EngineOpened(self.path, self.owner))
+        if self.hooks is not None:
+            emit(self.hooks.engine_opened, EngineOpened(self.path, self.owner))
         if self.run_worker:
             self._worker = Worker(
                 self._store,
@@ -238,8 +230,8 @@ class Engine:
             await close_models()
         self._store.close()
         self._store = None
-        if self.hooks:
-            emit(self.hooks, "engine_closed", EngineClosed(self.path, self.owner))
+        if self.hooks is not None:
+            emit(self.hooks.engine_closed, EngineClosed(self.path, self.owner))
 
     @property
     def store(self) -> SQLiteStore:
@@ -288,7 +280,7 @@ class Engine:
             cancel_requested=False,
             claims=1 if local else 0,
         )
-        headers = collect_headers(self.hooks, RunCreated(run_id, name)) if self.hooks else None
+        headers = self.hooks.run_created(RunCreated(run_id, name)) if self.hooks is not None else None
         inserted = await store.insert_run(row, headers=json.dumps(headers) if headers else None)
         if not inserted:
             existing = store.get_run(run_id)

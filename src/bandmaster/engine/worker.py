@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from bandmaster.engine.context import LeaseLost, RunContext, Suspend, current_run
-from bandmaster.engine.hooks import HookList, RunFinished, RunOutcome, RunStarted, emit
+from bandmaster.engine.hooks import HookSet, RunFinished, RunOutcome, RunStarted, emit
 from bandmaster.engine.serde import error_record
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import Cancelled, StoreError
@@ -68,7 +68,7 @@ class Worker:
         max_inline_sleep: float,
         on_finished: Callable[[str], None],
         registry: object | None = None,
-        hooks: HookList = (),
+        hooks: HookSet | None = None,
     ) -> None:
         self.store = store
         self.hooks = hooks
@@ -226,18 +226,20 @@ class Worker:
             return
         wf = self.workflows[row.workflow]
         current_run.set(ctx)  # this task's own context; nothing else sees it
-        if self.hooks:
-            await self._observed(row, ctx, wf)
+        if self.hooks is not None:
+            await self._observed(row, ctx, self.hooks, wf)
         else:
             await self._execute(row, ctx, wf)
 
-    async def _observed(self, row: RunRow, ctx: RunContext, wf: Workflow[..., object]) -> None:
+    async def _observed(
+        self, row: RunRow, ctx: RunContext, hooks: HookSet, wf: Workflow[..., object]
+    ) -> None:
         """``_execute`` between the hooks' run_started and run_finished."""
         started = time.monotonic()
         raw = self.store.run_headers(row.id)
         headers = json.loads(raw) if raw else {}
         resumed = bool(ctx.recorded) or row.claims > 1
-        emit(self.hooks, "run_started", RunStarted(row.id, row.workflow, row.version, resumed, headers))
+        emit(hooks.run_started, RunStarted(row.id, row.workflow, row.version, resumed, headers))
         outcome: RunOutcome = "released"
         error: BaseException | None = None
         try:
@@ -247,7 +249,7 @@ class Worker:
             raise
         finally:
             finished = RunFinished(row.id, row.workflow, outcome, error, time.monotonic() - started)
-            emit(self.hooks, "run_finished", finished)
+            emit(hooks.run_finished, finished)
 
     async def _execute(
         self, row: RunRow, ctx: RunContext, wf: Workflow[..., object]

@@ -38,6 +38,7 @@ from bandmaster.engine.hooks import (
 try:
     from opentelemetry import context as otel_context
     from opentelemetry import trace
+    from opentelemetry.context import Context
     from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 except ImportError as exc:  # pragma: no cover - exercised without the extra
@@ -45,16 +46,17 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
 
 TRACER_NAME = "bandmaster"
 _PROPAGATOR = TraceContextTextMapPropagator()
-_EMPTY = otel_context.Context()
+_EMPTY = Context()
 
 
 class _Attempt:
-    __slots__ = ("model", "span", "token")
+    __slots__ = ("model", "span", "started_ns", "token")
 
-    def __init__(self, span: Span, model: Span | None, token: object) -> None:
+    def __init__(self, span: Span | None, model: Span | None, token: object, started_ns: int) -> None:
         self.span = span
         self.model = model
         self.token = token
+        self.started_ns = started_ns
 
 
 class Tracing(Hooks):
@@ -77,8 +79,9 @@ class Tracing(Hooks):
         self.tracer = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider)
         self.capture_payloads = capture_payloads
         self.max_payload_chars = max_payload_chars
-        self._runs: dict[str, Span] = {}
-        self._steps: dict[tuple[str, int], Span] = {}
+        # Each open span with the context that makes it the parent (built once, used per child).
+        self._runs: dict[str, tuple[Span, Context]] = {}
+        self._steps: dict[tuple[str, int], tuple[Span, Context]] = {}
         self._attempts: dict[tuple[str, int], _Attempt] = {}
         # The successful attempt's model span, ended once the step's meta (tokens, cost) is known.
         self._answered: dict[tuple[str, int], tuple[Span, int]] = {}
@@ -107,14 +110,14 @@ class Tracing(Hooks):
         }
         if event.version is not None:
             attributes["bandmaster.workflow.version"] = event.version
-        self._runs[event.run_id] = self.tracer.start_span(
-            f"run {event.workflow}", context=parent, attributes=attributes
-        )
+        span = self.tracer.start_span(f"run {event.workflow}", context=parent, attributes=attributes)
+        self._runs[event.run_id] = (span, trace.set_span_in_context(span))
 
     def run_finished(self, event: RunFinished) -> None:
-        span = self._runs.pop(event.run_id, None)
-        if span is None:
+        entry = self._runs.pop(event.run_id, None)
+        if entry is None:
             return
+        span = entry[0]
         span.set_attribute("bandmaster.outcome", event.outcome)
         if event.outcome == "failed" and event.error is not None:
             _fail(span, event.error)
@@ -124,39 +127,40 @@ class Tracing(Hooks):
 
     def step_started(self, event: StepStarted) -> None:
         run = self._runs.get(event.run_id)
-        context = trace.set_span_in_context(run) if run is not None else None
-        self._steps[event.run_id, event.seq] = self.tracer.start_span(
-            f"{event.kind} {event.name}",
-            context=context,
-            attributes={
-                "bandmaster.step.name": event.name,
-                "bandmaster.step.kind": event.kind,
-                "bandmaster.step.seq": event.seq,
-            },
+        span = self.tracer.start_span(
+            f"{event.kind} {event.name}",  # the kind is in the name: "step classify", "model intent"
+            context=run[1] if run is not None else None,
+            attributes={"bandmaster.step.name": event.name, "bandmaster.step.seq": event.seq},
         )
+        self._steps[event.run_id, event.seq] = (span, trace.set_span_in_context(span))
 
     def attempt_started(self, event: AttemptStarted) -> None:
         step = event.step
-        parent = self._steps.get((step.run_id, step.seq))
-        if parent is None:
+        entry = self._steps.get((step.run_id, step.seq))
+        if entry is None:
+            return
+        parent_context = entry[1]
+        if step.kind != "model":
+            # A plain step's attempt gets its own span only if it fails or is a retry (made
+            # when it ends): one successful attempt is the step span itself, which keeps a
+            # traced no-op step within ~2 SDK spans' cost. Code in the step runs under it.
+            token = otel_context.attach(parent_context)
+            self._attempts[step.run_id, step.seq] = _Attempt(None, None, token, time.time_ns())
             return
         span = self.tracer.start_span(
             f"attempt {event.attempt}",
-            context=trace.set_span_in_context(parent),
+            context=parent_context,
             attributes={"bandmaster.attempt": event.attempt, "bandmaster.target": event.target},
         )
-        model = None
-        current = span
-        if step.kind == "model":
-            model = current = self.tracer.start_span(
-                f"chat {event.target}",
-                context=trace.set_span_in_context(span),
-                kind=SpanKind.CLIENT,
-                attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": event.target},
-            )
-        # Current for the attempt's code: provider SDK requests carry it as `traceparent`.
-        token = otel_context.attach(trace.set_span_in_context(current))
-        self._attempts[step.run_id, step.seq] = _Attempt(span, model, token)
+        model = self.tracer.start_span(
+            f"chat {event.target}",
+            context=trace.set_span_in_context(span),
+            kind=SpanKind.CLIENT,
+            attributes={"gen_ai.operation.name": "chat", "gen_ai.request.model": event.target},
+        )
+        # Current during the call: the provider SDK request carries it as `traceparent`.
+        token = otel_context.attach(trace.set_span_in_context(model))
+        self._attempts[step.run_id, step.seq] = _Attempt(span, model, token, 0)
 
     def attempt_finished(self, event: AttemptFinished) -> None:
         key = (event.step.run_id, event.step.seq)
@@ -164,6 +168,17 @@ class Tracing(Hooks):
         if attempt is None:
             return
         otel_context.detach(attempt.token)  # type: ignore[arg-type]
+        entry = self._steps.get(key)
+        step = entry[0] if entry is not None else None
+        if attempt.span is None:  # a plain step's attempt
+            if (event.error is None and event.attempt == 1) or entry is None:
+                return
+            attempt.span = self.tracer.start_span(
+                f"attempt {event.attempt}",
+                context=entry[1],
+                attributes={"bandmaster.attempt": event.attempt, "bandmaster.target": event.target},
+                start_time=attempt.started_ns,
+            )
         if event.error is None:
             attempt.span.end()
             if attempt.model is not None:
@@ -173,26 +188,27 @@ class Tracing(Hooks):
             if span is not None:
                 _fail(span, event.error)
                 span.end()
-        if event.retry_delay is not None:
-            step = self._steps.get(key)
-            if step is not None:
-                step.add_event(
-                    "retry",
-                    {
-                        "bandmaster.attempt": event.attempt,
-                        "bandmaster.retry.delay_s": event.retry_delay,
-                        "error.type": type(event.error).__name__,
-                    },
-                )
+        if event.retry_delay is not None and step is not None:
+            step.add_event(
+                "retry",
+                {
+                    "bandmaster.attempt": event.attempt,
+                    "bandmaster.retry.delay_s": event.retry_delay,
+                    "error.type": type(event.error).__name__,
+                },
+            )
 
     def step_finished(self, event: StepFinished) -> None:
         key = (event.step.run_id, event.step.seq)
-        span = self._steps.pop(key, None)
+        entry = self._steps.pop(key, None)
         answered = self._answered.pop(key, None)
-        if span is None:
+        if entry is None:
             return
-        span.set_attribute("bandmaster.step.status", event.status)
-        span.set_attribute("bandmaster.step.attempts", event.attempts)
+        span = entry[0]
+        if event.status != "completed":
+            span.set_attribute("bandmaster.step.status", event.status)
+        if event.attempts > 1:
+            span.set_attribute("bandmaster.step.attempts", event.attempts)
         meta = event.meta
         if event.step.kind == "model" and meta:
             self._model_step(span, meta, event.attempts)
