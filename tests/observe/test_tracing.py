@@ -247,3 +247,22 @@ async def test_a_resumed_run_continues_its_trace(
     # The replay does not run `flaky` again, so it has no second step span.
     assert len(spans.named("step flaky")) == 1
     assert spans.children(second) == []
+
+
+async def test_a_run_started_without_trace_headers_keeps_one_trace(
+    db_path: Path, spans: Spans, until_status: StatusWaiter
+) -> None:
+    async with bm.Engine(db_path, workflows=[waits], worker=False) as client:  # no hooks
+        handle = await client.start(waits, "text")
+    hook = Tracing(spans.provider)
+    async with bm.Engine(
+        db_path, workflows=[waits], hooks=[hook], poll_interval=0.02, max_inline_sleep=0
+    ) as e:
+        await until_status(e, handle.id, "waiting")
+        await e.signal(handle.id, "review", "ok")
+        assert await e.result(handle.id, timeout=20) == "cleaned:ok"
+    first, second = spans.named("run waits")
+    assert first.context is not None
+    assert second.context is not None
+    assert first.context.trace_id == second.context.trace_id
+    assert spans.named("start waits") == []

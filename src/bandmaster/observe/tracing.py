@@ -16,6 +16,7 @@ process, lands in the same trace.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Mapping
@@ -39,14 +40,22 @@ try:
     from opentelemetry import context as otel_context
     from opentelemetry import trace
     from opentelemetry.context import Context
-    from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+    from opentelemetry.trace import (
+        NonRecordingSpan,
+        Span,
+        SpanContext,
+        SpanKind,
+        Status,
+        StatusCode,
+        TraceFlags,
+        TracerProvider,
+    )
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError("bandmaster tracing needs OpenTelemetry: pip install 'bandmaster[otel]'") from exc
 
 TRACER_NAME = "bandmaster"
 _PROPAGATOR = TraceContextTextMapPropagator()
-_EMPTY = Context()
 
 
 class _Attempt:
@@ -102,7 +111,7 @@ class Tracing(Hooks):
         return carrier
 
     def run_started(self, event: RunStarted) -> None:
-        parent = _PROPAGATOR.extract(event.headers) if event.headers else _EMPTY
+        parent = _PROPAGATOR.extract(event.headers) if event.headers else _derived_parent(event.run_id)
         attributes: dict[str, Any] = {
             "bandmaster.run_id": event.run_id,
             "bandmaster.workflow": event.workflow,
@@ -255,6 +264,20 @@ class Tracing(Hooks):
         flush = getattr(self.provider or trace.get_tracer_provider(), "force_flush", None)
         if flush is not None:
             flush()
+
+
+def _derived_parent(run_id: str) -> Context:
+    """For a run started without trace headers (by a client without this hook): a parent
+    derived from the run id, so every execution of the run still shares one trace. The parent
+    itself is never exported; trace UIs show the executions under a missing root."""
+    digest = hashlib.sha256(run_id.encode()).digest()
+    parent = SpanContext(
+        trace_id=int.from_bytes(digest[:16], "big") or 1,
+        span_id=int.from_bytes(digest[16:24], "big") or 1,
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
 def _response_attributes(meta: Mapping[str, Any]) -> dict[str, Any]:
