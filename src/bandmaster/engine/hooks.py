@@ -1,9 +1,11 @@
 """Engine hooks: how tracing, metrics and other observers see runs, steps and attempts.
 
-A hook is an object with any of the methods of ``Hooks`` (subclass it and override what you
-need). Each method takes one frozen event, so fields can be added without breaking hooks.
-Hooks are called synchronously on the event loop, in registration order, at these points:
+A hook subclasses ``Hooks`` and overrides the methods it needs. Each method takes one frozen
+event, so fields can be added without breaking hooks. Hooks are called synchronously on the
+event loop, in registration order (keep them fast: hand slow work such as exporting to a
+thread, as OpenTelemetry's batch processor does), at these points:
 
+    engine_opened / engine_closed   the engine opened or closed its journal
     run_created   a client started a run (may return headers carried on the run, e.g. a trace)
     run_started   a worker begins executing a run (first execution or a resume by replay)
     step_started  a journaled operation runs live (replayed ones do not run, so emit nothing)
@@ -12,7 +14,7 @@ Hooks are called synchronously on the event loop, in registration order, at thes
     run_finished  the execution ended: completed, failed, cancelled, suspended or released
 
 A hook that raises is logged and ignored: observing must never fail a run. With no hooks the
-engine skips all of this (one truth test per point).
+engine skips all of this (one ``is None`` test per point) and builds no events.
 """
 
 from __future__ import annotations
