@@ -165,7 +165,7 @@ class HookSet:
     """The engine's hooks, resolved once: per event, the bound methods that hooks actually
     override, so the hot path neither builds events nobody reads nor calls no-ops."""
 
-    __slots__ = ("hooks", *_EVENTS)
+    __slots__ = ("hooks", "runs", "steps", *_EVENTS)
 
     engine_opened: Callbacks
     engine_closed: Callbacks
@@ -188,6 +188,11 @@ class HookSet:
             base = getattr(Hooks, event)
             callbacks = tuple(getattr(h, event) for h in self.hooks if getattr(type(h), event) is not base)
             setattr(self, event, callbacks)
+        # Whether any hook observes runs / steps at all (else those points build no events).
+        self.runs = bool(self.run_started or self.run_finished)
+        self.steps = bool(
+            self.step_started or self.attempt_started or self.attempt_finished or self.step_finished
+        )
 
     def run_created(self, event: RunCreated) -> dict[str, str]:
         """The headers every hook wants stored with the run."""

@@ -67,6 +67,8 @@ async def journaled(
     record = OpRecord()
     started = time.time()
     hooks = ctx.hooks
+    if hooks is not None and not hooks.steps:
+        hooks = None
     if hooks is not None:
         record.hooks = hooks
         record.step = StepStarted(ctx.run_id, ctx.workflow, seq, name, kind, started)

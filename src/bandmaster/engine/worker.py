@@ -226,7 +226,7 @@ class Worker:
             return
         wf = self.workflows[row.workflow]
         current_run.set(ctx)  # this task's own context; nothing else sees it
-        if self.hooks is not None:
+        if self.hooks is not None and self.hooks.runs:
             await self._observed(row, ctx, self.hooks, wf)
         else:
             await self._execute(row, ctx, wf)
@@ -236,7 +236,7 @@ class Worker:
     ) -> None:
         """``_execute`` between the hooks' run_started and run_finished."""
         started = time.monotonic()
-        raw = self.store.run_headers(row.id)
+        raw = self.store.run_headers(row.id) if hooks.run_started else None
         headers = json.loads(raw) if raw else {}
         resumed = bool(ctx.recorded) or row.claims > 1
         emit(hooks.run_started, RunStarted(row.id, row.workflow, row.version, resumed, headers))
