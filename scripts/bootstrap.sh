@@ -10,6 +10,15 @@ if [[ "${1:-}" == "--dev" ]]; then
     extras="[dev]"
 fi
 
+# --dev: the Prometheus server the metrics scrape test runs (tests/observe), from Debian.
+if [[ -n "$extras" ]] && ! command -v prometheus >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    if ! dpkg -s prometheus >/dev/null 2>&1; then
+        (apt-cache show prometheus >/dev/null 2>&1 || apt-get update -qq) && \
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+            || echo "warning: could not install the prometheus package; its scrape test will be skipped" >&2
+    fi
+fi
+
 python=${PYTHON:-python3}
 if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     echo "bandmaster needs Python 3.11 or newer (set PYTHON=/path/to/python3.11)" >&2

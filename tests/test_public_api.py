@@ -21,6 +21,7 @@ EXPECTED = [
     "FallbacksExhausted",
     "Guard",
     "GuardViolation",
+    "Hooks",
     "InvalidInput",
     "InvalidRequest",
     "InvalidSignature",

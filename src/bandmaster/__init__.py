@@ -15,6 +15,7 @@ bm.run(triage, "my card was charged twice")
 from bandmaster.calls import call_model
 from bandmaster.engine import (
     Engine,
+    Hooks,
     RunHandle,
     RunInfo,
     Step,
@@ -124,6 +125,7 @@ __all__ = [
     "FallbacksExhausted",
     "Guard",
     "GuardViolation",
+    "Hooks",
     "InvalidInput",
     "InvalidRequest",
     "InvalidSignature",

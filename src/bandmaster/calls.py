@@ -274,6 +274,7 @@ async def _invoke(
             tokens=_tokens(response),
             cost=response.cost,
             confidence=response.confidence,
+            finish_reason=response.finish_reason,
         )
         if breakers:
             meta["breakers"] = breakers

@@ -12,7 +12,8 @@ Endpoints:
   [behaviour, ...], "default": behaviour}}}`` scripts models (merged into the current script).
   A model's queue is consumed one behaviour per request; then its default (else ``"ok"``) applies.
 * ``GET /stats``: ``{"total": n, "models": {model: {path: count}}, "log": [...]}`` where ``log``
-  lists every request as ``{"t", "path", "model", "behaviour"}`` in arrival order, and
+  lists every request as ``{"t", "path", "model", "behaviour", "traceparent"}`` in arrival
+  order (``traceparent``: the W3C trace-context header the client sent, or null), and
   ``last`` maps each model to the JSON body of its latest request.
 
 A behaviour is a string or an object with ``kind`` and options:
@@ -64,7 +65,9 @@ def _normalise(behaviour: Any) -> dict[str, Any]:
     raise ValueError(f"bad behaviour {behaviour!r}")
 
 
-def _next_behaviour(model: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+def _next_behaviour(
+    model: str, path: str, body: dict[str, Any], traceparent: str | None = None
+) -> dict[str, Any]:
     global _ids
     with _lock:
         _last_bodies[model] = body
@@ -73,7 +76,15 @@ def _next_behaviour(model: str, path: str, body: dict[str, Any]) -> dict[str, An
         behaviour = queue.pop(0) if queue else script.get("default", {"kind": "ok"})
         _counts[model][path] += 1
         _ids += 1
-        _log.append({"t": time.time(), "path": path, "model": model, "behaviour": behaviour["kind"]})
+        _log.append(
+            {
+                "t": time.time(),
+                "path": path,
+                "model": model,
+                "behaviour": behaviour["kind"],
+                "traceparent": traceparent,
+            }
+        )
         return {**behaviour, "_id": _ids}
 
 
@@ -172,7 +183,7 @@ class Handler(BaseHTTPRequestHandler):
     def _model(self, body: dict[str, Any]) -> None:
         anthropic = self.path == ANTHROPIC_PATH
         model = str(body.get("model", ""))
-        behaviour = _next_behaviour(model, self.path, body)
+        behaviour = _next_behaviour(model, self.path, body, self.headers.get("traceparent"))
         self.keep_alive = bool(behaviour.get("keep_alive", False))
         kind = behaviour["kind"]
         if kind == "slow":

@@ -24,6 +24,7 @@ from bandmaster.cli.demo import demo
 from bandmaster.cli.guard_notes import guard_notes
 from bandmaster.cli.loader import load_workflow, load_workflows
 from bandmaster.cli.models import models_app
+from bandmaster.cli.observe import MetricsHostOption, MetricsPortOption, TraceOption, worker_hooks
 from bandmaster.engine.runtime import Engine, RunInfo
 from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageError
 from bandmaster.models.registry import Registry
@@ -238,11 +239,15 @@ def worker(
     poll: Annotated[float, typer.Option(help="Seconds between polls for ready runs")] = 0.1,
     grace: Annotated[float, typer.Option(help="Seconds to drain on SIGTERM")] = 10.0,
     models: ModelsOption = None,
+    trace: TraceOption = False,
+    metrics_port: MetricsPortOption = None,
+    metrics_host: MetricsHostOption = "127.0.0.1",
 ) -> None:
     """Execute queued runs of these workflows until SIGTERM/SIGINT (then drain gracefully)."""
     try:
         workflows = load_workflows(modules)
         registry = _registry(models)
+        hooks = worker_hooks(trace, metrics_port, metrics_host)
     except BandmasterError as exc:
         raise _fail(str(exc)) from exc
 
@@ -258,6 +263,7 @@ def worker(
             lease=lease,
             poll_interval=poll,
             registry=registry,
+            hooks=hooks,
         )
         await engine.open()
         names = ", ".join(sorted(engine.workflows))

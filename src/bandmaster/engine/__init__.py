@@ -1,6 +1,7 @@
 """The durable runtime: workflows, steps, journaled operations, the embedded engine."""
 
 from bandmaster.engine.context import StepContext, current_step
+from bandmaster.engine.hooks import Hooks
 from bandmaster.engine.operations import now, random, sleep, uuid, wait_for
 from bandmaster.engine.runtime import Engine, RunHandle, RunInfo, StepInfo, run
 from bandmaster.engine.step import Step, step
@@ -8,6 +9,7 @@ from bandmaster.engine.workflow import Workflow, workflow
 
 __all__ = [
     "Engine",
+    "Hooks",
     "RunHandle",
     "RunInfo",
     "Step",

@@ -8,6 +8,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from bandmaster._types import StepStatus
+from bandmaster.engine.hooks import HookSet
 from bandmaster.errors import Cancelled, NonDeterminismError, StoreError
 from bandmaster.store.base import StepRow
 from bandmaster.store.sqlite import SQLiteStore
@@ -43,6 +44,7 @@ class RunContext:
         "_seq",
         "cancel_requested",
         "claimed_signals",
+        "hooks",
         "inflight",
         "max_inline_sleep",
         "max_payload",
@@ -65,8 +67,10 @@ class RunContext:
         max_payload: int,
         max_inline_sleep: float,
         registry: object | None = None,
+        hooks: HookSet | None = None,
     ) -> None:
         self.run_id = run_id
+        self.hooks = hooks  # engine hooks (tracing, metrics); None: the hot path skips them
         # The model registry the engine was given; opaque here (the engine never imports models).
         self.registry = registry
         self.workflow = workflow

@@ -14,6 +14,15 @@ from typing import Any, TypeVar
 from pydantic_core import to_json
 
 from bandmaster.engine.context import RunContext
+from bandmaster.engine.hooks import (
+    AttemptFinished,
+    AttemptStarted,
+    HookSet,
+    StepFinished,
+    StepOutcome,
+    StepStarted,
+    emit,
+)
 from bandmaster.engine.serde import Codec, error_record, rebuild_error
 from bandmaster.errors import RetriesExhausted, StepTimeout
 from bandmaster.policies.retry import Retry
@@ -28,6 +37,9 @@ class OpRecord:
     attempts: int = 0
     errors: list[BaseException] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    # Set only when the engine has hooks: what ``run_attempts`` reports each attempt against.
+    hooks: HookSet | None = None
+    step: StepStarted | None = None
 
     def meta_json(self) -> str | None:
         meta = dict(self.meta)
@@ -57,6 +69,17 @@ async def journaled(
         raise rebuild_error(json.loads(row.error or "{}"))
     record = OpRecord()
     started = time.time()
+    hooks = ctx.hooks
+    if hooks is not None and not hooks.steps:
+        hooks = None
+    if hooks is not None:
+        record.hooks = hooks
+        record.step = StepStarted(ctx.run_id, ctx.workflow, seq, name, kind, started)
+        emit(hooks.step_started, record.step)
+    # What the hooks hear at the end; stays "cancelled" when nothing was journaled.
+    status: StepOutcome = "cancelled"
+    error: BaseException | None = None
+    output: str | None = None
     ctx.step_started()
     try:
         try:
@@ -82,6 +105,7 @@ async def journaled(
                     meta=record.meta_json(),
                 )
             )
+            status, error = "failed", exc
             raise
         await ctx.commit(
             ctx.row(
@@ -96,9 +120,22 @@ async def journaled(
                 meta=record.meta_json(),
             )
         )
+        status = "completed"
         return value
     finally:
         ctx.step_finished()
+        if hooks is not None and hooks.step_finished:
+            assert record.step is not None
+            finished = StepFinished(
+                record.step,
+                status,
+                max(record.attempts, 1),
+                time.time() - started,
+                error,
+                record.meta,
+                output if status == "completed" else None,
+            )
+            emit(hooks.step_finished, finished)
 
 
 async def run_attempts(
@@ -114,22 +151,28 @@ async def run_attempts(
     first_error = len(record.errors)
     waited = 0.0
     attempt = 0
+    hooks = record.hooks
     while True:
         attempt += 1
         record.attempts += 1
+        if hooks is not None and hooks.attempt_started:
+            _attempt_started(record, attempt, name)
         try:
             if timeout is None:
-                return await call(attempt)
-            try:
-                async with asyncio.timeout(timeout) as scope:
-                    return await call(attempt)
-            except TimeoutError as exc:
-                if scope.expired():
-                    raise StepTimeout(f"{name!r} attempt {attempt} timed out after {timeout}s") from exc
-                raise
+                value = await call(attempt)
+            else:
+                try:
+                    async with asyncio.timeout(timeout) as scope:
+                        value = await call(attempt)
+                except TimeoutError as exc:
+                    if scope.expired():
+                        raise StepTimeout(f"{name!r} attempt {attempt} timed out after {timeout}s") from exc
+                    raise
         except Exception as exc:
             record.errors.append(exc)
             delay = retry.next_delay(attempt, exc, waited)
+            if hooks is not None and hooks.attempt_finished:
+                _attempt_finished(record, attempt, name, exc, delay)
             if delay is None:
                 errors = record.errors[first_error:]
                 if len(errors) > 1 and retry.is_retryable(exc):
@@ -137,3 +180,24 @@ async def run_attempts(
                 raise
             waited += delay
             await asyncio.sleep(delay)
+        except BaseException as exc:  # cancelled: the attempt still ends for the hooks
+            if hooks is not None and hooks.attempt_finished:
+                _attempt_finished(record, attempt, name, exc, None)
+            raise
+        else:
+            if hooks is not None and hooks.attempt_finished:
+                _attempt_finished(record, attempt, name, None, None)
+            return value
+
+
+def _attempt_started(record: OpRecord, attempt: int, target: str) -> None:
+    if record.step is not None and record.hooks is not None:
+        emit(record.hooks.attempt_started, AttemptStarted(record.step, attempt, target))
+
+
+def _attempt_finished(
+    record: OpRecord, attempt: int, target: str, error: BaseException | None, delay: float | None
+) -> None:
+    if record.step is not None and record.hooks is not None:
+        event = AttemptFinished(record.step, attempt, target, error, delay)
+        emit(record.hooks.attempt_finished, event)

@@ -8,7 +8,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -18,6 +18,7 @@ from pydantic import BaseModel
 
 from bandmaster._types import TERMINAL_STATUSES, RunStatus
 from bandmaster.engine.approvals import Approvals
+from bandmaster.engine.hooks import EngineClosed, EngineOpened, Hooks, RunCreated, emit, hook_set
 from bandmaster.engine.serde import ANY, DEFAULT_MAX_PAYLOAD, rebuild_error
 from bandmaster.engine.worker import Worker, new_owner_id
 from bandmaster.engine.workflow import Workflow
@@ -138,6 +139,7 @@ class Engine:
     worker's runs are taken over after it (at once, for a dead process on the same host).
     Runs sleeping longer than ``max_inline_sleep`` seconds leave memory until the timer fires.
     ``registry`` (a ``bm.Registry``) serves ``bm.call_model`` in the runs this engine executes.
+    ``hooks`` observe runs, steps and attempts (``bandmaster.observe.Tracing``, ``Metrics``).
     """
 
     def __init__(
@@ -152,6 +154,7 @@ class Engine:
         max_payload: int = DEFAULT_MAX_PAYLOAD,
         max_inline_sleep: float = 1.0,
         registry: object | None = None,
+        hooks: Sequence[Hooks] = (),
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"Engine(concurrency={concurrency}): must be at least 1")
@@ -166,6 +169,7 @@ class Engine:
         self.max_payload = max_payload
         self.max_inline_sleep = max_inline_sleep
         self.registry = registry
+        self.hooks = hook_set(hooks)
         self.owner = new_owner_id()
         self._store: SQLiteStore | None = None
         self._worker: Worker | None = None
@@ -195,6 +199,8 @@ class Engine:
         if self._store is not None:
             return
         self._store = SQLiteStore(self.path)
+        if self.hooks is not None:
+            emit(self.hooks.engine_opened, EngineOpened(self.path, self.owner))
         if self.run_worker:
             self._worker = Worker(
                 self._store,
@@ -207,6 +213,7 @@ class Engine:
                 max_inline_sleep=self.max_inline_sleep,
                 on_finished=self._notify_finished,
                 registry=self.registry,
+                hooks=self.hooks,
             )
             await self._worker.start()
 
@@ -224,6 +231,8 @@ class Engine:
             await close_models()
         self._store.close()
         self._store = None
+        if self.hooks is not None:
+            emit(self.hooks.engine_closed, EngineClosed(self.path, self.owner))
 
     @property
     def store(self) -> SQLiteStore:
@@ -277,7 +286,8 @@ class Engine:
             cancel_requested=False,
             claims=1 if local else 0,
         )
-        inserted = await store.insert_run(row)
+        headers = self.hooks.run_created(RunCreated(run_id, name)) if self.hooks is not None else None
+        inserted = await store.insert_run(row, headers=json.dumps(headers) if headers else None)
         if not inserted:
             existing = store.get_run(run_id)
             if existing is not None and existing.workflow != name:

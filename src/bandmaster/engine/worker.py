@@ -9,9 +9,11 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping
 
 from bandmaster.engine.context import LeaseLost, RunContext, Suspend, current_run
+from bandmaster.engine.hooks import HookSet, RunFinished, RunOutcome, RunStarted, emit
 from bandmaster.engine.serde import error_record
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import Cancelled, StoreError
@@ -66,8 +68,10 @@ class Worker:
         max_inline_sleep: float,
         on_finished: Callable[[str], None],
         registry: object | None = None,
+        hooks: HookSet | None = None,
     ) -> None:
         self.store = store
+        self.hooks = hooks
         self.workflows = workflows
         self.owner = owner
         self.concurrency = concurrency
@@ -189,6 +193,7 @@ class Worker:
             max_payload=self.max_payload,
             max_inline_sleep=self.max_inline_sleep,
             registry=self.registry,
+            hooks=self.hooks,
         )
         task = asyncio.create_task(self._run(row, ctx), name=f"bandmaster-run-{row.id}")
         self.active[row.id] = (task, ctx)
@@ -221,7 +226,38 @@ class Worker:
             return
         wf = self.workflows[row.workflow]
         current_run.set(ctx)  # this task's own context; nothing else sees it
+        if self.hooks is not None and self.hooks.runs:
+            await self._observed(row, ctx, self.hooks, wf)
+        else:
+            await self._execute(row, ctx, wf)
+
+    async def _observed(
+        self, row: RunRow, ctx: RunContext, hooks: HookSet, wf: Workflow[..., object]
+    ) -> None:
+        """``_execute`` between the hooks' run_started and run_finished."""
+        started = time.monotonic()
+        raw = self.store.run_headers(row.id) if hooks.run_started else None
+        headers = json.loads(raw) if raw else {}
+        resumed = bool(ctx.recorded) or row.claims > 1
+        emit(hooks.run_started, RunStarted(row.id, row.workflow, row.version, resumed, headers))
+        outcome: RunOutcome = "released"
+        error: BaseException | None = None
+        try:
+            outcome, error = await self._execute(row, ctx, wf)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            finished = RunFinished(row.id, row.workflow, outcome, error, time.monotonic() - started)
+            emit(hooks.run_finished, finished)
+
+    async def _execute(
+        self, row: RunRow, ctx: RunContext, wf: Workflow[..., object]
+    ) -> tuple[RunOutcome, BaseException | None]:
+        """Run the workflow function and record its end; returns how this execution ended."""
+        store, owner = self.store, self.owner
         status, output, error = "completed", None, None
+        failure: BaseException | None = None
         try:
             args = wf.decode_input(row.input)
             result = await wf.fn(*args)
@@ -229,21 +265,23 @@ class Worker:
                 result, what=lambda: f"result of workflow {wf.name!r} (run {row.id})", limit=self.max_payload
             )
         except Suspend:
-            return
+            return "suspended", None
         except LeaseLost:
             log.info("run %s: lease lost; another execution resumes it", row.id)
-            return
+            return "released", None
         except asyncio.CancelledError as exc:
             if not ctx.cancel_requested:
-                return  # worker shutdown: stop() hands the run back to the queue
+                return "released", None  # worker shutdown: stop() hands the run back to the queue
             status, error = "cancelled", json.dumps(error_record(Cancelled()) | {"message": "cancelled"})
             del exc
         except Exception as exc:
-            status, error = "failed", json.dumps(error_record(exc))
+            status, error, failure = "failed", json.dumps(error_record(exc)), exc
         try:
             finished = await store.finish_run(row.id, owner, status, output, error)  # type: ignore[arg-type]
         except (StoreError, asyncio.CancelledError) as exc:
             log.warning("run %s: could not record its end (%r); it will be replayed", row.id, exc)
-            return
-        if finished:
-            self.on_finished(row.id)
+            return "released", None
+        if not finished:
+            return "released", None  # the lease was lost meanwhile: another execution owns the run
+        self.on_finished(row.id)
+        return status, failure  # type: ignore[return-value]

@@ -4,6 +4,7 @@ loop, and the same exception classes, mapped once onto bandmaster's error tree."
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import weakref
 from collections.abc import Callable, Iterator
@@ -46,6 +47,28 @@ class PerLoopClient(Generic[C]):
         client = self._clients.pop(asyncio.get_running_loop(), None)
         if client is not None:
             await client.close()  # type: ignore[attr-defined]
+
+
+@functools.cache
+def _otel_inject() -> Callable[..., None] | None:
+    try:
+        from opentelemetry.propagate import inject
+    except ImportError:  # the otel extra is not installed: nothing to propagate
+        return None
+    return inject
+
+
+def trace_headers() -> dict[str, str] | None:
+    """The current OpenTelemetry trace context as W3C headers (``traceparent``, ...) for a
+    provider request, so the provider's side of the call joins the workflow's trace. None when
+    OpenTelemetry is not installed or no span is active (bandmaster's tracing hook makes the
+    model-call span current during each attempt)."""
+    inject = _otel_inject()
+    if inject is None:
+        return None
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier or None
 
 
 @contextmanager

@@ -8,7 +8,7 @@ from typing import Any
 
 from bandmaster.errors import MalformedResponse
 from bandmaster.models._json_output import parse_json_output
-from bandmaster.models._sdk import PerLoopClient, mapped_errors, resolve_api_key
+from bandmaster.models._sdk import PerLoopClient, mapped_errors, resolve_api_key, trace_headers
 from bandmaster.models.base import ModelRequest, ModelResponse, Usage
 from bandmaster.models.pricing import PriceTable
 
@@ -77,7 +77,9 @@ class AnthropicModel:
     async def request(self, req: ModelRequest) -> ModelResponse:
         started = time.perf_counter()
         with mapped_errors(sdk, provider=self.name, api_key_env=self.api_key_env):
-            message = await self.client().messages.create(**self._arguments(req))
+            message = await self.client().messages.create(
+                **self._arguments(req), extra_headers=trace_headers()
+            )
         latency = time.perf_counter() - started
         blocks = getattr(message, "content", None)
         if not isinstance(blocks, list):

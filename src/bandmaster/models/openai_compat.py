@@ -11,7 +11,7 @@ from typing import Any
 
 from bandmaster.errors import MalformedResponse
 from bandmaster.models._json_output import parse_json_output
-from bandmaster.models._sdk import PerLoopClient, mapped_errors, resolve_api_key
+from bandmaster.models._sdk import PerLoopClient, mapped_errors, resolve_api_key, trace_headers
 from bandmaster.models.base import ModelRequest, ModelResponse, Usage
 from bandmaster.models.pricing import PriceTable
 
@@ -73,7 +73,9 @@ class OpenAIModel:
     async def request(self, req: ModelRequest) -> ModelResponse:
         started = time.perf_counter()
         with mapped_errors(openai, provider=self.name, api_key_env=self.api_key_env):
-            completion = await self.client().chat.completions.create(**self._arguments(req))
+            completion = await self.client().chat.completions.create(
+                **self._arguments(req), extra_headers=trace_headers()
+            )
         latency = time.perf_counter() - started
         if not getattr(completion, "choices", None):
             raise MalformedResponse(f"{self.name}: response has no choices")

@@ -53,7 +53,7 @@ class JournalStore(Protocol):
     in one event-loop turn shares one transaction (group commit).
     """
 
-    def insert_run(self, row: RunRow) -> asyncio.Future[bool]: ...
+    def insert_run(self, row: RunRow, *, headers: str | None = None) -> asyncio.Future[bool]: ...
 
     def record_step(
         self, row: StepRow, owner: str, *, consume_signal: int | None = None, wait: bool = True
@@ -82,6 +82,8 @@ class JournalStore(Protocol):
     def load_steps(self, run_id: str) -> dict[int, StepRow]: ...
 
     def get_run(self, run_id: str) -> RunRow | None: ...
+
+    def run_headers(self, run_id: str) -> str | None: ...
 
     def list_runs(
         self, *, status: str | None, workflow: str | None, limit: int, offset: int

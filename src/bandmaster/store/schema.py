@@ -99,7 +99,7 @@ MIGRATIONS: list[list[str]] = [
         )
         """,
     ],
-    # approvals: human decisions on durable waits (bm.approval), and their append-only audit
+    # 3: approvals: human decisions on durable waits (bm.approval), and their append-only audit
     [
         """
         CREATE TABLE IF NOT EXISTS approvals (
@@ -139,6 +139,15 @@ MIGRATIONS: list[list[str]] = [
         )
         """,
         "CREATE INDEX IF NOT EXISTS approval_audit_run ON approval_audit(run_id, seq)",
+    ],
+    # 4: headers carried on a run for every execution (engine hooks: a W3C trace context)
+    [
+        """
+        CREATE TABLE IF NOT EXISTS run_headers (
+            run_id  TEXT PRIMARY KEY,
+            headers TEXT NOT NULL         -- JSON object of strings
+        ) WITHOUT ROWID
+        """,
     ],
 ]
 

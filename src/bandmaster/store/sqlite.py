@@ -148,7 +148,8 @@ class SQLiteStore:
             if future is not None and not future.done():
                 future.set_result(result)
 
-    def insert_run(self, row: RunRow) -> asyncio.Future[bool]:
+    def insert_run(self, row: RunRow, *, headers: str | None = None) -> asyncio.Future[bool]:
+        """Insert a run (and its hook headers, JSON, in the same transaction) unless its id exists."""
         values = (
             row.id,
             row.workflow,
@@ -171,7 +172,10 @@ class SQLiteStore:
                 "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
                 values,
             )
-            return cursor.rowcount == 1
+            inserted = cursor.rowcount == 1
+            if inserted and headers is not None:
+                conn.execute("INSERT INTO run_headers (run_id, headers) VALUES (?, ?)", (row.id, headers))
+            return inserted
 
         return self._enqueue(op)
 
@@ -368,6 +372,11 @@ class SQLiteStore:
             f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
         ).fetchall()
         return {r[1]: StepRow(*r) for r in rows}
+
+    def run_headers(self, run_id: str) -> str | None:
+        """The JSON headers stored with the run by ``insert_run``, if any."""
+        row = self._conn.execute("SELECT headers FROM run_headers WHERE run_id = ?", (run_id,)).fetchone()
+        return row[0] if row else None
 
     def get_run(self, run_id: str) -> RunRow | None:
         row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
