@@ -18,7 +18,8 @@ from bandmaster.models import ModelRequest, ModelResponse
 from bandmaster.models.providers import Recorded, RecordedAnswer
 from bandmaster.routing import AgreementScorer, Cascade, Example
 from bandmaster.routing.cascade import NEVER, CascadeSearch
-from bandmaster.routing.fit import Decisions, Panel, collect, similarity, simulate, sweep, view
+from bandmaster.routing.fit import Panel, collect, similarity, view
+from bandmaster.routing.thresholds import Decisions, simulate, sweep
 
 LABELS = ("billing", "technical", "account", "shipping")
 # name, accuracy on easy tickets, accuracy on hard ones, USD per call
@@ -334,7 +335,7 @@ async def test_real_arc_cascade_beats_its_cheapest_model_for_less_than_gpt4() ->
 
 
 def test_thresholds_carry_over_to_the_refitted_scorer_by_share() -> None:
-    from bandmaster.routing.fit import transfer_thresholds
+    from bandmaster.routing.thresholds import transfer_thresholds
 
     # Two agreement patterns; folds scored the "agree" pattern 0.9439..0.9446, the refit 0.9436.
     oof = np.array([[0.9439], [0.9446], [0.9441], [0.9440], [0.60], [0.59]])
