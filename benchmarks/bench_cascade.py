@@ -174,7 +174,7 @@ def query_router(task: RouterBenchTask, train: Outcomes, test: Outcomes, budget:
     def route(p: np.ndarray, threshold: float) -> np.ndarray:
         clears = p[:, order] >= threshold
         first = order[clears.argmax(axis=1)]
-        return np.where(clears.any(axis=1), first, p.argmax(axis=1))
+        return np.asarray(np.where(clears.any(axis=1), first, p.argmax(axis=1)))
 
     def measure(out: Outcomes, chosen: np.ndarray) -> tuple[float, float]:
         rows = np.arange(len(chosen))
