@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import math
 import sys
@@ -66,6 +67,7 @@ class Setup:
     goal: Goal
     targets: tuple[Target, ...]
     primary: int  # the target that answers the goal
+    choices: bool = False  # answers are option letters: agreement patterns are exact
 
 
 CONFIDENCE = 0.9
@@ -83,6 +85,7 @@ SETUPS = {
             Target("accuracy", "gpt4"),
         ),
         primary=1,
+        choices=True,
     ),
     "mbpp": Setup(
         "MBPP",
@@ -211,7 +214,60 @@ def hindsight_bound(search: CascadeSearch, budget: float) -> Row:
     subset, point = best
     models = [search.candidates[i].name for i in subset]
     nan = float("nan")
-    return Row("bound", "hindsight bound at goal budget", models, point.accuracy, point.cost, nan, nan)
+    return Row("bound", "hindsight bound (fitted scorer)", models, point.accuracy, point.cost, nan, nan)
+
+
+def pattern_bound(search: CascadeSearch, budget: float) -> Row:
+    """A ceiling for *any* cascade that decides from which of the models asked so far agree:
+    per subset, every agreement pattern (e.g. "stage 1 and 2 agree") gets its best decision in
+    hindsight on the training answers (accept, returning the answer that is right most often
+    for that pattern, or ask the next model), for a cost/accuracy trade-off ``lam``. Mixing two
+    such policies interpolates, so the accuracy at ``budget`` is read off the trade-off curve."""
+    keys = [[view(r).key for r in row] for row in search.outcomes.responses]
+    correct, cost = search.outcomes.correct, search.outcomes.cost
+    best: tuple[tuple[int, ...], float, float] = ((), 0.0, 0.0)
+    for subset in search.subsets:
+        # node: canonical pattern of the first k+1 answers -> [examples, best right, cost so far]
+        nodes: dict[tuple[int, ...], list[float]] = {}
+        right: dict[tuple[int, ...], np.ndarray] = {}
+        for e, row in enumerate(keys):
+            labels: dict[str, int] = {}
+            pattern: tuple[int, ...] = ()
+            for k, stage in enumerate(subset):
+                pattern = (*pattern, labels.setdefault(row[stage], len(labels)))
+                node = nodes.setdefault(pattern, [0.0, 0.0, 0.0])
+                node[0] += 1
+                node[2] += float(cost[e, list(subset[: k + 1])].sum())
+                right.setdefault(pattern, np.zeros(len(subset)))[: k + 1] += correct[e, list(subset[: k + 1])]
+        for pattern, node in nodes.items():
+            node[1] = float(right[pattern].max())
+        deepest = sorted(nodes, key=len, reverse=True)
+        points = []
+        for lam in np.geomspace(1e-6, 1.0, 80):
+            value: dict[tuple[int, ...], tuple[float, float, float]] = {}  # loss, right, cost
+            children: dict[tuple[int, ...], list[tuple[float, float, float]]] = {}
+            for pattern in deepest:
+                count, hits, spent = nodes[pattern]
+                accept = (lam * (count - hits) + spent, hits, spent)
+                below = children.get(pattern)
+                if below and len(pattern) < len(subset):
+                    ask = tuple(float(sum(v[i] for v in below)) for i in range(3))
+                    accept = min(accept, (ask[0], ask[1], ask[2]))
+                value[pattern] = accept
+                children.setdefault(pattern[:-1], []).append(accept)
+            top = children[()]
+            points.append((sum(v[2] for v in top) / len(keys), sum(v[1] for v in top) / len(keys)))
+        points.sort()
+        reach = max((a for c, a in points if c <= budget), default=0.0)
+        for (c1, a1), (c2, a2) in itertools.pairwise(points):
+            if c1 <= budget < c2:
+                reach = max(reach, a1 + (a2 - a1) * (budget - c1) / (c2 - c1))
+        if reach > best[1]:
+            best = (subset, reach, min(budget, max(c for c, _ in points)))
+    subset, accuracy, spent = best
+    models = [search.candidates[i].name for i in subset]
+    nan = float("nan")
+    return Row("bound", "pattern bound (any scorer)", models, accuracy, spent, nan, nan)
 
 
 def singles(outcomes: Outcomes, names: Sequence[str]) -> dict[str, tuple[float, float]]:
@@ -300,6 +356,8 @@ async def bench_task(data_dir: Path, key: str, plot_dir: Path | None) -> dict[st
             )
         )
     rows.append(hindsight_bound(search, goal_budget))
+    if setup.choices:
+        rows.append(pattern_bound(search, goal_budget))
     rows.append(Row("oracle", "oracle (cheapest correct)", names, *oracle(train_out), *oracle(test_out)))
 
     if plot_dir is not None:
