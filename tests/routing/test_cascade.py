@@ -18,7 +18,8 @@ from bandmaster.models import ModelRequest, ModelResponse
 from bandmaster.models.providers import Recorded, RecordedAnswer
 from bandmaster.routing import AgreementScorer, Cascade, Example
 from bandmaster.routing.cascade import NEVER, CascadeSearch
-from bandmaster.routing.fit import Decisions, Panel, collect, similarity, simulate, sweep, view
+from bandmaster.routing.fit import Panel, collect, similarity, view
+from bandmaster.routing.thresholds import Decisions, simulate, sweep, z_score
 
 LABELS = ("billing", "technical", "account", "shipping")
 # name, accuracy on easy tickets, accuracy on hard ones, USD per call
@@ -334,7 +335,7 @@ async def test_real_arc_cascade_beats_its_cheapest_model_for_less_than_gpt4() ->
 
 
 def test_thresholds_carry_over_to_the_refitted_scorer_by_share() -> None:
-    from bandmaster.routing.fit import transfer_thresholds
+    from bandmaster.routing.thresholds import transfer_thresholds
 
     # Two agreement patterns; folds scored the "agree" pattern 0.9439..0.9446, the refit 0.9436.
     oof = np.array([[0.9439], [0.9446], [0.9441], [0.9440], [0.60], [0.59]])
@@ -345,3 +346,88 @@ def test_thresholds_carry_over_to_the_refitted_scorer_by_share() -> None:
     assert (final[:, 0] >= pattern).sum() == 4
     assert 0.5938 < pattern < 0.9436  # halfway between distinct scores, not on one
     assert transfer_thresholds(oof, final, [math.inf]) == [math.inf]
+
+
+# --- meeting a target with confidence ---------------------------------------------------------
+
+
+def test_a_confidence_margin_picks_the_cheapest_point_whose_lower_bound_meets_the_target() -> None:
+    rng = np.random.default_rng(3)
+    n = 200
+    decisions = Decisions(
+        scores=rng.random((n, 3)).round(2),
+        correct=rng.random((n, 3)) < np.array([0.7, 0.8, 0.95]),
+        cost=np.tile([1.0, 2.0, 10.0], (n, 1)),
+    )
+    table = sweep(decisions)
+    z = z_score(0.9)
+    plain, careful = table.choose(accuracy=0.85), table.choose(accuracy=0.85, z=z)
+    assert careful.accuracy_low(z) >= 0.85 > plain.accuracy_low(z)
+    assert careful.accuracy > plain.accuracy
+    assert careful.cost > plain.cost
+    se = math.sqrt(careful.accuracy * (1 - careful.accuracy) / n)
+    assert careful.accuracy_low(z) == pytest.approx(careful.accuracy - 1.2816 * se, abs=1e-4)
+    cheaper = [  # no cheaper combination has a lower bound that reaches the target
+        (a, c)
+        for a, c in zip(table.accuracy.flat, table.cost.flat, strict=True)
+        if c < careful.cost - 1e-9 and a - z * math.sqrt(a * (1 - a) / n) >= 0.85
+    ]
+    assert not cheaper
+    budget = table.choose(budget=4.0, z=z)
+    assert budget.cost_high(z) <= 4.0
+    assert budget.cost <= table.choose(budget=4.0).cost
+    assert budget.cost_high(z) > budget.cost  # the margin is real: cost varies per example
+
+
+async def test_fitting_with_confidence_meets_the_target_on_held_out_data_at_a_price(
+    data: tuple[list[Example], list[Example], list[Counting]],
+) -> None:
+    train, test, models = data
+    plain, careful = Cascade(models), Cascade(models)
+    estimate = await plain.fit(train, target={"accuracy": 0.9})
+    report = await careful.fit(train, target={"accuracy": 0.9}, confidence=0.95)
+    assert (report.confidence, estimate.confidence) == (0.95, None)
+    assert report.accuracy_low >= 0.9
+    assert estimate.accuracy_low == estimate.accuracy  # no confidence asked: no margin
+    assert report.accuracy > estimate.accuracy
+    assert report.cost > estimate.cost
+    held_out = await careful.evaluate(test)
+    assert held_out.accuracy >= 0.9  # the margin carries the target over to unseen tickets
+    assert held_out.cost > (await plain.evaluate(test)).cost
+    # Beats every single model that costs no more, on the test split.
+    for name, (accuracy, cost) in held_out.single_models.items():
+        if cost <= held_out.cost:
+            assert held_out.accuracy > accuracy, name
+    # Online feedback still moves the fitted (learned-scorer) thresholds the right way.
+    accepted: tuple[ModelResponse, int] | None = None
+    for example in test:
+        response = await careful.request(ModelRequest(input=example.input))
+        stage = next(i for i, s in enumerate(response.raw["stages"]) if s["accepted"])  # type: ignore[index]
+        if stage < len(careful.thresholds):  # a stage with a threshold to tune
+            accepted = (response, stage)
+            break
+    assert accepted is not None
+    response, stage = accepted
+    fitted = list(careful.thresholds)
+    for _ in range(40):
+        careful.feedback(response, correct=False)
+    assert careful.thresholds[stage] > fitted[stage]
+    assert [t for i, t in enumerate(careful.thresholds) if i != stage] == [
+        t for i, t in enumerate(fitted) if i != stage
+    ]
+    raised = careful.thresholds[stage]
+    for _ in range(1000):  # steps down are half the size of steps up: slower to relax
+        careful.feedback(response, correct=True)
+    assert careful.thresholds[stage] < fitted[stage] < raised
+
+
+@pytest.mark.parametrize("confidence", [1.0, 0.3, math.nan, True, "high"])
+async def test_bad_confidence_raises_usage_error_before_any_model_is_asked(
+    confidence: object, data: tuple[list[Example], list[Example], list[Counting]]
+) -> None:
+    train, _, models = data
+    with pytest.raises(bm.UsageError, match="confidence must be a probability"):
+        await Cascade(models).fit(train, target={"accuracy": 0.9}, confidence=confidence)  # type: ignore[arg-type]
+    with pytest.raises(bm.UsageError, match="confidence must be a probability"):
+        await Cascade.search(models, train, target={"accuracy": 0.9}, confidence=confidence)  # type: ignore[arg-type]
+    assert not any(m.asked for m in models)

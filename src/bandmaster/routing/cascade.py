@@ -29,24 +29,27 @@ from bandmaster.models.base import Model, ModelRequest, ModelResponse
 from bandmaster.routing.feedback import ThresholdTuner
 from bandmaster.routing.fit import (
     AgreementScorer,
-    Decisions,
     Example,
     FinalAnswer,
     Judge,
-    OperatingPoint,
     Outcomes,
     OutOfFold,
     Panel,
+    collect,
+    default_judge,
+    small_blas,
+    stage_scores,
+)
+from bandmaster.routing.thresholds import (
+    Decisions,
+    OperatingPoint,
     Sweep,
     better,
     check_target,
-    collect,
-    default_judge,
     simulate,
-    small_blas,
-    stage_scores,
     sweep,
     transfer_thresholds,
+    z_score,
 )
 from bandmaster.store.sqlite import SQLiteStore
 
@@ -222,9 +225,12 @@ class Cascade:
         target: dict[str, float],
         judge: Judge = default_judge,
         learn_scorer: bool | None = None,
+        confidence: float | None = None,
     ) -> FitReport:
         """Learn thresholds (and a scorer) on training examples; see ``fit_cascade``."""
-        return await fit_cascade(self, examples, target=target, judge=judge, learn_scorer=learn_scorer)
+        return await fit_cascade(
+            self, examples, target=target, judge=judge, learn_scorer=learn_scorer, confidence=confidence
+        )
 
     async def evaluate(self, examples: Sequence[Example], *, judge: Judge = default_judge) -> Evaluation:
         """Measure the cascade on held-out examples; see ``evaluate_cascade``."""
@@ -240,12 +246,14 @@ class Cascade:
         judge: Judge = default_judge,
         max_stages: int = 4,
         name: str = "cascade",
+        confidence: float | None = None,
     ) -> Cascade:
         """Choose which candidates form the cascade (ordered cheap → expensive, up to
         ``max_stages``), its scorer and thresholds, all on ``examples``; see ``CascadeSearch``.
         The estimate is in ``cascade.report``."""
+        z_score(confidence)  # a bad confidence fails before any model is asked
         search = await CascadeSearch.prepare(candidates, examples, judge=judge, max_stages=max_stages)
-        return search.best(target, name=name)
+        return search.best(target, name=name, confidence=confidence)
 
 
 class FitReport(BaseModel):
@@ -258,6 +266,9 @@ class FitReport(BaseModel):
     learned_scorer: bool
     frontier: list[tuple[float, float]]  # (cost, accuracy) points of the best trade-offs
     subsets_tried: int = 1  # > 1 after a search: the estimate is then the best of several (optimistic)
+    confidence: float | None = None  # the target was met with this one-sided confidence
+    accuracy_low: float = 0.0  # lower confidence bound of ``accuracy`` (= accuracy without confidence)
+    cost_high: float = 0.0  # upper confidence bound of ``cost``
 
 
 class Evaluation(BaseModel):
@@ -315,11 +326,15 @@ async def fit_cascade(
     judge: Judge = default_judge,
     learn_scorer: bool | None = None,
     folds: int = 5,
+    confidence: float | None = None,
 ) -> FitReport:
     """Learn ``cascade``'s thresholds (and its scorer when models give no confidence) from
     labelled training examples; ``target`` is ``{"accuracy": x}`` or ``{"budget": usd}``.
-    Only ``examples`` are sent to the models."""
+    With ``confidence`` (e.g. 0.9) the target must hold for the one-sided confidence bound of
+    the out-of-fold estimate, not just the estimate: a margin that grows as examples get fewer,
+    so the target is still met on unseen data. Only ``examples`` are sent to the models."""
     accuracy, budget = check_target(target)
+    z = z_score(confidence)
     outcomes = await collect(cascade.models, examples, judge=judge)
     if learn_scorer is None:
         learn_scorer = any(r.confidence is None for row in outcomes.responses for r in row[:-1])
@@ -336,20 +351,22 @@ async def fit_cascade(
             confidences = np.array([[r.confidence or 0.0 for r in row] for row in outcomes.responses])
             options = [("last", sweep(Decisions(confidences, outcomes.correct, outcomes.cost)))]
             refitted = None  # the models' own confidences: thresholds apply as chosen
-        final, table, chosen = _best_option(options, accuracy, budget)
-        return _configure(cascade, final, table, chosen, learned=learn_scorer, refitted=refitted)
+        final, table, chosen = _best_option(options, accuracy, budget, z)
+        return _configure(
+            cascade, final, table, chosen, learned=learn_scorer, refitted=refitted, confidence=confidence
+        )
 
 
 FINALS: tuple[FinalAnswer, ...] = ("best", "last")
 
 
 def _best_option(
-    options: Sequence[tuple[FinalAnswer, Sweep]], accuracy: float | None, budget: float | None
+    options: Sequence[tuple[FinalAnswer, Sweep]], accuracy: float | None, budget: float | None, z: float
 ) -> tuple[FinalAnswer, Sweep, OperatingPoint]:
     best: tuple[FinalAnswer, Sweep, OperatingPoint] | None = None
     for final, table in options:
-        point = table.choose(accuracy=accuracy, budget=budget)
-        if best is None or better(point, best[2], accuracy=accuracy, budget=budget):
+        point = table.choose(accuracy=accuracy, budget=budget, z=z)
+        if best is None or better(point, best[2], accuracy=accuracy, budget=budget, z=z):
             best = (final, table, point)
     assert best is not None
     return best
@@ -364,6 +381,7 @@ def _configure(
     learned: bool,
     refitted: np.ndarray | None,
     subsets_tried: int = 1,
+    confidence: float | None = None,
 ) -> FitReport:
     """Set the fitted thresholds (carried over to the refitted scorer, see
     ``transfer_thresholds``) and record how they were estimated."""
@@ -387,6 +405,9 @@ def _configure(
         learned_scorer=learned,
         frontier=[(p.cost, p.accuracy) for p in table.frontier()],
         subsets_tried=subsets_tried,
+        confidence=confidence,
+        accuracy_low=point.accuracy_low(z_score(confidence)),
+        cost_high=point.cost_high(z_score(confidence)),
     )
     return cascade.report
 
@@ -472,15 +493,19 @@ class CascadeSearch:
             ]
         return self._tables[subset]
 
-    def best(self, target: dict[str, float], *, name: str = "cascade") -> Cascade:
+    def best(
+        self, target: dict[str, float], *, name: str = "cascade", confidence: float | None = None
+    ) -> Cascade:
         """The cascade (models, scorer fitted on all training examples, thresholds) whose
-        out-of-fold operating point best meets ``target``."""
+        out-of-fold operating point best meets ``target`` (with ``confidence``: its confidence
+        bound does, see ``fit_cascade``)."""
         accuracy, budget = check_target(target)
+        z = z_score(confidence)
         winner: tuple[tuple[int, ...], FinalAnswer, Sweep, OperatingPoint] | None = None
         with small_blas():
             for subset in self.subsets:
-                final, table, point = _best_option(self.tables(subset), accuracy, budget)
-                if winner is None or better(point, winner[3], accuracy=accuracy, budget=budget):
+                final, table, point = _best_option(self.tables(subset), accuracy, budget, z)
+                if winner is None or better(point, winner[3], accuracy=accuracy, budget=budget, z=z):
                     winner = (subset, final, table, point)
             assert winner is not None
             subset, final, table, point = winner
@@ -488,7 +513,14 @@ class CascadeSearch:
             cascade = Cascade([self.candidates[i] for i in subset], scorer=scorer, name=name)
             refitted = stage_scores(scorer, self.panel, subset)
             _configure(
-                cascade, final, table, point, learned=True, refitted=refitted, subsets_tried=len(self.subsets)
+                cascade,
+                final,
+                table,
+                point,
+                learned=True,
+                refitted=refitted,
+                subsets_tried=len(self.subsets),
+                confidence=confidence,
             )
         return cascade
 

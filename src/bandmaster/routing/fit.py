@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from bandmaster.errors import UsageError
 from bandmaster.models.base import Model, ModelRequest, ModelResponse
+from bandmaster.routing.thresholds import Decisions
 
 
 class Example(BaseModel):
@@ -333,16 +334,6 @@ def _single(request: ModelRequest, answered: Sequence[ModelResponse]) -> np.ndar
     return np.asarray(panel.features(range(len(answered)))[0])
 
 
-@dataclass(frozen=True)
-class Decisions:
-    """Per example and stage: the stage's score and whether the answer it would return is
-    right. Thresholds are chosen on these."""
-
-    scores: np.ndarray  # [n, S]
-    correct: np.ndarray  # bool [n, S]
-    cost: np.ndarray  # [n, S] per-stage cost
-
-
 def fold_ids(n: int, folds: int, seed: int = 0) -> np.ndarray:
     if n < 2 * folds:
         raise UsageError(f"fitting needs at least {2 * folds} labelled examples, got {n}")
@@ -393,178 +384,9 @@ class OutOfFold:
         return Decisions(scores, right, cost[:, list(stages)])
 
 
-# --- thresholds -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OperatingPoint:
-    thresholds: tuple[float, ...]
-    accuracy: float
-    cost: float
-    escalation: tuple[float, ...]  # share of examples that reached each stage
-
-
-def simulate(
-    scores: np.ndarray, correct: np.ndarray, cost: np.ndarray, thresholds: Sequence[float]
-) -> OperatingPoint:
-    n, stages = correct.shape
-    accepted_at = np.full(n, stages - 1)
-    undecided = np.ones(n, bool)
-    for k, threshold in enumerate(thresholds):
-        take = undecided & (scores[:, k] >= threshold)
-        accepted_at[take] = k
-        undecided &= ~take
-    rows = np.arange(n)
-    spent = np.cumsum(cost, axis=1)[rows, accepted_at]
-    reached = tuple(float((accepted_at >= k).mean()) for k in range(stages))
-    return OperatingPoint(
-        tuple(float(t) for t in thresholds),
-        float(correct[rows, accepted_at].mean()) if n else 0.0,
-        float(spent.mean()) if n else 0.0,
-        reached,
-    )
-
-
 def stage_scores(scorer: AgreementScorer, panel: Panel, stages: Sequence[int]) -> np.ndarray:
     """[n, S]: the score of each stage's decision (its most trusted answer) on the panel."""
     return np.stack(
         [scorer.probabilities(k, panel.features(stages[: k + 1])).max(axis=1) for k in range(len(stages))],
         axis=1,
-    )
-
-
-def transfer_thresholds(oof: np.ndarray, final: np.ndarray, thresholds: Sequence[float]) -> list[float]:
-    """Carry thresholds chosen on out-of-fold scores ``oof`` over to the scorer refitted on all
-    training examples (its scores on them: ``final``), by the share of examples each accepts.
-
-    Scores of the refitted scorer sit slightly off the out-of-fold ones, and where answers fall
-    into a few agreement patterns, every example of a pattern has nearly the same score: a
-    threshold taken as is can land between folds' values for one pattern and flip the whole
-    pattern. Matching the share keeps what the fit measured, and each threshold sits halfway
-    between two distinct scores so a small shift does not flip a pattern either."""
-    result = []
-    for k, threshold in enumerate(thresholds):
-        share = float((oof[:, k] >= threshold).mean())
-        if share == 0.0 or not math.isfinite(threshold):
-            result.append(math.inf)  # never accepts
-            continue
-        values = np.unique(final[:, k])[::-1]  # distinct scores, highest first
-        shares = np.array([(final[:, k] >= v).mean() for v in values])
-        i = int(np.argmin(np.abs(shares - share)))  # accept scores >= values[i]
-        lower = values[i + 1] if i + 1 < len(values) else values[i] - 1e-3
-        result.append(float((values[i] + lower) / 2))
-    return result
-
-
-def check_target(target: Any) -> tuple[float | None, float | None]:
-    """``{"accuracy": x}`` (0 < x <= 1) or ``{"budget": usd_per_query}`` (> 0)."""
-    if not isinstance(target, dict) or len(target) != 1 or set(target) - {"accuracy", "budget"}:
-        raise UsageError(f"target must be {{'accuracy': x}} or {{'budget': usd_per_query}}, got {target!r}")
-    ((kind, value),) = target.items()
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise UsageError(f"target {kind} must be a number, got {value!r}")
-    if kind == "accuracy" and not 0 < value <= 1:
-        raise UsageError(f"target accuracy must be in (0, 1], got {value}")
-    if kind == "budget" and value <= 0:
-        raise UsageError(f"target budget must be a positive cost per query in USD, got {value}")
-    return (float(value), None) if kind == "accuracy" else (None, float(value))
-
-
-def _grid(scores: np.ndarray, size: int) -> np.ndarray:
-    """Candidate thresholds for one stage: quantiles of its scores, plus never accepting."""
-    return np.array([*np.unique(np.quantile(scores, np.linspace(0, 1, size))).tolist(), math.inf])
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """Accuracy and mean cost of every combination of candidate thresholds (quantiles of each
-    stage's scores, plus never accepting): tables indexed [g_0, ..., g_{S-2}]."""
-
-    decisions: Decisions
-    grids: list[np.ndarray]
-    accuracy: np.ndarray
-    cost: np.ndarray
-
-    def point(self, flat: int) -> OperatingPoint:
-        index = np.unravel_index(flat, self.accuracy.shape) if self.grids else ()
-        thresholds = [float(g[i]) for g, i in zip(self.grids, index, strict=True)]
-        return simulate(self.decisions.scores, self.decisions.correct, self.decisions.cost, thresholds)
-
-    def choose(self, *, accuracy: float | None = None, budget: float | None = None) -> OperatingPoint:
-        """The cheapest thresholds reaching ``accuracy``, or the most accurate within ``budget``
-        (ties: the cheaper). A target out of reach gives the most accurate, or the cheapest,
-        point."""
-        if (accuracy is None) == (budget is None):
-            raise UsageError("give exactly one target: {'accuracy': x} or {'budget': usd_per_query}")
-        acc, cost = self.accuracy.reshape(-1), self.cost.reshape(-1)
-        eps = 1e-12
-        if accuracy is not None:
-            feasible = acc >= accuracy - eps
-            pool = np.flatnonzero(feasible if feasible.any() else acc >= acc.max() - eps)
-            best = pool[np.lexsort((-acc[pool], cost[pool]))[0]]
-        else:
-            feasible = cost <= (budget or 0) + eps
-            pool = np.flatnonzero(feasible if feasible.any() else cost <= cost.min() + eps)
-            best = pool[np.lexsort((cost[pool], -acc[pool]))[0]]
-        return self.point(int(best))
-
-    def frontier(self) -> list[OperatingPoint]:
-        """The points no other point beats on both cost and accuracy, cheapest first."""
-        acc, cost = self.accuracy.reshape(-1), self.cost.reshape(-1)
-        points: list[OperatingPoint] = []
-        top = -1.0
-        for i in np.lexsort((-acc, cost)):
-            if acc[i] > top + 1e-12:
-                top = float(acc[i])
-                points.append(self.point(int(i)))
-        return points
-
-
-def sweep(decisions: Decisions, *, budget: int = 3_000) -> Sweep:
-    """Every combination of candidate thresholds, evaluated exactly without looping over the
-    combinations: what the stages from k on give is a table over the thresholds of k..
-    (accept at k, or take the table of k+1), one array op per stage; the first stage's table is
-    averaged over the examples with a matrix product. ``budget`` bounds the combinations."""
-    scores, correct, cost = decisions.scores, decisions.correct.astype(float), decisions.cost
-    n, stages = correct.shape
-    size = max(4, min(64, round(budget ** (1 / max(stages - 1, 1)))))
-    grids = [_grid(scores[:, k], size) for k in range(stages - 1)]
-    spent = np.cumsum(cost, axis=1)
-    accuracy = correct[:, -1][:, None]  # [n, rest]: the last stage always accepts
-    price = spent[:, -1][:, None]
-    for k in range(stages - 2, 0, -1):
-        take = (scores[:, k][:, None] >= grids[k][None, :])[:, :, None]  # [n, g_k, 1]
-        accuracy = np.where(take, correct[:, k, None, None], accuracy[:, None, :]).reshape(n, -1)
-        price = np.where(take, spent[:, k, None, None], price[:, None, :]).reshape(n, -1)
-    shape = tuple(len(g) for g in grids)
-    if stages == 1:
-        return Sweep(decisions, grids, accuracy.mean(axis=0).reshape(()), price.mean(axis=0).reshape(()))
-    take = (scores[:, 0][:, None] >= grids[0][None, :]).astype(float)  # [n, g_0]
-    acc = ((take * correct[:, :1]).sum(axis=0)[:, None] + (1 - take).T @ accuracy) / n
-    usd = ((take * spent[:, :1]).sum(axis=0)[:, None] + (1 - take).T @ price) / n
-    return Sweep(decisions, grids, acc.reshape(shape), usd.reshape(shape))
-
-
-def better(a: OperatingPoint, b: OperatingPoint, *, accuracy: float | None, budget: float | None) -> bool:
-    """Is ``a`` a better answer to the target than ``b``? Meeting it beats missing it; among
-    points that meet it, cheaper (accuracy target) or more accurate (budget) wins; among points
-    that miss, closer wins."""
-    eps = 1e-12
-    if accuracy is not None:
-        ok_a, ok_b = a.accuracy >= accuracy - eps, b.accuracy >= accuracy - eps
-        if ok_a != ok_b:
-            return ok_a
-        return (
-            (a.cost, -a.accuracy) < (b.cost, -b.accuracy)
-            if ok_a
-            else (-a.accuracy, a.cost) < (-b.accuracy, b.cost)
-        )
-    limit = (budget or 0) + eps
-    ok_a, ok_b = a.cost <= limit, b.cost <= limit
-    if ok_a != ok_b:
-        return ok_a
-    return (
-        (-a.accuracy, a.cost) < (-b.accuracy, b.cost)
-        if ok_a
-        else (a.cost, -a.accuracy) < (b.cost, -b.accuracy)
     )

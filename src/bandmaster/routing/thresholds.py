@@ -1,0 +1,238 @@
+"""Choosing a cascade's thresholds: every combination of candidate thresholds is evaluated
+exactly on per-example stage decisions (``sweep``), and the cheapest point reaching a target
+accuracy, or the most accurate within a budget, is chosen (``Sweep.choose``).
+
+With ``confidence`` the choice also allows for the estimate being measured on a finite sample:
+a point counts as meeting an accuracy target only when the lower one-sided confidence bound of
+its accuracy does (a budget: the upper bound of its mean cost), so a target fitted on a few
+hundred examples is still met on unseen ones as often as ``confidence`` says.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Any
+
+import numpy as np
+
+from bandmaster.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Per example and stage: the stage's score and whether the answer it would return is
+    right. Thresholds are chosen on these."""
+
+    scores: np.ndarray  # [n, S]
+    correct: np.ndarray  # bool [n, S]
+    cost: np.ndarray  # [n, S] per-stage cost
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    thresholds: tuple[float, ...]
+    accuracy: float
+    cost: float
+    escalation: tuple[float, ...]  # share of examples that reached each stage
+    examples: int = 0  # how many examples the estimate is measured on
+    cost_sd: float = 0.0  # standard deviation of the per-example cost
+
+    def accuracy_low(self, z: float) -> float:
+        """The accuracy ``z`` standard errors below the estimate (binomial, normal approximation)."""
+        if z == 0 or not self.examples:
+            return self.accuracy
+        return self.accuracy - z * math.sqrt(self.accuracy * (1 - self.accuracy) / self.examples)
+
+    def cost_high(self, z: float) -> float:
+        """The mean cost ``z`` standard errors above the estimate."""
+        if z == 0 or not self.examples:
+            return self.cost
+        return self.cost + z * self.cost_sd / math.sqrt(self.examples)
+
+
+def z_score(confidence: float | None) -> float:
+    """How many standard errors of margin a one-sided ``confidence`` (0.5 <= c < 1) asks for;
+    None: none (the target is met by the estimate itself)."""
+    if confidence is None:
+        return 0.0
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0.5 <= confidence < 1:
+        raise UsageError(
+            f"confidence must be a probability in [0.5, 1), e.g. 0.9, or None, got {confidence!r}"
+        )
+    return NormalDist().inv_cdf(float(confidence))
+
+
+def simulate(
+    scores: np.ndarray, correct: np.ndarray, cost: np.ndarray, thresholds: Sequence[float]
+) -> OperatingPoint:
+    n, stages = correct.shape
+    accepted_at = np.full(n, stages - 1)
+    undecided = np.ones(n, bool)
+    for k, threshold in enumerate(thresholds):
+        take = undecided & (scores[:, k] >= threshold)
+        accepted_at[take] = k
+        undecided &= ~take
+    rows = np.arange(n)
+    spent = np.cumsum(cost, axis=1)[rows, accepted_at]
+    reached = tuple(float((accepted_at >= k).mean()) for k in range(stages))
+    return OperatingPoint(
+        tuple(float(t) for t in thresholds),
+        float(correct[rows, accepted_at].mean()) if n else 0.0,
+        float(spent.mean()) if n else 0.0,
+        reached,
+        examples=n,
+        cost_sd=float(spent.std()) if n else 0.0,
+    )
+
+
+def transfer_thresholds(oof: np.ndarray, final: np.ndarray, thresholds: Sequence[float]) -> list[float]:
+    """Carry thresholds chosen on out-of-fold scores ``oof`` over to the scorer refitted on all
+    training examples (its scores on them: ``final``), by the share of examples each accepts.
+
+    Scores of the refitted scorer sit slightly off the out-of-fold ones, and where answers fall
+    into a few agreement patterns, every example of a pattern has nearly the same score: a
+    threshold taken as is can land between folds' values for one pattern and flip the whole
+    pattern. Matching the share keeps what the fit measured, and each threshold sits halfway
+    between two distinct scores so a small shift does not flip a pattern either."""
+    result = []
+    for k, threshold in enumerate(thresholds):
+        share = float((oof[:, k] >= threshold).mean())
+        if share == 0.0 or not math.isfinite(threshold):
+            result.append(math.inf)  # never accepts
+            continue
+        values = np.unique(final[:, k])[::-1]  # distinct scores, highest first
+        shares = np.array([(final[:, k] >= v).mean() for v in values])
+        i = int(np.argmin(np.abs(shares - share)))  # accept scores >= values[i]
+        lower = values[i + 1] if i + 1 < len(values) else values[i] - 1e-3
+        result.append(float((values[i] + lower) / 2))
+    return result
+
+
+def check_target(target: Any) -> tuple[float | None, float | None]:
+    """``{"accuracy": x}`` (0 < x <= 1) or ``{"budget": usd_per_query}`` (> 0)."""
+    if not isinstance(target, dict) or len(target) != 1 or set(target) - {"accuracy", "budget"}:
+        raise UsageError(f"target must be {{'accuracy': x}} or {{'budget': usd_per_query}}, got {target!r}")
+    ((kind, value),) = target.items()
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise UsageError(f"target {kind} must be a number, got {value!r}")
+    if kind == "accuracy" and not 0 < value <= 1:
+        raise UsageError(f"target accuracy must be in (0, 1], got {value}")
+    if kind == "budget" and value <= 0:
+        raise UsageError(f"target budget must be a positive cost per query in USD, got {value}")
+    return (float(value), None) if kind == "accuracy" else (None, float(value))
+
+
+def _grid(scores: np.ndarray, size: int) -> np.ndarray:
+    """Candidate thresholds for one stage: quantiles of its scores, plus never accepting."""
+    return np.array([*np.unique(np.quantile(scores, np.linspace(0, 1, size))).tolist(), math.inf])
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Accuracy and mean cost of every combination of candidate thresholds (quantiles of each
+    stage's scores, plus never accepting): tables indexed [g_0, ..., g_{S-2}]."""
+
+    decisions: Decisions
+    grids: list[np.ndarray]
+    accuracy: np.ndarray
+    cost: np.ndarray
+    cost_sq: np.ndarray  # mean squared per-example cost: with ``cost``, its spread
+
+    def point(self, flat: int) -> OperatingPoint:
+        index = np.unravel_index(flat, self.accuracy.shape) if self.grids else ()
+        thresholds = [float(g[i]) for g, i in zip(self.grids, index, strict=True)]
+        return simulate(self.decisions.scores, self.decisions.correct, self.decisions.cost, thresholds)
+
+    def choose(
+        self, *, accuracy: float | None = None, budget: float | None = None, z: float = 0.0
+    ) -> OperatingPoint:
+        """The cheapest thresholds reaching ``accuracy``, or the most accurate within ``budget``
+        (ties: the cheaper). With ``z`` > 0 a point reaches the target only when its accuracy
+        ``z`` standard errors lower (its cost ``z`` standard errors higher) still does. A target
+        out of reach gives the most accurate, or the cheapest, point."""
+        if (accuracy is None) == (budget is None):
+            raise UsageError("give exactly one target: {'accuracy': x} or {'budget': usd_per_query}")
+        acc, cost = self.accuracy.reshape(-1), self.cost.reshape(-1)
+        n = max(len(self.decisions.correct), 1)
+        eps = 1e-12
+        if accuracy is not None:
+            low = acc - z * np.sqrt(np.clip(acc * (1 - acc), 0, None) / n)
+            feasible = low >= accuracy - eps
+            pool = np.flatnonzero(feasible if feasible.any() else acc >= acc.max() - eps)
+            best = pool[np.lexsort((-acc[pool], cost[pool]))[0]]
+        else:
+            spread = np.sqrt(np.clip(self.cost_sq.reshape(-1) - cost**2, 0, None) / n)
+            feasible = cost + z * spread <= (budget or 0) + eps
+            pool = np.flatnonzero(feasible if feasible.any() else cost <= cost.min() + eps)
+            best = pool[np.lexsort((cost[pool], -acc[pool]))[0]]
+        return self.point(int(best))
+
+    def frontier(self) -> list[OperatingPoint]:
+        """The points no other point beats on both cost and accuracy, cheapest first."""
+        acc, cost = self.accuracy.reshape(-1), self.cost.reshape(-1)
+        points: list[OperatingPoint] = []
+        top = -1.0
+        for i in np.lexsort((-acc, cost)):
+            if acc[i] > top + 1e-12:
+                top = float(acc[i])
+                points.append(self.point(int(i)))
+        return points
+
+
+def sweep(decisions: Decisions, *, budget: int = 3_000) -> Sweep:
+    """Every combination of candidate thresholds, evaluated exactly without looping over the
+    combinations: what the stages from k on give is a table over the thresholds of k..
+    (accept at k, or take the table of k+1), one array op per stage; the first stage's table is
+    averaged over the examples with a matrix product. ``budget`` bounds the combinations."""
+    scores, correct, cost = decisions.scores, decisions.correct.astype(float), decisions.cost
+    n, stages = correct.shape
+    size = max(4, min(64, round(budget ** (1 / max(stages - 1, 1)))))
+    grids = [_grid(scores[:, k], size) for k in range(stages - 1)]
+    spent = np.cumsum(cost, axis=1)
+    accuracy = correct[:, -1][:, None]  # [n, rest]: the last stage always accepts
+    price = spent[:, -1][:, None]
+    square = price**2
+    for k in range(stages - 2, 0, -1):
+        take = (scores[:, k][:, None] >= grids[k][None, :])[:, :, None]  # [n, g_k, 1]
+        accuracy = np.where(take, correct[:, k, None, None], accuracy[:, None, :]).reshape(n, -1)
+        price = np.where(take, spent[:, k, None, None], price[:, None, :]).reshape(n, -1)
+        square = np.where(take, spent[:, k, None, None] ** 2, square[:, None, :]).reshape(n, -1)
+    shape = tuple(len(g) for g in grids)
+    if stages == 1:
+        means = [t.mean(axis=0).reshape(()) for t in (accuracy, price, square)]
+        return Sweep(decisions, grids, *means)
+    take = (scores[:, 0][:, None] >= grids[0][None, :]).astype(float)  # [n, g_0]
+    acc = ((take * correct[:, :1]).sum(axis=0)[:, None] + (1 - take).T @ accuracy) / n
+    usd = ((take * spent[:, :1]).sum(axis=0)[:, None] + (1 - take).T @ price) / n
+    usd_sq = ((take * spent[:, :1] ** 2).sum(axis=0)[:, None] + (1 - take).T @ square) / n
+    return Sweep(decisions, grids, acc.reshape(shape), usd.reshape(shape), usd_sq.reshape(shape))
+
+
+def better(
+    a: OperatingPoint, b: OperatingPoint, *, accuracy: float | None, budget: float | None, z: float = 0.0
+) -> bool:
+    """Is ``a`` a better answer to the target than ``b``? Meeting it (with a margin of ``z``
+    standard errors) beats missing it; among points that meet it, cheaper (accuracy target) or
+    more accurate (budget) wins; among points that miss, closer wins."""
+    eps = 1e-12
+    if accuracy is not None:
+        ok_a, ok_b = a.accuracy_low(z) >= accuracy - eps, b.accuracy_low(z) >= accuracy - eps
+        if ok_a != ok_b:
+            return ok_a
+        return (
+            (a.cost, -a.accuracy) < (b.cost, -b.accuracy)
+            if ok_a
+            else (-a.accuracy, a.cost) < (-b.accuracy, b.cost)
+        )
+    limit = (budget or 0) + eps
+    ok_a, ok_b = a.cost_high(z) <= limit, b.cost_high(z) <= limit
+    if ok_a != ok_b:
+        return ok_a
+    return (
+        (-a.accuracy, a.cost) < (-b.accuracy, b.cost)
+        if ok_a
+        else (a.cost, -a.accuracy) < (b.cost, -b.accuracy)
+    )
