@@ -58,10 +58,13 @@ class Report(BaseModel):
     overhead_ms: float  # per ticket: run time not spent inside steps (orchestration's own cost)
     retries: int
     fallbacks: int
+    reasks: int  # auto-replies the guard sent back to the model with the validation error
     reviews_flagged: int
     reviews_held: int
     reviews_defaulted: int
-    faults_injected: dict[str, int]
+    faults_injected: dict[str, int]  # by kind: timeout, 429, 503, garbage
+    garbage_intents: int  # garbage answers injected into the intent models (each should fall back)
+    garbage_replies: int  # garbage answers injected into the reply model (each should be re-asked)
     seconds: float
 
 
@@ -201,7 +204,7 @@ def _report(
     escalation = [sum(i.stages > s for i in intents) / max(1, len(intents)) for s in range(stages)]
     by_step: dict[str, list[float]] = {}
     retries: Counter[str] = Counter()
-    fallbacks = 0
+    fallbacks = reasks = 0
     in_steps: dict[str, float] = {}
     first_start: dict[str, float] = {}
     waited: set[str] = set()
@@ -213,7 +216,9 @@ def _report(
             continue
         by_step.setdefault(step, []).append((end - start) * 1000)
         retries[step] += attempts - 1
-        fallbacks += bool(meta and json.loads(meta).get("fallback"))
+        details = json.loads(meta) if meta else {}
+        fallbacks += bool(details.get("fallback"))
+        reasks += sum(1 for a in details.get("guard", {}).get("attempts", []) if a.get("attempt", 1) > 1)
         first_start[run_id] = min(first_start.get(run_id, start), start)
         if kind in ("step", "model"):
             in_steps[run_id] = in_steps.get(run_id, 0.0) + (end - start)
@@ -261,9 +266,12 @@ def _report(
         overhead_ms=statistics.fmean(overheads) if overheads else 0.0,
         retries=sum(retries.values()),
         fallbacks=fallbacks,
+        reasks=reasks,
         reviews_flagged=flagged,
         reviews_held=len(held),
         reviews_defaulted=flagged - len(held),
         faults_injected=dict(faults),
+        garbage_intents=sum(w.injected["garbage"] for w in models.chaos if w.name.startswith("intent")),
+        garbage_replies=sum(w.injected["garbage"] for w in models.chaos if w.name.startswith("reply")),
         seconds=time.perf_counter() - started,
     )

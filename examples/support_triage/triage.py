@@ -115,15 +115,14 @@ def scan_phi(text: str) -> PhiScan:
     return PhiScan(found=bool(entities), entities=entities, redacted=redacted)
 
 
-@bm.step(
-    timeout=3.0, retry=bm.Retry(attempts=3, initial=0.02, retry_on=(bm.RetryableError, bm.MalformedResponse))
-)
-async def draft_reply(ticket_id: str, text: str) -> Reply:
-    response = await bm.call_model("reply", text, max_tokens=300, temperature=0.2)
-    try:
-        return Reply.model_validate_json(response.text)
-    except ValueError as exc:
-        raise bm.MalformedResponse(f"reply model answered something that is not a Reply: {exc}") from exc
+# The auto-reply is held to the legal guard set: low temperature, no promises the clinic cannot
+# make, a bounded length, and a Reply-shaped JSON answer (re-asked with the error when it is not).
+REPLY_GUARD = [
+    bm.ModelSettings(temperature=0.2, response_format="json"),
+    bm.BannedTopics(["diagnosis", "guarantee", "legal advice"], direction="output"),
+    bm.MaxTokens(300, direction="output"),
+    bm.JsonSchema(Reply, reask=2),
+]
 
 
 @bm.step(timeout=2.0)
@@ -167,7 +166,8 @@ async def triage(ticket: Ticket) -> Outcome:
             )
     decision = ROUTER.decide(intent=intent)
     if decision.route == "auto_reply":
-        reply = await draft_reply(ticket.id, text)
+        drafted = await bm.call_model("reply", text, guard=REPLY_GUARD)
+        reply = drafted.output
         return Outcome(
             ticket=ticket.id, route="auto_reply", intent=intent, phi=phi.entities, review=review, reply=reply
         )

@@ -65,7 +65,7 @@ def test_demo_triages_the_bundled_tickets_and_reports(workdir: Path) -> None:
     assert report["reviews_held"] + report["reviews_defaulted"] == report["reviews_flagged"]
     assert report["routes"].get("held_for_review", 0) == report["reviews_held"]
     steps = {s["step"] for s in report["latency"]}
-    assert {"intent", "scan_phi", "draft_reply"} <= steps
+    assert {"intent", "scan_phi", "reply"} <= steps
     html = (workdir / "report.html").read_text()
     assert "Support triage" in html
     assert html.count("data:image/png;base64,") == 3
@@ -88,7 +88,10 @@ def test_demo_survives_injected_faults(workdir: Path) -> None:
     assert report["failed"] == 0
     assert report["completed"] == 90
     assert report["retries"] > 0  # timeouts, 429s and 503s were retried ...
-    assert report["fallbacks"] > 0  # ... and garbage answers fell back to the large model
+    # Every garbage intent fell back to the large model; every garbage reply was re-asked.
+    assert report["garbage_intents"] + report["garbage_replies"] > 0
+    assert report["fallbacks"] >= report["garbage_intents"]
+    assert report["reasks"] >= report["garbage_replies"]
 
 
 def test_demo_rejects_a_folder_that_is_no_dataset(workdir: Path, tmp_path: Path) -> None:

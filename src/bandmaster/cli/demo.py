@@ -82,7 +82,7 @@ def _print(report: Any, html_path: Path | None) -> None:
             f"{report.ticket_p50_ms:.1f} / {report.ticket_p99_ms:.1f} ms",
         ),
         ("orchestration overhead per ticket", f"{report.overhead_ms:.2f} ms"),
-        ("retries / fallbacks", f"{report.retries} / {report.fallbacks}"),
+        ("retries / fallbacks / re-asks", f"{report.retries} / {report.fallbacks} / {report.reasks}"),
         (
             "PHI reviews: flagged / held / defaulted",
             f"{report.reviews_flagged} / {report.reviews_held} / {report.reviews_defaulted}",
