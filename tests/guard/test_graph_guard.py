@@ -135,7 +135,9 @@ async def test_a_named_classifier_guards_a_graph_node(
 ) -> None:
     text = LEGAL_GRAPH.replace(
         "      banned_topics: [insider trading]\n",
-        "      banned_topics: [insider trading]\n      classifier: flagger\n      classifier_threshold: 0.8\n",
+        "      banned_topics: [insider trading]\n"
+        "      classifier: flagger\n"
+        "      classifier_threshold: 0.8\n",
     )
     graph = Graph.load(write(tmp_path, text), steps={"flagger": legal_flagger})
     workflow = graph.as_workflow(registry=registry)
