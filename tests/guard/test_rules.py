@@ -319,3 +319,23 @@ async def test_a_replayed_violation_keeps_its_rule_and_span(
         result = await handle.result(timeout=30)
     assert result == {"rule": "banned_topics", "direction": "input", "span": [4, 15, "tax evasion"]}
     assert server.count(PRIMARY) == 0
+
+
+@bm.workflow
+async def misguarded(text: str) -> str:
+    response = await bm.call_model("extractor", text, guard=[bm.MaxTokens(10), "no swearing"])  # type: ignore[list-item]
+    return response.text
+
+
+async def test_a_bad_guard_list_fails_the_run_before_anything_is_journaled(
+    db_path: Path, registry: bm.Registry, server: ScriptedServer
+) -> None:
+    async with bm.Engine(db_path, workflows=[misguarded], registry=registry, poll_interval=0.02) as engine:
+        handle = await engine.start(misguarded, "x")
+        with pytest.raises(bm.RunFailed) as failed:
+            await handle.result(timeout=30)
+        info = await handle.describe()
+    assert failed.value.error_type == "bandmaster.errors.UsageError"
+    assert "not 'no swearing'" in failed.value.message
+    assert info.steps == []  # no half-written model step
+    assert server.count(PRIMARY) == 0
