@@ -140,6 +140,14 @@ async def test_phrases_sharing_prefixes_report_the_longest_match(text: str, foun
     assert text[start:end] == found
 
 
+async def test_a_very_long_phrase_compiles() -> None:
+    phrase = " ".join(["clause"] * 600)  # thousands of characters: no recursion limit
+    guard = bm.BannedTopics([phrase, "clause zero"])
+    with pytest.raises(bm.GuardViolation):
+        await guard.check_input(bm.ModelRequest(input=f"see {phrase}."))
+    await guard.check_input(bm.ModelRequest(input="clause one"))
+
+
 async def test_an_input_violation_routed_to_the_fallback_skips_the_primary(
     engine: bm.Engine, server: ScriptedServer
 ) -> None:
