@@ -124,3 +124,35 @@ def test_a_python_graph_takes_guard_objects(registry: bm.Registry) -> None:
     with pytest.raises(ValueError, match=r"a list of bm\.Guard objects"):
         AIStep("classify", model="extractor", prompt="{doc}", guard=["max_tokens"])
     Graph("py_guarded", [node, End("end")], input="doc").validate(registry=registry)
+
+
+def legal_flagger(text: str) -> tuple[str, float]:
+    return ("legal_advice", 0.9) if "sue" in text.lower() else ("ok", 0.0)
+
+
+async def test_a_named_classifier_guards_a_graph_node(
+    tmp_path: Path, db_path: Path, registry: bm.Registry, server: ScriptedServer
+) -> None:
+    text = LEGAL_GRAPH.replace(
+        "      banned_topics: [insider trading]\n",
+        "      banned_topics: [insider trading]\n"
+        "      classifier: flagger\n"
+        "      classifier_threshold: 0.8\n",
+    )
+    graph = Graph.load(write(tmp_path, text), steps={"flagger": legal_flagger})
+    workflow = graph.as_workflow(registry=registry)
+    async with bm.Engine(db_path, workflows=[workflow], registry=registry, poll_interval=0.02) as engine:
+        handle = await engine.start(workflow, {"text": "Can we sue the supplier?"})
+        with pytest.raises(bm.RunFailed, match=r"flagged it as 'legal_advice' \(score 0.90 >= 0.8\)"):
+            await handle.result(timeout=30)
+    assert server.count(PRIMARY) == 0
+
+
+def test_an_unknown_classifier_names_file_line_and_node(tmp_path: Path) -> None:
+    text = LEGAL_GRAPH.replace(
+        "      banned_topics: [insider trading]\n",
+        "      banned_topics: [insider trading]\n      classifier: nowhere:flag\n",
+    )
+    with pytest.raises(GraphError) as failed:
+        Graph.load(write(tmp_path, text)).validate()
+    assert ":13: node 'classify_risk': unknown guard classifier:" in str(failed.value)

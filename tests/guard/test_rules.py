@@ -140,6 +140,14 @@ async def test_phrases_sharing_prefixes_report_the_longest_match(text: str, foun
     assert text[start:end] == found
 
 
+async def test_a_very_long_phrase_compiles() -> None:
+    phrase = " ".join(["clause"] * 600)  # thousands of characters: no recursion limit
+    guard = bm.BannedTopics([phrase, "clause zero"])
+    with pytest.raises(bm.GuardViolation):
+        await guard.check_input(bm.ModelRequest(input=f"see {phrase}."))
+    await guard.check_input(bm.ModelRequest(input="clause one"))
+
+
 async def test_an_input_violation_routed_to_the_fallback_skips_the_primary(
     engine: bm.Engine, server: ScriptedServer
 ) -> None:
@@ -318,4 +326,24 @@ async def test_a_replayed_violation_keeps_its_rule_and_span(
         await engine.signal(handle.id, "go", None)
         result = await handle.result(timeout=30)
     assert result == {"rule": "banned_topics", "direction": "input", "span": [4, 15, "tax evasion"]}
+    assert server.count(PRIMARY) == 0
+
+
+@bm.workflow
+async def misguarded(text: str) -> str:
+    response = await bm.call_model("extractor", text, guard=[bm.MaxTokens(10), "no swearing"])  # type: ignore[list-item]
+    return response.text
+
+
+async def test_a_bad_guard_list_fails_the_run_before_anything_is_journaled(
+    db_path: Path, registry: bm.Registry, server: ScriptedServer
+) -> None:
+    async with bm.Engine(db_path, workflows=[misguarded], registry=registry, poll_interval=0.02) as engine:
+        handle = await engine.start(misguarded, "x")
+        with pytest.raises(bm.RunFailed) as failed:
+            await handle.result(timeout=30)
+        info = await handle.describe()
+    assert failed.value.error_type == "bandmaster.errors.UsageError"
+    assert "not 'no swearing'" in failed.value.message
+    assert info.steps == []  # no half-written model step
     assert server.count(PRIMARY) == 0

@@ -103,7 +103,7 @@ class Runner:
         self.guards: dict[str, list[Guard]] = {}  # built once: a JSON Schema compiles its validator
         for node in graph.nodes.values():
             if isinstance(node, AIStep) and node.guard is not None:
-                self.guards[node.id] = node.guards()
+                self.guards[node.id] = node.guards(graph.resolve_step)
             if isinstance(node, Router):
                 router = RuleRouter(name=node.id, default=node.default, functions=graph.functions)
                 for route in node.routes:

@@ -17,6 +17,7 @@ nodes read it. The workflow input is in the state under the graph's ``input`` ke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, field_validator, model_validator
@@ -119,11 +120,11 @@ class AIStep(_Producer):
             raise ValueError("guard.on_violation is 'fallback' but the node has no fallback models")
         return self
 
-    def guards(self) -> list[Guard]:
-        """The guards this node's model call runs."""
+    def guards(self, resolve: Callable[[str], Callable[..., Any]] | None = None) -> list[Guard]:
+        """The guards this node's model call runs (``resolve`` finds a named classifier)."""
         if self.guard is None:
             return []
-        return self.guard.guards() if isinstance(self.guard, GuardSpec) else list(self.guard)
+        return self.guard.guards(resolve) if isinstance(self.guard, GuardSpec) else list(self.guard)
 
 
 class Step(_Producer):

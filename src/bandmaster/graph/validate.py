@@ -21,6 +21,7 @@ from bandmaster.graph.errors import Problem
 from bandmaster.graph.graph import RESERVED_KEYS, AnyNode
 from bandmaster.graph.spec import NODE_ID, AIStep, End, MapReduce, Parallel, Router, Step
 from bandmaster.graph.template import TemplateError, references
+from bandmaster.guard.spec import GuardSpec
 from bandmaster.routing.expr import Expression, ExpressionError
 
 if TYPE_CHECKING:
@@ -136,6 +137,11 @@ class Checker:
                 self.graph.resolve_step(node.call)
             except LookupError as exc:
                 self.report(node.id, f"unknown step: {exc}", "call")
+        if isinstance(node, AIStep) and isinstance(node.guard, GuardSpec) and node.guard.classifier:
+            try:
+                self.graph.resolve_step(node.guard.classifier)
+            except LookupError as exc:
+                self.report(node.id, f"unknown guard classifier: {exc}", "guard", "classifier")
 
     def check_key(self, node: AnyNode) -> None:
         key = node.key

@@ -129,13 +129,17 @@ def _trie_pattern(phrases: list[str]) -> str:
         node[""] = {}  # a phrase ends here
 
     def emit(node: dict[str, Any]) -> str:
+        prefix = ""
+        while len(node) == 1 and "" not in node:  # a run without branches: no recursion
+            unit, node = next(iter(node.items()))
+            prefix += unit
         branches = [unit + emit(child) for unit, child in node.items() if unit]
         if not branches:
-            return ""
+            return prefix
         body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
         if "" in node:  # the phrase may end here, or go on to a longer one (greedy: longer first)
             body = f"(?:{body})?"
-        return body
+        return prefix + body
 
     return emit(root)
 

@@ -9,6 +9,7 @@
         temperature: 0
         response_format: json
         banned_topics: [insider trading, tax evasion]
+        classifier: local_models:toxicity   # optional: a step name or module:attr, see BannedTopics
         max_input_tokens: 6000
         max_output_tokens: 400
         output_schema: {type: object, required: [risk], properties: {risk: {enum: [low, medium, high]}}}
@@ -24,6 +25,7 @@ file, line and node like any other field.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -44,6 +46,8 @@ class GuardSpec(BaseModel):
     response_format: Literal["text", "json"] | None = None
     banned_topics: list[str] | None = Field(default=None, min_length=1)
     banned_in: Literal["input", "output", "both"] = "both"
+    classifier: str | None = None
+    classifier_threshold: float = Field(default=0.5, ge=0, le=1)
     max_input_tokens: int | None = Field(default=None, gt=0)
     max_output_tokens: int | None = Field(default=None, gt=0)
     output_schema: dict[str, Any] | None = None
@@ -68,7 +72,9 @@ class GuardSpec(BaseModel):
                 raise ValueError(str(exc)) from None
         return value
 
-    def guards(self) -> list[Guard]:
+    def guards(self, resolve: Callable[[str], Callable[..., Any]] | None = None) -> list[Guard]:
+        """The guards, in a fixed order. ``resolve`` turns ``classifier`` into the callable (a
+        graph passes its step resolver: registered names, then ``module:attr``)."""
         guards: list[Guard] = []
         if self.temperature is not None or self.max_tokens is not None or self.response_format is not None:
             guards.append(
@@ -78,9 +84,17 @@ class GuardSpec(BaseModel):
                     response_format=self.response_format,
                 )
             )
-        if self.banned_topics:
+        if self.banned_topics or self.classifier:
+            if self.classifier is not None and resolve is None:
+                raise UsageError(f"guard classifier {self.classifier!r}: nothing to resolve it with")
             guards.append(
-                BannedTopics(self.banned_topics, direction=self.banned_in, on_violation=self.on_violation)
+                BannedTopics(
+                    self.banned_topics or (),
+                    classifier=resolve(self.classifier) if self.classifier and resolve else None,
+                    threshold=self.classifier_threshold,
+                    direction=self.banned_in,
+                    on_violation=self.on_violation,
+                )
             )
         if self.max_input_tokens is not None:
             guards.append(MaxTokens(self.max_input_tokens, direction="input", on_violation=self.on_violation))
