@@ -22,6 +22,7 @@ __all__ = [
     "Cancelled",
     "CircuitOpen",
     "FallbacksExhausted",
+    "InvalidArchive",
     "InvalidInput",
     "InvalidRequest",
     "MalformedResponse",
@@ -71,6 +72,11 @@ class PayloadTooLarge(InvalidInput):
             f"limit with Engine(max_payload=...)"
         )
         self.what, self.size, self.limit = what, size, limit
+
+
+class InvalidArchive(InvalidInput):
+    """An export or archive file is corrupt, truncated or of an unknown format version; the
+    message names the file and line. Nothing of that import was written."""
 
 
 class WorkflowNotFound(UsageError, LookupError):

@@ -407,3 +407,4 @@ def main() -> None:
 
 
 import bandmaster.cli.graph  # noqa: E402, F401  registers `bandmaster graph`
+from bandmaster.cli import stats as _stats  # noqa: E402, F401  registers stats, export, import, archive

@@ -1,0 +1,1 @@
+"""Observability: tracing, metrics and statistics from the journal."""
