@@ -16,6 +16,7 @@ EXPECTED = [
     "Engine",
     "Example",
     "FallbacksExhausted",
+    "InvalidArchive",
     "InvalidInput",
     "InvalidRequest",
     "MalformedResponse",

@@ -71,7 +71,8 @@ def _known_journal(path: Path) -> None:
                 "fallback": "big",
             }
         conn.execute(
-            "INSERT INTO steps VALUES (?, 2, 'intent', 'model', 'completed', '{}', NULL, 1, ?, ?, ?, 'json1')",
+            "INSERT INTO steps VALUES "
+            "(?, 2, 'intent', 'model', 'completed', '{}', NULL, 1, ?, ?, ?, 'json1')",
             (f"r{i:03}", t, t + 0.2, json.dumps(meta)),
         )
     for i in range(10):
@@ -81,7 +82,8 @@ def _known_journal(path: Path) -> None:
             (f"o{i}", DAY2, DAY2),
         )
         conn.execute(
-            "INSERT INTO steps VALUES (?, 0, 'fetch', 'step', 'completed', 'null', NULL, 1, ?, ?, NULL, 'json1')",
+            "INSERT INTO steps VALUES "
+            "(?, 0, 'fetch', 'step', 'completed', 'null', NULL, 1, ?, ?, NULL, 'json1')",
             (f"o{i}", DAY2, DAY2 + 1),
         )
     conn.commit()
@@ -160,7 +162,7 @@ def test_workflow_and_since_filters(known: Path) -> None:
 
 
 def test_bad_duration_and_missing_journal(known: Path, tmp_path: Path) -> None:
-    with pytest.raises(bm.InvalidInput, match="not a duration.*24h"):
+    with pytest.raises(bm.InvalidInput, match=r"not a duration.*24h"):
         compute(known, since="yesterday")
     with pytest.raises(bm.InvalidInput, match="no journal at"):
         compute(tmp_path / "absent.db")
@@ -180,7 +182,9 @@ async def test_stats_of_real_model_calls(db_path: Path) -> None:
 
     @bm.workflow(name="stats_real")
     async def wf(text: str) -> str:
-        response = await bm.call_model(primary, text, fallback=[backup], retry=bm.Retry(attempts=2, initial=0))
+        response = await bm.call_model(
+            primary, text, fallback=[backup], retry=bm.Retry(attempts=2, initial=0)
+        )
         return str(response.output)
 
     async with bm.Engine(db_path, workflows=[wf], poll_interval=0.02) as engine:

@@ -24,6 +24,8 @@ from bandmaster.cli.models import models_app
 from bandmaster.engine.runtime import Engine, RunInfo
 from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageError
 from bandmaster.models.registry import Registry
+from bandmaster.observe.stats_archive import retention_loop
+from bandmaster.observe.stats_db import parse_duration
 
 app = typer.Typer(
     name="bandmaster",
@@ -233,11 +235,19 @@ def worker(
     poll: Annotated[float, typer.Option(help="Seconds between polls for ready runs")] = 0.1,
     grace: Annotated[float, typer.Option(help="Seconds to drain on SIGTERM")] = 10.0,
     models: ModelsOption = None,
+    retention: Annotated[
+        str | None, typer.Option(help="Archive finished runs older than this (7d), on a schedule")
+    ] = None,
+    archive_dir: Annotated[
+        Path | None, typer.Option(help="Where --retention writes archives [default: delete them]")
+    ] = None,
 ) -> None:
     """Execute queued runs of these workflows until SIGTERM/SIGINT (then drain gracefully)."""
     try:
         workflows = load_workflows(modules)
         registry = _registry(models)
+        if retention is not None:
+            parse_duration(retention, what="--retention")
     except BandmasterError as exc:
         raise _fail(str(exc)) from exc
 
@@ -257,8 +267,13 @@ def worker(
         await engine.open()
         names = ", ".join(sorted(engine.workflows))
         err.print(f"worker {engine.owner} serving [bold]{names}[/] from {engine.path}", highlight=False)
+        keeper = (
+            asyncio.create_task(retention_loop(engine.path, retention, archive_dir)) if retention else None
+        )
         await stop.wait()
         err.print("draining…")
+        if keeper is not None:
+            keeper.cancel()
         await engine.close(grace=grace)
         return 0
 

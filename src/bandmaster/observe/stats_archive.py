@@ -168,7 +168,7 @@ def _finish(conn: sqlite3.Connection, file: str, run_ids: list[str]) -> int:
 def _write_atomically(path: Path, conn: sqlite3.Connection, run_ids: list[str]) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        write_lines(tmp, dump_runs(conn, run_ids))
+        write_lines(tmp, dump_runs(conn, run_ids), compress=True)
         os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -144,13 +144,16 @@ def dump_runs(conn: sqlite3.Connection, run_ids: Sequence[str]) -> Iterator[str]
         )
 
 
-def write_lines(path: Path, lines: Iterable[str]) -> int:
-    """Write lines to ``path`` (gzip when it ends in ``.gz``) and fsync it; returns the count."""
+def write_lines(path: Path, lines: Iterable[str], *, compress: bool | None = None) -> int:
+    """Write lines to ``path`` and fsync it; returns the count. Gzip-compressed when
+    ``compress`` (default: when the name ends in ``.gz``)."""
+    if compress is None:
+        compress = path.suffix == ".gz"
     count = 0
     with open(path, "wb") as raw:
         # mtime=0: the same runs give the same bytes, so a rewritten archive file is identical.
         sink: IO[bytes] = (
-            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if path.suffix == ".gz" else raw  # type: ignore[assignment]
+            gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if compress else raw  # type: ignore[assignment]
         )
         for line in lines:
             sink.write(line.encode())
