@@ -103,7 +103,6 @@ def test_step_percentiles_failures_retries_exact(known: Path) -> None:
     assert set(by_name) == {"classify", "intent", "fetch"}  # the `now` row is bookkeeping
     classify = by_name["classify"]
     assert classify.calls == 100
-    assert classify.runs == 100
     # nearest rank over 1..100 ms
     assert classify.p50 == pytest.approx(0.050, abs=1e-6)
     assert classify.p95 == pytest.approx(0.095, abs=1e-6)
@@ -113,7 +112,7 @@ def test_step_percentiles_failures_retries_exact(known: Path) -> None:
     assert classify.failures == 10
     assert classify.failure_rate == pytest.approx(0.10)
     assert classify.retries == 50  # 25 runs with 2 extra attempts
-    assert classify.retries_per_run == pytest.approx(0.5)
+    assert classify.retries_per_call == pytest.approx(0.5)
     assert classify.fallback_rate == 0
     assert classify.cache_hit_rate is None  # plain steps have no cache
     intent = by_name["intent"]
@@ -146,6 +145,7 @@ def test_workflows_and_growth_exact(known: Path) -> None:
     assert other.completion_rate is None  # nothing ended yet
     assert stats.runs == 110
     assert stats.steps == 310
+    assert stats.retries_per_run == pytest.approx(50 / 110)
     assert [d.day for d in stats.days] == [date(2023, 11, 14), date(2023, 11, 15)]
     assert [(d.runs, d.steps) for d in stats.days] == [(50, 150), (60, 160)]
     assert sum(d.journal_bytes for d in stats.days) == sum(w.journal_bytes for w in stats.workflows)
@@ -199,7 +199,7 @@ async def test_stats_of_real_model_calls(db_path: Path) -> None:
         1.0,
         0.0,
     )
-    assert step.retries_per_run == 2  # two attempts at primary, one at backup: 2 beyond the first
+    assert step.retries_per_call == 2  # two attempts at primary, one at backup: 2 beyond the first
     [model] = stats.models
     assert (model.model, model.calls, model.fallback_calls) == ("backup", 3, 3)
     assert (model.input_tokens, model.output_tokens, model.cost) == (21, 9, pytest.approx(1.5))

@@ -90,7 +90,7 @@ def _print(s: Stats) -> None:
         "p95 ms",
         "p99 ms",
         "failed",
-        "retries/run",
+        "retries/call",
         "fallback",
         "cache hit",
         title="steps",
@@ -104,7 +104,7 @@ def _print(s: Stats) -> None:
             _ms(st.p95),
             _ms(st.p99),
             _pct(st.failure_rate),
-            f"{st.retries_per_run:.2f}",
+            f"{st.retries_per_call:.2f}",
             _pct(st.fallback_rate),
             _pct(st.cache_hit_rate),
         )

@@ -11,9 +11,11 @@ Everything is aggregated inside SQLite (window functions for exact nearest-rank 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from datetime import UTC, date, datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -31,7 +33,6 @@ class StepStats(BaseModel):
     name: str
     kind: str
     calls: int
-    runs: int
     failures: int
     failure_rate: float
     p50: float | None
@@ -41,7 +42,7 @@ class StepStats(BaseModel):
     max: float | None
     retries: int
     """Attempts beyond the first, summed."""
-    retries_per_run: float
+    retries_per_call: float
     fallback_rate: float
     """Share of calls answered by a fallback rather than the primary."""
     cache_hit_rate: float | None
@@ -72,6 +73,7 @@ class WorkflowStats(BaseModel):
     cost: float
     mean_cost_per_run: float
     retries_per_run: float
+    """Attempts beyond the first, over every step of the run."""
     journal_bytes: int
     bytes_per_run: float
 
@@ -94,6 +96,8 @@ class Stats(BaseModel):
     """Time the computation took."""
     runs: int
     steps: int
+    """Journal rows of those runs (bookkeeping rows such as ``bm.now`` included)."""
+    retries_per_run: float
     file_bytes: int
     """Size of the journal file (plus its WAL); free pages included."""
     free_bytes: int
@@ -111,23 +115,30 @@ def compute(db: JournalRef, workflow: str | None = None, since: str | float | No
     cutoff = time.time() - parse_duration(since, what="since") if since is not None else None
     conn = connect(db)
     try:
+        # Sorts (percentiles, GROUP BY) in memory, not in temp files.
+        conn.execute("PRAGMA temp_store = MEMORY")
+        conn.execute("PRAGMA cache_size = -131072")  # 128 MB, this connection only
         conn.execute("BEGIN")  # one snapshot for every query
         where, params = _run_filter(workflow, cutoff)
-        steps = _step_stats(conn, where, params)
-        models = _model_stats(conn, where, params)
+        _collect_model_calls(conn, where, params)
+        groups = _model_groups(conn)
+        steps = _step_stats(conn, where, params, groups)
+        models = _model_stats(groups)
         workflows, days = _run_stats(conn, where, params)
         file_bytes, free_bytes = _file_sizes(conn, journal_path(db))
         conn.execute("COMMIT")
     finally:
         conn.close()
+    runs = sum(w.runs for w in workflows)
     return Stats(
         db=str(journal_path(db)),
         workflow=workflow,
         since=datetime.fromtimestamp(cutoff, UTC) if cutoff is not None else None,
         computed_at=datetime.now(UTC),
         seconds=time.perf_counter() - started,
-        runs=sum(w.runs for w in workflows),
+        runs=runs,
         steps=sum(d.steps for d in days),
+        retries_per_run=sum(w.retries_per_run * w.runs for w in workflows) / runs if runs else 0.0,
         file_bytes=file_bytes,
         free_bytes=free_bytes,
         step_stats=steps,
@@ -150,59 +161,86 @@ def _run_filter(workflow: str | None, cutoff: float | None) -> tuple[str, dict[s
     return " AND ".join(clauses), params
 
 
-def _steps_of_runs(where: str, columns: str, extra: str = "") -> str:
+def _steps_of_runs(where: str, columns: str, extra: str = "", *, bookkeeping: bool = False) -> str:
     """Steps of the selected runs; without a filter, no join at all (the common, big case)."""
-    if where == "1":
-        return f"SELECT {columns} FROM steps WHERE {_NOT_BOOKKEEPING} {extra}"
-    return (
-        f"SELECT {columns} FROM steps WHERE {_NOT_BOOKKEEPING} {extra} "
-        f"AND run_id IN (SELECT r.id FROM runs r WHERE {where})"
+    clauses = [] if bookkeeping else [_NOT_BOOKKEEPING]
+    if extra:
+        clauses.append(extra)
+    if where != "1":
+        clauses.append(f"run_id IN (SELECT r.id FROM runs r WHERE {where})")
+    return f"SELECT {columns} FROM steps WHERE {' AND '.join(clauses) or '1'}"
+
+
+def _collect_model_calls(conn: sqlite3.Connection, where: str, params: dict[str, object]) -> None:
+    """Parse the meta of every model call once, into a temporary table the other queries share.
+
+    ``json_extract`` with several paths returns them as one small JSON array (one parse of the
+    meta, which also holds the request); MATERIALIZED stops SQLite from inlining the subquery
+    and parsing again for every ``->>``.
+    """
+    paths = "'$.model', '$.served_by', '$.alias', '$.version', '$.tokens.input', '$.tokens.output', "
+    paths += "'$.cost', '$.fallback', '$.cache_hit'"
+    inner = _steps_of_runs(where, f"run_id, name, status, json_extract(meta, {paths}) AS m", "kind = 'model'")
+    conn.execute("DROP TABLE IF EXISTS temp.model_calls")
+    conn.execute(
+        f"""
+        CREATE TEMP TABLE model_calls AS
+        WITH s AS MATERIALIZED ({inner})
+        SELECT run_id, name, status, COALESCE(m ->> 0, m ->> 1, name) AS model, m ->> 2 AS alias,
+               m ->> 3 AS version, m ->> 4 AS tokens_in, m ->> 5 AS tokens_out, m ->> 6 AS cost,
+               m ->> 7 IS NOT NULL AS fallback, m ->> 8 AS cache_hit
+        FROM s
+        """,
+        params,
     )
 
 
-def _step_stats(conn: sqlite3.Connection, where: str, params: dict[str, object]) -> list[StepStats]:
-    # Nearest-rank percentile: the value at rank ceil(p * n / 100) among finished calls,
+def _step_stats(
+    conn: sqlite3.Connection, where: str, params: dict[str, object], groups: list[dict[str, Any]]
+) -> list[StepStats]:
+    """Counts and means by GROUP BY; percentiles from ROW_NUMBER over each step's partition
+    ordered by latency, keeping only the rows at the wanted ranks."""
+    counts = _steps_of_runs(
+        where,
+        "name, kind, COUNT(*), COUNT(ended_at), SUM(status = 'failed'), SUM(attempts - 1), "
+        "AVG(ended_at - started_at), MAX(ended_at - started_at)",
+    )
+    totals = {(r[0], r[1]): r[2:] for r in conn.execute(f"{counts} GROUP BY name, kind", params)}
+    # Nearest-rank percentile: the value at rank ceil(p * n / 100) among n finished calls,
     # written as integer division so it needs no math extension.
-    picks = ", ".join(f"MAX(CASE WHEN rn = ({p} * n + 99) / 100 THEN d END) AS p{p}" for p in PERCENTILES)
+    ranks = [f"({p} * z.n + 99) / 100" for p in PERCENTILES]
+    picks = ", ".join(f"MAX(CASE WHEN rn = {rank} THEN d END)" for rank in ranks)
+    slim = _steps_of_runs(where, "name, kind, ended_at - started_at AS d", "ended_at IS NOT NULL")
     sql = f"""
-        WITH s AS ({
-        _steps_of_runs(where, "run_id, name, kind, status, attempts, meta, ended_at - started_at AS d")
-    }),
+        WITH sizes AS (
+            SELECT value ->> 0 AS name, value ->> 1 AS kind, value ->> 2 AS n FROM json_each(:sizes)
+        ),
         ranked AS (
-            SELECT *, ROW_NUMBER() OVER (PARTITION BY name, kind ORDER BY d IS NULL, d) AS rn,
-                   COUNT(d) OVER (PARTITION BY name, kind) AS n
-            FROM s
+            SELECT name, kind, d, ROW_NUMBER() OVER (PARTITION BY name, kind ORDER BY d) AS rn
+            FROM ({slim})
         )
-        SELECT name, kind, COUNT(*), COUNT(DISTINCT run_id), SUM(status = 'failed'), {picks},
-               AVG(d), MAX(d), SUM(attempts - 1),
-               SUM(json_extract(meta, '$.fallback') IS NOT NULL),
-               SUM(json_extract(meta, '$.cache_hit') = 1),
-               SUM(json_extract(meta, '$.cache_hit') IS NOT NULL)
-        FROM ranked GROUP BY name, kind ORDER BY name, kind
+        SELECT r.name, r.kind, {picks}
+        FROM ranked r JOIN sizes z ON z.name = r.name AND z.kind = r.kind
+        WHERE rn IN ({", ".join(ranks)})
+        GROUP BY r.name, r.kind
     """
+    sizes = json.dumps([[name, kind, t[1]] for (name, kind), t in totals.items() if t[1]])
+    latency = {(r[0], r[1]): r[2:] for r in conn.execute(sql, {**params, "sizes": sizes})}
+    flags: dict[str, list[int]] = {}
+    for m in groups:
+        flag = flags.setdefault(m["name"], [0, 0, 0])
+        flag[0] += m["fallback_calls"]
+        flag[1] += m["cache_hits"]
+        flag[2] += m["cache_known"]
     out = []
-    for (
-        name,
-        kind,
-        calls,
-        runs,
-        failed,
-        p50,
-        p95,
-        p99,
-        mean,
-        longest,
-        retries,
-        fallbacks,
-        hits,
-        cached,
-    ) in conn.execute(sql, params):
+    for (name, kind), (calls, _, failed, retries, mean, longest) in totals.items():
+        p50, p95, p99 = latency.get((name, kind), (None, None, None))
+        fallbacks, hits, cached = flags.get(name, (0, 0, 0)) if kind == "model" else (0, 0, 0)
         out.append(
             StepStats(
                 name=name,
                 kind=kind,
                 calls=calls,
-                runs=runs,
                 failures=failed,
                 failure_rate=failed / calls,
                 p50=p50,
@@ -211,49 +249,71 @@ def _step_stats(conn: sqlite3.Connection, where: str, params: dict[str, object])
                 mean=mean,
                 max=longest,
                 retries=retries,
-                retries_per_run=retries / runs,
+                retries_per_call=retries / calls,
                 fallback_rate=fallbacks / calls,
                 cache_hit_rate=hits / cached if cached else None,
             )
         )
-    return out
+    return sorted(out, key=lambda st: (st.name, st.kind))
 
 
-def _model_stats(conn: sqlite3.Connection, where: str, params: dict[str, object]) -> list[ModelStats]:
-    # One JSON parse per row: json_extract with several paths returns them as a small array.
-    fields = "'$.model', '$.served_by', '$.alias', '$.version', '$.tokens.input', '$.tokens.output', "
-    fields += "'$.cost', '$.fallback', '$.cache_hit'"
-    inner = _steps_of_runs(where, f"name, status, json_extract(meta, {fields}) AS m", "AND kind = 'model'")
-    sql = f"""
-        WITH s AS ({inner})
-        SELECT COALESCE(m ->> 0, m ->> 1, name) AS model, m ->> 2 AS alias, m ->> 3 AS version,
-               COUNT(*), SUM(status = 'failed'), TOTAL(m ->> 4), TOTAL(m ->> 5), TOTAL(m ->> 6),
-               SUM(m ->> 7 IS NOT NULL), SUM(m ->> 8 = 1)
-        FROM s GROUP BY 1, 2, 3 ORDER BY TOTAL(m ->> 6) DESC, 1
-    """
-    rows = conn.execute(sql, params).fetchall()
-    return [
+def _model_groups(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Model calls grouped by step name and answering model/alias/version: the source of both
+    the per-model table and the steps' fallback and cache rates."""
+    rows = conn.execute(
+        """
+        SELECT name, model, alias, version, COUNT(*), SUM(status = 'failed'), TOTAL(tokens_in),
+               TOTAL(tokens_out), TOTAL(cost), SUM(fallback), SUM(cache_hit = 1), COUNT(cache_hit)
+        FROM model_calls GROUP BY 1, 2, 3, 4
+        """
+    ).fetchall()
+    keys = (
+        "name", "model", "alias", "version", "calls", "failures", "input_tokens", "output_tokens",
+        "cost", "fallback_calls", "cache_hits", "cache_known",
+    )  # fmt: skip
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def _model_stats(groups: list[dict[str, Any]]) -> list[ModelStats]:
+    merged: dict[tuple[str, str | None, str | None], dict[str, Any]] = {}
+    for group in groups:
+        key = (group["model"], group["alias"], group["version"])
+        if key not in merged:
+            merged[key] = dict(group)
+            continue
+        for field in (
+            "calls",
+            "failures",
+            "input_tokens",
+            "output_tokens",
+            "cost",
+            "fallback_calls",
+            "cache_hits",
+        ):
+            merged[key][field] += group[field]
+    models = [
         ModelStats(
-            model=model,
-            alias=alias,
-            version=version,
-            calls=calls,
-            failures=failed,
-            input_tokens=int(tokens_in),
-            output_tokens=int(tokens_out),
-            cost=cost,
-            fallback_calls=fallbacks,
-            cache_hits=hits,
+            model=g["model"],
+            alias=g["alias"],
+            version=g["version"],
+            calls=g["calls"],
+            failures=g["failures"],
+            input_tokens=int(g["input_tokens"]),
+            output_tokens=int(g["output_tokens"]),
+            cost=g["cost"],
+            fallback_calls=g["fallback_calls"],
+            cache_hits=g["cache_hits"],
         )
-        for model, alias, version, calls, failed, tokens_in, tokens_out, cost, fallbacks, hits in rows
+        for g in merged.values()
     ]
+    return sorted(models, key=lambda m: (-m.cost, m.model))
 
 
 def _run_stats(
     conn: sqlite3.Connection, where: str, params: dict[str, object]
 ) -> tuple[list[WorkflowStats], list[DayStats]]:
-    """One pass over runs and their steps, grouped by workflow, day and status; the few
-    resulting groups are then summed per workflow and per day."""
+    """One pass over runs and their steps (in primary-key order, so grouping by run needs no
+    sort), grouped by workflow, day and status; the few groups are then summed in Python."""
     step_bytes = (
         "length(CAST(name AS BLOB)) + COALESCE(length(CAST(output AS BLOB)), 0) + "
         "COALESCE(length(CAST(error AS BLOB)), 0) + COALESCE(length(CAST(meta AS BLOB)), 0)"
@@ -262,16 +322,17 @@ def _run_stats(
         "length(CAST(r.id AS BLOB)) + COALESCE(length(CAST(r.input AS BLOB)), 0) + "
         "COALESCE(length(CAST(r.output AS BLOB)), 0) + COALESCE(length(CAST(r.error AS BLOB)), 0)"
     )
+    per_run = _steps_of_runs(
+        where,
+        f"run_id, COUNT(*) AS n, SUM({step_bytes}) AS bytes, SUM(attempts - 1) AS retries",
+        bookkeeping=True,
+    )
     sql = f"""
-        WITH per_run AS (
-            SELECT run_id, COUNT(*) AS n, SUM({step_bytes}) AS bytes, SUM(attempts - 1) AS retries,
-                   TOTAL(CASE WHEN kind = 'model' THEN json_extract(meta, '$.cost') END) AS cost
-            FROM steps {"" if where == "1" else f"WHERE run_id IN (SELECT r.id FROM runs r WHERE {where})"}
-            GROUP BY run_id
-        )
+        WITH per_run AS ({per_run} GROUP BY run_id),
+        cost AS (SELECT run_id, TOTAL(cost) AS cost FROM model_calls GROUP BY run_id)
         SELECT r.workflow, date(r.created_at, 'unixepoch'), r.status, COUNT(*),
-               TOTAL(p.n), TOTAL({run_bytes} + COALESCE(p.bytes, 0)), TOTAL(p.retries), TOTAL(p.cost)
-        FROM runs r LEFT JOIN per_run p ON p.run_id = r.id
+               TOTAL(p.n), TOTAL({run_bytes} + COALESCE(p.bytes, 0)), TOTAL(p.retries), TOTAL(c.cost)
+        FROM runs r LEFT JOIN per_run p ON p.run_id = r.id LEFT JOIN cost c ON c.run_id = r.id
         WHERE {where}
         GROUP BY 1, 2, 3
     """
