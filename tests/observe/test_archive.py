@@ -206,6 +206,7 @@ def test_sigkill_mid_archive_then_rerun_loses_and_duplicates_nothing(
     assert max(counts.values()) == 1
     assert set(_archived_ids(out)) == old
     assert set(_store_ids(db)) == everything - old
+    assert [f.name for f in out.iterdir() if not f.name.startswith("runs-")] == []  # no stale temp files
     # and the whole archive imports cleanly into a fresh journal
     restored = tmp_path / "restored.db"
     SQLiteStore(restored).close()

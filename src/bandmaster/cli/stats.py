@@ -22,7 +22,7 @@ from bandmaster.errors import BandmasterError, UsageError
 from bandmaster.observe.stats import Stats, compute
 from bandmaster.observe.stats_archive import archive as archive_runs
 from bandmaster.observe.stats_export import export_runs, import_runs
-from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
+from bandmaster.store.sqlite import resolve_db_path
 
 out = Console(highlight=False)
 P = ParamSpec("P")
@@ -196,10 +196,7 @@ def import_(
     db: DbOption = None,
 ) -> None:
     """Bring exported or archived runs into a journal; runs already there are skipped."""
-    path = resolve_db_path(db)
-    if not path.exists():
-        SQLiteStore(path).close()  # importing into a new journal creates it
-    result = _call("import", import_runs, path, files)
+    result = _call("import", import_runs, resolve_db_path(db), files)
     out.print(f"imported {result.imported} runs, skipped {result.skipped} already present")
 
 

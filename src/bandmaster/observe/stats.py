@@ -6,7 +6,10 @@ Everything is aggregated inside SQLite (window functions for exact nearest-rank 
 
     from bandmaster.observe.stats import compute
     stats = compute("bm.db", workflow="triage", since="24h")
-    stats.steps[0].p99, stats.models[0].cost, stats.workflows[0].completion_rate
+    stats.step_stats[0].p99, stats.models[0].cost, stats.workflows[0].completion_rate
+
+This module is also the one import for moving runs around: ``export_runs``/``import_runs``
+(JSONL, ``stats_export``) and ``archive`` (retention, ``stats_archive``).
 """
 
 from __future__ import annotations
@@ -381,3 +384,24 @@ def _file_sizes(conn: sqlite3.Connection, path: object) -> tuple[int, int]:
     free = conn.execute("PRAGMA freelist_count").fetchone()[0]
     wal = journal_path(f"{path}-wal")
     return pages * page_size + (wal.stat().st_size if wal.is_file() else 0), free * page_size
+
+
+# The rest of the room's public API, importable from here.
+from bandmaster.observe.stats_archive import ArchiveResult, archive  # noqa: E402
+from bandmaster.observe.stats_export import ImportResult, RunRecord, export_runs, import_runs, read_records  # noqa: E402
+
+__all__ = [
+    "ArchiveResult",
+    "DayStats",
+    "ImportResult",
+    "ModelStats",
+    "RunRecord",
+    "Stats",
+    "StepStats",
+    "WorkflowStats",
+    "archive",
+    "compute",
+    "export_runs",
+    "import_runs",
+    "read_records",
+]

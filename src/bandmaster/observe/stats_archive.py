@@ -70,6 +70,7 @@ def archive(
     directory = Path(to) if to is not None else None
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
+        _remove_orphaned_temp_files(directory)
     conn = connect(db, write=True)
     try:
         size_before = _file_size(conn)
@@ -179,6 +180,25 @@ def _write_atomically(path: Path, conn: sqlite3.Connection, run_ids: list[str]) 
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _remove_orphaned_temp_files(directory: Path) -> None:
+    """Temporary files of archive processes that died mid-write (their batch is rewritten)."""
+    for tmp in directory.glob(".runs-*.tmp"):
+        pid = tmp.suffixes[-2].lstrip(".") if len(tmp.suffixes) >= 2 else ""
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _reclaim_space(conn: sqlite3.Connection, *, vacuum: bool) -> None:

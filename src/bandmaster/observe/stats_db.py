@@ -37,14 +37,16 @@ def journal_path(db: JournalRef) -> Path:
     return db.path if isinstance(db, SQLiteStore) else resolve_db_path(db)
 
 
-def connect(db: JournalRef, *, write: bool = False, busy_timeout: float = 30.0) -> sqlite3.Connection:
+def connect(
+    db: JournalRef, *, write: bool = False, create: bool = False, busy_timeout: float = 30.0
+) -> sqlite3.Connection:
     """A connection of our own to the journal (the engine's stays untouched).
 
     Read-only connections never create a file; writers migrate the schema first (via the
-    store) so the retention table and indexes exist.
+    store) so the retention table and indexes exist, and ``create`` makes a new journal.
     """
     path = journal_path(db)
-    if not path.is_file():
+    if not path.is_file() and not (write and create):
         raise InvalidInput(f"no journal at {path}; pass --db PATH (or set BANDMASTER_DB)")
     if write:
         SQLiteStore(path, busy_timeout=busy_timeout).close()  # applies pending migrations

@@ -234,12 +234,13 @@ class ImportResult(BaseModel):
 
 
 def import_runs(db: JournalRef, files: Sequence[str | os.PathLike[str]]) -> ImportResult:
-    """Bring exported or archived runs into ``db``. Every file is checked completely first, so a
-    corrupt line imports nothing; a run already present is skipped, never duplicated."""
+    """Bring exported or archived runs into ``db`` (created if missing). Every file is checked
+    completely first, so a corrupt line imports nothing; a run already present is skipped,
+    never duplicated."""
     for path in files:
         for _ in read_records(path):
             pass
-    conn = connect(db, write=True)
+    conn = connect(db, write=True, create=True)
     imported = skipped = 0
     try:
         for path in files:
