@@ -209,26 +209,22 @@ def _step_stats(
         "AVG(ended_at - started_at), MAX(ended_at - started_at)",
     )
     totals = {(r[0], r[1]): r[2:] for r in conn.execute(f"{counts} GROUP BY name, kind", params)}
-    # Nearest-rank percentile: the value at rank ceil(p * n / 100) among n finished calls,
-    # written as integer division so it needs no math extension.
-    ranks = [f"({p} * z.n + 99) / 100" for p in PERCENTILES]
-    picks = ", ".join(f"MAX(CASE WHEN rn = {rank} THEN d END)" for rank in ranks)
+    # Nearest-rank percentile: the value at rank ceil(p * n / 100) among n finished calls.
+    # Only rows at a wanted rank of some step leave the window (a few per step), so picking
+    # each step's own ranks from them is no loop over the journal.
+    wanted = {key: [-(-p * t[1] // 100) for p in PERCENTILES] for key, t in totals.items() if t[1]}
+    ranks = sorted({rank for per_step in wanted.values() for rank in per_step})
     slim = _steps_of_runs(where, "name, kind, ended_at - started_at AS d", "ended_at IS NOT NULL")
     sql = f"""
-        WITH sizes AS (
-            SELECT value ->> 0 AS name, value ->> 1 AS kind, value ->> 2 AS n FROM json_each(:sizes)
-        ),
-        ranked AS (
+        SELECT name, kind, rn, d FROM (
             SELECT name, kind, d, ROW_NUMBER() OVER (PARTITION BY name, kind ORDER BY d) AS rn
             FROM ({slim})
-        )
-        SELECT r.name, r.kind, {picks}
-        FROM ranked r JOIN sizes z ON z.name = r.name AND z.kind = r.kind
-        WHERE rn IN ({", ".join(ranks)})
-        GROUP BY r.name, r.kind
+        ) WHERE rn IN (SELECT value FROM json_each(:ranks))
     """
-    sizes = json.dumps([[name, kind, t[1]] for (name, kind), t in totals.items() if t[1]])
-    latency = {(r[0], r[1]): r[2:] for r in conn.execute(sql, {**params, "sizes": sizes})}
+    at_rank = {
+        (name, kind, rn): d for name, kind, rn, d in conn.execute(sql, {**params, "ranks": json.dumps(ranks)})
+    }
+    latency = {key: tuple(at_rank.get((*key, rank)) for rank in per_step) for key, per_step in wanted.items()}
     flags: dict[str, list[int]] = {}
     for m in groups:
         flag = flags.setdefault(m["name"], [0, 0, 0])
