@@ -2,7 +2,7 @@
 tokens and cost per model, completion and cost per workflow, storage per run and per day.
 
 Everything is aggregated inside SQLite (window functions for exact nearest-rank percentiles,
-``json_extract`` on step meta), so a million steps take seconds and no row reaches Python.
+``json_extract`` on step meta); only the aggregates reach Python, never a journal row.
 
     from bandmaster.observe.stats import compute
     stats = compute("bm.db", workflow="triage", since="24h")
@@ -31,7 +31,8 @@ PERCENTILES = (50, 95, 99)
 
 
 class StepStats(BaseModel):
-    """One step (or model call) name. Latencies in seconds, over finished attempts-with-retries."""
+    """One step (or model call) name. Latencies in seconds, from the step's start to its end
+    (retries and backoff included), over the calls that finished."""
 
     name: str
     kind: str
@@ -212,6 +213,7 @@ def _step_stats(
     # Nearest-rank percentile: the value at rank ceil(p * n / 100) among n finished calls.
     # Only rows at a wanted rank of some step leave the window (a few per step), so picking
     # each step's own ranks from them is no loop over the journal.
+    # (-(-a // b) is ceil(a / b) in integers.)
     wanted = {key: [-(-p * t[1] // 100) for p in PERCENTILES] for key, t in totals.items() if t[1]}
     ranks = sorted({rank for per_step in wanted.values() for rank in per_step})
     slim = _steps_of_runs(where, "name, kind, ended_at - started_at AS d", "ended_at IS NOT NULL")
