@@ -3,6 +3,7 @@ with the file and line named and nothing written."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import sqlite3
@@ -157,3 +158,27 @@ async def test_cli_export_import(tmp_path: Path) -> None:
     refused = runner.invoke(app, ["import", str(bad), "--db", str(target)])
     assert refused.exit_code == 2
     assert "bad.jsonl:1: field run" in refused.output
+
+
+async def test_a_run_in_flight_is_imported_ready_to_resume(tmp_path: Path) -> None:
+    source, target = tmp_path / "source.db", tmp_path / "target.db"
+    await _journal(source)
+    conn = sqlite3.connect(source)
+    conn.execute(
+        "INSERT INTO runs (id, workflow, status, input, fmt, created_at, updated_at, lease_owner, "
+        "lease_expires) VALUES ('busy', 'export_wf', 'running', '[3]', 'json1', 1, 1, 'host/1/x', 9e9)"
+    )
+    conn.commit()
+    conn.close()
+    out = tmp_path / "busy.jsonl"
+    assert export_runs(source, out, status="running") == 1
+    assert import_runs(target, [out]).imported == 1  # a new journal is created
+    async with bm.Engine(target, workflows=[export_wf], poll_interval=0.02) as engine:
+        info = await engine.describe("busy")
+        assert info.lease_owner is None
+        await engine.signal("busy", "go", 1)
+        deadline = asyncio.get_running_loop().time() + 15
+        while (info := await engine.describe("busy")).status != "completed":
+            assert asyncio.get_running_loop().time() < deadline, (info.status, info.error)
+            await asyncio.sleep(0.02)
+        assert info.output == 7

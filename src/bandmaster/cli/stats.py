@@ -15,7 +15,7 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from bandmaster.cli.app import DbOption, _fail, app
 from bandmaster.errors import BandmasterError, UsageError
@@ -83,7 +83,7 @@ def _print(s: Stats) -> None:
         f"computed in {s.seconds:.2f} s"
     )
     steps = Table(
-        "step",
+        Column("step", no_wrap=True),
         "kind",
         "calls",
         "p50 ms",
@@ -111,7 +111,7 @@ def _print(s: Stats) -> None:
     out.print(steps)
     if s.models:
         models = Table(
-            "model",
+            Column("model", no_wrap=True),
             "alias",
             "version",
             "calls",
@@ -138,7 +138,7 @@ def _print(s: Stats) -> None:
             )
         out.print(models)
     workflows = Table(
-        "workflow",
+        Column("workflow", no_wrap=True),
         "runs",
         "by status",
         "completion",
