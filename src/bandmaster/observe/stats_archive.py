@@ -37,6 +37,7 @@ from bandmaster.observe.stats_export import dump_runs, write_lines
 log = logging.getLogger("bandmaster.retention")
 _TERMINAL = f"({', '.join(repr(s) for s in sorted(TERMINAL_STATUSES))})"
 _IDS = "SELECT value FROM json_each(?)"
+_DELETE = "delete:"  # key prefix of batches that are deleted without a file
 
 
 class ArchiveResult(BaseModel):
@@ -77,24 +78,20 @@ def archive(
         files: list[str] = []
         moved = 0
         pending = conn.execute("SELECT file, run_ids FROM archive_batches ORDER BY created_at").fetchall()
-        for file, run_ids in pending:
-            moved += _finish(conn, file, json.loads(run_ids))
-            files.append(file)
-        while True:
-            batch = _claim(conn, cutoff, batch_size, directory)
-            if batch is None:
-                break
-            file, run_ids = batch
-            moved += _finish(conn, file, run_ids)
-            if file:
-                files.append(file)
+        for key, run_ids in pending:
+            moved += _finish(conn, key, json.loads(run_ids))
+            files.append(key)
+        while (batch := _claim(conn, cutoff, batch_size, directory)) is not None:
+            key, run_ids = batch
+            moved += _finish(conn, key, run_ids)
+            files.append(key)
         _reclaim_space(conn, vacuum=vacuum)
         freed = max(0, size_before - _file_size(conn))
     finally:
         conn.close()
     return ArchiveResult(
         runs=moved,
-        files=[f for f in files if f and not f.startswith("delete:")],
+        files=[key for key in files if not key.startswith(_DELETE)],
         recovered_batches=len(pending),
         freed_bytes=freed,
     )
@@ -103,6 +100,8 @@ def archive(
 def _claim(
     conn: sqlite3.Connection, cutoff: float, batch_size: int, directory: Path | None
 ) -> tuple[str, list[str]] | None:
+    """Record the next batch; returns its key (the file it goes to, or ``delete:<digest>``
+    when nothing is kept) and its run ids."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         rows = conn.execute(
@@ -115,16 +114,19 @@ def _claim(
             conn.execute("COMMIT")
             return None
         run_ids = [r[0] for r in rows]
-        file = str(_batch_file(directory, rows[0][1], run_ids)) if directory is not None else ""
+        if directory is not None:
+            key = str(_batch_file(directory, rows[0][1], run_ids))
+        else:
+            key = f"{_DELETE}{_digest(run_ids)}"
         conn.execute(
             "INSERT INTO archive_batches (file, run_ids, created_at) VALUES (?, ?, ?)",
-            (file or f"delete:{_digest(run_ids)}", json.dumps(run_ids), time.time()),
+            (key, json.dumps(run_ids), time.time()),
         )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
-    return file, run_ids
+    return key, run_ids
 
 
 def _batch_file(directory: Path, first_ended: float, run_ids: list[str]) -> Path:
@@ -137,16 +139,16 @@ def _digest(run_ids: list[str]) -> str:
     return hashlib.sha256("\n".join(run_ids).encode()).hexdigest()[:16]
 
 
-def _finish(conn: sqlite3.Connection, file: str, run_ids: list[str]) -> int:
-    """Write the batch's file (unless there is none, or it is already complete), then delete
-    its runs. Returns how many runs left the journal."""
-    key = file or f"delete:{_digest(run_ids)}"
-    if file and not file.startswith("delete:") and not Path(file).is_file():
+def _finish(conn: sqlite3.Connection, key: str, run_ids: list[str]) -> int:
+    """Write the batch's file (unless there is none, or it is already complete: files appear
+    under their final name only once fsynced), then delete its runs. Returns how many runs
+    left the journal."""
+    if not key.startswith(_DELETE) and not Path(key).is_file():
         conn.execute("BEGIN")  # a snapshot: the batch row and its runs, both or neither
         try:
             still_pending = conn.execute("SELECT 1 FROM archive_batches WHERE file = ?", (key,)).fetchone()
             if still_pending:
-                _write_atomically(Path(file), conn, run_ids)
+                _write_atomically(Path(key), conn, run_ids)
         finally:
             conn.execute("COMMIT")
         if not still_pending:
