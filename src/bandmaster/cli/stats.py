@@ -82,6 +82,9 @@ def _print(s: Stats) -> None:
         f"[bold]{s.db}[/]: {s.runs:,} runs, {s.steps:,} journal rows ({scope}{since}); "
         f"computed in {s.seconds:.2f} s"
     )
+    if not s.runs:
+        out.print("no runs in this selection")
+        return
     steps = Table(
         Column("step", no_wrap=True),
         "kind",
