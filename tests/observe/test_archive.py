@@ -278,3 +278,29 @@ def test_worker_retention_keeps_the_journal_bounded(
     assert set(archived) == set(started)
     assert max(archived.values()) == 1
     assert os.path.getsize(db) < 10 * 1024 * 1024
+
+
+def test_cli_archive_and_worker_option_errors(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bandmaster.cli.app import app
+
+    db, out = tmp_path / "bm.db", tmp_path / "archive"
+    _journal(db, old=40)
+    runner = CliRunner()
+    done = runner.invoke(app, ["archive", "--db", str(db), "--older-than", "7d", "--to", str(out)])
+    assert done.exit_code == 0, done.output
+    assert "archived 40 runs into 1 files" in done.output
+    bad = runner.invoke(app, ["archive", "--db", str(db), "--older-than", "soon", "--to", str(out)])
+    assert bad.exit_code == 2
+    assert "not a duration" in bad.output
+    missing = runner.invoke(
+        app, ["archive", "--db", str(tmp_path / "no.db"), "--older-than", "7d", "--to", "x"]
+    )
+    assert missing.exit_code == 2
+    assert "no journal at" in missing.output
+    worker = runner.invoke(
+        app, ["worker", str(HERE / "wf_retention.py"), "--db", str(db), "--retention", "1 week"]
+    )
+    assert worker.exit_code == 2
+    assert "--retention '1 week' is not a duration" in worker.output
