@@ -77,6 +77,12 @@ async def test_round_trip_is_exact_and_import_idempotent(tmp_path: Path, suffix:
     assert records[0].version == 1
     assert [s.kind for s in records[0].steps] == ["step", "wait"]
     assert records[0].signals[0].name == "go"
+    # values decode to what the workflow saw
+    assert records[1].run.decode("input") == [1]
+    assert records[1].run.decode("output") == 102
+    assert records[1].steps[0].decode("output") == 2
+    assert records[1].signals[0].decode("payload") == 100
+    assert records[4].run.decode("error")["message"].endswith("negative input")
 
     SQLiteStore(target).close()
     assert import_runs(target, [out]).model_dump() == {"imported": 5, "skipped": 0}

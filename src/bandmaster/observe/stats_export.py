@@ -30,7 +30,21 @@ FORMAT_VERSION = 1
 _IMPORT_BATCH = 500  # runs per import transaction
 
 
-class RunData(BaseModel):
+class _Row(BaseModel):
+    fmt: str
+
+    def decode(self, field: str) -> Any:
+        """A journal value of this row (``input``, ``output``, ``error``, ``meta``, ``payload``)
+        as Python data; ``None`` when absent."""
+        text = getattr(self, field)
+        if text is None:
+            return None
+        if self.fmt != "json1":
+            raise InvalidArchive(f"value encoding {self.fmt!r} is unknown to this bandmaster; upgrade it")
+        return json.loads(text)
+
+
+class RunData(_Row):
     """A ``runs`` row, without the lease (a lease means nothing in another journal)."""
 
     id: str
@@ -40,7 +54,6 @@ class RunData(BaseModel):
     input: str | None
     output: str | None
     error: str | None
-    fmt: str
     created_at: float
     updated_at: float
     ended_at: float | None
@@ -49,7 +62,7 @@ class RunData(BaseModel):
     claims: int
 
 
-class StepData(BaseModel):
+class StepData(_Row):
     seq: int
     name: str
     kind: str
@@ -60,13 +73,11 @@ class StepData(BaseModel):
     started_at: float
     ended_at: float | None
     meta: str | None
-    fmt: str
 
 
-class SignalData(BaseModel):
+class SignalData(_Row):
     name: str
     payload: str | None
-    fmt: str
     created_at: float
     consumed_seq: int | None
 
