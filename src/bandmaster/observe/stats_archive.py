@@ -209,8 +209,10 @@ def _reclaim_space(conn: sqlite3.Connection, *, vacuum: bool) -> None:
         conn.execute("VACUUM")
     elif conn.execute("PRAGMA auto_vacuum").fetchone()[0] == 2:  # incremental
         conn.execute("PRAGMA incremental_vacuum")
-    # Move the WAL into the file and truncate it; skipped quietly while readers hold it.
-    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    # Copy the WAL back into the file. PASSIVE never waits and never blocks the workers'
+    # writes (TRUNCATE would hold new writers while readers finish); after a VACUUM, which the
+    # caller asked for, truncating the WAL is what makes the file small.
+    conn.execute(f"PRAGMA wal_checkpoint({'TRUNCATE' if vacuum else 'PASSIVE'})").fetchall()
 
 
 def _file_size(conn: sqlite3.Connection) -> int:
