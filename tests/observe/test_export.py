@@ -143,6 +143,10 @@ async def test_corrupt_lines_are_refused_naming_the_line(tmp_path: Path) -> None
     truncated.write_bytes(data[: len(data) // 2])
     with pytest.raises(bm.InvalidArchive, match=r"cut\.jsonl\.gz: unreadable.*truncated"):
         import_runs(target, [truncated])
+    with pytest.raises(bm.InvalidArchive, match=r"is a directory; pass its files"):
+        import_runs(target, [tmp_path])
+    with pytest.raises(bm.InvalidArchive, match=r"absent\.jsonl: no such file"):
+        import_runs(target, [tmp_path / "absent.jsonl"])
     # every file is checked before anything is written: the good file was not imported either
     assert _rows(target)["runs"] == []
 

@@ -200,6 +200,8 @@ def read_records(path: str | os.PathLike[str]) -> Iterator[RunRecord]:
     """Parse an export or archive file, line by line; a bad line raises ``InvalidArchive``
     naming the file and line."""
     path = Path(path)
+    if path.is_dir():
+        raise InvalidArchive(f"{path} is a directory; pass its files, e.g. {path}/*.jsonl.gz")
     if not path.is_file():
         raise InvalidArchive(f"{path}: no such file")
     number = 0
