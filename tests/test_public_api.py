@@ -22,6 +22,7 @@ EXPECTED = [
     "Guard",
     "GuardViolation",
     "Hooks",
+    "InvalidArchive",
     "InvalidInput",
     "InvalidRequest",
     "InvalidSignature",

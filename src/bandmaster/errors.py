@@ -25,6 +25,7 @@ __all__ = [
     "CircuitOpen",
     "FallbacksExhausted",
     "GuardViolation",
+    "InvalidArchive",
     "InvalidInput",
     "InvalidRequest",
     "InvalidSignature",
@@ -79,6 +80,11 @@ class PayloadTooLarge(InvalidInput):
             f"limit with Engine(max_payload=...)"
         )
         self.what, self.size, self.limit = what, size, limit
+
+
+class InvalidArchive(InvalidInput):
+    """An export or archive file is corrupt, truncated or of an unknown format version; the
+    message names the file and line. Nothing of that import was written."""
 
 
 class WorkflowNotFound(UsageError, LookupError):

@@ -28,6 +28,8 @@ from bandmaster.cli.observe import MetricsHostOption, MetricsPortOption, TraceOp
 from bandmaster.engine.runtime import Engine, RunInfo
 from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageError
 from bandmaster.models.registry import Registry
+from bandmaster.observe.stats_archive import retention_loop
+from bandmaster.observe.stats_db import parse_duration
 
 app = typer.Typer(
     name="bandmaster",
@@ -242,12 +244,20 @@ def worker(
     trace: TraceOption = False,
     metrics_port: MetricsPortOption = None,
     metrics_host: MetricsHostOption = "127.0.0.1",
+    retention: Annotated[
+        str | None, typer.Option(help="Archive finished runs older than this (7d), on a schedule")
+    ] = None,
+    archive_dir: Annotated[
+        Path | None, typer.Option(help="Where --retention writes archives [default: delete them]")
+    ] = None,
 ) -> None:
     """Execute queued runs of these workflows until SIGTERM/SIGINT (then drain gracefully)."""
     try:
         workflows = load_workflows(modules)
         registry = _registry(models)
         hooks = worker_hooks(trace, metrics_port, metrics_host)
+        if retention is not None:
+            parse_duration(retention, what="--retention")
     except BandmasterError as exc:
         raise _fail(str(exc)) from exc
 
@@ -268,8 +278,13 @@ def worker(
         await engine.open()
         names = ", ".join(sorted(engine.workflows))
         err.print(f"worker {engine.owner} serving [bold]{names}[/] from {engine.path}", highlight=False)
+        keeper = (
+            asyncio.create_task(retention_loop(engine.path, retention, archive_dir)) if retention else None
+        )
         await stop.wait()
         err.print("draining…")
+        if keeper is not None:
+            keeper.cancel()
         await engine.close(grace=grace)
         return 0
 
@@ -421,3 +436,4 @@ def main() -> None:
 
 import bandmaster.cli.graph  # noqa: E402, F401  registers `bandmaster graph`
 from bandmaster.cli import replay as _replay  # noqa: E402, F401  registers `bandmaster replay`
+from bandmaster.cli import stats as _stats  # noqa: E402, F401  registers stats, export, import, archive

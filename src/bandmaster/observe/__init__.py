@@ -1,4 +1,5 @@
-"""Observability implemented as engine hooks: ``bandmaster.observe.tracing.Tracing``
+"""Observability: statistics from the journal (``bandmaster.observe.stats``), and engine hooks
+``bandmaster.observe.tracing.Tracing``
 (OpenTelemetry, extra ``otel``) and ``bandmaster.observe.metrics.Metrics`` (Prometheus, extra
 ``metrics``). Both load on first use, so importing this package needs neither extra."""
 

@@ -149,6 +149,18 @@ MIGRATIONS: list[list[str]] = [
         ) WITHOUT ROWID
         """,
     ],
+    # 5: retention: archive batches in flight (a crash between writing the file and deleting
+    # the runs is finished on the next run), and an index to find old finished runs
+    [
+        """
+        CREATE TABLE IF NOT EXISTS archive_batches (
+            file       TEXT PRIMARY KEY,  -- where the batch's JSONL.gz goes
+            run_ids    TEXT NOT NULL,     -- JSON list, in file order
+            created_at REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS runs_ended ON runs(status, ended_at)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,280 @@
+"""``bandmaster stats`` on a big journal: a generated journal of 1M step rows, timed against two
+baselines measured in the same run on the same file.
+
+    .venv/bin/python benchmarks/bench_stats.py                  # 1,000,000 steps (about 1 min)
+    .venv/bin/python benchmarks/bench_stats.py --quick          # 100,000 steps
+    .venv/bin/python benchmarks/bench_stats.py --steps 2000000 --keep /tmp/big.db --json out.json
+
+Also times ``archive`` of the oldest tenth of the runs (last, as it changes the journal).
+Baselines: *scan*, one plain ``SELECT`` over every step row (what any statistic must at least
+read), and *python*, the same per-step percentiles and per-model costs computed the naive way
+(fetch every row, ``json.loads`` the meta, sort in Python). A measurement, not a test: it
+always exits 0. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from bandmaster.observe.stats import archive, compute
+from bandmaster.observe.stats_plot import timeline
+from bandmaster.store.sqlite import SQLiteStore
+
+DAYS = 30
+# name, kind, median latency (s), failure rate, retry rate
+PIPELINE = [
+    ("classify", "model", 0.35, 0.02, 0.05),
+    ("scan_phi", "step", 0.04, 0.005, 0.01),
+    ("now", "now", 0.0, 0.0, 0.0),
+    ("route", "route", 0.0, 0.0, 0.0),
+    ("summarise", "model", 1.2, 0.03, 0.08),
+    ("reply", "model", 0.9, 0.01, 0.04),
+    ("notify", "step", 0.12, 0.01, 0.02),
+    ("uuid", "uuid", 0.0, 0.0, 0.0),
+]
+MODELS = {  # model: (price in, price out per token), share of primary traffic
+    "classify": [("intent-small", 0.0, 0.0, 0.9), ("gpt-4o-mini", 0.15e-6, 0.6e-6, 0.1)],
+    "summarise": [("claude-3-5-haiku", 0.8e-6, 4e-6, 1.0)],
+    "reply": [("gpt-4o", 2.5e-6, 10e-6, 0.95), ("gpt-4o-2024-11", 2.5e-6, 10e-6, 0.05)],
+}
+FALLBACK = ("llama-3.1-8b-local", 0.0, 0.0)
+
+
+def generate(path: Path, steps: int, seed: int = 1) -> tuple[int, int]:
+    """A journal of about ``steps`` step rows (up to 8 per run, 3 workflows, 30 days),
+    bulk-inserted through the store's own schema. Returns (runs, steps)."""
+    SQLiteStore(path).close()
+    rng = random.Random(seed)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA synchronous=OFF")  # generation only; the timed reads are unaffected
+    runs = steps // len(PIPELINE) + steps // 40  # failed runs stop early: ~8% more runs
+    start = time.time() - DAYS * 86400
+    prompt = "Customer writes: my card was charged twice for the same order, please help. " * 3
+    conn.execute("BEGIN")
+    run_rows: list[tuple[Any, ...]] = []
+    step_rows: list[tuple[Any, ...]] = []
+    written = 0
+    for r in range(runs):
+        if written >= steps:
+            break
+        run_id = f"{r:08x}-run"
+        created = start + DAYS * 86400 * r / runs
+        workflow = ("triage", "contract_review", "fraud_check")[r % 3]
+        t = created
+        failed = False
+        for seq, (name, kind, median, p_fail, p_retry) in enumerate(PIPELINE):
+            latency = rng.lognormvariate(math.log(median), 0.6) if median else 0.0
+            attempts = 1 + (rng.random() < p_retry) + (rng.random() < p_retry / 4)
+            status = "failed" if rng.random() < p_fail else "completed"
+            meta = None
+            if kind == "model":
+                meta = _model_meta(rng, name, prompt)
+            step_rows.append(
+                (run_id, seq, name, kind, status, '"ok"' if status == "completed" else None,
+                 '{"type": "ProviderUnavailable", "message": "503"}' if status == "failed" else None,
+                 attempts, t, t + latency, meta, "json1")
+            )  # fmt: skip
+            t += latency
+            written += 1
+            if status == "failed":
+                failed = True
+                break
+        status = "failed" if failed else ("completed" if rng.random() < 0.99 else "waiting")
+        ended = t if status != "waiting" else None
+        run_rows.append(
+            (run_id, workflow, status, json.dumps({"text": prompt[:120]}), '"auto_reply"', "json1",
+             created, t, ended)
+        )  # fmt: skip
+        if len(step_rows) >= 50_000:
+            _flush(conn, run_rows, step_rows)
+    _flush(conn, run_rows, step_rows)
+    conn.execute("COMMIT")
+    counted = conn.execute("SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM steps)").fetchone()
+    conn.close()
+    return counted[0], counted[1]
+
+
+def _model_meta(rng: random.Random, name: str, prompt: str) -> str:
+    choices = MODELS[name]
+    pick = rng.random()
+    model, price_in, price_out, share = choices[0]
+    for candidate in choices:
+        if pick < candidate[3]:
+            model, price_in, price_out, share = candidate
+            break
+        pick -= candidate[3]
+    fallback = None
+    if rng.random() < 0.04:
+        model, price_in, price_out = FALLBACK
+        fallback = model
+    cache_hit = rng.random() < 0.1
+    tokens_in, tokens_out = rng.randint(200, 1500), rng.randint(5, 400)
+    cost = 0.0 if cache_hit else tokens_in * price_in + tokens_out * price_out
+    return json.dumps(
+        {
+            "request": {
+                "input": [{"role": "user", "content": prompt}],
+                "system": "Be brief.",
+                "max_tokens": 400,
+            },
+            "alias": name,
+            "version": "canary" if share < 0.5 else "production",
+            "model": model,
+            "served_by": model,
+            "fallback": fallback,
+            "cache_hit": cache_hit,
+            "tokens": {"input": tokens_in, "output": tokens_out},
+            "cost": cost,
+            "confidence": round(rng.random(), 3),
+        }
+    )
+
+
+def _flush(
+    conn: sqlite3.Connection, run_rows: list[tuple[Any, ...]], step_rows: list[tuple[Any, ...]]
+) -> None:
+    conn.executemany(
+        "INSERT INTO runs (id, workflow, status, input, output, fmt, created_at, updated_at, ended_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [(*row[:8], row[8]) for row in run_rows],
+    )
+    conn.executemany("INSERT INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", step_rows)
+    run_rows.clear()
+    step_rows.clear()
+
+
+def scan_floor(path: Path) -> float:
+    conn = sqlite3.connect(path)
+    t0 = time.perf_counter()
+    conn.execute("SELECT COUNT(*), TOTAL(ended_at - started_at), TOTAL(length(meta)) FROM steps").fetchone()
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return elapsed
+
+
+def python_baseline(path: Path) -> tuple[float, dict[str, float]]:
+    """The naive way: every row into Python, json.loads, sort."""
+    conn = sqlite3.connect(path)
+    t0 = time.perf_counter()
+    latencies: dict[str, list[float]] = defaultdict(list)
+    cost: dict[str, float] = defaultdict(float)
+    for name, kind, started, ended, meta in conn.execute(
+        "SELECT name, kind, started_at, ended_at, meta FROM steps"
+    ):
+        if kind in ("now", "uuid", "random", "sleep", "wait"):
+            continue
+        latencies[name].append(ended - started)
+        if meta:
+            m = json.loads(meta)
+            cost[m.get("model") or name] += m.get("cost") or 0.0
+    p99 = {}
+    for name, values in latencies.items():
+        values.sort()
+        p99[name] = values[max(0, math.ceil(0.99 * len(values)) - 1)]
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return elapsed, p99
+
+
+def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - t0, result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--quick", action="store_true", help="100,000 steps")
+    parser.add_argument("--keep", type=Path, help="write the journal here and keep it (reused if present)")
+    parser.add_argument("--json", type=Path, help="also write the numbers as JSON")
+    args = parser.parse_args()
+    steps = 100_000 if args.quick else args.steps
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.keep or Path(tmp) / "stats.db"
+        t_gen = 0.0
+        if not path.exists():
+            t_gen, (runs, rows) = timed(generate, path, steps)
+        else:
+            conn = sqlite3.connect(path)
+            runs, rows = conn.execute(
+                "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM steps)"
+            ).fetchone()
+            conn.close()
+        size = path.stat().st_size
+        print(f"journal: {runs:,} runs, {rows:,} step rows, {size / 1e6:.0f} MB (generated in {t_gen:.1f} s)")
+
+        floor = statistics.median(scan_floor(path) for _ in range(3))
+        t_all, stats = timed(compute, path)
+        t_all2, _ = timed(compute, path)
+        t_all = min(t_all, t_all2)
+        t_wf, _ = timed(compute, path, workflow="triage")
+        t_since, recent = timed(compute, path, since="7d")
+        t_plot, buckets = timed(timeline, path)
+        t_py, py_p99 = python_baseline(path)
+        # retention last (it changes the journal): the oldest tenth, 3 of the 30 days
+        t_arch, archived = timed(archive, path, f"{DAYS - 3}d", Path(tmp) / "archive")
+
+        # the SQL percentiles agree with the naive Python ones
+        sql_p99 = {s.name: s.p99 for s in stats.step_stats}
+        agree = all(abs((sql_p99[name] or 0) - value) < 1e-9 for name, value in py_p99.items())
+        numbers = {
+            "runs": runs,
+            "steps": rows,
+            "journal_mb": size / 1e6,
+            "scan_floor_s": floor,
+            "stats_all_s": t_all,
+            "stats_workflow_s": t_wf,
+            "stats_since_7d_s": t_since,
+            "timeline_s": t_plot,
+            "python_naive_s": t_py,
+            "archive_runs": archived.runs,
+            "archive_s": t_arch,
+            "ratio_vs_scan": t_all / floor,
+            "speedup_vs_python": t_py / t_all,
+            "p99_agree_with_python": agree,
+        }
+        rows_out = [
+            ("full scan of steps (floor)", f"{floor:.2f} s", "1.0x"),
+            ("stats, whole journal", f"{t_all:.2f} s", f"{t_all / floor:.1f}x floor"),
+            ("stats --workflow triage", f"{t_wf:.2f} s", f"{t_wf / floor:.1f}x floor"),
+            (f"stats --since 7d ({recent.runs:,} runs)", f"{t_since:.2f} s", f"{t_since / floor:.1f}x floor"),
+            (f"--plot timeline ({len(buckets)} slices)", f"{t_plot:.2f} s", f"{t_plot / floor:.1f}x floor"),
+            (
+                "naive Python, p99 + cost only (rows, json.loads, sort)",
+                f"{t_py:.2f} s",
+                f"{t_py / t_all:.1f}x stats",
+            ),
+            (
+                f"archive oldest 3 days ({archived.runs:,} runs, {len(archived.files)} files)",
+                f"{t_arch:.2f} s",
+                f"{archived.runs / t_arch:,.0f} runs/s" if t_arch else "",
+            ),
+        ]
+        width = max(len(r[0]) for r in rows_out)
+        for label, value, ratio in rows_out:
+            print(f"  {label:<{width}}  {value:>8}  {ratio}")
+        print(f"  p99 per step equal to the Python computation: {agree}")
+        top = sorted(stats.models, key=lambda m: -m.cost)[:3]
+        print("  top models by cost: " + ", ".join(f"{m.model} ${m.cost:,.2f}" for m in top))
+        if args.json:
+            args.json.write_text(json.dumps(numbers, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
