@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 import bandmaster as bm
 from bandmaster.cli.app import app
+from bandmaster.observe.stats_archive import archive
 from bandmaster.observe.stats_export import export_runs, import_runs, read_records
 from bandmaster.store.sqlite import SQLiteStore
 
@@ -192,3 +193,41 @@ async def test_a_run_in_flight_is_imported_ready_to_resume(tmp_path: Path) -> No
             assert asyncio.get_running_loop().time() < deadline, (info.status, info.error)
             await asyncio.sleep(0.02)
         assert info.output == 7
+
+
+@bm.workflow(name="approved_wf")
+async def approved_wf(ticket: str) -> str:
+    decision = await bm.approval("review", {"ticket": ticket}, timeout=30, default="send")
+    return decision.action
+
+
+async def test_approvals_and_their_audit_travel_with_the_run(tmp_path: Path) -> None:
+    source, copy, archived = tmp_path / "source.db", tmp_path / "copy.db", tmp_path / "archive"
+    async with bm.Engine(source, workflows=[approved_wf], poll_interval=0.02) as engine:
+        handle = await engine.start(approved_wf, "T-1")
+        for _ in range(500):  # until the run waits on its approval
+            if await engine.approvals.list():
+                break
+            await asyncio.sleep(0.02)
+        await engine.approvals.override(handle.id, by="alice", comment="not PHI")
+        assert await handle.result() == "override"
+
+    def related(path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+        with sqlite3.connect(path) as conn:
+            approvals = conn.execute(
+                "SELECT run_id, name, action, decided_by, comment FROM approvals"
+            ).fetchall()
+            audit = conn.execute("SELECT run_id, who, event, action FROM approval_audit").fetchall()
+        return approvals, audit
+
+    before = related(source)
+    assert before[0] == [(handle.id, "review", "override", "alice", "not PHI")]
+    export_runs(source, tmp_path / "runs.jsonl")
+    import_runs(copy, [tmp_path / "runs.jsonl"])
+    assert related(copy) == before  # an import restores who decided what
+
+    await asyncio.sleep(0.05)
+    archive(source, older_than=0.01, to=archived)
+    assert related(source) == ([], [])  # nothing of the run is left behind
+    import_runs(tmp_path / "restored.db", sorted(archived.iterdir()))
+    assert related(tmp_path / "restored.db") == before
