@@ -48,6 +48,7 @@ EXPECTED = [
     "StepInfo",
     "StepTimeout",
     "StoreError",
+    "TemporalEngine",
     "UnknownModel",
     "Usage",
     "UsageError",

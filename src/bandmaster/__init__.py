@@ -81,6 +81,7 @@ _LAZY = {
     "Decision": "bandmaster.routing",
     "Example": "bandmaster.routing",
     "Router": "bandmaster.routing",
+    "TemporalEngine": "bandmaster.temporal",  # needs the temporal extra
 }
 
 
@@ -139,6 +140,7 @@ __all__ = [
     "StepInfo",
     "StepTimeout",
     "StoreError",
+    "TemporalEngine",
     "UnknownModel",
     "Usage",
     "UsageError",

@@ -1,0 +1,94 @@
+"""Errors across the Temporal boundary, both ways.
+
+An activity turns a bandmaster (or user) exception into an ``ApplicationError`` carrying the
+journal's error record, marked non-retryable when the step's ``bm.Retry`` would not retry it.
+The workflow turns the ``ActivityError`` Temporal hands back into the original exception type,
+so workflow code catches ``bm.RateLimited`` or ``bm.RetriesExhausted`` exactly as on the
+embedded engine.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
+from temporalio.exceptions import TimeoutError as ActivityTimeout
+
+from bandmaster.engine.serde import error_record, rebuild_error
+from bandmaster.errors import BandmasterError, RateLimited, RetriesExhausted, RetryableError, StepTimeout
+from bandmaster.policies.retry import DEFAULT_RETRY_ON, Retry
+
+
+def to_application_error(exc: BaseException, *, retryable: bool) -> ApplicationError:
+    """What an activity raises for ``exc``: the journal record travels in the details."""
+    delay = None
+    if isinstance(exc, RateLimited) and exc.retry_after:
+        delay = timedelta(seconds=exc.retry_after)  # honour Retry-After, as the embedded backoff does
+    return ApplicationError(
+        str(exc),
+        error_record(exc),
+        type=type(exc).__name__,
+        non_retryable=not retryable,
+        next_retry_delay=delay,
+    )
+
+
+def run_failure(exc: BaseException) -> ApplicationError:
+    """What the generic workflow raises when the user's workflow function raised ``exc``: a
+    non-retryable failure of the run (not a workflow-task failure Temporal would retry)."""
+    return ApplicationError(str(exc), error_record(exc), type=type(exc).__name__, non_retryable=True)
+
+
+def record_of(exc: BaseException) -> dict[str, Any] | None:
+    """The journal error record an ``ApplicationError`` carries, if it carries one."""
+    if isinstance(exc, ApplicationError) and exc.details and isinstance(exc.details[0], dict):
+        return exc.details[0]
+    return None
+
+
+def step_error(exc: ActivityError, *, name: str, attempts: int, timeout: float | None) -> BaseException:
+    """The exception the workflow sees when the activity of step ``name`` finally failed."""
+    cause = exc.cause
+    if isinstance(cause, CancelledError):
+        return cause
+    if isinstance(cause, ActivityTimeout):
+        error: BaseException = StepTimeout(f"{name!r} timed out after {timeout}s")
+    else:
+        record = record_of(cause) if cause is not None else None
+        error = rebuild_error(record) if record else rebuild_error({"type": "", "message": str(cause or exc)})
+    if exc.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED and attempts > 1:
+        # Temporal keeps only the last attempt's failure; earlier ones are in the history.
+        exhausted = RetriesExhausted(name, [error])
+        exhausted.args = (
+            f"step {name!r} failed after {attempts} attempts; last error: {type(error).__name__}: {error}",
+        )
+        return exhausted
+    return error
+
+
+def _non_retryable_types() -> list[str]:
+    """bandmaster's own errors that the default retry policy never retries."""
+    names: set[str] = set()
+    pending: list[type[BaseException]] = [BandmasterError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if not issubclass(cls, RetryableError | ConnectionError | TimeoutError):
+            names.add(cls.__name__)
+    return sorted(names)
+
+
+def retry_policy(retry: Retry) -> RetryPolicy:
+    """bandmaster's ``Retry`` as Temporal's: same attempts and backoff curve (Temporal adds no
+    jitter). The activity also marks each error retryable or not with the step's own
+    ``retry_on``, so predicates keep working; the type list covers the default."""
+    initial = max(retry.initial, 0.001)
+    return RetryPolicy(
+        maximum_attempts=retry.attempts,
+        initial_interval=timedelta(seconds=initial),
+        backoff_coefficient=retry.multiplier,
+        maximum_interval=timedelta(seconds=max(retry.max_delay, initial)),
+        non_retryable_error_types=_non_retryable_types() if retry.retry_on == DEFAULT_RETRY_ON else None,
+    )
