@@ -136,7 +136,7 @@ async def make_engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIt
     async def make(workflows: list[bm.Workflow[..., Any]], **options: Any) -> Any:
         if request.param == "embedded":
             engine: Any = bm.Engine(
-                tmp_path / "journal.db", workflows=workflows, poll_interval=0.02, lease=2.0
+                tmp_path / "journal.db", workflows=workflows, poll_interval=0.02, lease=2.0, **options
             )
         else:
             server: TemporalServer = request.getfixturevalue("temporal_server")

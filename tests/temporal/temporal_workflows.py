@@ -124,9 +124,10 @@ async def failing() -> str:
     return await fails()
 
 
-@bm.step
+@bm.step(timeout=3.0, retry=bm.Retry(attempts=5, initial=0.1))
 async def side(log: str, name: str, seconds: float) -> str:
-    """Sleeps, then records its effect: a worker killed during the sleep leaves no effect."""
+    """Sleeps, then records its effect: a worker killed during the sleep leaves no effect. The
+    timeout is what lets Temporal retry an attempt whose worker died."""
     await asyncio.sleep(seconds)
     effect(log, name)
     return name
@@ -141,3 +142,40 @@ async def chain(log: str, steps: int, seconds: float) -> list[str]:
 async def waits_then_steps(log: str) -> str:
     await bm.wait_for("go")
     return await record(log, "after-go")
+
+
+def shout(text: str) -> str:
+    return text.upper()
+
+
+def broken(text: str) -> str:
+    raise bm.ProviderUnavailable("the primary model is down")
+
+
+def registry() -> bm.Registry:
+    """``answer`` is an alias whose primary is down: the fallback answers."""
+    return bm.Registry.from_dict(
+        {
+            "aliases": {
+                "answer": {
+                    "versions": {"production": "broken"},
+                    "policy": {"retry": {"attempts": 2, "initial": 0.01}, "fallback": ["shout"]},
+                }
+            }
+        },
+        models={"shout": bm.CallableModel(shout), "broken": bm.CallableModel(broken)},
+    )
+
+
+@bm.workflow
+async def ask(text: str) -> str:
+    direct = await bm.call_model("shout", text)
+    assert isinstance(direct, bm.ModelResponse)
+    fallen_back = await bm.call_model("answer", text + "?")
+    return f"{direct.output} {fallen_back.output} {fallen_back.model}"
+
+
+@bm.workflow
+async def typed_wait() -> str:
+    ticket = await bm.wait_for("ticket", type=Ticket)
+    return ticket.text

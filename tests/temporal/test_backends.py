@@ -206,3 +206,14 @@ async def _until_list(engine: object, workflow: str, n: int, timeout: float = 20
         if len(runs) >= n or loop.time() > deadline:
             return runs
         await asyncio.sleep(0.1)
+
+
+async def test_call_model_with_fallback_from_the_registry(make_engine: EngineFactory) -> None:
+    engine = await make_engine([wfs.ask], registry=wfs.registry())
+    handle = await engine.start(wfs.ask, "hello")
+    assert await handle.result(timeout=30) == "HELLO HELLO? shout"
+    info = await engine.describe(handle.id)
+    assert [(s.seq, s.name, s.kind, s.status) for s in info.steps] == [
+        (1, "shout", "model", "completed"),
+        (2, "answer", "model", "completed"),
+    ]

@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,9 +21,21 @@ from rich.table import Table
 
 from bandmaster.cli.loader import load_workflow, load_workflows
 from bandmaster.cli.models import models_app
+from bandmaster.cli.temporal import (
+    BackendOption,
+    LocalOption,
+    NamespaceOption,
+    TargetOption,
+    TaskQueueOption,
+    backend_from_env,
+    check_backend,
+)
 from bandmaster.engine.runtime import Engine, RunInfo
 from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageError
 from bandmaster.models.registry import Registry
+
+if TYPE_CHECKING:
+    from bandmaster.temporal.engine import TemporalEngine
 
 app = typer.Typer(
     name="bandmaster",
@@ -233,13 +245,30 @@ def worker(
     poll: Annotated[float, typer.Option(help="Seconds between polls for ready runs")] = 0.1,
     grace: Annotated[float, typer.Option(help="Seconds to drain on SIGTERM")] = 10.0,
     models: ModelsOption = None,
+    backend: BackendOption = "embedded",
+    target: TargetOption = "localhost:7233",
+    namespace: NamespaceOption = "default",
+    task_queue: TaskQueueOption = "bandmaster",
+    local_activities: LocalOption = False,
 ) -> None:
     """Execute queued runs of these workflows until SIGTERM/SIGINT (then drain gracefully)."""
     try:
+        check_backend(backend)
         workflows = load_workflows(modules)
         registry = _registry(models)
     except BandmasterError as exc:
         raise _fail(str(exc)) from exc
+    if backend == "temporal":
+        from bandmaster.cli.temporal import serve as serve_temporal
+
+        options = {"target": target, "namespace": namespace, "task_queue": task_queue}
+        raise typer.Exit(
+            _run(
+                serve_temporal(
+                    workflows, registry, **options, local_activities=local_activities, concurrency=concurrency
+                )
+            )
+        )
 
     async def serve() -> int:
         stop = asyncio.Event()
@@ -268,7 +297,11 @@ def worker(
 # --- runs, signal, cancel -------------------------------------------------------------------
 
 
-async def _client(db: str | None) -> Engine:
+async def _client(db: str | None) -> Engine | TemporalEngine:
+    if backend_from_env() == "temporal":  # BANDMASTER_BACKEND=temporal: the Temporal cluster is the journal
+        from bandmaster.cli.temporal import temporal_client
+
+        return await temporal_client()
     engine = Engine(db, worker=False)
     if not engine.path.exists():
         raise _fail(f"no journal at {engine.path}; pass --db or set BANDMASTER_DB")

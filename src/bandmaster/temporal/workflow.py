@@ -29,7 +29,7 @@ from bandmaster.engine.backend import current_backend
 from bandmaster.engine.operations import MISSING
 from bandmaster.engine.serde import ANY, Codec, codec_for
 from bandmaster.engine.step import Step
-from bandmaster.errors import InvalidInput, UsageError, WaitTimeout
+from bandmaster.errors import InvalidInput, UsageError, WaitTimeout, WorkflowNotFound
 from bandmaster.models.base import ModelResponse
 from bandmaster.temporal.activities import MODEL_ACTIVITY, STEP_ACTIVITY, ModelCall, StepCall, step_ref
 from bandmaster.temporal.failures import retry_policy, run_failure, step_error
@@ -228,11 +228,11 @@ class BandmasterWorkflow:
         wf = options.workflows.get(info.workflow_type) if options is not None else None
         if options is None or wf is None:
             known = ", ".join(sorted(options.workflows)) if options is not None else "none"
-            raise ApplicationError(
-                f"no workflow named {info.workflow_type!r} on task queue {info.task_queue!r} "
-                f"(known: {known}); start a worker that hosts it",
-                type="WorkflowNotFound",
-                non_retryable=True,
+            raise run_failure(
+                WorkflowNotFound(
+                    f"no workflow named {info.workflow_type!r} on task queue {info.task_queue!r} "
+                    f"(known: {known}); start a worker that hosts it"
+                )
             )
         ops = self.ops = TemporalOperations(options)
         for name, payload in self.early:
