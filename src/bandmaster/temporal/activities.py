@@ -8,6 +8,7 @@ import importlib
 import inspect
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, get_type_hints
 
 from temporalio import activity
@@ -63,10 +64,14 @@ def resolve_step(ref: str) -> Step[..., Any]:
     return obj
 
 
+@lru_cache(maxsize=1024)
+def _parameters(step: Step[..., Any]) -> tuple[inspect.Signature, dict[str, Any]]:
+    return inspect.signature(step.fn), get_type_hints(step.fn)
+
+
 def _bind(step: Step[..., Any], args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
     """Validate JSON arguments into the step's parameter annotations (models come back as models)."""
-    signature = inspect.signature(step.fn)
-    hints = get_type_hints(step.fn)
+    signature, hints = _parameters(step)
     bound = signature.bind(*args, **kwargs)
     for name, value in bound.arguments.items():
         hint = hints.get(name, Any)

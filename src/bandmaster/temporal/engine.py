@@ -166,6 +166,7 @@ class TemporalEngine:
             if kwargs:
                 raise InvalidInput("start a workflow by name with positional arguments only")
             payload = ANY.to_jsonable(list(args))
+        given_id = run_id is not None
         run_id = run_id or uuid.uuid4().hex
         memo = {"bandmaster.version": wf.version} if wf is not None and wf.version else None
         with contextlib.suppress(WorkflowAlreadyStartedError):  # finished run of this id: return it
@@ -178,11 +179,12 @@ class TemporalEngine:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 memo=memo,
             )
-        existing = await self.client.get_workflow_handle(run_id).describe()
-        if existing.workflow_type != name:
-            raise InvalidInput(
-                f"run id {run_id!r} is already used by a run of workflow {existing.workflow_type!r}"
-            )
+        if given_id:  # only a caller's id can name an existing run (one more round trip)
+            existing = await self.client.get_workflow_handle(run_id).describe()
+            if existing.workflow_type != name:
+                raise InvalidInput(
+                    f"run id {run_id!r} is already used by a run of workflow {existing.workflow_type!r}"
+                )
         return TemporalRunHandle(self, run_id, wf)
 
     def _handle(self, run_id: str) -> WorkflowHandle[Any, Any]:

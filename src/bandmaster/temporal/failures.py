@@ -10,6 +10,7 @@ embedded engine.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 from temporalio.common import RetryPolicy
@@ -68,7 +69,8 @@ def step_error(exc: ActivityError, *, name: str, attempts: int, timeout: float |
     return error
 
 
-def _non_retryable_types() -> list[str]:
+@lru_cache(maxsize=1)
+def _non_retryable_types() -> tuple[str, ...]:
     """bandmaster's own errors that the default retry policy never retries."""
     names: set[str] = set()
     pending: list[type[BaseException]] = [BandmasterError]
@@ -77,9 +79,10 @@ def _non_retryable_types() -> list[str]:
         pending.extend(cls.__subclasses__())
         if not issubclass(cls, RetryableError | ConnectionError | TimeoutError):
             names.add(cls.__name__)
-    return sorted(names)
+    return tuple(sorted(names))
 
 
+@lru_cache(maxsize=256)  # one per step policy; Retry is frozen, and Temporal only reads this
 def retry_policy(retry: Retry) -> RetryPolicy:
     """bandmaster's ``Retry`` as Temporal's: same attempts and backoff curve (Temporal adds no
     jitter). The activity also marks each error retryable or not with the step's own
@@ -90,5 +93,7 @@ def retry_policy(retry: Retry) -> RetryPolicy:
         initial_interval=timedelta(seconds=initial),
         backoff_coefficient=retry.multiplier,
         maximum_interval=timedelta(seconds=max(retry.max_delay, initial)),
-        non_retryable_error_types=_non_retryable_types() if retry.retry_on == DEFAULT_RETRY_ON else None,
+        non_retryable_error_types=list(_non_retryable_types())
+        if retry.retry_on == DEFAULT_RETRY_ON
+        else None,
     )
