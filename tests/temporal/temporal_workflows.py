@@ -179,3 +179,16 @@ async def ask(text: str) -> str:
 async def typed_wait() -> str:
     ticket = await bm.wait_for("ticket", type=Ticket)
     return ticket.text
+
+
+@bm.step
+async def trace_id() -> str:
+    """The OpenTelemetry trace this step runs in (the activity's context)."""
+    from opentelemetry import trace
+
+    return format(trace.get_current_span().get_span_context().trace_id, "032x")
+
+
+@bm.workflow
+async def traced() -> list[str]:
+    return [await trace_id(), await trace_id()]

@@ -17,6 +17,9 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
 )
+from temporalio.client import (
+    Interceptor as ClientInterceptor,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import CancelledError, TerminatedError, WorkflowAlreadyStartedError
@@ -66,7 +69,10 @@ class TemporalEngine:
     ``worker=True`` (the default when ``workflows`` are given) this process also hosts them on
     ``task_queue``. ``local_activities=True`` runs every step as a local activity (fewer
     round trips; see the README for when that is safe). ``default_timeout`` bounds steps that
-    have no ``timeout`` of their own (Temporal needs one)."""
+    have no ``timeout`` of their own (Temporal needs one). ``tracing=True`` carries the current
+    OpenTelemetry context from the client through the workflow into every activity (Temporal's
+    ``TracingInterceptor``), so one trace covers start → workflow → steps → model calls; pass an
+    OpenTelemetry ``Tracer`` instead of ``True`` to choose the tracer."""
 
     def __init__(
         self,
@@ -80,8 +86,10 @@ class TemporalEngine:
         local_activities: bool = False,
         default_timeout: float = 300.0,
         max_concurrent_activities: int = 100,
+        tracing: object = False,
     ) -> None:
         self.target = target
+        self.tracing = tracing
         self.namespace = namespace
         self.task_queue = task_queue
         self.workflows: dict[str, Workflow[..., Any]] = {}
@@ -114,7 +122,10 @@ class TemporalEngine:
             return
         try:
             self._client = await Client.connect(
-                self.target, namespace=self.namespace, data_converter=pydantic_data_converter
+                self.target,
+                namespace=self.namespace,
+                data_converter=pydantic_data_converter,
+                interceptors=_tracing_interceptors(self.tracing) if self.tracing else [],
             )
         except RuntimeError as exc:  # the SDK's core reports connection failures this way
             raise UsageError(
@@ -295,6 +306,16 @@ class TemporalEngine:
             if len(runs) >= limit:
                 break
         return runs
+
+
+def _tracing_interceptors(tracing: object) -> list[ClientInterceptor]:
+    try:
+        from temporalio.contrib.opentelemetry import TracingInterceptor
+    except ImportError as exc:
+        raise UsageError(
+            f"tracing=True needs OpenTelemetry's SDK ({exc}): pip install 'bandmaster[temporal]'"
+        ) from exc
+    return [TracingInterceptor(None if tracing is True else tracing)]  # type: ignore[arg-type]
 
 
 def _quote(value: str) -> str:

@@ -24,7 +24,14 @@ from bandmaster.temporal.activities import Activities
 from bandmaster.temporal.hosting import host
 from bandmaster.temporal.workflow import BandmasterWorkflow
 
-PASSTHROUGH = ("bandmaster", "pydantic", "pydantic_core", "annotated_types", "typing_extensions")
+PASSTHROUGH = (
+    "bandmaster",
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_extensions",
+    "opentelemetry",  # the tracing interceptor's context must be the one the worker sees
+)
 
 
 def sandbox_runner(extra_modules: Iterable[str] = ()) -> SandboxedWorkflowRunner:
