@@ -102,3 +102,18 @@ async def test_an_invalid_signal_payload_fails_the_wait_with_invalid_input(
         (wait,) = (await e.describe(handle.id)).steps
     assert isinstance(failed.value.__cause__, bm.InvalidInput)
     assert wait.status == "failed"
+
+
+async def test_bad_inputs_are_rejected_before_reaching_temporal(temporal_server: TemporalServer) -> None:
+    async with bm.TemporalEngine(
+        temporal_server.target, task_queue="err-input", workflows=[wfs.review]
+    ) as engine:
+        with pytest.raises(bm.InvalidInput, match="input of workflow 'review'"):
+            await engine.start(wfs.review, wfs.Ticket(id="T", text="x"), "not a number")
+        handle = await engine.start(wfs.review, wfs.Ticket(id="T", text="x"), 60.0)
+        with pytest.raises(bm.InvalidInput, match="payload of signal 'review' is not JSON-serialisable"):
+            await engine.signal(handle.id, "review", object())
+        with pytest.raises(bm.PayloadTooLarge):
+            await engine.signal(handle.id, "review", "x" * (3 * 1024 * 1024))
+        await engine.signal(handle.id, "review", "ok")  # the run is unharmed
+        assert await handle.result(timeout=30) == "T:ok"

@@ -29,6 +29,7 @@ from bandmaster.cli.temporal import (
     TaskQueueOption,
     backend_from_env,
     check_backend,
+    exit_now_if_temporal_was_used,
 )
 from bandmaster.engine.runtime import Engine, RunInfo
 from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageError
@@ -437,6 +438,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except SystemExit as exc:
+        exit_now_if_temporal_was_used(exc.code)
+        raise
 
 
 import bandmaster.cli.graph  # noqa: E402, F401  registers `bandmaster graph`

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -108,3 +109,19 @@ async def serve(
     err.print("stopping…")
     await engine.close()
     return 0
+
+
+def exit_now_if_temporal_was_used(code: object) -> None:
+    """End the process without interpreter teardown once a Temporal client existed in it.
+
+    The SDK's Rust threads can outlive the event loop and abort CPython's finalisation
+    ("PyGILState_Release ... finalizing", temporalio/sdk-python#300), which would turn a
+    finished command's exit code into SIGABRT. Everything is done by now: flush and leave."""
+    if "temporalio.bridge.client" not in sys.modules:
+        return
+    if isinstance(code, str):
+        sys.stderr.write(code + "\n")
+    status = code if isinstance(code, int) else (0 if code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)

@@ -37,6 +37,7 @@ from bandmaster.temporal.worker import create_worker
 
 R = TypeVar("R")
 
+MAX_PAYLOAD = 2 * 1024 * 1024  # Temporal's own limit per payload
 _QUERY_STATUS = {"running": "Running", "completed": "Completed", "failed": "Failed", "cancelled": "Canceled"}
 
 
@@ -172,11 +173,11 @@ class TemporalEngine:
             raise UsageError(f"{workflow!r} is not a workflow; decorate it with @bm.workflow")
         name = wf.name if wf is not None else str(workflow)
         if wf is not None:
-            payload = json.loads(wf.encode_input(args, kwargs, limit=2 * 1024 * 1024))
+            payload = json.loads(wf.encode_input(args, kwargs, limit=MAX_PAYLOAD))
         else:
             if kwargs:
                 raise InvalidInput("start a workflow by name with positional arguments only")
-            payload = ANY.to_jsonable(list(args))
+            payload = json.loads(ANY.dump(list(args), what=f"input of workflow {name!r}", limit=MAX_PAYLOAD))
         given_id = run_id is not None
         run_id = run_id or uuid.uuid4().hex
         memo = {"bandmaster.version": wf.version} if wf is not None and wf.version else None
@@ -235,7 +236,8 @@ class TemporalEngine:
 
     async def signal(self, run_id: str, name: str, payload: Any = None) -> None:
         """Deliver ``payload`` to the run's ``bm.wait_for(name)``; kept until the wait is reached."""
-        value = ANY.to_jsonable(payload)
+        # Checked here, before anything reaches Temporal: InvalidInput / PayloadTooLarge name the value.
+        value = json.loads(ANY.dump(payload, what=f"payload of signal {name!r}", limit=MAX_PAYLOAD))
         try:
             await self._handle(run_id).signal(name, value)
         except RPCError as exc:
