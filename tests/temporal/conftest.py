@@ -19,9 +19,10 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("temporalio", reason="the Temporal backend needs: pip install 'bandmaster[temporal]'")
-
 import bandmaster as bm
+
+# Each test module skips itself when temporalio is missing (pytest.importorskip at its top);
+# this file needs only the `temporal` CLI, looked up when a test first asks for the server.
 
 START_TIMEOUT = 60.0
 

@@ -7,6 +7,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("temporalio", reason="the Temporal backend needs: pip install 'bandmaster[temporal]'")
 import temporal_workflows as wfs
 
 import bandmaster as bm

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+
+pytest.importorskip("temporalio", reason="the Temporal backend needs: pip install 'bandmaster[temporal]'")
 import temporal_workflows as wfs
 
 import bandmaster as bm
