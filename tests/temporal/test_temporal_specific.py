@@ -1,8 +1,10 @@
-"""Mistakes a user can make on the Temporal backend get specific errors that say what to do."""
+"""Temporal-only behaviour: mistakes get specific errors that say what to do; engine-wide local
+activities keep the timeline and retries."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +121,27 @@ async def test_bad_inputs_are_rejected_before_reaching_temporal(temporal_server:
             await engine.signal(handle.id, "review", "x" * (3 * 1024 * 1024))
         await engine.signal(handle.id, "review", "ok")  # the run is unharmed
         assert await handle.result(timeout=30) == "T:ok"
+
+
+async def test_engine_wide_local_activities_keep_the_timeline(
+    temporal_server: TemporalServer, tmp_path: object
+) -> None:
+    log = str(tmp_path / "effects.log")
+    async with bm.TemporalEngine(
+        temporal_server.target,
+        task_queue="local-all",
+        workflows=[wfs.ordered, wfs.retrying],
+        local_activities=True,
+    ) as engine:
+        handle = await engine.start(wfs.ordered, log)
+        assert await handle.result(timeout=30) == ["a", "b", "c"]
+        info = await engine.describe(handle.id)
+        retried = await engine.start(wfs.retrying, log, "retryable", 1)
+        assert await retried.result(timeout=30) == "ok after 2"
+        (flaky,) = (await engine.describe(retried.id)).steps
+    assert [(s.seq, s.name, s.status, s.output) for s in info.steps] == [
+        (1, "record", "completed", "a"),
+        (2, "record", "completed", "b"),
+        (3, "record", "completed", "c"),
+    ]
+    assert (flaky.status, flaky.attempts) == ("completed", 2)
