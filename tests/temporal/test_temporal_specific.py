@@ -124,7 +124,7 @@ async def test_bad_inputs_are_rejected_before_reaching_temporal(temporal_server:
 
 
 async def test_engine_wide_local_activities_keep_the_timeline(
-    temporal_server: TemporalServer, tmp_path: object
+    temporal_server: TemporalServer, tmp_path: Path
 ) -> None:
     log = str(tmp_path / "effects.log")
     async with bm.TemporalEngine(
