@@ -4,9 +4,11 @@ module and qualified name), one runs ``bm.call_model`` with the worker's registr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import inspect
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, get_type_hints
@@ -17,7 +19,7 @@ from bandmaster.engine.context import StepContext, current_step_var
 from bandmaster.engine.serde import codec_for
 from bandmaster.engine.step import Step
 from bandmaster.errors import StepTimeout, UsageError
-from bandmaster.temporal.failures import to_application_error
+from bandmaster.temporal.failures import exhausted, to_application_error
 
 STEP_ACTIVITY = "bandmaster.step"
 MODEL_ACTIVITY = "bandmaster.call_model"
@@ -86,6 +88,40 @@ def _bind(step: Step[..., Any], args: list[Any], kwargs: dict[str, Any]) -> tupl
     return list(bound.args), dict(bound.kwargs)
 
 
+def _attempt_failed(step: Step[..., Any], exc: Exception, attempt: int) -> BaseException:
+    """What attempt ``attempt`` of ``step`` raises to Temporal. Temporal's attempt budget also
+    covers attempts lost with their worker (failures.CRASH_RETRIES), so the step's own budget is
+    kept here: its last attempt's error is final."""
+    retryable = step.retry.is_retryable(exc)
+    if not retryable or attempt < step.retry.attempts:
+        return to_application_error(exc, retryable=retryable)
+    if step.retry.attempts > 1:
+        return to_application_error(exhausted(step.name, step.retry.attempts, exc), retryable=False)
+    return to_application_error(exc, retryable=False)
+
+
+@contextlib.asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    """Heartbeat while the body runs, when the workflow asked for heartbeats (not for local
+    activities): a dead worker is then noticed within the heartbeat timeout."""
+    info = activity.info()
+    timeout = info.heartbeat_timeout
+    if info.is_local or not timeout:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(timeout.total_seconds() / 3)
+            activity.heartbeat()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 class Activities:
     """Activities bound to one worker's model registry."""
 
@@ -100,12 +136,12 @@ class Activities:
         try:
             args, kwargs = _bind(step, call.args, call.kwargs)
             try:
-                value = await self._attempt(step, args, kwargs, info.attempt)
+                async with heartbeating():
+                    value = await self._attempt(step, args, kwargs, info.attempt)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                # Temporal counts the attempts; we say whether this error is worth another.
-                raise to_application_error(exc, retryable=step.retry.is_retryable(exc)) from exc
+                raise _attempt_failed(step, exc, info.attempt) from exc
             return json.loads(step.codec.dump(value, what=lambda: f"output of step {step.name!r}"))
         finally:
             current_step_var.reset(token)
@@ -135,7 +171,8 @@ class Activities:
         token = current_step_var.set(StepContext(info.workflow_id or "", call.seq, call.target, info.attempt))
         try:
             try:
-                response = await call_model(call.target, call.input, registry=registry, **call.options)
+                async with heartbeating():
+                    response = await call_model(call.target, call.input, registry=registry, **call.options)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -70,7 +70,8 @@ class TemporalEngine:
     ``worker=True`` (the default when ``workflows`` are given) this process also hosts them on
     ``task_queue``. ``local_activities=True`` runs every step as a local activity (fewer
     round trips; see the README for when that is safe). ``default_timeout`` bounds steps that
-    have no ``timeout`` of their own (Temporal needs one). ``tracing=True`` carries the current
+    have no ``timeout`` of their own (Temporal needs one); ``heartbeat`` is how long a silent
+    worker may hold a step before Temporal runs it elsewhere. ``tracing=True`` carries the current
     OpenTelemetry context from the client through the workflow into every activity (Temporal's
     ``TracingInterceptor``), so one trace covers start → workflow → steps → model calls; pass an
     OpenTelemetry ``Tracer`` instead of ``True`` to choose the tracer."""
@@ -86,6 +87,7 @@ class TemporalEngine:
         registry: object | None = None,
         local_activities: bool = False,
         default_timeout: float = 300.0,
+        heartbeat: float = 10.0,
         max_concurrent_activities: int = 100,
         tracing: object = False,
     ) -> None:
@@ -102,6 +104,7 @@ class TemporalEngine:
         self.registry = registry
         self.local_activities = local_activities
         self.default_timeout = default_timeout
+        self.heartbeat = heartbeat
         self.max_concurrent_activities = max_concurrent_activities
         self._client: Client | None = None
         self._worker: Worker | None = None
@@ -141,6 +144,7 @@ class TemporalEngine:
                 registry=self.registry,
                 local_activities=self.local_activities,
                 default_timeout=self.default_timeout,
+                heartbeat=self.heartbeat,
                 max_concurrent_activities=self.max_concurrent_activities,
             )
             self._worker_task = asyncio.create_task(self._worker.run(), name="bandmaster-temporal-worker")

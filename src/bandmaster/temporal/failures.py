@@ -49,24 +49,37 @@ def record_of(exc: BaseException) -> dict[str, Any] | None:
     return None
 
 
+CRASH_RETRIES = 3
+"""Attempts Temporal may add to a step's own ``Retry.attempts`` for attempts lost with their
+worker (heartbeat or start-to-close timeouts): the embedded engine re-runs an unrecorded step
+after a crash whatever its retry policy, and so does this backend. The step's own errors still
+stop at ``attempts``: the activity marks the last attempt's error non-retryable."""
+
+
+def exhausted(name: str, attempts: int, error: BaseException) -> RetriesExhausted:
+    """``RetriesExhausted`` for a step whose last attempt failed with ``error``; Temporal keeps
+    only the last attempt's failure (earlier ones are in the history)."""
+    result = RetriesExhausted(name, [error])
+    result.args = (
+        f"step {name!r} failed after {attempts} attempts; last error: {type(error).__name__}: {error}",
+    )
+    return result
+
+
 def step_error(exc: ActivityError, *, name: str, attempts: int, timeout: float | None) -> BaseException:
     """The exception the workflow sees when the activity of step ``name`` finally failed."""
     cause = exc.cause
     if isinstance(cause, CancelledError):
         return cause
     if isinstance(cause, ActivityTimeout):
+        # Only the server's backstop timeouts land here (a dead or stuck worker): the step's
+        # own timeout is raised inside the activity as StepTimeout.
         error: BaseException = StepTimeout(f"{name!r} timed out after {timeout}s")
-    else:
-        record = record_of(cause) if cause is not None else None
-        error = rebuild_error(record) if record else rebuild_error({"type": "", "message": str(cause or exc)})
-    if exc.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED and attempts > 1:
-        # Temporal keeps only the last attempt's failure; earlier ones are in the history.
-        exhausted = RetriesExhausted(name, [error])
-        exhausted.args = (
-            f"step {name!r} failed after {attempts} attempts; last error: {type(error).__name__}: {error}",
-        )
-        return exhausted
-    return error
+        if exc.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED and attempts > 1:
+            return exhausted(name, attempts, error)
+        return error
+    record = record_of(cause) if cause is not None else None
+    return rebuild_error(record) if record else rebuild_error({"type": "", "message": str(cause or exc)})
 
 
 @lru_cache(maxsize=1)
@@ -89,7 +102,7 @@ def retry_policy(retry: Retry) -> RetryPolicy:
     ``retry_on``, so predicates keep working; the type list covers the default."""
     initial = max(retry.initial, 0.001)
     return RetryPolicy(
-        maximum_attempts=retry.attempts,
+        maximum_attempts=retry.attempts + CRASH_RETRIES,
         initial_interval=timedelta(seconds=initial),
         backoff_coefficient=retry.multiplier,
         maximum_interval=timedelta(seconds=max(retry.max_delay, initial)),

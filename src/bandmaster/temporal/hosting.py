@@ -22,6 +22,7 @@ class Hosted:
     workflows: dict[str, Workflow[..., Any]] = field(default_factory=dict)
     local_activities: bool = False  # every step a local activity, not only @bm.step(local=True)
     default_timeout: float = 300.0  # start-to-close of activities whose step has no timeout
+    heartbeat: float = 10.0  # a worker silent this long is dead: its activities are retried
 
 
 _hosted: dict[str, Hosted] = {}

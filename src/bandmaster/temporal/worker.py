@@ -50,11 +50,18 @@ def create_worker(
     registry: object | None = None,
     local_activities: bool = False,
     default_timeout: float = 300.0,
+    heartbeat: float = 10.0,
     max_concurrent_activities: int = 100,
 ) -> Worker:
     """A worker for ``task_queue`` running these workflows and every step they call."""
     workflows = list(workflows)
-    host(task_queue, workflows, local_activities=local_activities, default_timeout=default_timeout)
+    host(
+        task_queue,
+        workflows,
+        local_activities=local_activities,
+        default_timeout=default_timeout,
+        heartbeat=heartbeat,
+    )
     activities = Activities(registry)
     user_modules = {wf.fn.__module__ for wf in workflows if wf.fn.__module__ != "__main__"}
     return Worker(

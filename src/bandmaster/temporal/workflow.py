@@ -32,13 +32,14 @@ from bandmaster.engine.step import Step
 from bandmaster.errors import InvalidInput, UsageError, WaitTimeout, WorkflowNotFound
 from bandmaster.models.base import ModelResponse
 from bandmaster.temporal.activities import MODEL_ACTIVITY, STEP_ACTIVITY, ModelCall, StepCall, step_ref
-from bandmaster.temporal.failures import retry_policy, run_failure, step_error
+from bandmaster.temporal.failures import CRASH_RETRIES, retry_policy, run_failure, step_error
 from bandmaster.temporal.hosting import Hosted, hosted
 
 MEMO_PREFIX = "bm.wait."
 """Waits are recorded as memo upserts (one history event at the start, one at the end)."""
 
 _RESPONSE = codec_for(ModelResponse)
+TIMEOUT_GRACE = 1.0
 
 
 def op_id(seq: int, kind: str, name: str) -> str:
@@ -62,13 +63,20 @@ class TemporalOperations:
     def step(self, step: Step[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         seq = self._next()  # now, at call time: gather() numbers by call order
         call = StepCall(step_ref(step), seq, ANY.to_jsonable(list(args)), ANY.to_jsonable(kwargs))
-        timeout = step.timeout or self.options.default_timeout
-        local = step.local or self.options.local_activities
-        return self._step(seq, step, call, timeout, local)
+        return self._step(seq, step, call)
 
-    async def _step(self, seq: int, step: Step[..., Any], call: StepCall, timeout: float, local: bool) -> Any:
+    async def _step(self, seq: int, step: Step[..., Any], call: StepCall) -> Any:
+        # The step's own timeout fires inside the activity (StepTimeout, one attempt); the
+        # server's start-to-close, a little later, is the backstop for a worker that died.
+        timeout = step.timeout + TIMEOUT_GRACE if step.timeout else self.options.default_timeout
         value = await self._activity(
-            STEP_ACTIVITY, call, op_id(seq, "step", step.name), timeout, retry_policy(step.retry), local=local
+            STEP_ACTIVITY,
+            call,
+            op_id(seq, "step", step.name),
+            timeout,
+            retry_policy(step.retry),
+            local=step.local or self.options.local_activities,
+            attempts=step.retry.attempts,
         )
         return step.codec.validate(value, what=f"output of step {step.name!r}")
 
@@ -93,15 +101,29 @@ class TemporalOperations:
             call,
             op_id(seq, "model", target),
             max(timeout, self.options.default_timeout),
-            RetryPolicy(maximum_attempts=1),
+            RetryPolicy(maximum_attempts=1 + CRASH_RETRIES),  # errors come back non-retryable
             local=self.options.local_activities,
+            attempts=1,
         )
         return _RESPONSE.validate(value, what=f"response of model {target!r}")  # type: ignore[no-any-return]
 
     async def _activity(
-        self, activity: str, call: Any, activity_id: str, timeout: float, retry: RetryPolicy, *, local: bool
+        self,
+        activity: str,
+        call: Any,
+        activity_id: str,
+        timeout: float,
+        retry: RetryPolicy,
+        *,
+        local: bool,
+        attempts: int,
     ) -> Any:
         start_to_close = timedelta(seconds=timeout)
+        # Activities heartbeat (activities.py), so a dead worker is noticed within `heartbeat`
+        # seconds rather than at the end of a long timeout. Local activities die with the
+        # workflow task instead, and run again when another worker replays the workflow.
+        heartbeat = self.options.heartbeat
+        heartbeat_timeout = timedelta(seconds=heartbeat) if timeout > heartbeat else None
         try:
             if local:
                 return await workflow.execute_local_activity(
@@ -116,11 +138,11 @@ class TemporalOperations:
                 call,
                 activity_id=activity_id,
                 start_to_close_timeout=start_to_close,
+                heartbeat_timeout=heartbeat_timeout,
                 retry_policy=retry,
             )
         except ActivityError as exc:
             name = activity_id.split("|", 2)[2]
-            attempts = retry.maximum_attempts
             raise step_error(exc, name=name, attempts=attempts, timeout=timeout) from None
 
     # --- timers and signals ----------------------------------------------------------------
