@@ -65,6 +65,7 @@ EXPECTED = [
     "StepInfo",
     "StepTimeout",
     "StoreError",
+    "TemporalEngine",
     "UnknownModel",
     "Usage",
     "UsageError",

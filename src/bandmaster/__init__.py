@@ -93,6 +93,7 @@ _LAZY = {
     "Example": "bandmaster.routing",
     "RouteDecision": "bandmaster.routing",
     "Router": "bandmaster.routing",
+    "TemporalEngine": "bandmaster.temporal",  # needs the temporal extra
     # The webhook notifier imports an HTTP client (extra: approvals).
     "Webhook": "bandmaster.approvals",
 }
@@ -170,6 +171,7 @@ __all__ = [
     "StepInfo",
     "StepTimeout",
     "StoreError",
+    "TemporalEngine",
     "UnknownModel",
     "Usage",
     "UsageError",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import current_run, journaling
 from bandmaster.engine.operation import OpRecord, journaled, run_attempts
 from bandmaster.engine.serde import codec_for
@@ -124,6 +125,32 @@ async def call_model(
     checks the request and each answer (``bandmaster.guard``), re-asking or falling back.
     """
     guards = check_guards(guard)
+    backend = current_backend.get()
+    if backend is not None:  # another engine runs this workflow: it executes the call elsewhere
+        options = {
+            "key": key,
+            "system": system,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "json_schema": json_schema,
+            "stop": stop,
+            "timeout": timeout,
+            "retry": retry,
+            "fallback": fallback,
+            "breaker": breaker,
+            "cache_ttl": cache_ttl,
+        }
+        if registry is not None or not isinstance(target, str):
+            raise UsageError(
+                f"call_model({target!r}): on this backend, name the model or alias and give the worker "
+                "the registry (registry=...), since the call runs in an activity process"
+            )
+        if guards:
+            raise UsageError(
+                f"call_model({target!r}, guard=...): guards are Python objects and cannot travel to a "
+                "Temporal activity yet; validate the answer in a @bm.step, or run on the embedded engine"
+            )
+        return await backend.call_model(target, input, options)  # type: ignore[no-any-return]
     ctx = journaling()
     if registry is None:
         run = current_run.get()  # inside a step too: the engine's registry serves the whole run

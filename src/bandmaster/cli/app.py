@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,11 +25,24 @@ from bandmaster.cli.guard_notes import guard_notes
 from bandmaster.cli.loader import load_workflow, load_workflows
 from bandmaster.cli.models import models_app
 from bandmaster.cli.observe import MetricsHostOption, MetricsPortOption, TraceOption, worker_hooks
+from bandmaster.cli.temporal import (
+    BackendOption,
+    LocalOption,
+    NamespaceOption,
+    TargetOption,
+    TaskQueueOption,
+    backend_from_env,
+    check_backend,
+    exit_now_if_temporal_was_used,
+)
 from bandmaster.engine.runtime import Engine, RunInfo
 from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageError
 from bandmaster.models.registry import Registry
 from bandmaster.observe.stats_archive import retention_loop
 from bandmaster.observe.stats_db import parse_duration
+
+if TYPE_CHECKING:
+    from bandmaster.temporal.engine import TemporalEngine
 
 app = typer.Typer(
     name="bandmaster",
@@ -250,9 +263,15 @@ def worker(
     archive_dir: Annotated[
         Path | None, typer.Option(help="Where --retention writes archives [default: delete them]")
     ] = None,
+    backend: BackendOption = "embedded",
+    target: TargetOption = "localhost:7233",
+    namespace: NamespaceOption = "default",
+    task_queue: TaskQueueOption = "bandmaster",
+    local_activities: LocalOption = False,
 ) -> None:
     """Execute queued runs of these workflows until SIGTERM/SIGINT (then drain gracefully)."""
     try:
+        check_backend(backend)
         workflows = load_workflows(modules)
         registry = _registry(models)
         hooks = worker_hooks(trace, metrics_port, metrics_host)
@@ -260,6 +279,17 @@ def worker(
             parse_duration(retention, what="--retention")
     except BandmasterError as exc:
         raise _fail(str(exc)) from exc
+    if backend == "temporal":
+        from bandmaster.cli.temporal import serve as serve_temporal
+
+        options = {"target": target, "namespace": namespace, "task_queue": task_queue}
+        raise typer.Exit(
+            _run(
+                serve_temporal(
+                    workflows, registry, **options, local_activities=local_activities, concurrency=concurrency
+                )
+            )
+        )
 
     async def serve() -> int:
         stop = asyncio.Event()
@@ -294,7 +324,11 @@ def worker(
 # --- runs, signal, cancel -------------------------------------------------------------------
 
 
-async def _client(db: str | None) -> Engine:
+async def _client(db: str | None) -> Engine | TemporalEngine:
+    if backend_from_env() == "temporal":  # BANDMASTER_BACKEND=temporal: the Temporal cluster is the journal
+        from bandmaster.cli.temporal import temporal_client
+
+        return await temporal_client()
     engine = Engine(db, worker=False)
     if not engine.path.exists():
         raise _fail(f"no journal at {engine.path}; pass --db or set BANDMASTER_DB")
@@ -432,6 +466,9 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except SystemExit as exc:
+        exit_now_if_temporal_was_used(exc.code)
+        raise
 
 
 import bandmaster.cli.graph  # noqa: E402, F401  registers `bandmaster graph`

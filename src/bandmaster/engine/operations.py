@@ -13,6 +13,7 @@ from typing import Any, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
+from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import RunContext, current_step_var, journaling
 from bandmaster.engine.serde import ANY, codec_for, error_record, rebuild_error
 from bandmaster.errors import InvalidInput, UsageError, WaitTimeout
@@ -35,6 +36,9 @@ def _record_value(ctx: RunContext, seq: int, kind: str, output: str) -> None:
 
 def now() -> datetime:
     """The current UTC time; inside a workflow, recorded once and replayed."""
+    backend = current_backend.get()
+    if backend is not None:
+        return backend.now()
     ctx = journaling()
     if ctx is None:
         return datetime.now(UTC)
@@ -49,6 +53,9 @@ def now() -> datetime:
 
 def uuid() -> _uuid.UUID:
     """A random UUID4; inside a workflow, recorded once and replayed."""
+    backend = current_backend.get()
+    if backend is not None:
+        return backend.uuid()
     ctx = journaling()
     if ctx is None:
         return _uuid.uuid4()
@@ -63,6 +70,9 @@ def uuid() -> _uuid.UUID:
 
 def random() -> float:
     """A float in [0, 1); inside a workflow, recorded once and replayed."""
+    backend = current_backend.get()
+    if backend is not None:
+        return backend.random()
     ctx = journaling()
     if ctx is None:
         return _random.random()
@@ -79,6 +89,9 @@ async def sleep(seconds: float) -> None:
     """A durable timer. Its deadline is journaled at the first call; a run sleeping longer than
     the engine's ``max_inline_sleep`` is evicted from memory and resumed when the timer fires,
     by whichever worker is up then."""
+    backend = current_backend.get()
+    if backend is not None:
+        return await backend.sleep(seconds)
     ctx = journaling()
     if ctx is None:
         await asyncio.sleep(seconds)
@@ -137,6 +150,9 @@ async def wait_for(
     if type is None and isinstance(default, BaseModel):
         type = default.__class__
     codec = codec_for(type) if type is not None else ANY
+    backend = current_backend.get()
+    if backend is not None:
+        return await backend.wait_for(name, timeout, default, codec)
     if ctx is None:
         raise UsageError("bm.wait_for() waits for a signal to a run: call it inside a @bm.workflow")
     seq = ctx.next_seq()

@@ -8,6 +8,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, get_type_hints, overload
 
+from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import RunContext, StepContext, current_step_var, direct_call, journaling
 from bandmaster.engine.operation import OpRecord, journaled, run_attempts
 from bandmaster.engine.serde import Codec, codec_for
@@ -30,6 +31,7 @@ class Step(Generic[P, R]):
         name: str | None = None,
         timeout: float | None = None,
         retry: Retry | None = None,
+        local: bool = False,
     ) -> None:
         if timeout is not None and timeout <= 0:
             raise ValueError(f"step {fn.__name__!r}: timeout must be positive, got {timeout}")
@@ -37,6 +39,7 @@ class Step(Generic[P, R]):
         self.name = name or fn.__name__
         self.timeout = timeout
         self.retry = retry or NO_RETRY
+        self.local = local  # a hint for backends with a cheaper in-worker path (Temporal local activities)
         self.is_async = inspect.iscoroutinefunction(fn)
         self._codec: Codec | None = None
         functools.update_wrapper(self, fn)
@@ -50,6 +53,9 @@ class Step(Generic[P, R]):
         return self._codec
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        backend = current_backend.get()
+        if backend is not None:
+            return backend.step(self, args, kwargs)
         ctx = journaling()
         if ctx is not None:
             return self._journaled(ctx, ctx.next_seq(), args, kwargs)
@@ -93,7 +99,7 @@ def step(fn: Callable[P, R], /) -> Step[P, R]: ...
 
 @overload
 def step(
-    *, name: str | None = None, timeout: float | None = None, retry: Retry | None = None
+    *, name: str | None = None, timeout: float | None = None, retry: Retry | None = None, local: bool = False
 ) -> Callable[[Callable[P, R]], Step[P, R]]: ...
 
 
@@ -104,14 +110,16 @@ def step(
     name: str | None = None,
     timeout: float | None = None,
     retry: Retry | None = None,
+    local: bool = False,
 ) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
     """Make a function a journaled step: ``@bm.step`` or ``@bm.step(timeout=2, retry=...)``.
 
     ``timeout`` is per attempt, in seconds. Without ``retry`` a step runs once. Sync functions
     run in a thread; a timed-out sync attempt is abandoned, not killed, so keep them short.
+    ``local=True`` marks a short step that the Temporal backend runs as a local activity.
     """
 
     def decorate(f: Callable[P, R]) -> Step[P, R]:
-        return Step(f, name=name, timeout=timeout, retry=retry)
+        return Step(f, name=name, timeout=timeout, retry=retry, local=local)
 
     return decorate(fn) if fn is not None else decorate

@@ -1,0 +1,183 @@
+"""The activities every bandmaster worker registers: one runs any ``@bm.step`` (found by its
+module and qualified name), one runs ``bm.call_model`` with the worker's registry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, get_type_hints
+
+from temporalio import activity
+
+from bandmaster.engine.context import StepContext, current_step_var
+from bandmaster.engine.serde import codec_for
+from bandmaster.engine.step import Step
+from bandmaster.errors import StepTimeout, UsageError
+from bandmaster.temporal.failures import exhausted, to_application_error
+
+STEP_ACTIVITY = "bandmaster.step"
+MODEL_ACTIVITY = "bandmaster.call_model"
+
+
+@dataclass
+class StepCall:
+    """One step call, as the workflow schedules it: JSON values only."""
+
+    ref: str  # "package.module:qualname" of the @bm.step object
+    seq: int
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelCall:
+    target: str
+    seq: int
+    input: Any = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def step_ref(step: Step[..., Any]) -> str:
+    """Where an activity worker finds ``step``; steps must be module-level names."""
+    qualname = step.fn.__qualname__
+    if "<locals>" in qualname:
+        raise UsageError(
+            f"step {step.name!r} is defined inside a function; on the Temporal backend steps must be "
+            "module-level, so that worker processes can import them"
+        )
+    return f"{step.fn.__module__}:{qualname}"
+
+
+def resolve_step(ref: str) -> Step[..., Any]:
+    module_name, _, qualname = ref.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+    if not isinstance(obj, Step):
+        raise UsageError(
+            f"{ref} is not a @bm.step in this worker's code; deploy the same code to every worker"
+        )
+    return obj
+
+
+@lru_cache(maxsize=1024)
+def _parameters(step: Step[..., Any]) -> tuple[inspect.Signature, dict[str, Any]]:
+    return inspect.signature(step.fn), get_type_hints(step.fn)
+
+
+def _bind(step: Step[..., Any], args: list[Any], kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    """Validate JSON arguments into the step's parameter annotations (models come back as models)."""
+    signature, hints = _parameters(step)
+    bound = signature.bind(*args, **kwargs)
+    for name, value in bound.arguments.items():
+        hint = hints.get(name, Any)
+        if signature.parameters[name].kind is inspect.Parameter.VAR_POSITIONAL:
+            bound.arguments[name] = tuple(
+                codec_for(hint).validate(v, what=f"argument {name!r} of step {step.name!r}") for v in value
+            )
+        elif signature.parameters[name].kind is not inspect.Parameter.VAR_KEYWORD:
+            bound.arguments[name] = codec_for(hint).validate(
+                value, what=f"argument {name!r} of step {step.name!r}"
+            )
+    return list(bound.args), dict(bound.kwargs)
+
+
+def _attempt_failed(step: Step[..., Any], exc: Exception, attempt: int) -> BaseException:
+    """What attempt ``attempt`` of ``step`` raises to Temporal. Temporal's attempt budget also
+    covers attempts lost with their worker (failures.CRASH_RETRIES), so the step's own budget is
+    kept here: its last attempt's error is final."""
+    retryable = step.retry.is_retryable(exc)
+    if not retryable or attempt < step.retry.attempts:
+        return to_application_error(exc, retryable=retryable)
+    if step.retry.attempts > 1:
+        return to_application_error(exhausted(step.name, step.retry.attempts, exc), retryable=False)
+    return to_application_error(exc, retryable=False)
+
+
+@contextlib.asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    """Heartbeat while the body runs, when the workflow asked for heartbeats (not for local
+    activities): a dead worker is then noticed within the heartbeat timeout."""
+    info = activity.info()
+    timeout = info.heartbeat_timeout
+    if info.is_local or not timeout:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            await asyncio.sleep(timeout.total_seconds() / 3)
+            activity.heartbeat()
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+class Activities:
+    """Activities bound to one worker's model registry."""
+
+    def __init__(self, registry: object | None = None) -> None:
+        self.registry = registry
+
+    @activity.defn(name=STEP_ACTIVITY)
+    async def run_step(self, call: StepCall) -> Any:
+        step = resolve_step(call.ref)
+        info = activity.info()
+        token = current_step_var.set(StepContext(info.workflow_id or "", call.seq, step.name, info.attempt))
+        try:
+            args, kwargs = _bind(step, call.args, call.kwargs)
+            try:
+                async with heartbeating():
+                    value = await self._attempt(step, args, kwargs, info.attempt)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                raise _attempt_failed(step, exc, info.attempt) from exc
+            return json.loads(step.codec.dump(value, what=lambda: f"output of step {step.name!r}"))
+        finally:
+            current_step_var.reset(token)
+
+    @staticmethod
+    async def _attempt(step: Step[..., Any], args: list[Any], kwargs: dict[str, Any], attempt: int) -> Any:
+        # to_thread copies the context, so a sync step sees current_step() too.
+        call = step.fn(*args, **kwargs) if step.is_async else asyncio.to_thread(step.fn, *args, **kwargs)
+        if step.timeout is None:
+            return await call
+        try:
+            async with asyncio.timeout(step.timeout) as scope:
+                return await call
+        except TimeoutError as exc:
+            if scope.expired():
+                raise StepTimeout(f"{step.name!r} attempt {attempt} timed out after {step.timeout}s") from exc
+            raise
+
+    @activity.defn(name=MODEL_ACTIVITY)
+    async def call_model(self, call: ModelCall) -> Any:
+        # Imported here: the model layer (and its SDKs) only in processes that call models.
+        from bandmaster.calls import call_model
+        from bandmaster.models.registry import Registry
+
+        registry = self.registry if isinstance(self.registry, Registry) else None
+        info = activity.info()
+        token = current_step_var.set(StepContext(info.workflow_id or "", call.seq, call.target, info.attempt))
+        try:
+            try:
+                async with heartbeating():
+                    response = await call_model(call.target, call.input, registry=registry, **call.options)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # call_model retried and fell back already (bandmaster owns model-call policy).
+                raise to_application_error(exc, retryable=False) from exc
+            return response.model_dump(mode="json")
+        finally:
+            current_step_var.reset(token)

@@ -1,0 +1,331 @@
+"""``bm.TemporalEngine``: the client API of ``bm.Engine`` (start, result, signal, cancel,
+describe, list) over a Temporal cluster, with an optional in-process worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.client import (
+    Interceptor as ClientInterceptor,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import CancelledError, TerminatedError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from bandmaster._types import RunStatus
+from bandmaster.engine.runtime import RunInfo
+from bandmaster.engine.serde import ANY, rebuild_error
+from bandmaster.engine.workflow import Workflow
+from bandmaster.errors import InvalidInput, RunCancelled, RunFailed, RunNotFound, UsageError
+from bandmaster.temporal.failures import record_of
+from bandmaster.temporal.history import STATUS, run_info
+from bandmaster.temporal.worker import create_worker
+
+R = TypeVar("R")
+
+MAX_PAYLOAD = 2 * 1024 * 1024  # Temporal's own limit per payload
+_QUERY_STATUS = {"running": "Running", "completed": "Completed", "failed": "Failed", "cancelled": "Canceled"}
+
+
+class TemporalRunHandle(Generic[R]):
+    """A started run on Temporal; the same methods as ``bm.RunHandle``."""
+
+    def __init__(self, engine: TemporalEngine, run_id: str, workflow: Workflow[..., R] | None) -> None:
+        self.engine = engine
+        self.id = run_id
+        self.workflow = workflow
+
+    async def result(self, timeout: float | None = None) -> R:
+        return await self.engine.result(self.id, timeout=timeout, workflow=self.workflow)  # type: ignore[no-any-return]
+
+    async def describe(self) -> RunInfo:
+        return await self.engine.describe(self.id)
+
+    async def signal(self, name: str, payload: Any = None) -> None:
+        await self.engine.signal(self.id, name, payload)
+
+    async def cancel(self) -> None:
+        await self.engine.cancel(self.id)
+
+    def __repr__(self) -> str:
+        return f"<TemporalRunHandle {self.id}>"
+
+
+class TemporalEngine:
+    """Runs bandmaster workflows on Temporal. ``target`` is the frontend address; with
+    ``worker=True`` (the default when ``workflows`` are given) this process also hosts them on
+    ``task_queue``. ``local_activities=True`` runs every step as a local activity (fewer
+    round trips; see the README for when that is safe). ``default_timeout`` bounds steps that
+    have no ``timeout`` of their own (Temporal needs one); ``heartbeat`` is how long a silent
+    worker may hold a step before Temporal runs it elsewhere. ``tracing=True`` carries the current
+    OpenTelemetry context from the client through the workflow into every activity (Temporal's
+    ``TracingInterceptor``), so one trace covers start → workflow → steps → model calls; pass an
+    OpenTelemetry ``Tracer`` instead of ``True`` to choose the tracer."""
+
+    def __init__(
+        self,
+        target: str = "localhost:7233",
+        *,
+        namespace: str = "default",
+        task_queue: str = "bandmaster",
+        workflows: Iterable[Workflow[..., Any]] = (),
+        worker: bool | None = None,
+        registry: object | None = None,
+        local_activities: bool = False,
+        default_timeout: float = 300.0,
+        heartbeat: float = 10.0,
+        max_concurrent_activities: int = 100,
+        tracing: object = False,
+    ) -> None:
+        self.target = target
+        self.tracing = tracing
+        self.namespace = namespace
+        self.task_queue = task_queue
+        self.workflows: dict[str, Workflow[..., Any]] = {}
+        for wf in workflows:
+            if not isinstance(wf, Workflow):
+                raise UsageError(f"{wf!r} is not a workflow; decorate it with @bm.workflow")
+            self.workflows[wf.name] = wf
+        self.run_worker = bool(self.workflows) if worker is None else worker
+        self.registry = registry
+        self.local_activities = local_activities
+        self.default_timeout = default_timeout
+        self.heartbeat = heartbeat
+        self.max_concurrent_activities = max_concurrent_activities
+        self._client: Client | None = None
+        self._worker: Worker | None = None
+        self._worker_task: asyncio.Task[None] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> TemporalEngine:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        try:
+            self._client = await Client.connect(
+                self.target,
+                namespace=self.namespace,
+                data_converter=pydantic_data_converter,
+                interceptors=_tracing_interceptors(self.tracing) if self.tracing else [],
+            )
+        except RuntimeError as exc:  # the SDK's core reports connection failures this way
+            raise UsageError(
+                f"cannot reach the Temporal server at {self.target} (namespace {self.namespace!r}): {exc}; "
+                "start one (temporal server start-dev) or pass target=/set BANDMASTER_TEMPORAL_TARGET"
+            ) from exc
+        if self.run_worker:
+            self._worker = create_worker(
+                self._client,
+                self.workflows.values(),
+                task_queue=self.task_queue,
+                registry=self.registry,
+                local_activities=self.local_activities,
+                default_timeout=self.default_timeout,
+                heartbeat=self.heartbeat,
+                max_concurrent_activities=self.max_concurrent_activities,
+            )
+            self._worker_task = asyncio.create_task(self._worker.run(), name="bandmaster-temporal-worker")
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            await self._worker.shutdown()
+            if self._worker_task is not None:
+                await asyncio.gather(self._worker_task, return_exceptions=True)
+            self._worker = self._worker_task = None
+        self._client = None
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise UsageError(
+                "the engine is not open: use `async with bm.TemporalEngine(...)` or await engine.open()"
+            )
+        return self._client
+
+    # --- client API -----------------------------------------------------------------------
+
+    async def start(
+        self, workflow: Workflow[..., R] | str, /, *args: Any, run_id: str | None = None, **kwargs: Any
+    ) -> TemporalRunHandle[R]:
+        """Start a run. With ``run_id``, starting is idempotent: an existing run of that id
+        (running or finished) is returned instead of a new one; its workflow must match."""
+        wf = workflow if isinstance(workflow, Workflow) else self.workflows.get(str(workflow))
+        if not isinstance(workflow, Workflow | str):
+            raise UsageError(f"{workflow!r} is not a workflow; decorate it with @bm.workflow")
+        name = wf.name if wf is not None else str(workflow)
+        if wf is not None:
+            payload = json.loads(wf.encode_input(args, kwargs, limit=MAX_PAYLOAD))
+        else:
+            if kwargs:
+                raise InvalidInput("start a workflow by name with positional arguments only")
+            payload = json.loads(ANY.dump(list(args), what=f"input of workflow {name!r}", limit=MAX_PAYLOAD))
+        given_id = run_id is not None
+        run_id = run_id or uuid.uuid4().hex
+        memo = {"bandmaster.version": wf.version} if wf is not None and wf.version else None
+        with contextlib.suppress(WorkflowAlreadyStartedError):  # finished run of this id: return it
+            await self.client.start_workflow(
+                name,
+                payload,
+                id=run_id,
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                memo=memo,
+            )
+        if given_id:  # only a caller's id can name an existing run (one more round trip)
+            existing = await self.client.get_workflow_handle(run_id).describe()
+            if existing.workflow_type != name:
+                raise InvalidInput(
+                    f"run id {run_id!r} is already used by a run of workflow {existing.workflow_type!r}"
+                )
+        return TemporalRunHandle(self, run_id, wf)
+
+    def _handle(self, run_id: str) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(run_id)
+
+    async def result(
+        self, run_id: str, *, timeout: float | None = None, workflow: Workflow[..., Any] | None = None
+    ) -> Any:
+        """Wait until the run finishes; return its result, or raise ``RunFailed`` (with the
+        original error as ``__cause__``) or ``RunCancelled``."""
+        try:
+            async with asyncio.timeout(timeout):
+                value = await self._handle(run_id).result()
+        except TimeoutError:
+            raise TimeoutError(f"run {run_id} is still running after {timeout}s") from None
+        except WorkflowFailureError as exc:
+            cause = exc.cause
+            if isinstance(cause, CancelledError):
+                raise RunCancelled(run_id) from None
+            if isinstance(cause, TerminatedError):
+                record = {"type": "temporalio.exceptions.TerminatedError", "message": str(cause)}
+            else:
+                record = (record_of(cause) if cause is not None else None) or {
+                    "type": type(cause).__name__,
+                    "message": str(cause),
+                }
+            raise RunFailed(run_id, record) from rebuild_error(record)
+        except RPCError as exc:
+            raise self._not_found(run_id, exc) from None
+        wf = workflow or self.workflows.get((await self._handle(run_id).describe()).workflow_type)
+        return wf.output_codec.validate(value, what=f"output of run {run_id}") if wf is not None else value
+
+    def _not_found(self, run_id: str, exc: RPCError) -> BaseException:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return RunNotFound(f"no run {run_id!r} in Temporal namespace {self.namespace!r} at {self.target}")
+        return exc
+
+    async def signal(self, run_id: str, name: str, payload: Any = None) -> None:
+        """Deliver ``payload`` to the run's ``bm.wait_for(name)``; kept until the wait is reached."""
+        # Checked here, before anything reaches Temporal: InvalidInput / PayloadTooLarge name the value.
+        value = json.loads(ANY.dump(payload, what=f"payload of signal {name!r}", limit=MAX_PAYLOAD))
+        try:
+            await self._handle(run_id).signal(name, value)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                status = await self._status(run_id)
+                if status is not None:
+                    raise UsageError(
+                        f"run {run_id} is already {status}; it cannot receive signal {name!r}"
+                    ) from None
+            raise self._not_found(run_id, exc) from None
+
+    async def _status(self, run_id: str) -> RunStatus | None:
+        try:
+            return STATUS.get((await self._handle(run_id).describe()).status, "running")
+        except RPCError:
+            return None
+
+    async def cancel(self, run_id: str) -> RunStatus:
+        """Request cancellation: the workflow gets ``asyncio.CancelledError`` at its current await."""
+        status = await self._status(run_id)
+        if status is None:
+            raise RunNotFound(f"no run {run_id!r} in Temporal namespace {self.namespace!r} at {self.target}")
+        if status in ("running", "waiting"):
+            await self._handle(run_id).cancel()
+        return status
+
+    async def describe(self, run_id: str) -> RunInfo:
+        """The run with its step timeline, rebuilt from Temporal's history."""
+        handle = self._handle(run_id)
+        try:
+            description = await handle.describe()
+            history = await handle.fetch_history()
+        except RPCError as exc:
+            raise self._not_found(run_id, exc) from None
+        return await run_info(description, list(history.events), self.client.data_converter)
+
+    async def list(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[RunInfo]:
+        """Runs on this task queue, newest first (without their steps)."""
+        clauses = [f"TaskQueue = '{_quote(self.task_queue)}'"]
+        if workflow is not None:
+            clauses.append(f"WorkflowType = '{_quote(workflow)}'")
+        if status is not None:
+            if status not in _QUERY_STATUS:
+                raise InvalidInput(f"status {status!r}: use one of {', '.join(_QUERY_STATUS)}")
+            clauses.append(f"ExecutionStatus = '{_QUERY_STATUS[status]}'")
+        runs: list[RunInfo] = []
+        seen = 0
+        async for execution in self.client.list_workflows(" AND ".join(clauses)):
+            seen += 1
+            if seen <= offset:
+                continue
+            memo = await execution.memo()
+            runs.append(
+                RunInfo(
+                    id=execution.id,
+                    workflow=execution.workflow_type,
+                    version=memo.get("bandmaster.version"),
+                    status=STATUS.get(execution.status, "running"),
+                    created_at=execution.start_time,
+                    updated_at=execution.close_time or execution.start_time,
+                    ended_at=execution.close_time,
+                    lease_owner=None,
+                    claims=1,
+                )
+            )
+            if len(runs) >= limit:
+                break
+        return runs
+
+
+def _tracing_interceptors(tracing: object) -> list[ClientInterceptor]:
+    try:
+        from temporalio.contrib.opentelemetry import TracingInterceptor
+    except ImportError as exc:
+        raise UsageError(
+            f"tracing=True needs OpenTelemetry's SDK ({exc}): pip install 'bandmaster[temporal]'"
+        ) from exc
+    return [TracingInterceptor(None if tracing is True else tracing)]  # type: ignore[arg-type]
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+__all__ = ["TemporalEngine", "TemporalRunHandle", "WorkflowExecutionStatus"]

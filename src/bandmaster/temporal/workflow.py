@@ -1,0 +1,282 @@
+"""The one Temporal workflow that runs every bandmaster workflow.
+
+It is a dynamic workflow: its Temporal type is the bandmaster workflow's name, looked up in
+what this worker hosts. While the user's function runs, ``current_backend`` points at
+``TemporalOperations``, which maps each journaled operation onto Temporal: steps and model
+calls become activities, ``bm.sleep`` a durable timer, ``bm.wait_for`` a signal buffer plus
+``workflow.wait_condition``, ``bm.now/uuid/random`` Temporal's deterministic sources. Temporal's
+history is the journal; replay after a crash is Temporal's.
+
+Operations are numbered at call time, as on the embedded engine; the number, kind and name go
+into each activity id and timer summary so ``describe`` rebuilds the same timeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from temporalio import workflow
+from temporalio.common import RawValue, RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from bandmaster.engine.backend import current_backend
+from bandmaster.engine.operations import MISSING
+from bandmaster.engine.serde import ANY, Codec, codec_for
+from bandmaster.engine.step import Step
+from bandmaster.errors import InvalidInput, UsageError, WaitTimeout, WorkflowNotFound
+from bandmaster.models.base import ModelResponse
+from bandmaster.temporal.activities import MODEL_ACTIVITY, STEP_ACTIVITY, ModelCall, StepCall, step_ref
+from bandmaster.temporal.failures import CRASH_RETRIES, retry_policy, run_failure, step_error
+from bandmaster.temporal.hosting import Hosted, hosted
+
+MEMO_PREFIX = "bm.wait."
+"""Waits are recorded as memo upserts (one history event at the start, one at the end)."""
+
+_RESPONSE = codec_for(ModelResponse)
+TIMEOUT_GRACE = 1.0
+
+
+def op_id(seq: int, kind: str, name: str) -> str:
+    return f"{seq}|{kind}|{name}"
+
+
+class TemporalOperations:
+    """bandmaster's journaled operations for one Temporal workflow execution."""
+
+    def __init__(self, options: Hosted) -> None:
+        self.options = options
+        self.seq = 0
+        self.signals: dict[str, deque[Any]] = {}
+
+    def _next(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    # --- steps and model calls: activities ---------------------------------------------------
+
+    def step(self, step: Step[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        seq = self._next()  # now, at call time: gather() numbers by call order
+        call = StepCall(step_ref(step), seq, ANY.to_jsonable(list(args)), ANY.to_jsonable(kwargs))
+        return self._step(seq, step, call)
+
+    async def _step(self, seq: int, step: Step[..., Any], call: StepCall) -> Any:
+        # The step's own timeout fires inside the activity (StepTimeout, one attempt); the
+        # server's start-to-close, a little later, is the backstop for a worker that died.
+        timeout = step.timeout + TIMEOUT_GRACE if step.timeout else self.options.default_timeout
+        value = await self._activity(
+            STEP_ACTIVITY,
+            call,
+            op_id(seq, "step", step.name),
+            timeout,
+            retry_policy(step.retry),
+            local=step.local or self.options.local_activities,
+            attempts=step.retry.attempts,
+        )
+        return step.codec.validate(value, what=f"output of step {step.name!r}")
+
+    def call_model(self, target: str, input: Any, options: dict[str, Any]) -> Any:
+        seq = self._next()
+        for name in ("retry", "breaker"):
+            if options.get(name) is not None:
+                raise UsageError(
+                    f"call_model({target!r}, {name}=...): on the Temporal backend set {name} in the "
+                    "alias policy of models.yaml (the worker's registry applies it)"
+                )
+        plain = {k: v for k, v in options.items() if v is not None and k not in ("retry", "breaker")}
+        call = ModelCall(target, seq, ANY.to_jsonable(input), ANY.to_jsonable(plain))
+        timeout = float(plain.get("timeout") or self.options.default_timeout)
+        return self._model(seq, target, call, timeout)
+
+    async def _model(self, seq: int, target: str, call: ModelCall, timeout: float) -> ModelResponse:
+        # call_model retries and falls back inside the activity, so Temporal tries once; the
+        # activity's budget covers its own attempts.
+        value = await self._activity(
+            MODEL_ACTIVITY,
+            call,
+            op_id(seq, "model", target),
+            max(timeout, self.options.default_timeout),
+            RetryPolicy(maximum_attempts=1 + CRASH_RETRIES),  # errors come back non-retryable
+            local=self.options.local_activities,
+            attempts=1,
+        )
+        return _RESPONSE.validate(value, what=f"response of model {target!r}")  # type: ignore[no-any-return]
+
+    async def _activity(
+        self,
+        activity: str,
+        call: Any,
+        activity_id: str,
+        timeout: float,
+        retry: RetryPolicy,
+        *,
+        local: bool,
+        attempts: int,
+    ) -> Any:
+        start_to_close = timedelta(seconds=timeout)
+        # Activities heartbeat (activities.py), so a dead worker is noticed within `heartbeat`
+        # seconds rather than at the end of a long timeout. Local activities die with the
+        # workflow task instead, and run again when another worker replays the workflow.
+        heartbeat = self.options.heartbeat
+        heartbeat_timeout = timedelta(seconds=heartbeat) if timeout > heartbeat else None
+        try:
+            if local:
+                return await workflow.execute_local_activity(
+                    activity,
+                    call,
+                    activity_id=activity_id,
+                    start_to_close_timeout=start_to_close,
+                    retry_policy=retry,
+                )
+            return await workflow.execute_activity(
+                activity,
+                call,
+                activity_id=activity_id,
+                start_to_close_timeout=start_to_close,
+                heartbeat_timeout=heartbeat_timeout,
+                retry_policy=retry,
+            )
+        except ActivityError as exc:
+            name = activity_id.split("|", 2)[2]
+            raise step_error(exc, name=name, attempts=attempts, timeout=timeout) from None
+
+    # --- timers and signals ----------------------------------------------------------------
+
+    async def sleep(self, seconds: float) -> None:
+        seq = self._next()
+        await workflow.sleep(seconds, summary=op_id(seq, "sleep", "sleep"))
+
+    def on_signal(self, name: str, payload: Any) -> None:
+        self.signals.setdefault(name, deque()).append(payload)
+
+    async def wait_for(self, name: str, timeout: float | None, default: Any, codec: Codec) -> Any:
+        seq = self._next()
+        started = workflow.time()
+        deadline = started + timeout if timeout is not None else None
+        meta: dict[str, Any] = {"signal": name, "deadline": deadline}
+        key = f"{MEMO_PREFIX}{seq}"
+        self._record(key, seq, name, "waiting", started, meta=meta)
+        queue = self.signals.setdefault(name, deque())
+        while not queue:  # two waits on one name (gather) must not take the same signal
+            remaining = None if deadline is None else deadline - workflow.time()
+            try:
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError
+                await workflow.wait_condition(
+                    lambda: bool(queue), timeout=remaining, timeout_summary=op_id(seq, "wait", name)
+                )
+            except TimeoutError:
+                if default is MISSING:
+                    run_id = workflow.info().workflow_id
+                    error = WaitTimeout(f"run {run_id}: no signal {name!r} within {timeout}s and no default")
+                    self._record(key, seq, name, "failed", started, meta=meta, error=error)
+                    raise error from None
+                self._record(
+                    key,
+                    seq,
+                    name,
+                    "completed",
+                    started,
+                    meta={**meta, "timed_out": True},
+                    output=codec.to_jsonable(default),
+                )
+                return default
+        payload = queue.popleft()
+        try:
+            value = codec.validate(payload, what=f"payload of signal {name!r}")
+        except InvalidInput as exc:
+            invalid = InvalidInput(f"run {workflow.info().workflow_id}: {exc}")
+            self._record(key, seq, name, "failed", started, meta=meta, error=invalid)
+            raise invalid from None
+        self._record(key, seq, name, "completed", started, meta=meta, output=payload)
+        return value
+
+    @staticmethod
+    def _record(
+        key: str,
+        seq: int,
+        name: str,
+        status: str,
+        started: float,
+        *,
+        meta: dict[str, Any],
+        output: Any = None,
+        error: BaseException | None = None,
+    ) -> None:
+        ended = None if status == "waiting" else workflow.time()
+        row: dict[str, Any] = {"seq": seq, "name": name, "status": status, "started": started, "ended": ended}
+        row["meta"] = meta
+        if output is not None:
+            row["output"] = output
+        if error is not None:
+            row["error"] = {
+                "type": f"{type(error).__module__}.{type(error).__qualname__}",
+                "message": str(error),
+            }
+        workflow.upsert_memo({key: row})
+
+    # --- deterministic sources -------------------------------------------------------------
+
+    def now(self) -> datetime:
+        self._next()
+        return workflow.now()
+
+    def uuid(self) -> UUID:
+        self._next()
+        return workflow.uuid4()
+
+    def random(self) -> float:
+        self._next()
+        return workflow.random().random()
+
+
+@workflow.defn(dynamic=True)
+class BandmasterWorkflow:
+    """Runs the bandmaster workflow named by this execution's workflow type."""
+
+    def __init__(self) -> None:
+        self.ops: TemporalOperations | None = None
+        self.early: list[tuple[str, Any]] = []
+
+    @workflow.run
+    async def run(self, args: Sequence[RawValue]) -> Any:
+        info = workflow.info()
+        options = hosted(info.task_queue)
+        wf = options.workflows.get(info.workflow_type) if options is not None else None
+        if options is None or wf is None:
+            known = ", ".join(sorted(options.workflows)) if options is not None else "none"
+            raise run_failure(
+                WorkflowNotFound(
+                    f"no workflow named {info.workflow_type!r} on task queue {info.task_queue!r} "
+                    f"(known: {known}); start a worker that hosts it"
+                )
+            )
+        ops = self.ops = TemporalOperations(options)
+        for name, payload in self.early:
+            ops.on_signal(name, payload)
+        converter = workflow.payload_converter()
+        raw = converter.from_payload(args[0].payload) if args else []
+        token = current_backend.set(ops)
+        try:
+            values = wf.decode_input(json.dumps(raw))
+            result = await wf.fn(*values)
+            return wf.output_codec.to_jsonable(result)
+        except (asyncio.CancelledError, ApplicationError):
+            raise
+        except Exception as exc:
+            raise run_failure(exc) from exc
+        finally:
+            current_backend.reset(token)
+
+    @workflow.signal(dynamic=True)
+    def signal(self, name: str, args: Sequence[RawValue]) -> None:
+        payload = workflow.payload_converter().from_payload(args[0].payload) if args else None
+        if self.ops is None:
+            self.early.append((name, payload))  # a signal that arrived with the start
+        else:
+            self.ops.on_signal(name, payload)
