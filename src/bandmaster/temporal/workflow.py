@@ -261,7 +261,9 @@ class BandmasterWorkflow:
             ops.on_signal(name, payload)
         converter = workflow.payload_converter()
         raw = converter.from_payload(args[0].payload) if args else []
-        token = current_backend.set(ops)
+        # Each workflow runs in a task of its own, whose context dies with it: no reset, which
+        # would fail when an evicted workflow's coroutine is closed from another context.
+        current_backend.set(ops)
         try:
             values = wf.decode_input(json.dumps(raw))
             result = await wf.fn(*values)
@@ -270,8 +272,6 @@ class BandmasterWorkflow:
             raise
         except Exception as exc:
             raise run_failure(exc) from exc
-        finally:
-            current_backend.reset(token)
 
     @workflow.signal(dynamic=True)
     def signal(self, name: str, args: Sequence[RawValue]) -> None:
