@@ -169,6 +169,8 @@ async def run_demo(
             if on_progress:
                 on_progress(done, len(handles))
         reviewer.cancel()
+        # The batch's faults, before the latency probe adds its own.
+        injected = {w.name: dict(w.injected) for w in models.chaos}
         probe = await _latency_probe(engine, rows)
     with sqlite3.connect(db) as journal:  # the report reads the journal, as `bandmaster stats` does
         steps = journal.execute(
@@ -178,7 +180,7 @@ async def run_demo(
         run_rows = journal.execute(
             "SELECT id, ended_at FROM runs WHERE status = 'completed' AND id LIKE 'triage-%'"
         ).fetchall()
-    report = _report(name, rows, gold, outcomes, failed, steps, run_rows, held, models, started)
+    report = _report(name, rows, gold, outcomes, failed, steps, run_rows, held, models, injected, started)
     return report.model_copy(update=probe)
 
 
@@ -226,6 +228,7 @@ def _report(
     run_rows: list[tuple[Any, ...]],
     held: set[str],
     models: Any,
+    injected: dict[str, dict[str, int]],
     started: float,
 ) -> Report:
     intents = [outcomes[t].intent for t in outcomes]
@@ -279,8 +282,8 @@ def _report(
         overheads.append(max(0.0, ended[run_id] - first_start[run_id] - busy) * 1000)
     flagged = sum(bool(outcomes[t].phi) for t in outcomes)
     faults: Counter[str] = Counter()
-    for wrapper in models.chaos:
-        faults.update(wrapper.injected)
+    for counts in injected.values():
+        faults.update(counts)
     return Report(
         dataset=name,
         tickets=len(rows),
@@ -313,7 +316,7 @@ def _report(
         reviews_held=len(held),
         reviews_defaulted=flagged - len(held),
         faults_injected=dict(faults),
-        garbage_intents=sum(w.injected["garbage"] for w in models.chaos if w.name.startswith("intent")),
-        garbage_replies=sum(w.injected["garbage"] for w in models.chaos if w.name.startswith("reply")),
+        garbage_intents=sum(c["garbage"] for name, c in injected.items() if name.startswith("intent")),
+        garbage_replies=sum(c["garbage"] for name, c in injected.items() if name.startswith("reply")),
         seconds=time.perf_counter() - started,
     )
