@@ -145,3 +145,22 @@ async def test_engine_wide_local_activities_keep_the_timeline(
         (3, "record", "completed", "c"),
     ]
     assert (flaky.status, flaky.attempts) == ("completed", 2)
+
+
+def test_graph_workflows_are_refused_with_the_reason() -> None:
+    from bandmaster.graph import End, Graph, Step
+
+    graph = Graph(
+        "shouting", [Step("shout", call="shout", next="done"), End("done")], steps={"shout": wfs.shout}
+    )
+    with pytest.raises(bm.UsageError, match="graphs do not run on the Temporal backend yet"):
+        bm.TemporalEngine("localhost:7233", workflows=[graph.as_workflow()])
+
+
+def test_two_workflows_with_one_name_are_refused() -> None:
+    @bm.workflow(name="ordered")
+    async def impostor(log: str) -> list[str]:
+        return []
+
+    with pytest.raises(bm.UsageError, match="two workflows are named 'ordered'"):
+        bm.TemporalEngine("localhost:7233", workflows=[wfs.ordered, impostor])

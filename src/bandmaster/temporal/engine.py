@@ -33,6 +33,7 @@ from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import InvalidInput, RunCancelled, RunFailed, RunNotFound, UsageError
 from bandmaster.temporal.failures import record_of
 from bandmaster.temporal.history import STATUS, run_info
+from bandmaster.temporal.hosting import checked
 from bandmaster.temporal.worker import create_worker
 
 R = TypeVar("R")
@@ -95,11 +96,7 @@ class TemporalEngine:
         self.tracing = tracing
         self.namespace = namespace
         self.task_queue = task_queue
-        self.workflows: dict[str, Workflow[..., Any]] = {}
-        for wf in workflows:
-            if not isinstance(wf, Workflow):
-                raise UsageError(f"{wf!r} is not a workflow; decorate it with @bm.workflow")
-            self.workflows[wf.name] = wf
+        self.workflows = checked(workflows)
         self.run_worker = bool(self.workflows) if worker is None else worker
         self.registry = registry
         self.local_activities = local_activities

@@ -28,18 +28,35 @@ class Hosted:
 _hosted: dict[str, Hosted] = {}
 
 
-def host(task_queue: str, workflows: Iterable[Workflow[..., Any]], **options: Any) -> Hosted:
-    """Register ``workflows`` for ``task_queue`` in this process (one worker per queue)."""
+def checked(workflows: Iterable[Workflow[..., Any]]) -> dict[str, Workflow[..., Any]]:
+    """``workflows`` by name, or a ``UsageError`` saying why one cannot be hosted."""
     table: dict[str, Workflow[..., Any]] = {}
     for wf in workflows:
         if not isinstance(wf, Workflow):
             raise UsageError(f"{wf!r} is not a workflow; decorate it with @bm.workflow")
+        if _is_graph(wf):
+            raise UsageError(
+                f"workflow {wf.name!r} is a declarative graph; graphs do not run on the Temporal backend yet "
+                "(their steps are built when the graph is compiled, so activity workers cannot import them "
+                "by name): run it on bm.Engine"
+            )
         other = table.get(wf.name)
         if other is not None and other is not wf:
             raise UsageError(f"two workflows are named {wf.name!r}; give one @bm.workflow(name=...)")
         table[wf.name] = wf
-    hosted = _hosted[task_queue] = Hosted(table, **options)
+    return table
+
+
+def host(task_queue: str, workflows: Iterable[Workflow[..., Any]], **options: Any) -> Hosted:
+    """Register ``workflows`` for ``task_queue`` in this process (one worker per queue)."""
+    hosted = _hosted[task_queue] = Hosted(checked(workflows), **options)
     return hosted
+
+
+def _is_graph(wf: Workflow[..., Any]) -> bool:
+    from bandmaster.graph.compile import GraphWorkflow  # only here: graphs pull in routing
+
+    return isinstance(wf, GraphWorkflow)
 
 
 def hosted(task_queue: str) -> Hosted | None:
