@@ -15,6 +15,7 @@ bm.run(triage, "my card was charged twice")
 from bandmaster.calls import call_model
 from bandmaster.engine import (
     Engine,
+    Redactor,
     RunHandle,
     RunInfo,
     Step,
@@ -44,9 +45,11 @@ from bandmaster.errors import (
     PayloadTooLarge,
     ProviderUnavailable,
     RateLimited,
+    RedactionError,
     RegistryError,
     RetriesExhausted,
     RetryableError,
+    RevealDenied,
     RunCancelled,
     RunFailed,
     RunNotFound,
@@ -81,6 +84,9 @@ _LAZY = {
     "Decision": "bandmaster.routing",
     "Example": "bandmaster.routing",
     "Router": "bandmaster.routing",
+    # Presidio + spaCy (extra "pii"): loaded on first use of either name.
+    "RedactPII": "bandmaster.guard.pii",
+    "TokenVault": "bandmaster.guard.pii_vault",
 }
 
 
@@ -121,11 +127,15 @@ __all__ = [
     "ProviderUnavailable",
     "RateLimited",
     "Recorded",
+    "RedactPII",
+    "RedactionError",
+    "Redactor",
     "Registry",
     "RegistryError",
     "RetriesExhausted",
     "Retry",
     "RetryableError",
+    "RevealDenied",
     "Router",
     "RunCancelled",
     "RunFailed",
@@ -139,6 +149,7 @@ __all__ = [
     "StepInfo",
     "StepTimeout",
     "StoreError",
+    "TokenVault",
     "UnknownModel",
     "Usage",
     "UsageError",

@@ -17,6 +17,7 @@ from typing import Any
 
 from bandmaster.engine.context import current_run, journaling
 from bandmaster.engine.operation import OpRecord, journaled, run_attempts
+from bandmaster.engine.redaction import Redactor, redact_json
 from bandmaster.engine.serde import codec_for
 from bandmaster.errors import CircuitOpen, FallbacksExhausted, InvalidRequest, UsageError
 from bandmaster.hub import ModelHub, hub_for
@@ -144,7 +145,7 @@ async def call_model(
         name,
         "model",
         _RESPONSE,
-        lambda record: _invoke(hub, target, request, key, policy, record),
+        lambda record: _invoke(hub, target, request, key, policy, record, ctx.redactor),
     )
 
 
@@ -155,6 +156,7 @@ async def _invoke(
     key: str | None,
     policy: _Policy,
     record: OpRecord,
+    redactor: Redactor | None = None,
 ) -> ModelResponse:
     hub.refresh()
     registry = hub.registry
@@ -234,7 +236,10 @@ async def _invoke(
             meta["breakers"] = breakers
         if cache_key is not None:
             assert hub.store is not None
-            hub.store.cache_put(cache_key, response.model_dump_json(), time.time() + (policy.cache_ttl or 0))
+            cached_json = response.model_dump_json()
+            if redactor is not None:  # the cache is on disk too
+                cached_json = redact_json(redactor, cached_json) or cached_json
+            hub.store.cache_put(cache_key, cached_json, time.time() + (policy.cache_ttl or 0))
         return response
 
     if breakers:

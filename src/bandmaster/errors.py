@@ -29,7 +29,9 @@ __all__ = [
     "PayloadTooLarge",
     "ProviderUnavailable",
     "RateLimited",
+    "RedactionError",
     "RetriesExhausted",
+    "RevealDenied",
     "RetryableError",
     "RegistryError",
     "RunCancelled",
@@ -71,6 +73,11 @@ class PayloadTooLarge(InvalidInput):
             f"limit with Engine(max_payload=...)"
         )
         self.what, self.size, self.limit = what, size, limit
+
+
+class RedactionError(InvalidInput):
+    """A value cannot be redacted for the journal, or no longer fits its declared type once
+    redacted (an ``EmailStr`` field holding ``<EMAIL_ADDRESS>``); the message says which."""
 
 
 class WorkflowNotFound(UsageError, LookupError):
@@ -179,6 +186,11 @@ class WaitTimeout(BandmasterError, TimeoutError):
 
 class StoreError(BandmasterError):
     """The journal could not be read or written (disk full, database locked too long)."""
+
+
+class RevealDenied(BandmasterError, PermissionError):
+    """A token vault refused to reveal PII: the reviewer is not on its allow-list or gave the
+    wrong credential. Every refusal is audited like a reveal."""
 
 
 # --- what a client sees for a finished run ----------------------------------------------

@@ -8,6 +8,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from bandmaster._types import StepStatus
+from bandmaster.engine.redaction import Redactor
 from bandmaster.errors import Cancelled, NonDeterminismError, StoreError
 from bandmaster.store.base import StepRow
 from bandmaster.store.sqlite import SQLiteStore
@@ -48,6 +49,7 @@ class RunContext:
         "max_payload",
         "owner",
         "recorded",
+        "redactor",
         "registry",
         "run_id",
         "store",
@@ -65,8 +67,11 @@ class RunContext:
         max_payload: int,
         max_inline_sleep: float,
         registry: object | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.run_id = run_id
+        # Rewrites values before they are journaled (None: written as they are, no cost).
+        self.redactor = redactor
         # The model registry the engine was given; opaque here (the engine never imports models).
         self.registry = registry
         self.workflow = workflow

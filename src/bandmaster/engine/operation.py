@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 from pydantic_core import to_json
 
 from bandmaster.engine.context import RunContext
-from bandmaster.engine.serde import Codec, error_record, rebuild_error
+from bandmaster.engine.redaction import error_json, redact_json, redact_value
+from bandmaster.engine.serde import Codec, rebuild_error
 from bandmaster.errors import RetriesExhausted, StepTimeout
 from bandmaster.policies.retry import Retry
 
@@ -58,11 +59,10 @@ async def journaled(
     try:
         try:
             value = await body(record)
-            value, output = codec.encode(
-                value,
-                what=lambda: f"output of {kind} {name!r} (run {ctx.run_id}, seq {seq})",
-                limit=ctx.max_payload,
-            )
+            what = lambda: f"output of {kind} {name!r} (run {ctx.run_id}, seq {seq})"  # noqa: E731
+            value, output = codec.encode(value, what=what, limit=ctx.max_payload)
+            if ctx.redactor is not None:
+                value, output = redact_value(ctx.redactor, codec, output, what=what)
         except asyncio.CancelledError as exc:
             raise ctx.cancelled(exc) from exc
         except Exception as exc:
@@ -74,9 +74,9 @@ async def journaled(
                     "failed",
                     started=started,
                     ended=time.time(),
-                    error=json.dumps(error_record(exc)),
+                    error=error_json(exc, ctx.redactor),
                     attempts=max(record.attempts, 1),
-                    meta=record.meta_json(),
+                    meta=_meta(ctx, record),
                 )
             )
             raise
@@ -90,12 +90,18 @@ async def journaled(
                 ended=time.time(),
                 output=output,
                 attempts=max(record.attempts, 1),
-                meta=record.meta_json(),
+                meta=_meta(ctx, record),
             )
         )
         return value
     finally:
         ctx.step_finished()
+
+
+def _meta(ctx: RunContext, record: OpRecord) -> str | None:
+    # Meta holds model requests (prompts) and attempt errors: redacted like the output.
+    meta = record.meta_json()
+    return meta if ctx.redactor is None else redact_json(ctx.redactor, meta)
 
 
 async def run_attempts(

@@ -14,7 +14,8 @@ from typing import Any, TypeVar, overload
 from pydantic import BaseModel, ValidationError
 
 from bandmaster.engine.context import RunContext, current_step_var, journaling
-from bandmaster.engine.serde import ANY, codec_for, error_record, rebuild_error
+from bandmaster.engine.redaction import error_json
+from bandmaster.engine.serde import ANY, codec_for, rebuild_error
 from bandmaster.errors import InvalidInput, UsageError, WaitTimeout
 
 T = TypeVar("T")
@@ -207,7 +208,7 @@ async def _fail_wait(
             "failed",
             started=started,
             ended=time.time(),
-            error=json.dumps(error_record(error)),
+            error=error_json(error, ctx.redactor),
             meta=meta,
         ),
         consume_signal=consume_signal,

@@ -12,8 +12,9 @@ import socket
 from collections.abc import Callable, Mapping
 
 from bandmaster.engine.context import LeaseLost, RunContext, Suspend, current_run
+from bandmaster.engine.redaction import Redactor, error_json, redact_json
 from bandmaster.engine.serde import error_record
-from bandmaster.engine.workflow import Workflow
+from bandmaster.engine.workflow import Workflow, redactor_for
 from bandmaster.errors import Cancelled, StoreError
 from bandmaster.store.base import RunRow
 from bandmaster.store.sqlite import SQLiteStore
@@ -66,8 +67,10 @@ class Worker:
         max_inline_sleep: float,
         on_finished: Callable[[str], None],
         registry: object | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.store = store
+        self.redactor = redactor
         self.workflows = workflows
         self.owner = owner
         self.concurrency = concurrency
@@ -189,6 +192,7 @@ class Worker:
             max_payload=self.max_payload,
             max_inline_sleep=self.max_inline_sleep,
             registry=self.registry,
+            redactor=redactor_for(self.workflows.get(row.workflow), self.redactor),
         )
         task = asyncio.create_task(self._run(row, ctx), name=f"bandmaster-run-{row.id}")
         self.active[row.id] = (task, ctx)
@@ -228,6 +232,8 @@ class Worker:
             output = wf.output_codec.dump(
                 result, what=lambda: f"result of workflow {wf.name!r} (run {row.id})", limit=self.max_payload
             )
+            if ctx.redactor is not None:
+                output = redact_json(ctx.redactor, output)
         except Suspend:
             return
         except LeaseLost:
@@ -239,7 +245,7 @@ class Worker:
             status, error = "cancelled", json.dumps(error_record(Cancelled()) | {"message": "cancelled"})
             del exc
         except Exception as exc:
-            status, error = "failed", json.dumps(error_record(exc))
+            status, error = "failed", error_json(exc, ctx.redactor)
         try:
             finished = await store.finish_run(row.id, owner, status, output, error)  # type: ignore[arg-type]
         except (StoreError, asyncio.CancelledError) as exc:
