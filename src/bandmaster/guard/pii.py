@@ -20,12 +20,17 @@ from bandmaster.guard.pii_engine import require_pii_extra
 
 require_pii_extra()  # before the imports below, so a missing extra names the install command
 
+from presidio_analyzer import RecognizerResult as AnalyzerResult  # noqa: E402
 from presidio_anonymizer.entities import OperatorConfig  # noqa: E402
 from presidio_anonymizer.entities import RecognizerResult as AnonymizerResult  # noqa: E402
 
 from bandmaster.errors import RedactionError, UsageError  # noqa: E402
 from bandmaster.guard.pii_engine import analyzer, anonymizer  # noqa: E402
-from bandmaster.guard.pii_recognizers import MEDICAL_RECORD_NUMBER, ClinicalRecognizer  # noqa: E402
+from bandmaster.guard.pii_recognizers import (  # noqa: E402
+    MEDICAL_RECORD_NUMBER,
+    ClinicalRecognizer,
+    plausible_date,
+)
 from bandmaster.guard.pii_vault import TokenVault  # noqa: E402
 
 Mode = Literal["replace", "mask", "hash", "token"]
@@ -131,7 +136,9 @@ class RedactPII:
             score_threshold=self.score_threshold,
             allow_list=list(self.allow) or None,
         )
-        results = [AnonymizerResult(r.entity_type, r.start, r.end, r.score) for r in found]
+        results = [
+            AnonymizerResult(r.entity_type, r.start, r.end, r.score) for r in found if _plausible(r, text)
+        ]
         return _resolve_overlaps(results)
 
     # --- rewriting ------------------------------------------------------------------------
@@ -200,6 +207,11 @@ class RedactPII:
 
     def __repr__(self) -> str:
         return f"bm.RedactPII(mode={self.mode!r}, entities={len(self.entities)} types)"
+
+
+def _plausible(result: AnalyzerResult, text: str) -> bool:
+    """Dates, not clock times: Presidio's pattern recognizer also reads ``10:00`` as a date."""
+    return result.entity_type != "DATE_TIME" or plausible_date(text[result.start : result.end])
 
 
 def _resolve_overlaps(results: list[AnonymizerResult]) -> list[AnonymizerResult]:

