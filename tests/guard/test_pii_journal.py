@@ -80,14 +80,16 @@ async def test_no_phi_reaches_the_sqlite_file_or_its_wal(tmp_path: Path, until_s
     _assert_no_phi(db)
 
     # What the workflow saw is what was journaled: redacted.
-    assert "<PERSON>" in str(SEEN["step_input"]) and PATIENT not in str(SEEN["step_input"])
+    assert "<PERSON>" in str(SEEN["step_input"])
+    assert PATIENT not in str(SEEN["step_input"])
     assert SEEN["summary"] == Summary(
         text=f"Call back <PERSON> about {SEEN['step_input']}", callback="tel <PHONE_NUMBER>", urgent=True
     )
     assert SEEN["review"] == {"by": "Dr. <PERSON>", "decision": "send"}
     assert result["review"] == {"by": "Dr. <PERSON>", "decision": "send"}
     assert info.input == [SEEN["step_input"]]
-    assert "<MEDICAL_RECORD_NUMBER>" in info.input[0] and "<DATE_TIME>" in info.input[0]
+    assert "<MEDICAL_RECORD_NUMBER>" in info.input[0]
+    assert "<DATE_TIME>" in info.input[0]
 
 
 async def test_a_replay_sees_exactly_what_the_live_run_saw(tmp_path: Path, until_status) -> None:  # type: ignore[no-untyped-def]
@@ -191,11 +193,11 @@ async def test_a_value_that_no_longer_validates_once_redacted_fails_the_step_cle
         handle = await engine.start(strict)
         outcome = await handle.result(timeout=30)
         info = await engine.describe(handle.id)
-    assert outcome.startswith("caught: output of step 'lookup'") and "once redacted" in outcome
+    assert outcome.startswith("caught: output of step 'lookup'")
+    assert "once redacted" in outcome
     assert info.steps[0].status == "failed"
-    assert (
-        info.steps[0].error is not None and info.steps[0].error["type"] == "bandmaster.errors.RedactionError"
-    )
+    assert info.steps[0].error is not None
+    assert info.steps[0].error["type"] == "bandmaster.errors.RedactionError"
     _assert_no_phi(db)
 
 

@@ -262,7 +262,7 @@ class Engine:
             payload = ANY.dump(list(args), what=f"input of workflow {name!r}", limit=self.max_payload)
         redactor = redactor_for(wf, self.redact)
         if redactor is not None:
-            payload = redact_json(redactor, payload)
+            payload = redact_json(redactor, payload) or payload
         run_id = run_id or uuid.uuid4().hex
         now = time.time()
         local = self._worker is not None and wf is not None and self._worker.capacity > 0
@@ -352,7 +352,7 @@ class Engine:
         encoded = ANY.dump(payload, what=f"payload of signal {name!r}", limit=self.max_payload)
         redactor = self._signal_redactor(run_id)
         if redactor is not None:
-            encoded = redact_json(redactor, encoded)
+            encoded = redact_json(redactor, encoded) or encoded
         status = self.store.add_signal(run_id, name, encoded)
         if status in TERMINAL_STATUSES:
             raise UsageError(f"run {run_id} is already {status}; it cannot receive signal {name!r}")

@@ -39,7 +39,7 @@ MODES: tuple[str, ...] = get_args(Mode)
 # Presidio's predefined entities plus ours; checked at construction, without loading spaCy.
 KNOWN_ENTITIES = frozenset(
     {
-        "AGE", "CREDIT_CARD", "CRYPTO", "DATE_TIME", "EMAIL_ADDRESS", "IBAN_CODE", "IP_ADDRESS",
+        "CREDIT_CARD", "CRYPTO", "DATE_TIME", "EMAIL_ADDRESS", "IBAN_CODE", "IP_ADDRESS",
         "LOCATION", "MAC_ADDRESS", "MEDICAL_LICENSE", "NRP", "ORGANIZATION", "PERSON", "PHONE_NUMBER",
         "UK_NHS", "URL", "US_BANK_NUMBER", "US_DRIVER_LICENSE", "US_ITIN", "US_PASSPORT", "US_SSN",
         "UUID", MEDICAL_RECORD_NUMBER, *ClinicalRecognizer.ENTITIES,
@@ -49,7 +49,7 @@ KNOWN_ENTITIES = frozenset(
 DEFAULT_ENTITIES: tuple[str, ...] = (
     "PERSON", "DATE_TIME", "PHONE_NUMBER", "EMAIL_ADDRESS", "MEDICAL_RECORD_NUMBER", "US_SSN",
     "CREDIT_CARD", "IBAN_CODE", "IP_ADDRESS", "LOCATION", "US_DRIVER_LICENSE", "US_PASSPORT",
-    "MEDICAL_LICENSE", "UK_NHS", "URL", "AGE",
+    "MEDICAL_LICENSE", "UK_NHS", "URL",
 )  # fmt: skip
 """What ``RedactPII()`` looks for: the HIPAA-style identifiers; ORGANIZATION and NRP are left
 out (hospital and drug names would be caught too)."""

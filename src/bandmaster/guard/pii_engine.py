@@ -47,7 +47,7 @@ def anonymizer() -> AnonymizerEngine:
     if _anonymizer is None:
         from presidio_anonymizer import AnonymizerEngine
 
-        _anonymizer = AnonymizerEngine()
+        _anonymizer = AnonymizerEngine()  # type: ignore[no-untyped-call]
     return _anonymizer
 
 
@@ -65,6 +65,34 @@ def _build_analyzer() -> AnalyzerEngine:
         nlp_configuration={
             "nlp_engine_name": "spacy",
             "models": [{"lang_code": "en", "model_name": SPACY_MODEL}],
+            "ner_model_configuration": {
+                "model_to_presidio_entity_mapping": {
+                    "PERSON": "PERSON",
+                    "PER": "PERSON",
+                    "NORP": "NRP",
+                    "FAC": "LOCATION",
+                    "LOC": "LOCATION",
+                    "GPE": "LOCATION",
+                    "ORG": "ORGANIZATION",
+                    "DATE": "DATE_TIME",
+                    "TIME": "DATE_TIME",
+                },
+                # spaCy labels that are never PII: dropped instead of warned about per call.
+                "labels_to_ignore": [
+                    "CARDINAL",
+                    "ORDINAL",
+                    "QUANTITY",
+                    "MONEY",
+                    "PERCENT",
+                    "LAW",
+                    "LANGUAGE",
+                    "PRODUCT",
+                    "EVENT",
+                    "WORK_OF_ART",
+                ],  # fmt: skip
+                "low_confidence_score_multiplier": 0.4,
+                "low_score_entity_names": ["ORG", "ORGANIZATION"],
+            },
         }
     ).create_engine()
     engine = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])

@@ -112,6 +112,10 @@ def plausible_name(span: str) -> bool:
     return titled or not common
 
 
+def _all_name_like(span: str) -> bool:
+    return all(w[:1].isupper() and not is_common_word(w) for w in span.split())
+
+
 _MONTH_WORD = re.compile(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b")
 _TIME_ONLY = re.compile(r"(?i)^\s*(?:\d{1,2}(?::\d{2})?\s*(?:am|pm|a|p)?|[012]\d[0-5]\d(?:\s*hrs?)?)\s*$")
 
@@ -121,6 +125,9 @@ def plausible_date(span: str) -> bool:
     ``today``, ``overnight`` and ``1900`` (a clock time in a nursing note) identify nobody."""
     if not (any(c.isdigit() for c in span) or _MONTH_WORD.search(span)):
         return False
+    bare = span.strip()
+    if bare.isdigit() and not (len(bare) == 4 and bare[:2] in ("19", "20")):
+        return False  # 86036, 3482: zip codes and house numbers, not dates
     return not _TIME_ONLY.match(span)
 
 
@@ -347,9 +354,9 @@ class ClinicalRecognizer(EntityRecognizer):
                 start,
                 end,
                 score,
-                analysis_explanation=AnalysisExplanation(self.name, score, pattern_name=name),
+                analysis_explanation=AnalysisExplanation(self.NAME, score, pattern_name=name),
                 recognition_metadata={
-                    RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                    RecognizerResult.RECOGNIZER_NAME_KEY: self.NAME,
                     RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
                 },
             )
@@ -358,7 +365,7 @@ class ClinicalRecognizer(EntityRecognizer):
         ]
 
 
-class PlausibleSpacyRecognizer(SpacyRecognizer):  # type: ignore[misc]
+class PlausibleSpacyRecognizer(SpacyRecognizer):
     """Presidio's spaCy NER without the guesses that cannot be PHI: on upper- or lower-case
     clinical notes spaCy tags phrases like ``FOLEY DRAINING`` as people, and ``today`` or ``0700``
     as dates. Filtered here, before Presidio merges overlaps, so a bad wide guess (``DAUGHTER
@@ -367,10 +374,19 @@ class PlausibleSpacyRecognizer(SpacyRecognizer):  # type: ignore[misc]
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
-        results: list[RecognizerResult] = super().analyze(text, entities, nlp_artifacts)
+        wanted = set(entities)
+        asked = list(wanted | {"ORGANIZATION"}) if "PERSON" in wanted else entities
+        results: list[RecognizerResult] = super().analyze(text, asked, nlp_artifacts)
         kept = []
         for result in results:
             span = text[result.start : result.end]
+            if result.entity_type == "ORGANIZATION" and "ORGANIZATION" not in wanted:
+                # The small English model often calls a person an organisation ("Tomomi
+                # Nishiyama lives at ..."): two or three name-like words become a PERSON.
+                if len(span.split()) in (2, 3) and plausible_name(span) and _all_name_like(span):
+                    result.entity_type, result.score = "PERSON", 0.5
+                    kept.append(result)
+                continue
             if result.entity_type == "PERSON" and not plausible_name(span):
                 continue
             if result.entity_type == "DATE_TIME" and not plausible_date(span):

@@ -96,7 +96,8 @@ class TokenVault:
             ciphertext = self._fernet.encrypt(original.encode())
             try:
                 self._db().execute(
-                    "INSERT OR IGNORE INTO pii_tokens (token, entity, ciphertext, created_at) VALUES (?,?,?,?)",
+                    "INSERT OR IGNORE INTO pii_tokens (token, entity, ciphertext, created_at) "
+                    "VALUES (?,?,?,?)",
                     (token, entity, ciphertext, time.time()),
                 )
             except sqlite3.Error as exc:
