@@ -61,11 +61,11 @@ def test_span_offsets_index_the_text() -> None:
 
 
 def test_support_ticket_with_contact_details() -> None:
-    ticket = "Hi, this is Priya Raman. My card 4111 1111 1111 1111 was charged twice; email priya.raman@example.org"
+    ticket = "Hi, this is Priya Raman. My card 4111 1111 1111 1111 was charged twice; mail priya@example.org"
     found = _found(ticket)
     assert ("PERSON", "Priya Raman") in found
     assert ("CREDIT_CARD", "4111 1111 1111 1111") in found
-    assert ("EMAIL_ADDRESS", "priya.raman@example.org") in found
+    assert ("EMAIL_ADDRESS", "priya@example.org") in found
 
 
 def test_entities_limit_what_is_looked_for() -> None:

@@ -30,6 +30,7 @@ from bandmaster.guard.pii_recognizers import (  # noqa: E402
     MEDICAL_RECORD_NUMBER,
     ClinicalRecognizer,
     plausible_date,
+    plausible_phone,
 )
 from bandmaster.guard.pii_vault import TokenVault  # noqa: E402
 
@@ -210,8 +211,14 @@ class RedactPII:
 
 
 def _plausible(result: AnalyzerResult, text: str) -> bool:
-    """Dates, not clock times: Presidio's pattern recognizer also reads ``10:00`` as a date."""
-    return result.entity_type != "DATE_TIME" or plausible_date(text[result.start : result.end])
+    """Presidio's pattern recognizers read clock times (``10:00``) as dates and lab values
+    (``ABG 75/58/7.39``) as phone numbers; clinical notes are full of both."""
+    span = text[result.start : result.end]
+    if result.entity_type == "DATE_TIME":
+        return plausible_date(span)
+    if result.entity_type == "PHONE_NUMBER":
+        return plausible_phone(span)
+    return True
 
 
 def _resolve_overlaps(results: list[AnonymizerResult]) -> list[AnonymizerResult]:

@@ -89,7 +89,7 @@ def _build_analyzer() -> AnalyzerEngine:
                     "PRODUCT",
                     "EVENT",
                     "WORK_OF_ART",
-                ],  # fmt: skip
+                ],
                 "low_confidence_score_multiplier": 0.4,
                 "low_score_entity_names": ["ORG", "ORGANIZATION"],
             },

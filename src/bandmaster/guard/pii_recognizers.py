@@ -117,7 +117,24 @@ def _all_name_like(span: str) -> bool:
 
 
 _MONTH_WORD = re.compile(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b")
-_TIME_ONLY = re.compile(r"(?i)^\s*(?:\d{1,2}(?::\d{2})?\s*(?:am|pm|a|p)?|[012]\d[0-5]\d(?:\s*hrs?)?)\s*$")
+# 10:30, 7pm, and 4-digit clock times on the quarter hour (1900, 0730); 1956 or 2006 stay years.
+_TIME_ONLY = re.compile(
+    r"(?i)^\s*(?:\d{1,2}:\d{2}\s*(?:am|pm|a|p)?|\d{1,2}\s*(?:am|pm|a|p)|[012]\d(?:00|15|30|45)(?:\s*hrs?)?)\s*$"
+)
+
+
+_DATE_SHAPE = re.compile(
+    r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|\b(?:19|20)\d{2}\b|"
+    r"\b\d{1,2}/\d{1,2}\b|\b\d{1,2}-\d{1,2}-\d{2,4}\b"
+)
+
+
+def plausible_phone(span: str) -> bool:
+    """Not lab values or ranges read as phone numbers: ABG 75/58/7.39, BP 136-148/71-75,
+    0330-0700."""
+    if "." in span or ("/" in span and "-" in span):
+        return False
+    return re.fullmatch(r"\s*\d{4}\s*-\s*\d{4}\s*", span) is None
 
 
 def plausible_date(span: str) -> bool:
@@ -125,9 +142,6 @@ def plausible_date(span: str) -> bool:
     ``today``, ``overnight`` and ``1900`` (a clock time in a nursing note) identify nobody."""
     if not (any(c.isdigit() for c in span) or _MONTH_WORD.search(span)):
         return False
-    bare = span.strip()
-    if bare.isdigit() and not (len(bare) == 4 and bare[:2] in ("19", "20")):
-        return False  # 86036, 3482: zip codes and house numbers, not dates
     return not _TIME_ONLY.match(span)
 
 
@@ -199,7 +213,7 @@ PATTERNS: tuple[_Pattern, ...] = (
     _p(
         "month_day",
         "DATE_TIME",
-        r"(?<![\d/.:\w])(?P<phi>(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01]))(?![\d/%]|\.\d)",
+        r"(?<![\d/:\w])(?<!\d\.)(?P<phi>(?:0?[1-9]|1[0-2])/(?:0?[1-9]|[12]\d|3[01]))(?![\d/%]|\.\d)",
         0.6,
     ),
     _p("month_year", "DATE_TIME", r"(?<![\d/.])(?P<phi>(?:0?[1-9]|1[0-2])/(?:19|20)?\d{2})(?![\d/])", 0.45),
@@ -212,11 +226,21 @@ PATTERNS: tuple[_Pattern, ...] = (
     ),
     _p("day_ordinal", "DATE_TIME", r"\b(?P<phi>\d{1,2}(?:st|nd|rd|th))\b(?=\s*(?:,|of\b))", 0.5, flags=_I),
     _p("apostrophe_year", "DATE_TIME", r"(?<![\w'])'(?P<phi>\d{2})\b", 0.6),
+    _p("year_apostrophe", "DATE_TIME", r"(?<![\w'])(?P<phi>\d{2})'(?!\w)", 0.5),  # "CVA 74'."
     _p(
         "history_year",
         "DATE_TIME",
         r"\b(?:in|since|of|s/p|cabg(?:\s*x\s*\d)?|mi|cva|ptca|redo|pacer|dx|dx'd|diagnosed|surgery|"
-        r"stent|avr|mvr|ablation)\s+'?(?P<phi>(?:19|20)\d{2}s?|\d{2})\b(?!\s*(?:%|mg|cc|ml|kg|min|hr|x\b))",
+        r"stent|avr|mvr|ablation)\s+'?(?P<phi>(?:19|20)\d{2}s?)\b(?!\s*(?:%|mg|cc|ml|kg|min|hr|x\b))",
+        0.5,
+        flags=_I,
+    ),
+    # "CABG 81, redo 84": two-digit years, only right after a procedure or diagnosis.
+    _p(
+        "history_short_year",
+        "DATE_TIME",
+        r"\b(?:s/p|cabg(?:\s*x\s*\d)?|mi|nqwmi|cva|ptca|redo|pacer|dx'd|diagnosed|stent|avr|mvr|ablation|"
+        r"repair|resection|cholecystectomy|appy|turp|tah)\s+'?(?P<phi>\d{2})\b(?!\s*(?:%|mg|cc|ml|kg|min|hr|x\b|'s))",
         0.5,
         flags=_I,
     ),
@@ -227,7 +251,6 @@ PATTERNS: tuple[_Pattern, ...] = (
         r"(?<![\d.])(?P<phi>\(?\d{3}\)?[\s./-]{0,3}\d{3}[\s./-]{0,3}\d{4,5})(?![\d.]\d)",
         0.7,
     ),
-    _p("phone_local", "PHONE_NUMBER", r"(?<![\d./-])(?P<phi>\d{3}-\d{4})(?![\d-])", 0.5),
     _p(
         "pager",
         "PHONE_NUMBER",
@@ -313,10 +336,29 @@ def _is_name(word: str, strength: str | None) -> bool:
     return len(bare) >= 3 and not is_common_word(word)
 
 
+# A slash pair that is a setting or a score, not a date: pain 8/10, BiPAP 10/5, strength 5/5.
+_NOT_A_DATE_BEFORE = re.compile(
+    r"(?i)(?:pain|bipap|bi-pap|cpap|psv|ps|peep|flowby|vent|settings|strength|motor|scale|#|x)\W{0,3}$"
+)
+_NOT_A_DATE_AFTER = re.compile(r"(?i)^\s?(?:bipap|cpap|peep|ps\b|cm|ns\b|strength|hr\b|h2o)")
+_FRACTIONS = frozenset({"1/2", "1/3", "1/4", "2/3", "3/4"})
+
+
+def _setting_not_date(text: str, match: re.Match[str]) -> bool:
+    start, end = match.span("phi")
+    return (
+        match.group("phi") in _FRACTIONS
+        or _NOT_A_DATE_BEFORE.search(text[max(0, start - 12) : start]) is not None
+        or _NOT_A_DATE_AFTER.match(text[end : end + 10]) is not None
+    )
+
+
 def find_clinical(text: str) -> Iterator[tuple[str, int, int, float, str]]:
     """``(entity, start, end, score, pattern)`` for every clinical pattern hit in ``text``."""
     for pattern in PATTERNS:
         for match in pattern.regex.finditer(text):
+            if pattern.name == "month_day" and _setting_not_date(text, match):
+                continue
             if not pattern.names:
                 yield pattern.entity, match.start("phi"), match.end("phi"), pattern.score, pattern.name
                 continue
@@ -389,8 +431,8 @@ class PlausibleSpacyRecognizer(SpacyRecognizer):
                 continue
             if result.entity_type == "PERSON" and not plausible_name(span):
                 continue
-            if result.entity_type == "DATE_TIME" and not plausible_date(span):
-                continue
+            if result.entity_type == "DATE_TIME" and not (plausible_date(span) and _DATE_SHAPE.search(span)):
+                continue  # spaCy calls doses, rates and zip codes dates ("3mcg", "86036"): keep date shapes
             kept.append(result)
         return kept
 
