@@ -47,7 +47,7 @@ SYNTH_LABELS: dict[str, str | None] = {
     "US_SSN": "US_SSN",
     "IP_ADDRESS": "IP_ADDRESS",
     "US_DRIVER_LICENSE": "US_DRIVER_LICENSE",
-    "AGE": "AGE",
+    "AGE": None,  # no age recognizer (HIPAA only counts ages over 89)
 }
 NURSING_LABELS: dict[str, str | None] = {
     "HCPName": "PERSON",
@@ -58,7 +58,7 @@ NURSING_LABELS: dict[str, str | None] = {
     "DateYear": "DATE_TIME",
     "Phone": "PHONE_NUMBER",
     "Location": "LOCATION",
-    "Age": "AGE",
+    "Age": None,
     "Other": None,
 }
 # How results are grouped in the table: our type -> row name.

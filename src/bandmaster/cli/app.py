@@ -407,3 +407,4 @@ def main() -> None:
 
 
 import bandmaster.cli.graph  # noqa: E402, F401  registers `bandmaster graph`
+from bandmaster.cli import pii as _pii_commands  # noqa: E402, F401  registers `bandmaster pii`
