@@ -251,6 +251,24 @@ PATTERNS: tuple[_Pattern, ...] = (
         r"(?<![\d.])(?P<phi>\(?\d{3}\)?[\s./-]{0,3}\d{3}[\s./-]{0,3}\d{4,5})(?![\d.]\d)",
         0.7,
     ),
+    # International and odd groupings ("Phone: 60-56-85-91", "655 437 108 office"): only next
+    # to a label, and with at least 7 digits (checked in find_clinical).
+    _p(
+        "labelled_phone",
+        "PHONE_NUMBER",
+        r"\b(?:phone|mobile|mob|tel|telephone|fax|desk|cell|cellphone|call\s+me\s+(?:on|at)|answering\s+at|"
+        r"reached\s+at|reach\s+me\s+at|messages\s+to|registered)\s*(?:#|no\.?|number)?\s*[:#]?\s*"
+        r"(?P<phi>\+?\(?\d[\d \t().\-]{5,17}\d(?:\s*x\d{1,5})?)",
+        0.6,
+        flags=_I,
+    ),
+    _p(
+        "phone_then_label",
+        "PHONE_NUMBER",
+        r"(?<![\w.])(?P<phi>\+?\(?\d[\d \t().\-]{5,17}\d)[ \t]*-?(?:office|mobile|home|cell|fax|work)\b",
+        0.6,
+        flags=_I,
+    ),
     _p(
         "pager",
         "PHONE_NUMBER",
@@ -271,7 +289,7 @@ PATTERNS: tuple[_Pattern, ...] = (
     _p(
         "relative_name",
         "PERSON",
-        rf"\b{_RELATIVE}(?:'s)?\s*(?:[,:(\-]+\s*|\s+(?:is|named|was|-)\s+)?(?:{_TITLE})?"
+        rf"\b{_RELATIVE}(?:'s)?\s*(?:[,:(\x22\-]+\s*|\s+(?:is|named|was|-)\s+)?(?:{_TITLE})?"
         rf"(?=(?P<n1>{_NAME}){_MORE_NAMES})",
         0.6,
         names="weak",
@@ -359,6 +377,10 @@ def find_clinical(text: str) -> Iterator[tuple[str, int, int, float, str]]:
         for match in pattern.regex.finditer(text):
             if pattern.name == "month_day" and _setting_not_date(text, match):
                 continue
+            if pattern.name in ("labelled_phone", "phone_then_label") and (
+                sum(c.isdigit() for c in match.group("phi")) < 7
+            ):
+                continue
             if not pattern.names:
                 yield pattern.entity, match.start("phi"), match.end("phi"), pattern.score, pattern.name
                 continue
@@ -366,11 +388,11 @@ def find_clinical(text: str) -> Iterator[tuple[str, int, int, float, str]]:
             if _is_name(match.group("n1"), pattern.names):
                 start, end = match.span("n1")
                 n2 = match.group("n2") if "n2" in pattern.regex.groupindex else None
-                if n2 is not None and _is_name(n2, "weak"):  # "Dr. Hayes and additional lasix"
+                if n2 is not None and _is_name(n2, pattern.names):  # "dr. john bowman"
                     end = match.end("n2")
                 yield pattern.entity, start, end, pattern.score, pattern.name
             n3 = match.group("n3") if "n3" in pattern.regex.groupindex else None
-            if n3 is not None and _is_name(n3, "weak"):  # "Drs Ferullo and Saeed"
+            if n3 is not None and _is_name(n3, "weak"):  # "Drs Ferullo and Saeed", not "and additional"
                 yield pattern.entity, match.start("n3"), match.end("n3"), pattern.score, pattern.name
 
 
