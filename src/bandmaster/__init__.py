@@ -16,6 +16,7 @@ from bandmaster.calls import call_model
 from bandmaster.engine import (
     Engine,
     Hooks,
+    Redactor,
     RunHandle,
     RunInfo,
     Step,
@@ -53,11 +54,13 @@ from bandmaster.errors import (
     PayloadTooLarge,
     ProviderUnavailable,
     RateLimited,
+    RedactionError,
     RegistryError,
     ReplayDivergence,
     ReplayError,
     RetriesExhausted,
     RetryableError,
+    RevealDenied,
     RunCancelled,
     RunFailed,
     RunNotFound,
@@ -96,6 +99,9 @@ _LAZY = {
     "TemporalEngine": "bandmaster.temporal",  # needs the temporal extra
     # The webhook notifier imports an HTTP client (extra: approvals).
     "Webhook": "bandmaster.approvals",
+    # Presidio + spaCy (extra "pii"): loaded on first use of either name.
+    "RedactPII": "bandmaster.guard.pii",
+    "TokenVault": "bandmaster.guard.pii_vault",
 }
 
 
@@ -149,6 +155,9 @@ __all__ = [
     "ProviderUnavailable",
     "RateLimited",
     "Recorded",
+    "RedactPII",
+    "RedactionError",
+    "Redactor",
     "Registry",
     "RegistryError",
     "ReplayDivergence",
@@ -157,6 +166,7 @@ __all__ = [
     "RetriesExhausted",
     "Retry",
     "RetryableError",
+    "RevealDenied",
     "RouteDecision",
     "Router",
     "RunCancelled",
@@ -172,6 +182,7 @@ __all__ = [
     "StepTimeout",
     "StoreError",
     "TemporalEngine",
+    "TokenVault",
     "UnknownModel",
     "Usage",
     "UsageError",

@@ -19,6 +19,7 @@ from typing import Any
 from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import current_run, journaling
 from bandmaster.engine.operation import OpRecord, journaled, run_attempts
+from bandmaster.engine.redaction import Redactor, redact_json
 from bandmaster.engine.serde import codec_for
 from bandmaster.errors import (
     CircuitOpen,
@@ -185,7 +186,7 @@ async def call_model(
         name,
         "model",
         _RESPONSE,
-        lambda record: _invoke(hub, target, request, key, policy, record, guards),
+        lambda record: _invoke(hub, target, request, key, policy, record, guards, ctx.redactor),
         request=request,  # a replay harness matches recorded calls by it
     )
     return revive(guards, response)  # a replayed output is JSON: guards restore its type
@@ -199,6 +200,7 @@ async def _invoke(
     policy: _Policy,
     record: OpRecord,
     guards: tuple[Guard, ...] = (),
+    redactor: Redactor | None = None,
 ) -> ModelResponse:
     hub.refresh()
     registry = hub.registry
@@ -307,7 +309,10 @@ async def _invoke(
             meta["breakers"] = breakers
         if cache_key is not None:
             assert hub.store is not None
-            hub.store.cache_put(cache_key, response.model_dump_json(), time.time() + (policy.cache_ttl or 0))
+            cached_json = response.model_dump_json()
+            if redactor is not None:  # the cache is on disk too
+                cached_json = redact_json(redactor, cached_json) or cached_json
+            hub.store.cache_put(cache_key, cached_json, time.time() + (policy.cache_ttl or 0))
         return response
 
     if breakers:

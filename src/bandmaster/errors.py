@@ -36,7 +36,9 @@ __all__ = [
     "PayloadTooLarge",
     "ProviderUnavailable",
     "RateLimited",
+    "RedactionError",
     "RetriesExhausted",
+    "RevealDenied",
     "RetryableError",
     "RegistryError",
     "ReplayDivergence",
@@ -85,6 +87,11 @@ class PayloadTooLarge(InvalidInput):
 class InvalidArchive(InvalidInput):
     """An export or archive file is corrupt, truncated or of an unknown format version; the
     message names the file and line. Nothing of that import was written."""
+
+
+class RedactionError(InvalidInput):
+    """A value cannot be redacted for the journal, or no longer fits its declared type once
+    redacted (an ``EmailStr`` field holding ``<EMAIL_ADDRESS>``); the message says which."""
 
 
 class WorkflowNotFound(UsageError, LookupError):
@@ -314,6 +321,11 @@ class NotAuthorized(BandmasterError, PermissionError):
 
 class InvalidSignature(BandmasterError, ValueError):
     """A webhook request's signature is missing, malformed, wrong, or outside the replay window."""
+
+
+class RevealDenied(BandmasterError, PermissionError):
+    """A token vault refused to reveal PII: the reviewer is not on its allow-list or gave the
+    wrong credential. Every refusal is audited like a reveal."""
 
 
 # --- what a client sees for a finished run ----------------------------------------------

@@ -472,5 +472,6 @@ def main() -> None:
 
 
 import bandmaster.cli.graph  # noqa: E402, F401  registers `bandmaster graph`
+from bandmaster.cli import pii as _pii_commands  # noqa: E402, F401  registers `bandmaster pii`
 from bandmaster.cli import replay as _replay  # noqa: E402, F401  registers `bandmaster replay`
 from bandmaster.cli import stats as _stats  # noqa: E402, F401  registers stats, export, import, archive

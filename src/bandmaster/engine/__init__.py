@@ -3,6 +3,7 @@
 from bandmaster.engine.context import StepContext, current_step
 from bandmaster.engine.hooks import Hooks
 from bandmaster.engine.operations import now, random, sleep, uuid, wait_for
+from bandmaster.engine.redaction import Redactor
 from bandmaster.engine.runtime import Engine, RunHandle, RunInfo, StepInfo, run
 from bandmaster.engine.step import Step, step
 from bandmaster.engine.workflow import Workflow, workflow
@@ -10,6 +11,7 @@ from bandmaster.engine.workflow import Workflow, workflow
 __all__ = [
     "Engine",
     "Hooks",
+    "Redactor",
     "RunHandle",
     "RunInfo",
     "Step",

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict
 from bandmaster.engine.context import RunContext, current_step_var, journaling
 from bandmaster.engine.operation import OpRecord, journaled, run_attempts
 from bandmaster.engine.operations import wait_for
+from bandmaster.engine.redaction import redact_json
 from bandmaster.engine.serde import ANY, codec_for
 from bandmaster.errors import InvalidInput, UsageError
 from bandmaster.policies.retry import Retry
@@ -139,6 +140,8 @@ async def approval(
     _check(name, timeout, default, notify, approvers)
     # Encoded before a seq is taken: an unjournalable payload fails here, writing nothing.
     encoded = ANY.dump(payload, what=f"payload of approval {name!r}", limit=ctx.max_payload)
+    if ctx.redactor is not None:  # the approvals table is on disk, and notifications leave the process
+        encoded = redact_json(ctx.redactor, encoded) or encoded
     allowed = tuple(approvers) if approvers is not None else None
     seq = ctx.next_seq()
     table = ApprovalStore(ctx.store)
@@ -158,7 +161,7 @@ async def approval(
         record.meta.update(default=default, approvers=list(allowed) if allowed is not None else None)
         return _Opened(deadline=deadline)
 
-    opened: _Opened = await journaled(ctx, seq, name, "approval", _OPENED, open_approval)
+    opened: _Opened = await journaled(ctx, seq, name, "approval", _OPENED, open_approval, redact=False)
     deadline = opened.deadline
     if notify:
         jsonable = ANY.load(encoded)
@@ -173,10 +176,14 @@ async def approval(
     async def settle(record: OpRecord) -> Decision:
         row = table.settle(ctx.run_id, seq)
         decision = Decision.from_row(row)
+        if ctx.redactor is not None and decision.comment:  # a person's free text; the rest is ours
+            decision = decision.model_copy(update={"comment": ctx.redactor.redact(decision.comment)})
         record.meta.update(action=decision.action, by=decision.by, timed_out=decision.timed_out)
         return decision
 
-    decided: Decision = await journaled(ctx, ctx.next_seq(), name, "decision", _DECISION, settle)
+    decided: Decision = await journaled(
+        ctx, ctx.next_seq(), name, "decision", _DECISION, settle, redact=False
+    )
     return decided
 
 
@@ -221,7 +228,9 @@ async def _notify(
         record.meta["delivered"] = True
         return {"delivered": True, "attempts": record.attempts, **outcome}
 
-    result: dict[str, Any] = await journaled(ctx, seq, f"notify:{name}", "notify", _DELIVERY, deliver)
+    result: dict[str, Any] = await journaled(
+        ctx, seq, f"notify:{name}", "notify", _DELIVERY, deliver, redact=False
+    )
     return result
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from bandmaster._types import StepStatus
 from bandmaster.engine.hooks import HookSet
+from bandmaster.engine.redaction import Redactor
 from bandmaster.errors import Cancelled, NonDeterminismError, StoreError
 from bandmaster.store.base import StepRow
 from bandmaster.store.sqlite import SQLiteStore
@@ -50,6 +51,7 @@ class RunContext:
         "max_payload",
         "owner",
         "recorded",
+        "redactor",
         "registry",
         "run_id",
         "store",
@@ -68,9 +70,12 @@ class RunContext:
         max_inline_sleep: float,
         registry: object | None = None,
         hooks: HookSet | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.run_id = run_id
         self.hooks = hooks  # engine hooks (tracing, metrics); None: the hot path skips them
+        # Rewrites values before they are journaled (None: written as they are, no cost).
+        self.redactor = redactor
         # The model registry the engine was given; opaque here (the engine never imports models).
         self.registry = registry
         self.workflow = workflow

@@ -23,7 +23,8 @@ from bandmaster.engine.hooks import (
     StepStarted,
     emit,
 )
-from bandmaster.engine.serde import Codec, error_record, rebuild_error
+from bandmaster.engine.redaction import error_json, redact_json, redact_value
+from bandmaster.engine.serde import Codec, rebuild_error
 from bandmaster.errors import RetriesExhausted, StepTimeout
 from bandmaster.policies.retry import Retry
 
@@ -59,9 +60,12 @@ async def journaled(
     body: Callable[[OpRecord], Awaitable[Any]],
     *,
     request: object = None,
+    redact: bool = True,
 ) -> Any:
     """Return the recorded outcome of operation ``seq``, or run ``body`` and record it.
-    ``request`` is passed on to ``ctx.replayed`` (model calls pass their ``ModelRequest``)."""
+    ``request`` is passed on to ``ctx.replayed`` (model calls pass their ``ModelRequest``).
+    ``redact=False``: the output is the engine's own record (deadlines, decisions), not user
+    data, and must keep its shape; the operation redacts any free text in it itself."""
     row = ctx.replayed(seq, name, kind, request)
     if row is not None:
         if row.status == "completed":
@@ -84,11 +88,10 @@ async def journaled(
     try:
         try:
             value = await body(record)
-            value, output = codec.encode(
-                value,
-                what=lambda: f"output of {kind} {name!r} (run {ctx.run_id}, seq {seq})",
-                limit=ctx.max_payload,
-            )
+            what = lambda: f"output of {kind} {name!r} (run {ctx.run_id}, seq {seq})"  # noqa: E731
+            value, output = codec.encode(value, what=what, limit=ctx.max_payload)
+            if ctx.redactor is not None and redact:
+                value, output = redact_value(ctx.redactor, codec, output, what=what)
         except asyncio.CancelledError as exc:
             raise ctx.cancelled(exc) from exc
         except Exception as exc:
@@ -100,9 +103,9 @@ async def journaled(
                     "failed",
                     started=started,
                     ended=time.time(),
-                    error=json.dumps(error_record(exc)),
+                    error=error_json(exc, ctx.redactor),
                     attempts=max(record.attempts, 1),
-                    meta=record.meta_json(),
+                    meta=_meta(ctx, record),
                 )
             )
             status, error = "failed", exc
@@ -117,7 +120,7 @@ async def journaled(
                 ended=time.time(),
                 output=output,
                 attempts=max(record.attempts, 1),
-                meta=record.meta_json(),
+                meta=_meta(ctx, record),
             )
         )
         status = "completed"
@@ -136,6 +139,12 @@ async def journaled(
                 output if status == "completed" else None,
             )
             emit(hooks.step_finished, finished)
+
+
+def _meta(ctx: RunContext, record: OpRecord) -> str | None:
+    # Meta holds model requests (prompts) and attempt errors: redacted like the output.
+    meta = record.meta_json()
+    return meta if ctx.redactor is None else redact_json(ctx.redactor, meta)
 
 
 async def run_attempts(

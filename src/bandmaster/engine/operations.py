@@ -15,7 +15,8 @@ from pydantic import BaseModel, ValidationError
 
 from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import RunContext, current_step_var, journaling
-from bandmaster.engine.serde import ANY, codec_for, error_record, rebuild_error
+from bandmaster.engine.redaction import error_json
+from bandmaster.engine.serde import ANY, codec_for, rebuild_error
 from bandmaster.errors import InvalidInput, UsageError, WaitTimeout
 
 T = TypeVar("T")
@@ -223,7 +224,7 @@ async def _fail_wait(
             "failed",
             started=started,
             ended=time.time(),
-            error=json.dumps(error_record(error)),
+            error=error_json(error, ctx.redactor),
             meta=meta,
         ),
         consume_signal=consume_signal,

@@ -19,9 +19,10 @@ from pydantic import BaseModel
 from bandmaster._types import TERMINAL_STATUSES, RunStatus
 from bandmaster.engine.approvals import Approvals
 from bandmaster.engine.hooks import EngineClosed, EngineOpened, Hooks, RunCreated, emit, hook_set
+from bandmaster.engine.redaction import Redactor, redact_json
 from bandmaster.engine.serde import ANY, DEFAULT_MAX_PAYLOAD, rebuild_error
 from bandmaster.engine.worker import Worker, new_owner_id
-from bandmaster.engine.workflow import Workflow
+from bandmaster.engine.workflow import Workflow, redactor_for
 from bandmaster.errors import (
     InvalidInput,
     RunCancelled,
@@ -140,6 +141,9 @@ class Engine:
     Runs sleeping longer than ``max_inline_sleep`` seconds leave memory until the timer fires.
     ``registry`` (a ``bm.Registry``) serves ``bm.call_model`` in the runs this engine executes.
     ``hooks`` observe runs, steps and attempts (``bandmaster.observe.Tracing``, ``Metrics``).
+    ``redact`` (e.g. ``bm.RedactPII()``) rewrites run inputs, step outputs and signal payloads
+    before they are journaled, for every workflow without a ``redact=`` of its own. Redaction
+    happens in the process that writes: clients that start or signal runs need it too.
     """
 
     def __init__(
@@ -155,6 +159,7 @@ class Engine:
         max_inline_sleep: float = 1.0,
         registry: object | None = None,
         hooks: Sequence[Hooks] = (),
+        redact: Redactor | None = None,
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"Engine(concurrency={concurrency}): must be at least 1")
@@ -170,6 +175,9 @@ class Engine:
         self.max_inline_sleep = max_inline_sleep
         self.registry = registry
         self.hooks = hook_set(hooks)
+        if redact is not None and not isinstance(redact, Redactor):
+            raise UsageError(f"Engine(redact={redact!r}): needs a redact(value) method, e.g. bm.RedactPII()")
+        self.redact = redact
         self.owner = new_owner_id()
         self._store: SQLiteStore | None = None
         self._worker: Worker | None = None
@@ -214,6 +222,7 @@ class Engine:
                 on_finished=self._notify_finished,
                 registry=self.registry,
                 hooks=self.hooks,
+                redactor=self.redact,
             )
             await self._worker.start()
 
@@ -266,6 +275,9 @@ class Engine:
             if kwargs:
                 raise InvalidInput("start a workflow by name with positional arguments only")
             payload = ANY.dump(list(args), what=f"input of workflow {name!r}", limit=self.max_payload)
+        redactor = redactor_for(wf, self.redact)
+        if redactor is not None:
+            payload = redact_json(redactor, payload) or payload
         run_id = run_id or uuid.uuid4().hex
         now = time.time()
         local = self._worker is not None and wf is not None and self._worker.capacity > 0
@@ -354,11 +366,20 @@ class Engine:
     async def signal(self, run_id: str, name: str, payload: Any = None) -> None:
         """Deliver ``payload`` to the run's ``bm.wait_for(name)``; kept until the wait is reached."""
         encoded = ANY.dump(payload, what=f"payload of signal {name!r}", limit=self.max_payload)
+        redactor = self._signal_redactor(run_id)
+        if redactor is not None:
+            encoded = redact_json(redactor, encoded) or encoded
         status = self.store.add_signal(run_id, name, encoded)
         if status in TERMINAL_STATUSES:
             raise UsageError(f"run {run_id} is already {status}; it cannot receive signal {name!r}")
         if self._worker is not None:
             self._worker.poke()
+
+    def _signal_redactor(self, run_id: str) -> Redactor | None:
+        if self.redact is None and not any(wf.redact is not None for wf in self.workflows.values()):
+            return None  # nothing to redact with: skip the run lookup
+        row = self.store.get_run(run_id)
+        return redactor_for(self.workflows.get(row.workflow) if row else None, self.redact)
 
     async def cancel(self, run_id: str) -> RunStatus:
         """Cancel a run: at once if queued or waiting; a running one gets ``bm.Cancelled`` at

@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping
 
 from bandmaster.engine.context import LeaseLost, RunContext, Suspend, current_run
 from bandmaster.engine.hooks import HookSet, RunFinished, RunOutcome, RunStarted, emit
+from bandmaster.engine.redaction import Redactor, error_json, redact_json
 from bandmaster.engine.serde import error_record
-from bandmaster.engine.workflow import Workflow
+from bandmaster.engine.workflow import Workflow, redactor_for
 from bandmaster.errors import Cancelled, StoreError
 from bandmaster.store.base import RunRow
 from bandmaster.store.sqlite import SQLiteStore
@@ -69,9 +70,11 @@ class Worker:
         on_finished: Callable[[str], None],
         registry: object | None = None,
         hooks: HookSet | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.store = store
         self.hooks = hooks
+        self.redactor = redactor
         self.workflows = workflows
         self.owner = owner
         self.concurrency = concurrency
@@ -194,6 +197,7 @@ class Worker:
             max_inline_sleep=self.max_inline_sleep,
             registry=self.registry,
             hooks=self.hooks,
+            redactor=redactor_for(self.workflows.get(row.workflow), self.redactor),
         )
         task = asyncio.create_task(self._run(row, ctx), name=f"bandmaster-run-{row.id}")
         self.active[row.id] = (task, ctx)
@@ -264,6 +268,8 @@ class Worker:
             output = wf.output_codec.dump(
                 result, what=lambda: f"result of workflow {wf.name!r} (run {row.id})", limit=self.max_payload
             )
+            if ctx.redactor is not None:
+                output = redact_json(ctx.redactor, output)
         except Suspend:
             return "suspended", None
         except LeaseLost:
@@ -275,7 +281,7 @@ class Worker:
             status, error = "cancelled", json.dumps(error_record(Cancelled()) | {"message": "cancelled"})
             del exc
         except Exception as exc:
-            status, error, failure = "failed", json.dumps(error_record(exc)), exc
+            status, error, failure = "failed", error_json(exc, ctx.redactor), exc
         try:
             finished = await store.finish_run(row.id, owner, status, output, error)  # type: ignore[arg-type]
         except (StoreError, asyncio.CancelledError) as exc:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, get_type_hints, overload
 
 from bandmaster.engine.context import direct_call
+from bandmaster.engine.redaction import Redactor
 from bandmaster.engine.serde import Codec, codec_for
 from bandmaster.errors import InvalidInput, UsageError
 
@@ -21,7 +22,12 @@ class Workflow(Generic[P, R]):
     just run), which keeps workflows unit-testable; ``engine.start`` runs it durably."""
 
     def __init__(
-        self, fn: Callable[P, Awaitable[R]], *, name: str | None = None, version: str | None = None
+        self,
+        fn: Callable[P, Awaitable[R]],
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        redact: Redactor | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise UsageError(f"@bm.workflow needs an async function; {fn.__qualname__} is not")
@@ -34,6 +40,12 @@ class Workflow(Generic[P, R]):
         self.fn = fn
         self.name = name or fn.__name__
         self.version = version
+        if redact is not None and not isinstance(redact, Redactor):
+            raise UsageError(
+                f"workflow {fn.__qualname__}: redact={redact!r} has no redact(value) method; "
+                f"pass bm.RedactPII(...) or another bandmaster Redactor"
+            )
+        self.redact = redact
         self._input: Codec | None = None
         self._output: Codec | None = None
         functools.update_wrapper(self, fn)
@@ -113,7 +125,7 @@ def workflow(fn: Callable[P, Awaitable[R]], /) -> Workflow[P, R]: ...
 
 @overload
 def workflow(
-    *, name: str | None = None, version: str | None = None
+    *, name: str | None = None, version: str | None = None, redact: Redactor | None = None
 ) -> Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]: ...
 
 
@@ -123,11 +135,21 @@ def workflow(
     *,
     name: str | None = None,
     version: str | None = None,
+    redact: Redactor | None = None,
 ) -> Workflow[P, R] | Callable[[Callable[P, Awaitable[R]]], Workflow[P, R]]:
     """Make an async function a durable workflow: ``@bm.workflow`` or
-    ``@bm.workflow(name="triage", version="2")``."""
+    ``@bm.workflow(name="triage", version="2")``. ``redact`` (e.g. ``bm.RedactPII()``) rewrites
+    the input, every step output and every signal payload of its runs before they are journaled;
+    the workflow code sees the redacted values."""
 
     def decorate(f: Callable[P, Awaitable[R]]) -> Workflow[P, R]:
-        return Workflow(f, name=name, version=version)
+        return Workflow(f, name=name, version=version, redact=redact)
 
     return decorate(fn) if fn is not None else decorate
+
+
+def redactor_for(wf: Workflow[..., Any] | None, default: Redactor | None) -> Redactor | None:
+    """The redactor of a workflow's runs: its own, else the engine's."""
+    if wf is not None and wf.redact is not None:
+        return wf.redact
+    return default

@@ -1,5 +1,6 @@
 """Guardrails around model calls: output validation with re-asks, rules on input and output,
-and pinned provider settings.
+and pinned provider settings; and PII/PHI redaction (``bandmaster.guard.pii``, extra ``pii``,
+whose submodules load their heavy dependencies only when imported).
 
     response = await bm.call_model("extractor", text, guard=[
         bm.ModelSettings(temperature=0, response_format="json"),

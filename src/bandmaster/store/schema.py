@@ -161,6 +161,28 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX IF NOT EXISTS runs_ended ON runs(status, ended_at)",
     ],
+    # 6: the PII token vault (bandmaster.guard.pii_vault): encrypted originals of reversible
+    # tokens, and an audit row for every reveal attempt, allowed or denied
+    [
+        """
+        CREATE TABLE IF NOT EXISTS pii_tokens (
+            token      TEXT PRIMARY KEY,  -- <PERSON_1f3a9c2e07bd>
+            entity     TEXT NOT NULL,
+            ciphertext BLOB NOT NULL,     -- Fernet token of the original text
+            created_at REAL NOT NULL
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS pii_reveals (
+            id       INTEGER PRIMARY KEY,
+            reviewer TEXT NOT NULL,
+            allowed  INTEGER NOT NULL,
+            tokens   INTEGER NOT NULL,    -- how many tokens were revealed
+            reason   TEXT,
+            at       REAL NOT NULL
+        )
+        """,
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
