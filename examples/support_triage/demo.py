@@ -160,12 +160,21 @@ async def run_demo(
             handles.append(handle)
         outcomes: dict[str, Any] = {}
         failed = 0
-        for done, handle in enumerate(asyncio.as_completed([h.result() for h in handles]), 1):
+
+        async def finished(handle: bm.RunHandle[Any]) -> tuple[str, Any]:
             try:
-                outcome = await handle
-                outcomes[outcome.ticket] = outcome
+                return handle.id, await handle.result()
             except bm.RunFailed:
+                return handle.id, None
+
+        for done, next_done in enumerate(asyncio.as_completed([finished(h) for h in handles]), 1):
+            # Keyed by run: what the run returns is redacted, identifiers included when the
+            # redactor takes them for PHI.
+            run_id, outcome = await next_done
+            if outcome is None:
                 failed += 1
+            else:
+                outcomes[runs[run_id]] = outcome
             if on_progress:
                 on_progress(done, len(handles))
         reviewer.cancel()

@@ -32,24 +32,11 @@ TRAIN, TICKETS = HERE / "train.jsonl", HERE / "tickets.jsonl"
 REVIEW_WINDOW = 2.0  # seconds a flagged ticket waits for a reviewer (the report used 5 minutes)
 AUTO_REPLY_CONFIDENCE = 0.9  # the report's "billing with > 0.9 confidence"
 
-# PHI as the scanner sees it here: names introduced as such, dates, phone numbers, MRNs, SSNs,
-# e-mail addresses and street addresses.
-PHI_PATTERNS = {
-    "PERSON": re.compile(
-        r"\b(?:(?:my name is|this is|patient|my (?:mother|father|son|daughter))\s+)"
-        r"(?:(?:Mr|Mrs|Ms|Dr)\.?\s+)?([A-Z][a-z]+(?:\s+[A-Z][a-z]+)+)",
-        re.IGNORECASE,
-    ),
-    "DATE": re.compile(r"\b\d{1,2}/\d{1,2}/\d{4}\b"),
-    "PHONE": re.compile(r"\(\d{3}\)\s?\d{3}-\d{4}|\b\d{3}-\d{3}-\d{4}\b"),
-    "MRN": re.compile(r"\bMRN[:\s]*\d{6,}\b"),
-    "SSN": re.compile(r"\b\d{3}-\d{2}-\d{4}\b"),
-    "EMAIL": re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b"),
-    "ADDRESS": re.compile(
-        r"\b\d{1,5}\s+[A-Z][a-z]+(?:\s+[A-Z][a-z]+)*\s+(?:Street|St|Avenue|Ave|Road|Rd|"
-        r"Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Boulevard|Blvd)\b(?:\s+(?:Apt|Suite)\.?\s+\d+)?"
-    ),
-}
+# PHI never reaches the journal: the workflow's redactor (Presidio with clinical recognizers)
+# rewrites the ticket, every step output and every approval payload before they are written,
+# and the workflow itself sees the redacted text. Entities become placeholders (<PERSON>).
+REDACTOR = bm.RedactPII()
+PLACEHOLDER = re.compile(r"<([A-Z_]+)>")
 
 
 class Ticket(BaseModel):
@@ -88,14 +75,6 @@ class Outcome(BaseModel):
     summary: str | None = None
 
 
-def redact(text: str) -> tuple[str, list[str]]:
-    found: list[str] = []
-    for entity, pattern in PHI_PATTERNS.items():
-        text, count = pattern.subn(f"<{entity}>", text)
-        found += [entity] * count
-    return text, sorted(set(found))
-
-
 def read_intent(response: bm.ModelResponse) -> Intent:
     """The cascade's answer as an Intent: which stage answered, and how many were asked."""
     stages = (response.raw or {}).get("stages", [])
@@ -111,8 +90,9 @@ def read_intent(response: bm.ModelResponse) -> Intent:
 
 @bm.step(timeout=1.5, retry=bm.Retry(attempts=3, initial=0.05))
 def scan_phi(text: str) -> PhiScan:
-    redacted, entities = redact(text)
-    return PhiScan(found=bool(entities), entities=entities, redacted=redacted)
+    """What the redactor found in this ticket, by entity type (the values never get here)."""
+    entities = sorted(set(PLACEHOLDER.findall(text)))
+    return PhiScan(found=bool(entities), entities=entities, redacted=text)
 
 
 # The auto-reply is held to the legal guard set: low temperature, no promises the clinic cannot
@@ -142,7 +122,7 @@ ROUTER.add_route(
 QUEUES = {"billing": "billing_team", "clinical": "nurse", "technical": "it_support", "account": "accounts"}
 
 
-@bm.workflow(name="support_triage")
+@bm.workflow(name="support_triage", redact=REDACTOR)
 async def triage(ticket: Ticket) -> Outcome:
     # Both journaled, side by side: the model call (with its retries, timeout and fallback from
     # the registry's policy) and the PHI scan.

@@ -71,8 +71,15 @@ def test_demo_triages_the_bundled_tickets_and_reports(workdir: Path) -> None:
     assert html.count("data:image/png;base64,") == 3
 
 
-def test_journal_matches_the_report(workdir: Path) -> None:
-    report = report_of(demo(workdir, "--limit", "40", db="small.db"))
+def test_journal_matches_the_report_and_holds_no_phi(workdir: Path) -> None:
+    report = report_of(demo(workdir, "--limit", "100", db="small.db"))
+    # Every invented identifier of these tickets (names, dates of birth, phones, MRNs, SSNs,
+    # e-mails, addresses) was redacted before it reached the journal file or its WAL.
+    tickets = [json.loads(line) for line in TICKETS.read_text().splitlines()[:100]]
+    phi = [value for t in tickets for value in t["phi"]]
+    assert len(phi) > 20
+    raw = b"".join(p.read_bytes() for p in workdir.glob("small.db*"))
+    assert [v for v in phi if v.encode() in raw] == []
     with sqlite3.connect(workdir / "small.db") as journal:
         # The batch's runs (the latency probe's are named probe-*).
         statuses = dict(
@@ -81,8 +88,8 @@ def test_journal_matches_the_report(workdir: Path) -> None:
         intent_calls, routes = journal.execute(
             "SELECT sum(name = 'intent'), sum(kind = 'route') FROM steps WHERE run_id LIKE 'triage-%'"
         ).fetchone()
-    assert statuses == {"completed": 40}
-    assert intent_calls == 40  # one journaled model call per ticket, none recorded twice
+    assert statuses == {"completed": 100}
+    assert intent_calls == 100  # one journaled model call per ticket, none recorded twice
     assert routes == report["completed"] - report["reviews_held"]  # held tickets never reach the router
 
 
