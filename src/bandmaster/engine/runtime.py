@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -108,10 +108,21 @@ def _run_info(row: RunRow, steps: Iterable[StepRow] = ()) -> RunInfo:
     )
 
 
+class RunClient(Protocol):
+    """What a run handle needs from its engine: the embedded one, or another backend's."""
+
+    async def result(
+        self, run_id: str, *, timeout: float | None = None, workflow: Workflow[..., Any] | None = None
+    ) -> Any: ...
+    async def describe(self, run_id: str) -> RunInfo: ...
+    async def signal(self, run_id: str, name: str, payload: Any = None) -> None: ...
+    async def cancel(self, run_id: str) -> Any: ...
+
+
 class RunHandle(Generic[R]):
     """A started run. ``await handle.result()`` waits for it to finish."""
 
-    def __init__(self, engine: Engine, run_id: str, workflow: Workflow[..., R] | None) -> None:
+    def __init__(self, engine: RunClient, run_id: str, workflow: Workflow[..., R] | None) -> None:
         self.engine = engine
         self.id = run_id
         self.workflow = workflow

@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from temporalio.client import (
     Client,
@@ -27,7 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from bandmaster._types import RunStatus
-from bandmaster.engine.runtime import RunInfo
+from bandmaster.engine.runtime import RunHandle, RunInfo
 from bandmaster.engine.serde import ANY, rebuild_error
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import InvalidInput, RunCancelled, RunFailed, RunNotFound, UsageError
@@ -42,28 +42,8 @@ MAX_PAYLOAD = 2 * 1024 * 1024  # Temporal's own limit per payload
 _QUERY_STATUS = {"running": "Running", "completed": "Completed", "failed": "Failed", "cancelled": "Canceled"}
 
 
-class TemporalRunHandle(Generic[R]):
-    """A started run on Temporal; the same methods as ``bm.RunHandle``."""
-
-    def __init__(self, engine: TemporalEngine, run_id: str, workflow: Workflow[..., R] | None) -> None:
-        self.engine = engine
-        self.id = run_id
-        self.workflow = workflow
-
-    async def result(self, timeout: float | None = None) -> R:
-        return await self.engine.result(self.id, timeout=timeout, workflow=self.workflow)  # type: ignore[no-any-return]
-
-    async def describe(self) -> RunInfo:
-        return await self.engine.describe(self.id)
-
-    async def signal(self, name: str, payload: Any = None) -> None:
-        await self.engine.signal(self.id, name, payload)
-
-    async def cancel(self) -> None:
-        await self.engine.cancel(self.id)
-
-    def __repr__(self) -> str:
-        return f"<TemporalRunHandle {self.id}>"
+TemporalRunHandle = RunHandle
+"""A started run on Temporal: the embedded engine's handle, bound to a ``TemporalEngine``."""
 
 
 class TemporalEngine:
