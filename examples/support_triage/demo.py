@@ -189,7 +189,13 @@ async def run_demo(
         run_rows = journal.execute(
             "SELECT id, ended_at FROM runs WHERE status = 'completed' AND id LIKE 'triage-%'"
         ).fetchall()
-    report = _report(name, rows, gold, outcomes, failed, steps, run_rows, held, models, injected, started)
+        seen = {
+            runs[run_id]: json.loads(text)[0]["text"]
+            for run_id, text in journal.execute("SELECT id, input FROM runs WHERE id LIKE 'triage-%'")
+        }
+    report = _report(
+        name, rows, gold, seen, outcomes, failed, steps, run_rows, held, models, injected, started
+    )
     return report.model_copy(update=probe)
 
 
@@ -231,6 +237,7 @@ def _report(
     name: str,
     rows: list[dict[str, Any]],
     gold: dict[str, dict[str, Any]],
+    seen: dict[str, str],
     outcomes: dict[str, Any],
     failed: int,
     steps: list[tuple[Any, ...]],
@@ -246,7 +253,8 @@ def _report(
     route_ok = [
         outcomes[t].route == gold[t]["route"] for t in outcomes if outcomes[t].route != "held_for_review"
     ]
-    texts = [str(gold[t]["text"]) for t in outcomes]
+    # The large model alone, on the same (redacted) text the cascade saw in the workflow.
+    texts = [seen.get(t, str(gold[t]["text"])) for t in outcomes]
     large = models.tiers["large"]
     large_labels = large.model.estimator.predict(texts) if hasattr(large, "model") else []
     large_accuracy = (

@@ -57,7 +57,6 @@ class Intent(BaseModel):
 class PhiScan(BaseModel):
     found: bool
     entities: list[str]  # entity types, never the values
-    redacted: str
 
 
 class Reply(BaseModel):
@@ -92,7 +91,7 @@ def read_intent(response: bm.ModelResponse) -> Intent:
 def scan_phi(text: str) -> PhiScan:
     """What the redactor found in this ticket, by entity type (the values never get here)."""
     entities = sorted(set(PLACEHOLDER.findall(text)))
-    return PhiScan(found=bool(entities), entities=entities, redacted=text)
+    return PhiScan(found=bool(entities), entities=entities)
 
 
 # The auto-reply is held to the legal guard set: low temperature, no promises the clinic cannot
@@ -128,13 +127,12 @@ async def triage(ticket: Ticket) -> Outcome:
     # the registry's policy) and the PHI scan.
     response, phi = await asyncio.gather(bm.call_model("intent", ticket.text), scan_phi(ticket.text))
     intent = read_intent(response)
-    text, review = ticket.text, None
+    review = None
     if phi.found:
-        # Redact, flag for review, wait; send unless a reviewer holds it (the report's fix).
-        text = phi.redacted
+        # Redacted already; flag for review, wait; send unless a reviewer holds it (the report's fix).
         decision = await bm.approval(
             "phi_review",
-            {"ticket": ticket.id, "redacted": phi.redacted, "entities": phi.entities},
+            {"ticket": ticket.id, "redacted": ticket.text, "entities": phi.entities},
             timeout=REVIEW_WINDOW,
             default="send",
             approvers=["compliance"],
@@ -146,7 +144,7 @@ async def triage(ticket: Ticket) -> Outcome:
             )
     decision = ROUTER.decide(intent=intent)
     if decision.route == "auto_reply":
-        drafted = await bm.call_model("reply", text, guard=REPLY_GUARD)
+        drafted = await bm.call_model("reply", ticket.text, guard=REPLY_GUARD)
         reply = drafted.output
         return Outcome(
             ticket=ticket.id, route="auto_reply", intent=intent, phi=phi.entities, review=review, reply=reply
