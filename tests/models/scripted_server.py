@@ -12,7 +12,8 @@ Endpoints:
   [behaviour, ...], "default": behaviour}}}`` scripts models (merged into the current script).
   A model's queue is consumed one behaviour per request; then its default (else ``"ok"``) applies.
 * ``GET /stats``: ``{"total": n, "models": {model: {path: count}}, "log": [...]}`` where ``log``
-  lists every request as ``{"t", "path", "model", "behaviour"}`` in arrival order, and
+  lists every request as ``{"t", "path", "model", "behaviour", "text"}`` (``text``: the last
+  user message) in arrival order, and
   ``last`` maps each model to the JSON body of its latest request.
 
 A behaviour is a string or an object with ``kind`` and options:
@@ -73,7 +74,15 @@ def _next_behaviour(model: str, path: str, body: dict[str, Any]) -> dict[str, An
         behaviour = queue.pop(0) if queue else script.get("default", {"kind": "ok"})
         _counts[model][path] += 1
         _ids += 1
-        _log.append({"t": time.time(), "path": path, "model": model, "behaviour": behaviour["kind"]})
+        _log.append(
+            {
+                "t": time.time(),
+                "path": path,
+                "model": model,
+                "behaviour": behaviour["kind"],
+                "text": _last_user_text(body),  # which caller sent it: tests match requests to runs
+            }
+        )
         return {**behaviour, "_id": _ids}
 
 
