@@ -181,7 +181,9 @@ async def test_a_signal_for_a_later_wait_does_not_make_the_run_spin(
 ) -> None:
     async with bm.Engine(db, worker=False) as client:
         gates = await client.start(wf.two_gates, "T-3")  # waits for "first", then "second"
-        napper = await client.start(wf.nap_then_gate, "T-4", 2.5)  # sleeps, then waits "approve"
+        # Sleeps, then waits "approve". The nap must outlast the checks below (which end with a
+        # 0.5 s watch of the waiting runs) even when a loaded machine makes them slow.
+        napper = await client.start(wf.nap_then_gate, "T-4", 5.0)
         run_ids = [gates.id, napper.id]
         worker = workers.start(lease=1, poll=0.05)
 
@@ -193,7 +195,7 @@ async def test_a_signal_for_a_later_wait_does_not_make_the_run_spin(
         await client.signal(gates.id, "second", "early")  # kept until its wait is reached
         await client.signal(napper.id, "approve", "early")  # kept until the sleep is over
         # Kept pending, without waking the runs (at most one replay to look at it is fine).
-        await wait_until(all_waiting, timeout=2, what="both runs to wait again", watch=(worker,))
+        await wait_until(all_waiting, timeout=4, what="both runs to wait again", watch=(worker,))
         claims = journal.claims()
         rest = time.monotonic() + 0.5
         while time.monotonic() < rest:  # ten polls of the worker
@@ -210,9 +212,11 @@ async def test_a_signal_for_a_later_wait_does_not_make_the_run_spin(
 async def test_cancel_requested_just_before_the_run_suspends_is_not_lost(
     workers: Workers, journal: Journal, db: Path, side_log: Path, wf: ModuleType
 ) -> None:
-    lease = 6.0  # heartbeat every 2 s: the run suspends before the worker hears of the cancel
+    # Heartbeat every 5 s: the run suspends before the worker hears of the cancel. The 1.5 s
+    # step leaves a loaded machine time to send the cancel while it runs.
+    lease = 15.0
     async with bm.Engine(db, worker=False) as client:
-        handle = await client.start(wf.approval, "T-5", 0.5)  # 0.5 s step, then wait_for
+        handle = await client.start(wf.approval, "T-5", 1.5)  # 1.5 s step, then wait_for
         worker = workers.start(lease=lease, poll=0.05)
         await wait_until(
             lambda: read_effects(side_log), timeout=30, what="the first step to start", watch=(worker,)
@@ -224,9 +228,11 @@ async def test_cancel_requested_just_before_the_run_suspends_is_not_lost(
             what="the run to settle",
             watch=(worker,),
         )
+        # A lost cancel leaves the run waiting forever (its wait has no timeout): a generous
+        # deadline still tells the two apart on a loaded machine.
         await wait_until(
             lambda: journal.statuses()[handle.id] == "cancelled",
-            timeout=2,
+            timeout=15,
             what="the cancel to take effect",
             watch=(worker,),
         )
