@@ -13,8 +13,8 @@ Endpoints:
   A model's queue is consumed one behaviour per request; then its default (else ``"ok"``) applies.
 * ``GET /stats``: ``{"total": n, "models": {model: {path: count}}, "log": [...]}`` where ``log``
   lists every request as ``{"t", "path", "model", "behaviour", "text"}`` (``text``: the last
-  user message) in arrival order, and
-  ``last`` maps each model to the JSON body of its latest request.
+  user message, which tells whose request it was) in arrival order, and ``last`` maps each
+  model to the JSON body of its latest request.
 
 A behaviour is a string or an object with ``kind`` and options:
 
