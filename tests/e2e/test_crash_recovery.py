@@ -27,7 +27,9 @@ pytestmark = pytest.mark.e2e
 
 RUNS = 6
 STEPS = 20
-DELAY = 0.04  # per step: a run takes > 0.8 s, so the kill lands mid-run for every run
+# Per step: a run takes > 1.6 s, so the kill (once each run has 4 steps) lands mid-run for
+# every run, even when a loaded machine lets the fastest run get well ahead of the slowest.
+DELAY = 0.08
 
 
 @pytest.mark.parametrize(

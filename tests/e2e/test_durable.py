@@ -26,7 +26,9 @@ pytestmark = pytest.mark.e2e
 async def test_durable_sleep_survives_a_worker_kill(
     workers: Workers, journal: Journal, db: Path, side_log: Path, wf: ModuleType
 ) -> None:
-    nap = 2.0  # over the worker's 1 s max_inline_sleep: the run leaves memory while it sleeps
+    # Over the worker's 1 s max_inline_sleep: the run leaves memory while it sleeps. Long enough
+    # that a loaded machine still kills the worker before the timer is due.
+    nap = 4.0
     async with bm.Engine(db, worker=False) as client:
         handle = await client.start(wf.napper, nap)
         first = workers.start(lease=1, poll=0.05)
@@ -69,7 +71,7 @@ async def test_durable_sleep_survives_a_worker_kill(
 async def test_signal_wait_deadline_passes_while_no_worker_is_up(
     workers: Workers, journal: Journal, db: Path, side_log: Path, wf: ModuleType
 ) -> None:
-    timeout = 1.5
+    timeout = 4.0  # a loaded machine still kills the worker before the deadline
     async with bm.Engine(db, worker=False) as client:
         handle = await client.start(wf.deadline, "T-9", timeout)
         first = workers.start(lease=1, poll=0.05)

@@ -180,8 +180,14 @@ async def test_a_pydantic_default_types_the_payload(engine: bm.Engine) -> None:
     assert await handle.result(timeout=10) == ["Approval", "cy"]
 
 
+@bm.workflow
+async def wf_wait_default_later() -> Any:
+    # A timeout no stall of a loaded machine between start() and signal() can outlast.
+    return await bm.wait_for("answer", timeout=30, default="nobody answered")
+
+
 async def test_a_signal_before_the_timeout_wins(engine: bm.Engine) -> None:
-    handle = await engine.start(wf_wait_default)
+    handle = await engine.start(wf_wait_default_later)
     await handle.signal("answer", "in time")
     assert await handle.result(timeout=10) == "in time"
     (wait,) = (await handle.describe()).steps

@@ -12,9 +12,10 @@ Endpoints:
   [behaviour, ...], "default": behaviour}}}`` scripts models (merged into the current script).
   A model's queue is consumed one behaviour per request; then its default (else ``"ok"``) applies.
 * ``GET /stats``: ``{"total": n, "models": {model: {path: count}}, "log": [...]}`` where ``log``
-  lists every request as ``{"t", "path", "model", "behaviour", "traceparent"}`` in arrival
-  order (``traceparent``: the W3C trace-context header the client sent, or null), and
-  ``last`` maps each model to the JSON body of its latest request.
+  lists every request as ``{"t", "path", "model", "behaviour", "traceparent", "text"}`` in
+  arrival order (``traceparent``: the W3C trace-context header the client sent, or null;
+  ``text``: the last user message, which tells whose request it was), and ``last`` maps each
+  model to the JSON body of its latest request.
 
 A behaviour is a string or an object with ``kind`` and options:
 
@@ -83,6 +84,7 @@ def _next_behaviour(
                 "model": model,
                 "behaviour": behaviour["kind"],
                 "traceparent": traceparent,
+                "text": _last_user_text(body),  # which caller sent it: tests match requests to runs
             }
         )
         return {**behaviour, "_id": _ids}
