@@ -40,6 +40,11 @@ class Priced:
         response = await self.model.request(req)
         return response.model_copy(update={"cost": self.price, "model": self.name})
 
+    async def request_batch(self, requests: Sequence[bm.ModelRequest]) -> list[bm.ModelResponse]:
+        # Cascade.fit asks for every example at once when a model can answer a batch.
+        responses = await self.model.request_batch(requests)  # type: ignore[attr-defined]
+        return [r.model_copy(update={"cost": self.price, "model": self.name}) for r in responses]
+
 
 class Chaos:
     """Injects faults into a fraction of calls: slow answers (past the step timeout), 429s with

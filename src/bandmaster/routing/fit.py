@@ -73,13 +73,20 @@ async def collect(
     concurrency: int = 32,
 ) -> Outcomes:
     gate = asyncio.Semaphore(concurrency)
+    requests = [ModelRequest(input=e.input) for e in examples]
 
-    async def answers(example: Example) -> list[ModelResponse]:
+    async def one(model: Model, request: ModelRequest) -> ModelResponse:
         async with gate:
-            request = ModelRequest(input=example.input)
-            return [await model.request(request) for model in models]
+            return await model.request(request)
 
-    responses = await asyncio.gather(*(answers(e) for e in examples))
+    columns: list[list[ModelResponse]] = []
+    for model in models:
+        batch = getattr(model, "request_batch", None)
+        if batch is not None:  # a local model answers every example in one call (one predict)
+            columns.append(list(await batch(requests)))
+        else:
+            columns.append(list(await asyncio.gather(*(one(model, r) for r in requests))))
+    responses = [list(row) for row in zip(*columns, strict=True)]
     correct = np.array(
         [[judge(e, r) for r in row] for e, row in zip(examples, responses, strict=True)], bool
     ).reshape(len(examples), len(models))
