@@ -27,3 +27,13 @@ if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".${extras}"
     touch "$stamp"
 fi
+
+# --dev: the browser tests (tests/server/) drive Debian's headless Chromium through Playwright,
+# never a browser that Playwright downloads. Install it only when it is missing.
+if [[ "$extras" == "[dev]" ]] && ! command -v /usr/bin/chromium >/dev/null 2>&1; then
+    if [[ $(id -u) -eq 0 ]]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "note: browser tests need Debian's chromium: sudo apt-get install chromium chromium-driver" >&2
+    fi
+fi

@@ -45,7 +45,9 @@ __all__ = [
     "StepFailed",
     "StepTimeout",
     "StoreError",
+    "TokenNotFound",
     "UnknownModel",
+    "UnsafeBind",
     "UsageError",
     "WaitTimeout",
     "WorkflowNotFound",
@@ -243,6 +245,19 @@ class NotAuthorized(BandmasterError, PermissionError):
 
 class InvalidSignature(BandmasterError, ValueError):
     """A webhook request's signature is missing, malformed, wrong, or outside the replay window."""
+
+
+# --- server access control (bandmaster server, bandmaster tokens) -------------------------
+
+
+class TokenNotFound(UsageError, LookupError):
+    """No API token with that id (or name) exists in the journal; ``bandmaster tokens list``
+    shows them."""
+
+
+class UnsafeBind(UsageError):
+    """``bandmaster server`` was asked to listen beyond 127.0.0.1 while no API token exists,
+    which would expose the journal to anyone on the network; create a token first."""
 
 
 # --- what a client sees for a finished run ----------------------------------------------

@@ -412,3 +412,8 @@ def main() -> None:
 
 import bandmaster.cli.graph  # noqa: E402, F401  registers `bandmaster graph`
 from bandmaster.cli import replay as _replay  # noqa: E402, F401  registers `bandmaster replay`
+from bandmaster.cli.server import server as _server  # noqa: E402  registers `bandmaster server`
+from bandmaster.cli.tokens import tokens_app as _tokens_app  # noqa: E402  `bandmaster tokens`
+
+app.command("server")(_server)
+app.add_typer(_tokens_app, name="tokens")

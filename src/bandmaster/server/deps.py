@@ -1,0 +1,93 @@
+"""What every route needs: the server's state, and the caller's principal checked for a scope
+(token, rate limit, scope: 401, 429, 403 in that order)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from bandmaster.engine.runtime import Engine
+from bandmaster.hub import ModelHub
+from bandmaster.server.auth import Principal, verify
+from bandmaster.server.errors import ApiError
+from bandmaster.server.limits import RateLimiter, retry_after
+from bandmaster.server.settings import ServerSettings
+from bandmaster.store.sqlite import SQLiteStore
+
+TOKEN_HINT = (
+    "create one with `bandmaster tokens create NAME --scope SCOPE` and send 'Authorization: Bearer bm_...'"
+)
+
+
+@dataclass(slots=True)
+class ServerState:
+    engine: Engine
+    hub: ModelHub | None
+    settings: ServerSettings
+    limiter: RateLimiter
+
+    @property
+    def store(self) -> SQLiteStore:
+        return self.engine.store
+
+
+def state_of(request: Request) -> ServerState:
+    state: ServerState = request.app.state.bandmaster
+    return state
+
+
+def admit(state: ServerState, principal: Principal, scope: str) -> None:
+    """Rate limit, then scope; raises the matching ApiError."""
+    wait = state.limiter.acquire(principal.token_id, principal.rate_limit or state.settings.rate_limit)
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"token {principal.token_id} ({principal.name}) is over its rate limit; retry after "
+            f"{retry_after(wait)} s, or ask an admin for a token with a higher --rate",
+            headers={"Retry-After": retry_after(wait)},
+        )
+    if not principal.allows(scope):
+        raise ApiError(
+            403,
+            "missing_scope",
+            f"token of {principal.name!r} has scopes {', '.join(sorted(principal.scopes))} but this needs "
+            f"{scope!r} (or admin); create a token with --scope {scope}",
+        )
+
+
+def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: the bearer token's principal, admitted for ``scope``."""
+
+    async def principal(request: Request) -> Principal:
+        state = state_of(request)
+        header = request.headers.get("authorization")
+        if not header:
+            raise ApiError(
+                401,
+                "missing_token",
+                f"no API token given; {TOKEN_HINT}",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(
+                401,
+                "malformed_authorization",
+                "the Authorization header must read 'Bearer bm_...'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        found = verify(state.store, value.strip())
+        if found is None:
+            raise ApiError(
+                401,
+                "invalid_token",
+                f"the token is unknown or revoked; {TOKEN_HINT}",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        admit(state, found, scope)
+        return found
+
+    return principal
