@@ -28,16 +28,19 @@ def test_health_ready_metrics_and_docs(server: Server) -> None:
     with server.client() as http:
         assert http.get("/healthz").json() == {"status": "ok"}
         ready = http.get("/readyz").json()
-        assert ready["status"] == "ready" and ready["schema"] >= 4
+        assert ready["status"] == "ready"
+        assert ready["schema"] >= 4
         metrics = http.get("/metrics")
-        assert metrics.status_code == 200 and "python_info" in metrics.text
+        assert metrics.status_code == 200
+        assert "python_info" in metrics.text
         paths = http.get("/openapi.json").json()["paths"]
         assert {"/api/v1/runs", "/api/v1/runs/{run_id}/events", "/api/v1/approvals"} <= set(paths)
 
 
 def test_start_and_get_a_run_with_its_steps(server: Server) -> None:
     started = _start(server, "calc", 21)
-    assert started["workflow"] == "calc" and started["input"] == [21]
+    assert started["workflow"] == "calc"
+    assert started["input"] == [21]
     run = server.wait_status(str(started["id"]), {"completed"})
     assert run["output"] == 42
     steps = run["steps"]
@@ -52,7 +55,8 @@ def test_list_runs_filters_and_pages(server: Server) -> None:
         first = http.get(
             "/api/v1/runs", params={"workflow": "calc", "status": "completed", "limit": 2}
         ).json()
-        assert len(first["runs"]) == 2 and first["next_offset"] == 2
+        assert len(first["runs"]) == 2
+        assert first["next_offset"] == 2
         assert all(r["workflow"] == "calc" and r["status"] == "completed" for r in first["runs"])
         second = http.get("/api/v1/runs", params={"workflow": "calc", "limit": 2, "offset": 2}).json()
         seen = {r["id"] for r in first["runs"] + second["runs"]}
@@ -66,12 +70,15 @@ def test_idempotency_key_is_the_run_id(server: Server) -> None:
         first = http.post("/api/v1/runs", json={"workflow": "calc", "input": 5})
         again = http.post("/api/v1/runs", json={"workflow": "calc", "input": 5})
         other = http.post("/api/v1/runs", json={"workflow": "calc", "input": 6})
-    assert first.status_code == 201 and first.json()["id"] == key
-    assert again.status_code == 200 and again.json()["id"] == key
+    assert first.status_code == 201
+    assert first.json()["id"] == key
+    assert again.status_code == 200
+    assert again.json()["id"] == key
     _error(other, 409, "idempotency_conflict")
     with sqlite3.connect(server.db) as conn:
         count, stored = conn.execute("SELECT COUNT(*), MAX(input) FROM runs WHERE id = ?", (key,)).fetchone()
-    assert count == 1 and json.loads(stored) == [5]
+    assert count == 1
+    assert json.loads(stored) == [5]
 
 
 def test_bad_start_requests(server: Server) -> None:
@@ -145,7 +152,8 @@ def test_signal_and_cancel(server: Server) -> None:
         doomed = str(_start(server, "waiter", "b")["id"])
         server.wait_status(doomed, {"waiting"})
         cancelled = http.post(f"/api/v1/runs/{doomed}/cancel")
-        assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+        assert cancelled.status_code == 200
+        assert cancelled.json()["status"] == "cancelled"
         assert server.wait_status(doomed, {"cancelled"})["status"] == "cancelled"
         _error(http.post("/api/v1/runs/nope/cancel"), 404, "run_not_found")
 
@@ -155,7 +163,8 @@ def test_approvals_are_decided_as_the_tokens_principal(server: Server) -> None:
     server.wait_status(run_id, {"waiting"})
     with server.client("reader") as http:
         pending = [a for a in http.get("/api/v1/approvals").json() if a["run_id"] == run_id]
-    assert pending and pending[0]["payload"] == {"redacted": "<PERSON> was charged twice"}
+    assert pending
+    assert pending[0]["payload"] == {"redacted": "<PERSON> was charged twice"}
     assert pending[0]["approvers"] == ["alice", "reviewer"]
     with server.client("mallory") as http:  # has the scope, but is not on the allow-list
         _error(
@@ -168,7 +177,8 @@ def test_approvals_are_decided_as_the_tokens_principal(server: Server) -> None:
             f"/api/v1/approvals/{run_id}/decision", json={"action": "override", "comment": "not PHI"}
         )
         assert decided.status_code == 200, decided.text
-        assert decided.json()["by"] == "alice" and decided.json()["action"] == "override"
+        assert decided.json()["by"] == "alice"
+        assert decided.json()["action"] == "override"
         assert server.wait_status(run_id, {"completed"})["output"] == "override by alice: not PHI"
         again = http.post(f"/api/v1/approvals/{run_id}/decision", json={"action": "approve"})
         assert again.status_code == 409
@@ -184,7 +194,8 @@ def test_approvals_are_decided_as_the_tokens_principal(server: Server) -> None:
         admin = conn.execute(
             "SELECT principal FROM server_audit WHERE action = 'approval.decide' AND target = ?", (run_id,)
         ).fetchall()
-    assert ("mallory", "refused") in audit and ("alice", "decided") in audit
+    assert ("mallory", "refused") in audit
+    assert ("alice", "decided") in audit
     assert admin == [("alice",)]
 
 
@@ -213,7 +224,9 @@ def test_stats_report_steps_and_model_cost(server: Server) -> None:
         names = {s["name"] for s in stats["steps"]}
         assert "double" in names
         model = next(m for m in stats["models"] if m["model"] in ("intent-small", "intent-large"))
-        assert model["calls"] >= 1 and model["cost"] > 0 and model["input_tokens"] >= 12
+        assert model["calls"] >= 1
+        assert model["cost"] > 0
+        assert model["input_tokens"] >= 12
         _error(http.get("/api/v1/stats", params={"since": "yesterday"}), 422, "invalid_input")
 
 
@@ -230,9 +243,11 @@ def test_event_stream_follows_a_run_to_its_end(server: Server) -> None:
             elif line.startswith("data: "):
                 events.append((kind, json.loads(line.removeprefix("data: "))))
     kinds = [k for k, _ in events]
-    assert kinds[-1] == "end" and events[-1][1]["output"] == 6
+    assert kinds[-1] == "end"
+    assert events[-1][1]["output"] == 6
     statuses = [e["status"] for k, e in events if k == "status"]
-    assert statuses[0] in ("running", "waiting", "queued") and statuses[-1] == "completed"
+    assert statuses[0] in ("running", "waiting", "queued")
+    assert statuses[-1] == "completed"
     doubles = {
         e["seq"] for k, e in events if k == "step" and e["name"] == "double" and e["status"] == "completed"
     }
