@@ -22,6 +22,7 @@ STATUS_COLOURS = {
 _WIDTH = 960
 _LABEL = 220
 _ROW = 26
+_BARS_WIDTH = 560
 
 
 def _label(step: StepInfo) -> str:
@@ -97,20 +98,21 @@ def bars(title: str, values: Sequence[tuple[str, float]], unit: str = "") -> Mar
         return Markup(f'<p class="muted">{escape(title)}: no data yet.</p>')
     top = max(v for _, v in values) or 1.0
     height = _ROW * len(values) + 10
-    plot = _WIDTH - _LABEL - 140
+    # Narrower than the timeline, so labels stay readable when a phone scales the chart down.
+    label, plot = 170, _BARS_WIDTH - 170 - 110
     out = [
-        f'<svg class="bars" viewBox="0 0 {_WIDTH} {height}" role="img" aria-label="{escape(title)}">',
+        f'<svg class="bars" viewBox="0 0 {_BARS_WIDTH} {height}" role="img" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
     ]
-    for row, (label, value) in enumerate(values):
+    for row, (name, value) in enumerate(values):
         y = row * _ROW + 4
         width = max(1.0, plot * value / top)
-        out.append(f'<text x="4" y="{y + 15}" class="label">{escape(label[:34])}</text>')
+        out.append(f'<text x="4" y="{y + 15}" class="label">{escape(name[:24])}</text>')
         out.append(
             f'<rect x="{_LABEL}" y="{y}" width="{width:.1f}" height="{_ROW - 8}" rx="3" class="bar-fill"/>'
         )
         out.append(
-            f'<text x="{_LABEL + width + 6:.1f}" y="{y + 15}" class="value">{value:.4g}{escape(unit)}</text>'
+            f'<text x="{label + width + 6:.1f}" y="{y + 15}" class="value">{value:.4g}{escape(unit)}</text>'
         )
     out.append("</svg>")
     return Markup("".join(out))
