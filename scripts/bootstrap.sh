@@ -30,10 +30,17 @@ fi
 
 # --dev: the browser tests (tests/server/) drive Debian's headless Chromium through Playwright,
 # never a browser that Playwright downloads. Install it only when it is missing.
-if [[ "$extras" == "[dev]" ]] && ! command -v /usr/bin/chromium >/dev/null 2>&1; then
-    if [[ $(id -u) -eq 0 ]]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
-    else
-        echo "note: browser tests need Debian's chromium: sudo apt-get install chromium chromium-driver" >&2
+# benchmarks/bench_server.py generates its HTTP load with wrk (C, so the client does not eat the
+# CPU it measures).
+if [[ "$extras" == "[dev]" ]]; then
+    missing=()
+    [[ -x /usr/bin/chromium ]] || missing+=(chromium chromium-driver)
+    command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    if (( ${#missing[@]} )); then
+        if [[ $(id -u) -eq 0 ]]; then
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+        else
+            echo "note: browser tests and bench_server need: sudo apt-get install ${missing[*]}" >&2
+        fi
     fi
 fi

@@ -40,8 +40,9 @@ def test_health_ready_metrics_and_docs(server: Server) -> None:
 def test_start_and_get_a_run_with_its_steps(server: Server) -> None:
     started = _start(server, "calc", 21)
     assert started["workflow"] == "calc"
-    assert started["input"] == [21]
+    assert started["created"] is True
     run = server.wait_status(str(started["id"]), {"completed"})
+    assert run["input"] == [21]
     assert run["output"] == 42
     steps = run["steps"]
     assert [(s["name"], s["status"]) for s in steps] == [("double", "completed")]  # type: ignore[index, union-attr]
@@ -74,6 +75,8 @@ def test_idempotency_key_is_the_run_id(server: Server) -> None:
     assert first.json()["id"] == key
     assert again.status_code == 200
     assert again.json()["id"] == key
+    assert again.json()["created"] is False
+    assert again.headers["Location"] == f"/api/v1/runs/{key}"
     _error(other, 409, "idempotency_conflict")
     with sqlite3.connect(server.db) as conn:
         count, stored = conn.execute("SELECT COUNT(*), MAX(input) FROM runs WHERE id = ?", (key,)).fetchone()

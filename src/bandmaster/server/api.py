@@ -40,6 +40,13 @@ class StartRun(BaseModel):
     )
 
 
+class StartedRun(BaseModel):
+    id: str
+    workflow: str
+    status: RunStatus = Field(description="queued, or running when the server executes it itself")
+    created: bool = Field(description="false when an Idempotency-Key named an existing run")
+
+
 class RunPage(BaseModel):
     runs: list[RunInfo]
     next_offset: int | None = Field(description="Pass as offset= for the next page; null on the last")
@@ -80,16 +87,17 @@ def _hub(state: ServerState) -> ModelHub:
     return state.hub
 
 
-@router.post("/runs", status_code=201, response_model=RunInfo, tags=["runs"])
+@router.post("/runs", status_code=201, response_model=StartedRun, tags=["runs"])
 async def start_run(
     body: StartRun,
     request: Request,
     response: Response,
     principal: Writer,
     idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY)] = None,
-) -> RunInfo:
+) -> StartedRun:
     """Start a run. With an ``Idempotency-Key`` header the key is the run id: repeating the
-    request returns the same run (200); the same key with another body is a 409."""
+    request returns the same run (200); the same key with another body is a 409. The answer
+    is short (GET the ``Location`` for the whole run) so that starting stays cheap."""
     state = state_of(request)
     engine = state.engine
     wf = engine.workflows.get(body.workflow)
@@ -114,8 +122,8 @@ async def start_run(
     if existed:
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/runs/{handle.id}"
-    info = await engine.describe(handle.id)
-    return info.model_copy(update={"steps": []})
+    status = engine.store.run_status(handle.id) or "queued"
+    return StartedRun(id=handle.id, workflow=wf.name, status=status, created=not existed)
 
 
 def _same_request(state: ServerState, key: str, workflow: str, payload: str) -> None:

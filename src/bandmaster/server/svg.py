@@ -109,7 +109,7 @@ def bars(title: str, values: Sequence[tuple[str, float]], unit: str = "") -> Mar
         width = max(1.0, plot * value / top)
         out.append(f'<text x="4" y="{y + 15}" class="label">{escape(name[:24])}</text>')
         out.append(
-            f'<rect x="{_LABEL}" y="{y}" width="{width:.1f}" height="{_ROW - 8}" rx="3" class="bar-fill"/>'
+            f'<rect x="{label}" y="{y}" width="{width:.1f}" height="{_ROW - 8}" rx="3" class="bar-fill"/>'
         )
         out.append(
             f'<text x="{label + width + 6:.1f}" y="{y + 15}" class="value">{value:.4g}{escape(unit)}</text>'
