@@ -26,7 +26,7 @@ TOKENS: dict[str, tuple[list[str], float | None]] = {
     "reader": (["runs:read"], 1000.0),
     "writer": (["runs:read", "runs:write"], 1000.0),
     "mallory": (["runs:read", "approvals:decide"], 1000.0),
-    "slowpoke": (["runs:read"], 1.0),
+    "slowpoke": (["runs:read"], 0.1),  # a bucket of one request, refilled every 10 s
     "revoked": (["admin"], None),
 }
 

@@ -26,6 +26,7 @@ router = APIRouter(prefix="/api/v1")
 Reader = Annotated[Principal, Depends(require("runs:read"))]
 Writer = Annotated[Principal, Depends(require("runs:write"))]
 Decider = Annotated[Principal, Depends(require("approvals:decide"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
 ModelAdmin = Annotated[Principal, Depends(require("models:admin"))]
 
 MAX_KEY = 200
@@ -278,3 +279,24 @@ async def stats(
     except ValueError as exc:
         raise ApiError(422, "invalid_input", str(exc)) from exc
     return journal_stats(state_of(request).store, workflow=workflow, since=start)
+
+
+class AuditOut(BaseModel):
+    at: float
+    principal: str | None
+    action: str
+    target: str | None
+    detail: dict[str, Any] | None
+
+
+@router.get("/audit", response_model=list[AuditOut], tags=["admin"])
+async def audit(
+    request: Request, principal: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+) -> list[AuditOut]:
+    """Administrative changes and decisions made through the server, newest first: who (the
+    token's principal), what, on what."""
+    rows = TokenStore(state_of(request).store).audit_log(limit)
+    return [
+        AuditOut(at=r.at, principal=r.principal, action=r.action, target=r.target, detail=r.detail)
+        for r in rows
+    ]

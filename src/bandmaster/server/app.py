@@ -23,6 +23,7 @@ from bandmaster.models.registry import Registry
 from bandmaster.server import api, errors, ui
 from bandmaster.server.deps import ServerState
 from bandmaster.server.limits import RateLimiter, SizeLimits
+from bandmaster.server.metrics import HttpMetrics
 from bandmaster.server.settings import ServerSettings
 from bandmaster.store.schema import SCHEMA_VERSION
 
@@ -74,6 +75,7 @@ def create_app(
     errors.install(app)
     ui.install(app)
     app.add_middleware(SizeLimits, max_body=chosen.max_body, max_headers=chosen.max_headers)
+    app.add_middleware(HttpMetrics)
     app.include_router(api.router)
     app.include_router(ui.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
