@@ -278,7 +278,7 @@ async def stats(
         start = parse_since(since)
     except ValueError as exc:
         raise ApiError(422, "invalid_input", str(exc)) from exc
-    return journal_stats(state_of(request).store, workflow=workflow, since=start)
+    return journal_stats(state_of(request).engine.path, workflow=workflow, since=start)
 
 
 class AuditOut(BaseModel):

@@ -22,6 +22,7 @@ from bandmaster.errors import UsageError
 from bandmaster.models.registry import Registry
 from bandmaster.server import api, errors, ui
 from bandmaster.server.deps import ServerState
+from bandmaster.server.journal import reading
 from bandmaster.server.limits import RateLimiter, SizeLimits
 from bandmaster.server.metrics import HttpMetrics
 from bandmaster.server.settings import ServerSettings
@@ -92,11 +93,11 @@ def create_app(
     @app.get("/readyz", tags=["health"])
     async def readyz(request: Request) -> JSONResponse:
         """The journal is reachable and its schema is this version's."""
-        state: ServerState = request.app.state.bandmaster
         try:
-            version = state.store._conn.execute("PRAGMA user_version").fetchone()[0]
-            state.store._conn.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
-        except (sqlite3.Error, UsageError) as exc:
+            with reading(engine.path) as conn:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                conn.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
             return errors.error_response(503, "journal_unavailable", f"the journal cannot be read: {exc}")
         if version != SCHEMA_VERSION:
             return errors.error_response(

@@ -8,12 +8,14 @@ with SQL here. Point ``journal_stats`` at it then; the endpoint and page call no
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.server.journal import reading
 
 _MAX_ROWS = 200_000  # bound the work of one stats request on a large journal
 
@@ -52,11 +54,13 @@ def _percentile(ordered: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def journal_stats(
-    store: SQLiteStore, *, workflow: str | None = None, since: float | None = None
-) -> JournalStats:
+def journal_stats(path: Path, *, workflow: str | None = None, since: float | None = None) -> JournalStats:
     """Runs per status, latency/failure/fallback per step, cost per model (``since``: Unix time)."""
-    conn = store._conn
+    with reading(path) as conn:
+        return _compute(conn, workflow, since)
+
+
+def _compute(conn: sqlite3.Connection, workflow: str | None, since: float | None) -> JournalStats:
     where: list[str] = ["1 = 1"]
     params: list[object] = []
     if workflow is not None:
@@ -120,15 +124,16 @@ def journal_stats(
     )
 
 
-def run_costs(store: SQLiteStore, run_ids: list[str]) -> dict[str, float]:
+def run_costs(path: Path, run_ids: list[str]) -> dict[str, float]:
     """Total model cost per run (for the runs list)."""
     if not run_ids:
         return {}
-    rows = store._conn.execute(
-        "SELECT run_id, SUM(COALESCE(json_extract(meta, '$.cost'), 0)) FROM steps "
-        "WHERE run_id IN (SELECT value FROM json_each(?)) AND meta IS NOT NULL GROUP BY run_id",
-        (json.dumps(run_ids),),
-    ).fetchall()
+    with reading(path) as conn:
+        rows = conn.execute(
+            "SELECT run_id, SUM(COALESCE(json_extract(meta, '$.cost'), 0)) FROM steps "
+            "WHERE run_id IN (SELECT value FROM json_each(?)) AND meta IS NOT NULL GROUP BY run_id",
+            (json.dumps(run_ids),),
+        ).fetchall()
     return {run_id: float(cost or 0.0) for run_id, cost in rows}
 
 

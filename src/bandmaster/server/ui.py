@@ -12,6 +12,7 @@ import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -21,6 +22,7 @@ from bandmaster._types import TERMINAL_STATUSES
 from bandmaster.errors import AlreadyDecided, BandmasterError, NotAuthorized
 from bandmaster.server.auth import Session, close_session, csrf_matches, open_session, session_of, verify
 from bandmaster.server.deps import ServerState, state_of
+from bandmaster.server.limits import retry_after
 from bandmaster.server.stats import journal_stats, run_costs
 from bandmaster.server.svg import bars, gantt
 from bandmaster.store.tokens import TokenStore
@@ -53,8 +55,22 @@ def _page(request: Request, scope: str = "runs:read") -> tuple[ServerState, Sess
     session = _session(request)
     if session is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise Refused(RedirectResponse(f"/login?next={target}", status_code=303))
-    if not session.principal.allows(scope):
+        raise Refused(RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303))
+    state = state_of(request)
+    principal = session.principal
+    wait = state.limiter.acquire(principal.token_id, principal.rate_limit or state.settings.rate_limit)
+    if wait:  # the same bucket as the token's API calls
+        response = _render(
+            request,
+            "error.html",
+            429,
+            session=session,
+            title="Slow down",
+            message=f"Too many requests with this token; try again in {retry_after(wait)} s.",
+        )
+        response.headers["Retry-After"] = retry_after(wait)
+        raise Refused(response)
+    if not principal.allows(scope):
         raise Refused(
             _render(
                 request,
@@ -66,7 +82,7 @@ def _page(request: Request, scope: str = "runs:read") -> tuple[ServerState, Sess
                 f"for a token with --scope {scope}.",
             )
         )
-    return state_of(request), session
+    return state, session
 
 
 async def _form(request: Request, session: Session) -> dict[str, str]:
@@ -187,7 +203,7 @@ async def runs_page(request: Request, status: str = "", workflow: str = "", offs
     runs = await state.engine.list(
         status=chosen, workflow=workflow or None, limit=limit + 1, offset=max(0, offset)
     )
-    costs = run_costs(state.store, [r.id for r in runs[:limit]])
+    costs = run_costs(state.engine.path, [r.id for r in runs[:limit]])
     return _render(
         request,
         "runs.html",
@@ -386,7 +402,7 @@ async def apply_weights(request: Request, alias: str) -> Response:
 @router.get("/ui/stats")
 async def stats_page(request: Request, workflow: str = "") -> HTMLResponse:
     state, session = _page(request)
-    found = journal_stats(state.store, workflow=workflow or None)
+    found = journal_stats(state.engine.path, workflow=workflow or None)
     steps = found.steps
     return _render(
         request,
