@@ -72,6 +72,10 @@ def create_app(
         version="1",
         summary="Durable AI-workflow orchestration: runs, approvals, models, stats",
         lifespan=lifespan,
+        # FastAPI's OpenTelemetry spans and metrics stay on (they appear once a provider is
+        # configured); its log records of validation failures would carry request values,
+        # which may hold PII, so they are off.
+        telemetry={"logs": False},
     )
     errors.install(app)
     ui.install(app)
