@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/bench_server.py [--requests 4000] [--clients 200] [--in-process]
 
-Processes: a ``bandmaster server`` (API only), one ``bandmaster worker`` executing the runs
-from the same journal (``--in-process``: the server executes them itself), and a load
+Processes: ``bandmaster server --processes N`` (API only; default N=2), one ``bandmaster worker``
+executing the runs from the same journal (``--in-process``: the server processes execute
+them themselves), and a load
 generator keeping ``--clients`` requests in flight: ``wrk`` (Debian package, installed by
 ``scripts/bootstrap.sh --dev``) for ``--seconds`` per phase, or with ``--client httpx2`` this
 file with ``--load`` (an async Python client, ``--requests`` per phase; it needs more CPU than
@@ -187,6 +188,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--in-process", action="store_true", help="the server executes runs itself")
+    parser.add_argument(
+        "--processes", type=int, default=2, help="server processes (bandmaster server --processes)"
+    )
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each wrk phase")
     parser.add_argument(
         "--client", choices=["wrk", "httpx2"], default="wrk" if shutil.which("wrk") else "httpx2"
@@ -206,7 +210,17 @@ def main() -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     bm = [sys.executable, "-m", "bandmaster.cli"]
-    server_cmd = [*bm, "server", "bench_wf.py", "--db", str(db), "--port", str(port)]
+    server_cmd = [
+        *bm,
+        "server",
+        "bench_wf.py",
+        "--db",
+        str(db),
+        "--port",
+        str(port),
+        "--processes",
+        str(args.processes),
+    ]
     if args.in_process:
         server_cmd += ["--workers", "1000"]
     procs = [subprocess.Popen(server_cmd, cwd=tmp, stdin=subprocess.DEVNULL)]
@@ -244,7 +258,8 @@ def main() -> None:
             proc.wait(timeout=20)
     result = {
         "clients": args.clients,
-        "mode": "in-process worker" if args.in_process else "server + 1 worker process",
+        "mode": f"{args.processes} server process(es), "
+        + ("in-process workers" if args.in_process else "1 worker process"),
         "load_generator": args.client,
         "baseline_healthz": baseline,
         "start_run": started,

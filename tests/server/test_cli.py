@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx2
@@ -73,5 +74,32 @@ def test_server_without_a_registry_or_workflows(tmp_path: Path) -> None:
         start = httpx2.post(f"{url}/api/v1/runs", headers=headers, json={"workflow": "calc", "input": 1})
         assert start.status_code == 404
         assert "known: none" in start.json()["error"]["message"]
+    finally:
+        stop(proc)
+
+
+def test_several_server_processes_share_one_journal(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    created = bandmaster("tokens", "create", "ops", "--scope", "admin", "--db", str(db), "--json")
+    token = json.loads(created.stdout)["token"]
+    proc, url, log = start_server(
+        tmp_path, db, "--processes", "2", "--workers", "10", str(HERE / "wf_server.py")
+    )
+    try:
+        wait_healthy(proc, url, log)
+        with httpx2.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=15) as http:
+            ids = []
+            for n in range(20):  # new connections, so both processes answer some
+                with httpx2.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as fresh:
+                    started = fresh.post("/api/v1/runs", json={"workflow": "calc", "input": n})
+                assert started.status_code == 201, started.text
+                ids.append(started.json()["id"])
+            for run_id in ids:
+                deadline = time.monotonic() + 15
+                while (run := http.get(f"/api/v1/runs/{run_id}").json())["status"] != "completed":
+                    assert time.monotonic() < deadline, run
+                    time.sleep(0.05)
+            outputs = sorted(http.get(f"/api/v1/runs/{run_id}").json()["output"] for run_id in ids)
+        assert outputs == [2 * n for n in range(20)]
     finally:
         stop(proc)

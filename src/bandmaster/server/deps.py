@@ -38,9 +38,15 @@ def state_of(request: Request) -> ServerState:
     return state
 
 
+def token_rate(state: ServerState, principal: Principal) -> float:
+    """This process's share of the token's requests/s: with N server processes behind one port
+    each keeps its own bucket, so each gets 1/N and together they allow the whole rate."""
+    return (principal.rate_limit or state.settings.rate_limit) / state.settings.processes
+
+
 def admit(state: ServerState, principal: Principal, scope: str) -> None:
     """Rate limit, then scope; raises the matching ApiError."""
-    wait = state.limiter.acquire(principal.token_id, principal.rate_limit or state.settings.rate_limit)
+    wait = state.limiter.acquire(principal.token_id, token_rate(state, principal))
     if wait:
         raise ApiError(
             429,

@@ -21,4 +21,7 @@ class ServerSettings(BaseModel):
         "http://127.0.0.1 and localhost; put TLS in front elsewhere)",
     )
     poll_interval: float = Field(0.1, gt=0, description="Seconds between journal reads of an event stream")
+    processes: int = Field(
+        1, ge=1, description="Server processes sharing the port; each keeps 1/N of every token's rate"
+    )
     refresh_seconds: int = Field(5, ge=0, description="Auto-refresh of the runs pages (0: off)")

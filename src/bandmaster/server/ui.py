@@ -21,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from bandmaster._types import TERMINAL_STATUSES
 from bandmaster.errors import AlreadyDecided, BandmasterError, NotAuthorized
 from bandmaster.server.auth import Session, close_session, csrf_matches, open_session, session_of, verify
-from bandmaster.server.deps import ServerState, state_of
+from bandmaster.server.deps import ServerState, state_of, token_rate
 from bandmaster.server.limits import retry_after
 from bandmaster.server.stats import journal_stats, run_costs
 from bandmaster.server.svg import bars, gantt
@@ -58,7 +58,7 @@ def _page(request: Request, scope: str = "runs:read") -> tuple[ServerState, Sess
         raise Refused(RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303))
     state = state_of(request)
     principal = session.principal
-    wait = state.limiter.acquire(principal.token_id, principal.rate_limit or state.settings.rate_limit)
+    wait = state.limiter.acquire(principal.token_id, token_rate(state, principal))
     if wait:  # the same bucket as the token's API calls
         response = _render(
             request,
