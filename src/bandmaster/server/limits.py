@@ -16,7 +16,9 @@ class SizeLimits:
     """Refuse oversized requests before any handler runs: 431 for headers, 413 for bodies.
 
     The body is read here up to the limit (bodies of this API are small JSON or forms) and
-    handed on whole, so a chunked upload without Content-Length is bounded too.
+    handed on whole, so a chunked upload without Content-Length is bounded too. Not FastAPI's
+    own ``max_body_size``: it answers plain text on some paths, and every refusal here must
+    carry the API's JSON error shape; nor does it bound headers.
     """
 
     def __init__(self, app: ASGIApp, *, max_body: int, max_headers: int) -> None:
