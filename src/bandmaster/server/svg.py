@@ -66,7 +66,7 @@ def gantt(steps: Sequence[StepInfo], start: datetime, end: datetime) -> Markup:
         out.append(f'<line x1="{x:.1f}" y1="0" x2="{x:.1f}" y2="{height - 20}" class="grid"/>')
         out.append(
             f'<text x="{x:.1f}" y="{height - 5}" class="axis" text-anchor="middle">'
-            f"{span * tick / 4 * 1000:.0f} ms</text>"
+            f"{span * tick / 4 * 1000:.3g} ms</text>"
         )
     for row, step in enumerate(steps):
         y = row * _ROW + 4

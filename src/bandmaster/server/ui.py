@@ -30,6 +30,16 @@ from bandmaster.store.tokens import TokenStore
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
+
+def usd(value: float | None) -> str:
+    """Model costs are often fractions of a cent: keep three significant digits."""
+    if not value:
+        return "\u2013"  # an en dash: no cost recorded
+    return f"${value:.2f}" if value >= 0.01 else f"${value:.3g}"
+
+
+templates.env.filters["usd"] = usd
+
 COOKIE = "bm_session"
 LOGIN_CSRF = "bm_login_csrf"
 STATUSES = ("queued", "running", "waiting", "completed", "failed", "cancelled")
