@@ -5,6 +5,7 @@ The secret is printed once, at creation; the journal keeps only its sha256.
 
 from __future__ import annotations
 
+import getpass
 import json
 from datetime import UTC, datetime
 from typing import Annotated
@@ -21,6 +22,9 @@ tokens_app = typer.Typer(help="API tokens for bandmaster server: create, list, r
 console = Console()
 err = Console(stderr=True)
 
+ByOption = Annotated[
+    str | None, typer.Option("--by", help="Who makes the change, for the audit [default: $USER]")
+]
 DbOption = Annotated[
     str | None, typer.Option("--db", help="Journal path [default: $BANDMASTER_DB or ./bandmaster.db]")
 ]
@@ -52,6 +56,7 @@ def create(
         float | None, typer.Option(help="Requests/s for this token [default: the server's]")
     ] = None,
     db: DbOption = None,
+    by: ByOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Create a token and print its secret (shown only this once)."""
@@ -60,7 +65,7 @@ def create(
     store = _store(db)
     try:
         scopes = [s.strip() for item in scope for s in item.split(",") if s.strip()]
-        issued = create_token(store, name, scopes, rate_limit=rate)
+        issued = create_token(store, name, scopes, rate_limit=rate, by=by or getpass.getuser())
     except BandmasterError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from exc
@@ -122,13 +127,14 @@ def list_tokens(db: DbOption = None, as_json: Annotated[bool, typer.Option("--js
 def revoke(
     token: Annotated[str, typer.Argument(help="Token id, or a name to revoke all its live tokens")],
     db: DbOption = None,
+    by: ByOption = None,
 ) -> None:
     """Revoke a token at once (its browser sessions end too)."""
     from bandmaster.server.auth import revoke_token
 
     store = _store(db)
     try:
-        revoked = revoke_token(store, token)
+        revoked = revoke_token(store, token, by=by or getpass.getuser())
     except BandmasterError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from exc

@@ -60,9 +60,15 @@ def check_scopes(scopes: list[str]) -> list[str]:
 
 
 def create_token(
-    store: SQLiteStore, name: str, scopes: list[str], *, rate_limit: float | None = None
+    store: SQLiteStore,
+    name: str,
+    scopes: list[str],
+    *,
+    rate_limit: float | None = None,
+    by: str | None = None,
 ) -> IssuedToken:
-    """Create a token for principal ``name``; the returned secret is the only copy."""
+    """Create a token for principal ``name``; the returned secret is the only copy. ``by``
+    (who creates it) goes to the audit."""
     if not name.strip() or len(name) > 100:
         raise InvalidInput(f"token name {name!r}: give the principal's name (1-100 characters), e.g. alice")
     if rate_limit is not None and rate_limit <= 0:
@@ -82,7 +88,7 @@ def create_token(
             last_used_at=None,
         )
     )
-    TokenStore(store).audit(None, "token.create", token_id, {"name": name, "scopes": checked})
+    TokenStore(store).audit(by, "token.create", token_id, {"name": name, "scopes": checked})
     return IssuedToken(token_id, name, checked, f"{PREFIX}{token_id}_{secret}")
 
 
