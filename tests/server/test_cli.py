@@ -25,7 +25,16 @@ def bandmaster(*args: str, cwd: Path | None = None) -> subprocess.CompletedProce
 def test_tokens_create_list_revoke(tmp_path: Path) -> None:
     db = str(tmp_path / "j.db")
     created = bandmaster(
-        "tokens", "create", "ops", "--scope", "runs:read,approvals:decide", "--db", db, "--json"
+        "tokens",
+        "create",
+        "ops",
+        "--scope",
+        "runs:read,approvals:decide",
+        "--db",
+        db,
+        "--by",
+        "root",
+        "--json",
     )
     assert created.returncode == 0, created.stderr
     token = json.loads(created.stdout)
@@ -33,9 +42,9 @@ def test_tokens_create_list_revoke(tmp_path: Path) -> None:
     assert token["token"].startswith(f"bm_{token['id']}_")
     with sqlite3.connect(db) as conn:
         stored = conn.execute("SELECT secret_hash FROM api_tokens").fetchone()[0]
-        audit = conn.execute("SELECT action, target FROM server_audit").fetchall()
+        audit = conn.execute("SELECT action, target, principal FROM server_audit").fetchall()
     assert token["token"].split("_", 2)[2] not in stored  # only the hash is kept
-    assert ("token.create", token["id"]) in audit
+    assert ("token.create", token["id"], "root") in audit
 
     listed = bandmaster("tokens", "list", "--db", db, "--json")
     assert [t["name"] for t in json.loads(listed.stdout)] == ["ops"]
