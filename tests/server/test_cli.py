@@ -83,6 +83,13 @@ def test_server_without_a_registry_or_workflows(tmp_path: Path) -> None:
         start = httpx2.post(f"{url}/api/v1/runs", headers=headers, json={"workflow": "calc", "input": 1})
         assert start.status_code == 404
         assert "known: none" in start.json()["error"]["message"]
+        assert httpx2.get(f"{url}/readyz").status_code == 200
+        for suffix in ("", "-wal", "-shm"):  # the journal disappears under the running server
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        gone = httpx2.get(f"{url}/readyz")
+        assert gone.status_code == 503
+        assert gone.json()["error"]["code"] == "journal_unavailable"
+        assert httpx2.get(f"{url}/healthz").status_code == 200  # alive, but not ready
     finally:
         stop(proc)
 
