@@ -169,3 +169,14 @@ def test_pages_fit_a_phone_and_have_labels(browser: Browser, server: Server) -> 
         expect(page.get_by_role("button", name="Review weight change")).to_have_count(0)
     finally:
         ctx.close()
+
+
+def test_api_docs_render_without_any_external_request(context: BrowserContext, server: Server) -> None:
+    requested: list[str] = []
+    page = context.new_page()
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto("/docs")
+    expect(page.get_by_text("/api/v1/runs/{run_id}/events")).to_be_visible()
+    login(page, server.tokens["reader"])  # the dashboard's own assets, too
+    outside = [url for url in requested if not url.startswith(server.url)]
+    assert outside == [], f"pages fetched from elsewhere: {outside}"

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from bandmaster.calls import bind_store
@@ -67,7 +68,7 @@ def create_app(
         finally:
             await engine.close()
 
-    app = FastAPI(
+    app = FastAPIOffline(  # a FastAPI app whose /docs and /redoc assets are served locally
         title="bandmaster",
         version="1",
         summary="Durable AI-workflow orchestration: runs, approvals, models, stats",
