@@ -97,6 +97,16 @@ def test_bad_start_requests(server: Server) -> None:
         _error(http.get("/api/v2/runs"), 404, "not_found")
 
 
+def test_token_last_use_is_recorded(server: Server) -> None:
+    with server.client("reader") as http:
+        assert http.get("/api/v1/runs", params={"limit": 1}).status_code == 200
+    with sqlite3.connect(server.db) as conn:
+        used = conn.execute("SELECT last_used_at FROM api_tokens WHERE name = 'reader'").fetchone()[0]
+        never = conn.execute("SELECT last_used_at FROM api_tokens WHERE name = 'revoked'").fetchone()[0]
+    assert used is not None
+    assert never is None
+
+
 def test_authentication_and_scopes(server: Server) -> None:
     with server.client() as http:
         _error(http.get("/api/v1/runs"), 401, "missing_token")

@@ -103,6 +103,7 @@ def list_tokens(db: DbOption = None, as_json: Annotated[bool, typer.Option("--js
                         "scopes": r.scopes,
                         "rate_limit": r.rate_limit,
                         "created_at": r.created_at,
+                        "last_used_at": r.last_used_at,
                         "revoked_at": r.revoked_at,
                     }
                     for r in rows
@@ -110,7 +111,7 @@ def list_tokens(db: DbOption = None, as_json: Annotated[bool, typer.Option("--js
             )
         )
         return
-    table = Table("id", "name", "scopes", "rate/s", "created", "revoked")
+    table = Table("id", "name", "scopes", "rate/s", "created", "last used", "revoked")
     for r in rows:
         table.add_row(
             r.id,
@@ -118,6 +119,7 @@ def list_tokens(db: DbOption = None, as_json: Annotated[bool, typer.Option("--js
             ", ".join(r.scopes),
             f"{r.rate_limit:g}" if r.rate_limit else "default",
             _when(r.created_at),
+            _when(r.last_used_at),
             _when(r.revoked_at),
         )
     console.print(table)

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -15,10 +16,14 @@ from bandmaster.server.errors import ApiError
 from bandmaster.server.limits import RateLimiter, retry_after
 from bandmaster.server.settings import ServerSettings
 from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.store.tokens import TokenStore
 
 TOKEN_HINT = (
     "create one with `bandmaster tokens create NAME --scope SCOPE` and send 'Authorization: Bearer bm_...'"
 )
+
+
+TOUCH_EVERY = 60.0  # seconds between writes of a token's last use (one write, not one per request)
 
 
 @dataclass(slots=True)
@@ -27,6 +32,7 @@ class ServerState:
     hub: ModelHub | None
     settings: ServerSettings
     limiter: RateLimiter
+    touched: dict[str, float] = field(default_factory=dict)
 
     @property
     def store(self) -> SQLiteStore:
@@ -45,7 +51,11 @@ def token_rate(state: ServerState, principal: Principal) -> float:
 
 
 def admit(state: ServerState, principal: Principal, scope: str) -> None:
-    """Rate limit, then scope; raises the matching ApiError."""
+    """Rate limit, then scope; raises the matching ApiError. Records the token's last use."""
+    now = time.time()
+    if now - state.touched.get(principal.token_id, 0.0) > TOUCH_EVERY:
+        state.touched[principal.token_id] = now
+        TokenStore(state.store).touch(principal.token_id, now)
     wait = state.limiter.acquire(principal.token_id, token_rate(state, principal))
     if wait:
         raise ApiError(

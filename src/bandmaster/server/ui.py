@@ -21,8 +21,8 @@ from fastapi.templating import Jinja2Templates
 from bandmaster._types import TERMINAL_STATUSES
 from bandmaster.errors import AlreadyDecided, BandmasterError, NotAuthorized
 from bandmaster.server.auth import Session, close_session, csrf_matches, open_session, session_of, verify
-from bandmaster.server.deps import ServerState, state_of, token_rate
-from bandmaster.server.limits import retry_after
+from bandmaster.server.deps import ServerState, admit, state_of
+from bandmaster.server.errors import ApiError
 from bandmaster.server.stats import journal_stats, run_costs
 from bandmaster.server.svg import bars, gantt
 from bandmaster.store.tokens import TokenStore
@@ -68,18 +68,6 @@ def _page(request: Request, scope: str = "runs:read") -> tuple[ServerState, Sess
         raise Refused(RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303))
     state = state_of(request)
     principal = session.principal
-    wait = state.limiter.acquire(principal.token_id, token_rate(state, principal))
-    if wait:  # the same bucket as the token's API calls
-        response = _render(
-            request,
-            "error.html",
-            429,
-            session=session,
-            title="Slow down",
-            message=f"Too many requests with this token; try again in {retry_after(wait)} s.",
-        )
-        response.headers["Retry-After"] = retry_after(wait)
-        raise Refused(response)
     if not principal.allows(scope):
         raise Refused(
             _render(
@@ -88,10 +76,18 @@ def _page(request: Request, scope: str = "runs:read") -> tuple[ServerState, Sess
                 403,
                 session=session,
                 title="Not allowed",
-                message=f"Your token ({session.principal.name}) lacks the {scope!r} scope; ask an admin "
+                message=f"Your token ({principal.name}) lacks the {scope!r} scope; ask an admin "
                 f"for a token with --scope {scope}.",
             )
         )
+    try:
+        admit(state, principal, scope)  # the same rate limit as the token's API calls
+    except ApiError as exc:  # scope was checked above, so this is the rate limit
+        response = _render(
+            request, "error.html", exc.status, session=session, title="Slow down", message=exc.message
+        )
+        response.headers.update(exc.headers or {})
+        raise Refused(response) from exc
     return state, session
 
 

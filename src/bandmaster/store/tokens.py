@@ -110,6 +110,11 @@ class TokenStore:
 
         return self.store._write(op)
 
+    def touch(self, token_id: str, at: float) -> None:
+        self.store._write(
+            lambda conn: conn.execute("UPDATE api_tokens SET last_used_at = ? WHERE id = ?", (at, token_id))
+        )
+
     def any_live_token(self) -> bool:
         found = self.store._conn.execute(
             "SELECT 1 FROM api_tokens WHERE revoked_at IS NULL LIMIT 1"
