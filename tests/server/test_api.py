@@ -276,3 +276,13 @@ def test_event_stream_follows_a_run_to_its_end(server: Server) -> None:
     assert len(doubles) == 3
     with server.client("reader") as http:
         _error(http.get("/api/v1/runs/nope/events"), 404, "run_not_found")
+
+
+def test_deciding_an_approval_of_a_cancelled_run_is_a_conflict(server: Server) -> None:
+    run_id = str(_start(server, "reviewed", "Mrs. Garcia, cancelled")["id"])
+    server.wait_status(run_id, {"waiting"})
+    with server.client("alice") as http:
+        assert http.post(f"/api/v1/runs/{run_id}/cancel").json()["status"] == "cancelled"
+        late = http.post(f"/api/v1/approvals/{run_id}/decision", json={"action": "approve"})
+    assert late.status_code == 409, late.text
+    assert late.json()["error"]["code"] in ("run_finished", "already_decided")

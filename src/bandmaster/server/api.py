@@ -8,11 +8,11 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from bandmaster._types import RunStatus
+from bandmaster._types import TERMINAL_STATUSES, RunStatus
 from bandmaster.engine.approval import Decision
 from bandmaster.engine.approvals import Approval
 from bandmaster.engine.runtime import RunInfo
-from bandmaster.errors import UsageError, WorkflowNotFound
+from bandmaster.errors import ApprovalNotFound, UsageError, WorkflowNotFound
 from bandmaster.hub import ModelHub
 from bandmaster.server.auth import Principal
 from bandmaster.server.deps import ServerState, require, state_of
@@ -222,7 +222,8 @@ async def decide(run_id: str, body: DecisionIn, request: Request, principal: Dec
             run_id, body.action, by=principal.name, comment=body.comment, name=body.name
         )
     except UsageError as exc:
-        if "can no longer be decided" in str(exc):
+        finished = state.store.run_status(run_id) in TERMINAL_STATUSES
+        if finished and not isinstance(exc, ApprovalNotFound):
             raise ApiError(409, "run_finished", str(exc)) from exc
         raise
     TokenStore(state.store).audit(principal.name, "approval.decide", run_id, {"action": body.action})
