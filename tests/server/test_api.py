@@ -79,6 +79,13 @@ def test_idempotency_key_is_the_run_id(server: Server) -> None:
     assert again.json()["created"] is False
     assert again.headers["Location"] == f"/api/v1/runs/{key}"
     _error(other, 409, "idempotency_conflict")
+    with server.client("writer") as http:
+        body = {"workflow": "calc", "input": 5}
+        _error(
+            http.post("/api/v1/runs", json=body, headers={"Idempotency-Key": ""}), 400, "bad_idempotency_key"
+        )
+        too_long = http.post("/api/v1/runs", json=body, headers={"Idempotency-Key": "k" * 201})
+        _error(too_long, 422, "invalid_input")
     with sqlite3.connect(server.db) as conn:
         count, stored = conn.execute("SELECT COUNT(*), MAX(input) FROM runs WHERE id = ?", (key,)).fetchone()
     assert count == 1
