@@ -50,7 +50,9 @@ __all__ = [
     "StepFailed",
     "StepTimeout",
     "StoreError",
+    "TokenNotFound",
     "UnknownModel",
+    "UnsafeBind",
     "UsageError",
     "WaitTimeout",
     "WorkflowNotFound",
@@ -326,6 +328,19 @@ class InvalidSignature(BandmasterError, ValueError):
 class RevealDenied(BandmasterError, PermissionError):
     """A token vault refused to reveal PII: the reviewer is not on its allow-list or gave the
     wrong credential. Every refusal is audited like a reveal."""
+
+
+# --- server access control (bandmaster server, bandmaster tokens) -------------------------
+
+
+class TokenNotFound(UsageError, LookupError):
+    """No API token with that id (or name) exists in the journal; ``bandmaster tokens list``
+    shows them."""
+
+
+class UnsafeBind(UsageError):
+    """``bandmaster server`` was asked to listen beyond 127.0.0.1 while no API token exists,
+    which would expose the journal to anyone on the network; create a token first."""
 
 
 # --- what a client sees for a finished run ----------------------------------------------

@@ -475,3 +475,8 @@ import bandmaster.cli.graph  # noqa: E402, F401  registers `bandmaster graph`
 from bandmaster.cli import pii as _pii_commands  # noqa: E402, F401  registers `bandmaster pii`
 from bandmaster.cli import replay as _replay  # noqa: E402, F401  registers `bandmaster replay`
 from bandmaster.cli import stats as _stats  # noqa: E402, F401  registers stats, export, import, archive
+from bandmaster.cli.server import server as _server  # noqa: E402  registers `bandmaster server`
+from bandmaster.cli.tokens import tokens_app as _tokens_app  # noqa: E402  `bandmaster tokens`
+
+app.command("server")(_server)
+app.add_typer(_tokens_app, name="tokens")

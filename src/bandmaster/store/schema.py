@@ -183,6 +183,40 @@ MIGRATIONS: list[list[str]] = [
         )
         """,
     ],
+    # 7: server access control: API tokens (hashed), browser sessions, audit of admin changes
+    [
+        """
+        CREATE TABLE IF NOT EXISTS api_tokens (
+            id           TEXT PRIMARY KEY,  -- public part of the token (bm_<id>_<secret>)
+            name         TEXT NOT NULL,     -- the principal: audited as who decided/changed
+            secret_hash  TEXT NOT NULL,     -- sha256 hex of the secret; the secret is never stored
+            scopes       TEXT NOT NULL,     -- JSON list
+            rate_limit   REAL,              -- requests/s for this token; NULL: the server default
+            created_at   REAL NOT NULL,
+            revoked_at   REAL,
+            last_used_at REAL
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS web_sessions (
+            id_hash    TEXT PRIMARY KEY,    -- sha256 hex of the cookie value
+            token_id   TEXT NOT NULL,
+            csrf       TEXT NOT NULL,       -- synchroniser token of every form of this session
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS server_audit (
+            id        INTEGER PRIMARY KEY,
+            at        REAL NOT NULL,
+            principal TEXT,
+            action    TEXT NOT NULL,        -- token.create/token.revoke/models.set/approval.decide/...
+            target    TEXT,
+            detail    TEXT                  -- JSON
+        )
+        """,
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,121 @@
+"""``bandmaster server``: the HTTP API and dashboard over a journal (needs the server extra)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+from bandmaster.cli.loader import load_workflows
+from bandmaster.errors import BandmasterError, UnsafeBind
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+err = Console(stderr=True)
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+CONFIG_ENV = "BANDMASTER_SERVER_CONFIG"  # how --processes hands the options to each process
+
+
+def build_app(
+    modules: list[str], db: str | None, models: str | None, workers: int, settings: dict[str, Any]
+) -> FastAPI:
+    from bandmaster.models.registry import Registry
+    from bandmaster.server import ServerSettings, create_app
+
+    workflows = load_workflows(modules)
+    registry = Registry.load(models) if models else None
+    return create_app(
+        db, workflows=workflows, registry=registry, workers=workers, settings=ServerSettings(**settings)
+    )
+
+
+def app_from_env() -> FastAPI:
+    """The app of one of several server processes (uvicorn's factory, see --processes)."""
+    return build_app(**json.loads(os.environ[CONFIG_ENV]))
+
+
+def _absolute(module: str) -> str:
+    # Server processes import modules again; a file path must not depend on their cwd.
+    return str(Path(module).resolve()) if module.endswith(".py") or "/" in module else module
+
+
+def server(
+    modules: Annotated[
+        list[str] | None,
+        typer.Argument(help="Modules or files with the @bm.workflow functions the API may start"),
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Journal path [default: $BANDMASTER_DB or ./bandmaster.db]")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Interface to listen on; beyond 127.0.0.1 needs a token")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8080,
+    workers: Annotated[int, typer.Option(min=0, help="Runs executed in-process at once (0: API only)")] = 0,
+    processes: Annotated[int, typer.Option(min=1, help="Server processes sharing the port")] = 1,
+    models: Annotated[
+        str | None, typer.Option("--models", envvar="BANDMASTER_MODELS", help="models.yaml")
+    ] = None,
+    max_body: Annotated[int, typer.Option(min=1, help="Largest request body, bytes")] = 1_000_000,
+    rate_limit: Annotated[float, typer.Option(min=0.001, help="Default requests/s per token")] = 50.0,
+    insecure_cookies: Annotated[
+        bool, typer.Option(help="Session cookie without Secure (plain HTTP on a non-loopback host)")
+    ] = False,
+) -> None:
+    """Serve the JSON API (/api/v1, docs at /docs), the dashboard (/ui) and /metrics."""
+    try:
+        import uvicorn
+
+        from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
+        from bandmaster.store.tokens import TokenStore
+    except ImportError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    config: dict[str, Any] = {
+        "modules": [_absolute(m) for m in modules or []],
+        "db": str(resolve_db_path(db).resolve()),
+        "models": str(Path(models).resolve()) if models else None,
+        "workers": workers,
+        "settings": {
+            "max_body": max_body,
+            "rate_limit": rate_limit,
+            "secure_cookies": not insecure_cookies,
+            "processes": processes,
+        },
+    }
+    try:
+        if host not in LOOPBACK:
+            store = SQLiteStore(config["db"])
+            try:
+                protected = TokenStore(store).any_live_token()
+            finally:
+                store.close()
+            if not protected:
+                raise UnsafeBind(
+                    f"refusing to listen on {host}: no API token exists, so anyone who can reach this "
+                    f"machine could read runs and decide approvals. Create one first "
+                    f"(`bandmaster tokens create NAME --scope admin --db ...`) or listen on 127.0.0.1"
+                )
+        app = build_app(**config)  # also checks modules and models.yaml before any process starts
+    except BandmasterError as exc:
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    err.print(f"bandmaster server on http://{host}:{port} (API /api/v1, docs /docs, dashboard /ui/runs)")
+    if processes == 1:
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        return
+    os.environ[CONFIG_ENV] = json.dumps(config)
+    uvicorn.run(
+        "bandmaster.cli.server:app_from_env",
+        factory=True,
+        workers=processes,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+    )

@@ -1,0 +1,303 @@
+"""The versioned JSON API, ``/api/v1``: runs, events, signals, approvals, models, stats."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from bandmaster._types import TERMINAL_STATUSES, RunStatus
+from bandmaster.engine.approval import Decision
+from bandmaster.engine.approvals import Approval
+from bandmaster.engine.runtime import RunInfo
+from bandmaster.errors import ApprovalNotFound, UsageError, WorkflowNotFound
+from bandmaster.hub import ModelHub
+from bandmaster.server.auth import Principal
+from bandmaster.server.deps import ServerState, require, state_of
+from bandmaster.server.errors import ApiError
+from bandmaster.server.events import run_events
+from bandmaster.server.stats import JournalStats, journal_stats, parse_since
+from bandmaster.store.tokens import TokenStore
+
+router = APIRouter(prefix="/api/v1")
+
+Reader = Annotated[Principal, Depends(require("runs:read"))]
+Writer = Annotated[Principal, Depends(require("runs:write"))]
+Decider = Annotated[Principal, Depends(require("approvals:decide"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
+ModelAdmin = Annotated[Principal, Depends(require("models:admin"))]
+
+MAX_KEY = 200
+
+
+class StartRun(BaseModel):
+    workflow: str = Field(description="Name of a workflow the server was started with")
+    input: Any = Field(
+        None,
+        description="The JSON input: the whole value for a one-parameter workflow, "
+        "else an object of keyword arguments or an array",
+    )
+
+
+class StartedRun(BaseModel):
+    id: str
+    workflow: str
+    status: RunStatus = Field(description="queued, or running when the server executes it itself")
+    created: bool = Field(description="false when an Idempotency-Key named an existing run")
+
+
+class RunPage(BaseModel):
+    runs: list[RunInfo]
+    next_offset: int | None = Field(description="Pass as offset= for the next page; null on the last")
+
+
+class SignalIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    payload: Any = None
+
+
+class DecisionIn(BaseModel):
+    action: str = Field(
+        min_length=1, max_length=100, description="approve, override, or any action the workflow reads"
+    )
+    comment: str | None = Field(None, max_length=5000)
+    name: str | None = Field(None, description="Which approval, when the run has several pending")
+
+
+class AliasOut(BaseModel):
+    alias: str
+    versions: dict[str, str]
+    weights: dict[str, float]
+    fallback: list[str]
+    breakers: dict[str, str]
+    history: list[dict[str, Any]] = []
+
+
+class AliasChange(BaseModel):
+    versions: dict[str, str] | None = None
+    weights: dict[str, float] | None = None
+
+
+def _hub(state: ServerState) -> ModelHub:
+    if state.hub is None:
+        raise ApiError(
+            404, "no_registry", "this server has no model registry; start it with --models models.yaml"
+        )
+    return state.hub
+
+
+@router.post("/runs", status_code=201, response_model=StartedRun, tags=["runs"])
+async def start_run(
+    body: StartRun,
+    request: Request,
+    response: Response,
+    principal: Writer,
+    idempotency_key: Annotated[str | None, Header(max_length=MAX_KEY)] = None,
+) -> StartedRun:
+    """Start a run. With an ``Idempotency-Key`` header the key is the run id: repeating the
+    request returns the same run (200); the same key with another body is a 409. The answer
+    is short (GET the ``Location`` for the whole run) so that starting stays cheap."""
+    state = state_of(request)
+    engine = state.engine
+    wf = engine.workflows.get(body.workflow)
+    if wf is None:
+        raise WorkflowNotFound(
+            f"no workflow {body.workflow!r} on this server (known: "
+            f"{', '.join(sorted(engine.workflows)) or 'none'}); "
+            "start the server with the module that defines it"
+        )
+    args, kwargs = wf.input_from_json(body.input)
+    payload = wf.encode_input(args, kwargs, limit=engine.max_payload)
+    existed = False
+    if idempotency_key is not None:
+        if not idempotency_key.strip() or not idempotency_key.isprintable():
+            raise ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1-200 printable characters")
+        existed = engine.store.get_run(idempotency_key) is not None
+        if existed:
+            _same_request(state, idempotency_key, body.workflow, payload)
+    handle = await engine.start(wf, *args, run_id=idempotency_key, **kwargs)
+    if idempotency_key is not None and not existed:
+        _same_request(state, idempotency_key, body.workflow, payload)  # lost a race to a twin request
+    if existed:
+        response.status_code = 200
+    response.headers["Location"] = f"/api/v1/runs/{handle.id}"
+    status = engine.store.run_status(handle.id) or "queued"
+    return StartedRun(id=handle.id, workflow=wf.name, status=status, created=not existed)
+
+
+def _same_request(state: ServerState, key: str, workflow: str, payload: str) -> None:
+    row = state.store.get_run(key)
+    if row is not None and (row.workflow != workflow or row.input != payload):
+        raise ApiError(
+            409,
+            "idempotency_conflict",
+            f"Idempotency-Key {key!r} was already used for a different request (run of {row.workflow!r} "
+            f"with another input); use a new key for a new run",
+        )
+
+
+@router.get("/runs", response_model=RunPage, tags=["runs"])
+async def list_runs(
+    request: Request,
+    principal: Reader,
+    status: RunStatus | None = None,
+    workflow: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RunPage:
+    """Runs, newest first, without their steps."""
+    engine = state_of(request).engine
+    runs = await engine.list(status=status, workflow=workflow, limit=limit + 1, offset=offset)
+    more = len(runs) > limit
+    return RunPage(runs=runs[:limit], next_offset=offset + limit if more else None)
+
+
+@router.get("/runs/{run_id}", response_model=RunInfo, tags=["runs"])
+async def get_run(run_id: str, request: Request, principal: Reader) -> RunInfo:
+    """A run with its steps (attempts, model versions, tokens, cost, errors in ``meta``)."""
+    return await state_of(request).engine.describe(run_id)
+
+
+@router.get(
+    "/runs/{run_id}/events",
+    tags=["runs"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_events(run_id: str, request: Request, principal: Reader) -> StreamingResponse:
+    """Server-sent events: ``status`` on every status change, ``step`` for every journaled or
+    updated step, and a final ``end`` with the outcome, after which the stream closes."""
+    state = state_of(request)
+    await state.engine.describe(run_id)  # 404 before the stream starts
+    return StreamingResponse(
+        run_events(state.engine, run_id, poll=state.settings.poll_interval),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post("/runs/{run_id}/signals", status_code=202, tags=["runs"])
+async def send_signal(run_id: str, body: SignalIn, request: Request, principal: Writer) -> dict[str, str]:
+    """Deliver a signal to the run's ``bm.wait_for(name)`` (kept until the wait is reached)."""
+    engine = state_of(request).engine
+    await engine.describe(run_id)
+    try:
+        await engine.signal(run_id, body.name, body.payload)
+    except UsageError as exc:
+        raise ApiError(409, "run_finished", str(exc)) from exc
+    return {"run_id": run_id, "signal": body.name, "status": "accepted"}
+
+
+@router.post("/runs/{run_id}/cancel", tags=["runs"])
+async def cancel_run(run_id: str, request: Request, principal: Writer) -> dict[str, str]:
+    """Cancel: at once when queued or waiting; a running run stops at its next await point."""
+    engine = state_of(request).engine
+    await engine.describe(run_id)
+    status = await engine.cancel(run_id)
+    return {"run_id": run_id, "status": status}
+
+
+@router.get("/approvals", response_model=list[Approval], tags=["approvals"])
+async def list_approvals(
+    request: Request,
+    principal: Reader,
+    status: Literal["pending", "decided", "all"] = "pending",
+    name: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[Approval]:
+    """Approvals, oldest first: pending ones by default."""
+    desk = state_of(request).engine.approvals
+    return await desk.list(status=None if status == "all" else status, name=name, limit=limit)
+
+
+@router.post("/approvals/{run_id}/decision", response_model=Decision, tags=["approvals"])
+async def decide(run_id: str, body: DecisionIn, request: Request, principal: Decider) -> Decision:
+    """Decide the run's pending approval as the token's principal (checked against the
+    approval's allow-list: 403 ``not_an_approver``; 409 ``already_decided``)."""
+    state = state_of(request)
+    try:
+        decision = await state.engine.approvals.decide(
+            run_id, body.action, by=principal.name, comment=body.comment, name=body.name
+        )
+    except UsageError as exc:
+        finished = state.store.run_status(run_id) in TERMINAL_STATUSES
+        if finished and not isinstance(exc, ApprovalNotFound):
+            raise ApiError(409, "run_finished", str(exc)) from exc
+        raise
+    TokenStore(state.store).audit(principal.name, "approval.decide", run_id, {"action": body.action})
+    return decision
+
+
+@router.get("/models", response_model=list[AliasOut], tags=["models"])
+async def list_models(request: Request, principal: Reader) -> list[AliasOut]:
+    """Aliases with versions, traffic weights, fallbacks and breaker states."""
+    hub = _hub(state_of(request))
+    return [AliasOut(**_view(v)) for v in hub.describe()]
+
+
+@router.get("/models/{alias}", response_model=AliasOut, tags=["models"])
+async def get_model(alias: str, request: Request, principal: Reader) -> AliasOut:
+    hub = _hub(state_of(request))
+    for view in hub.describe():
+        if view.alias == alias:
+            return AliasOut(**_view(view), history=hub.history(alias))
+    raise ApiError(404, "unknown_alias", f"no alias {alias!r} in the registry; GET /api/v1/models lists them")
+
+
+@router.put("/models/{alias}", response_model=AliasOut, tags=["models"])
+async def change_model(alias: str, body: AliasChange, request: Request, principal: ModelAdmin) -> AliasOut:
+    """Change versions and/or weights (validated against models.yaml; every worker adopts it
+    within a second); audited with the principal."""
+    state = state_of(request)
+    hub = _hub(state)
+    if body.versions is None and body.weights is None:
+        raise ApiError(422, "invalid_input", "give versions and/or weights to change")
+    hub.set_alias(alias, versions=body.versions, weights=body.weights, changed_by=principal.name)
+    TokenStore(state.store).audit(principal.name, "models.set", alias, body.model_dump(exclude_none=True))
+    return await get_model(alias, request, principal)
+
+
+def _view(view: Any) -> dict[str, Any]:
+    return {
+        "alias": view.alias,
+        "versions": view.versions,
+        "weights": view.weights,
+        "fallback": view.fallback,
+        "breakers": view.breakers,
+    }
+
+
+@router.get("/stats", response_model=JournalStats, tags=["stats"])
+async def stats(
+    request: Request, principal: Reader, workflow: str | None = None, since: str | None = None
+) -> JournalStats:
+    """p50/p99 latency, failure, retry and fallback rates per step; cost per model.
+    ``since``: a duration (``30m``, ``24h``, ``7d``) or a Unix time."""
+    try:
+        start = parse_since(since)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_input", str(exc)) from exc
+    return journal_stats(state_of(request).engine.path, workflow=workflow, since=start)
+
+
+class AuditOut(BaseModel):
+    at: float
+    principal: str | None
+    action: str
+    target: str | None
+    detail: dict[str, Any] | None
+
+
+@router.get("/audit", response_model=list[AuditOut], tags=["admin"])
+async def audit(
+    request: Request, principal: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 200
+) -> list[AuditOut]:
+    """Administrative changes and decisions made through the server, newest first: who (the
+    token's principal), what, on what."""
+    rows = TokenStore(state_of(request).store).audit_log(limit)
+    return [
+        AuditOut(at=r.at, principal=r.principal, action=r.action, target=r.target, detail=r.detail)
+        for r in rows
+    ]

@@ -1,0 +1,120 @@
+"""``create_app``: the FastAPI application of ``bandmaster server`` (API, dashboard, health,
+metrics) over one journal."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from bandmaster.calls import bind_store
+from bandmaster.engine.runtime import Engine
+from bandmaster.engine.workflow import Workflow
+from bandmaster.errors import UsageError
+from bandmaster.models.registry import Registry
+from bandmaster.server import api, errors, ui
+from bandmaster.server.deps import ServerState
+from bandmaster.server.journal import reading
+from bandmaster.server.limits import RateLimiter, SizeLimits
+from bandmaster.server.metrics import HttpMetrics
+from bandmaster.server.settings import ServerSettings
+from bandmaster.store.schema import SCHEMA_VERSION
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(
+    db: str | os.PathLike[str] | None,
+    *,
+    workflows: Iterable[Workflow[..., Any]] = (),
+    registry: Registry | None = None,
+    workers: int = 0,
+    settings: ServerSettings | None = None,
+) -> FastAPI:
+    """The server application over the journal ``db``.
+
+    ``workflows`` are the ones the API may start (their input is validated here). ``workers=0``:
+    the server only enqueues and reads, and separate ``bandmaster worker`` processes execute;
+    ``workers=N``: it also executes runs in-process, up to N at a time. ``registry`` serves the
+    models endpoints and pages (and ``bm.call_model`` in in-process runs).
+    """
+    if workers < 0:
+        raise UsageError(f"create_app(workers={workers}): give 0 (no in-process worker) or more")
+    chosen = settings or ServerSettings()
+    engine = Engine(
+        db,
+        workflows=workflows,
+        worker=workers > 0,
+        concurrency=max(workers, 1),
+        registry=registry,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await engine.open()
+        hub = bind_store(registry, engine.store) if registry is not None else None
+        app.state.bandmaster = ServerState(engine, hub, chosen, RateLimiter(chosen.burst_seconds))
+        try:
+            yield
+        finally:
+            await engine.close()
+
+    app = FastAPIOffline(  # a FastAPI app whose /docs and /redoc assets are served locally
+        title="bandmaster",
+        version="1",
+        summary="Durable AI-workflow orchestration: runs, approvals, models, stats",
+        lifespan=lifespan,
+        # FastAPI's OpenTelemetry spans and metrics stay on (they appear once a provider is
+        # configured); its log records of validation failures would carry request values,
+        # which may hold PII, so they are off.
+        telemetry={"logs": False},
+    )
+    errors.install(app)
+    ui.install(app)
+    app.add_middleware(SizeLimits, max_body=chosen.max_body, max_headers=chosen.max_headers)
+    app.add_middleware(HttpMetrics)
+    app.include_router(api.router)
+    app.include_router(ui.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/ui/runs", status_code=303)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """The process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        """The journal is reachable and its schema is this version's."""
+        try:
+            with reading(engine.path) as conn:
+                version = conn.execute("PRAGMA user_version").fetchone()[0]
+                conn.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            return errors.error_response(503, "journal_unavailable", f"the journal cannot be read: {exc}")
+        if version != SCHEMA_VERSION:
+            return errors.error_response(
+                503,
+                "migrations_pending",
+                f"journal schema is {version}, this server needs {SCHEMA_VERSION}; restart it to migrate",
+            )
+        return JSONResponse({"status": "ready", "schema": version, "journal": str(engine.path)})
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics() -> Response:
+        """Prometheus text format: whatever is registered in the default registry."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return app

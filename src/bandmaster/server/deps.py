@@ -1,0 +1,109 @@
+"""What every route needs: the server's state, and the caller's principal checked for a scope
+(token, rate limit, scope: 401, 429, 403 in that order)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from bandmaster.engine.runtime import Engine
+from bandmaster.hub import ModelHub
+from bandmaster.server.auth import Principal, verify
+from bandmaster.server.errors import ApiError
+from bandmaster.server.limits import RateLimiter, retry_after
+from bandmaster.server.settings import ServerSettings
+from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.store.tokens import TokenStore
+
+TOKEN_HINT = (
+    "create one with `bandmaster tokens create NAME --scope SCOPE` and send 'Authorization: Bearer bm_...'"
+)
+
+
+TOUCH_EVERY = 60.0  # seconds between writes of a token's last use (one write, not one per request)
+
+
+@dataclass(slots=True)
+class ServerState:
+    engine: Engine
+    hub: ModelHub | None
+    settings: ServerSettings
+    limiter: RateLimiter
+    touched: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def store(self) -> SQLiteStore:
+        return self.engine.store
+
+
+def state_of(request: Request) -> ServerState:
+    state: ServerState = request.app.state.bandmaster
+    return state
+
+
+def token_rate(state: ServerState, principal: Principal) -> float:
+    """This process's share of the token's requests/s: with N server processes behind one port
+    each keeps its own bucket, so each gets 1/N and together they allow the whole rate."""
+    return (principal.rate_limit or state.settings.rate_limit) / state.settings.processes
+
+
+def admit(state: ServerState, principal: Principal, scope: str) -> None:
+    """Rate limit, then scope; raises the matching ApiError. Records the token's last use."""
+    now = time.time()
+    if now - state.touched.get(principal.token_id, 0.0) > TOUCH_EVERY:
+        state.touched[principal.token_id] = now
+        TokenStore(state.store).touch(principal.token_id, now)
+    wait = state.limiter.acquire(principal.token_id, token_rate(state, principal))
+    if wait:
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"token {principal.token_id} ({principal.name}) is over its rate limit; retry after "
+            f"{retry_after(wait)} s, or ask an admin for a token with a higher --rate",
+            headers={"Retry-After": retry_after(wait)},
+        )
+    if not principal.allows(scope):
+        raise ApiError(
+            403,
+            "missing_scope",
+            f"token of {principal.name!r} has scopes {', '.join(sorted(principal.scopes))} but this needs "
+            f"{scope!r} (or admin); create a token with --scope {scope}",
+        )
+
+
+def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: the bearer token's principal, admitted for ``scope``."""
+
+    async def principal(request: Request) -> Principal:
+        state = state_of(request)
+        header = request.headers.get("authorization")
+        if not header:
+            raise ApiError(
+                401,
+                "missing_token",
+                f"no API token given; {TOKEN_HINT}",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise ApiError(
+                401,
+                "malformed_authorization",
+                "the Authorization header must read 'Bearer bm_...'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        found = verify(state.store, value.strip())
+        if found is None:
+            raise ApiError(
+                401,
+                "invalid_token",
+                f"the token is unknown or revoked; {TOKEN_HINT}",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        admit(state, found, scope)
+        return found
+
+    return principal

@@ -1,0 +1,428 @@
+"""The web dashboard: server-rendered pages for operators and reviewers.
+
+Log in with an API token; the session lives in the journal (only a hash of the cookie is
+stored) and the cookie is HttpOnly, SameSite=Strict and Secure. Every form carries the
+session's synchroniser CSRF token, and a POST without the right one is refused with 403.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from bandmaster._types import TERMINAL_STATUSES
+from bandmaster.errors import AlreadyDecided, BandmasterError, NotAuthorized
+from bandmaster.server.auth import Session, close_session, csrf_matches, open_session, session_of, verify
+from bandmaster.server.deps import ServerState, admit, state_of
+from bandmaster.server.errors import ApiError
+from bandmaster.server.stats import journal_stats, run_costs
+from bandmaster.server.svg import bars, gantt
+from bandmaster.store.tokens import TokenStore
+
+router = APIRouter(include_in_schema=False)
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+def usd(value: float | None) -> str:
+    """Model costs are often fractions of a cent: keep three significant digits."""
+    if not value:
+        return "\u2013"  # an en dash: no cost recorded
+    return f"${value:.2f}" if value >= 0.01 else f"${value:.3g}"
+
+
+templates.env.filters["usd"] = usd
+
+COOKIE = "bm_session"
+LOGIN_CSRF = "bm_login_csrf"
+STATUSES = ("queued", "running", "waiting", "completed", "failed", "cancelled")
+
+
+class Refused(Exception):
+    """A page request that must end with another response (login redirect, 403 page)."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _render(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, template, context, status_code=code)
+
+
+def _session(request: Request) -> Session | None:
+    cookie = request.cookies.get(COOKIE)
+    return session_of(state_of(request).store, cookie) if cookie else None
+
+
+def _page(request: Request, scope: str = "runs:read") -> tuple[ServerState, Session]:
+    session = _session(request)
+    if session is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise Refused(RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303))
+    state = state_of(request)
+    principal = session.principal
+    if not principal.allows(scope):
+        raise Refused(
+            _render(
+                request,
+                "error.html",
+                403,
+                session=session,
+                title="Not allowed",
+                message=f"Your token ({principal.name}) lacks the {scope!r} scope; ask an admin "
+                f"for a token with --scope {scope}.",
+            )
+        )
+    try:
+        admit(state, principal, scope)  # the same rate limit as the token's API calls
+    except ApiError as exc:  # scope was checked above, so this is the rate limit
+        response = _render(
+            request, "error.html", exc.status, session=session, title="Slow down", message=exc.message
+        )
+        response.headers.update(exc.headers or {})
+        raise Refused(response) from exc
+    return state, session
+
+
+async def _form(request: Request, session: Session) -> dict[str, str]:
+    """The posted form, after its CSRF token was checked against the session's."""
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    if not csrf_matches(session.csrf, form.get("csrf_token")):
+        raise Refused(
+            _render(
+                request,
+                "error.html",
+                403,
+                session=session,
+                title="Form refused",
+                message="This form has no valid CSRF token (it expired, or it was sent from another "
+                "site). Reload the page and submit it again.",
+            )
+        )
+    return form
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Refused)
+    async def refused(request: Request, exc: Refused) -> Response:
+        return exc.response
+
+
+# --- login ---------------------------------------------------------------------------------
+
+
+@router.get("/login")
+async def login_page(request: Request, next: str = "/ui/runs") -> HTMLResponse:
+    csrf = secrets.token_urlsafe(32)
+    response = _render(request, "login.html", session=None, title="Log in", csrf=csrf, next=_safe_next(next))
+    _set_cookie(request, response, LOGIN_CSRF, csrf, max_age=1800)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    state = state_of(request)
+    form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    expected = request.cookies.get(LOGIN_CSRF)
+    if not expected or not csrf_matches(expected, form.get("csrf_token")):
+        return _render(
+            request,
+            "error.html",
+            403,
+            session=None,
+            title="Form refused",
+            message="The login form has no valid CSRF token. Open the login page again and retry.",
+        )
+    principal = verify(state.store, form.get("token", "").strip())
+    if principal is None:
+        csrf = secrets.token_urlsafe(32)
+        response = _render(
+            request,
+            "login.html",
+            401,
+            session=None,
+            title="Log in",
+            csrf=csrf,
+            next=_safe_next(form.get("next", "")),
+            error="That token is unknown or revoked. Paste the secret printed by `bandmaster tokens create`.",
+        )
+        _set_cookie(request, response, LOGIN_CSRF, csrf, max_age=1800)
+        return response
+    cookie, _ = open_session(state.store, principal, state.settings.session_ttl)
+    TokenStore(state.store).audit(principal.name, "session.login", principal.token_id)
+    redirect = RedirectResponse(_safe_next(form.get("next", "")), status_code=303)
+    _set_cookie(request, redirect, COOKIE, cookie, max_age=int(state.settings.session_ttl))
+    redirect.delete_cookie(LOGIN_CSRF)
+    return redirect
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    state, session = _page(request)
+    await _form(request, session)
+    close_session(state.store, request.cookies.get(COOKIE, ""))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+def _safe_next(target: str) -> str:
+    # Only our own pages: an open redirect would let a link send a fresh login elsewhere.
+    return target if target.startswith("/ui/") and "//" not in target else "/ui/runs"
+
+
+def _set_cookie(request: Request, response: Response, name: str, value: str, *, max_age: int) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        secure=state_of(request).settings.secure_cookies,
+        path="/",
+    )
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+def _age(stamp: datetime) -> str:
+    seconds = (datetime.now(UTC) - stamp).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+@router.get("/ui/runs")
+async def runs_page(request: Request, status: str = "", workflow: str = "", offset: int = 0) -> HTMLResponse:
+    state, session = _page(request)
+    chosen = status if status in STATUSES else None
+    limit = 50
+    runs = await state.engine.list(
+        status=chosen, workflow=workflow or None, limit=limit + 1, offset=max(0, offset)
+    )
+    costs = run_costs(state.engine.path, [r.id for r in runs[:limit]])
+    return _render(
+        request,
+        "runs.html",
+        session=session,
+        title="Runs",
+        runs=runs[:limit],
+        costs=costs,
+        age=_age,
+        statuses=STATUSES,
+        status=chosen or "",
+        workflow=workflow,
+        workflows=sorted(state.engine.workflows),
+        offset=max(0, offset),
+        more=len(runs) > limit,
+        limit=limit,
+        refresh=state.settings.refresh_seconds,
+    )
+
+
+@router.get("/ui/runs/{run_id}")
+async def run_page(request: Request, run_id: str) -> HTMLResponse:
+    state, session = _page(request)
+    try:
+        info = await state.engine.describe(run_id)
+    except BandmasterError as exc:
+        return _render(request, "error.html", 404, session=session, title="No such run", message=str(exc))
+    end = info.ended_at or datetime.now(UTC)
+    approvals = await state.engine.approvals.list(status=None, run_id=run_id)
+    cost = sum(float(s.meta.get("cost") or 0.0) for s in info.steps)
+    tokens = sum(
+        int(s.meta["tokens"].get("input", 0)) + int(s.meta["tokens"].get("output", 0))
+        for s in info.steps
+        if isinstance(s.meta.get("tokens"), dict)
+    )
+    finished = info.status in TERMINAL_STATUSES
+    return _render(
+        request,
+        "run.html",
+        session=session,
+        title=f"Run {run_id}",
+        run=info,
+        chart=gantt(info.steps, info.created_at, end),
+        approvals=approvals,
+        cost=cost,
+        tokens=tokens,
+        pretty=_pretty,
+        finished=finished,
+        refresh=0 if finished else state.settings.refresh_seconds,
+    )
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str)[:20_000]
+
+
+@router.post("/ui/runs/{run_id}/cancel")
+async def cancel_run(request: Request, run_id: str) -> Response:
+    state, session = _page(request, "runs:write")
+    await _form(request, session)
+    await state.engine.cancel(run_id)
+    TokenStore(state.store).audit(session.principal.name, "run.cancel", run_id)
+    return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
+
+
+# --- approvals -----------------------------------------------------------------------------
+
+
+@router.get("/ui/approvals")
+async def approvals_page(request: Request) -> HTMLResponse:
+    state, session = _page(request)
+    return await _approvals_with(request, state, session, "", 200)
+
+
+@router.post("/ui/approvals/{run_id}/decide")
+async def decide(request: Request, run_id: str) -> Response:
+    state, session = _page(request, "approvals:decide")
+    form = await _form(request, session)
+    action = form.get("action", "")
+    if action not in ("approve", "override"):
+        return await _approvals_with(request, state, session, f"Unknown action {action!r}.", 422)
+    try:
+        await state.engine.approvals.decide(
+            run_id,
+            action,
+            by=session.principal.name,
+            comment=form.get("comment") or None,
+            name=form.get("name") or None,
+        )
+    except (NotAuthorized, AlreadyDecided) as exc:
+        code = 403 if isinstance(exc, NotAuthorized) else 409
+        return await _approvals_with(request, state, session, str(exc), code)
+    except BandmasterError as exc:
+        return await _approvals_with(request, state, session, str(exc), 400)
+    TokenStore(state.store).audit(session.principal.name, "approval.decide", run_id, {"action": action})
+    return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
+
+
+async def _approvals_with(
+    request: Request, state: ServerState, session: Session, error: str, status: int
+) -> HTMLResponse:
+    pending = await state.engine.approvals.list(status="pending")
+    decided = (await state.engine.approvals.list(status="decided", limit=1000))[-20:][::-1]
+    return _render(
+        request,
+        "approvals.html",
+        status,
+        session=session,
+        title="Approvals",
+        error=error,
+        pending=pending,
+        decided=decided,
+        can_decide=session.principal.allows("approvals:decide"),
+        pretty=_pretty,
+        refresh=state.settings.refresh_seconds,
+    )
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+@router.get("/ui/models")
+async def models_page(request: Request) -> HTMLResponse:
+    state, session = _page(request)
+    return _models(request, state, session)
+
+
+def _models(
+    request: Request, state: ServerState, session: Session, error: str = "", status: int = 200
+) -> HTMLResponse:
+    views = state.hub.describe() if state.hub is not None else []
+    return _render(
+        request,
+        "models.html",
+        status,
+        session=session,
+        title="Models",
+        has_registry=state.hub is not None,
+        views=views,
+        history={v.alias: state.hub.history(v.alias)[:5] for v in views} if state.hub is not None else {},
+        can_admin=session.principal.allows("models:admin"),
+        error=error,
+    )
+
+
+def _weights(form: dict[str, str]) -> dict[str, float]:
+    weights = {}
+    for key, value in form.items():
+        if key.startswith("weight."):
+            try:
+                weights[key.removeprefix("weight.")] = float(value)
+            except ValueError:
+                raise ValueError(
+                    f"weight of {key.removeprefix('weight.')!r} is {value!r}, not a number"
+                ) from None
+    return weights
+
+
+@router.post("/ui/models/{alias}/review")
+async def review_weights(request: Request, alias: str) -> HTMLResponse:
+    """Step one of a change: show old and new weights and ask for confirmation."""
+    state, session = _page(request, "models:admin")
+    form = await _form(request, session)
+    view = next((v for v in (state.hub.describe() if state.hub else []) if v.alias == alias), None)
+    if view is None:
+        return _models(request, state, session, f"No alias {alias!r} in the registry.", 404)
+    try:
+        weights = _weights(form)
+        if abs(sum(weights.values()) - 1.0) > 1e-6:
+            raise ValueError(f"weights add up to {sum(weights.values()):g}; they must add up to 1")
+    except ValueError as exc:
+        return _models(request, state, session, str(exc), 422)
+    return _render(
+        request, "models_confirm.html", session=session, title=f"Confirm {alias}", view=view, weights=weights
+    )
+
+
+@router.post("/ui/models/{alias}/apply")
+async def apply_weights(request: Request, alias: str) -> Response:
+    """Step two: apply the confirmed weights (audited with the principal)."""
+    state, session = _page(request, "models:admin")
+    form = await _form(request, session)
+    if state.hub is None:
+        return _models(request, state, session, "This server has no model registry.", 404)
+    try:
+        weights = _weights(form)
+        state.hub.set_alias(alias, weights=weights, changed_by=session.principal.name)
+    except (ValueError, BandmasterError) as exc:
+        return _models(request, state, session, str(exc), 422)
+    TokenStore(state.store).audit(session.principal.name, "models.set", alias, {"weights": weights})
+    return RedirectResponse("/ui/models", status_code=303)
+
+
+# --- stats ---------------------------------------------------------------------------------
+
+
+@router.get("/ui/stats")
+async def stats_page(request: Request, workflow: str = "") -> HTMLResponse:
+    state, session = _page(request)
+    found = journal_stats(state.engine.path, workflow=workflow or None)
+    steps = found.steps
+    return _render(
+        request,
+        "stats.html",
+        session=session,
+        title="Stats",
+        stats=found,
+        workflow=workflow,
+        workflows=sorted(state.engine.workflows),
+        p50=bars("p50 latency per step (ms)", [(s.name, s.p50_ms or 0.0) for s in steps], " ms"),
+        p99=bars("p99 latency per step (ms)", [(s.name, s.p99_ms or 0.0) for s in steps], " ms"),
+        failures=bars("failure rate per step", [(s.name, s.failure_rate) for s in steps]),
+        fallbacks=bars(
+            "fallback rate per model step", [(s.name, s.fallback_rate) for s in steps if s.kind == "model"]
+        ),
+        costs=bars("cost per model (USD)", [(m.model, m.cost) for m in found.models], " $"),
+    )

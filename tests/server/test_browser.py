@@ -1,0 +1,182 @@
+"""The dashboard in a real headless Chromium (Debian's, driven by Playwright): log in with a
+token, override a pending approval with a comment, watch the run finish; CSRF-less posts are
+refused; the pages fit a phone. Screenshots go to test-artifacts/ (ignored by git)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+
+from .conftest import Server
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian chromium is missing: run scripts/bootstrap.sh --dev"
+    playwright: Playwright = sync_playwright().start()
+    try:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield launched
+        launched.close()
+    finally:
+        playwright.stop()
+
+
+@pytest.fixture
+def context(browser: Browser, server: Server) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+    ctx.set_default_timeout(15_000)
+    yield ctx
+    ctx.close()
+
+
+def shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def login(page: Page, token: str, target: str = "/ui/runs") -> None:
+    page.goto(target)
+    expect(page).to_have_url(re.compile(r"/login"))
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(re.compile(re.escape(target)))
+
+
+def start(server: Server, workflow: str, value: object) -> str:
+    with server.client("writer") as http:
+        response = http.post("/api/v1/runs", json={"workflow": workflow, "input": value})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def test_override_an_approval_and_watch_the_run_finish(context: BrowserContext, server: Server) -> None:
+    run_id = start(server, "reviewed", "Mrs. Garcia asks about her invoice")
+    server.wait_status(run_id, {"waiting"})
+    page = context.new_page()
+    login(page, server.tokens["alice"], "/ui/approvals")
+    cookie = next(c for c in context.cookies() if c["name"] == "bm_session")
+    assert cookie["httpOnly"]
+    assert cookie["sameSite"] == "Strict"
+    assert cookie["secure"]
+
+    card = page.locator(f"section[id^='approval-{run_id}-']")
+    expect(card).to_contain_text("<PERSON> asks about her invoice")  # the payload, as journaled
+    expect(card).to_contain_text("alice, reviewer")  # who is asked
+    expect(card).to_contain_text(re.compile(r"send\s+in \d+ s"))  # the default and time left
+    shot(page, "approvals")
+    card.get_by_label("Comment").fill("not PHI, a billing question")
+    card.get_by_role("button", name="Override").click()
+
+    expect(page).to_have_url(re.compile(f"/ui/runs/{run_id}$"))
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=20_000)
+    expect(page.locator("#run-output")).to_contain_text("override by alice: not PHI, a billing question")
+    expect(page.locator("svg.gantt")).to_be_visible()
+    shot(page, "run-detail")
+    page.goto("/ui/approvals")
+    expect(page.get_by_role("table")).to_contain_text("not PHI, a billing question")
+
+
+def test_form_posts_without_the_csrf_token_are_refused(context: BrowserContext, server: Server) -> None:
+    run_id = start(server, "reviewed", "Mrs. Garcia again")
+    server.wait_status(run_id, {"waiting"})
+    page = context.new_page()
+    login(page, server.tokens["alice"])
+    missing = context.request.post(f"/ui/approvals/{run_id}/decide", form={"action": "approve"})
+    assert missing.status == 403
+    assert "CSRF" in missing.text()
+    forged = context.request.post(
+        f"/ui/approvals/{run_id}/decide", form={"action": "approve", "csrf_token": "forged"}
+    )
+    assert forged.status == 403
+    with server.client("reader") as http:
+        pending = http.get("/api/v1/approvals").json()
+    assert any(a["run_id"] == run_id for a in pending)  # nothing was decided
+    logout = context.request.post("/logout", form={})
+    assert logout.status == 403
+    with server.client("alice") as http:  # leave no waiting run behind for other tests
+        http.post(f"/api/v1/runs/{run_id}/cancel")
+
+
+def test_login_refuses_a_wrong_or_revoked_token(context: BrowserContext, server: Server) -> None:
+    page = context.new_page()
+    page.goto("/login")
+    page.get_by_label("API token").fill(server.tokens["revoked"])
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("unknown or revoked")
+    page.goto("/ui/runs")
+    expect(page).to_have_url(re.compile(r"/login"))
+
+
+def test_change_weights_with_a_confirmation_step(context: BrowserContext, server: Server) -> None:
+    page = context.new_page()
+    login(page, server.tokens["alice"], "/ui/models")
+    page.get_by_label("Weight of production").fill("0.7")
+    page.get_by_label("Weight of canary").fill("0.3")
+    page.get_by_role("button", name="Review weight change").click()
+    expect(page.get_by_role("heading", name="Confirm intent")).to_be_visible()
+    with server.client("reader") as http:  # nothing changes before the confirmation
+        assert next(a for a in http.get("/api/v1/models").json() if a["alias"] == "intent")["weights"][
+            "canary"
+        ] in (0.0, 0)
+    page.get_by_role("button", name="Confirm change").click()
+    expect(page).to_have_url(re.compile(r"/ui/models$"))
+    expect(page.get_by_label("Weight of canary")).to_have_value("0.3")
+    with server.client("alice") as http:
+        history = http.get("/api/v1/models/intent").json()["history"]
+        assert history[0]["changed_by"] == "alice"
+        http.put("/api/v1/models/intent", json={"weights": {"production": 1.0, "canary": 0.0}})
+
+
+def test_pages_fit_a_phone_and_have_labels(browser: Browser, server: Server) -> None:
+    run_id = start(server, "classify", "I was charged twice")
+    server.wait_status(run_id, {"completed"})
+    ctx = browser.new_context(base_url=server.url, viewport={"width": 375, "height": 740}, is_mobile=True)
+    try:
+        page = ctx.new_page()
+        login(page, server.tokens["reader"])
+        for path, name in (
+            (f"/ui/runs/{run_id}", "phone-run"),
+            ("/ui/stats", "phone-stats"),
+            ("/ui/runs", "phone-runs"),
+        ):
+            page.goto(path)
+            expect(page.get_by_role("heading", level=1)).to_be_visible()
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, f"{path} scrolls sideways by {overflow}px on a phone"
+            shot(page, name)
+        page.goto("/ui/stats")
+        expect(page.locator("svg.bars").first).to_be_visible()
+        # a reader sees approvals but cannot decide them
+        page.goto("/ui/models")
+        expect(page.get_by_role("button", name="Review weight change")).to_have_count(0)
+    finally:
+        ctx.close()
+
+
+def test_api_docs_render_without_any_external_request(context: BrowserContext, server: Server) -> None:
+    requested: list[str] = []
+    page = context.new_page()
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto("/docs")
+    expect(page.get_by_text("/api/v1/runs/{run_id}/events")).to_be_visible()
+    login(page, server.tokens["reader"])  # the dashboard's own assets, too
+    outside = [url for url in requested if not url.startswith(server.url)]
+    assert outside == [], f"pages fetched from elsewhere: {outside}"
