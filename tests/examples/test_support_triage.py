@@ -122,3 +122,64 @@ def test_demo_runs_on_banking77(workdir: Path) -> None:
     assert report["route_accuracy"] is None  # Banking77 has intents, not routes
     assert report["intent_accuracy"] > 0.6
     assert report["cost_per_ticket"] < report["large_cost_per_ticket"]
+
+
+def test_demo_ui_serves_the_dashboard_on_the_demo_journal(workdir: Path) -> None:
+    import re
+    import signal
+    import socket
+    import time
+
+    import httpx2
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bandmaster.cli",
+            "demo",
+            "--limit",
+            "20",
+            "--db",
+            str(workdir / "ui.db"),
+            "--ui",
+            "--port",
+            str(port),
+            "--html",
+            str(workdir / "ui.html"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=workdir,
+        env={**os.environ, "COLUMNS": "200", "BROWSER": "true"},  # no browser to open here
+    )
+    try:
+        assert proc.stdout is not None
+        token = None
+        deadline = time.monotonic() + 300
+        while token is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            assert line, "the demo ended before serving the dashboard"
+            found = re.search(r"log in with (bm_\S+);", line)
+            token = found.group(1) if found else None
+        assert token is not None
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+            for _ in range(100):  # until uvicorn listens
+                try:
+                    runs = http.get("/api/v1/runs?limit=100", headers={"Authorization": f"Bearer {token}"})
+                    break
+                except httpx2.TransportError:
+                    time.sleep(0.1)
+            assert runs.status_code == 200
+            triaged = [r for r in runs.json()["runs"] if r["id"].startswith("triage-")]
+            assert len(triaged) == 20
+            assert http.get("/login").status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import webbrowser
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -134,6 +135,10 @@ def demo(
         str, typer.Option(help="support-triage (patient tickets) or contract-review (the legal pipeline)")
     ] = "support-triage",
     examples: Annotated[Path | None, typer.Option(help="The example's folder in a source checkout")] = None,
+    ui: Annotated[
+        bool, typer.Option(help="Then serve the dashboard on the demo's journal (extra: server) until Ctrl-C")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port of the dashboard with --ui")] = 8080,
 ) -> None:
     """Run a flagship example end to end on the embedded engine and report."""
     _examples(example, examples)
@@ -146,6 +151,8 @@ def demo(
             console.print_json(review.model_dump_json())
         else:
             _print_review(review)
+        if ui:
+            _serve_dashboard(db, port)
         return
     from demo import run_demo  # type: ignore[import-not-found]
     from report_html import write_html  # type: ignore[import-not-found]
@@ -179,3 +186,30 @@ def demo(
         console.print_json(report.model_dump_json())
     else:
         _print(report, html_path)
+    if ui:
+        _serve_dashboard(db, port)
+
+
+def _serve_dashboard(db: Path, port: int) -> None:
+    """The dashboard on the demo's journal, on 127.0.0.1, with a fresh token for the demo's
+    compliance officer (the approver its PHI reviews allow)."""
+    try:
+        import uvicorn
+
+        from bandmaster.server import create_app
+        from bandmaster.server.auth import create_token
+        from bandmaster.store.sqlite import SQLiteStore
+    except ImportError as exc:
+        console.print(
+            f"[bold red]error:[/] --ui needs the server extra: pip install 'bandmaster[server]' ({exc})"
+        )
+        raise typer.Exit(2) from exc
+    store = SQLiteStore(db)
+    try:
+        issued = create_token(store, "compliance", ["admin"], by="bandmaster demo")
+    finally:
+        store.close()
+    url = f"http://127.0.0.1:{port}/login"
+    console.print(f"dashboard: {url}  (log in with [bold]{issued.secret}[/]; Ctrl-C stops it)")
+    webbrowser.open(url)
+    uvicorn.run(create_app(db), host="127.0.0.1", port=port, log_level="warning", access_log=False)
