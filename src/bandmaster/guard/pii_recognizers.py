@@ -44,6 +44,8 @@ _NOT_NAMES = frozenset(STOP_WORDS) | frozenset(
     hours hour min mins minutes time times cardiology surgery medicine neurology renal pulmonary gi
     id ortho psych social sw cm case management manager worker chaplain clergy pastor priest
     minister bp hr rr sat sats temp o2 iv po prn bid tid qid qd qhs npo
+        girlfriend boyfriend neice niece nephew caseworker caregiver approx dispo desat afeb sxn sx'd
+    neurosurg trach plt
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 
@@ -54,8 +56,28 @@ _ABBREVIATIONS = frozenset(
     ekg ett gtt hct hgb ho htn icp inr ivf kcl lasix lfts mae map mgso4 mrsa neo ngt nippv nitro
     nsr ntg ogt pa pap peep pnx ppi prbc psv pvc rij rll rml rul sbp sob svo2 tf tpn uop vap vanco
     vent vs wbc npn nsg csru tsicu nsicu ctsicu pacu or micu ccu sicu echo neuro resp gu gi derm
-    carevue flowsheet riss ss ent picc aline foley fsbs qtc huo abd ausc sx sxn sxd fx ivp
+    carevue flowsheet riss ss ent picc aline fsbs qtc huo abd ausc sx sxn sxd fx ivp
     """.split()  # noqa: SIM905
+)
+
+
+# Drugs and devices an ICU note capitalises like names (Webster's 2nd predates most of them).
+_DRUGS = frozenset(
+    """
+    propofol ativan captopril nipride milrinone labetalol labetelol dopamine dopa dobutamine levophed
+    levo neo neosynephrine vasopressin pitressin fentanyl morphine versed midazolam haldol lasix
+    heparin insulin amiodarone lopressor metoprolol precedex droperidol permacath peg picc
+    integrilin nitroglycerin nitro ntg tylenol dilaudid zosyn vanco vancomycin flagyl levaquin
+    coumadin protonix pepcid reglan ativan lorazepam solumedrol synthroid digoxin diltiazem
+    cardizem esmolol hydralazine isordil combivent albuterol atrovent xopenex lovenox plavix
+    aspirin kcl kayexalate lactulose colace senna dulcolax ceftriaxone cefazolin cipro bactrim
+    diflucan acyclovir natrecor nesiritide primacor dextrose foley swan aline cvvhd cvvhdf
+    """.split()  # noqa: SIM905
+)
+# A word shaped like a drug name: -pril, -olol, -azole and friends.
+_DRUG_SUFFIX = re.compile(
+    r"(?i)(?:pril|olol|ofol|azole|mycin|cillin|statin|sartan|dipine|parin|tidine|oxacin|cycline|"
+    r"semide|zepam|zolam|triptan|afil|mab|nib|vir)$"
 )
 
 
@@ -69,7 +91,7 @@ def _dictionary() -> tuple[frozenset[str], frozenset[str]]:
     words = get_english_words_set(["web2"], lower=False, alpha=True)
     proper = frozenset(w.lower() for w in words if w[:1].isupper())
     common = frozenset(w for w in words if w.islower()) - proper
-    return common | _NOT_NAMES | _ABBREVIATIONS, proper
+    return common | _NOT_NAMES | _ABBREVIATIONS | _DRUGS, proper
 
 
 _SUFFIXES = ("'s", "s", "es", "ed", "d", "ing", "ly", "er", "ers")
@@ -85,6 +107,8 @@ def is_common_word(word: str) -> bool:
         return any(is_common_word(part) for part in bare.split("-") if part)
     common = _dictionary()[0]
     if bare in common:
+        return True
+    if bare.endswith("ies") and bare[:-3] + "y" in common:  # denies, replies
         return True
     for suffix in _SUFFIXES:
         if bare.endswith(suffix) and len(bare) - len(suffix) >= 3:
@@ -105,6 +129,8 @@ def plausible_name(span: str) -> bool:
         return False  # "250cc", "mA 19"; lower-case names are left to the context patterns
     if len(words) == 1 and words[0].isupper() and len(words[0]) <= 3:
         return False  # HUO, QTC: abbreviations
+    if any(_DRUG_SUFFIX.search(w) for w in words):
+        return False  # Captopril, Labetalol
     common = [w for w in words if is_common_word(w)]
     if len(common) == len(words):
         return False
@@ -137,6 +163,17 @@ def plausible_phone(span: str) -> bool:
     return re.fullmatch(r"\s*\d{4}\s*-\s*\d{4}\s*", span) is None
 
 
+_URL_SHAPE = re.compile(
+    r"(?i)://|\bwww\.|\.(?:com|org|net|edu|gov|mil|int|io|co|uk|de|fr|se|nl|it|es|ch|at|be|dk|no|fi|pl|"
+    r"cz|hu|ru|jp|cn|in|au|ca|us|info|biz)\b"
+)
+
+
+def plausible_url(span: str) -> bool:
+    """A URL has a scheme, www or a real top-level domain; ``pt.has`` (a missing space) has none."""
+    return _URL_SHAPE.search(span) is not None
+
+
 def plausible_date(span: str) -> bool:
     """Dates, not times or relative words: HIPAA's identifiers are dates (``3/8``, ``March 8``);
     ``today``, ``overnight`` and ``1900`` (a clock time in a nursing note) identify nobody."""
@@ -147,15 +184,17 @@ def plausible_date(span: str) -> bool:
 
 _NAME = r"[A-Za-z][A-Za-z'\-]{1,}"
 # Not "ms": in notes it is mental status ("monitor MS. Restart ...").
-_TITLE = r"(?:mr|mrs|miss|mister|dr|doctor|drs|prof|np)(?:\.\s*|\s+)"
+_TITLE = r"(?:mr|mrs|miss|mister|dr|doctor|drs'?|prof|np)(?:\.\s*|\s+)"
 _RELATIVE = (
     r"(?:wife|husband|spouse|partner|son|sons|daughter|daughters|dtr|dau|brother|sister|mother|father|"
     r"mom|dad|aunt|uncle|niece|nephew|cousin|friend|fiance|fiancee|grandson|granddaughter|"
     r"grandaughter|grandchild|sibling|proxy|hcp|in-law|dtr-in-law|son-in-law|daughter-in-law|"
-    r"girlfriend|boyfriend|neighbor|neighbour|guardian)\b"
+    r"girlfriend|boyfriend|neighbor|neighbour|guardian|"
+    # people around the patient whose names nurses write down
+    r"caseworker|caregiver|case\s+manager|social\s+worker|resident|intern|chaplain|interpreter|pcp)\b"
 )
 # Not PT, PA, OT: in upper-case notes those are the patient, a PA line, and so on.
-_CREDENTIAL = r"(?:RN|RRT|MD|NP|PA-C|LPN|CRNA|PhD|MSW|LICSW|BSN|SRN|RNC)"
+_CREDENTIAL = r"(?:RN|RRT|CRT|MD|NP|PA-C|LPN|CRNA|PhD|MSW|LICSW|BSN|SRN|RNC)"
 
 # After the first name word: an optional second one (not "and"), then "and <name>" (Drs Ferullo
 # and Saeed, daughters sarah and margie). Inside a lookahead, so a rejected word is not consumed.
@@ -272,7 +311,7 @@ PATTERNS: tuple[_Pattern, ...] = (
     _p(
         "pager",
         "PHONE_NUMBER",
-        r"\b(?:pager|beeper|beep|page|pgr|bpr|cell|tel|phone|ph|home|work|ext|x|#)\s*(?:#|no\.?|number)?\s*[:#]?\s*"
+        r"\b(?:pager|beeper|beep|page|pgr|pg|bpr|cell|tel|phone|ph|home|work|ext|#)[\s:#]*(?:no\.?|number)?[\s:#]*"
         r"(?P<phi>\d{4,5})\b",
         0.6,
         flags=_I,
@@ -301,15 +340,23 @@ PATTERNS: tuple[_Pattern, ...] = (
         rf"(?<![A-Za-z0-9])(?=(?P<n1>[A-Z][A-Za-z'\-]+)(?:\s+[A-Z]\.)?(?:\s+(?P<n2>[A-Z][A-Za-z'\-]+))?"
         rf"\s*,?\s+{_CREDENTIAL}\b\s*(?:[\n/,.;)]|$))",  # a signature ends its line
         0.7,
-        names="weak",
+        names="strong",
     ),
     _p(
         "signature_line",
         "PERSON",
         rf"^[ \t]*(?=(?P<n1>{_NAME})(?:\s+[a-z]\.)?\s+(?P<n2>{_NAME})\s*,?\s+{_CREDENTIAL}\b)",
         0.7,
-        names="weak",
+        names="strong",
         flags=_I | re.MULTILINE,
+    ),
+    _p(
+        "initial_signature",
+        "PERSON",
+        rf"(?<![A-Za-z])[a-z]\.\s*(?=(?P<n1>{_NAME})\s*,?\s+{_CREDENTIAL}\b)",
+        0.7,
+        names="strong",
+        flags=_I,
     ),
     _p(
         "name_then_relation",
@@ -451,8 +498,8 @@ class PlausibleSpacyRecognizer(SpacyRecognizer):
                     result.entity_type, result.score = "PERSON", 0.5
                     kept.append(result)
                 continue
-            if result.entity_type == "PERSON" and not plausible_name(span):
-                continue
+            if result.entity_type in ("PERSON", "LOCATION") and not plausible_name(span):
+                continue  # places follow the same rule: "FOLEY DRAINING" is neither
             if result.entity_type == "DATE_TIME" and not (plausible_date(span) and _DATE_SHAPE.search(span)):
                 continue  # spaCy calls doses, rates and zip codes dates ("3mcg", "86036"): keep date shapes
             kept.append(result)
