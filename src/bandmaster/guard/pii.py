@@ -26,14 +26,9 @@ from presidio_anonymizer.entities import RecognizerResult as AnonymizerResult  #
 
 from bandmaster.errors import RedactionError, UsageError  # noqa: E402
 from bandmaster.guard.pii_engine import analyzer, anonymizer  # noqa: E402
-from bandmaster.guard.pii_recognizers import (  # noqa: E402
-    MEDICAL_RECORD_NUMBER,
-    ClinicalRecognizer,
-    plausible_date,
-    plausible_phone,
-    plausible_url,
-)
+from bandmaster.guard.pii_recognizers import MEDICAL_RECORD_NUMBER, ClinicalRecognizer  # noqa: E402
 from bandmaster.guard.pii_vault import TokenVault  # noqa: E402
+from bandmaster.guard.pii_words import plausible_date, plausible_phone, plausible_url  # noqa: E402
 
 Mode = Literal["replace", "mask", "hash", "token"]
 MODES: tuple[str, ...] = get_args(Mode)
