@@ -31,7 +31,8 @@ MEDICAL_RECORD_NUMBER = "MEDICAL_RECORD_NUMBER"
 
 _NAME = r"[A-Za-z][A-Za-z'\-]{1,}"
 # Not "ms": in notes it is mental status ("monitor MS. Restart ...").
-_TITLE = r"(?:mr|mrs|miss|mister|dr|doctor|drs'?|prof|np)(?:\.\s*|\s+)"
+# Titles and roles written before a name; "md"/"ho" as in "per MD Spears", "HO Domenico".
+_TITLE = r"(?:mr|mrs|miss|mister|dr|doctor|drs'?|prof|np|md|ho|rabbi|rev)(?:\.\s*|\s+)"
 _RELATIVE = (
     r"(?:wife|husband|spouse|partner|son|sons|daughter|daughters|dtr|dau|brother|sister|mother|father|"
     r"mom|dad|aunt|uncle|niece|nephew|cousin|friend|fiance|fiancee|grandson|granddaughter|"
@@ -167,7 +168,7 @@ PATTERNS: tuple[_Pattern, ...] = (
     _p(
         "titled_name",
         "PERSON",
-        rf"\b{_TITLE}(?=(?P<n1>{_NAME}){_MORE_NAMES})",
+        rf"\b{_TITLE}(?:(?P<init>[A-Z])(?:\.\s*|\s+))?(?=(?P<n1>{_NAME}){_MORE_NAMES})",  # Dr. L. Ruuska
         0.9,
         names="strong",
         flags=_I,
@@ -216,7 +217,7 @@ PATTERNS: tuple[_Pattern, ...] = (
     _p(
         "initial_name",
         "PERSON",
-        r"(?<![A-Za-z0-9.])[A-Z]\.\s?(?=(?P<n1>[A-Z][A-Za-z'\-]{2,}))",
+        r"(?<![A-Za-z0-9.])(?P<init>[A-Z])\.\s?(?=(?P<n1>[A-Z][A-Za-z'\-]{2,}))",
         0.5,
         names="weak",
     ),
@@ -281,6 +282,8 @@ def find_clinical(text: str) -> Iterator[tuple[str, int, int, float, str]]:
             # "Dr Jones aware": the name ends at the first common word.
             if _is_name(match.group("n1"), pattern.names):
                 start, end = match.span("n1")
+                if "init" in pattern.regex.groupindex and match.group("init") is not None:
+                    start = match.start("init")  # the initial is part of the name: "E. Welsh"
                 n2 = match.group("n2") if "n2" in pattern.regex.groupindex else None
                 if n2 is not None and _is_name(n2, pattern.names):  # "dr. john bowman"
                     end = match.end("n2")
