@@ -215,7 +215,9 @@ def _plausible(result: AnalyzerResult, text: str) -> bool:
     if result.entity_type == "PHONE_NUMBER":
         return plausible_phone(span)
     if result.entity_type == "URL":
-        return plausible_url(span)
+        # "placed.ch|eck": a sentence run into the next word is cut mid-word, a URL is not.
+        cut = result.end < len(text) and text[result.end].isalpha()
+        return plausible_url(span) and not cut and ".." not in span
     return True
 
 

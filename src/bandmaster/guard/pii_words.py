@@ -151,9 +151,10 @@ def plausible_phone(span: str) -> bool:
     return re.fullmatch(r"\s*\d{4}\s*-\s*\d{4}\s*", span) is None
 
 
+# Top-level domains that are not also English words run into a sentence ("weak.no", "today.at").
 _URL_SHAPE = re.compile(
-    r"(?i)://|\bwww\.|\.(?:com|org|net|edu|gov|mil|int|io|co|uk|de|fr|se|nl|it|es|ch|at|be|dk|no|fi|pl|"
-    r"cz|hu|ru|jp|cn|in|au|ca|us|info|biz)\b"
+    r"(?i)://|\bwww\.|\.(?:com|org|net|edu|gov|mil|int|io|co\.uk|uk|de|fr|se|nl|es|ch|dk|fi|pl|"
+    r"cz|hu|ru|jp|cn|au|ca|info|biz)\b"
 )
 
 
