@@ -26,13 +26,9 @@ from presidio_anonymizer.entities import RecognizerResult as AnonymizerResult  #
 
 from bandmaster.errors import RedactionError, UsageError  # noqa: E402
 from bandmaster.guard.pii_engine import analyzer, anonymizer  # noqa: E402
-from bandmaster.guard.pii_recognizers import (  # noqa: E402
-    MEDICAL_RECORD_NUMBER,
-    ClinicalRecognizer,
-    plausible_date,
-    plausible_phone,
-)
+from bandmaster.guard.pii_recognizers import MEDICAL_RECORD_NUMBER, ClinicalRecognizer  # noqa: E402
 from bandmaster.guard.pii_vault import TokenVault  # noqa: E402
+from bandmaster.guard.pii_words import plausible_date, plausible_phone, plausible_url  # noqa: E402
 
 Mode = Literal["replace", "mask", "hash", "token"]
 MODES: tuple[str, ...] = get_args(Mode)
@@ -218,21 +214,36 @@ def _plausible(result: AnalyzerResult, text: str) -> bool:
         return plausible_date(span)
     if result.entity_type == "PHONE_NUMBER":
         return plausible_phone(span)
+    if result.entity_type == "URL":
+        # "placed.ch|eck": a sentence run into the next word is cut mid-word, a URL is not.
+        cut = result.end < len(text) and text[result.end].isalpha()
+        return plausible_url(span) and not cut and ".." not in span
     return True
 
 
+# Which type names a merged span: the more specific identifier wins (a name the small spaCy
+# model also called a place stays a name).
+_PRIORITY = {
+    "MEDICAL_RECORD_NUMBER": 0, "US_SSN": 0, "CREDIT_CARD": 0, "IBAN_CODE": 0, "EMAIL_ADDRESS": 1,
+    "PERSON": 2, "PHONE_NUMBER": 3, "DATE_TIME": 4, "LOCATION": 6, "URL": 7,
+}  # fmt: skip
+
+
 def _resolve_overlaps(results: list[AnonymizerResult]) -> list[AnonymizerResult]:
-    """Keep the widest span where detections overlap (ties: higher score), so a name found by
-    two recognizers is rewritten once and no fragment of it is left behind."""
-    ordered = sorted(results, key=lambda r: (r.start, -(r.end - r.start), -r.score))
+    """Merge overlapping detections into one span (so no fragment is left behind), typed by the
+    highest-priority type among them."""
+    ordered = sorted(results, key=lambda r: (r.start, -(r.end - r.start)))
     kept: list[AnonymizerResult] = []
     for result in ordered:
         if kept and result.start < kept[-1].end:
             last = kept[-1]
-            if result.end > last.end:  # partial overlap: extend, keep the first type
-                kept[-1] = AnonymizerResult(
-                    last.entity_type, last.start, result.end, max(last.score, result.score)
-                )
+            better = _PRIORITY.get(result.entity_type, 5) < _PRIORITY.get(last.entity_type, 5)
+            kept[-1] = AnonymizerResult(
+                result.entity_type if better else last.entity_type,
+                last.start,
+                max(last.end, result.end),
+                max(last.score, result.score),
+            )
             continue
         kept.append(result)
     return kept

@@ -13,149 +13,36 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 
 from presidio_analyzer import AnalysisExplanation, EntityRecognizer, RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 from presidio_analyzer.predefined_recognizers import SpacyRecognizer
-from spacy.lang.en.stop_words import STOP_WORDS
+
+from bandmaster.guard.pii_words import (
+    ABBREVIATIONS,
+    NOT_NAMES,
+    all_name_like,
+    is_common_word,
+    plausible_name,
+    plausible_shaped_date,
+)
 
 MEDICAL_RECORD_NUMBER = "MEDICAL_RECORD_NUMBER"
 
-# Words that follow a title or a relative in clinical prose but are not names.
-_NOT_NAMES = frozenset(STOP_WORDS) | frozenset(
-    """
-    aware notified called paged informed updated spoke speak spoken talked talk visit visited
-    visiting here there today tonight tomorrow yesterday now later soon also still again and or but
-    with pt pts patient patients family fam team staff nurse nursing md mds np rn rrt resident
-    intern attending fellow service ccu micu sicu icu ed er or floor unit hospital rehab home
-    office note notes order orders plan plans aware. in out up down on off at to from by of for
-    states stated says said reports reported feels felt wants wanted asked asks made make came come
-    comes went goes going left leaving arrived arrives present presents following follow followed
-    regarding re about update updates updated call calls phone cell number tel telephone pager
-    beeper page ext work mobile contact contacted mr mrs ms miss dr doctor drs pt's wife husband
-    son sons daughter daughters dtr brother brothers sister sisters mother father mom dad aunt
-    uncle niece nephew cousin friend friends proxy hcp spouse partner children child kids grandson
-    granddaughter grandaughter is was were be been being are has have had will would could should
-    may might can who which that this these those they them their he she his her him it its we our
-    you your not no yes none all any some each both one two three four five first second last next
-    other very well much more most less least good better best bad worse worst same new old morning
-    afternoon evening night noon overnight day days week weeks month months year years am pm hrs hr
-    hours hour min mins minutes time times cardiology surgery medicine neurology renal pulmonary gi
-    id ortho psych social sw cm case management manager worker chaplain clergy pastor priest
-    minister bp hr rr sat sats temp o2 iv po prn bid tid qid qd qhs npo
-    """.split()  # noqa: SIM905 (a word list reads better as text)
-)
-
-# Clinical abbreviations that look like surnames to a dictionary (not in it, short, capitalised).
-_ABBREVIATIONS = frozenset(
-    """
-    abg abx antibx asa bipap bs bun cabg cath cbc chf ci co copd cpap cr cv cvp cxr dnr dni dvt ecg
-    ekg ett gtt hct hgb ho htn icp inr ivf kcl lasix lfts mae map mgso4 mrsa neo ngt nippv nitro
-    nsr ntg ogt pa pap peep pnx ppi prbc psv pvc rij rll rml rul sbp sob svo2 tf tpn uop vap vanco
-    vent vs wbc npn nsg csru tsicu nsicu ctsicu pacu or micu ccu sicu echo neuro resp gu gi derm
-    carevue flowsheet riss ss ent picc aline foley fsbs qtc huo abd ausc sx sxn sxd fx ivp
-    """.split()  # noqa: SIM905
-)
-
-
-@cache
-def _dictionary() -> tuple[frozenset[str], frozenset[str]]:
-    """``(common words, proper nouns)`` from Webster's 2nd (package ``english-words``): a word
-    listed only capitalised (Anderson, Helen) is a proper noun; one listed lower-case and never
-    capitalised (aware, wean) is a common word. Loaded once, on first use (~0.4 s)."""
-    from english_words import get_english_words_set
-
-    words = get_english_words_set(["web2"], lower=False, alpha=True)
-    proper = frozenset(w.lower() for w in words if w[:1].isupper())
-    common = frozenset(w for w in words if w.islower()) - proper
-    return common | _NOT_NAMES | _ABBREVIATIONS, proper
-
-
-_SUFFIXES = ("'s", "s", "es", "ed", "d", "ing", "ly", "er", "ers")
-
-
-def is_common_word(word: str) -> bool:
-    """A dictionary word, an inflection of one (``members``, ``discouraged``: the dictionary
-    lists base forms), or a hyphenated compound with one (``in-law``, ``CALLED-UPDATE``)."""
-    bare = word.strip("'-.").lower()
-    if len(bare) < 2 or bare.isdigit():
-        return True
-    if "-" in bare:
-        return any(is_common_word(part) for part in bare.split("-") if part)
-    common = _dictionary()[0]
-    if bare in common:
-        return True
-    for suffix in _SUFFIXES:
-        if bare.endswith(suffix) and len(bare) - len(suffix) >= 3:
-            base = bare[: -len(suffix)]
-            # stopped -> stopp -> stop; placed -> plac -> place
-            if base in common or base + "e" in common or (base[-1] == base[-2] and base[:-1] in common):
-                return True
-    return False
-
-
-def plausible_name(span: str) -> bool:
-    """Whether ``span`` can be a person's name: one to four words, not all of them common
-    words, and, unless written as a name (``John Smith``), none of them common."""
-    words = re.findall(r"[A-Za-z][A-Za-z'\-]+", span)  # initials (Robert V. Smith) say nothing
-    if not words or len(words) > 4:
-        return False
-    if any(c.isdigit() for c in span) or span.islower():
-        return False  # "250cc", "mA 19"; lower-case names are left to the context patterns
-    if len(words) == 1 and words[0].isupper() and len(words[0]) <= 3:
-        return False  # HUO, QTC: abbreviations
-    common = [w for w in words if is_common_word(w)]
-    if len(common) == len(words):
-        return False
-    titled = all(w[0].isupper() and not w.isupper() for w in words)
-    return titled or not common
-
-
-def _all_name_like(span: str) -> bool:
-    return all(w[:1].isupper() and not is_common_word(w) for w in span.split())
-
-
-_MONTH_WORD = re.compile(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b")
-# 10:30, 7pm, and 4-digit clock times on the quarter hour (1900, 0730); 1956 or 2006 stay years.
-_TIME_ONLY = re.compile(
-    r"(?i)^\s*(?:\d{1,2}:\d{2}\s*(?:am|pm|a|p)?|\d{1,2}\s*(?:am|pm|a|p)|[012]\d(?:00|15|30|45)(?:\s*hrs?)?)\s*$"
-)
-
-
-_DATE_SHAPE = re.compile(
-    r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b|\b(?:19|20)\d{2}\b|"
-    r"\b\d{1,2}/\d{1,2}\b|\b\d{1,2}-\d{1,2}-\d{2,4}\b"
-)
-
-
-def plausible_phone(span: str) -> bool:
-    """Not lab values or ranges read as phone numbers: ABG 75/58/7.39, BP 136-148/71-75,
-    0330-0700."""
-    if "." in span or ("/" in span and "-" in span):
-        return False
-    return re.fullmatch(r"\s*\d{4}\s*-\s*\d{4}\s*", span) is None
-
-
-def plausible_date(span: str) -> bool:
-    """Dates, not times or relative words: HIPAA's identifiers are dates (``3/8``, ``March 8``);
-    ``today``, ``overnight`` and ``1900`` (a clock time in a nursing note) identify nobody."""
-    if not (any(c.isdigit() for c in span) or _MONTH_WORD.search(span)):
-        return False
-    return not _TIME_ONLY.match(span)
-
-
 _NAME = r"[A-Za-z][A-Za-z'\-]{1,}"
 # Not "ms": in notes it is mental status ("monitor MS. Restart ...").
-_TITLE = r"(?:mr|mrs|miss|mister|dr|doctor|drs|prof|np)(?:\.\s*|\s+)"
+# Titles and roles written before a name; "md"/"ho" as in "per MD Spears", "HO Domenico".
+_TITLE = r"(?:mr|mrs|miss|mister|dr|doctor|drs'?|prof|np|md|ho|rabbi|rev)(?:\.\s*|\s+)"
 _RELATIVE = (
     r"(?:wife|husband|spouse|partner|son|sons|daughter|daughters|dtr|dau|brother|sister|mother|father|"
     r"mom|dad|aunt|uncle|niece|nephew|cousin|friend|fiance|fiancee|grandson|granddaughter|"
     r"grandaughter|grandchild|sibling|proxy|hcp|in-law|dtr-in-law|son-in-law|daughter-in-law|"
-    r"girlfriend|boyfriend|neighbor|neighbour|guardian)\b"
+    r"girlfriend|boyfriend|neighbor|neighbour|guardian|"
+    # people around the patient whose names nurses write down
+    r"caseworker|caregiver|case\s+manager|social\s+worker|resident|intern|chaplain|interpreter|pcp)\b"
 )
 # Not PT, PA, OT: in upper-case notes those are the patient, a PA line, and so on.
-_CREDENTIAL = r"(?:RN|RRT|MD|NP|PA-C|LPN|CRNA|PhD|MSW|LICSW|BSN|SRN|RNC)"
+_CREDENTIAL = r"(?:RN|RRT|CRT|MD|NP|PA-C|LPN|CRNA|PhD|MSW|LICSW|BSN|SRN|RNC)"
 
 # After the first name word: an optional second one (not "and"), then "and <name>" (Drs Ferullo
 # and Saeed, daughters sarah and margie). Inside a lookahead, so a rejected word is not consumed.
@@ -171,7 +58,7 @@ class _Pattern:
     regex: re.Pattern[str]
     score: float
     # The groups n1, n2, n3 are name words. "strong" context (a title) drops only the words of
-    # _NOT_NAMES (Dr. Frost is a name); "weak" context drops every dictionary word too.
+    # NOT_NAMES (Dr. Frost is a name); "weak" context drops every dictionary word too.
     names: str | None = None
 
 
@@ -272,7 +159,7 @@ PATTERNS: tuple[_Pattern, ...] = (
     _p(
         "pager",
         "PHONE_NUMBER",
-        r"\b(?:pager|beeper|beep|page|pgr|bpr|cell|tel|phone|ph|home|work|ext|x|#)\s*(?:#|no\.?|number)?\s*[:#]?\s*"
+        r"\b(?:pager|beeper|beep|page|pgr|pg|bpr|cell|tel|phone|ph|home|work|ext|#)[\s:#]*(?:no\.?|number)?[\s:#]*"
         r"(?P<phi>\d{4,5})\b",
         0.6,
         flags=_I,
@@ -281,7 +168,7 @@ PATTERNS: tuple[_Pattern, ...] = (
     _p(
         "titled_name",
         "PERSON",
-        rf"\b{_TITLE}(?=(?P<n1>{_NAME}){_MORE_NAMES})",
+        rf"\b{_TITLE}(?:(?P<init>[A-Z])(?:\.\s*|\s+))?(?=(?P<n1>{_NAME}){_MORE_NAMES})",  # Dr. L. Ruuska
         0.9,
         names="strong",
         flags=_I,
@@ -301,15 +188,23 @@ PATTERNS: tuple[_Pattern, ...] = (
         rf"(?<![A-Za-z0-9])(?=(?P<n1>[A-Z][A-Za-z'\-]+)(?:\s+[A-Z]\.)?(?:\s+(?P<n2>[A-Z][A-Za-z'\-]+))?"
         rf"\s*,?\s+{_CREDENTIAL}\b\s*(?:[\n/,.;)]|$))",  # a signature ends its line
         0.7,
-        names="weak",
+        names="strong",
     ),
     _p(
         "signature_line",
         "PERSON",
         rf"^[ \t]*(?=(?P<n1>{_NAME})(?:\s+[a-z]\.)?\s+(?P<n2>{_NAME})\s*,?\s+{_CREDENTIAL}\b)",
         0.7,
-        names="weak",
+        names="strong",
         flags=_I | re.MULTILINE,
+    ),
+    _p(
+        "initial_signature",
+        "PERSON",
+        rf"(?<![A-Za-z])[a-z]\.\s*(?=(?P<n1>{_NAME})\s*,?\s+{_CREDENTIAL}\b)",
+        0.7,
+        names="strong",
+        flags=_I,
     ),
     _p(
         "name_then_relation",
@@ -322,7 +217,7 @@ PATTERNS: tuple[_Pattern, ...] = (
     _p(
         "initial_name",
         "PERSON",
-        r"(?<![A-Za-z0-9.])[A-Z]\.\s?(?=(?P<n1>[A-Z][A-Za-z'\-]{2,}))",
+        r"(?<![A-Za-z0-9.])(?P<init>[A-Z])\.\s?(?=(?P<n1>[A-Z][A-Za-z'\-]{2,}))",
         0.5,
         names="weak",
     ),
@@ -350,7 +245,7 @@ PATTERNS: tuple[_Pattern, ...] = (
 def _is_name(word: str, strength: str | None) -> bool:
     bare = word.strip("'-.").lower()
     if strength == "strong":
-        return len(bare) >= 2 and bare not in _NOT_NAMES and bare not in _ABBREVIATIONS
+        return len(bare) >= 2 and bare not in NOT_NAMES and bare not in ABBREVIATIONS
     return len(bare) >= 3 and not is_common_word(word)
 
 
@@ -387,6 +282,8 @@ def find_clinical(text: str) -> Iterator[tuple[str, int, int, float, str]]:
             # "Dr Jones aware": the name ends at the first common word.
             if _is_name(match.group("n1"), pattern.names):
                 start, end = match.span("n1")
+                if "init" in pattern.regex.groupindex and match.group("init") is not None:
+                    start = match.start("init")  # the initial is part of the name: "E. Welsh"
                 n2 = match.group("n2") if "n2" in pattern.regex.groupindex else None
                 if n2 is not None and _is_name(n2, pattern.names):  # "dr. john bowman"
                     end = match.end("n2")
@@ -447,13 +344,13 @@ class PlausibleSpacyRecognizer(SpacyRecognizer):
             if result.entity_type == "ORGANIZATION" and "ORGANIZATION" not in wanted:
                 # The small English model often calls a person an organisation ("Tomomi
                 # Nishiyama lives at ..."): two or three name-like words become a PERSON.
-                if len(span.split()) in (2, 3) and plausible_name(span) and _all_name_like(span):
+                if len(span.split()) in (2, 3) and plausible_name(span) and all_name_like(span):
                     result.entity_type, result.score = "PERSON", 0.5
                     kept.append(result)
                 continue
-            if result.entity_type == "PERSON" and not plausible_name(span):
-                continue
-            if result.entity_type == "DATE_TIME" and not (plausible_date(span) and _DATE_SHAPE.search(span)):
+            if result.entity_type in ("PERSON", "LOCATION") and not plausible_name(span):
+                continue  # places follow the same rule: "FOLEY DRAINING" is neither
+            if result.entity_type == "DATE_TIME" and not plausible_shaped_date(span):
                 continue  # spaCy calls doses, rates and zip codes dates ("3mcg", "86036"): keep date shapes
             kept.append(result)
         return kept
