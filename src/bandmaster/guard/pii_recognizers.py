@@ -50,6 +50,23 @@ _MORE_NAMES = rf"(?:\s+(?!(?:and|&)\b)(?P<n2>{_NAME}))?(?:\s+(?:and|&)\s+(?:{_TI
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 
+# USPS street suffixes (and their common abbreviations): a house number, one to three
+# capitalised words and one of these is a street address ("551 Jasmine Courts Suite 014").
+_STREET_SUFFIX = (
+    r"(?:Alley|Aly|Annex|Arcade|Avenue|Ave|Bayou|Beach|Bend|Bluffs?|Bottom|Boulevard|Blvd|Branch|"
+    r"Bridge|Brooks?|Burgs?|Bypass|Camp|Canyon|Cape|Causeway|Centers?|Circles?|Cir|Cliffs?|Club|"
+    r"Commons?|Corners?|Course|Courts?|Ct|Coves?|Creek|Crescent|Crest|Crossing|Crossroad|Curve|Dale|"
+    r"Dam|Divide|Drives?|Dr|Estates?|Expressway|Extensions?|Falls?|Ferry|Fields?|Flats?|Fords?|Forest|"
+    r"Forges?|Forks?|Fort|Freeway|Gardens?|Gateway|Glens?|Greens?|Groves?|Harbors?|Haven|Heights|"
+    r"Highway|Hwy|Hills?|Hollow|Inlet|Islands?|Isle|Junctions?|Keys?|Knolls?|Lakes?|Land|Landing|"
+    r"Lane|Ln|Lights?|Loaf|Locks?|Lodge|Loop|Mall|Manors?|Meadows?|Mews|Mills?|Mission|Motorway|Mount|"
+    r"Mountains?|Neck|Orchard|Oval|Overpass|Parks?|Parkways?|Pkwy|Pass|Passage|Path|Pike|Pines?|Place|"
+    r"Pl|Plains?|Plaza|Points?|Ports?|Prairie|Radial|Ramp|Ranch|Rapids?|Rest|Ridges?|River|Roads?|Rd|"
+    r"Route|Row|Rue|Run|Shoals?|Shores?|Skyway|Springs?|Spurs?|Squares?|Sq|Station|Stravenue|Stream|"
+    r"Streets?|St|Summit|Terrace|Throughway|Trace|Track|Trafficway|Trail|Trailer|Tunnel|Turnpike|"
+    r"Underpass|Unions?|Valleys?|Via|Viaduct|Views?|Villages?|Ville|Vista|Walks?|Wall|Ways?|Wells?)"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class _Pattern:
@@ -78,6 +95,14 @@ PATTERNS: tuple[_Pattern, ...] = (
         r"hospital\s+(?:no\.?|number)|chart\s+(?:no\.?|number|#))\s*[:#.]?\s*(?P<phi>[A-Z]{0,3}-?\d[\d-]{3,11}\d)\b",
         0.95,
         flags=_I,
+    ),
+    # --- street addresses -------------------------------------------------------------------
+    _p(
+        "street_address",
+        "LOCATION",
+        rf"(?<![\w/.-])(?P<phi>\d{{1,6}}\s+(?:[A-Z][a-z]+\s+){{1,3}}{_STREET_SUFFIX}\b\.?"
+        r"(?:,?\s+(?:Apt|Apartment|Suite|Ste|Unit|#)\.?\s*[A-Za-z0-9-]+)?)",
+        0.7,
     ),
     # --- dates ----------------------------------------------------------------------------
     _p(
@@ -242,11 +267,24 @@ PATTERNS: tuple[_Pattern, ...] = (
 )
 
 
-def _is_name(word: str, strength: str | None) -> bool:
+def _is_name(word: str, strength: str | None, *, mixed_case: bool = False) -> bool:
     bare = word.strip("'-.").lower()
     if strength == "strong":
         return len(bare) >= 2 and bare not in NOT_NAMES and bare not in ABBREVIATIONS
-    return len(bare) >= 3 and not is_common_word(word)
+    if len(bare) < 3:
+        return False
+    # In mixed-case text a capitalised word where a name is expected ("my mother Holly Berger")
+    # is a name even when it is also an English word; in all-caps or all-lower text it is not.
+    capitalised = word[:1].isupper() and word[1:].islower()
+    if mixed_case and capitalised and bare not in NOT_NAMES and bare not in ABBREVIATIONS:
+        return True
+    return not is_common_word(word)
+
+
+def _mixed_case(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    upper = sum(c.isupper() for c in letters)
+    return bool(letters) and 0.02 < upper / len(letters) < 0.5
 
 
 # A slash pair that is a setting or a score, not a date: pain 8/10, BiPAP 10/5, strength 5/5.
@@ -268,6 +306,7 @@ def _setting_not_date(text: str, match: re.Match[str]) -> bool:
 
 def find_clinical(text: str) -> Iterator[tuple[str, int, int, float, str]]:
     """``(entity, start, end, score, pattern)`` for every clinical pattern hit in ``text``."""
+    mixed = _mixed_case(text)
     for pattern in PATTERNS:
         for match in pattern.regex.finditer(text):
             if pattern.name == "month_day" and _setting_not_date(text, match):
@@ -280,12 +319,12 @@ def find_clinical(text: str) -> Iterator[tuple[str, int, int, float, str]]:
                 yield pattern.entity, match.start("phi"), match.end("phi"), pattern.score, pattern.name
                 continue
             # "Dr Jones aware": the name ends at the first common word.
-            if _is_name(match.group("n1"), pattern.names):
+            if _is_name(match.group("n1"), pattern.names, mixed_case=mixed):
                 start, end = match.span("n1")
                 if "init" in pattern.regex.groupindex and match.group("init") is not None:
                     start = match.start("init")  # the initial is part of the name: "E. Welsh"
                 n2 = match.group("n2") if "n2" in pattern.regex.groupindex else None
-                if n2 is not None and _is_name(n2, pattern.names):  # "dr. john bowman"
+                if n2 is not None and _is_name(n2, pattern.names, mixed_case=mixed):  # "dr. john bowman"
                     end = match.end("n2")
                 yield pattern.entity, start, end, pattern.score, pattern.name
             n3 = match.group("n3") if "n3" in pattern.regex.groupindex else None
@@ -296,7 +335,7 @@ def find_clinical(text: str) -> Iterator[tuple[str, int, int, float, str]]:
 class ClinicalRecognizer(EntityRecognizer):
     """Presidio recognizer for ``PATTERNS``."""
 
-    ENTITIES = (MEDICAL_RECORD_NUMBER, "DATE_TIME", "PHONE_NUMBER", "PERSON")
+    ENTITIES = (MEDICAL_RECORD_NUMBER, "DATE_TIME", "PHONE_NUMBER", "PERSON", "LOCATION")
     NAME = "BandmasterClinicalRecognizer"
 
     def __init__(self) -> None:
