@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
+
+from bandmaster.observe.stats import compute
 
 from .conftest import Server
 
@@ -244,19 +247,40 @@ def test_models_read_and_change_weights(server: Server) -> None:
         http.put("/api/v1/models/intent", json={"weights": {"production": 1.0, "canary": 0.0}})
 
 
-def test_stats_report_steps_and_model_cost(server: Server) -> None:
+def test_stats_are_the_journal_statistics_of_observe_stats(server: Server) -> None:
     run_id = str(_start(server, "classify", "I was charged twice")["id"])
     assert server.wait_status(run_id, {"completed"})["output"] == "billing"
     with server.client("reader") as http:
         stats = http.get("/api/v1/stats", params={"since": "1h"}).json()
-        assert stats["runs"]["completed"] >= 1
-        names = {s["name"] for s in stats["steps"]}
-        assert "double" in names
-        model = next(m for m in stats["models"] if m["model"] in ("intent-small", "intent-large"))
-        assert model["calls"] >= 1
-        assert model["cost"] > 0
-        assert model["input_tokens"] >= 12
-        _error(http.get("/api/v1/stats", params={"since": "yesterday"}), 422, "invalid_input")
+        mine = http.get("/api/v1/stats", params={"workflow": "classify"}).json()
+        by_unix_time = http.get("/api/v1/stats", params={"since": str(time.time() - 3600)}).json()
+    assert stats["runs"] >= 1
+    assert stats["since"] is not None
+    classify = next(w for w in stats["workflows"] if w["workflow"] == "classify")
+    assert classify["by_status"]["completed"] >= 1
+    assert classify["cost"] > 0
+    step = next(s for s in stats["step_stats"] if s["name"] == "intent" and s["kind"] == "model")
+    assert step["calls"] >= 1
+    assert 0 < step["p50"] <= step["p99"]
+    model = next(m for m in stats["models"] if m["model"] in ("intent-small", "intent-large"))
+    assert model["alias"] == "intent"
+    assert model["calls"] >= 1
+    assert model["cost"] > 0
+    assert model["input_tokens"] >= 12
+    # One implementation: the API answers exactly what ``bandmaster stats --json`` computes.
+    same = compute(server.db, workflow="classify").model_dump(mode="json")
+    assert mine["workflow"] == "classify"
+    assert [w["workflow"] for w in mine["workflows"]] == ["classify"]
+    for key in ("runs", "steps", "step_stats", "models", "workflows", "days"):
+        assert mine[key] == same[key], key
+    assert by_unix_time["runs"] == stats["runs"]
+
+
+def test_stats_refuse_a_bad_since(server: Server) -> None:
+    with server.client("reader") as http:
+        for since in ("yesterday", "-5m", str(time.time() + 3600), "nan"):
+            _error(http.get("/api/v1/stats", params={"since": since}), 422, "invalid_input")
+        assert http.get("/api/v1/stats", params={"workflow": "no-such"}).json()["runs"] == 0
 
 
 def test_event_stream_follows_a_run_to_its_end(server: Server) -> None:

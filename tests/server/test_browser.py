@@ -171,6 +171,32 @@ def test_pages_fit_a_phone_and_have_labels(browser: Browser, server: Server) -> 
         ctx.close()
 
 
+def test_stats_page_shows_the_numbers_of_the_stats_api(context: BrowserContext, server: Server) -> None:
+    server.wait_status(start(server, "classify", "I was charged twice"), {"completed"})
+    with server.client("reader") as http:
+        stats = http.get("/api/v1/stats", params={"workflow": "classify"}).json()
+    step = next(s for s in stats["step_stats"] if s["name"] == "intent")
+    model = stats["models"][0]
+    page = context.new_page()
+    login(page, server.tokens["reader"], "/ui/stats?workflow=classify")
+    steps = page.get_by_role("table", name="Per step")
+    row = steps.get_by_role("row").filter(has=page.get_by_role("cell", name="intent", exact=True))
+    expect(row).to_contain_text(f"{step['p50'] * 1000:.1f} ms")
+    expect(row).to_contain_text(f"{step['p99'] * 1000:.1f} ms")
+    expect(row.get_by_role("cell", name=str(step["calls"]), exact=True)).to_be_visible()
+    models = page.get_by_role("table", name="Per model (the version that answered)")
+    model_row = models.get_by_role("row").filter(
+        has=page.get_by_role("cell", name=model["model"], exact=True)
+    )
+    expect(model_row.filter(has_text=f"{model['input_tokens']} / {model['output_tokens']}")).to_have_count(1)
+    expect(page.get_by_role("img", name="cost per model (USD)")).to_contain_text(model["model"])
+    expect(page.get_by_text(f"completed {stats['workflows'][0]['by_status']['completed']}")).to_be_visible()
+    expect(page.get_by_label("Runs of the last")).to_have_value("24h")  # the page's default window
+    page.get_by_label("Runs of the last").fill("yesterday")
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_role("alert")).to_contain_text("not a duration")
+
+
 def test_api_docs_render_without_any_external_request(context: BrowserContext, server: Server) -> None:
     requested: list[str] = []
     page = context.new_page()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -14,11 +17,11 @@ from bandmaster.engine.approvals import Approval
 from bandmaster.engine.runtime import RunInfo
 from bandmaster.errors import ApprovalNotFound, UsageError, WorkflowNotFound
 from bandmaster.hub import ModelHub
+from bandmaster.observe.stats import Stats, compute
 from bandmaster.server.auth import Principal
 from bandmaster.server.deps import ServerState, require, state_of
 from bandmaster.server.errors import ApiError
 from bandmaster.server.events import run_events
-from bandmaster.server.stats import JournalStats, journal_stats, parse_since
 from bandmaster.store.tokens import TokenStore
 
 router = APIRouter(prefix="/api/v1")
@@ -269,17 +272,35 @@ def _view(view: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/stats", response_model=JournalStats, tags=["stats"])
+@router.get("/stats", response_model=Stats, tags=["stats"])
 async def stats(
     request: Request, principal: Reader, workflow: str | None = None, since: str | None = None
-) -> JournalStats:
-    """p50/p99 latency, failure, retry and fallback rates per step; cost per model.
-    ``since``: a duration (``30m``, ``24h``, ``7d``) or a Unix time."""
+) -> Stats:
+    """The journal statistics ``bandmaster stats --json`` prints (``bandmaster.observe.stats``):
+    latency percentiles, failure, retry, fallback and cache rates per step; tokens and cost per
+    model; runs by status, completion and cost per workflow; storage per day.
+    ``since``: a duration (``30m``, ``24h``, ``7d``, ``2w``) or a Unix time."""
+    window = _since_seconds(since)
+    # A whole-journal computation takes seconds on a big journal: keep it off the event loop.
+    return await asyncio.to_thread(compute, state_of(request).engine.path, workflow=workflow, since=window)
+
+
+def _since_seconds(text: str | None) -> str | float | None:
+    """``since`` as ``compute`` takes it. A duration passes through (``compute`` validates it:
+    ``InvalidInput``, 422); a bare number is a Unix time, as this API has always read it,
+    turned into seconds back from now."""
+    if not text:
+        return None
     try:
-        start = parse_since(since)
-    except ValueError as exc:
-        raise ApiError(422, "invalid_input", str(exc)) from exc
-    return journal_stats(state_of(request).engine.path, workflow=workflow, since=start)
+        stamp = float(text)
+    except ValueError:
+        return text
+    now = time.time()
+    if not math.isfinite(stamp) or stamp >= now:
+        raise ApiError(
+            422, "invalid_input", f"since={text!r} is not a past Unix time; give one, or a duration like 24h"
+        )
+    return now - stamp
 
 
 class AuditOut(BaseModel):

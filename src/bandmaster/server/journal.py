@@ -1,8 +1,10 @@
-"""Read-only connections to the journal for the server's own queries (readiness, statistics),
-so they never go through, or hold, the engine's writing connection."""
+"""Read-only connections to the journal for the server's own queries (readiness, cost per run),
+so they never go through, or hold, the engine's writing connection. Statistics come from
+``bandmaster.observe.stats.compute``, which opens its own read-only connection."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,3 +19,17 @@ def reading(path: Path) -> Iterator[sqlite3.Connection]:
         yield conn
     finally:
         conn.close()
+
+
+def run_costs(path: Path, run_ids: list[str]) -> dict[str, float]:
+    """Total model cost per run, for the runs list (``observe.stats`` sums cost per workflow and
+    per model, never per run)."""
+    if not run_ids:
+        return {}
+    with reading(path) as conn:
+        rows = conn.execute(
+            "SELECT run_id, SUM(COALESCE(json_extract(meta, '$.cost'), 0)) FROM steps "
+            "WHERE run_id IN (SELECT value FROM json_each(?)) AND meta IS NOT NULL GROUP BY run_id",
+            (json.dumps(run_ids),),
+        ).fetchall()
+    return {run_id: float(cost or 0.0) for run_id, cost in rows}

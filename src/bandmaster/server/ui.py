@@ -7,6 +7,7 @@ session's synchroniser CSRF token, and a POST without the right one is refused w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from datetime import UTC, datetime
@@ -19,11 +20,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from bandmaster._types import TERMINAL_STATUSES
-from bandmaster.errors import AlreadyDecided, BandmasterError, NotAuthorized
+from bandmaster.errors import AlreadyDecided, BandmasterError, InvalidInput, NotAuthorized
+from bandmaster.observe.stats import Stats, StepStats, compute
 from bandmaster.server.auth import Session, close_session, csrf_matches, open_session, session_of, verify
 from bandmaster.server.deps import ServerState, admit, state_of
 from bandmaster.server.errors import ApiError
-from bandmaster.server.stats import journal_stats, run_costs
+from bandmaster.server.journal import run_costs
 from bandmaster.server.svg import bars, gantt
 from bandmaster.store.tokens import TokenStore
 
@@ -404,25 +406,58 @@ async def apply_weights(request: Request, alias: str) -> Response:
 
 # --- stats ---------------------------------------------------------------------------------
 
+DEFAULT_SINCE = "24h"
+
 
 @router.get("/ui/stats")
-async def stats_page(request: Request, workflow: str = "") -> HTMLResponse:
+async def stats_page(request: Request, workflow: str = "", since: str = DEFAULT_SINCE) -> HTMLResponse:
+    """``since`` defaults to a day: the whole of a big journal takes seconds (README, Statistics);
+    an empty value asks for it all the same."""
     state, session = _page(request)
-    found = journal_stats(state.engine.path, workflow=workflow or None)
-    steps = found.steps
+    try:
+        found = await asyncio.to_thread(
+            compute, state.engine.path, workflow=workflow or None, since=since.strip() or None
+        )
+    except InvalidInput as exc:
+        return _render(request, "error.html", 422, session=session, title="Bad filter", message=str(exc))
+    steps = found.step_stats
     return _render(
         request,
         "stats.html",
         session=session,
         title="Stats",
         stats=found,
+        runs_by_status=_runs_by_status(found),
+        total_cost=sum(w.cost for w in found.workflows),
         workflow=workflow,
+        since=since,
         workflows=sorted(state.engine.workflows),
-        p50=bars("p50 latency per step (ms)", [(s.name, s.p50_ms or 0.0) for s in steps], " ms"),
-        p99=bars("p99 latency per step (ms)", [(s.name, s.p99_ms or 0.0) for s in steps], " ms"),
-        failures=bars("failure rate per step", [(s.name, s.failure_rate) for s in steps]),
+        p50=bars("p50 latency per step (ms)", [(_label(s), (s.p50 or 0.0) * 1000) for s in steps], " ms"),
+        p99=bars("p99 latency per step (ms)", [(_label(s), (s.p99 or 0.0) * 1000) for s in steps], " ms"),
+        failures=bars("failure rate per step", [(_label(s), s.failure_rate) for s in steps]),
         fallbacks=bars(
             "fallback rate per model step", [(s.name, s.fallback_rate) for s in steps if s.kind == "model"]
         ),
-        costs=bars("cost per model (USD)", [(m.model, m.cost) for m in found.models], " $"),
+        costs=bars("cost per model (USD)", _cost_per_model(found), " $"),
     )
+
+
+def _label(step: StepStats) -> str:
+    """An approval is journaled as two kinds under one name: tell their bars apart."""
+    return step.name if step.kind in ("step", "model") else f"{step.name} ({step.kind})"
+
+
+def _runs_by_status(stats: Stats) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for wf in stats.workflows:
+        for status, count in wf.by_status.items():
+            counts[status] = counts.get(status, 0) + count
+    return dict(sorted(counts.items()))
+
+
+def _cost_per_model(stats: Stats) -> list[tuple[str, float]]:
+    """One bar per model: ``Stats.models`` splits a model by the alias and version that served it."""
+    costs: dict[str, float] = {}
+    for m in stats.models:
+        costs[m.model] = costs.get(m.model, 0.0) + m.cost
+    return sorted(costs.items(), key=lambda item: -item[1])
