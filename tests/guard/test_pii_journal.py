@@ -233,3 +233,27 @@ async def test_approval_payloads_are_redacted_before_the_approvals_table(tmp_pat
     # The reviewer sees the redacted ticket, entities named.
     assert "<PERSON>" in approval.payload["note"]
     assert "<MEDICAL_RECORD_NUMBER>" in approval.payload["ticket"]
+
+
+@bm.workflow(name="phi_held")
+async def phi_held(ticket: str) -> str:
+    decision = await bm.approval("phi_review", {"ticket": ticket}, timeout=60, default="send")
+    return f"{decision.action}: {decision.comment}"
+
+
+async def test_a_reviewers_comment_is_redacted_before_the_approvals_and_audit_tables(tmp_path: Path) -> None:
+    db = tmp_path / "comment.db"
+    async with bm.Engine(db, workflows=[phi_held], redact=bm.RedactPII(), poll_interval=0.02) as engine:
+        handle = await engine.start(phi_held, "billing question")
+        for _ in range(500):  # until the run waits on its approval
+            if await engine.approvals.list():
+                break
+            await asyncio.sleep(0.02)
+        decision = await engine.approvals.override(
+            handle.id, by="compliance", comment=f"called {PATIENT} back at {PHONE}"
+        )
+        assert PATIENT not in (decision.comment or "")
+        result = await handle.result(timeout=30)
+        _assert_no_phi(db)
+    _assert_no_phi(db)
+    assert result == "override: called <PERSON> back at <PHONE_NUMBER>"

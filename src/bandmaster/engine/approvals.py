@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from bandmaster.engine.approval import Decision, signal_name
+from bandmaster.engine.redaction import Redactor
 from bandmaster.errors import AlreadyDecided, ApprovalNotFound, InvalidInput, NotAuthorized, UsageError
 from bandmaster.store.approvals import ApprovalRow, ApprovalStore, AuditRow
 from bandmaster.store.sqlite import SQLiteStore
@@ -97,9 +98,16 @@ def _entry(row: AuditRow) -> AuditEntry:
 class Approvals:
     """The approvals desk of an engine: ``engine.approvals``."""
 
-    def __init__(self, store: SQLiteStore, *, on_decided: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: SQLiteStore,
+        *,
+        on_decided: Callable[[], None] | None = None,
+        redactor_for: Callable[[str], Redactor | None] | None = None,
+    ) -> None:
         self._table = ApprovalStore(store)
         self._on_decided = on_decided
+        self._redactor_for = redactor_for  # run id -> its redactor: comments are written redacted
 
     async def list(
         self,
@@ -132,6 +140,9 @@ class Approvals:
         if not isinstance(by, str) or not by.strip():
             raise InvalidInput(f"decide(by={by!r}): say who decides (it is audited)")
         row = self._find(run_id, name)
+        redactor = self._redactor_for(run_id) if self._redactor_for is not None and comment else None
+        if redactor is not None:  # a person's free text goes to the approvals and audit tables
+            comment = str(redactor.redact(comment))
         result = self._table.decide(
             run_id, row.seq, action=action, by=by, comment=comment, signal=signal_name(row.name, row.seq)
         )

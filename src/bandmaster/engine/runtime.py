@@ -263,7 +263,11 @@ class Engine:
     @property
     def approvals(self) -> Approvals:
         """Human approvals (``bm.approval``) in this journal: list, decide, audit."""
-        return Approvals(self.store, on_decided=self._worker.poke if self._worker is not None else None)
+        return Approvals(
+            self.store,
+            on_decided=self._worker.poke if self._worker is not None else None,
+            redactor_for=self._redactor_for_run,
+        )
 
     # --- client API -----------------------------------------------------------------------
 
@@ -377,7 +381,7 @@ class Engine:
     async def signal(self, run_id: str, name: str, payload: Any = None) -> None:
         """Deliver ``payload`` to the run's ``bm.wait_for(name)``; kept until the wait is reached."""
         encoded = ANY.dump(payload, what=f"payload of signal {name!r}", limit=self.max_payload)
-        redactor = self._signal_redactor(run_id)
+        redactor = self._redactor_for_run(run_id)
         if redactor is not None:
             encoded = redact_json(redactor, encoded) or encoded
         status = self.store.add_signal(run_id, name, encoded)
@@ -386,7 +390,8 @@ class Engine:
         if self._worker is not None:
             self._worker.poke()
 
-    def _signal_redactor(self, run_id: str) -> Redactor | None:
+    def _redactor_for_run(self, run_id: str) -> Redactor | None:
+        """What rewrites values this client writes for a run (signal payloads, decision comments)."""
         if self.redact is None and not any(wf.redact is not None for wf in self.workflows.values()):
             return None  # nothing to redact with: skip the run lookup
         row = self.store.get_run(run_id)
