@@ -24,6 +24,7 @@ import timeit
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bench_engine import CHAIN_LENGTH, chain, empty  # the chain the engine benchmark measures
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from prometheus_client import CollectorRegistry
@@ -32,26 +33,7 @@ import bandmaster as bm
 from bandmaster.observe.metrics import Metrics
 from bandmaster.observe.tracing import Tracing
 
-CHAIN_LENGTH = 10
 TARGET_TRACING_US = 20.0
-
-
-@bm.step
-async def noop(i: int) -> int:
-    return i
-
-
-@bm.workflow
-async def chain(i: int) -> int:
-    total = 0
-    for _ in range(CHAIN_LENGTH):
-        total += await noop(i)
-    return total
-
-
-@bm.workflow
-async def empty(i: int) -> int:
-    return i
 
 
 class Discard(SpanExporter):
