@@ -30,6 +30,7 @@ from triage import TICKETS, TRAIN, Ticket, load_tickets, triage
 from triage_models import build_models
 
 import bandmaster as bm
+from bandmaster.observe.stats import Stats, compute
 
 
 class StepLatency(BaseModel):
@@ -55,7 +56,6 @@ class Report(BaseModel):
     latency: list[StepLatency]
     ticket_p50_ms: float  # in the batch: first step started → run finished (no review wait)
     ticket_p99_ms: float
-    overhead_ms: float  # in the batch: run time not spent inside steps (includes queueing)
     single_p50_ms: float = 0.0  # one ticket at a time, start → result as the caller sees it
     single_p99_ms: float = 0.0
     single_overhead_ms: float = 0.0  # of that, time not spent inside steps and model calls
@@ -178,8 +178,9 @@ async def run_demo(
             if on_progress:
                 on_progress(done, len(handles))
         reviewer.cancel()
-        # The batch's faults, before the latency probe adds its own.
+        # The batch's faults and per-step statistics, before the latency probe adds its own.
         injected = {w.name: dict(w.injected) for w in models.chaos}
+        journal_stats = await asyncio.to_thread(compute, db, workflow="support_triage")
         probe = await _latency_probe(engine, rows)
     with sqlite3.connect(db) as journal:  # the report reads the journal, as `bandmaster stats` does
         steps = journal.execute(
@@ -194,7 +195,19 @@ async def run_demo(
             for run_id, text in journal.execute("SELECT id, input FROM runs WHERE id LIKE 'triage-%'")
         }
     report = _report(
-        name, rows, gold, seen, outcomes, failed, steps, run_rows, held, models, injected, started
+        name,
+        rows,
+        gold,
+        seen,
+        outcomes,
+        failed,
+        steps,
+        run_rows,
+        held,
+        models,
+        injected,
+        journal_stats,
+        started,
     )
     return report.model_copy(update=probe)
 
@@ -245,6 +258,7 @@ def _report(
     held: set[str],
     models: Any,
     injected: dict[str, dict[str, int]],
+    journal_stats: Stats,
     started: float,
 ) -> Report:
     intents = [outcomes[t].intent for t in outcomes]
@@ -264,39 +278,21 @@ def _report(
     )
     stages = len(models.cascade.models)
     escalation = [sum(i.stages > s for i in intents) / max(1, len(intents)) for s in range(stages)]
-    by_step: dict[str, list[float]] = {}
-    retries: Counter[str] = Counter()
-    fallbacks = reasks = 0
-    in_steps: dict[str, float] = {}
+    # Latency, retries and fallbacks per step come from the journal statistics (what
+    # `bandmaster stats` shows); re-asks and ticket latency need the rows themselves.
+    live = [s for s in journal_stats.step_stats if s.kind in ("step", "model")]
+    reasks = 0
     first_start: dict[str, float] = {}
     waited: set[str] = set()
-    for run_id, step, kind, attempts, start, end, meta in steps:
+    for run_id, _step, kind, _attempts, start, _end, meta in steps:
         if kind == "wait":
             waited.add(run_id)
-            continue
-        if kind not in ("step", "model"):
-            continue
-        by_step.setdefault(step, []).append((end - start) * 1000)
-        retries[step] += attempts - 1
-        details = json.loads(meta) if meta else {}
-        fallbacks += bool(details.get("fallback"))
-        reasks += sum(1 for a in details.get("guard", {}).get("attempts", []) if a.get("attempt", 1) > 1)
-        first_start[run_id] = min(first_start.get(run_id, start), start)
-        if kind in ("step", "model"):
-            in_steps[run_id] = in_steps.get(run_id, 0.0) + (end - start)
+        elif kind in ("step", "model"):
+            attempts = json.loads(meta).get("guard", {}).get("attempts", []) if meta else []
+            reasks += sum(1 for a in attempts if a.get("attempt", 1) > 1)
+            first_start[run_id] = min(first_start.get(run_id, start), start)
     ended = {run_id: end for run_id, end in run_rows}
-    direct = [r for r in ended if r not in waited and r in first_start]
-    ticket_ms = [(ended[r] - first_start[r]) * 1000 for r in direct]
-    # classify and scan_phi run side by side: count the longer of the two, not both.
-    overheads = []
-    for run_id in direct:
-        parallel = [
-            (end - start)
-            for rid, step, kind, _, start, end, _ in steps
-            if rid == run_id and step in ("intent", "scan_phi")
-        ]
-        busy = in_steps[run_id] - sum(parallel) + max(parallel, default=0.0)
-        overheads.append(max(0.0, ended[run_id] - first_start[run_id] - busy) * 1000)
+    ticket_ms = [(ended[r] - first_start[r]) * 1000 for r in ended if r not in waited and r in first_start]
     flagged = sum(bool(outcomes[t].phi) for t in outcomes)
     faults: Counter[str] = Counter()
     for counts in injected.values():
@@ -315,19 +311,18 @@ def _report(
         large_cost_per_ticket=getattr(large, "price", 0.0),
         latency=[
             StepLatency(
-                step=s,
-                calls=len(v),
-                p50_ms=_percentile(v, 0.5),
-                p99_ms=_percentile(v, 0.99),
-                retries=retries[s],
+                step=s.name,
+                calls=s.calls,
+                p50_ms=(s.p50 or 0.0) * 1000,
+                p99_ms=(s.p99 or 0.0) * 1000,
+                retries=s.retries,
             )
-            for s, v in sorted(by_step.items())
+            for s in sorted(live, key=lambda s: s.name)
         ],
         ticket_p50_ms=_percentile(ticket_ms, 0.5),
         ticket_p99_ms=_percentile(ticket_ms, 0.99),
-        overhead_ms=statistics.fmean(overheads) if overheads else 0.0,
-        retries=sum(retries.values()),
-        fallbacks=fallbacks,
+        retries=sum(s.retries for s in live),
+        fallbacks=sum(m.fallback_calls for m in journal_stats.models),
         reasks=reasks,
         reviews_flagged=flagged,
         reviews_held=len(held),
