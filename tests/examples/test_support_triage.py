@@ -111,6 +111,15 @@ def test_demo_rejects_a_folder_that_is_no_dataset(workdir: Path, tmp_path: Path)
     assert "neither a Banking77 folder" in proc.stderr + proc.stdout
 
 
+def test_demo_rejects_an_unknown_example_and_a_missing_examples_folder(workdir: Path, tmp_path: Path) -> None:
+    unknown = demo(workdir, "--example", "fraud")
+    assert unknown.returncode == 2
+    assert "unknown example 'fraud'" in unknown.stdout
+    missing = demo(workdir, "--examples", str(tmp_path))
+    assert missing.returncode == 2
+    assert "pass --examples PATH/TO/examples/support_triage" in " ".join(missing.stdout.split())
+
+
 @pytest.mark.timeout(400)
 @pytest.mark.skipif(
     not (SHARED / "banking77").is_dir(), reason="needs ../shared/data/banking77 beside the repo"

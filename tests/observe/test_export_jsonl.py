@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -231,3 +232,28 @@ async def test_approvals_and_their_audit_travel_with_the_run(tmp_path: Path) -> 
     assert related(source) == ([], [])  # nothing of the run is left behind
     import_runs(tmp_path / "restored.db", sorted(archived.iterdir()))
     assert related(tmp_path / "restored.db") == before
+
+
+async def test_related_rows_naming_unknown_tables_or_columns_are_refused(tmp_path: Path) -> None:
+    # The names in a record's "related" rows go into SQL: only real tables and columns pass.
+    source, target = tmp_path / "source.db", tmp_path / "target.db"
+    await _journal(source)
+    good = tmp_path / "good.jsonl"
+    export_runs(source, good)
+    first = json.loads(good.read_text().splitlines()[0])
+    SQLiteStore(target).close()
+    cases = {
+        "table": ({"runs; DROP TABLE steps; --": [{"x": 1}]}, "unknown related table"),
+        "column": (
+            {"run_headers": [{"headers": "{}", "evil) VALUES (1); --": 1}]},
+            "run_headers has no columns",
+        ),
+    }
+    for name, (related, message) in cases.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text(json.dumps({**first, "related": related}) + "\n")
+        with pytest.raises(bm.InvalidArchive, match=re.escape(message)):
+            import_runs(target, [path])
+    assert _rows(target)["runs"] == []  # the failed import wrote nothing
+    with sqlite3.connect(target) as conn:
+        assert conn.execute("SELECT count(*) FROM steps").fetchone() == (0,)

@@ -39,6 +39,22 @@ async def passes_a_retry_object() -> str:
     return str(response.output)
 
 
+@bm.workflow
+async def passes_a_guard() -> str:
+    response = await bm.call_model("shout", "x", guard=[bm.MaxTokens(100)])
+    return str(response.output)
+
+
+async def test_guards_on_temporal_fail_the_run_with_advice(temporal_server: TemporalServer) -> None:
+    async with bm.TemporalEngine(
+        temporal_server.target, task_queue="err-guard", workflows=[passes_a_guard], registry=wfs.registry()
+    ) as engine:
+        handle = await engine.start(passes_a_guard)
+        with pytest.raises(bm.RunFailed, match=r"guards are Python objects") as failed:
+            await handle.result(timeout=30)
+    assert isinstance(failed.value.__cause__, bm.UsageError)
+
+
 async def test_a_step_defined_inside_a_function_fails_the_run_with_advice(
     temporal_server: TemporalServer,
 ) -> None:
