@@ -252,3 +252,121 @@ def test_routes_that_read_the_embedded_journal_say_why_not(served: Served) -> No
     with sqlite3.connect(served.db) as conn:
         assert conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
         assert conn.execute("SELECT COUNT(*) FROM server_audit").fetchone()[0] > 0
+
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def test_dashboard_on_temporal_in_chromium(served: Served) -> None:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    assert Path(CHROMIUM).exists(), "Debian chromium is missing: run scripts/bootstrap.sh --dev"
+    run_id = served.start("reviewed", {"ticket": {"id": "T-20", "text": "Mrs. Garcia was charged twice"}})
+    served.wait_status(run_id, {"waiting"})
+    expect = playwright_api.expect
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"], headless=True
+        )
+        try:
+            page = browser.new_page(base_url=served.url)
+            page.set_default_timeout(20_000)
+            page.goto("/ui/approvals")
+            page.get_by_label("API token").fill(served.tokens["alice"])
+            page.get_by_role("button", name="Log in").click()
+            expect(page).to_have_url(re.compile("/ui/approvals"))
+            card = page.locator(f"section[id^='approval-{run_id}-']")
+            expect(card).to_contain_text("alice, carol")
+            expect(card).to_contain_text(re.compile(r"send\s+in \d+ s"))
+            card.get_by_label("Comment").fill("checked by phone")
+            card.get_by_role("button", name="Approve").click()
+
+            expect(page).to_have_url(re.compile(f"/ui/runs/{run_id}$"))
+            expect(page.locator("#run-status")).to_have_text("completed", timeout=30_000)
+            expect(page.locator("#run-output")).to_contain_text("checked by phone")
+            expect(page.locator("svg.gantt")).to_be_visible()
+
+            page.goto("/ui/runs")
+            expect(page.get_by_role("table")).to_contain_text(run_id)
+            stats = page.goto("/ui/stats")
+            assert stats is not None
+            assert stats.status == 501
+            expect(page.get_by_role("main")).to_contain_text("Prometheus")
+        finally:
+            browser.close()
+
+
+def _bandmaster(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bandmaster.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_server_start_up_mistakes_exit_2_with_what_to_do(tmp_path: Path) -> None:
+    db = str(tmp_path / "server.db")
+    unreachable = _bandmaster(
+        "server", WORKFLOWS, "--db", db, "--backend", "temporal", "--target", f"127.0.0.1:{free_port()}"
+    )
+    assert unreachable.returncode == 2
+    assert "cannot reach the Temporal server" in unreachable.stderr
+    with_workers = _bandmaster(
+        "server", WORKFLOWS, "--db", db, "--workers", "2", env={"BANDMASTER_BACKEND": "temporal"}
+    )
+    assert with_workers.returncode == 2
+    assert "bandmaster worker --backend temporal" in " ".join(with_workers.stderr.split())
+    unknown = _bandmaster("server", "--db", db, "--backend", "temporl")
+    assert unknown.returncode == 2
+    assert "backend 'temporl' is unknown" in unknown.stderr
+
+
+def test_create_app_refuses_a_temporal_setup_that_cannot_work(tmp_path: Path) -> None:
+    import bandmaster as bm
+    from bandmaster.server import create_app
+
+    client = bm.TemporalEngine("127.0.0.1:1", workflows=[wf_tserver.triage], worker=False)
+    with pytest.raises(bm.UsageError, match=r"pass the workflows to bm\.TemporalEngine"):
+        create_app(tmp_path / "s.db", workflows=[wf_tserver.triage], temporal=client)
+    with pytest.raises(bm.UsageError, match="execute in Temporal workers"):
+        create_app(tmp_path / "s.db", workers=2, temporal=client)
+    hosting = bm.TemporalEngine("127.0.0.1:1", workflows=[wf_tserver.triage])
+    with pytest.raises(bm.UsageError, match=r"worker=False"):
+        create_app(tmp_path / "s.db", temporal=hosting)
+
+
+def test_a_lost_temporal_cluster_is_a_503_not_a_crash(tmp_path: Path) -> None:
+    cluster = TemporalServer(tmp_path / "t.db", tmp_path / "t.log", free_port())
+    cluster.start()
+    db = tmp_path / "server.db"
+    store = SQLiteStore(db)
+    secret = create_token(store, "alice", ["admin"]).secret
+    store.close()
+    port = free_port()
+    args = [sys.executable, "-m", "bandmaster.cli", "server", WORKFLOWS, "--db", str(db), "--port", str(port)]
+    server = _spawn(
+        [*args, "--backend", "temporal", "--target", cluster.target], tmp_path / "s.log", dict(os.environ)
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, (tmp_path / "s.log").read_text()
+            try:
+                if httpx2.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        cluster.stop()
+        ready = httpx2.get(f"{url}/readyz", timeout=30)
+        runs = httpx2.get(f"{url}/api/v1/runs", headers={"Authorization": f"Bearer {secret}"}, timeout=60)
+        assert (ready.status_code, ready.json()["error"]["code"]) == (503, "backend_unavailable")
+        assert (runs.status_code, runs.json()["error"]["code"]) == (503, "backend_unavailable")
+        assert cluster.target in runs.json()["error"]["message"]
+        assert httpx2.get(f"{url}/healthz", timeout=5).status_code == 200  # the process itself is fine
+    finally:
+        _kill(server)
+        cluster.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -59,6 +60,14 @@ def build_app(
 def app_from_env() -> FastAPI:
     """The app of one of several server processes (uvicorn's factory, see --processes)."""
     return build_app(**json.loads(os.environ[CONFIG_ENV]))
+
+
+async def _reachable(options: dict[str, str]) -> None:
+    """Refuse to serve when the Temporal cluster cannot be reached: a message and exit 2 here,
+    rather than a traceback from every server process's startup."""
+    engine = temporal_engine(worker=False, **options)
+    await engine.open()  # UsageError saying where it looked and what to do
+    await engine.close()
 
 
 def _absolute(module: str) -> str:
@@ -135,6 +144,8 @@ def server(
                     f"(`bandmaster tokens create NAME --scope admin --db ...`) or listen on 127.0.0.1"
                 )
         app = build_app(**config)  # also checks modules and models.yaml before any process starts
+        if config["temporal"] is not None:
+            asyncio.run(_reachable(config["temporal"]))
     except BandmasterError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from exc
