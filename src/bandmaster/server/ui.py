@@ -305,6 +305,9 @@ async def decide(request: Request, run_id: str) -> Response:
         )
     except (NotAuthorized, AlreadyDecided) as exc:
         code = 403 if isinstance(exc, NotAuthorized) else 409
+        if state.temporal is not None:  # the embedded desk audits refusals in its own table
+            why = {"action": action, "why": type(exc).__name__}
+            TokenStore(state.store).audit(session.principal.name, "approval.refused", run_id, why)
         return await _approvals_with(request, state, session, str(exc), code)
     except BandmasterError as exc:
         return await _approvals_with(request, state, session, str(exc), 400)
