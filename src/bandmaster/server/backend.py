@@ -81,8 +81,9 @@ def not_on_temporal(what: str, instead: str) -> ApiError:
 
 STATS_INSTEAD = (
     "these statistics are computed from the embedded SQLite journal, and runs live in Temporal here. "
-    "Use the Temporal UI (or `temporal workflow list`) for runs, and the Prometheus metrics of the "
-    "workers (`bandmaster worker --backend temporal --metrics-port N`) for step latencies and failures"
+    "Use the Temporal UI (or `temporal workflow list`) for runs, GET /api/v1/runs/{id} for one run's "
+    "step timeline, and Temporal's own Prometheus metrics (cluster and SDK workers) for activity "
+    "latencies and failures"
 )
 MODELS_INSTEAD = (
     "Temporal workers read their registry from their own models.yaml (`bandmaster worker --backend "
