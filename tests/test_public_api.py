@@ -8,6 +8,7 @@ EXPECTED = [
     "AlreadyDecided",
     "ApprovalNotFound",
     "AuthenticationFailed",
+    "BackendUnavailable",
     "BandmasterError",
     "BannedTopics",
     "Breaker",

@@ -20,6 +20,7 @@ __all__ = [
     "AlreadyDecided",
     "ApprovalNotFound",
     "AuthenticationFailed",
+    "BackendUnavailable",
     "BandmasterError",
     "Cancelled",
     "CircuitOpen",
@@ -363,6 +364,11 @@ class RunCancelled(BandmasterError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"run {run_id} was cancelled")
         self.run_id = run_id
+
+
+class BackendUnavailable(BandmasterError):
+    """The execution backend (a Temporal cluster and its workers) did not answer in time; the
+    message names what to check. Nothing was changed."""
 
 
 # --- control flow (not errors a workflow should catch) ----------------------------------

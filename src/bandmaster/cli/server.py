@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,15 @@ import typer
 from rich.console import Console
 
 from bandmaster.cli.loader import load_workflows
-from bandmaster.errors import BandmasterError, UnsafeBind
+from bandmaster.cli.temporal import (
+    BackendOption,
+    NamespaceOption,
+    TargetOption,
+    TaskQueueOption,
+    check_backend,
+    temporal_engine,
+)
+from bandmaster.errors import BandmasterError, UnsafeBind, UsageError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -22,21 +31,43 @@ CONFIG_ENV = "BANDMASTER_SERVER_CONFIG"  # how --processes hands the options to 
 
 
 def build_app(
-    modules: list[str], db: str | None, models: str | None, workers: int, settings: dict[str, Any]
+    modules: list[str],
+    db: str | None,
+    models: str | None,
+    workers: int,
+    settings: dict[str, Any],
+    temporal: dict[str, str] | None = None,
 ) -> FastAPI:
+    """``temporal``: target, namespace and task queue when runs go to a Temporal cluster."""
     from bandmaster.models.registry import Registry
     from bandmaster.server import ServerSettings, create_app
 
     workflows = load_workflows(modules)
     registry = Registry.load(models) if models else None
-    return create_app(
-        db, workflows=workflows, registry=registry, workers=workers, settings=ServerSettings(**settings)
-    )
+    if temporal is None:
+        return create_app(
+            db, workflows=workflows, registry=registry, workers=workers, settings=ServerSettings(**settings)
+        )
+    if workers:
+        raise UsageError(
+            f"--workers {workers} with --backend temporal: runs execute in Temporal workers; start "
+            "`bandmaster worker --backend temporal MODULE...` processes beside the server instead"
+        )
+    engine = temporal_engine(workflows=workflows, worker=False, **temporal)
+    return create_app(db, registry=registry, settings=ServerSettings(**settings), temporal=engine)
 
 
 def app_from_env() -> FastAPI:
     """The app of one of several server processes (uvicorn's factory, see --processes)."""
     return build_app(**json.loads(os.environ[CONFIG_ENV]))
+
+
+async def _reachable(options: dict[str, str]) -> None:
+    """Refuse to serve when the Temporal cluster cannot be reached: a message and exit 2 here,
+    rather than a traceback from every server process's startup."""
+    engine = temporal_engine(worker=False, **options)
+    await engine.open()  # UsageError saying where it looked and what to do
+    await engine.close()
 
 
 def _absolute(module: str) -> str:
@@ -66,8 +97,15 @@ def server(
     insecure_cookies: Annotated[
         bool, typer.Option(help="Session cookie without Secure (plain HTTP on a non-loopback host)")
     ] = False,
+    backend: BackendOption = "embedded",
+    target: TargetOption = "localhost:7233",
+    namespace: NamespaceOption = "default",
+    task_queue: TaskQueueOption = "bandmaster",
 ) -> None:
-    """Serve the JSON API (/api/v1, docs at /docs), the dashboard (/ui) and /metrics."""
+    """Serve the JSON API (/api/v1, docs at /docs), the dashboard (/ui) and /metrics.
+
+    With --backend temporal (or BANDMASTER_BACKEND=temporal) runs go to a Temporal cluster and
+    --db keeps only the server's own tables (tokens, sessions, audit)."""
     try:
         import uvicorn
 
@@ -81,6 +119,9 @@ def server(
         "db": str(resolve_db_path(db).resolve()),
         "models": str(Path(models).resolve()) if models else None,
         "workers": workers,
+        "temporal": {"target": target, "namespace": namespace, "task_queue": task_queue}
+        if backend == "temporal"
+        else None,
         "settings": {
             "max_body": max_body,
             "rate_limit": rate_limit,
@@ -89,6 +130,7 @@ def server(
         },
     }
     try:
+        check_backend(backend)
         if host not in LOOPBACK:
             store = SQLiteStore(config["db"])
             try:
@@ -102,6 +144,8 @@ def server(
                     f"(`bandmaster tokens create NAME --scope admin --db ...`) or listen on 127.0.0.1"
                 )
         app = build_app(**config)  # also checks modules and models.yaml before any process starts
+        if config["temporal"] is not None:
+            asyncio.run(_reachable(config["temporal"]))
     except BandmasterError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(2) from exc

@@ -53,7 +53,8 @@ def check_backend(backend: str) -> None:
         )
 
 
-def _engine(**options: Any) -> TemporalEngine:
+def temporal_engine(**options: Any) -> TemporalEngine:
+    """A ``TemporalEngine``; a ``UsageError`` with the install command without the extra."""
     try:
         from bandmaster.temporal.engine import TemporalEngine
     except ImportError as exc:
@@ -63,7 +64,7 @@ def _engine(**options: Any) -> TemporalEngine:
 
 async def temporal_client() -> TemporalEngine:
     """A client (no worker) configured from ``BANDMASTER_TEMPORAL_*``."""
-    engine = _engine(
+    engine = temporal_engine(
         target=os.environ.get("BANDMASTER_TEMPORAL_TARGET", "localhost:7233"),
         namespace=os.environ.get("BANDMASTER_TEMPORAL_NAMESPACE", "default"),
         task_queue=os.environ.get("BANDMASTER_TEMPORAL_TASK_QUEUE", "bandmaster"),
@@ -88,7 +89,7 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    engine = _engine(
+    engine = temporal_engine(
         target=target,
         namespace=namespace,
         task_queue=task_queue,

@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
+from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import RunContext, current_step_var, journaling
 from bandmaster.engine.operation import OpRecord, journaled, run_attempts
 from bandmaster.engine.operations import wait_for
@@ -134,6 +135,13 @@ async def approval(
     """
     if current_step_var.get() is not None:
         raise UsageError("bm.approval() cannot be called inside a step; call it in the workflow")
+    backend = current_backend.get()
+    if backend is not None:  # another backend (Temporal) runs this workflow
+        _check(name, timeout, default, notify, approvers)
+        decision: Decision = await backend.approval(
+            name, payload, timeout=timeout, default=default, notify=notify, approvers=approvers
+        )
+        return decision
     ctx = journaling()
     if ctx is None:
         raise UsageError("bm.approval() pauses a run: call it inside a @bm.workflow")

@@ -9,7 +9,7 @@ protocol from above (``bandmaster.temporal``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -32,6 +32,17 @@ class OperationBackend(Protocol):
     def sleep(self, seconds: float) -> Awaitable[None]: ...
 
     def wait_for(self, name: str, timeout: float | None, default: Any, codec: Codec) -> Awaitable[Any]: ...
+
+    def approval(
+        self,
+        name: str,
+        payload: Any,
+        *,
+        timeout: float | None,
+        default: str | None,
+        notify: Sequence[object],
+        approvers: Sequence[str] | None,
+    ) -> Awaitable[Any]: ...
 
     def now(self) -> datetime: ...
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -15,14 +15,25 @@ from bandmaster._types import TERMINAL_STATUSES, RunStatus
 from bandmaster.engine.approval import Decision
 from bandmaster.engine.approvals import Approval
 from bandmaster.engine.runtime import RunInfo
-from bandmaster.errors import ApprovalNotFound, UsageError, WorkflowNotFound
+from bandmaster.errors import (
+    AlreadyDecided,
+    ApprovalNotFound,
+    NotAuthorized,
+    RunNotFound,
+    UsageError,
+    WorkflowNotFound,
+)
 from bandmaster.hub import ModelHub
 from bandmaster.observe.stats import Stats, compute
+from bandmaster.server import backend
 from bandmaster.server.auth import Principal
 from bandmaster.server.deps import ServerState, require, state_of
 from bandmaster.server.errors import ApiError
 from bandmaster.server.events import run_events
 from bandmaster.store.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from bandmaster.temporal.engine import TemporalEngine
 
 router = APIRouter(prefix="/api/v1")
 
@@ -103,6 +114,8 @@ async def start_run(
     request returns the same run (200); the same key with another body is a 409. The answer
     is short (GET the ``Location`` for the whole run) so that starting stays cheap."""
     state = state_of(request)
+    if state.temporal is not None:
+        return await _start_on_temporal(state.temporal, body, response, idempotency_key)
     engine = state.engine
     wf = engine.workflows.get(body.workflow)
     if wf is None:
@@ -130,6 +143,18 @@ async def start_run(
     return StartedRun(id=handle.id, workflow=wf.name, status=status, created=not existed)
 
 
+async def _start_on_temporal(
+    temporal: TemporalEngine, body: StartRun, response: Response, key: str | None
+) -> StartedRun:
+    if key is not None and (not key.strip() or not key.isprintable()):
+        raise ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1-200 printable characters")
+    existing, run_id = await backend.start_on_temporal(temporal, body.workflow, body.input, key)
+    response.status_code = 200 if existing is not None else 201
+    response.headers["Location"] = f"/api/v1/runs/{run_id}"
+    status = backend.started_status(existing)
+    return StartedRun(id=run_id, workflow=body.workflow, status=status, created=existing is None)
+
+
 def _same_request(state: ServerState, key: str, workflow: str, payload: str) -> None:
     row = state.store.get_run(key)
     if row is not None and (row.workflow != workflow or row.input != payload):
@@ -150,8 +175,9 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> RunPage:
-    """Runs, newest first, without their steps."""
-    engine = state_of(request).engine
+    """Runs, newest first, without their steps. On Temporal, ``status`` is one of running,
+    completed, failed, cancelled (a waiting run is running there)."""
+    engine = state_of(request).runs
     runs = await engine.list(status=status, workflow=workflow, limit=limit + 1, offset=offset)
     more = len(runs) > limit
     return RunPage(runs=runs[:limit], next_offset=offset + limit if more else None)
@@ -160,7 +186,7 @@ async def list_runs(
 @router.get("/runs/{run_id}", response_model=RunInfo, tags=["runs"])
 async def get_run(run_id: str, request: Request, principal: Reader) -> RunInfo:
     """A run with its steps (attempts, model versions, tokens, cost, errors in ``meta``)."""
-    return await state_of(request).engine.describe(run_id)
+    return await state_of(request).runs.describe(run_id)
 
 
 @router.get(
@@ -173,9 +199,11 @@ async def stream_events(run_id: str, request: Request, principal: Reader) -> Str
     """Server-sent events: ``status`` on every status change, ``step`` for every journaled or
     updated step, and a final ``end`` with the outcome, after which the stream closes."""
     state = state_of(request)
-    await state.engine.describe(run_id)  # 404 before the stream starts
+    await state.runs.describe(run_id)  # 404 before the stream starts
+    # On Temporal each poll reads the run's history from the cluster: poll less often.
+    poll = state.settings.poll_interval if state.temporal is None else max(state.settings.poll_interval, 0.5)
     return StreamingResponse(
-        run_events(state.engine, run_id, poll=state.settings.poll_interval),
+        run_events(state.runs, run_id, poll=poll),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -184,7 +212,7 @@ async def stream_events(run_id: str, request: Request, principal: Reader) -> Str
 @router.post("/runs/{run_id}/signals", status_code=202, tags=["runs"])
 async def send_signal(run_id: str, body: SignalIn, request: Request, principal: Writer) -> dict[str, str]:
     """Deliver a signal to the run's ``bm.wait_for(name)`` (kept until the wait is reached)."""
-    engine = state_of(request).engine
+    engine = state_of(request).runs
     await engine.describe(run_id)
     try:
         await engine.signal(run_id, body.name, body.payload)
@@ -196,7 +224,7 @@ async def send_signal(run_id: str, body: SignalIn, request: Request, principal: 
 @router.post("/runs/{run_id}/cancel", tags=["runs"])
 async def cancel_run(run_id: str, request: Request, principal: Writer) -> dict[str, str]:
     """Cancel: at once when queued or waiting; a running run stops at its next await point."""
-    engine = state_of(request).engine
+    engine = state_of(request).runs
     await engine.describe(run_id)
     status = await engine.cancel(run_id)
     return {"run_id": run_id, "status": status}
@@ -211,7 +239,7 @@ async def list_approvals(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Approval]:
     """Approvals, oldest first: pending ones by default."""
-    desk = state_of(request).engine.approvals
+    desk = state_of(request).runs.approvals
     return await desk.list(status=None if status == "all" else status, name=name, limit=limit)
 
 
@@ -221,16 +249,31 @@ async def decide(run_id: str, body: DecisionIn, request: Request, principal: Dec
     approval's allow-list: 403 ``not_an_approver``; 409 ``already_decided``)."""
     state = state_of(request)
     try:
-        decision = await state.engine.approvals.decide(
+        decision = await state.runs.approvals.decide(
             run_id, body.action, by=principal.name, comment=body.comment, name=body.name
         )
     except UsageError as exc:
-        finished = state.store.run_status(run_id) in TERMINAL_STATUSES
+        finished = await _finished(state, run_id)
         if finished and not isinstance(exc, ApprovalNotFound):
             raise ApiError(409, "run_finished", str(exc)) from exc
         raise
+    except (NotAuthorized, AlreadyDecided) as exc:
+        if state.temporal is not None:  # the embedded desk audits refusals in its own table
+            TokenStore(state.store).audit(
+                principal.name, "approval.refused", run_id, {"action": body.action, "why": type(exc).__name__}
+            )
+        raise
     TokenStore(state.store).audit(principal.name, "approval.decide", run_id, {"action": body.action})
     return decision
+
+
+async def _finished(state: ServerState, run_id: str) -> bool:
+    if state.temporal is None:
+        return state.store.run_status(run_id) in TERMINAL_STATUSES
+    try:
+        return (await state.temporal.describe(run_id)).status in TERMINAL_STATUSES
+    except RunNotFound:
+        return False
 
 
 @router.get("/models", response_model=list[AliasOut], tags=["models"])
@@ -254,6 +297,8 @@ async def change_model(alias: str, body: AliasChange, request: Request, principa
     """Change versions and/or weights (validated against models.yaml; every worker adopts it
     within a second); audited with the principal."""
     state = state_of(request)
+    if state.temporal is not None:
+        raise backend.not_on_temporal("changing the model registry", backend.MODELS_INSTEAD)
     hub = _hub(state)
     if body.versions is None and body.weights is None:
         raise ApiError(422, "invalid_input", "give versions and/or weights to change")
@@ -279,7 +324,10 @@ async def stats(
     """The journal statistics ``bandmaster stats --json`` prints (``bandmaster.observe.stats``):
     latency percentiles, failure, retry, fallback and cache rates per step; tokens and cost per
     model; runs by status, completion and cost per workflow; storage per day.
-    ``since``: a duration (``30m``, ``24h``, ``7d``, ``2w``) or a Unix time."""
+    ``since``: a duration (``30m``, ``24h``, ``7d``, ``2w``) or a Unix time.
+    On the Temporal backend: 501 ``not_on_temporal`` (runs are not in the embedded journal)."""
+    if state_of(request).temporal is not None:
+        raise backend.not_on_temporal("GET /api/v1/stats", backend.STATS_INSTEAD)
     window = _since_seconds(since)
     # A whole-journal computation takes seconds on a big journal: keep it off the event loop.
     return await asyncio.to_thread(compute, state_of(request).engine.path, workflow=workflow, since=window)

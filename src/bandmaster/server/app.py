@@ -8,7 +8,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -21,13 +21,16 @@ from bandmaster.engine.runtime import Engine
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import UsageError
 from bandmaster.models.registry import Registry
-from bandmaster.server import api, errors, ui
+from bandmaster.server import api, backend, errors, ui
 from bandmaster.server.deps import ServerState
 from bandmaster.server.journal import reading
 from bandmaster.server.limits import RateLimiter, SizeLimits
 from bandmaster.server.metrics import HttpMetrics
 from bandmaster.server.settings import ServerSettings
 from bandmaster.store.schema import SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from bandmaster.temporal.engine import TemporalEngine
 
 STATIC = Path(__file__).parent / "static"
 
@@ -39,6 +42,7 @@ def create_app(
     registry: Registry | None = None,
     workers: int = 0,
     settings: ServerSettings | None = None,
+    temporal: TemporalEngine | None = None,
 ) -> FastAPI:
     """The server application over the journal ``db``.
 
@@ -46,9 +50,15 @@ def create_app(
     the server only enqueues and reads, and separate ``bandmaster worker`` processes execute;
     ``workers=N``: it also executes runs in-process, up to N at a time. ``registry`` serves the
     models endpoints and pages (and ``bm.call_model`` in in-process runs).
+
+    ``temporal``: a ``bm.TemporalEngine`` (with the workflows, ``worker=False``) that runs,
+    approvals and events go to instead; ``db`` then keeps only the server's own tables (tokens,
+    sessions, audit, registry changes), and routes that read the embedded journal answer 501.
     """
     if workers < 0:
         raise UsageError(f"create_app(workers={workers}): give 0 (no in-process worker) or more")
+    if temporal is not None:
+        _check_temporal(temporal, workflows, workers)
     chosen = settings or ServerSettings()
     engine = Engine(
         db,
@@ -61,11 +71,17 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.open()
-        hub = bind_store(registry, engine.store) if registry is not None else None
-        app.state.bandmaster = ServerState(engine, hub, chosen, RateLimiter(chosen.burst_seconds))
         try:
+            if temporal is not None:
+                await temporal.open()
+            hub = bind_store(registry, engine.store) if registry is not None else None
+            app.state.bandmaster = ServerState(
+                engine, hub, chosen, RateLimiter(chosen.burst_seconds), temporal=temporal
+            )
             yield
         finally:
+            if temporal is not None:
+                await temporal.close()
             await engine.close()
 
     app = FastAPIOffline(  # a FastAPI app whose /docs and /redoc assets are served locally
@@ -79,6 +95,8 @@ def create_app(
         telemetry={"logs": False},
     )
     errors.install(app)
+    if temporal is not None:
+        backend.install(app, temporal)
     ui.install(app)
     app.add_middleware(SizeLimits, max_body=chosen.max_body, max_headers=chosen.max_headers)
     app.add_middleware(HttpMetrics)
@@ -110,6 +128,20 @@ def create_app(
                 "migrations_pending",
                 f"journal schema is {version}, this server needs {SCHEMA_VERSION}; restart it to migrate",
             )
+        if temporal is not None:
+            problem = await backend.temporal_ready(temporal)
+            if problem is not None:
+                return errors.error_response(
+                    503, "backend_unavailable", f"the Temporal cluster at {temporal.target}: {problem}"
+                )
+            return JSONResponse(
+                {
+                    "status": "ready",
+                    "schema": version,
+                    "journal": str(engine.path),
+                    "temporal": temporal.target,
+                }
+            )
         return JSONResponse({"status": "ready", "schema": version, "journal": str(engine.path)})
 
     @app.get("/metrics", tags=["health"])
@@ -118,3 +150,21 @@ def create_app(
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _check_temporal(temporal: TemporalEngine, workflows: Iterable[Workflow[..., Any]], workers: int) -> None:
+    if list(workflows):
+        raise UsageError(
+            "create_app(temporal=...): pass the workflows to bm.TemporalEngine(workflows=[...]), not to "
+            "create_app (the server starts runs on Temporal)"
+        )
+    if workers:
+        raise UsageError(
+            f"create_app(workers={workers}, temporal=...): on Temporal, runs execute in Temporal workers; "
+            "start `bandmaster worker --backend temporal MODULE` processes and give the server workers=0"
+        )
+    if temporal.run_worker:
+        raise UsageError(
+            "create_app(temporal=...): give a client, bm.TemporalEngine(..., worker=False); Temporal workers "
+            "run as `bandmaster worker --backend temporal` processes"
+        )

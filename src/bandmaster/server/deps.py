@@ -6,17 +6,22 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fastapi import Request
 
 from bandmaster.engine.runtime import Engine
 from bandmaster.hub import ModelHub
 from bandmaster.server.auth import Principal, verify
+from bandmaster.server.backend import RunBackend
 from bandmaster.server.errors import ApiError
 from bandmaster.server.limits import RateLimiter, retry_after
 from bandmaster.server.settings import ServerSettings
 from bandmaster.store.sqlite import SQLiteStore
 from bandmaster.store.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from bandmaster.temporal.engine import TemporalEngine
 
 TOKEN_HINT = (
     "create one with `bandmaster tokens create NAME --scope SCOPE` and send 'Authorization: Bearer bm_...'"
@@ -28,15 +33,21 @@ TOUCH_EVERY = 60.0  # seconds between writes of a token's last use (one write, n
 
 @dataclass(slots=True)
 class ServerState:
-    engine: Engine
+    engine: Engine  # the server's journal: its own tables, and the runs unless `temporal` is set
     hub: ModelHub | None
     settings: ServerSettings
     limiter: RateLimiter
     touched: dict[str, float] = field(default_factory=dict)
+    temporal: TemporalEngine | None = None  # runs and approvals go there (--backend temporal)
 
     @property
     def store(self) -> SQLiteStore:
         return self.engine.store
+
+    @property
+    def runs(self) -> RunBackend:
+        """The engine that runs go to: the Temporal one when configured, else the embedded one."""
+        return self.temporal if self.temporal is not None else self.engine
 
 
 def state_of(request: Request) -> ServerState:

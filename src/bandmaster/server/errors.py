@@ -43,6 +43,7 @@ _MAPPING: list[tuple[type[BaseException], int, str]] = [
     (bm_errors.InvalidInput, 422, "invalid_input"),
     (bm_errors.UsageError, 400, "bad_request"),
     (bm_errors.StoreError, 503, "journal_unavailable"),
+    (bm_errors.BackendUnavailable, 503, "backend_unavailable"),
 ]
 
 _HTTP_CODES = {

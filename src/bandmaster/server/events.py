@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from bandmaster._types import TERMINAL_STATUSES
-from bandmaster.engine.runtime import Engine
 from bandmaster.errors import RunNotFound
+from bandmaster.server.backend import RunBackend
 
 KEEPALIVE = 15.0  # seconds between comments, so proxies do not close a quiet stream
 
@@ -19,7 +19,7 @@ def _event(number: int, kind: str, data: Any) -> str:
     return f"id: {number}\nevent: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
-async def run_events(engine: Engine, run_id: str, *, poll: float) -> AsyncIterator[str]:
+async def run_events(engine: RunBackend, run_id: str, *, poll: float) -> AsyncIterator[str]:
     seen_steps: dict[int, tuple[str, int, object]] = {}
     last_status: str | None = None
     number = 0

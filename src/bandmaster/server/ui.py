@@ -23,6 +23,7 @@ from bandmaster._types import TERMINAL_STATUSES
 from bandmaster.errors import AlreadyDecided, BandmasterError, InvalidInput, NotAuthorized
 from bandmaster.observe.stats import Stats, StepStats, compute
 from bandmaster.server.auth import Session, close_session, csrf_matches, open_session, session_of, verify
+from bandmaster.server.backend import MODELS_INSTEAD, STATS_INSTEAD, TEMPORAL_STATUSES
 from bandmaster.server.deps import ServerState, admit, state_of
 from bandmaster.server.errors import ApiError
 from bandmaster.server.journal import run_costs
@@ -206,12 +207,14 @@ def _age(stamp: datetime) -> str:
 @router.get("/ui/runs")
 async def runs_page(request: Request, status: str = "", workflow: str = "", offset: int = 0) -> HTMLResponse:
     state, session = _page(request)
-    chosen = status if status in STATUSES else None
+    statuses = STATUSES if state.temporal is None else TEMPORAL_STATUSES
+    chosen = status if status in statuses else None
     limit = 50
-    runs = await state.engine.list(
+    runs = await state.runs.list(
         status=chosen, workflow=workflow or None, limit=limit + 1, offset=max(0, offset)
     )
-    costs = run_costs(state.engine.path, [r.id for r in runs[:limit]])
+    # Costs are summed from the embedded journal's steps; Temporal runs have none there.
+    costs = run_costs(state.engine.path, [r.id for r in runs[:limit]]) if state.temporal is None else {}
     return _render(
         request,
         "runs.html",
@@ -220,10 +223,10 @@ async def runs_page(request: Request, status: str = "", workflow: str = "", offs
         runs=runs[:limit],
         costs=costs,
         age=_age,
-        statuses=STATUSES,
+        statuses=statuses,
         status=chosen or "",
         workflow=workflow,
-        workflows=sorted(state.engine.workflows),
+        workflows=sorted(state.runs.workflows),
         offset=max(0, offset),
         more=len(runs) > limit,
         limit=limit,
@@ -235,11 +238,11 @@ async def runs_page(request: Request, status: str = "", workflow: str = "", offs
 async def run_page(request: Request, run_id: str) -> HTMLResponse:
     state, session = _page(request)
     try:
-        info = await state.engine.describe(run_id)
+        info = await state.runs.describe(run_id)
     except BandmasterError as exc:
         return _render(request, "error.html", 404, session=session, title="No such run", message=str(exc))
     end = info.ended_at or datetime.now(UTC)
-    approvals = await state.engine.approvals.list(status=None, run_id=run_id)
+    approvals = await state.runs.approvals.list(status=None, run_id=run_id)
     cost = sum(float(s.meta.get("cost") or 0.0) for s in info.steps)
     tokens = sum(
         int(s.meta["tokens"].get("input", 0)) + int(s.meta["tokens"].get("output", 0))
@@ -271,7 +274,7 @@ def _pretty(value: Any) -> str:
 async def cancel_run(request: Request, run_id: str) -> Response:
     state, session = _page(request, "runs:write")
     await _form(request, session)
-    await state.engine.cancel(run_id)
+    await state.runs.cancel(run_id)
     TokenStore(state.store).audit(session.principal.name, "run.cancel", run_id)
     return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
 
@@ -293,7 +296,7 @@ async def decide(request: Request, run_id: str) -> Response:
     if action not in ("approve", "override"):
         return await _approvals_with(request, state, session, f"Unknown action {action!r}.", 422)
     try:
-        await state.engine.approvals.decide(
+        await state.runs.approvals.decide(
             run_id,
             action,
             by=session.principal.name,
@@ -302,6 +305,9 @@ async def decide(request: Request, run_id: str) -> Response:
         )
     except (NotAuthorized, AlreadyDecided) as exc:
         code = 403 if isinstance(exc, NotAuthorized) else 409
+        if state.temporal is not None:  # the embedded desk audits refusals in its own table
+            why = {"action": action, "why": type(exc).__name__}
+            TokenStore(state.store).audit(session.principal.name, "approval.refused", run_id, why)
         return await _approvals_with(request, state, session, str(exc), code)
     except BandmasterError as exc:
         return await _approvals_with(request, state, session, str(exc), 400)
@@ -312,8 +318,8 @@ async def decide(request: Request, run_id: str) -> Response:
 async def _approvals_with(
     request: Request, state: ServerState, session: Session, error: str, status: int
 ) -> HTMLResponse:
-    pending = await state.engine.approvals.list(status="pending")
-    decided = (await state.engine.approvals.list(status="decided", limit=1000))[-20:][::-1]
+    pending = await state.runs.approvals.list(status="pending")
+    decided = (await state.runs.approvals.list(status="decided", limit=1000))[-20:][::-1]
     return _render(
         request,
         "approvals.html",
@@ -374,6 +380,8 @@ async def review_weights(request: Request, alias: str) -> HTMLResponse:
     """Step one of a change: show old and new weights and ask for confirmation."""
     state, session = _page(request, "models:admin")
     form = await _form(request, session)
+    if state.temporal is not None:
+        return _models(request, state, session, f"Not on the Temporal backend: {MODELS_INSTEAD}.", 501)
     view = next((v for v in (state.hub.describe() if state.hub else []) if v.alias == alias), None)
     if view is None:
         return _models(request, state, session, f"No alias {alias!r} in the registry.", 404)
@@ -393,6 +401,8 @@ async def apply_weights(request: Request, alias: str) -> Response:
     """Step two: apply the confirmed weights (audited with the principal)."""
     state, session = _page(request, "models:admin")
     form = await _form(request, session)
+    if state.temporal is not None:
+        return _models(request, state, session, f"Not on the Temporal backend: {MODELS_INSTEAD}.", 501)
     if state.hub is None:
         return _models(request, state, session, "This server has no model registry.", 404)
     try:
@@ -414,6 +424,15 @@ async def stats_page(request: Request, workflow: str = "", since: str = DEFAULT_
     """``since`` defaults to a day: the whole of a big journal takes seconds (README, Statistics);
     an empty value asks for it all the same."""
     state, session = _page(request)
+    if state.temporal is not None:
+        return _render(
+            request,
+            "error.html",
+            501,
+            session=session,
+            title="Stats",
+            message=f"Not on Temporal: {STATS_INSTEAD}.",
+        )
     try:
         found = await asyncio.to_thread(
             compute, state.engine.path, workflow=workflow or None, since=since.strip() or None
@@ -431,7 +450,7 @@ async def stats_page(request: Request, workflow: str = "", since: str = DEFAULT_
         total_cost=sum(w.cost for w in found.workflows),
         workflow=workflow,
         since=since,
-        workflows=sorted(state.engine.workflows),
+        workflows=sorted(state.runs.workflows),
         p50=bars("p50 latency per step (ms)", [(_label(s), (s.p50 or 0.0) * 1000) for s in steps], " ms"),
         p99=bars("p99 latency per step (ms)", [(_label(s), (s.p99 or 0.0) * 1000) for s in steps], " ms"),
         failures=bars("failure rate per step", [(_label(s), s.failure_rate) for s in steps]),

@@ -31,6 +31,7 @@ from bandmaster.engine.runtime import RunHandle, RunInfo
 from bandmaster.engine.serde import ANY, rebuild_error
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import InvalidInput, RunCancelled, RunFailed, RunNotFound, UsageError
+from bandmaster.temporal.desk import TemporalApprovals
 from bandmaster.temporal.failures import record_of
 from bandmaster.temporal.history import STATUS, run_info
 from bandmaster.temporal.hosting import checked
@@ -179,6 +180,11 @@ class TemporalEngine:
                     f"run id {run_id!r} is already used by a run of workflow {existing.workflow_type!r}"
                 )
         return TemporalRunHandle(self, run_id, wf)
+
+    @property
+    def approvals(self) -> TemporalApprovals:
+        """The approvals desk: list pending ``bm.approval`` pauses, decide them."""
+        return TemporalApprovals(self)
 
     def _handle(self, run_id: str) -> WorkflowHandle[Any, Any]:
         return self.client.get_workflow_handle(run_id)

@@ -150,7 +150,7 @@ class _Timeline:
         self.rows[seq] = {
             "seq": seq,
             "name": row["name"],
-            "kind": "wait",
+            "kind": row.get("kind", "wait"),  # approvals write their own kind
             "status": row["status"],
             "attempts": 1,
             "started_at": started,

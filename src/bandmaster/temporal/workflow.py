@@ -32,6 +32,7 @@ from bandmaster.engine.step import Step
 from bandmaster.errors import InvalidInput, UsageError, WaitTimeout, WorkflowNotFound
 from bandmaster.models.base import ModelResponse
 from bandmaster.temporal.activities import MODEL_ACTIVITY, STEP_ACTIVITY, ModelCall, StepCall, step_ref
+from bandmaster.temporal.approval import DECIDE_UPDATE, ApprovalBook, wait_for_approval
 from bandmaster.temporal.failures import CRASH_RETRIES, retry_policy, run_failure, step_error
 from bandmaster.temporal.hosting import Hosted, hosted
 
@@ -53,6 +54,7 @@ class TemporalOperations:
         self.options = options
         self.seq = 0
         self.signals: dict[str, deque[Any]] = {}
+        self.approvals = ApprovalBook()  # decided through BandmasterWorkflow's update
 
     def _next(self) -> int:
         self.seq += 1
@@ -220,6 +222,27 @@ class TemporalOperations:
             }
         workflow.upsert_memo({key: row})
 
+    async def approval(
+        self,
+        name: str,
+        payload: Any,
+        *,
+        timeout: float | None,
+        default: str | None,
+        notify: Sequence[object],
+        approvers: Sequence[str] | None,
+    ) -> Any:
+        return await wait_for_approval(
+            self.approvals,
+            self._next(),
+            name,
+            payload,
+            timeout=timeout,
+            default=default,
+            notify=notify,
+            approvers=approvers,
+        )
+
     # --- deterministic sources -------------------------------------------------------------
 
     def now(self) -> datetime:
@@ -280,3 +303,15 @@ class BandmasterWorkflow:
             self.early.append((name, payload))  # a signal that arrived with the start
         else:
             self.ops.on_signal(name, payload)
+
+    @workflow.update(name=DECIDE_UPDATE)
+    def decide(self, request: dict[str, Any]) -> dict[str, Any]:
+        """A person's decision on a pending ``bm.approval`` (see temporal/approval.py)."""
+        return self._book().decide(request)
+
+    @decide.validator
+    def check_decision(self, request: dict[str, Any]) -> None:
+        self._book().check(request)
+
+    def _book(self) -> ApprovalBook:
+        return self.ops.approvals if self.ops is not None else ApprovalBook()

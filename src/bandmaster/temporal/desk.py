@@ -1,0 +1,231 @@
+"""``TemporalEngine.approvals``: the approvals desk of the Temporal backend (list, get, decide),
+with the same methods and errors as the embedded ``engine.approvals``.
+
+Listing reads the ``bm.approval.<seq>`` memos of workflow executions through Temporal's
+visibility (no worker is asked): pending approvals live only in running executions, so listing
+them scans this task queue's running runs; decided ones are looked for among the most recent
+``scan`` runs. Deciding is the workflow's ``bandmaster.decide`` update (temporal/approval.py):
+the workflow itself checks the allow-list and settles the race with the timed default, and the
+answer is the decision that stands. A reviewer's comment passes through the workflow's
+redactor (``@bm.workflow(redact=...)``) before it leaves this process, as on the embedded desk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from bandmaster.engine.approval import Decision
+from bandmaster.engine.approvals import Approval, AuditEntry
+from bandmaster.errors import (
+    AlreadyDecided,
+    ApprovalNotFound,
+    BackendUnavailable,
+    InvalidInput,
+    NotAuthorized,
+    UsageError,
+)
+from bandmaster.temporal.approval import (
+    ALREADY_DECIDED,
+    AMBIGUOUS,
+    APPROVAL_PREFIX,
+    DECIDE_UPDATE,
+    NOT_AUTHORIZED,
+    NOT_FOUND,
+)
+from bandmaster.temporal.history import STATUS
+
+if TYPE_CHECKING:
+    from bandmaster.temporal.engine import TemporalEngine
+
+DECIDE_TIMEOUT = 30.0  # seconds a decision waits for a worker to run the workflow's update
+SCAN = 1000  # runs read, newest first, when looking for approvals across runs
+
+
+def _stamp(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
+
+
+def approvals_in(memo: Mapping[str, Any]) -> builtins.list[Approval]:
+    """The approvals recorded in one execution's memo, by seq."""
+    out = []
+    for key, row in memo.items():
+        if not key.startswith(APPROVAL_PREFIX) or not isinstance(row, dict):
+            continue
+        decision = row.get("decision")
+        out.append(
+            Approval(
+                run_id=row["run_id"],
+                seq=row["seq"],
+                name=row["name"],
+                workflow=row["workflow"],
+                payload=row.get("payload"),
+                approvers=row.get("approvers"),
+                default=row.get("default"),
+                status=row["status"],
+                created_at=_stamp(row["created"]) or datetime.now(UTC),
+                deadline=_stamp(row.get("deadline")),
+                decision=Decision.model_validate(decision) if decision else None,
+            )
+        )
+    return sorted(out, key=lambda a: a.seq)
+
+
+class TemporalApprovals:
+    """The approvals desk of a ``TemporalEngine``: ``engine.approvals``."""
+
+    def __init__(self, engine: TemporalEngine, *, scan: int = SCAN, decide_timeout: float = DECIDE_TIMEOUT):
+        self.engine = engine
+        self.scan = scan
+        self.decide_timeout = decide_timeout
+
+    async def list(
+        self,
+        *,
+        status: Literal["pending", "decided"] | None = "pending",
+        run_id: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[Approval]:
+        """Approvals, oldest first; pending ones by default (``status=None``: all)."""
+        if status not in ("pending", "decided", None):
+            raise InvalidInput(f"approvals.list(status={status!r}): use 'pending', 'decided' or None")
+        if run_id is not None:
+            found = await self._of_run(run_id)
+        else:
+            query = f"TaskQueue = '{_quote(self.engine.task_queue)}'"
+            if status == "pending":  # only running executions can wait for a decision
+                query += " AND ExecutionStatus = 'Running'"
+            found = []
+            seen = 0
+            async for execution in self.engine.client.list_workflows(query):
+                found.extend(approvals_in(await execution.memo()))
+                seen += 1
+                if seen >= self.scan:
+                    break
+        chosen = [
+            a for a in found if (status is None or a.status == status) and (name is None or a.name == name)
+        ]
+        chosen.sort(key=lambda a: (a.created_at, a.run_id, a.seq))
+        return chosen[:limit]
+
+    async def _of_run(self, run_id: str) -> builtins.list[Approval]:
+        try:
+            description = await self.engine.client.get_workflow_handle(run_id).describe()
+        except RPCError as exc:
+            raise self.engine._not_found(run_id, exc) from None
+        return approvals_in(await description.memo())
+
+    async def get(self, run_id: str, *, name: str | None = None) -> Approval:
+        """The run's pending approval (of ``name``), else its latest one."""
+        rows = [a for a in await self._of_run(run_id) if name is None or a.name == name]
+        if not rows:
+            raise _no_approval(run_id, name)
+        pending = [a for a in rows if a.status == "pending"]
+        return pending[0] if pending else rows[-1]
+
+    async def decide(
+        self, run_id: str, action: str, *, by: str, comment: str | None = None, name: str | None = None
+    ) -> Decision:
+        """Decide the run's pending approval (``name`` picks one when several are pending).
+
+        Raises ``NotAuthorized`` when ``by`` is not in its allow-list, ``AlreadyDecided`` when a
+        person or the timed default was first (nothing changes then), ``UsageError`` when the
+        run has finished, ``BackendUnavailable`` when no worker runs the update in time."""
+        if not isinstance(action, str) or not action.strip():
+            raise InvalidInput(f"decide(action={action!r}): give an action, e.g. 'approve' or 'override'")
+        if not isinstance(by, str) or not by.strip():
+            raise InvalidInput(f"decide(by={by!r}): say who decides (it is audited)")
+        handle = self.engine.client.get_workflow_handle(run_id)
+        try:
+            description = await handle.describe()
+        except RPCError as exc:
+            raise self.engine._not_found(run_id, exc) from None
+        known = [a for a in approvals_in(await description.memo()) if name is None or a.name == name]
+        if not known:
+            raise _no_approval(run_id, name)
+        run_status = STATUS.get(description.status, "running")
+        if run_status != "running":
+            raise UsageError(
+                f"run {run_id} is {run_status}; its approval {known[-1].name!r} can no longer be decided"
+            )
+        wf = self.engine.workflows.get(description.workflow_type)
+        if comment and wf is not None and wf.redact is not None:  # a person's free text leaves us
+            comment = str(wf.redact.redact(comment))
+        request = {"action": action, "by": by, "comment": comment, "name": name}
+        try:
+            async with asyncio.timeout(self.decide_timeout):
+                answer = await handle.execute_update(DECIDE_UPDATE, request, result_type=dict)
+        except TimeoutError:
+            raise BackendUnavailable(
+                f"no worker ran the decision on run {run_id} within {self.decide_timeout:g}s; is a "
+                f"`bandmaster worker --backend temporal` serving task queue {self.engine.task_queue!r}?"
+            ) from None
+        except WorkflowUpdateFailedError as exc:
+            raise _refusal(run_id, known[-1].name, by, exc.cause) from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:  # finished between describe and update
+                raise UsageError(
+                    f"run {run_id} has finished; its approval {known[-1].name!r} can no longer be decided"
+                ) from None
+            raise
+        return Decision.model_validate(answer)
+
+    async def approve(
+        self, run_id: str, *, by: str, comment: str | None = None, name: str | None = None
+    ) -> Decision:
+        return await self.decide(run_id, "approve", by=by, comment=comment, name=name)
+
+    async def override(
+        self, run_id: str, *, by: str, comment: str | None = None, name: str | None = None
+    ) -> Decision:
+        return await self.decide(run_id, "override", by=by, comment=comment, name=name)
+
+    async def audit(self, run_id: str | None = None, *, limit: int = 1000) -> builtins.list[AuditEntry]:
+        raise UsageError(
+            "the approvals audit table is the embedded journal's; on Temporal every decision is an "
+            "update in the run's history (Temporal UI, `temporal workflow show`), and `bandmaster "
+            "server` audits decisions made through it (GET /api/v1/audit)"
+        )
+
+
+def _no_approval(run_id: str, name: str | None) -> ApprovalNotFound:
+    what = f"named {name!r} " if name is not None else ""
+    return ApprovalNotFound(
+        f"run {run_id!r} has no approval {what}open; GET /api/v1/approvals (or engine.approvals.list()) "
+        "shows pending ones"
+    )
+
+
+def _refusal(run_id: str, name: str, by: str, cause: BaseException | None) -> Exception:
+    """The bandmaster error for a decision the workflow refused."""
+    if not isinstance(cause, ApplicationError):
+        return UsageError(f"the decision on run {run_id} failed: {cause}")
+    details = cause.details[0] if cause.details else None
+    if cause.type == NOT_AUTHORIZED:
+        return NotAuthorized(run_id, name, by, list(details or []))
+    if cause.type == ALREADY_DECIDED and isinstance(details, dict):
+        return AlreadyDecided(
+            run_id,
+            name,
+            action=details.get("action"),
+            by=details.get("by"),
+            at=str(details.get("at")),
+            timed_out=bool(details.get("timed_out")),
+        )
+    if cause.type == NOT_FOUND:
+        return ApprovalNotFound(cause.message)
+    if cause.type == AMBIGUOUS:
+        return UsageError(cause.message)
+    return UsageError(f"the decision on run {run_id} failed: {cause.message}")
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
