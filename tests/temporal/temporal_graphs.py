@@ -61,7 +61,11 @@ def triage_graph() -> Graph:
                 guard={"temperature": 0, "output_schema": INTENT_SCHEMA, "reask": 1},
             ),
             Step("measure", call="measure", inputs={"text": "ticket.text"}),
-            Router("route", routes=[Route(when="classify.output.label == 'billing'", to="review")], default="finish"),
+            Router(
+                "route",
+                routes=[Route(when="classify.output.label == 'billing'", to="review")],
+                default="finish",
+            ),
             Human("review", signal="approve", timeout=30, default="auto", next="finish"),
             Step("finish", call="finish", next="done"),
             End("done", output="finish"),
