@@ -59,6 +59,9 @@ def triage_graph() -> Graph:
                 model="classifier",
                 prompt="Classify this ticket: {ticket.text}",
                 guard={"temperature": 0, "output_schema": INTENT_SCHEMA, "reask": 1},
+                retry=2,  # policy objects travel to the activity too
+                breaker={"failures": 3},
+                timeout=10,
             ),
             Step("measure", call="measure", inputs={"text": "ticket.text"}),
             Router(
@@ -158,3 +161,19 @@ async def custom_guarded(text: str, suffix: str) -> str:
 async def untravelled_guard(text: str) -> str:
     response = await bm.call_model("drafter", text, guard=[Untravelled()])
     return response.text
+
+
+# --- policy objects passed to call_model -----------------------------------------------------
+
+
+@bm.workflow
+async def retried_then_fallen_back(text: str) -> str:
+    """``broken`` fails twice (its retries), then ``shout`` answers; the breaker counts."""
+    response = await bm.call_model(
+        "broken",
+        text,
+        retry=bm.Retry(attempts=2, initial=0.01, retry_on=(bm.ProviderUnavailable,)),
+        breaker=bm.Breaker(failures=5, window=60, reset=60),
+        fallback=["shout"],
+    )
+    return f"{response.output} by {response.model}"

@@ -8,6 +8,7 @@ import pytest
 
 pytest.importorskip("temporalio", reason="the Temporal backend needs: pip install 'bandmaster[temporal]'")
 import temporal_graphs as graphs
+import temporal_workflows as wfs
 
 import bandmaster as bm
 from conftest import EngineFactory
@@ -126,3 +127,16 @@ async def test_a_custom_guard_with_to_config_runs_on_both_backends(
         await refused.result(timeout=30)
     assert isinstance(failed.value.__cause__, bm.GuardViolation)
     assert "does not end with '.'" in str(failed.value.__cause__)
+
+
+async def test_retry_breaker_and_fallback_objects_apply_as_on_the_embedded_engine(
+    make_engine: EngineFactory,
+) -> None:
+    engine = await make_engine([graphs.retried_then_fallen_back], registry=wfs.registry())
+    handle = await engine.start(graphs.retried_then_fallen_back, "hello")
+    assert await handle.result(timeout=30) == "HELLO by shout"
+    step = model_step(await engine.describe(handle.id))
+    assert (step.name, step.status, step.attempts) == ("broken", "completed", 3)  # 2 tries, then the fallback
+    assert step.meta["fallback"] == "shout"
+    assert step.meta["breakers"] == {"broken": "closed", "shout": "closed"}
+    assert [e.split(":")[0] for e in step.meta["attempt_errors"]] == ["ProviderUnavailable"] * 2

@@ -35,7 +35,7 @@ async def calls_nested_step() -> str:
 
 @bm.workflow
 async def passes_a_retry_object() -> str:
-    response = await bm.call_model("shout", "x", retry=bm.Retry(attempts=2))
+    response = await bm.call_model("shout", "x", retry=bm.Retry(attempts=2, retry_on=lambda exc: True))
     return str(response.output)
 
 
@@ -126,7 +126,9 @@ async def test_a_step_defined_inside_a_function_fails_the_run_with_advice(
     assert isinstance(failed.value.__cause__, bm.UsageError)
 
 
-async def test_call_model_policy_objects_belong_in_the_registry(temporal_server: TemporalServer) -> None:
+async def test_a_retry_predicate_cannot_travel_and_fails_the_run_with_advice(
+    temporal_server: TemporalServer,
+) -> None:
     async with bm.TemporalEngine(
         temporal_server.target,
         task_queue="err-retry",
@@ -134,7 +136,9 @@ async def test_call_model_policy_objects_belong_in_the_registry(temporal_server:
         registry=wfs.registry(),
     ) as engine:
         handle = await engine.start(passes_a_retry_object)
-        with pytest.raises(bm.RunFailed, match=r"alias policy of models\.yaml") as failed:
+        with pytest.raises(
+            bm.RunFailed, match=r"a predicate cannot travel there; give retry_on exception types"
+        ) as failed:
             await handle.result(timeout=30)
     assert isinstance(failed.value.__cause__, bm.UsageError)
 

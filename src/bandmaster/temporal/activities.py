@@ -24,6 +24,7 @@ from bandmaster.engine.step import Step
 from bandmaster.errors import StepTimeout, UsageError
 from bandmaster.temporal.failures import exhausted, to_application_error
 from bandmaster.temporal.hosting import GRAPH_REF, hosted
+from bandmaster.temporal.policy_data import breaker_from_data, retry_from_data
 
 STEP_ACTIVITY = "bandmaster.step"
 MODEL_ACTIVITY = "bandmaster.call_model"
@@ -198,6 +199,11 @@ class Activities:
                 if call.registry is not None:
                     registry = _hosted_registry(call.registry, info.task_queue)
                 guards = guards_from_data(call.guards) if call.guards else ()
+                options = dict(call.options)
+                if options.get("retry") is not None:
+                    options["retry"] = retry_from_data(options["retry"])
+                if options.get("breaker") is not None:
+                    options["breaker"] = breaker_from_data(options["breaker"])
                 async with heartbeating():
                     response = await call_model_recorded(
                         call.target,
@@ -205,7 +211,7 @@ class Activities:
                         record,
                         registry=registry if isinstance(registry, Registry) else None,
                         guard=guards,
-                        **call.options,
+                        **options,
                     )
             except asyncio.CancelledError:
                 raise

@@ -42,6 +42,7 @@ from bandmaster.temporal.activities import (
 )
 from bandmaster.temporal.failures import CRASH_RETRIES, retry_policy, run_failure, step_error
 from bandmaster.temporal.hosting import Hosted, hosted
+from bandmaster.temporal.policy_data import breaker_as_data, retry_as_data
 
 MEMO_PREFIX = "bm.wait."
 """Waits are recorded as memo upserts (one history event at the start, one at the end), and so
@@ -92,12 +93,6 @@ class TemporalOperations:
 
     def call_model(self, target: str, input: Any, options: dict[str, Any]) -> Any:
         seq = self._next()
-        for name in ("retry", "breaker"):
-            if options.get(name) is not None:
-                raise UsageError(
-                    f"call_model({target!r}, {name}=...): on the Temporal backend set {name} in the "
-                    "alias policy of models.yaml (the worker's registry applies it)"
-                )
         registry = options.get("registry")
         registry_ref = self.options.ref_of(registry) if registry is not None else None
         if registry is not None and registry_ref is None:
@@ -109,6 +104,11 @@ class TemporalOperations:
         guards = options.get("guard")
         ignored = ("retry", "breaker", "registry", "guard")
         plain = {k: v for k, v in options.items() if v is not None and k not in ignored}
+        # Policy objects travel as their fields; the activity applies them, as call_model does.
+        if options.get("retry") is not None:
+            plain["retry"] = retry_as_data(options["retry"], target=target)
+        if options.get("breaker") is not None:
+            plain["breaker"] = breaker_as_data(options["breaker"])
         call = ModelCall(target, seq, ANY.to_jsonable(input), ANY.to_jsonable(plain), registry=registry_ref)
         if guards:
             call.guards = guards_as_data(guards)  # rebuilt in the activity from their config
