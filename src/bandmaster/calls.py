@@ -128,7 +128,7 @@ async def call_model(
     guards = check_guards(guard)
     backend = current_backend.get()
     if backend is not None:  # another engine runs this workflow: it executes the call elsewhere
-        options = {
+        options: dict[str, Any] = {
             "key": key,
             "system": system,
             "temperature": temperature,
@@ -141,17 +141,15 @@ async def call_model(
             "breaker": breaker,
             "cache_ttl": cache_ttl,
         }
-        if registry is not None or not isinstance(target, str):
+        if not isinstance(target, str):
             raise UsageError(
                 f"call_model({target!r}): on this backend, name the model or alias and give the worker "
                 "the registry (registry=...), since the call runs in an activity process"
             )
-        if guards:
-            raise UsageError(
-                f"call_model({target!r}, guard=...): guards are Python objects and cannot travel to a "
-                "Temporal activity yet; validate the answer in a @bm.step, or run on the embedded engine"
-            )
-        return await backend.call_model(target, input, options)  # type: ignore[no-any-return]
+        # The backend sends what can travel (guards as data, a registry it hosts) or says why not.
+        options.update(registry=registry, guard=guards or None)
+        response = await backend.call_model(target, input, options)
+        return revive(guards, response)  # the answer crossed a process as JSON
     ctx = journaling()
     if registry is None:
         run = current_run.get()  # inside a step too: the engine's registry serves the whole run
@@ -190,6 +188,31 @@ async def call_model(
         request=request,  # a replay harness matches recorded calls by it
     )
     return revive(guards, response)  # a replayed output is JSON: guards restore its type
+
+
+async def call_model_recorded(
+    target: str,
+    input: Any,
+    record: OpRecord,
+    *,
+    registry: Registry | None = None,
+    key: str | None = None,
+    guard: Sequence[Guard] = (),
+    **options: Any,
+) -> ModelResponse:
+    """One model call outside any journal, for a backend that runs it in a worker process:
+    the same policy and guards as ``call_model``, with what the journal would keep about it
+    (attempts, alias, version, guard log, ...) left in ``record``, also when it fails."""
+    registry = registry or default_registry()
+    request_fields = ("system", "temperature", "max_tokens", "json_schema", "stop")
+    policy_fields = ("timeout", "retry", "fallback", "breaker", "cache_ttl")
+    unknown = set(options) - {*request_fields, *policy_fields}
+    if unknown:
+        raise UsageError(f"call_model({target!r}) got unknown option(s) {sorted(unknown)}")
+    request = as_request(input, **{k: options.get(k) for k in request_fields})
+    policy = _policy(registry, target, **{k: options.get(k) for k in policy_fields})
+    guards = check_guards(guard)
+    return await _invoke(hub_for(registry, None), target, request, key, policy, record, guards)
 
 
 async def _invoke(

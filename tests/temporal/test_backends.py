@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("temporalio", reason="the Temporal backend needs: pip install 'bandmaster[temporal]'")
 import temporal_workflows as wfs
+from temporal_support import EngineFactory
 
 import bandmaster as bm
-from conftest import EngineFactory
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -16,13 +16,14 @@ import pytest
 
 pytest.importorskip("temporalio", reason="the Temporal backend needs: pip install 'bandmaster[temporal]'")
 import temporal_workflows as wfs
+from temporal_support import TemporalServer, free_port
 
 import bandmaster as bm
-from conftest import TemporalServer, free_port
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]
 
 WORKFLOWS = Path(wfs.__file__).resolve()
+GRAPH_APP = WORKFLOWS.with_name("graph_app.py")
 
 
 def bandmaster_exe() -> str:
@@ -36,12 +37,12 @@ class WorkerProcs:
         self.folder, self.target, self.task_queue = folder, target, task_queue
         self.procs: list[subprocess.Popen[bytes]] = []
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, module: Path = WORKFLOWS) -> subprocess.Popen[bytes]:
         log = self.folder / f"worker-{len(self.procs)}.log"
         env = {**os.environ, "BANDMASTER_BACKEND": "temporal", "BANDMASTER_TEMPORAL_TARGET": self.target}
         with open(log, "wb") as out:
             proc = subprocess.Popen(
-                [bandmaster_exe(), "worker", str(WORKFLOWS), "--task-queue", self.task_queue],
+                [bandmaster_exe(), "worker", str(module), "--task-queue", self.task_queue],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -157,3 +158,31 @@ def test_unknown_backend_is_a_usage_error() -> None:
     )
     assert result.returncode == 2
     assert "backend 'kafka' is unknown" in result.stderr
+
+
+async def test_a_graph_runs_on_worker_processes_that_host_it(
+    worker_procs: WorkerProcs, temporal_server: TemporalServer
+) -> None:
+    """The client hosts nothing: the graph's steps and registry are found by reference in the
+    worker processes, each of which compiled the graph itself."""
+    for _ in range(2):
+        worker_procs.start(GRAPH_APP)
+    async with bm.TemporalEngine(temporal_server.target, task_queue=worker_procs.task_queue) as client:
+        handle = await client.start("triage_graph", {"text": "I was charged twice"})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while (await client.describe(handle.id)).status != "waiting":
+            logs = [p.read_text() for p in sorted(worker_procs.folder.glob("worker-*.log"))]
+            assert all(proc.poll() is None for proc in worker_procs.procs), logs
+            assert loop.time() < deadline, logs
+            await asyncio.sleep(0.1)
+        await client.signal(handle.id, "approve", "refund")
+        assert await handle.result(timeout=60) == "billing:19:refund"
+        info = await client.describe(handle.id)
+    assert [(s.name, s.kind, s.status) for s in info.steps] == [
+        ("classifier", "model", "completed"),
+        ("measure", "step", "completed"),
+        ("route", "route", "completed"),
+        ("approve", "wait", "completed"),
+        ("finish", "step", "completed"),
+    ]

@@ -23,10 +23,10 @@ import pytest
 pytest.importorskip("temporalio", reason="the Temporal backend needs: pip install 'bandmaster[temporal]'")
 import httpx2
 import wf_tserver
+from temporal_support import TemporalServer, free_port
 
 from bandmaster.server.auth import create_token
 from bandmaster.store.sqlite import SQLiteStore
-from conftest import TemporalServer, free_port
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]
 

@@ -11,9 +11,9 @@ import pytest
 
 pytest.importorskip("temporalio", reason="the Temporal backend needs: pip install 'bandmaster[temporal]'")
 import wf_tserver as wfs
+from temporal_support import TemporalServer
 
 import bandmaster as bm
-from conftest import TemporalServer
 
 pytestmark = pytest.mark.timeout(90)
 

@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("temporalio", reason="the Temporal backend needs: pip install 'bandmaster[temporal]'")
 import temporal_workflows as wfs
+from temporal_support import TemporalServer, free_port
 
 import bandmaster as bm
-from conftest import TemporalServer, free_port
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -35,22 +35,81 @@ async def calls_nested_step() -> str:
 
 @bm.workflow
 async def passes_a_retry_object() -> str:
-    response = await bm.call_model("shout", "x", retry=bm.Retry(attempts=2))
+    response = await bm.call_model("shout", "x", retry=bm.Retry(attempts=2, retry_on=lambda exc: True))
+    return str(response.output)
+
+
+class LocalGuard(bm.Guard):
+    name = "local"
+
+
+def make_local_guard() -> bm.Guard:
+    class Nested(bm.Guard):
+        def to_config(self) -> dict[str, object]:
+            return {}
+
+    return Nested()
+
+
+nested_guard = make_local_guard()
+
+
+@bm.workflow
+async def passes_a_guard_without_config() -> str:
+    response = await bm.call_model("shout", "x", guard=[LocalGuard()])
     return str(response.output)
 
 
 @bm.workflow
-async def passes_a_guard() -> str:
-    response = await bm.call_model("shout", "x", guard=[bm.MaxTokens(100)])
+async def passes_a_nested_guard_class() -> str:
+    response = await bm.call_model("shout", "x", guard=[nested_guard])
     return str(response.output)
 
 
-async def test_guards_on_temporal_fail_the_run_with_advice(temporal_server: TemporalServer) -> None:
+@bm.workflow
+async def passes_a_lambda_classifier() -> str:
+    response = await bm.call_model("shout", "x", guard=[bm.BannedTopics(classifier=lambda text: 0.0)])
+    return str(response.output)
+
+
+@pytest.mark.parametrize(
+    ("workflow", "advice"),
+    [
+        (passes_a_guard_without_config, r"give LocalGuard a to_config\(\) method"),
+        (passes_a_nested_guard_class, r"is not defined at module level"),
+        (passes_a_lambda_classifier, r"config 'classifier'.*is not defined at module level"),
+    ],
+)
+async def test_guards_that_cannot_travel_fail_the_run_with_advice(
+    temporal_server: TemporalServer, workflow: bm.Workflow[[], str], advice: str
+) -> None:
     async with bm.TemporalEngine(
-        temporal_server.target, task_queue="err-guard", workflows=[passes_a_guard], registry=wfs.registry()
+        temporal_server.target,
+        task_queue=f"err-{workflow.name}",
+        workflows=[workflow],
+        registry=wfs.registry(),
     ) as engine:
-        handle = await engine.start(passes_a_guard)
-        with pytest.raises(bm.RunFailed, match=r"guards are Python objects") as failed:
+        handle = await engine.start(workflow)
+        with pytest.raises(bm.RunFailed, match=advice) as failed:
+            await handle.result(timeout=30)
+        assert not (await engine.describe(handle.id)).steps  # no model was called
+    assert isinstance(failed.value.__cause__, bm.UsageError)
+
+
+@bm.workflow
+async def passes_a_registry_object() -> str:
+    response = await bm.call_model("shout", "x", registry=wfs.registry())
+    return str(response.output)
+
+
+async def test_a_registry_object_in_workflow_code_fails_the_run_with_advice(
+    temporal_server: TemporalServer,
+) -> None:
+    async with bm.TemporalEngine(
+        temporal_server.target, task_queue="err-registry", workflows=[passes_a_registry_object]
+    ) as engine:
+        handle = await engine.start(passes_a_registry_object)
+        with pytest.raises(bm.RunFailed, match=r"give the worker the registry") as failed:
             await handle.result(timeout=30)
     assert isinstance(failed.value.__cause__, bm.UsageError)
 
@@ -67,7 +126,9 @@ async def test_a_step_defined_inside_a_function_fails_the_run_with_advice(
     assert isinstance(failed.value.__cause__, bm.UsageError)
 
 
-async def test_call_model_policy_objects_belong_in_the_registry(temporal_server: TemporalServer) -> None:
+async def test_a_retry_predicate_cannot_travel_and_fails_the_run_with_advice(
+    temporal_server: TemporalServer,
+) -> None:
     async with bm.TemporalEngine(
         temporal_server.target,
         task_queue="err-retry",
@@ -75,7 +136,9 @@ async def test_call_model_policy_objects_belong_in_the_registry(temporal_server:
         registry=wfs.registry(),
     ) as engine:
         handle = await engine.start(passes_a_retry_object)
-        with pytest.raises(bm.RunFailed, match=r"alias policy of models\.yaml") as failed:
+        with pytest.raises(
+            bm.RunFailed, match=r"a predicate cannot travel there; give retry_on exception types"
+        ) as failed:
             await handle.result(timeout=30)
     assert isinstance(failed.value.__cause__, bm.UsageError)
 
@@ -163,14 +226,11 @@ async def test_engine_wide_local_activities_keep_the_timeline(
     assert (flaky.status, flaky.attempts) == ("completed", 2)
 
 
-def test_graph_workflows_are_refused_with_the_reason() -> None:
-    from bandmaster.graph import End, Graph, Step
+async def test_a_worker_that_does_not_host_the_graph_cannot_run_its_steps() -> None:
+    from bandmaster.temporal.activities import resolve_step
 
-    graph = Graph(
-        "shouting", [Step("shout", call="shout", next="done"), End("done")], steps={"shout": wfs.shout}
-    )
-    with pytest.raises(bm.UsageError, match="graphs do not run on the Temporal backend yet"):
-        bm.TemporalEngine("localhost:7233", workflows=[graph.as_workflow()])
+    with pytest.raises(bm.UsageError, match="a step of a graph this worker does not host"):
+        resolve_step("graph:nowhere:shout", "no-such-queue")
 
 
 def test_two_workflows_with_one_name_are_refused() -> None:

@@ -6,9 +6,9 @@ import pytest
 
 pytest.importorskip("temporalio", reason="the Temporal backend needs: pip install 'bandmaster[temporal]'")
 import temporal_workflows as wfs
+from temporal_support import TemporalServer
 
 import bandmaster as bm
-from conftest import TemporalServer
 
 trace = pytest.importorskip("opentelemetry.trace")
 sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")

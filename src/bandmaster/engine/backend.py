@@ -43,6 +43,10 @@ class OperationBackend(Protocol):
         notify: Sequence[object],
         approvers: Sequence[str] | None,
     ) -> Awaitable[Any]: ...
+    def record(self, name: str, kind: str, output: Any, meta: dict[str, Any]) -> None:
+        """Journal a decision the workflow code made itself (a router's route, kind
+        ``route``): the next sequence number, completed at once with ``output``."""
+        ...
 
     def now(self) -> datetime: ...
 

@@ -50,10 +50,17 @@ class GraphWorkflow(Workflow[[Any], Any]):
     """The workflow a graph compiles to; ``graph`` is the graph it runs."""
 
     def __init__(
-        self, fn: Callable[[Any], Awaitable[Any]], *, name: str, version: str | None, graph: Graph
+        self,
+        fn: Callable[[Any], Awaitable[Any]],
+        *,
+        name: str,
+        version: str | None,
+        graph: Graph,
+        runner: Runner | None = None,
     ) -> None:
         super().__init__(fn, name=name, version=version)
         self.graph = graph
+        self.runner = runner  # its compile-time steps and guards, which a worker process hosts
 
     def __repr__(self) -> str:
         return f"<bm.workflow {self.name} (graph {self.graph.name!r})>"
@@ -76,7 +83,7 @@ def compile_graph(
     run_graph.__annotations__ = {"input": input_type, "return": Any}
     run_graph.__name__ = run_graph.__qualname__ = name or graph.name
     run_graph.__doc__ = graph.description or f"The declarative graph {graph.name!r} ({graph.source})."
-    return GraphWorkflow(run_graph, name=name or graph.name, version=version, graph=graph)
+    return GraphWorkflow(run_graph, name=name or graph.name, version=version, graph=graph, runner=runner)
 
 
 def ai_result(response: ModelResponse) -> dict[str, Any]:

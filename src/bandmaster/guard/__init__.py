@@ -13,7 +13,8 @@ Guards run in list order: ``check_input`` on the request before any model is cal
 ``check_output`` on each answer. A ``bm.JsonSchema`` failure re-asks the model with the
 validation error, then falls back or raises ``bm.OutputValidationFailed``; a rule hit raises
 ``bm.GuardViolation`` (rule, direction, span) or, with ``on_violation="fallback"``, moves the
-call to its fallback models. Write your own by subclassing ``bm.Guard``.
+call to its fallback models. Write your own by subclassing ``bm.Guard`` (with ``to_config()``
+it also guards calls that run in worker processes: ``bandmaster.guard.portable``).
 """
 
 from bandmaster.errors import GuardViolation, OutputValidationFailed, Span

@@ -9,7 +9,7 @@ Guards compose in list order: ``guard=[bm.BannedTopics(...), bm.JsonSchema(Contr
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from bandmaster.errors import GuardViolation, UsageError
 from bandmaster.models.base import ModelRequest, ModelResponse
@@ -54,6 +54,13 @@ class Guard:
         """Restore what the journal cannot keep (a replayed response's ``output`` comes back as
         JSON; ``JsonSchema`` turns it into its pydantic model again). Must be idempotent."""
         return response
+
+    def to_config(self) -> dict[str, Any] | None:
+        """The keyword arguments that rebuild this guard in a worker process, as
+        ``type(self)(**config)``: JSON values, pydantic model classes and module-level functions.
+        ``None`` (the default): it cannot be rebuilt, so it cannot guard a model call that runs
+        elsewhere (the Temporal backend); override it in your guard to allow that."""
+        return None
 
     def violation(
         self, direction: Direction, detail: str, *, start: int | None = None, text: str | None = None

@@ -81,6 +81,15 @@ class BannedTopics(Guard):
         self._lower = re.compile(r"(?<!\w)" + trie + r"(?!\w)") if trie else None
         self._pattern = re.compile(r"(?<!\w)" + trie + r"(?!\w)", re.IGNORECASE) if trie else None
 
+    def to_config(self) -> dict[str, Any]:
+        return {
+            "phrases": self.phrases,
+            "classifier": self.classifier,
+            "threshold": self.threshold,
+            "direction": self.direction,
+            "on_violation": self.on_violation,
+        }
+
     async def check_input(self, request: ModelRequest) -> ModelRequest:
         if self.direction != "output":
             await self.scan(request.text(), "input")
@@ -185,6 +194,7 @@ class MaxTokens(Guard):
         self.direction = check_direction(direction)
         self.on_violation = check_on_violation(on_violation)
         self._tokenizer = tokenizer
+        self._custom_tokenizer = tokenizer is not None
         self._bytes_bound: bool | None = None  # set with the tokenizer, on first use
 
     @property
@@ -198,6 +208,16 @@ class MaxTokens(Guard):
             # Both make at most one token per UTF-8 byte, so short text needs no encoding.
             self._bytes_bound = isinstance(self._tokenizer, TiktokenTokenizer | ApproxTokenizer)
         return self._tokenizer
+
+    def to_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = {
+            "limit": self.limit,
+            "direction": self.direction,
+            "on_violation": self.on_violation,
+        }
+        if self._custom_tokenizer:  # travels when it is a module-level class or function
+            config["tokenizer"] = self._tokenizer
+        return config
 
     async def check_input(self, request: ModelRequest) -> ModelRequest:
         if self.direction != "output":
@@ -238,6 +258,9 @@ class RequiredFields(Guard):
         self.fields = list(fields)
         self.reask = reask
         self.on_violation = check_on_violation(on_violation)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"fields": self.fields, "reask": self.reask, "on_violation": self.on_violation}
 
     async def check_output(self, response: ModelResponse, request: ModelRequest) -> ModelResponse:
         value = response.output
@@ -307,6 +330,9 @@ class ModelSettings(Guard):
             }.items()
             if v is not None
         }
+
+    def to_config(self) -> dict[str, Any]:
+        return dict(self.settings)
 
     async def check_input(self, request: ModelRequest) -> ModelRequest:
         return request.model_copy(update=self.settings) if self.settings else request

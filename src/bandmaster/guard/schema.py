@@ -102,6 +102,9 @@ class JsonSchema(Guard):
             raise Reask(_summary([f"{_path(e.absolute_path)}: {e.message}" for e in errors]))
         return value
 
+    def to_config(self) -> dict[str, Any]:
+        return {"schema": self.model if self.model is not None else self.schema, "reask": self.reask}
+
     def revive(self, response: ModelResponse) -> ModelResponse:
         if self.model is None or isinstance(response.output, self.model):
             return response

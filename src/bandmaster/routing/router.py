@@ -19,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import journaling
 from bandmaster.engine.serde import ANY, codec_for
 from bandmaster.errors import UsageError
@@ -107,6 +108,16 @@ class Router:
     def decide(self, values: Mapping[str, Any] | None = None, /, **named: Any) -> RouteDecision:
         """Decide, and inside a workflow journal the decision (replays take the same route)."""
         merged = {**(values or {}), **named}
+        backend = current_backend.get()
+        if backend is not None:  # another engine's history keeps the decision
+            decision = self.evaluate(merged)
+            backend.record(
+                self.name,
+                "route",
+                _DECISION.to_jsonable(decision),
+                {"rule": decision.rule, "route": decision.route},
+            )
+            return decision
         ctx = journaling()
         if ctx is None:
             return self.evaluate(merged)

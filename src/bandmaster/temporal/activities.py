@@ -1,5 +1,7 @@
 """The activities every bandmaster worker registers: one runs any ``@bm.step`` (found by its
-module and qualified name), one runs ``bm.call_model`` with the worker's registry."""
+module and qualified name, or a graph's step by its hosted reference), one runs
+``bm.call_model`` with the worker's registry (or a hosted graph's own) and the call's guards,
+rebuilt from their data."""
 
 from __future__ import annotations
 
@@ -16,10 +18,13 @@ from typing import Any, get_type_hints
 from temporalio import activity
 
 from bandmaster.engine.context import StepContext, current_step_var
+from bandmaster.engine.operation import OpRecord
 from bandmaster.engine.serde import codec_for
 from bandmaster.engine.step import Step
 from bandmaster.errors import StepTimeout, UsageError
 from bandmaster.temporal.failures import exhausted, to_application_error
+from bandmaster.temporal.hosting import GRAPH_REF, hosted
+from bandmaster.temporal.policy_data import breaker_from_data, retry_from_data
 
 STEP_ACTIVITY = "bandmaster.step"
 MODEL_ACTIVITY = "bandmaster.call_model"
@@ -41,6 +46,15 @@ class ModelCall:
     seq: int
     input: Any = None
     options: dict[str, Any] = field(default_factory=dict)
+    registry: str | None = None  # a hosted graph's own registry ("graph:<workflow>"); else the worker's
+    guards: list[dict[str, Any]] | None = None  # guard.portable data, rebuilt here
+
+
+def response_of(value: Any) -> Any:
+    """The response in what the model activity returned (``{"response", "meta", "attempts"}``)."""
+    if isinstance(value, dict) and set(value) == {"response", "meta", "attempts"}:
+        return value["response"]
+    return value
 
 
 def step_ref(step: Step[..., Any]) -> str:
@@ -54,7 +68,16 @@ def step_ref(step: Step[..., Any]) -> str:
     return f"{step.fn.__module__}:{qualname}"
 
 
-def resolve_step(ref: str) -> Step[..., Any]:
+def resolve_step(ref: str, task_queue: str = "") -> Step[..., Any]:
+    if ref.startswith(GRAPH_REF):  # a step node of a graph this worker hosts
+        options = hosted(task_queue)
+        step = options.steps.get(ref) if options is not None else None
+        if step is None:
+            raise UsageError(
+                f"{ref} is a step of a graph this worker does not host (task queue {task_queue!r}); "
+                "every worker of a task queue must host the same workflows"
+            )
+        return step
     module_name, _, qualname = ref.partition(":")
     obj: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
@@ -130,8 +153,8 @@ class Activities:
 
     @activity.defn(name=STEP_ACTIVITY)
     async def run_step(self, call: StepCall) -> Any:
-        step = resolve_step(call.ref)
         info = activity.info()
+        step = resolve_step(call.ref, info.task_queue)
         token = current_step_var.set(StepContext(info.workflow_id or "", call.seq, step.name, info.attempt))
         try:
             args, kwargs = _bind(step, call.args, call.kwargs)
@@ -163,21 +186,60 @@ class Activities:
     @activity.defn(name=MODEL_ACTIVITY)
     async def call_model(self, call: ModelCall) -> Any:
         # Imported here: the model layer (and its SDKs) only in processes that call models.
-        from bandmaster.calls import call_model
+        from bandmaster.calls import call_model_recorded
+        from bandmaster.guard.portable import guards_from_data
         from bandmaster.models.registry import Registry
 
-        registry = self.registry if isinstance(self.registry, Registry) else None
         info = activity.info()
+        registry: object = self.registry
+        record = OpRecord()
         token = current_step_var.set(StepContext(info.workflow_id or "", call.seq, call.target, info.attempt))
         try:
             try:
+                if call.registry is not None:
+                    registry = _hosted_registry(call.registry, info.task_queue)
+                guards = guards_from_data(call.guards) if call.guards else ()
+                options = dict(call.options)
+                if options.get("retry") is not None:
+                    options["retry"] = retry_from_data(options["retry"])
+                if options.get("breaker") is not None:
+                    options["breaker"] = breaker_from_data(options["breaker"])
                 async with heartbeating():
-                    response = await call_model(call.target, call.input, registry=registry, **call.options)
+                    response = await call_model_recorded(
+                        call.target,
+                        call.input,
+                        record,
+                        registry=registry if isinstance(registry, Registry) else None,
+                        guard=guards,
+                        **options,
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # call_model retried and fell back already (bandmaster owns model-call policy).
-                raise to_application_error(exc, retryable=False) from exc
-            return response.model_dump(mode="json")
+                raise to_application_error(exc, retryable=False, meta=_meta(record)) from exc
+            # What the embedded journal keeps about the call (alias, version, guard log, ...)
+            # travels with the response, so describe() shows it.
+            return {
+                "response": response.model_dump(mode="json"),
+                "meta": _meta(record),
+                "attempts": max(record.attempts, 1),
+            }
         finally:
             current_step_var.reset(token)
+
+
+def _meta(record: OpRecord) -> dict[str, Any]:
+    text = record.meta_json()
+    return json.loads(text) if text else {}
+
+
+def _hosted_registry(ref: str, task_queue: str) -> object:
+    options = hosted(task_queue)
+    registry = options.registries.get(ref) if options is not None else None
+    if registry is None:
+        raise UsageError(
+            f"the registry of {ref} is not hosted by this worker (task queue {task_queue!r}); every "
+            "worker of a task queue must host the same workflows"
+        )
+    return registry

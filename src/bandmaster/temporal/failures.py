@@ -22,14 +22,18 @@ from bandmaster.errors import BandmasterError, RateLimited, RetriesExhausted, Re
 from bandmaster.policies.retry import DEFAULT_RETRY_ON, Retry
 
 
-def to_application_error(exc: BaseException, *, retryable: bool) -> ApplicationError:
-    """What an activity raises for ``exc``: the journal record travels in the details."""
+def to_application_error(
+    exc: BaseException, *, retryable: bool, meta: dict[str, Any] | None = None
+) -> ApplicationError:
+    """What an activity raises for ``exc``: the journal record travels in the details, followed
+    by the step's meta when there is one (a model call's guard log)."""
     delay = None
     if isinstance(exc, RateLimited) and exc.retry_after:
         delay = timedelta(seconds=exc.retry_after)  # honour Retry-After, as the embedded backoff does
     return ApplicationError(
         str(exc),
         error_record(exc),
+        *([meta] if meta else []),
         type=type(exc).__name__,
         non_retryable=not retryable,
         next_retry_delay=delay,
@@ -40,6 +44,13 @@ def run_failure(exc: BaseException) -> ApplicationError:
     """What the generic workflow raises when the user's workflow function raised ``exc``: a
     non-retryable failure of the run (not a workflow-task failure Temporal would retry)."""
     return ApplicationError(str(exc), error_record(exc), type=type(exc).__name__, non_retryable=True)
+
+
+def meta_of(exc: BaseException) -> dict[str, Any] | None:
+    """The step meta an ``ApplicationError`` carries after its error record, if any."""
+    if isinstance(exc, ApplicationError) and len(exc.details) > 1 and isinstance(exc.details[1], dict):
+        return exc.details[1]
+    return None
 
 
 def record_of(exc: BaseException) -> dict[str, Any] | None:

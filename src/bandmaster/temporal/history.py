@@ -2,7 +2,9 @@
 workflow's Temporal history.
 
 Activities (and local-activity markers) carry ``seq|kind|name`` in their activity id, timers
-in their summary; waits are memo upserts written by the workflow at their start and end.
+in their summary; waits are memo upserts written by the workflow at their start and end, and
+routers' decisions one memo upsert each. A model call's activity returns its step meta (alias,
+version, attempts, guard log) with the response, or carries it in its failure's details.
 ``bm.now/uuid/random`` leave no history event, so they are absent from this timeline.
 """
 
@@ -20,7 +22,8 @@ from temporalio.converter import DataConverter
 from bandmaster._types import RunStatus
 from bandmaster.engine.runtime import RunInfo, StepInfo
 from bandmaster.engine.serde import error_record
-from bandmaster.temporal.failures import record_of
+from bandmaster.temporal.activities import response_of
+from bandmaster.temporal.failures import meta_of, record_of
 from bandmaster.temporal.workflow import MEMO_PREFIX
 
 STATUS: dict[WorkflowExecutionStatus | None, RunStatus] = {
@@ -59,9 +62,25 @@ class _Timeline:
         return self.converter.payload_converter.from_payload(items[0]) if items else None
 
     def failure(self, failure: Any) -> dict[str, Any]:
+        return self.failed(failure)["error"]  # type: ignore[no-any-return]
+
+    def failed(self, failure: Any) -> dict[str, Any]:
+        """The row fields of a failed operation: its error record, and its meta if it has one."""
         exc = self.converter.failure_converter.from_failure(failure, self.converter.payload_converter)
         cause = exc.__cause__ if record_of(exc) is None and exc.__cause__ is not None else exc
-        return record_of(cause) or error_record(cause)
+        fields: dict[str, Any] = {"error": record_of(cause) or error_record(cause)}
+        meta = meta_of(cause)
+        if meta is not None:
+            fields["meta"] = meta
+        return fields
+
+    @staticmethod
+    def result(value: Any) -> dict[str, Any]:
+        """The row fields of a completed activity: a model call's result carries its meta."""
+        response = response_of(value)
+        if response is value:
+            return {"output": value}
+        return {"output": response, "meta": value["meta"], "attempts": value["attempts"]}
 
     def open(
         self, event_id: int, ident: str, started: datetime, status: str = "running", **extra: Any
@@ -99,10 +118,12 @@ class _Timeline:
                 self.rows[seq]["attempts"] = a2.attempt
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
             a3 = event.activity_task_completed_event_attributes
-            self.close(a3.scheduled_event_id, _time(event), "completed", output=self.payload(a3.result))
+            self.close(
+                a3.scheduled_event_id, _time(event), "completed", **self.result(self.payload(a3.result))
+            )
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED:
             a4 = event.activity_task_failed_event_attributes
-            self.close(a4.scheduled_event_id, _time(event), "failed", error=self.failure(a4.failure))
+            self.close(a4.scheduled_event_id, _time(event), "failed", **self.failed(a4.failure))
         elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
             a5 = event.activity_task_timed_out_event_attributes
             self.close(a5.scheduled_event_id, _time(event), "failed", error=self.failure(a5.failure))
@@ -139,10 +160,10 @@ class _Timeline:
         ended = _time(event)
         self.open(event.event_id, ident, ended, attempts=int(data.get("attempt", 1)))
         if a.HasField("failure"):
-            self.close(event.event_id, ended, "failed", error=self.failure(a.failure))
+            self.close(event.event_id, ended, "failed", **self.failed(a.failure))
         else:
             output = self.payload(a.details["result"]) if "result" in a.details else None
-            self.close(event.event_id, ended, "completed", output=output)
+            self.close(event.event_id, ended, "completed", **self.result(output))
 
     def wait(self, row: dict[str, Any]) -> None:
         seq = int(row["seq"])
@@ -150,7 +171,7 @@ class _Timeline:
         self.rows[seq] = {
             "seq": seq,
             "name": row["name"],
-            "kind": row.get("kind", "wait"),  # approvals write their own kind
+            "kind": row.get("kind", "wait"),  # waits; approvals and routers' decisions write their own
             "status": row["status"],
             "attempts": 1,
             "started_at": started,

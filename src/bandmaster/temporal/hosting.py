@@ -1,5 +1,13 @@
 """What a worker process hosts, per task queue: the bandmaster workflows the generic Temporal
-workflow looks up by name, and the options its operations run with.
+workflow looks up by name, the options its operations run with, and the objects a declarative
+graph builds when it is compiled.
+
+A graph's step nodes are ``bm.Step`` objects made at compile time, and its own registry (if
+any) is an object too: no module attribute names them, so activity workers cannot import
+them. Every worker that hosts the graph registers them here under stable references instead,
+``graph:<workflow>:<node>`` for a step and ``graph:<workflow>`` for the registry; the workflow
+schedules the reference, and whichever worker runs the activity finds the same object (the
+same code is deployed to every worker).
 
 This module is passed through the workflow sandbox, so the sandboxed workflow sees the same
 table the worker filled in (a sandbox re-import would see an empty one).
@@ -9,10 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bandmaster.engine.step import Step
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import UsageError
+
+if TYPE_CHECKING:
+    from bandmaster.graph.compile import GraphWorkflow
+
+GRAPH_REF = "graph:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +37,17 @@ class Hosted:
     local_activities: bool = False  # every step a local activity, not only @bm.step(local=True)
     default_timeout: float = 300.0  # start-to-close of activities whose step has no timeout
     heartbeat: float = 10.0  # a worker silent this long is dead: its activities are retried
+    steps: dict[str, Step[..., Any]] = field(default_factory=dict)  # graph step nodes by reference
+    registries: dict[str, object] = field(default_factory=dict)  # graphs' own registries by reference
+    refs: dict[int, str] = field(default_factory=dict)  # id() of each object above -> its reference
+
+    def ref_of(self, obj: object) -> str | None:
+        """The reference ``obj`` is hosted under, if it is a graph's compile-time object."""
+        ref = self.refs.get(id(obj))
+        if ref is None:
+            return None
+        hosted = self.steps.get(ref) or self.registries.get(ref)
+        return ref if hosted is obj else None
 
 
 _hosted: dict[str, Hosted] = {}
@@ -34,12 +59,6 @@ def checked(workflows: Iterable[Workflow[..., Any]]) -> dict[str, Workflow[..., 
     for wf in workflows:
         if not isinstance(wf, Workflow):
             raise UsageError(f"{wf!r} is not a workflow; decorate it with @bm.workflow")
-        if _is_graph(wf):
-            raise UsageError(
-                f"workflow {wf.name!r} is a declarative graph; graphs do not run on the Temporal backend yet "
-                "(their steps are built when the graph is compiled, so activity workers cannot import them "
-                "by name): run it on bm.Engine"
-            )
         other = table.get(wf.name)
         if other is not None and other is not wf:
             raise UsageError(f"two workflows are named {wf.name!r}; give one @bm.workflow(name=...)")
@@ -47,16 +66,57 @@ def checked(workflows: Iterable[Workflow[..., Any]]) -> dict[str, Workflow[..., 
     return table
 
 
-def host(task_queue: str, workflows: Iterable[Workflow[..., Any]], **options: Any) -> Hosted:
-    """Register ``workflows`` for ``task_queue`` in this process (one worker per queue)."""
-    hosted = _hosted[task_queue] = Hosted(checked(workflows), **options)
+def host(
+    task_queue: str,
+    workflows: Iterable[Workflow[..., Any]],
+    *,
+    registry: object | None = None,
+    **options: Any,
+) -> Hosted:
+    """Register ``workflows`` for ``task_queue`` in this process (one worker per queue), with
+    the compile-time objects of the graphs among them. ``registry`` is the worker's: graphs
+    without a registry of their own are checked against it now, so a worker for a graph whose
+    models it cannot serve fails at start, naming file, line and node."""
+    table = checked(workflows)
+    hosted = Hosted(table, **options)
+    for wf in table.values():
+        graph = _as_graph(wf)
+        if graph is not None:
+            _host_graph(hosted, graph, registry)
+    _hosted[task_queue] = hosted
     return hosted
 
 
-def _is_graph(wf: Workflow[..., Any]) -> bool:
+def _as_graph(wf: Workflow[..., Any]) -> GraphWorkflow | None:
     from bandmaster.graph.compile import GraphWorkflow  # only here: graphs pull in routing
 
-    return isinstance(wf, GraphWorkflow)
+    return wf if isinstance(wf, GraphWorkflow) else None
+
+
+def _host_graph(hosted: Hosted, wf: GraphWorkflow, registry: object | None) -> None:
+    from bandmaster.calls import default_registry
+    from bandmaster.graph.errors import GraphError
+    from bandmaster.graph.validate import check_models
+    from bandmaster.models.registry import Registry
+
+    runner = wf.runner
+    if runner is None:
+        raise UsageError(
+            f"workflow {wf.name!r} is a graph workflow without a runner; build it with graph.as_workflow()"
+        )
+    prefix = f"{GRAPH_REF}{wf.name}"
+    for node, step in runner.steps.items():
+        ref = f"{prefix}:{node}"
+        hosted.steps[ref] = step
+        hosted.refs[id(step)] = ref
+    if runner.registry is not None:
+        hosted.registries[prefix] = runner.registry
+        hosted.refs[id(runner.registry)] = prefix
+        return  # compile_graph checked the graph against it
+    serving = registry if isinstance(registry, Registry) else default_registry()
+    problems = check_models(wf.graph, serving)
+    if problems:
+        raise GraphError(problems, graph=wf.graph.name)
 
 
 def hosted(task_queue: str) -> Hosted | None:

@@ -7,7 +7,8 @@ hosted workflows are passed through the sandbox (imported once, not per run), so
 - workflow code must be deterministic: time and randomness from ``bm.now/uuid/random``,
   waiting with ``bm.sleep``/``bm.wait_for``, I/O only inside steps (the sandbox does not
   police passed-through code, so this rule is yours to keep);
-- steps must be module-level ``@bm.step`` functions (activity workers import them by name).
+- steps must be module-level ``@bm.step`` functions (activity workers import them by name);
+  a declarative graph's steps are found through the graph, which every worker hosts.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def create_worker(
     host(
         task_queue,
         workflows,
+        registry=registry,
         local_activities=local_activities,
         default_timeout=default_timeout,
         heartbeat=heartbeat,

@@ -30,14 +30,24 @@ from bandmaster.engine.operations import MISSING
 from bandmaster.engine.serde import ANY, Codec, codec_for
 from bandmaster.engine.step import Step
 from bandmaster.errors import InvalidInput, UsageError, WaitTimeout, WorkflowNotFound
+from bandmaster.guard.portable import guards_as_data
 from bandmaster.models.base import ModelResponse
-from bandmaster.temporal.activities import MODEL_ACTIVITY, STEP_ACTIVITY, ModelCall, StepCall, step_ref
+from bandmaster.temporal.activities import (
+    MODEL_ACTIVITY,
+    STEP_ACTIVITY,
+    ModelCall,
+    StepCall,
+    response_of,
+    step_ref,
+)
 from bandmaster.temporal.approval import DECIDE_UPDATE, ApprovalBook, wait_for_approval
 from bandmaster.temporal.failures import CRASH_RETRIES, retry_policy, run_failure, step_error
 from bandmaster.temporal.hosting import Hosted, hosted
+from bandmaster.temporal.policy_data import breaker_as_data, retry_as_data
 
 MEMO_PREFIX = "bm.wait."
-"""Waits are recorded as memo upserts (one history event at the start, one at the end)."""
+"""Waits are recorded as memo upserts (one history event at the start, one at the end), and so
+are a router's decisions (one event, with ``kind`` ``route``)."""
 
 _RESPONSE = codec_for(ModelResponse)
 TIMEOUT_GRACE = 1.0
@@ -64,7 +74,8 @@ class TemporalOperations:
 
     def step(self, step: Step[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         seq = self._next()  # now, at call time: gather() numbers by call order
-        call = StepCall(step_ref(step), seq, ANY.to_jsonable(list(args)), ANY.to_jsonable(kwargs))
+        ref = self.options.ref_of(step) or step_ref(step)  # a graph's step: by its hosted reference
+        call = StepCall(ref, seq, ANY.to_jsonable(list(args)), ANY.to_jsonable(kwargs))
         return self._step(seq, step, call)
 
     async def _step(self, seq: int, step: Step[..., Any], call: StepCall) -> Any:
@@ -84,14 +95,25 @@ class TemporalOperations:
 
     def call_model(self, target: str, input: Any, options: dict[str, Any]) -> Any:
         seq = self._next()
-        for name in ("retry", "breaker"):
-            if options.get(name) is not None:
-                raise UsageError(
-                    f"call_model({target!r}, {name}=...): on the Temporal backend set {name} in the "
-                    "alias policy of models.yaml (the worker's registry applies it)"
-                )
-        plain = {k: v for k, v in options.items() if v is not None and k not in ("retry", "breaker")}
-        call = ModelCall(target, seq, ANY.to_jsonable(input), ANY.to_jsonable(plain))
+        registry = options.get("registry")
+        registry_ref = self.options.ref_of(registry) if registry is not None else None
+        if registry is not None and registry_ref is None:
+            raise UsageError(
+                f"call_model({target!r}, registry=...): on the Temporal backend the call runs in a worker "
+                "process; give the worker the registry (TemporalEngine(registry=...) or --models) and "
+                "name the model or alias (a graph's own registry works: every worker hosts the graph)"
+            )
+        guards = options.get("guard")
+        ignored = ("retry", "breaker", "registry", "guard")
+        plain = {k: v for k, v in options.items() if v is not None and k not in ignored}
+        # Policy objects travel as their fields; the activity applies them, as call_model does.
+        if options.get("retry") is not None:
+            plain["retry"] = retry_as_data(options["retry"], target=target)
+        if options.get("breaker") is not None:
+            plain["breaker"] = breaker_as_data(options["breaker"])
+        call = ModelCall(target, seq, ANY.to_jsonable(input), ANY.to_jsonable(plain), registry=registry_ref)
+        if guards:
+            call.guards = guards_as_data(guards)  # rebuilt in the activity from their config
         timeout = float(plain.get("timeout") or self.options.default_timeout)
         return self._model(seq, target, call, timeout)
 
@@ -107,7 +129,7 @@ class TemporalOperations:
             local=self.options.local_activities,
             attempts=1,
         )
-        return _RESPONSE.validate(value, what=f"response of model {target!r}")  # type: ignore[no-any-return]
+        return _RESPONSE.validate(response_of(value), what=f"response of model {target!r}")  # type: ignore[no-any-return]
 
     async def _activity(
         self,
@@ -242,6 +264,12 @@ class TemporalOperations:
             notify=notify,
             approvers=approvers,
         )
+
+    def record(self, name: str, kind: str, output: Any, meta: dict[str, Any]) -> None:
+        seq = self._next()
+        now = workflow.time()
+        row = {"seq": seq, "name": name, "kind": kind, "status": "completed", "started": now, "ended": now}
+        workflow.upsert_memo({f"{MEMO_PREFIX}{seq}": {**row, "output": output, "meta": meta}})
 
     # --- deterministic sources -------------------------------------------------------------
 
