@@ -7,10 +7,10 @@ to the lowest and highest latency seen in it. Buckets are 1 % wide, so a percent
 0.5 % of the exact one (within 1 % when archiving removed part of a bucket). ``max`` is exact
 unless archiving removed the slowest row of a bucket that still holds others.
 
-Rollups are keyed by the run's workflow and UTC creation day. A ``--since`` window takes the
-whole days after its start from the rollups, and the runs of the partial day before them from
-the journal rows, grouped by the same SQL into the same shape (so a window costs a day of rows
-at most, whatever the journal's size).
+Rollups hold the steps of ended runs, keyed by the run's workflow and UTC creation day. Runs
+still going (queued, running, waiting) are read from their journal rows, grouped by the same
+SQL into the same shape; so are, for a ``--since`` window, the runs of the partial day before
+its first midnight. A window costs a day of rows at most, whatever the journal's size.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def compute_rollups(
         params["first_day"] = first_day = math.ceil(cutoff / _DAY)
         params["edge"] = first_day * _DAY
         rollup_where += " AND day >= :first_day"
-    _collect_partial_day(conn, workflow, cutoff, params)
+    _collect_unrolled(conn, workflow, cutoff, params)
     steps_src = _union("step_rollup", "part_steps", STEP_KEY + STEP_SUMS, rollup_where)
     models_src = _union("model_rollup", "part_models", MODEL_KEY + MODEL_SUMS, rollup_where)
 
@@ -81,18 +81,19 @@ def _union(table: str, partial: str, columns: tuple[str, ...], where: str) -> st
     return f"SELECT {names} FROM {table} WHERE {where} UNION ALL SELECT {names} FROM temp.{partial}"
 
 
-def _collect_partial_day(
+def _collect_unrolled(
     conn: sqlite3.Connection, workflow: str | None, cutoff: float | None, params: dict[str, object]
 ) -> None:
-    """Rollup rows of the runs created between the window's start and the next midnight, from
-    their journal rows, into two temporary tables (empty without a window)."""
-    source = "runs r JOIN steps s ON s.run_id = r.id WHERE "
+    """Rollup rows, computed from their journal rows, of the selected runs the rollup tables
+    do not hold: runs not ended yet (and any a bulk load left out), and those created between
+    the window's start and the next midnight. Into two temporary tables."""
+    source = "runs r CROSS JOIN steps s ON s.run_id = r.id WHERE "  # CROSS: runs drive the join
     if cutoff is None:
-        source += "false"
+        source += "r.rolled_up IS NULL"
     else:
-        source += "r.created_at >= :cutoff AND r.created_at < :edge"
-        if workflow is not None:
-            source += " AND r.workflow = :workflow"
+        source += "r.created_at >= :cutoff AND (r.created_at < :edge OR r.rolled_up IS NULL)"
+    if workflow is not None:
+        source += " AND r.workflow = :workflow"
     for table, key, sums, rows_sql in (
         ("part_steps", STEP_KEY, STEP_SUMS, step_rows_sql),
         ("part_models", MODEL_KEY, MODEL_SUMS, model_rows_sql),

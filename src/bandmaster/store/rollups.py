@@ -1,11 +1,11 @@
-"""Statistics rollups of the journal, kept by SQLite triggers on ``steps``.
+"""Statistics rollups of the journal, kept by SQLite triggers.
 
 ``bandmaster stats`` over a million step rows cannot sort every latency and parse every model
-call's meta each time it is asked. So every write to ``steps`` (insert, the one update of a
-waiting row, delete by retention) also adjusts two small tables, inside the same statement and
-therefore the same transaction: a crash can never leave them out of step with the journal,
-and every writer (the engine, ``import``, ``archive``, a bulk load with plain ``sqlite3``)
-keeps them without knowing they exist.
+call's meta each time it is asked. So when a run ends (its status becomes completed, failed or
+cancelled), a trigger adds its steps to two small tables, inside the statement that ended it
+and therefore in the same transaction: a crash never leaves the rollups out of step with the
+journal, and a run is added exactly once (``runs.rolled_up`` marks it). A run has no more step
+writes once it ended (they are fenced by its lease), so nothing is counted twice.
 
 - ``step_rollup``: per workflow, UTC day of the run's creation, step name, kind and latency
   bucket: rows, failures, retries, summed latency, lowest and highest latency seen, bytes.
@@ -14,15 +14,21 @@ keeps them without knowing they exist.
 - ``latency_buckets``: bucket lower bounds, 1 % apart from 1 µs to two weeks; bucket 0 holds
   anything faster than 1 µs (zero included), bucket -1 the rows without an end time.
 
-Rows are keyed by the run's workflow and creation day because that is how stats filter
-(``--workflow``, ``--since``); both are fixed when the run is created, so a step's key never
-moves. Deleting runs (archive) subtracts their steps: stats describe what is in the journal.
-Counters that reach zero stay as zero rows until ``archive`` sweeps them. The SQL that turns
-raw rows into rollup rows is one definition here, used by the triggers, by the backfill of an
-older journal and by ``observe.stats_rollup`` for the partial day at the edge of ``--since``.
+Once per run, not once per step: every commit that touches a rollup page writes that page to
+the WAL too, which costs a step more than the arithmetic (benchmarks/README.md). Runs still
+going, and runs inserted already ended (``import`` rolls its runs up; a bulk load with plain
+``sqlite3`` can ``UPDATE runs SET status = status``), are read from their rows by
+``observe.stats_rollup``. Deleting a rolled-up run or its steps (archive) subtracts them, and a
+run set back to a live status leaves the rollups: stats describe what is in the journal now.
+Counters that reach zero stay as zero rows until ``archive`` sweeps them (:data:`SWEEP`).
+
+The SQL that turns journal rows into rollup rows is defined once here, for the triggers, the
+backfill of an older journal and the reader.
 """
 
 from __future__ import annotations
+
+from bandmaster._types import TERMINAL_STATUSES
 
 BUCKET_RATIO = 1.01
 """Each latency bucket's bounds are this factor apart."""
@@ -122,47 +128,88 @@ def _upsert(key: tuple[str, ...], sums: tuple[str, ...]) -> str:
     return f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {', '.join(sets)}"
 
 
-def _row_statements(s: str, sign: str) -> list[str]:
-    """Trigger statements adding (or, with ``sign="-"``, removing) the row ``s`` (NEW/OLD)."""
-    run = f"(SELECT 1) LEFT JOIN runs r ON r.id = {s}.run_id"
-    step = (
-        f"INSERT INTO step_rollup ({', '.join(STEP_KEY + STEP_SUMS)}) "
-        f"SELECT {', '.join(_step_values(s, 'r', sign))} FROM {run} WHERE true "
-        f"{_upsert(STEP_KEY, STEP_SUMS)}"
-    )
-    # LIMIT keeps SQLite from flattening the subquery, which would parse the meta per ->>.
-    model = (
-        f"INSERT INTO model_rollup ({', '.join(MODEL_KEY + MODEL_SUMS)}) "
-        f"SELECT {', '.join(_model_values(s, 'r', sign))} "
-        f"FROM (SELECT {_meta(s)} AS j LIMIT 1) LEFT JOIN runs r ON r.id = {s}.run_id "
-        f"WHERE {s}.kind = 'model' {_upsert(MODEL_KEY, MODEL_SUMS)}"
-    )
-    return [step, model]
-
-
-def step_rows_sql(source: str) -> str:
-    """``step_rollup`` rows (grouped) of the steps ``s`` and runs ``r`` that ``source`` (a FROM
-    clause with its WHERE) yields."""
-    values = _step_values("s", "r")
+def step_rows_sql(source: str, *, run: str = "r", sign: str = "") -> str:
+    """SELECT of ``step_rollup`` rows summing the steps ``s`` of ``source`` (a FROM clause
+    ending in a WHERE, in which ``run`` names the steps' run); ``sign="-"`` to subtract."""
+    values = _step_values("s", run, sign)
     aggregates = ["SUM", "SUM", "SUM", "TOTAL", "MIN", "MAX", "SUM"]
     columns = [*values[:5], *(f"{fn}({v})" for fn, v in zip(aggregates, values[5:], strict=True))]
     return f"SELECT {', '.join(columns)} FROM {source} GROUP BY 1, 2, 3, 4, 5"
 
 
-def model_rows_sql(source: str) -> str:
-    """``model_rollup`` rows (grouped) of the model calls among ``source``'s steps."""
-    # MATERIALIZED: parse each meta once, not once per ->> below.
+def model_rows_sql(source: str, *, run: str = "r", sign: str = "") -> str:
+    """SELECT of ``model_rollup`` rows summing the model calls among ``source``'s steps."""
+    # MATERIALIZED: parse each meta once, not once per ->> (SQLite would inline the subquery).
     inner = (
-        f"SELECT s.name, s.status, r.workflow, r.created_at, {_meta('s')} AS j "
-        f"FROM {source} AND s.kind = 'model'"
+        f"SELECT s.name AS name, s.status AS status, {run}.workflow AS workflow, "
+        f"{run}.created_at AS created_at, {_meta('s')} AS j FROM {source} AND s.kind = 'model'"
     )
-    values = _model_values("m", "m")
+    values = _model_values("m", "m", sign)
     aggregates = ["SUM", "SUM", "TOTAL", "TOTAL", "TOTAL", "SUM", "SUM", "SUM"]
     columns = [*values[:6], *(f"{fn}({v})" for fn, v in zip(aggregates, values[6:], strict=True))]
-    return f"WITH m AS MATERIALIZED ({inner}) SELECT {', '.join(columns)} FROM m GROUP BY 1, 2, 3, 4, 5, 6"
+    return (
+        f"WITH m AS MATERIALIZED ({inner}) SELECT {', '.join(columns)} FROM m WHERE true "
+        "GROUP BY 1, 2, 3, 4, 5, 6"
+    )
 
+
+def _add(source: str, *, run: str = "r", sign: str = "") -> list[str]:
+    """Statements adding (``sign="-"``: removing) the steps of ``source`` to the rollups,
+    grouped first (for many runs at once: the backfill)."""
+    return [
+        f"INSERT INTO step_rollup ({', '.join(STEP_KEY + STEP_SUMS)}) "
+        f"{step_rows_sql(source, run=run, sign=sign)} {_upsert(STEP_KEY, STEP_SUMS)}",
+        f"INSERT INTO model_rollup ({', '.join(MODEL_KEY + MODEL_SUMS)}) "
+        f"{model_rows_sql(source, run=run, sign=sign)} {_upsert(MODEL_KEY, MODEL_SUMS)}",
+    ]
+
+
+def _add_each(source: str, *, run: str = "r", sign: str = "") -> list[str]:
+    """As :func:`_add`, one upsert per row without grouping (for one run: a trigger). Half the
+    cost of sorting a dozen rows into groups first."""
+    # LIMIT/OFFSET keeps SQLite from inlining the subquery, which would parse the meta per ->>.
+    calls = (
+        f"SELECT s.name AS name, s.status AS status, {run}.workflow AS workflow, {run}.created_at "
+        f"AS created_at, {_meta('s')} AS j FROM {source} AND s.kind = 'model' LIMIT -1 OFFSET 0"
+    )
+    return [
+        f"INSERT INTO step_rollup ({', '.join(STEP_KEY + STEP_SUMS)}) "
+        f"SELECT {', '.join(_step_values('s', run, sign))} FROM {source} {_upsert(STEP_KEY, STEP_SUMS)}",
+        f"INSERT INTO model_rollup ({', '.join(MODEL_KEY + MODEL_SUMS)}) "
+        f"SELECT {', '.join(_model_values('m', 'm', sign))} FROM ({calls}) AS m WHERE true "
+        f"{_upsert(MODEL_KEY, MODEL_SUMS)}",
+    ]
+
+
+def _one_row(row: str) -> str:
+    """A source of the single steps row ``row`` (NEW or OLD inside a trigger) and its run."""
+    columns = (
+        "run_id",
+        "name",
+        "kind",
+        "status",
+        "output",
+        "error",
+        "attempts",
+        "started_at",
+        "ended_at",
+        "meta",
+    )
+    projected = ", ".join(f"{row}.{c} AS {c}" for c in columns)
+    return f"(SELECT {projected}) AS s JOIN runs r ON r.id = s.run_id WHERE true"
+
+
+def _trigger(name: str, event: str, when: str, statements: list[str]) -> str:
+    body = "".join(f"{statement};\n" for statement in statements)
+    return f"CREATE TRIGGER IF NOT EXISTS {name} {event} WHEN {when} BEGIN\n{body}END"
+
+
+_TERMINAL = f"({', '.join(repr(s) for s in sorted(TERMINAL_STATUSES))})"
+_ROLLED = "(SELECT rolled_up FROM runs WHERE id = {row}.run_id) = 1"
 
 MIGRATION: list[str] = [
+    # NULL until the run's steps are in the rollups (set by the triggers below).
+    "ALTER TABLE runs ADD COLUMN rolled_up INTEGER",
     """
     CREATE TABLE IF NOT EXISTS latency_buckets (
         lower  REAL PRIMARY KEY,         -- seconds; the bucket holds [lower, next lower)
@@ -212,37 +259,50 @@ MIGRATION: list[str] = [
         PRIMARY KEY (workflow, day, name, model, alias, version)
     ) WITHOUT ROWID
     """,
-    # Backfill an older journal (before the triggers exist; same transaction, so no write
-    # slips between the two).
-    f"""
-    INSERT INTO step_rollup ({", ".join(STEP_KEY + STEP_SUMS)})
-    {step_rows_sql("steps s LEFT JOIN runs r ON r.id = s.run_id WHERE true")}
-    ON CONFLICT DO NOTHING
-    """,
-    f"""
-    INSERT INTO model_rollup ({", ".join(MODEL_KEY + MODEL_SUMS)})
-    {model_rows_sql("steps s LEFT JOIN runs r ON r.id = s.run_id WHERE true")}
-    ON CONFLICT DO NOTHING
-    """,
-    f"""
-    CREATE TRIGGER IF NOT EXISTS steps_rollup_insert AFTER INSERT ON steps BEGIN
-        {"; ".join(_row_statements("NEW", ""))};
-    END
-    """,
-    f"""
-    CREATE TRIGGER IF NOT EXISTS steps_rollup_delete AFTER DELETE ON steps BEGIN
-        {"; ".join(_row_statements("OLD", "-"))};
-    END
-    """,
-    f"""
-    CREATE TRIGGER IF NOT EXISTS steps_rollup_update AFTER UPDATE ON steps BEGIN
-        {"; ".join(_row_statements("OLD", "-") + _row_statements("NEW", ""))};
-    END
-    """,
+    # Backfill: the finished runs of an older journal, in bulk (same transaction as the
+    # triggers, so no write slips between).
+    *_add(f"runs r JOIN steps s ON s.run_id = r.id WHERE r.status IN {_TERMINAL}"),
+    f"UPDATE runs SET rolled_up = 1 WHERE status IN {_TERMINAL}",
+    # A run's steps join the rollups when it ends (in the statement that ends it).
+    _trigger(
+        "runs_rollup_end",
+        "AFTER UPDATE OF status ON runs",
+        f"NEW.status IN {_TERMINAL} AND NEW.rolled_up IS NULL",
+        [
+            *_add_each("steps s WHERE s.run_id = NEW.id", run="NEW"),
+            "UPDATE runs SET rolled_up = 1 WHERE id = NEW.id",
+        ],
+    ),
+    _trigger(
+        "runs_rollup_reopen",
+        "AFTER UPDATE OF status ON runs",
+        f"NEW.status NOT IN {_TERMINAL} AND NEW.rolled_up = 1",
+        [
+            *_add_each("steps s WHERE s.run_id = NEW.id", run="NEW", sign="-"),
+            "UPDATE runs SET rolled_up = NULL WHERE id = NEW.id",
+        ],
+    ),
+    _trigger(
+        "runs_rollup_delete",
+        "AFTER DELETE ON runs",
+        "OLD.rolled_up = 1",
+        _add_each("steps s WHERE s.run_id = OLD.id", run="OLD", sign="-"),
+    ),
+    # Rows of a run already rolled up: removed by archive (steps first), rarely anything else.
+    _trigger(
+        "steps_rollup_delete",
+        "AFTER DELETE ON steps",
+        _ROLLED.format(row="OLD"),
+        _add_each(_one_row("OLD"), sign="-"),
+    ),
+    _trigger(
+        "steps_rollup_update",
+        "AFTER UPDATE ON steps",
+        _ROLLED.format(row="NEW"),
+        [*_add_each(_one_row("OLD"), sign="-"), *_add_each(_one_row("NEW"))],
+    ),
 ]
 """The schema migration that adds the rollups (appended to ``store.schema.MIGRATIONS``)."""
 
-
-def sweep_sql() -> list[str]:
-    """Statements removing counters that deletions brought to zero."""
-    return ["DELETE FROM step_rollup WHERE n = 0", "DELETE FROM model_rollup WHERE calls = 0"]
+SWEEP = ["DELETE FROM step_rollup WHERE n = 0", "DELETE FROM model_rollup WHERE calls = 0"]
+"""Statements removing the counters that deletions brought to zero (``archive`` runs them)."""
