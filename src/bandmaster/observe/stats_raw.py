@@ -199,7 +199,7 @@ def model_stats(groups: list[dict[str, Any]]) -> list[ModelStats]:
         )
         for g in merged.values()
     ]
-    return sorted(models, key=lambda m: (-m.cost, m.model))
+    return sorted(models, key=lambda m: (-m.cost, m.model, m.alias or "", m.version or ""))
 
 
 def _run_stats(
