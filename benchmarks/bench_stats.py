@@ -218,7 +218,8 @@ def differences(new: Stats, old: Stats) -> tuple[float, float]:
         elif a != b:
             sums = math.inf
 
-    skip = {"seconds", "computed_at", "percentiles_exact", "since"}  # since: each call's own clock
+    # since: each call's own clock; file sizes: the journal file, the same code on both paths
+    skip = {"seconds", "computed_at", "percentiles_exact", "since", "file_bytes", "free_bytes"}
     walk(new.model_dump(exclude=skip), old.model_dump(exclude=skip), "")
     return sums, percentiles
 

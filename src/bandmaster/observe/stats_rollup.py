@@ -87,20 +87,26 @@ def _collect_unrolled(
     """Rollup rows, computed from their journal rows, of the selected runs the rollup tables
     do not hold: runs not ended yet (and any a bulk load left out), and those created between
     the window's start and the next midnight. Into two temporary tables."""
-    source = "runs r CROSS JOIN steps s ON s.run_id = r.id WHERE "  # CROSS: runs drive the join
-    if cutoff is None:
-        source += "r.rolled_up IS NULL"
-    else:
-        source += "r.created_at >= :cutoff AND (r.created_at < :edge OR r.rolled_up IS NULL)"
+    # Two selections, each with its own index: the partial day (runs_created) and the runs the
+    # rollups do not hold (runs_unrolled, a partial index of those only).
+    unrolled = "runs r INDEXED BY runs_unrolled"  # not runs_workflow: a third of all runs
+    selections = [(unrolled, "r.rolled_up IS NULL")]
+    if cutoff is not None:
+        selections = [
+            ("runs r", "r.created_at >= :cutoff AND r.created_at < :edge"),
+            (unrolled, "r.rolled_up IS NULL AND r.created_at >= :edge"),
+        ]
     if workflow is not None:
-        source += " AND r.workflow = :workflow"
+        selections = [(runs, f"{where} AND r.workflow = :workflow") for runs, where in selections]
     for table, key, sums, rows_sql in (
         ("part_steps", STEP_KEY, STEP_SUMS, step_rows_sql),
         ("part_models", MODEL_KEY, MODEL_SUMS, model_rows_sql),
     ):
         conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
         conn.execute(f"CREATE TEMP TABLE {table} ({', '.join(key + sums)})")
-        conn.execute(f"INSERT INTO temp.{table} {rows_sql(source)}", params)
+        for runs, where in selections:  # CROSS JOIN: the few runs drive the join, not the steps
+            source = f"{runs} CROSS JOIN steps s ON s.run_id = r.id WHERE {where}"
+            conn.execute(f"INSERT INTO temp.{table} {rows_sql(source)}", params)
 
 
 def _model_groups(
