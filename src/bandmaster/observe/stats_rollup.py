@@ -20,8 +20,9 @@ import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, get_args
 
+from bandmaster._types import TERMINAL_STATUSES, RunStatus
 from bandmaster.observe.stats_model import (
     BOOKKEEPING_KINDS,
     PERCENTILES,
@@ -45,6 +46,8 @@ from bandmaster.store.rollups import (
 
 _DAY = 86400
 _EPOCH = date(1970, 1, 1)
+_ENDED = f"({', '.join(repr(s) for s in sorted(TERMINAL_STATUSES))})"
+_LIVE = f"({', '.join(repr(s) for s in get_args(RunStatus) if s not in TERMINAL_STATUSES)})"
 
 
 def has_rollups(conn: sqlite3.Connection) -> bool:
@@ -66,13 +69,15 @@ def compute_rollups(
         params["first_day"] = first_day = math.ceil(cutoff / _DAY)
         params["edge"] = first_day * _DAY
         rollup_where += " AND day >= :first_day"
-    _collect_unrolled(conn, workflow, cutoff, params)
+    run_rows = _run_rows(conn, workflow, cutoff, params)
+    strays = sum(row[5] for row in run_rows)
+    _collect_unrolled(conn, workflow, cutoff, params, strays=strays > 0)
     steps_src = _union("step_rollup", "part_steps", STEP_KEY + STEP_SUMS, rollup_where)
     models_src = _union("model_rollup", "part_models", MODEL_KEY + MODEL_SUMS, rollup_where)
 
     groups, cost_by_day = _model_groups(conn, models_src, params)
     step_stats = _step_stats(conn, steps_src, params, groups)
-    workflows, days = _run_stats(conn, steps_src, params, workflow, cutoff, cost_by_day)
+    workflows, days = _run_stats(conn, steps_src, params, run_rows, cost_by_day)
     return step_stats, model_stats(groups), workflows, days
 
 
@@ -82,30 +87,33 @@ def _union(table: str, partial: str, columns: tuple[str, ...], where: str) -> st
 
 
 def _collect_unrolled(
-    conn: sqlite3.Connection, workflow: str | None, cutoff: float | None, params: dict[str, object]
+    conn: sqlite3.Connection,
+    workflow: str | None,
+    cutoff: float | None,
+    params: dict[str, object],
+    *,
+    strays: bool,
 ) -> None:
     """Rollup rows, computed from their journal rows, of the selected runs the rollup tables
-    do not hold: runs not ended yet (and any a bulk load left out), and those created between
-    the window's start and the next midnight. Into two temporary tables."""
-    # Two selections, each with its own index: the partial day (runs_created) and the runs the
-    # rollups do not hold (runs_unrolled, a partial index of those only).
-    unrolled = "runs r INDEXED BY runs_unrolled"  # not runs_workflow: a third of all runs
-    selections = [(unrolled, "r.rolled_up IS NULL")]
+    do not hold, into two temporary tables: runs not ended yet (found by the status index),
+    ended runs a bulk load left out (``strays``: only then is ``runs`` scanned for them), and
+    for a window the runs created between its start and the next midnight."""
+    live = f"r.status IN {_LIVE}"
+    stray = f"r.status IN {_ENDED} AND r.rolled_up IS NULL"
+    selections = [live, stray] if strays else [live]
     if cutoff is not None:
-        selections = [
-            ("runs r", "r.created_at >= :cutoff AND r.created_at < :edge"),
-            (unrolled, "r.rolled_up IS NULL AND r.created_at >= :edge"),
-        ]
+        edge = " AND r.created_at >= :edge"
+        selections = ["r.created_at >= :cutoff AND r.created_at < :edge", *(f"{w}{edge}" for w in selections)]
     if workflow is not None:
-        selections = [(runs, f"{where} AND r.workflow = :workflow") for runs, where in selections]
+        selections = [f"{where} AND r.workflow = :workflow" for where in selections]
     for table, key, sums, rows_sql in (
         ("part_steps", STEP_KEY, STEP_SUMS, step_rows_sql),
         ("part_models", MODEL_KEY, MODEL_SUMS, model_rows_sql),
     ):
         conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
         conn.execute(f"CREATE TEMP TABLE {table} ({', '.join(key + sums)})")
-        for runs, where in selections:  # CROSS JOIN: the few runs drive the join, not the steps
-            source = f"{runs} CROSS JOIN steps s ON s.run_id = r.id WHERE {where}"
+        for where in selections:  # CROSS JOIN: the few runs drive the join, not the steps
+            source = f"runs r CROSS JOIN steps s ON s.run_id = r.id WHERE {where}"
             conn.execute(f"INSERT INTO temp.{table} {rows_sql(source)}", params)
 
 
@@ -210,37 +218,44 @@ def _percentile(histogram: list[tuple[int, int, float, float]], ended: int, p: i
     return histogram[-1][3]
 
 
+def _run_rows(
+    conn: sqlite3.Connection, workflow: str | None, cutoff: float | None, params: dict[str, object]
+) -> list[tuple[str, int, str, int, float, int]]:
+    """Runs by workflow, UTC day and status: count, bytes, and how many ended without joining
+    the rollups (from the runs table: a run's status changes after its steps are written)."""
+    where = "true"
+    if workflow is not None:
+        where += " AND r.workflow = :workflow"
+    if cutoff is not None:
+        where += " AND r.created_at >= :cutoff"
+    return conn.execute(
+        f"""
+        SELECT r.workflow, CAST(r.created_at / {_DAY} AS INTEGER), r.status, COUNT(*), TOTAL({RUN_BYTES}),
+               SUM(r.rolled_up IS NULL AND r.status IN {_ENDED})
+        FROM runs r WHERE {where} GROUP BY 1, 2, 3
+        """,
+        params,
+    ).fetchall()
+
+
 def _run_stats(
     conn: sqlite3.Connection,
     steps_src: str,
     params: dict[str, object],
-    workflow: str | None,
-    cutoff: float | None,
+    run_rows: list[tuple[str, int, str, int, float, int]],
     cost_by_day: dict[tuple[str, int], float],
 ) -> tuple[list[WorkflowStats], list[DayStats]]:
-    """Runs from the runs table (status changes after the steps), their steps from the rollups,
-    joined per workflow and day in Python (a few hundred groups)."""
+    """The runs joined with their steps' totals per workflow and day, in Python (a few hundred
+    groups)."""
     step_totals = {
         (wf, day): (n, size, retries)
         for wf, day, n, size, retries in conn.execute(
             f"SELECT workflow, day, SUM(n), SUM(bytes), SUM(retries) FROM ({steps_src}) GROUP BY 1, 2", params
         )
     }
-    where = "true"
-    if workflow is not None:
-        where += " AND r.workflow = :workflow"
-    if cutoff is not None:
-        where += " AND r.created_at >= :cutoff"
-    run_rows = conn.execute(
-        f"""
-        SELECT r.workflow, CAST(r.created_at / {_DAY} AS INTEGER), r.status, COUNT(*), TOTAL({RUN_BYTES})
-        FROM runs r WHERE {where} GROUP BY 1, 2, 3
-        """,
-        params,
-    ).fetchall()
 
     def rows() -> Iterator[tuple[str, str, str, int, float, float, float, float]]:
-        for wf, day, status, runs, run_bytes in run_rows:
+        for wf, day, status, runs, run_bytes, _ in run_rows:
             # The day's steps and cost go with its first status row; only sums are read.
             n, size, retries = step_totals.pop((wf, day), (0, 0, 0))
             cost = cost_by_day.pop((wf, day), 0.0)

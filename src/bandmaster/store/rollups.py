@@ -210,8 +210,6 @@ _ROLLED = "(SELECT rolled_up FROM runs WHERE id = {row}.run_id) = 1"
 MIGRATION: list[str] = [
     # NULL until the run's steps are in the rollups (set by the triggers below).
     "ALTER TABLE runs ADD COLUMN rolled_up INTEGER",
-    # The runs stats must read from their rows (live ones, mostly): found without a scan.
-    "CREATE INDEX IF NOT EXISTS runs_unrolled ON runs(created_at) WHERE rolled_up IS NULL",
     """
     CREATE TABLE IF NOT EXISTS latency_buckets (
         lower  REAL PRIMARY KEY,         -- seconds; the bucket holds [lower, next lower)
