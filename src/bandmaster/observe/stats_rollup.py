@@ -11,6 +11,8 @@ Rollups hold the steps of ended runs, keyed by the run's workflow and UTC creati
 still going (queued, running, waiting) are read from their journal rows, grouped by the same
 SQL into the same shape; so are, for a ``--since`` window, the runs of the partial day before
 its first midnight. A window costs a day of rows at most, whatever the journal's size.
+Step rows without a run row (never written by bandmaster) are not counted, where the exact
+path counts them in the per-step table of an unfiltered journal.
 """
 
 from __future__ import annotations
