@@ -277,3 +277,26 @@ def test_cli_exact_flag(journal: Path) -> None:
     assert json.loads(exact.output)["percentiles_exact"] is True
     table = runner.invoke(app, ["stats", "--db", str(journal)])
     assert "percentiles within 0.5%" in table.output
+
+
+def test_ended_runs_a_bulk_load_left_out_are_read_from_their_rows(journal: Path) -> None:
+    with sqlite3.connect(journal) as conn:  # inserted already ended: no status change, no rollup
+        conn.execute(
+            "INSERT INTO runs (id, workflow, status, fmt, created_at, updated_at, ended_at) "
+            "VALUES ('loaded', 'triage', 'completed', 'json1', ?, ?, ?)",
+            (NOW - HOUR, NOW - HOUR, NOW - HOUR + 3),
+        )
+        conn.execute(
+            "INSERT INTO steps VALUES "
+            "('loaded', 0, 'fetch', 'step', 'completed', '1', NULL, 1, ?, ?, NULL, 'json1')",
+            (NOW - HOUR, NOW - HOUR + 2.5),
+        )
+    assert counts(journal) == (360, 360 * 4)
+    assert_all_views_same(journal)
+    fetch = next(s for s in compute(journal).step_stats if s.name == "fetch")
+    assert fetch.calls == 401
+    assert fetch.max == pytest.approx(2.5)
+    with sqlite3.connect(journal) as conn:
+        conn.execute("UPDATE runs SET status = status WHERE id = 'loaded'")
+    assert counts(journal) == (361, 360 * 4 + 1)
+    assert_all_views_same(journal)
