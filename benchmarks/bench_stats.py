@@ -1,15 +1,19 @@
-"""``bandmaster stats`` on a big journal: a generated journal of 1M step rows, timed against two
+"""``bandmaster stats`` on a big journal: a generated journal of 1M step rows, timed against
 baselines measured in the same run on the same file.
 
     .venv/bin/python benchmarks/bench_stats.py                  # 1,000,000 steps (about 1 min)
     .venv/bin/python benchmarks/bench_stats.py --quick          # 100,000 steps
     .venv/bin/python benchmarks/bench_stats.py --steps 2000000 --keep /tmp/big.db --json out.json
 
-Also times ``archive`` of the oldest tenth of the runs (last, as it changes the journal).
-Baselines: *scan*, one plain ``SELECT`` over every step row (what any statistic must at least
-read), and *python*, the same per-step percentiles and per-model costs computed the naive way
-(fetch every row, ``json.loads`` the meta, sort in Python). A measurement, not a test: it
-always exits 0. See benchmarks/README.md.
+``compute`` reads the rollups that triggers keep beside the journal; the generated rows go in
+through those triggers like any write. Baselines: *scan*, one plain ``SELECT`` over every step
+row (what reading the journal costs at least); *exact*, ``compute(exact=True)``, the previous
+path that aggregates every row in SQL (window functions, ``json_extract``), whose numbers the
+rollups must reproduce (the largest difference is printed); *python*, per-step p99 and
+per-model cost the naive way (fetch every row, ``json.loads`` the meta, sort in Python). Then
+the write cost of the triggers: the engine's 10-step chain on a journal with and without them,
+interleaved. Last ``archive`` of the oldest tenth of the runs (it changes the journal). A
+measurement, not a test: it always exits 0. See benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bandmaster.observe.stats import archive, compute
+from bandmaster.observe.stats import Stats, archive, compute
 from bandmaster.observe.stats_plot import timeline
 from bandmaster.store.sqlite import SQLiteStore
 
@@ -99,6 +103,8 @@ def generate(path: Path, steps: int, seed: int = 1) -> tuple[int, int]:
         if len(step_rows) >= 50_000:
             _flush(conn, run_rows, step_rows)
     _flush(conn, run_rows, step_rows)
+    # Ended runs join the stats rollups, as when the engine ends a run (store/rollups.py).
+    conn.execute("UPDATE runs SET status = status WHERE status IN ('completed', 'failed', 'cancelled')")
     conn.execute("COMMIT")
     counted = conn.execute("SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM steps)").fetchone()
     conn.close()
@@ -187,6 +193,69 @@ def python_baseline(path: Path) -> tuple[float, dict[str, float]]:
     return elapsed, p99
 
 
+def differences(new: Stats, old: Stats) -> tuple[float, float]:
+    """Largest relative difference of the counts and sums, and of the percentiles, between two
+    ``Stats`` of the same journal."""
+    sums = 0.0
+    percentiles = 0.0
+
+    def walk(a: Any, b: Any, field: str) -> None:
+        nonlocal sums, percentiles
+        if isinstance(a, dict):
+            for key in set(a) | set(b):
+                walk(a.get(key), b.get(key), key)
+        elif isinstance(a, list):
+            if len(a) != len(b):
+                sums = math.inf
+            for x, y in zip(a, b, strict=False):
+                walk(x, y, field)
+        elif isinstance(a, int | float) and isinstance(b, int | float):
+            diff = abs(a - b) / max(abs(b), 1e-12) if a != b else 0.0
+            if field in ("p50", "p95", "p99"):
+                percentiles = max(percentiles, diff)
+            else:
+                sums = max(sums, diff)
+        elif a != b:
+            sums = math.inf
+
+    # since: each call's own clock; file sizes: the journal file, the same code on both paths
+    skip = {"seconds", "computed_at", "percentiles_exact", "since", "file_bytes", "free_bytes"}
+    walk(new.model_dump(exclude=skip), old.model_dump(exclude=skip), "")
+    return sums, percentiles
+
+
+def write_cost(tmp: Path, rounds: int, runs: int) -> tuple[float, float]:
+    """Per-step p50 (µs) of the engine benchmark's sequential 10-step chain on a journal with
+    the rollup triggers and on one without them, measured in interleaved rounds; medians."""
+    import asyncio
+
+    import bench_engine  # the same workload as benchmarks/bench_engine.py, benchmark 1
+
+    import bandmaster as bm
+
+    with_triggers = tmp / "with.db"
+    without = tmp / "without.db"
+    for path in (with_triggers, without):
+        SQLiteStore(path).close()
+    conn = sqlite3.connect(without)
+    triggers = conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '%rollup%'")
+    for (name,) in triggers.fetchall():
+        conn.execute(f"DROP TRIGGER {name}")
+    conn.close()
+
+    async def per_step(path: Path) -> float:
+        async with bm.Engine(path, workflows=[bench_engine.chain]) as engine:
+            await bench_engine._sequential_runs(engine, bench_engine.chain, runs // 5)
+            samples = await bench_engine._sequential_runs(engine, bench_engine.chain, runs)
+        return bench_engine.percentile([t / bench_engine.CHAIN_LENGTH for t in samples], 50)
+
+    results: dict[Path, list[float]] = {with_triggers: [], without: []}
+    for _ in range(rounds):
+        for path in (without, with_triggers):
+            results[path].append(asyncio.run(per_step(path)))
+    return statistics.median(results[with_triggers]), statistics.median(results[without])
+
+
 def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[float, Any]:
     t0 = time.perf_counter()
     result = fn(*args, **kwargs)
@@ -224,14 +293,22 @@ def main() -> int:
         t_all = min(t_all, t_all2)
         t_wf, _ = timed(compute, path, workflow="triage")
         t_since, recent = timed(compute, path, since="7d")
+        t_exact, exact = timed(compute, path, exact=True)
+        t_exact_since, exact_recent = timed(compute, path, since="7d", exact=True)
         t_plot, buckets = timed(timeline, path)
         t_py, py_p99 = python_baseline(path)
+        with_us, without_us = write_cost(
+            Path(tmp), rounds=3 if args.quick else 5, runs=100 if args.quick else 300
+        )
         # retention last (it changes the journal): the oldest tenth, 3 of the 30 days
         t_arch, archived = timed(archive, path, f"{DAYS - 3}d", Path(tmp) / "archive")
+        after, exact_after = compute(path), compute(path, exact=True)
 
-        # the SQL percentiles agree with the naive Python ones
+        sums_diff, pct_diff = differences(stats, exact)
+        since_sums, since_pct = differences(recent, exact_recent)
+        arch_sums, arch_pct = differences(after, exact_after)
         sql_p99 = {s.name: s.p99 for s in stats.step_stats}
-        agree = all(abs((sql_p99[name] or 0) - value) < 1e-9 for name, value in py_p99.items())
+        py_err = max(abs((sql_p99[name] or 0) - value) / value for name, value in py_p99.items() if value)
         numbers = {
             "runs": runs,
             "steps": rows,
@@ -240,24 +317,38 @@ def main() -> int:
             "stats_all_s": t_all,
             "stats_workflow_s": t_wf,
             "stats_since_7d_s": t_since,
+            "exact_all_s": t_exact,
+            "exact_since_7d_s": t_exact_since,
             "timeline_s": t_plot,
             "python_naive_s": t_py,
             "archive_runs": archived.runs,
             "archive_s": t_arch,
             "ratio_vs_scan": t_all / floor,
+            "speedup_vs_exact": t_exact / t_all,
             "speedup_vs_python": t_py / t_all,
-            "p99_agree_with_python": agree,
+            "max_rel_diff_sums": max(sums_diff, since_sums, arch_sums),
+            "max_rel_diff_percentiles": max(pct_diff, since_pct, arch_pct),
+            "p99_rel_err_vs_python": py_err,
+            "chain_step_p50_with_triggers_us": with_us,
+            "chain_step_p50_without_triggers_us": without_us,
         }
         rows_out = [
             ("full scan of steps (floor)", f"{floor:.2f} s", "1.0x"),
-            ("stats, whole journal", f"{t_all:.2f} s", f"{t_all / floor:.1f}x floor"),
-            ("stats --workflow triage", f"{t_wf:.2f} s", f"{t_wf / floor:.1f}x floor"),
-            (f"stats --since 7d ({recent.runs:,} runs)", f"{t_since:.2f} s", f"{t_since / floor:.1f}x floor"),
+            ("stats, whole journal (rollups)", f"{t_all:.2f} s", f"{t_all / floor:.2f}x floor"),
+            ("stats --workflow triage", f"{t_wf:.2f} s", f"{t_wf / floor:.2f}x floor"),
+            (f"stats --since 7d ({recent.runs:,} runs)", f"{t_since:.2f} s", f"{t_since / floor:.2f}x floor"),
+            ("stats --exact, whole journal (every row)", f"{t_exact:.2f} s", f"{t_exact / t_all:.1f}x stats"),
+            ("stats --exact --since 7d", f"{t_exact_since:.2f} s", f"{t_exact_since / t_since:.1f}x stats"),
             (f"--plot timeline ({len(buckets)} slices)", f"{t_plot:.2f} s", f"{t_plot / floor:.1f}x floor"),
             (
                 "naive Python, p99 + cost only (rows, json.loads, sort)",
                 f"{t_py:.2f} s",
                 f"{t_py / t_all:.1f}x stats",
+            ),
+            (
+                "engine chain, per step, with rollup triggers",
+                f"{with_us:.1f} us",
+                f"{with_us - without_us:+.1f} us vs {without_us:.1f} without",
             ),
             (
                 f"archive oldest 3 days ({archived.runs:,} runs, {len(archived.files)} files)",
@@ -268,7 +359,11 @@ def main() -> int:
         width = max(len(r[0]) for r in rows_out)
         for label, value, ratio in rows_out:
             print(f"  {label:<{width}}  {value:>8}  {ratio}")
-        print(f"  p99 per step equal to the Python computation: {agree}")
+        print(
+            "  rollups vs exact (whole, --since 7d, after archive): largest relative difference "
+            f"of counts and sums {numbers['max_rel_diff_sums']:.1e}, of p50/p95/p99 "
+            f"{numbers['max_rel_diff_percentiles']:.2%}; p99 vs naive Python {py_err:.2%}"
+        )
         top = sorted(stats.models, key=lambda m: -m.cost)[:3]
         print("  top models by cost: " + ", ".join(f"{m.model} ${m.cost:,.2f}" for m in top))
         if args.json:

@@ -90,10 +90,16 @@ def _known_journal(path: Path) -> None:
     conn.close()
 
 
-@pytest.fixture
-def known(tmp_path: Path) -> Path:
+@pytest.fixture(params=["rows", "rollups"])
+def known(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """The known journal, its ended runs read from their rows (as inserted: nobody ended them)
+    or from the rollups (ended the way the engine ends a run: a status update)."""
     path = tmp_path / "known.db"
     _known_journal(path)
+    if request.param == "rollups":
+        with sqlite3.connect(path) as conn:
+            conn.execute("UPDATE runs SET status = status")
+            assert conn.execute("SELECT COUNT(*) FROM runs WHERE rolled_up = 1").fetchone() == (100,)
     return path
 
 

@@ -1,7 +1,7 @@
 """``bandmaster stats``, ``export``, ``import`` and ``archive``: the journal as numbers, as files,
 and kept to size.
 
-    bandmaster stats --db bm.db --since 24h [--workflow W] [--json] [--plot out.png]
+    bandmaster stats --db bm.db --since 24h [--workflow W] [--json] [--plot out.png] [--exact]
     bandmaster export --db bm.db --status failed --since 7d --to failed.jsonl.gz
     bandmaster import failed.jsonl.gz --db other.db
     bandmaster archive --db bm.db --older-than 7d --to archive/
@@ -50,11 +50,17 @@ def stats(
     plot: Annotated[
         Path | None, typer.Option(help="Also draw latency and cost over time into this PNG")
     ] = None,
+    exact: Annotated[
+        bool,
+        typer.Option(
+            help="Exact percentiles from every step row (slow on big journals) instead of the rollups"
+        ),
+    ] = False,
 ) -> None:
     """Latency percentiles, failures, retries, fallbacks and cache hits per step; tokens and cost
     per model; completion and cost per workflow; journal size per run and per day."""
     path = resolve_db_path(db)
-    result = _call("stats", compute, path, workflow=workflow, since=since)
+    result = _call("stats", compute, path, workflow=workflow, since=since, exact=exact)
     if plot is not None:
         from bandmaster.observe.stats_plot import plot as draw  # matplotlib only when asked
 
@@ -81,6 +87,7 @@ def _print(s: Stats) -> None:
     out.print(
         f"[bold]{s.db}[/]: {s.runs:,} runs, {s.steps:,} journal rows ({scope}{since}); "
         f"computed in {s.seconds:.2f} s"
+        + ("" if s.percentiles_exact else " (percentiles within 0.5%; --exact for exact ones)")
     )
     if not s.runs:
         out.print("no runs in this selection")

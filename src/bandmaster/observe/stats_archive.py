@@ -33,6 +33,7 @@ from pydantic import BaseModel
 from bandmaster._types import TERMINAL_STATUSES
 from bandmaster.observe.stats_db import JournalRef, connect, parse_duration
 from bandmaster.observe.stats_export import RELATED_TABLES, dump_runs, write_lines
+from bandmaster.store.rollups import SWEEP, remove_runs_sql
 
 log = logging.getLogger("bandmaster.retention")
 _TERMINAL = f"({', '.join(repr(s) for s in sorted(TERMINAL_STATUSES))})"
@@ -85,6 +86,8 @@ def archive(
             key, run_ids = batch
             moved += _finish(conn, key, run_ids)
             files.append(key)
+        if moved:
+            _sweep_rollups(conn)
         _reclaim_space(conn, vacuum=vacuum)
         freed = max(0, size_before - _file_size(conn))
     finally:
@@ -158,6 +161,8 @@ def _finish(conn: sqlite3.Connection, key: str, run_ids: list[str]) -> int:
         if conn.execute("DELETE FROM archive_batches WHERE file = ?", (key,)).rowcount != 1:
             conn.execute("COMMIT")
             return 0
+        for statement in remove_runs_sql(_IDS):  # stats rollups, in bulk (store/rollups.py)
+            conn.execute(statement, (json.dumps(run_ids),))
         conn.execute(f"DELETE FROM steps WHERE run_id IN ({_IDS})", (json.dumps(run_ids),))
         conn.execute(f"DELETE FROM signals WHERE run_id IN ({_IDS})", (json.dumps(run_ids),))
         for table in RELATED_TABLES:  # archived with the run (stats_export.dump_runs)
@@ -203,6 +208,18 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _sweep_rollups(conn: sqlite3.Connection) -> None:
+    """Drop the stats counters that the deleted runs brought to zero (one short transaction)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for statement in SWEEP:
+            conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _reclaim_space(conn: sqlite3.Connection, *, vacuum: bool) -> None:

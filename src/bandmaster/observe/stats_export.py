@@ -308,6 +308,8 @@ def _insert(conn: sqlite3.Connection, records: list[RunRecord]) -> int:
                 f"VALUES (?, {', '.join('?' * len(_STEP_COLS))})",
                 [(run["id"], *(getattr(s, c) for c in _STEP_COLS)) for s in record.steps],
             )
+            # Ended runs join the stats rollups as if they had just ended (store/rollups.py).
+            conn.execute("UPDATE runs SET status = status WHERE id = ?", (run["id"],))
             conn.executemany(
                 f"INSERT INTO signals (run_id, {', '.join(_SIGNAL_COLS)}) "
                 f"VALUES (?, {', '.join('?' * len(_SIGNAL_COLS))})",

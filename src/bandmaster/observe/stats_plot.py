@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from bandmaster.errors import UsageError
-from bandmaster.observe.stats import _run_filter, _steps_of_runs
 from bandmaster.observe.stats_db import JournalRef, connect, parse_duration
+from bandmaster.observe.stats_raw import run_filter, steps_of_runs
 
 
 class Bucket(BaseModel):
@@ -27,18 +27,18 @@ def timeline(
     """Steps grouped into ``buckets`` equal time slices of their start: latency p50/p95 and
     model cost per slice (aggregated in SQL, like ``compute``)."""
     cutoff = time.time() - parse_duration(since, what="since") if since is not None else None
-    where, params = _run_filter(workflow, cutoff)
+    where, params = run_filter(workflow, cutoff)
     conn = connect(db)
     try:
         conn.execute("BEGIN")
         span = conn.execute(
-            f"SELECT MIN(started_at), MAX(started_at) FROM ({_steps_of_runs(where, 'started_at')})", params
+            f"SELECT MIN(started_at), MAX(started_at) FROM ({steps_of_runs(where, 'started_at')})", params
         ).fetchone()
         if span[0] is None:
             return []
         first, last = span
         width = max((last - first) / buckets, 1e-6)
-        inner = _steps_of_runs(
+        inner = steps_of_runs(
             where,
             f"CAST((started_at - {first!r}) / {width!r} AS INTEGER) AS b, ended_at - started_at AS d, "
             "CASE WHEN kind = 'model' THEN json_extract(meta, '$.cost') END AS cost",

@@ -6,6 +6,8 @@ applied in one transaction. Never edit a released migration: append a new one.
 
 from __future__ import annotations
 
+from bandmaster.store import rollups
+
 MIGRATIONS: list[list[str]] = [
     # 1: runs, steps, signals
     [
@@ -217,6 +219,8 @@ MIGRATIONS: list[list[str]] = [
         )
         """,
     ],
+    # 8: statistics rollups kept by triggers on steps, backfilled from the journal (rollups.py)
+    rollups.MIGRATION,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,94 @@
+"""The shapes of ``bandmaster stats``: what ``compute`` returns, the CLI prints as JSON and the
+server's ``/stats`` API and dashboard show."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel
+
+# Journaled bookkeeping, not work: their "latency" is a timer or a wait for a person.
+BOOKKEEPING_KINDS = ("now", "uuid", "random", "sleep", "wait")
+PERCENTILES = (50, 95, 99)
+
+
+class StepStats(BaseModel):
+    """One step (or model call) name. Latencies in seconds, from the step's start to its end
+    (retries and backoff included), over the calls that finished."""
+
+    name: str
+    kind: str
+    calls: int
+    failures: int
+    failure_rate: float
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    mean: float | None
+    max: float | None
+    retries: int
+    """Attempts beyond the first, summed."""
+    retries_per_call: float
+    fallback_rate: float
+    """Share of calls answered by a fallback rather than the primary."""
+    cache_hit_rate: float | None
+    """Share of calls answered from the cache; ``None`` when the step has no cache."""
+
+
+class ModelStats(BaseModel):
+    """One model (the concrete version that answered), per alias and served version label."""
+
+    model: str
+    alias: str | None
+    version: str | None
+    calls: int
+    failures: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    fallback_calls: int
+    cache_hits: int
+
+
+class WorkflowStats(BaseModel):
+    workflow: str
+    runs: int
+    by_status: dict[str, int]
+    completion_rate: float | None
+    """Completed runs over runs that ended (completed, failed, cancelled)."""
+    cost: float
+    mean_cost_per_run: float
+    retries_per_run: float
+    """Attempts beyond the first, over every step of the run."""
+    journal_bytes: int
+    bytes_per_run: float
+
+
+class DayStats(BaseModel):
+    """Storage growth: what the runs created that day (UTC) occupy."""
+
+    day: date
+    runs: int
+    steps: int
+    journal_bytes: int
+
+
+class Stats(BaseModel):
+    db: str
+    workflow: str | None
+    since: datetime | None
+    computed_at: datetime
+    seconds: float
+    """Time the computation took."""
+    runs: int
+    steps: int
+    """Journal rows of those runs (bookkeeping rows such as ``bm.now`` included)."""
+    retries_per_run: float
+    file_bytes: int
+    """Size of the journal file (plus its WAL); free pages included."""
+    free_bytes: int
+    """Free pages inside the file, reused before it grows."""
+    step_stats: list[StepStats]
+    models: list[ModelStats]
+    workflows: list[WorkflowStats]
+    days: list[DayStats]
