@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Mapping
+from random import getrandbits
 from time import time_ns
 from typing import Any
 
@@ -32,9 +33,10 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 from opentelemetry.util import types
 
 _UNSET = Status(StatusCode.UNSET)
@@ -57,29 +59,32 @@ class SpanSink:
     """Where deferred spans go: an SDK tracer's processors, with its resource and id generator."""
 
     __slots__ = (
-        "_generate_span_id",
+        "_direct_contexts",
         "_id_generator",
+        "_info",
         "_multi",
         "_processors",
+        "_random_ids",
         "_random_trace_ids",
         "_sampler",
         "_scope",
-        "on_end",
         "resource",
     )
 
     def __init__(self, tracer: SdkTracer, multi: Any, processors: tuple[SpanProcessor, ...]) -> None:
         self._multi = multi
         self._processors = processors
-        self.on_end = multi.on_end
         self.resource = tracer.resource
         self._sampler = tracer.sampler
-        self._id_generator = tracer.id_generator
-        self._generate_span_id = tracer.id_generator.generate_span_id
-        is_random = getattr(tracer.id_generator, "is_trace_id_random", None)  # recent SDKs only
+        self._id_generator = generator = tracer.id_generator
+        # The SDK's default generator is random.getrandbits(64) in a loop that skips 0: called
+        # directly, it saves a Python call per span.
+        self._random_ids = type(generator) is RandomIdGenerator
+        is_random = getattr(generator, "is_trace_id_random", None)  # recent SDKs only
         self._random_trace_ids = _RANDOM_TRACE_ID if is_random is not None and is_random() else 0
-        info = tracer.instrumentation_info
-        self._scope = InstrumentationScope(info.name, info.version, info.schema_url)
+        self._info = tracer.instrumentation_info
+        self._scope = InstrumentationScope(self._info.name, self._info.version, self._info.schema_url)
+        self._direct_contexts = _direct_contexts_work()
 
     @classmethod
     def for_tracer(cls, tracer: trace.Tracer) -> SpanSink | None:
@@ -113,7 +118,9 @@ class SpanSink:
         sampled = self._sampler.should_sample(context, trace_id, name, kind, attributes)
         decision = sampled.decision
         flags = TraceFlags((TraceFlags.SAMPLED if decision is Decision.RECORD_AND_SAMPLE else 0) | random_id)
-        span_context = SpanContext(trace_id, self._generate_span_id(), False, flags, sampled.trace_state)
+        span_context = SpanContext(
+            trace_id, self._id_generator.generate_span_id(), False, flags, sampled.trace_state
+        )
         if decision is Decision.DROP:
             return trace.NonRecordingSpan(span_context)
         return DeferredSpan(self, name, span_context, parent, kind, dict(sampled.attributes), time_ns())
@@ -126,27 +133,57 @@ class SpanSink:
         start_time: int,
         kind: SpanKind = SpanKind.INTERNAL,
     ) -> DeferredSpan:
-        context = SpanContext(parent.trace_id, self._generate_span_id(), False, parent.trace_flags)
+        """A child of ``parent``, a recorded span: sampled as it is, in its trace state."""
+        span_id = getrandbits(64) if self._random_ids else 0
+        if not span_id:
+            span_id = self._id_generator.generate_span_id()
+        if self._direct_contexts:  # see _direct_contexts_work
+            context = _tuple_new(
+                SpanContext, (parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state, True)
+            )
+        else:
+            context = SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
         return DeferredSpan(self, name, context, parent, kind, attributes, start_time)
 
     def finish(self, span: DeferredSpan, end_time: int) -> None:
-        self.on_end(
-            ReadableSpan(
-                span.name,
-                span.context,
-                span.parent,
-                self.resource,
-                span.attributes,
-                span.events or (),
-                span.links or (),
-                span.kind,
-                None,
-                span.status,
-                span.start_time,
-                end_time,
-                self._scope,
-            )
+        readable = ReadableSpan(
+            span.name,
+            span.context,
+            span.parent,
+            self.resource,
+            span.attributes,
+            span.events or (),
+            span.links or (),
+            span.kind,
+            self._info,
+            span.status,
+            span.start_time,
+            end_time,
+            self._scope,
         )
+        for processor in self._processors:  # what the provider's composite processor does
+            processor.on_end(readable)
+
+
+_tuple_new: Any = tuple.__new__
+
+
+def _direct_contexts_work() -> bool:
+    """Whether a ``SpanContext`` can be built as the tuple it is. Its constructor, a Python
+    function, checks the ids and appends ``is_valid``; a child span's trace id is its parent's
+    and its span id is not 0, so they are valid. Checked once against the constructor."""
+    flags, state = TraceFlags(TraceFlags.SAMPLED), TraceState([("k", "v")])
+    direct = _tuple_new(SpanContext, (3, 5, False, flags, state, True))
+    made = SpanContext(3, 5, False, flags, state)
+    return bool(
+        direct == made
+        and direct.trace_id == 3
+        and direct.span_id == 5
+        and direct.is_valid
+        and direct.trace_flags is flags
+        and direct.trace_state is state
+        and not direct.is_remote
+    )
 
 
 class DeferredSpan(trace.Span):
