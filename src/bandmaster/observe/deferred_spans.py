@@ -138,9 +138,8 @@ class SpanSink:
         if not span_id:
             span_id = self._id_generator.generate_span_id()
         if self._direct_contexts:  # see _direct_contexts_work
-            context = _tuple_new(
-                SpanContext, (parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state, True)
-            )
+            trace_id, _, _, flags, state, _ = parent  # no property calls
+            context = _tuple_new(SpanContext, (trace_id, span_id, False, flags, state, True))
         else:
             context = SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
         return DeferredSpan(self, name, context, parent, kind, attributes, start_time)
@@ -169,14 +168,17 @@ _tuple_new: Any = tuple.__new__
 
 
 def _direct_contexts_work() -> bool:
-    """Whether a ``SpanContext`` can be built as the tuple it is. Its constructor, a Python
-    function, checks the ids and appends ``is_valid``; a child span's trace id is its parent's
-    and its span id is not 0, so they are valid. Checked once against the constructor."""
+    """Whether a ``SpanContext`` is the tuple ``(trace_id, span_id, is_remote, trace_flags,
+    trace_state, is_valid)`` it has been so far, so that a child's is built (and a parent's read)
+    as a tuple. Its constructor, a Python function, checks the ids and appends ``is_valid``; a
+    child span's trace id is its parent's and its span id is not 0, so they are valid. Checked
+    once against the constructor and the properties."""
     flags, state = TraceFlags(TraceFlags.SAMPLED), TraceState([("k", "v")])
     direct = _tuple_new(SpanContext, (3, 5, False, flags, state, True))
     made = SpanContext(3, 5, False, flags, state)
     return bool(
-        direct == made
+        tuple(made) == (3, 5, False, flags, state, True)
+        and direct == made
         and direct.trace_id == 3
         and direct.span_id == 5
         and direct.is_valid
