@@ -125,6 +125,17 @@ class SpanSink:
             return trace.NonRecordingSpan(span_context)
         return DeferredSpan(self, name, span_context, parent, kind, dict(sampled.attributes), time_ns())
 
+    def _child_context(self, parent: SpanContext) -> SpanContext:
+        """A new span's context below ``parent``, a recorded span: sampled as it is, in its
+        trace state."""
+        span_id = getrandbits(64) if self._random_ids else 0
+        if not span_id:
+            span_id = self._id_generator.generate_span_id()
+        if self._direct_contexts:  # see _direct_contexts_work
+            trace_id, _, _, flags, state, _ = parent  # no property calls
+            return _tuple_new(SpanContext, (trace_id, span_id, False, flags, state, True))  # type: ignore[no-any-return]
+        return SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
+
     def start(
         self,
         name: str,
@@ -133,16 +144,33 @@ class SpanSink:
         start_time: int,
         kind: SpanKind = SpanKind.INTERNAL,
     ) -> DeferredSpan:
-        """A child of ``parent``, a recorded span: sampled as it is, in its trace state."""
-        span_id = getrandbits(64) if self._random_ids else 0
-        if not span_id:
-            span_id = self._id_generator.generate_span_id()
-        if self._direct_contexts:  # see _direct_contexts_work
-            trace_id, _, _, flags, state, _ = parent  # no property calls
-            context = _tuple_new(SpanContext, (trace_id, span_id, False, flags, state, True))
-        else:
-            context = SpanContext(parent.trace_id, span_id, False, parent.trace_flags, parent.trace_state)
+        """An open span below ``parent``, a recorded span."""
+        context = self._child_context(parent)
         return DeferredSpan(self, name, context, parent, kind, attributes, start_time)
+
+    def finish_plain(
+        self, name: str, parent: SpanContext, attributes: dict[str, Any], start_time: int
+    ) -> None:
+        """A span that ends now with nothing but ``attributes``, without an open ``DeferredSpan``
+        first: what a plain step's span is, most of the time (one Python call less per part)."""
+        context = self._child_context(parent)
+        readable = ReadableSpan(
+            name,
+            context,
+            parent,
+            self.resource,
+            attributes,
+            (),
+            (),
+            SpanKind.INTERNAL,
+            self._info,
+            _UNSET,
+            start_time,
+            time_ns(),
+            self._scope,
+        )
+        for processor in self._processors:
+            processor.on_end(readable)
 
     def finish(self, span: DeferredSpan, end_time: int) -> None:
         readable = ReadableSpan(

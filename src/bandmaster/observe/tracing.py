@@ -71,6 +71,10 @@ class _Attempt:
         self.started_ns = started_ns
 
 
+_PlainStep = tuple[str, dict[str, Any], int, SpanContext]
+"""A plain step's name, attributes, start time (ns) and parent (its run's recorded span)."""
+
+
 class _Run:
     """An executing run's span, and what its steps need of it."""
 
@@ -120,7 +124,9 @@ class Tracing(Hooks):
         self._sink_checked: object = None
         # Each open span: runs, steps (by run id and seq), attempts.
         self._runs: dict[str, _Run] = {}
-        self._steps: dict[tuple[str, int], Span] = {}
+        # A plain step's span is made when it ends, from a _PlainStep, unless something is added
+        # to it on the way (a retry, a failure): _step_span makes it then.
+        self._steps: dict[tuple[str, int], Span | _PlainStep] = {}
         self._step_tokens: dict[tuple[str, int], object] = {}  # with step_context
         self._attempts: dict[tuple[str, int], _Attempt] = {}
         # The successful attempt's model span, ended once the step's meta (tokens, cost) is known.
@@ -221,16 +227,26 @@ class Tracing(Hooks):
         name = f"{event.kind} {event.name}"  # the kind is in the name: "step classify", "model intent"
         attributes = {"bandmaster.step.name": event.name, "bandmaster.step.seq": event.seq}
         started = int(event.started * 1e9)  # the journal's start time
+        key = (event.run_id, event.seq)
         run = self._runs.get(event.run_id)
-        sink = self._sink
-        if sink is not None and run is not None and run.parent is not None:  # the usual case
-            span: Span = sink.start(name, run.parent, attributes, started)
+        if run is not None and run.parent is not None and not self.step_context:
+            if event.kind != "model":  # the usual case: nothing until it ends
+                self._steps[key] = (name, attributes, started, run.parent)
+                return
+            span = self._sink.start(name, run.parent, attributes, started)  # type: ignore[union-attr]
         else:
             span = self._start(name, run.span if run is not None else None, attributes, started)
-        key = (event.run_id, event.seq)
         self._steps[key] = span
         if self.step_context:
             self._step_tokens[key] = otel_context.attach(trace.set_span_in_context(span))
+
+    def _step_span(self, key: tuple[str, int]) -> Span | None:
+        """The open span of step ``key``, made now if it was a _PlainStep."""
+        entry = self._steps.get(key)
+        if type(entry) is tuple and self._sink is not None:
+            name, attributes, started, parent = entry
+            entry = self._steps[key] = self._sink.start(name, parent, attributes, started)
+        return entry  # type: ignore[return-value]
 
     def attempt_started(self, event: AttemptStarted) -> None:
         step = event.step
@@ -242,7 +258,7 @@ class Tracing(Hooks):
             if event.attempt > 1:
                 self._attempts[key] = _Attempt(None, None, None, time.time_ns())
             return
-        step_span = self._steps.get(key)
+        step_span = self._step_span(key)
         if step_span is None:
             return
         span = self._start(
@@ -267,7 +283,7 @@ class Tracing(Hooks):
         attempt = self._attempts.pop(key, None)
         if attempt is not None and attempt.token is not None:
             otel_context.detach(attempt.token)  # type: ignore[arg-type]
-        step = self._steps.get(key)
+        step = self._step_span(key)
         if step is None:
             return
         if attempt is None:  # a plain step's first attempt
@@ -300,8 +316,16 @@ class Tracing(Hooks):
 
     def step_finished(self, event: StepFinished) -> None:
         key = (event.step.run_id, event.step.seq)
+        entry = self._steps.get(key)
+        if type(entry) is tuple:
+            if event.status == "completed" and event.attempts == 1 and not self.capture_payloads:
+                del self._steps[key]  # the usual case: a plain step that just worked
+                name, attributes, started, parent = entry
+                self._sink.finish_plain(name, parent, attributes, started)  # type: ignore[union-attr]
+                return
+            self._step_span(key)
         span = self._steps.pop(key, None)
-        if span is None:
+        if not isinstance(span, Span):
             return
         if self.step_context:
             otel_context.detach(self._step_tokens.pop(key))  # type: ignore[arg-type]
