@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 TRACER_NAME = "bandmaster"
 _PROPAGATOR = TraceContextTextMapPropagator()
+_CREATED_KEPT = 1024
 
 
 class _Attempt:
@@ -124,6 +125,8 @@ class Tracing(Hooks):
         self._sink_checked: object = None
         # Each open span: runs, steps (by run id and seq), attempts.
         self._runs: dict[str, _Run] = {}
+        # Runs created here: their trace headers and the parent context they stand for.
+        self._created: dict[str, tuple[Mapping[str, str], Context]] = {}
         # A plain step's span is made when it ends, from a _PlainStep, unless something is added
         # to it on the way (a retry, a failure): _step_span makes it then.
         self._steps: dict[tuple[str, int], Span | _PlainStep] = {}
@@ -191,11 +194,27 @@ class Tracing(Hooks):
         span.end()
         carrier: dict[str, str] = {}
         _PROPAGATOR.inject(carrier, context=trace.set_span_in_context(span))
+        if self._sink is not None:
+            # What run_started would parse from these headers, kept for the run's execution in
+            # this process (the usual case), bounded for runs executed elsewhere.
+            if len(self._created) >= _CREATED_KEPT:
+                del self._created[next(iter(self._created))]
+            context = span.get_span_context()
+            remote = SpanContext(
+                context.trace_id, context.span_id, True, context.trace_flags, context.trace_state
+            )
+            self._created[event.run_id] = (carrier, trace.set_span_in_context(NonRecordingSpan(remote)))
         return carrier
 
     def run_started(self, event: RunStarted) -> None:
         self._check_sink()
-        parent = _PROPAGATOR.extract(event.headers) if event.headers else _derived_parent(event.run_id)
+        created = self._created.pop(event.run_id, None)
+        if created is not None and created[0] == event.headers:
+            parent = created[1]
+        elif event.headers:
+            parent = _PROPAGATOR.extract(event.headers)
+        else:
+            parent = _derived_parent(event.run_id)
         attributes: dict[str, Any] = {
             "bandmaster.run_id": event.run_id,
             "bandmaster.workflow": event.workflow,
