@@ -1,5 +1,6 @@
 """What engine hooks cost per step: a 10-step chain with no hooks, with a no-op hook, with
-OpenTelemetry tracing and with Prometheus metrics, measured in the same run.
+OpenTelemetry tracing (every run sampled, or none), and with Prometheus metrics, measured in
+the same run.
 
     .venv/bin/python benchmarks/bench_observe.py              # 150 runs x 9 rounds per setup
     .venv/bin/python benchmarks/bench_observe.py --quick      # smoke sizes: 60 runs x 3 rounds
@@ -29,6 +30,7 @@ from pathlib import Path
 from bench_engine import CHAIN_LENGTH, chain, empty  # the chain the engine benchmark measures
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
 from prometheus_client import CollectorRegistry
 
 import bandmaster as bm
@@ -49,8 +51,8 @@ class Discard(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def tracing() -> list[bm.Hooks]:
-    provider = TracerProvider()
+def tracing(sampler: Sampler | None = None) -> list[bm.Hooks]:
+    provider = TracerProvider(sampler=sampler)
     provider.add_span_processor(BatchSpanProcessor(Discard()))
     return [Tracing(provider)]
 
@@ -66,6 +68,7 @@ SETUPS: dict[str, Callable[[], list[bm.Hooks]]] = {
     "no hooks (baseline)": list,
     "no-op bm.Hooks()": lambda: [bm.Hooks()],
     "Tracing": tracing,
+    "Tracing, sampled out": lambda: tracing(ParentBased(ALWAYS_OFF)),
     "Metrics": lambda: [Metrics(CollectorRegistry())],
     "Tracing + Metrics": lambda: [*tracing(), Metrics(CollectorRegistry())],
 }
