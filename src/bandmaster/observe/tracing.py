@@ -72,18 +72,23 @@ class _Attempt:
         self.started_ns = started_ns
 
 
-_PlainStep = tuple[str, dict[str, Any], int, SpanContext]
-"""A plain step's name, attributes, start time (ns) and parent (its run's recorded span)."""
+_PlainStep = tuple["SpanSink", str, dict[str, Any], int, SpanContext]
+"""Where a plain step's span goes, its name, attributes, start time (ns) and parent (its run's
+recorded span)."""
 
 
 class _Run:
     """An executing run's span, and what its steps need of it."""
 
-    __slots__ = ("parent", "span", "token", "unsampled")
+    __slots__ = ("parent", "sink", "span", "token", "unsampled")
 
-    def __init__(self, span: Span, parent: SpanContext | None, token: object, unsampled: bool) -> None:
+    def __init__(
+        self, span: Span, sink: SpanSink | None, parent: SpanContext | None, token: object, unsampled: bool
+    ) -> None:
         self.span = span
-        # Its context when its children are deferred spans (the run is recorded), else None.
+        # Where its children go and their parent when they are deferred spans (the run is
+        # recorded), else None: fixed for the run even if the provider changes meanwhile.
+        self.sink = sink
         self.parent = parent
         self.token = token
         # Not recorded, with deferred spans: nothing below it is made (it is current, so its
@@ -231,7 +236,13 @@ class Tracing(Hooks):
         # own spans, and its steps' unless step_context, are its children.
         token = otel_context.attach(trace.set_span_in_context(span))
         unsampled = self._sink is not None and not deferred
-        self._runs[event.run_id] = _Run(span, span.get_span_context() if deferred else None, token, unsampled)
+        self._runs[event.run_id] = _Run(
+            span,
+            self._sink if deferred else None,
+            span.get_span_context() if deferred else None,
+            token,
+            unsampled,
+        )
 
     def run_finished(self, event: RunFinished) -> None:
         run = self._runs.pop(event.run_id, None)
@@ -254,11 +265,11 @@ class Tracing(Hooks):
         run = self._runs.get(event.run_id)
         if run is not None and run.unsampled:
             return
-        if run is not None and run.parent is not None and not self.step_context:
+        if run is not None and run.sink is not None and run.parent is not None and not self.step_context:
             if event.kind != "model":  # the usual case: nothing until it ends
-                self._steps[key] = (name, attributes, started, run.parent)
+                self._steps[key] = (run.sink, name, attributes, started, run.parent)
                 return
-            span = self._sink.start(name, run.parent, attributes, started)  # type: ignore[union-attr]
+            span: Span = run.sink.start(name, run.parent, attributes, started)
         else:
             span = self._start(name, run.span if run is not None else None, attributes, started)
         self._steps[key] = span
@@ -268,9 +279,9 @@ class Tracing(Hooks):
     def _step_span(self, key: tuple[str, int]) -> Span | None:
         """The open span of step ``key``, made now if it was a _PlainStep."""
         entry = self._steps.get(key)
-        if type(entry) is tuple and self._sink is not None:
-            name, attributes, started, parent = entry
-            entry = self._steps[key] = self._sink.start(name, parent, attributes, started)
+        if type(entry) is tuple:
+            sink, name, attributes, started, parent = entry
+            entry = self._steps[key] = sink.start(name, parent, attributes, started)
         return entry  # type: ignore[return-value]
 
     def attempt_started(self, event: AttemptStarted) -> None:
@@ -345,8 +356,8 @@ class Tracing(Hooks):
         if type(entry) is tuple:
             if event.status == "completed" and event.attempts == 1 and not self.capture_payloads:
                 del self._steps[key]  # the usual case: a plain step that just worked
-                name, attributes, started, parent = entry
-                self._sink.finish_plain(name, parent, attributes, started)  # type: ignore[union-attr]
+                sink, name, attributes, started, parent = entry
+                sink.finish_plain(name, parent, attributes, started)
                 return
             self._step_span(key)
         span = self._steps.pop(key, None)
