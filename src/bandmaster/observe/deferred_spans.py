@@ -50,8 +50,10 @@ _RANDOM_TRACE_ID = 0x02
 
 def _passive(processor: SpanProcessor) -> bool:
     kind = type(processor)
-    return any(kind.on_start is base.on_start for base in _NO_START_WORK) and any(
-        kind._on_ending is base._on_ending for base in _NO_START_WORK
+    # ``_on_ending`` is a recent SDK addition (private, called by the SDK's spans): absent is fine.
+    ending = getattr(kind, "_on_ending", None)
+    return any(kind.on_start is base.on_start for base in _NO_START_WORK) and (
+        ending is None or any(ending is getattr(base, "_on_ending", None) for base in _NO_START_WORK)
     )
 
 
