@@ -164,8 +164,8 @@ async def run_attempts(
     while True:
         attempt += 1
         record.attempts += 1
-        if hooks is not None and hooks.attempt_started:
-            _attempt_started(record, attempt, name)
+        if hooks is not None and hooks.attempt_started and record.step is not None:  # inline: per step
+            emit(hooks.attempt_started, AttemptStarted(record.step, attempt, name))
         try:
             if timeout is None:
                 value = await call(attempt)
@@ -194,14 +194,9 @@ async def run_attempts(
                 _attempt_finished(record, attempt, name, exc, None)
             raise
         else:
-            if hooks is not None and hooks.attempt_finished:
-                _attempt_finished(record, attempt, name, None, None)
+            if hooks is not None and hooks.attempt_finished and record.step is not None:
+                emit(hooks.attempt_finished, AttemptFinished(record.step, attempt, name, None, None))
             return value
-
-
-def _attempt_started(record: OpRecord, attempt: int, target: str) -> None:
-    if record.step is not None and record.hooks is not None:
-        emit(record.hooks.attempt_started, AttemptStarted(record.step, attempt, target))
 
 
 def _attempt_finished(

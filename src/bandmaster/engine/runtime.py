@@ -323,7 +323,7 @@ class Engine:
                 )
         elif local:
             assert self._worker is not None
-            self._worker.execute(row, fresh=True)
+            self._worker.execute(row, fresh=True, headers=headers or {})  # saves reading them back
         elif self._worker is not None:
             self._worker.poke()
         return RunHandle(self, run_id, wf)

@@ -181,8 +181,9 @@ class Worker:
 
     # --- runs ----------------------------------------------------------------------------
 
-    def execute(self, row: RunRow, *, fresh: bool = False) -> None:
-        """Execute a claimed run (``fresh``: just created, so there is no journal to load)."""
+    def execute(self, row: RunRow, *, fresh: bool = False, headers: Mapping[str, str] | None = None) -> None:
+        """Execute a claimed run (``fresh``: just created, so there is no journal to load;
+        ``headers``: its hook headers when the caller has them, saving a read)."""
         entry = self.active.get(row.id)
         if entry is not None and not entry[0].done():
             self._reclaimed[row.id] = row
@@ -199,7 +200,7 @@ class Worker:
             hooks=self.hooks,
             redactor=redactor_for(self.workflows.get(row.workflow), self.redactor),
         )
-        task = asyncio.create_task(self._run(row, ctx), name=f"bandmaster-run-{row.id}")
+        task = asyncio.create_task(self._run(row, ctx, headers), name=f"bandmaster-run-{row.id}")
         self.active[row.id] = (task, ctx)
         task.add_done_callback(lambda done: self._forget(row.id, done))
 
@@ -222,7 +223,7 @@ class Worker:
         task.cancel()
         return True
 
-    async def _run(self, row: RunRow, ctx: RunContext) -> None:
+    async def _run(self, row: RunRow, ctx: RunContext, headers: Mapping[str, str] | None = None) -> None:
         store, owner = self.store, self.owner
         if row.cancel_requested:
             store.cancel_claimed(row.id, owner)
@@ -231,17 +232,23 @@ class Worker:
         wf = self.workflows[row.workflow]
         current_run.set(ctx)  # this task's own context; nothing else sees it
         if self.hooks is not None and self.hooks.runs:
-            await self._observed(row, ctx, self.hooks, wf)
+            await self._observed(row, ctx, self.hooks, wf, headers)
         else:
             await self._execute(row, ctx, wf)
 
     async def _observed(
-        self, row: RunRow, ctx: RunContext, hooks: HookSet, wf: Workflow[..., object]
+        self,
+        row: RunRow,
+        ctx: RunContext,
+        hooks: HookSet,
+        wf: Workflow[..., object],
+        headers: Mapping[str, str] | None,
     ) -> None:
         """``_execute`` between the hooks' run_started and run_finished."""
         started = time.monotonic()
-        raw = self.store.run_headers(row.id) if hooks.run_started else None
-        headers = json.loads(raw) if raw else {}
+        if headers is None:
+            raw = self.store.run_headers(row.id) if hooks.run_started else None
+            headers = json.loads(raw) if raw else {}
         resumed = bool(ctx.recorded) or row.claims > 1
         emit(hooks.run_started, RunStarted(row.id, row.workflow, row.version, resumed, headers))
         outcome: RunOutcome = "released"
