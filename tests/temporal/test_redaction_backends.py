@@ -165,3 +165,26 @@ def test_the_token_vault_is_refused_on_temporal_with_the_reason(tmp_path: Path) 
         bm.TemporalEngine("127.0.0.1:1", workflows=[vaulted])
     # Hash mode is the portable choice, and is accepted.
     bm.TemporalEngine("127.0.0.1:1", redact=bm.RedactPII(mode="hash", key="k" * 32))
+
+
+async def test_a_value_invalid_once_redacted_fails_its_step(make_engine: EngineFactory) -> None:
+    engine = await make_engine([wfs.strict_contact])
+    handle = await engine.start(wfs.strict_contact)
+    outcome = await handle.result(timeout=60)
+    assert outcome.startswith("caught: output of step 'lookup'")
+    assert "once redacted" in outcome
+    [step] = (await engine.describe(handle.id)).steps
+    assert step.status == "failed"
+    assert step.error is not None
+    assert step.error["type"] == "bandmaster.errors.RedactionError"
+
+
+async def test_an_activity_told_to_redact_fails_on_a_worker_without_the_redactor() -> None:
+    # Fail closed: returning the raw value would write it to the history.
+    from temporalio.exceptions import ApplicationError
+    from temporalio.testing import ActivityEnvironment
+
+    from bandmaster.temporal.redaction import RedactCall, redact_activity
+
+    with pytest.raises(ApplicationError, match="does not host it with its redactor"):
+        await ActivityEnvironment().run(redact_activity, RedactCall("output", wfs.PATIENT))

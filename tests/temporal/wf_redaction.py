@@ -3,9 +3,9 @@ as Temporal needs). The PII constants are what must never reach a journal or his
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, StringConstraints
 
 import bandmaster as bm
 
@@ -15,7 +15,8 @@ PHONE = "617-555-0142"
 DAUGHTER = "Elena Okafor"
 REVIEWER = "Theodore Vance"
 REVIEWER_EMAIL = "theo.vance@clinic-mail.org"
-SECRETS = (PATIENT, EMAIL, PHONE, DAUGHTER, REVIEWER, REVIEWER_EMAIL, "Okafor", "0142", "okafor@")
+SECRETS = (PATIENT, EMAIL, PHONE, DAUGHTER, REVIEWER, REVIEWER_EMAIL, "Okafor", "555-0142", "okafor@")
+# (not "0142" alone: history holds timestamps and ids in which any four digits may occur)
 
 TICKET = f"Pt {PATIENT} ({EMAIL}) asks for a callback at {PHONE}"
 MODEL = "tredact-drafter"
@@ -97,3 +98,24 @@ async def announced(ticket: str, timeout: float = 600.0) -> dict[str, Any]:
         approvers=["compliance"],
     )
     return {"action": decision.action, "by": decision.by, "timed_out": decision.timed_out}
+
+
+Phone = Annotated[str, StringConstraints(pattern=r"^\d{3}-\d{3}-\d{4}$")]
+
+
+class Contact(BaseModel):
+    phone: Phone
+
+
+@bm.step(timeout=30)
+async def lookup() -> Contact:
+    return Contact(phone=PHONE)
+
+
+@bm.workflow(name="strict_contact", redact=bm.RedactPII())
+async def strict_contact() -> str:
+    try:
+        await lookup()
+    except bm.RedactionError as exc:
+        return f"caught: {exc}"
+    return "no error"

@@ -147,7 +147,7 @@ async def wait_for_approval(
     info = workflow.info()
     opened = workflow.time()
     shown = ANY.to_jsonable(payload)
-    if redacting:  # the memo is history, and notifications leave the process
+    if redacting and shown is not None:  # the memo is history, and notifications leave the process
         shown = await redacted("payload", shown)
     row: dict[str, Any] = {
         "run_id": info.workflow_id,
