@@ -114,8 +114,7 @@ class TemporalOperations:
             plain["retry"] = retry_as_data(options["retry"], target=target)
         if options.get("breaker") is not None:
             plain["breaker"] = breaker_as_data(options["breaker"])
-        jsonable = ANY.to_jsonable(input)
-        call = ModelCall(target, seq, jsonable, ANY.to_jsonable(plain), registry=registry_ref)
+        call = ModelCall(target, seq, ANY.to_jsonable(input), ANY.to_jsonable(plain), registry=registry_ref)
         call.redact = self.redacting
         if guards:
             call.guards = guards_as_data(guards)  # rebuilt in the activity from their config
