@@ -112,6 +112,3 @@ async def test_mistakes_get_specific_errors(engine: bm.TemporalEngine) -> None:
         await engine.approvals.list(status="maybe")  # type: ignore[arg-type]
     with pytest.raises(bm.UsageError, match="audit table is the embedded journal's"):
         await engine.approvals.audit()
-    notifying = await engine.start(wfs.notifies)
-    with pytest.raises(bm.RunFailed, match=r"notify=\[\.\.\.\]\) does not run on the Temporal backend yet"):
-        await notifying.result(timeout=30)

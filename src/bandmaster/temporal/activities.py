@@ -19,12 +19,14 @@ from temporalio import activity
 
 from bandmaster.engine.context import StepContext, current_step_var
 from bandmaster.engine.operation import OpRecord
-from bandmaster.engine.serde import codec_for
+from bandmaster.engine.redaction import Redactor, redact_value
+from bandmaster.engine.serde import Codec, codec_for
 from bandmaster.engine.step import Step
-from bandmaster.errors import StepTimeout, UsageError
+from bandmaster.errors import RedactionError, StepTimeout, UsageError
 from bandmaster.temporal.failures import exhausted, to_application_error
 from bandmaster.temporal.hosting import GRAPH_REF, hosted
 from bandmaster.temporal.policy_data import breaker_from_data, retry_from_data
+from bandmaster.temporal.redaction import activity_redactor
 
 STEP_ACTIVITY = "bandmaster.step"
 MODEL_ACTIVITY = "bandmaster.call_model"
@@ -38,6 +40,7 @@ class StepCall:
     seq: int
     args: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
+    redact: bool = False  # the run has a redactor: the activity redacts what it returns
 
 
 @dataclass
@@ -48,6 +51,7 @@ class ModelCall:
     options: dict[str, Any] = field(default_factory=dict)
     registry: str | None = None  # a hosted graph's own registry ("graph:<workflow>"); else the worker's
     guards: list[dict[str, Any]] | None = None  # guard.portable data, rebuilt here
+    redact: bool = False  # the run has a redactor: the activity redacts what it returns
 
 
 def response_of(value: Any) -> Any:
@@ -111,16 +115,28 @@ def _bind(step: Step[..., Any], args: list[Any], kwargs: dict[str, Any]) -> tupl
     return list(bound.args), dict(bound.kwargs)
 
 
-def _attempt_failed(step: Step[..., Any], exc: Exception, attempt: int) -> BaseException:
+def _attempt_failed(
+    step: Step[..., Any], exc: Exception, attempt: int, redactor: Redactor | None
+) -> BaseException:
     """What attempt ``attempt`` of ``step`` raises to Temporal. Temporal's attempt budget also
     covers attempts lost with their worker (failures.CRASH_RETRIES), so the step's own budget is
     kept here: its last attempt's error is final."""
     retryable = step.retry.is_retryable(exc)
     if not retryable or attempt < step.retry.attempts:
-        return to_application_error(exc, retryable=retryable)
+        return to_application_error(exc, retryable=retryable, redactor=redactor)
     if step.retry.attempts > 1:
-        return to_application_error(exhausted(step.name, step.retry.attempts, exc), retryable=False)
-    return to_application_error(exc, retryable=False)
+        final = exhausted(step.name, step.retry.attempts, exc)
+        return to_application_error(final, retryable=False, redactor=redactor)
+    return to_application_error(exc, retryable=False, redactor=redactor)
+
+
+def _redacted(redactor: Redactor, codec: Codec, text: str, what: str) -> str:
+    """``text`` (JSON) redacted, still valid for ``codec``; else a final ``RedactionError``,
+    as the embedded engine records it."""
+    try:
+        return redact_value(redactor, codec, text, what=what)[1]
+    except RedactionError as exc:
+        raise to_application_error(exc, retryable=False, redactor=redactor) from None
 
 
 @contextlib.asynccontextmanager
@@ -155,6 +171,7 @@ class Activities:
     async def run_step(self, call: StepCall) -> Any:
         info = activity.info()
         step = resolve_step(call.ref, info.task_queue)
+        redactor = activity_redactor(call.redact)
         token = current_step_var.set(StepContext(info.workflow_id or "", call.seq, step.name, info.attempt))
         try:
             args, kwargs = _bind(step, call.args, call.kwargs)
@@ -164,8 +181,13 @@ class Activities:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                raise _attempt_failed(step, exc, info.attempt) from exc
-            return json.loads(step.codec.dump(value, what=lambda: f"output of step {step.name!r}"))
+                # Redacting: no cause, or Temporal would record the raw message as the cause's.
+                raise _attempt_failed(step, exc, info.attempt, redactor) from (None if redactor else exc)
+            what = f"output of step {step.name!r}"
+            text = step.codec.dump(value, what=what)
+            if redactor is not None:
+                text = _redacted(redactor, step.codec, text, what)
+            return json.loads(text)
         finally:
             current_step_var.reset(token)
 
@@ -192,6 +214,7 @@ class Activities:
 
         info = activity.info()
         registry: object = self.registry
+        redactor = activity_redactor(call.redact)
         record = OpRecord()
         token = current_step_var.set(StepContext(info.workflow_id or "", call.seq, call.target, info.attempt))
         try:
@@ -217,16 +240,26 @@ class Activities:
                 raise
             except Exception as exc:
                 # call_model retried and fell back already (bandmaster owns model-call policy).
-                raise to_application_error(exc, retryable=False, meta=_meta(record)) from exc
+                failure = to_application_error(exc, retryable=False, meta=_meta(record), redactor=redactor)
+                raise failure from (None if redactor else exc)
             # What the embedded journal keeps about the call (alias, version, guard log, ...)
             # travels with the response, so describe() shows it.
-            return {
-                "response": response.model_dump(mode="json"),
-                "meta": _meta(record),
-                "attempts": max(record.attempts, 1),
-            }
+            answer: Any = response.model_dump(mode="json")
+            meta = _meta(record)
+            if redactor is not None:  # the answer, and the request (prompt) in the meta
+                what = f"response of model {call.target!r}"
+                answer = json.loads(_redacted(redactor, _response_codec(), json.dumps(answer), what))
+                meta = redactor.redact(meta)
+            return {"response": answer, "meta": meta, "attempts": max(record.attempts, 1)}
         finally:
             current_step_var.reset(token)
+
+
+@lru_cache(maxsize=1)
+def _response_codec() -> Codec:
+    from bandmaster.models.base import ModelResponse
+
+    return codec_for(ModelResponse)
 
 
 def _meta(record: OpRecord) -> dict[str, Any]:

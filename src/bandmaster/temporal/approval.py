@@ -10,8 +10,9 @@ handler settles the approval and answers the decision. The timed default settles
 workflow when the deadline passes first. Temporal runs one workflow's code one task at a time
 and the handler checks again, so exactly one of the two wins.
 
-Notifiers (``notify=``) are not supported here yet: sending one is I/O, which would have to be
-an activity; the workflow refuses them with that reason.
+With a redactor, the payload is redacted (in a local activity) before the memo is written.
+Notifiers (``notify=``) are sent from local activities once the approval is open (notify.py),
+then the wait runs to the deadline fixed when it opened.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from bandmaster.engine.approval import Decision
+from bandmaster.engine.approval import Decision, Notifier
 from bandmaster.engine.serde import ANY
-from bandmaster.errors import UsageError
+from bandmaster.temporal.notify import send_notifications
+from bandmaster.temporal.redaction import redacted
 
 APPROVAL_PREFIX = "bm.approval."
 """Memo key prefix of approvals: ``bm.approval.<seq>`` holds one approval's state."""
@@ -136,22 +138,23 @@ async def wait_for_approval(
     default: str | None,
     notify: Sequence[object],
     approvers: Sequence[str] | None,
+    next_seq: Callable[[], int],
+    redacting: bool = False,
+    notify_timeout: float = 300.0,
 ) -> Decision:
-    """``bm.approval`` in a Temporal workflow (arguments already checked by ``bm.approval``)."""
-    if notify:
-        raise UsageError(
-            f"bm.approval({name!r}, notify=[...]) does not run on the Temporal backend yet (a "
-            "notification is I/O and would have to be an activity); send it from a @bm.step before "
-            "the approval, or run this workflow on bm.Engine"
-        )
+    """``bm.approval`` in a Temporal workflow (arguments already checked by ``bm.approval``).
+    ``next_seq`` numbers the notifications; ``redacting``: the run has a redactor."""
     info = workflow.info()
     opened = workflow.time()
+    shown = ANY.to_jsonable(payload)
+    if redacting and shown is not None:  # the memo is history, and notifications leave the process
+        shown = await redacted("payload", shown)
     row: dict[str, Any] = {
         "run_id": info.workflow_id,
         "seq": seq,
         "name": name,
         "workflow": info.workflow_type,
-        "payload": ANY.to_jsonable(payload),
+        "payload": shown,
         "approvers": list(approvers) if approvers is not None else None,
         "default": default,
         "created": opened,
@@ -161,11 +164,16 @@ async def wait_for_approval(
     }
     book.rows[seq] = row
     _publish(row)
+    notifiers = [n for n in notify if isinstance(n, Notifier)]  # bm.approval checked them all
+    if notifiers:
+        await send_notifications(notifiers, row, next_seq, redacting=redacting, timeout=notify_timeout)
     decided: Callable[[], bool] = lambda: row["status"] == "decided"  # noqa: E731
+    # The deadline was fixed when the approval opened: notifying does not extend it.
+    remaining = row["deadline"] - workflow.time() if row["deadline"] is not None else None
     try:
-        if timeout is not None and timeout <= 0:
+        if remaining is not None and remaining <= 0:
             raise TimeoutError
-        await workflow.wait_condition(decided, timeout=timeout, timeout_summary=f"{seq}|approval|{name}")
+        await workflow.wait_condition(decided, timeout=remaining, timeout_summary=f"{seq}|approval|{name}")
     except TimeoutError:
         if not decided():  # nobody decided in time: the default applies
             assert default is not None  # bm.approval refuses a timeout without a default

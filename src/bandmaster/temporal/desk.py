@@ -7,7 +7,8 @@ them scans this task queue's running runs; decided ones are looked for among the
 ``scan`` runs. Deciding is the workflow's ``bandmaster.decide`` update (temporal/approval.py):
 the workflow itself checks the allow-list and settles the race with the timed default, and the
 answer is the decision that stands. A reviewer's comment passes through the workflow's
-redactor (``@bm.workflow(redact=...)``) before it leaves this process, as on the embedded desk.
+redactor (``@bm.workflow(redact=...)``, else ``TemporalEngine(redact=...)``) before it leaves
+this process, as on the embedded desk.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bandmaster.engine.approval import Decision
 from bandmaster.engine.approvals import Approval, AuditEntry
+from bandmaster.engine.workflow import redactor_for
 from bandmaster.errors import (
     AlreadyDecided,
     ApprovalNotFound,
@@ -157,8 +159,9 @@ class TemporalApprovals:
                 f"run {run_id} is {run_status}; its approval {known[-1].name!r} can no longer be decided"
             )
         wf = self.engine.workflows.get(description.workflow_type)
-        if comment and wf is not None and wf.redact is not None:  # a person's free text leaves us
-            comment = str(wf.redact.redact(comment))
+        redactor = redactor_for(wf, self.engine.redact)
+        if comment and redactor is not None:  # a person's free text leaves us
+            comment = str(redactor.redact(comment))
         request = {"action": action, "by": by, "comment": comment, "name": name}
         try:
             async with asyncio.timeout(self.decide_timeout):

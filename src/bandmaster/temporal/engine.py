@@ -27,14 +27,16 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from bandmaster._types import RunStatus
+from bandmaster.engine.redaction import Redactor
 from bandmaster.engine.runtime import RunHandle, RunInfo
 from bandmaster.engine.serde import ANY, rebuild_error
-from bandmaster.engine.workflow import Workflow
+from bandmaster.engine.workflow import Workflow, redactor_for
 from bandmaster.errors import InvalidInput, RunCancelled, RunFailed, RunNotFound, UsageError
 from bandmaster.temporal.desk import TemporalApprovals
 from bandmaster.temporal.failures import record_of
 from bandmaster.temporal.history import STATUS, run_info
 from bandmaster.temporal.hosting import checked
+from bandmaster.temporal.redaction import refuse_vault
 from bandmaster.temporal.worker import create_worker
 
 R = TypeVar("R")
@@ -56,7 +58,9 @@ class TemporalEngine:
     worker may hold a step before Temporal runs it elsewhere. ``tracing=True`` carries the current
     OpenTelemetry context from the client through the workflow into every activity (Temporal's
     ``TracingInterceptor``), so one trace covers start → workflow → steps → model calls; pass an
-    OpenTelemetry ``Tracer`` instead of ``True`` to choose the tracer."""
+    OpenTelemetry ``Tracer`` instead of ``True`` to choose the tracer. ``redact`` (e.g.
+    ``bm.RedactPII()``) rewrites every value before it reaches Temporal's history, for workflows
+    without a ``redact=`` of their own, as ``bm.Engine(redact=...)`` does for its journal."""
 
     def __init__(
         self,
@@ -72,12 +76,21 @@ class TemporalEngine:
         heartbeat: float = 10.0,
         max_concurrent_activities: int = 100,
         tracing: object = False,
+        redact: Redactor | None = None,
     ) -> None:
+        if redact is not None and not isinstance(redact, Redactor):
+            raise UsageError(
+                f"TemporalEngine(redact={redact!r}): needs a redact(value) method, e.g. bm.RedactPII()"
+            )
+        refuse_vault(redact, "TemporalEngine(redact=...)")
+        self.redact = redact
         self.target = target
         self.tracing = tracing
         self.namespace = namespace
         self.task_queue = task_queue
         self.workflows = checked(workflows)
+        for wf in self.workflows.values():
+            refuse_vault(wf.redact, f"@bm.workflow {wf.name!r} (redact=...)")
         self.run_worker = bool(self.workflows) if worker is None else worker
         self.registry = registry
         self.local_activities = local_activities
@@ -124,6 +137,7 @@ class TemporalEngine:
                 default_timeout=self.default_timeout,
                 heartbeat=self.heartbeat,
                 max_concurrent_activities=self.max_concurrent_activities,
+                redact=self.redact,
             )
             self._worker_task = asyncio.create_task(self._worker.run(), name="bandmaster-temporal-worker")
 
@@ -160,6 +174,9 @@ class TemporalEngine:
             if kwargs:
                 raise InvalidInput("start a workflow by name with positional arguments only")
             payload = json.loads(ANY.dump(list(args), what=f"input of workflow {name!r}", limit=MAX_PAYLOAD))
+        redactor = redactor_for(wf, self.redact)
+        if redactor is not None:  # the start event is history: redacted here, before it is sent
+            payload = redactor.redact(payload)
         given_id = run_id is not None
         run_id = run_id or uuid.uuid4().hex
         memo = {"bandmaster.version": wf.version} if wf is not None and wf.version else None
@@ -225,6 +242,9 @@ class TemporalEngine:
         """Deliver ``payload`` to the run's ``bm.wait_for(name)``; kept until the wait is reached."""
         # Checked here, before anything reaches Temporal: InvalidInput / PayloadTooLarge name the value.
         value = json.loads(ANY.dump(payload, what=f"payload of signal {name!r}", limit=MAX_PAYLOAD))
+        redactor = await self._redactor_for_run(run_id)
+        if redactor is not None:  # the signal event is history: redacted before it is sent
+            value = redactor.redact(value)
         try:
             await self._handle(run_id).signal(name, value)
         except RPCError as exc:
@@ -235,6 +255,16 @@ class TemporalEngine:
                         f"run {run_id} is already {status}; it cannot receive signal {name!r}"
                     ) from None
             raise self._not_found(run_id, exc) from None
+
+    async def _redactor_for_run(self, run_id: str) -> Redactor | None:
+        """The redactor of the run's workflow (its own, else the engine's)."""
+        if self.redact is None and not any(wf.redact is not None for wf in self.workflows.values()):
+            return None  # nothing to redact with: skip the lookup
+        try:
+            workflow_type = (await self._handle(run_id).describe()).workflow_type
+        except RPCError as exc:
+            raise self._not_found(run_id, exc) from None
+        return redactor_for(self.workflows.get(workflow_type), self.redact)
 
     async def _status(self, run_id: str) -> RunStatus | None:
         try:

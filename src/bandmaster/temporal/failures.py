@@ -17,22 +17,35 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
+from bandmaster.engine.redaction import Redactor, redact_error_record
 from bandmaster.engine.serde import error_record, rebuild_error
 from bandmaster.errors import BandmasterError, RateLimited, RetriesExhausted, RetryableError, StepTimeout
 from bandmaster.policies.retry import DEFAULT_RETRY_ON, Retry
 
 
 def to_application_error(
-    exc: BaseException, *, retryable: bool, meta: dict[str, Any] | None = None
+    exc: BaseException,
+    *,
+    retryable: bool,
+    meta: dict[str, Any] | None = None,
+    redactor: Redactor | None = None,
 ) -> ApplicationError:
     """What an activity raises for ``exc``: the journal record travels in the details, followed
-    by the step's meta when there is one (a model call's guard log)."""
+    by the step's meta when there is one (a model call's guard log). With a ``redactor``, the
+    message, record and meta are redacted (raise it ``from None`` then: Temporal would record
+    the cause's own message too)."""
     delay = None
     if isinstance(exc, RateLimited) and exc.retry_after:
         delay = timedelta(seconds=exc.retry_after)  # honour Retry-After, as the embedded backoff does
+    record = error_record(exc)
+    message = str(exc)
+    if redactor is not None:
+        record = redact_error_record(redactor, record)
+        message = str(record["message"])
+        meta = redactor.redact(meta) if meta else meta
     return ApplicationError(
-        str(exc),
-        error_record(exc),
+        message,
+        record,
         *([meta] if meta else []),
         type=type(exc).__name__,
         non_retryable=not retryable,
@@ -40,10 +53,12 @@ def to_application_error(
     )
 
 
-def run_failure(exc: BaseException) -> ApplicationError:
+def run_failure(exc: BaseException, record: dict[str, Any] | None = None) -> ApplicationError:
     """What the generic workflow raises when the user's workflow function raised ``exc``: a
-    non-retryable failure of the run (not a workflow-task failure Temporal would retry)."""
-    return ApplicationError(str(exc), error_record(exc), type=type(exc).__name__, non_retryable=True)
+    non-retryable failure of the run (not a workflow-task failure Temporal would retry).
+    ``record``: the error record to carry instead of ``exc``'s own (a redacted one)."""
+    record = record if record is not None else error_record(exc)
+    return ApplicationError(str(record["message"]), record, type=type(exc).__name__, non_retryable=True)
 
 
 def meta_of(exc: BaseException) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bandmaster.engine.redaction import Redactor
 from bandmaster.engine.step import Step
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import UsageError
@@ -37,6 +38,7 @@ class Hosted:
     local_activities: bool = False  # every step a local activity, not only @bm.step(local=True)
     default_timeout: float = 300.0  # start-to-close of activities whose step has no timeout
     heartbeat: float = 10.0  # a worker silent this long is dead: its activities are retried
+    redact: Redactor | None = None  # the engine's redactor, for workflows without their own
     steps: dict[str, Step[..., Any]] = field(default_factory=dict)  # graph step nodes by reference
     registries: dict[str, object] = field(default_factory=dict)  # graphs' own registries by reference
     refs: dict[int, str] = field(default_factory=dict)  # id() of each object above -> its reference
@@ -79,12 +81,21 @@ def host(
     models it cannot serve fails at start, naming file, line and node."""
     table = checked(workflows)
     hosted = Hosted(table, **options)
+    _refuse_vaults(hosted)
     for wf in table.values():
         graph = _as_graph(wf)
         if graph is not None:
             _host_graph(hosted, graph, registry)
     _hosted[task_queue] = hosted
     return hosted
+
+
+def _refuse_vaults(hosted: Hosted) -> None:
+    from bandmaster.temporal.redaction import refuse_vault  # redaction imports this module
+
+    refuse_vault(hosted.redact, "TemporalEngine(redact=...)")
+    for wf in hosted.workflows.values():
+        refuse_vault(wf.redact, f"@bm.workflow {wf.name!r} (redact=...)")
 
 
 def _as_graph(wf: Workflow[..., Any]) -> GraphWorkflow | None:

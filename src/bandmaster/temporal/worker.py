@@ -20,9 +20,12 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from bandmaster.engine.redaction import Redactor
 from bandmaster.engine.workflow import Workflow
 from bandmaster.temporal.activities import Activities
 from bandmaster.temporal.hosting import host
+from bandmaster.temporal.notify import notify_activity
+from bandmaster.temporal.redaction import redact_activity
 from bandmaster.temporal.workflow import BandmasterWorkflow
 
 PASSTHROUGH = (
@@ -53,6 +56,7 @@ def create_worker(
     default_timeout: float = 300.0,
     heartbeat: float = 10.0,
     max_concurrent_activities: int = 100,
+    redact: Redactor | None = None,
 ) -> Worker:
     """A worker for ``task_queue`` running these workflows and every step they call."""
     workflows = list(workflows)
@@ -63,6 +67,7 @@ def create_worker(
         local_activities=local_activities,
         default_timeout=default_timeout,
         heartbeat=heartbeat,
+        redact=redact,
     )
     activities = Activities(registry)
     user_modules = {wf.fn.__module__ for wf in workflows if wf.fn.__module__ != "__main__"}
@@ -70,7 +75,7 @@ def create_worker(
         client,
         task_queue=task_queue,
         workflows=[BandmasterWorkflow],
-        activities=[activities.run_step, activities.call_model],
+        activities=[activities.run_step, activities.call_model, redact_activity, notify_activity],
         workflow_runner=sandbox_runner(user_modules),
         max_concurrent_activities=max_concurrent_activities,
     )

@@ -27,8 +27,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from bandmaster.engine.backend import current_backend
 from bandmaster.engine.operations import MISSING
-from bandmaster.engine.serde import ANY, Codec, codec_for
+from bandmaster.engine.serde import ANY, Codec, codec_for, error_record
 from bandmaster.engine.step import Step
+from bandmaster.engine.workflow import redactor_for
 from bandmaster.errors import InvalidInput, UsageError, WaitTimeout, WorkflowNotFound
 from bandmaster.guard.portable import guards_as_data
 from bandmaster.models.base import ModelResponse
@@ -44,6 +45,7 @@ from bandmaster.temporal.approval import DECIDE_UPDATE, ApprovalBook, wait_for_a
 from bandmaster.temporal.failures import CRASH_RETRIES, retry_policy, run_failure, step_error
 from bandmaster.temporal.hosting import Hosted, hosted
 from bandmaster.temporal.policy_data import breaker_as_data, retry_as_data
+from bandmaster.temporal.redaction import redacted
 
 MEMO_PREFIX = "bm.wait."
 """Waits are recorded as memo upserts (one history event at the start, one at the end), and so
@@ -60,8 +62,9 @@ def op_id(seq: int, kind: str, name: str) -> str:
 class TemporalOperations:
     """bandmaster's journaled operations for one Temporal workflow execution."""
 
-    def __init__(self, options: Hosted) -> None:
+    def __init__(self, options: Hosted, *, redacting: bool = False) -> None:
         self.options = options
+        self.redacting = redacting  # the run has a redactor (it runs in activities, never here)
         self.seq = 0
         self.signals: dict[str, deque[Any]] = {}
         self.approvals = ApprovalBook()  # decided through BandmasterWorkflow's update
@@ -75,7 +78,7 @@ class TemporalOperations:
     def step(self, step: Step[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         seq = self._next()  # now, at call time: gather() numbers by call order
         ref = self.options.ref_of(step) or step_ref(step)  # a graph's step: by its hosted reference
-        call = StepCall(ref, seq, ANY.to_jsonable(list(args)), ANY.to_jsonable(kwargs))
+        call = StepCall(ref, seq, ANY.to_jsonable(list(args)), ANY.to_jsonable(kwargs), redact=self.redacting)
         return self._step(seq, step, call)
 
     async def _step(self, seq: int, step: Step[..., Any], call: StepCall) -> Any:
@@ -112,6 +115,7 @@ class TemporalOperations:
         if options.get("breaker") is not None:
             plain["breaker"] = breaker_as_data(options["breaker"])
         call = ModelCall(target, seq, ANY.to_jsonable(input), ANY.to_jsonable(plain), registry=registry_ref)
+        call.redact = self.redacting
         if guards:
             call.guards = guards_as_data(guards)  # rebuilt in the activity from their config
         timeout = float(plain.get("timeout") or self.options.default_timeout)
@@ -263,6 +267,9 @@ class TemporalOperations:
             default=default,
             notify=notify,
             approvers=approvers,
+            next_seq=self._next,
+            redacting=self.redacting,
+            notify_timeout=self.options.default_timeout,
         )
 
     def record(self, name: str, kind: str, output: Any, meta: dict[str, Any]) -> None:
@@ -307,7 +314,7 @@ class BandmasterWorkflow:
                     f"(known: {known}); start a worker that hosts it"
                 )
             )
-        ops = self.ops = TemporalOperations(options)
+        ops = self.ops = TemporalOperations(options, redacting=redactor_for(wf, options.redact) is not None)
         for name, payload in self.early:
             ops.on_signal(name, payload)
         converter = workflow.payload_converter()
@@ -318,10 +325,13 @@ class BandmasterWorkflow:
         try:
             values = wf.decode_input(json.dumps(raw))
             result = await wf.fn(*values)
-            return wf.output_codec.to_jsonable(result)
+            output = wf.output_codec.to_jsonable(result)
+            return await redacted("output", output) if ops.redacting else output
         except (asyncio.CancelledError, ApplicationError):
             raise
         except Exception as exc:
+            if ops.redacting:  # no cause: Temporal would record its raw message too
+                raise run_failure(exc, await redacted("error", error_record(exc))) from None
             raise run_failure(exc) from exc
 
     @workflow.signal(dynamic=True)
