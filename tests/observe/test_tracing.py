@@ -198,6 +198,46 @@ async def test_failed_step_and_run_have_error_status(db_path: Path, spans: Spans
     assert run.attributes["bandmaster.outcome"] == "failed"
 
 
+class _MaskSSN:
+    """A journal redactor masking the test's SSN (Presidio's own tests are in tests/pii)."""
+
+    def redact(self, value: object) -> object:
+        if isinstance(value, str):
+            return value.replace("078-05-1120", "<US_SSN>")
+        if isinstance(value, dict):
+            return {k: self.redact(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.redact(v) for v in value]
+        return value
+
+
+@bm.step
+async def leaks(text: str) -> str:
+    raise ValueError(f"cannot file {text}")
+
+
+@bm.workflow(redact=_MaskSSN())
+async def leaking(text: str) -> str:
+    return await leaks(text)
+
+
+async def test_error_text_reaches_spans_redacted_like_the_journal(db_path: Path, spans: Spans) -> None:
+    await _run(db_path, leaking, Tracing(spans.provider), SECRET, fails=True)
+    failed = [s for s in spans.all() if s.status.status_code == StatusCode.ERROR]
+    assert {s.name for s in failed} >= {"step leaks", "run leaking", "attempt 1"}
+    for span in spans.all():
+        texts = [str(span.status.description)] + [str(v) for v in (span.attributes or {}).values()]
+        texts += [str(v) for e in span.events for v in (e.attributes or {}).values()]
+        assert not any("078-05-1120" in t for t in texts), span.name
+    step = spans.one("step leaks")
+    assert step.status.description == "ValueError: cannot file patient John Smith, SSN <US_SSN>"
+    assert [e.name for e in step.events][-1] == "exception"
+    assert step.events[-1].attributes == {
+        "exception.type": "ValueError",
+        "exception.message": "cannot file patient John Smith, SSN <US_SSN>",
+    }
+
+
 async def test_payloads_stay_out_of_spans_unless_asked(db_path: Path, spans: Spans) -> None:
     await _run(db_path, pipeline, Tracing(spans.provider), SECRET)
     for span in spans.all():

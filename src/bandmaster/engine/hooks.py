@@ -24,9 +24,12 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bandmaster.errors import UsageError
+
+if TYPE_CHECKING:
+    from bandmaster.engine.redaction import Redactor
 
 log = logging.getLogger("bandmaster.hooks")
 
@@ -76,6 +79,8 @@ class RunFinished:
     error: BaseException | None
     duration: float
     """Seconds of this execution (not since the run was created)."""
+    redactor: Redactor | None = None
+    """The run's journal redactor: hooks that export error text pass it through this first."""
 
 
 # The four per-step events are built for every step when a hook listens, so they are plain
@@ -91,6 +96,8 @@ class StepStarted:
     kind: str
     """``step``, ``model`` (``bm.call_model``), ``route``, ...: the journal's step kind."""
     started: float
+    redactor: Redactor | None = None
+    """The run's journal redactor: hooks that export error text pass it through this first."""
 
 
 @dataclass(slots=True)  # read-only by convention, see StepStarted

@@ -78,7 +78,7 @@ async def journaled(
         hooks = None
     if hooks is not None:
         record.hooks = hooks
-        record.step = StepStarted(ctx.run_id, ctx.workflow, seq, name, kind, started)
+        record.step = StepStarted(ctx.run_id, ctx.workflow, seq, name, kind, started, ctx.redactor)
         emit(hooks.step_started, record.step)
     # What the hooks hear at the end; stays "cancelled" when nothing was journaled.
     status: StepOutcome = "cancelled"

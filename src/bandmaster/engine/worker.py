@@ -259,7 +259,9 @@ class Worker:
             error = exc
             raise
         finally:
-            finished = RunFinished(row.id, row.workflow, outcome, error, time.monotonic() - started)
+            finished = RunFinished(
+                row.id, row.workflow, outcome, error, time.monotonic() - started, ctx.redactor
+            )
             emit(hooks.run_finished, finished)
 
     async def _execute(

@@ -35,6 +35,7 @@ from bandmaster.engine.hooks import (
     StepFinished,
     StepStarted,
 )
+from bandmaster.engine.redaction import Redactor
 
 try:
     from opentelemetry import context as otel_context
@@ -252,7 +253,7 @@ class Tracing(Hooks):
         span = run.span
         span.set_attribute("bandmaster.outcome", event.outcome)
         if event.outcome == "failed" and event.error is not None:
-            _fail(span, event.error)
+            _fail(span, event.error, event.redactor)
         span.end()
 
     # --- steps and attempts ------------------------------------------------------------------
@@ -338,7 +339,7 @@ class Tracing(Hooks):
             return
         for span in (attempt.model, attempt.span):
             if span is not None:
-                _fail(span, event.error)
+                _fail(span, event.error, event.step.redactor)
                 span.end()
         if event.retry_delay is not None:
             step.add_event(
@@ -386,7 +387,7 @@ class Tracing(Hooks):
                 text = to_json(request, serialize_unknown=True).decode()
                 span.set_attribute("bandmaster.input", text[: self.max_payload_chars])
         if event.status == "failed" and event.error is not None:
-            _fail(span, event.error)
+            _fail(span, event.error, event.step.redactor)
         span.end()
 
     def _model_step(self, span: Span, meta: Mapping[str, Any], attempts: int) -> None:
@@ -451,10 +452,19 @@ def _response_attributes(meta: Mapping[str, Any]) -> dict[str, Any]:
     return attributes
 
 
-def _fail(span: Span, error: BaseException) -> None:
-    span.set_attribute("error.type", type(error).__name__)
-    span.record_exception(error)
-    span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+def _fail(span: Span, error: BaseException, redactor: Redactor | None) -> None:
+    kind = type(error).__name__
+    span.set_attribute("error.type", kind)
+    if redactor is None:
+        span.record_exception(error)
+        message = str(error)
+    else:
+        # The journal holds this error redacted, and so does the trace: the redacted message,
+        # no traceback (its last line repeats the raw message).
+        message = str(redactor.redact(str(error)))
+        attributes = {"exception.type": type(error).__qualname__, "exception.message": message}
+        span.add_event("exception", attributes)
+    span.set_status(Status(StatusCode.ERROR, f"{kind}: {message}"))
 
 
 def otlp_provider(service_name: str | None = None) -> TracerProvider:
