@@ -221,25 +221,33 @@ async def _notify(
     )
 
     async def deliver(record: OpRecord) -> dict[str, Any]:
-        record.meta["target"] = notifier.target
-        try:
-            outcome = await run_attempts(
-                lambda attempt: notifier.send(request, attempt),
-                retry=notifier.retry,
-                timeout=notifier.timeout,
-                name=f"notify {notifier.target}",
-                record=record,
-            )
-        except Exception as exc:
-            record.meta["delivered"] = False
-            return {"delivered": False, "attempts": record.attempts, "error": f"{type(exc).__name__}: {exc}"}
-        record.meta["delivered"] = True
-        return {"delivered": True, "attempts": record.attempts, **outcome}
+        return await deliver_notification(notifier, request, record)
 
     result: dict[str, Any] = await journaled(
         ctx, seq, f"notify:{name}", "notify", _DELIVERY, deliver, redact=False
     )
     return result
+
+
+async def deliver_notification(
+    notifier: Notifier, request: ApprovalRequest, record: OpRecord
+) -> dict[str, Any]:
+    """Send ``request`` with the notifier's retry policy and answer the outcome to journal
+    (``{"delivered", "attempts", ...}``); a failure is the outcome, never raised."""
+    record.meta["target"] = notifier.target
+    try:
+        outcome = await run_attempts(
+            lambda attempt: notifier.send(request, attempt),
+            retry=notifier.retry,
+            timeout=notifier.timeout,
+            name=f"notify {notifier.target}",
+            record=record,
+        )
+    except Exception as exc:
+        record.meta["delivered"] = False
+        return {"delivered": False, "attempts": record.attempts, "error": f"{type(exc).__name__}: {exc}"}
+    record.meta["delivered"] = True
+    return {"delivered": True, "attempts": record.attempts, **outcome}
 
 
 def _check(

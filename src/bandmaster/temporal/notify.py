@@ -27,8 +27,8 @@ from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from bandmaster.engine.approval import ApprovalRequest, Notifier
-from bandmaster.engine.operation import OpRecord, run_attempts
+from bandmaster.engine.approval import ApprovalRequest, Notifier, deliver_notification
+from bandmaster.engine.operation import OpRecord
 from bandmaster.temporal.redaction import activity_redactor
 
 NOTIFY_ACTIVITY = "bandmaster.notify"
@@ -118,25 +118,7 @@ async def notify_activity(call: NotifyCall) -> dict[str, Any]:
         deadline=datetime.fromtimestamp(deadline, UTC) if deadline is not None else None,
     )
     record = OpRecord()
-    record.meta["target"] = notifier.target
-    try:
-        outcome = await run_attempts(
-            lambda attempt: notifier.send(request, attempt),
-            retry=notifier.retry,
-            timeout=notifier.timeout,
-            name=f"notify {notifier.target}",
-            record=record,
-        )
-    except Exception as exc:
-        record.meta["delivered"] = False
-        result: dict[str, Any] = {
-            "delivered": False,
-            "attempts": record.attempts,
-            "error": f"{type(exc).__name__}: {exc}",
-        }
-    else:
-        record.meta["delivered"] = True
-        result = {"delivered": True, "attempts": record.attempts, **outcome}
+    result = await deliver_notification(notifier, request, record)
     text = record.meta_json()
     meta: dict[str, Any] = json.loads(text) if text else {}
     if redactor is not None:  # a receiver's error body may echo the payload
