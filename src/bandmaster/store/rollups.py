@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 
 from bandmaster._types import TERMINAL_STATUSES
@@ -344,6 +345,10 @@ BATCH = 200
 """Runs added per write transaction by :func:`catch_up`: some 15-30 ms of write lock on a loaded
 2-core machine, so the engine's commits never wait long behind it (benchmarks/README.md)."""
 
+MAX_PAUSE = 0.05
+"""Longest pause between two batches (each pause lasts as long as the batch before it held the
+write lock, so the engine's commits get the lock at least half of the time)."""
+
 _IDS = "SELECT value FROM json_each(?)"
 # The unary + keeps SQLite from walking the status index: the given ids drive the lookup.
 _BACKLOG = "+{t}status IN " + _TERMINAL + " AND {t}rolled_up IS NULL"
@@ -378,7 +383,8 @@ def catch_up(
     in several processes at once (each batch re-selects its unmarked runs under the write lock,
     so a run another process added meanwhile is skipped). ``conn`` must be in autocommit mode
     (``isolation_level=None``) and outside a transaction; lock waits follow its busy timeout
-    (``sqlite3.OperationalError`` when it runs out, with the batches before kept).
+    (``sqlite3.OperationalError`` when it runs out, with the batches before kept); between
+    batches it pauses as long as the last one held the lock (at most :data:`MAX_PAUSE`).
     ``keep_going`` is asked before each batch after the first (a worker stopping says no).
     """
     if conn.isolation_level is not None or conn.in_transaction:
@@ -391,10 +397,15 @@ def catch_up(
     pending = backlog(conn, limit)
     added = 0
     for start in range(0, len(pending), batch):
-        if start and keep_going is not None and not keep_going():
-            break
+        if start:
+            # Writers waiting for the lock poll it from SQLite's busy handler, sleeping between
+            # tries: without a pause as long as the batch, back-to-back batches starve them.
+            time.sleep(min(held, MAX_PAUSE))
+            if keep_going is not None and not keep_going():
+                break
         ids = json.dumps(pending[start : start + batch])
         conn.execute("BEGIN IMMEDIATE")
+        locked = time.perf_counter()
         try:
             *add, mark = add_runs_sql(_IDS)
             for statement in add:
@@ -404,4 +415,5 @@ def catch_up(
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        held = time.perf_counter() - locked
     return added
