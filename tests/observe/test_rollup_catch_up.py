@@ -36,7 +36,7 @@ def journal(tmp_path: Path) -> Path:
 
 def test_catch_up_adds_each_ended_run_once_in_batches(journal: Path) -> None:
     with closing(sqlite3.connect(journal, isolation_level=None)) as conn:
-        assert rollups.backlog(conn) and len(rollups.backlog(conn)) == ENDED
+        assert len(rollups.backlog(conn)) == ENDED
         assert rollups.catch_up(conn, limit=50, batch=7) == 50
         assert counts(journal) == (50, 50 * 4)
         assert rollups.catch_up(conn, batch=1000) == ENDED - 50
@@ -47,9 +47,9 @@ def test_catch_up_adds_each_ended_run_once_in_batches(journal: Path) -> None:
 
 
 def test_catch_up_refuses_a_connection_inside_a_transaction(journal: Path) -> None:
-    with closing(sqlite3.connect(journal)) as conn:  # the default: implicit transactions
-        with pytest.raises(UsageError, match="isolation_level=None"):
-            rollups.catch_up(conn)
+    implicit = sqlite3.connect(journal)  # the default: implicit transactions
+    with closing(implicit), pytest.raises(UsageError, match="isolation_level=None"):
+        rollups.catch_up(implicit)
     with closing(sqlite3.connect(journal, isolation_level=None)) as conn:
         conn.execute("BEGIN")
         with pytest.raises(UsageError, match="no BEGIN pending"):
@@ -81,7 +81,9 @@ def test_the_migration_drops_the_write_path_triggers_of_a_rolled_up_journal(tmp_
         "INSERT INTO runs (id, workflow, status, fmt, created_at, updated_at) "
         "VALUES ('r', 'wf', 'running', 'json1', 1, 1)"
     )
-    conn.execute("INSERT INTO steps VALUES ('r', 0, 'a', 'step', 'completed', '1', NULL, 1, 1, 2, NULL, 'json1')")
+    conn.execute(
+        "INSERT INTO steps VALUES ('r', 0, 'a', 'step', 'completed', '1', NULL, 1, 1, 2, NULL, 'json1')"
+    )
     conn.execute("UPDATE runs SET status = 'completed' WHERE id = 'r'")  # its trigger rolls it up
     conn.close()
     assert {"runs_rollup_end", "steps_rollup_update"} <= _triggers(db)

@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from tests.observe.test_stats_rollup import write_locked
 from typer.testing import CliRunner
 
 import bandmaster as bm
@@ -18,7 +19,6 @@ from bandmaster.cli.app import app
 from bandmaster.observe.stats import compute
 from bandmaster.store import rollups
 from bandmaster.store.sqlite import SQLiteStore
-from tests.observe.test_stats_rollup import write_locked
 
 DAY1 = 1_700_000_000.0  # 2023-11-14 22:13 UTC
 DAY2 = DAY1 + 86400

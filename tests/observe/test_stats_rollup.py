@@ -5,10 +5,10 @@ when somebody catches up (a reader, a worker's pass, import), never in the write
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
-import contextlib
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 
 import bandmaster as bm
 from bandmaster.cli.app import app
-from bandmaster.observe.stats import Stats, archive, compute, export_runs, import_runs
 from bandmaster.observe import stats_rollup
+from bandmaster.observe.stats import Stats, archive, compute, export_runs, import_runs
 from bandmaster.store import rollups
 from bandmaster.store.schema import MIGRATIONS
 from bandmaster.store.sqlite import SQLiteStore

@@ -264,7 +264,7 @@ def worker(
         Path | None, typer.Option(help="Where --retention writes archives [default: delete them]")
     ] = None,
     rollup_every: Annotated[
-        float, typer.Option(min=0, help="Seconds between passes adding ended runs to the stats rollups (0: none)")
+        float, typer.Option(min=0, help="Seconds between passes adding ended runs to stats rollups (0: off)")
     ] = 30.0,
     backend: BackendOption = "embedded",
     target: TargetOption = "localhost:7233",

@@ -29,6 +29,7 @@ from datetime import date, timedelta
 from typing import Any, get_args
 
 from bandmaster._types import TERMINAL_STATUSES, RunStatus
+from bandmaster.observe.stats_db import JournalRef, journal_path
 from bandmaster.observe.stats_model import (
     BOOKKEEPING_KINDS,
     PERCENTILES,
@@ -38,7 +39,6 @@ from bandmaster.observe.stats_model import (
     WorkflowStats,
 )
 from bandmaster.observe.stats_raw import RUN_BYTES, assemble_run_stats, model_stats
-from bandmaster.observe.stats_db import JournalRef, journal_path
 from bandmaster.store.rollups import (
     BUCKET_RATIO,
     MODEL_KEY,

@@ -357,7 +357,8 @@ _BACKLOG = "+{t}status IN " + _TERMINAL + " AND {t}rolled_up IS NULL"
 def add_runs_sql(ids: str) -> list[str]:
     """Statements adding the ended runs not rolled up yet among those ``ids`` (a subquery with
     one ``?``) selects to the rollups, and marking them; the caller holds the transaction."""
-    source = f"runs r CROSS JOIN steps s ON s.run_id = r.id WHERE r.id IN ({ids}) AND {_BACKLOG.format(t='r.')}"
+    runs = f"r.id IN ({ids}) AND {_BACKLOG.format(t='r.')}"
+    source = f"runs r CROSS JOIN steps s ON s.run_id = r.id WHERE {runs}"
     mark = f"UPDATE runs SET rolled_up = 1 WHERE id IN ({ids}) AND {_BACKLOG.format(t='')}"
     return [*_add(source), mark]
 
@@ -396,6 +397,7 @@ def catch_up(
         raise UsageError(f"rollups.catch_up: batch must be >= 1 and limit >= 0, got {batch=}, {limit=}")
     pending = backlog(conn, limit)
     added = 0
+    held = 0.0  # seconds the last batch held the write lock
     for start in range(0, len(pending), batch):
         if start:
             # Writers waiting for the lock poll it from SQLite's busy handler, sleeping between
