@@ -233,8 +233,9 @@ WRITE_VARIANTS = ("none", "catch-up", "trigger", "catch-up + pass")
 
 
 def write_cost(tmp: Path, rounds: int, runs: int) -> dict[str, tuple[float, float]]:
-    """Per-step p50 and mean (µs) of the engine benchmark's sequential 10-step chain on four
-    journals, measured in interleaved rounds (medians over rounds): *none*, every rollup
+    """Per-step p50 (µs) of the engine benchmark's sequential 10-step chain on four journals,
+    and its difference to *none* in the same round, measured in interleaved rounds (medians
+    over rounds): *none*, every rollup
     trigger dropped (the floor); *catch-up*, this version's schema (only the triggers the
     normal path never fires: reopen, delete); *trigger*, the previous version (the run-end and
     step-update triggers of ``rollups.MIGRATION`` put back); *catch-up + pass*, this version
@@ -257,22 +258,123 @@ def write_cost(tmp: Path, rounds: int, runs: int) -> dict[str, tuple[float, floa
             if statement.startswith("CREATE TRIGGER"):
                 conn.execute(statement)  # IF NOT EXISTS: adds back the two this version dropped
 
-    async def per_step(path: Path, every: float | None) -> tuple[float, float]:
+    async def per_step(path: Path, every: float | None) -> float:
         async with bm.Engine(path, workflows=[bench_engine.chain], rollup_every=every) as engine:
             await bench_engine._sequential_runs(engine, bench_engine.chain, runs // 5)
             samples = await bench_engine._sequential_runs(engine, bench_engine.chain, runs)
         steps = [t / bench_engine.CHAIN_LENGTH for t in samples]
-        return bench_engine.percentile(steps, 50), statistics.fmean(steps)
+        return bench_engine.percentile(steps, 50)
 
-    results: dict[str, list[tuple[float, float]]] = {variant: [] for variant in WRITE_VARIANTS}
-    for _ in range(rounds):
-        for variant, path in paths.items():
+    results: dict[str, list[float]] = {variant: [] for variant in WRITE_VARIANTS}
+    order = list(WRITE_VARIANTS)
+    for round_ in range(rounds):
+        for variant in order[round_ % len(order) :] + order[: round_ % len(order)]:  # rotate who goes first
             every = 0.1 if variant == "catch-up + pass" else None
-            results[variant].append(asyncio.run(per_step(path, every)))
+            results[variant].append(asyncio.run(per_step(paths[variant], every)))
+    # Load from other processes moves whole rounds: compare each variant with "none" of the same round.
     return {
-        variant: (statistics.median(r[0] for r in rs), statistics.median(r[1] for r in rs))
+        variant: (
+            statistics.median(rs),
+            statistics.median(r - none for r, none in zip(rs, results["none"], strict=True)),
+        )
         for variant, rs in results.items()
     }
+
+
+STATEMENT_VARIANTS = ("none", "catch-up", "trigger")
+
+
+def statement_cost(tmp: Path, rounds: int, runs: int) -> dict[str, tuple[float, float]]:
+    """The engine's journal statements alone, without the engine around them (less noise):
+    per run, insert it, claim it, ten step inserts and its end, each in its own commit as a
+    sequential chain commits them. µs per step on the *none*, *catch-up* and *trigger*
+    journals of :func:`write_cost`, medians over interleaved rounds, and the median of the
+    same-round differences to *none*."""
+    paths = {variant: tmp / f"statements-{i}.db" for i, variant in enumerate(STATEMENT_VARIANTS)}
+    for variant, path in paths.items():
+        SQLiteStore(path).close()
+        with sqlite3.connect(path) as conn:
+            if variant == "none":
+                for (name,) in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+                ).fetchall():
+                    conn.execute(f"DROP TRIGGER {name}")
+            elif variant == "trigger":
+                for statement in rollups.MIGRATION:
+                    if statement.startswith("CREATE TRIGGER"):
+                        conn.execute(statement)
+
+    def one_round(path: Path, first: int) -> float:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA synchronous=NORMAL")  # as the store sets it
+
+        def commit(sql: str, params: tuple[Any, ...]) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(sql, params)
+            conn.execute("COMMIT")
+
+        started = time.perf_counter()
+        for r in range(first, first + runs):
+            run_id, now = f"run-{r}", time.time()
+            commit(
+                "INSERT INTO runs (id, workflow, status, input, fmt, created_at, updated_at) "
+                "VALUES (?, 'chain', 'queued', '1', 'json1', ?, ?)",
+                (run_id, now, now),
+            )
+            commit(
+                "UPDATE runs SET status = 'running', lease_owner = 'w', lease_expires = ? "
+                "WHERE id = ? AND status = 'queued'",
+                (now + 10, run_id),
+            )
+            for seq in range(10):
+                commit(
+                    "INSERT INTO steps (run_id, seq, name, kind, status, output, error, attempts, "
+                    "started_at, ended_at, meta, fmt) SELECT ?,?,?,?,?,?,?,?,?,?,?,? "
+                    "WHERE EXISTS (SELECT 1 FROM runs WHERE id = ? AND lease_owner = ?) "
+                    "ON CONFLICT(run_id, seq) DO UPDATE SET status = excluded.status "
+                    "WHERE steps.status = 'waiting' AND excluded.status != 'waiting'",
+                    (
+                        run_id,
+                        seq,
+                        "noop",
+                        "step",
+                        "completed",
+                        "1",
+                        None,
+                        1,
+                        now,
+                        now,
+                        None,
+                        "json1",
+                        run_id,
+                        "w",
+                    ),
+                )
+            commit(
+                "UPDATE runs SET status = 'completed', output = '1', ended_at = ?, updated_at = ?, "
+                "lease_owner = NULL, lease_expires = NULL WHERE id = ? AND lease_owner = 'w'",
+                (now, now, run_id),
+            )
+        elapsed = time.perf_counter() - started
+        conn.close()
+        return elapsed / (runs * 10) * 1e6
+
+    results: dict[str, list[float]] = {variant: [] for variant in STATEMENT_VARIANTS}
+    order = list(STATEMENT_VARIANTS)
+    for round_ in range(rounds):
+        for variant in order[round_ % len(order) :] + order[: round_ % len(order)]:
+            results[variant].append(one_round(paths[variant], round_ * runs))
+    return {
+        variant: (
+            statistics.median(rs),
+            statistics.median(r - none for r, none in zip(rs, results["none"], strict=True)),
+        )
+        for variant, rs in results.items()
+    }
+
+
+def _key(variant: str) -> str:
+    return variant.replace(" + ", "_").replace("-", "_")
 
 
 def unroll_newest(path: Path, runs: int) -> int:
@@ -340,14 +442,22 @@ def main() -> int:
         t_cold = t_catch + t_first
         t_all, stats = min((timed(compute, path) for _ in range(2)), key=lambda r: r[0])
         t_wf, _ = timed(compute, path, workflow="triage")
-        t_since, recent = timed(compute, path, since="7d")
+        week_ago = time.time() - 7 * 86400  # one cutoff for the rollups and the exact path
+
+        def since_7d() -> float:
+            return time.time() - week_ago
+
+        t_since, recent = timed(compute, path, since=since_7d())
         backlog_runs = unroll_newest(path, args.backlog_runs)
         t_backlog, _ = timed(compute, path)
         t_exact, exact = timed(compute, path, exact=True)
-        t_exact_since, exact_recent = timed(compute, path, since="7d", exact=True)
+        t_exact_since, exact_recent = timed(compute, path, since=since_7d(), exact=True)
         t_plot, buckets = timed(timeline, path)
         t_py, py_p99 = python_baseline(path)
-        write = write_cost(Path(tmp), rounds=3 if args.quick else 5, runs=100 if args.quick else 300)
+        write = write_cost(Path(tmp), rounds=4 if args.quick else 12, runs=100 if args.quick else 200)
+        statements = statement_cost(
+            Path(tmp), rounds=5 if args.quick else 15, runs=200 if args.quick else 500
+        )
         # retention last (it changes the journal): the oldest tenth, 3 of the 30 days
         t_arch, archived = timed(archive, path, f"{DAYS - 3}d", Path(tmp) / "archive")
         after, exact_after = compute(path), compute(path, exact=True)
@@ -357,7 +467,6 @@ def main() -> int:
         arch_sums, arch_pct = differences(after, exact_after)
         sql_p99 = {s.name: s.p99 for s in stats.step_stats}
         py_err = max(abs((sql_p99[name] or 0) - value) / value for name, value in py_p99.items() if value)
-        floor_us = write["none"][0]
         numbers = {
             "runs": runs,
             "steps": rows,
@@ -386,8 +495,10 @@ def main() -> int:
             "max_rel_diff_sums": max(sums_diff, since_sums, arch_sums),
             "max_rel_diff_percentiles": max(pct_diff, since_pct, arch_pct),
             "p99_rel_err_vs_python": py_err,
-            **{f"chain_step_p50_{v.replace(' + ', '_').replace('-', '_')}_us": write[v][0] for v in write},
-            **{f"chain_step_mean_{v.replace(' + ', '_').replace('-', '_')}_us": write[v][1] for v in write},
+            **{f"chain_step_p50_{_key(v)}_us": write[v][0] for v in write},
+            **{f"chain_step_vs_none_{_key(v)}_us": write[v][1] for v in write},
+            **{f"statements_step_{_key(v)}_us": statements[v][0] for v in statements},
+            **{f"statements_step_vs_none_{_key(v)}_us": statements[v][1] for v in statements},
         }
         rows_out = [
             ("full scan of steps (floor)", f"{floor:.2f} s", "1.0x"),
@@ -415,11 +526,19 @@ def main() -> int:
             ),
             *(
                 (
-                    f"engine chain, per step p50 / mean: {variant}",
+                    f"engine chain, per step p50: {variant}",
                     f"{write[variant][0]:.1f} us",
-                    f"{write[variant][0] - floor_us:+.1f} us vs none; mean {write[variant][1]:.1f} us",
+                    f"{write[variant][1]:+.1f} us vs none (median of same-round differences)",
                 )
                 for variant in WRITE_VARIANTS
+            ),
+            *(
+                (
+                    f"journal statements alone, per step: {variant}",
+                    f"{statements[variant][0]:.1f} us",
+                    f"{statements[variant][1]:+.2f} us vs none (median of same-round differences)",
+                )
+                for variant in STATEMENT_VARIANTS
             ),
             (
                 f"archive oldest 3 days ({archived.runs:,} runs, {len(archived.files)} files)",
@@ -431,8 +550,8 @@ def main() -> int:
         for label, value, ratio in rows_out:
             print(f"  {label:<{width}}  {value:>8}  {ratio}")
         print(
-            "  rollups vs exact (whole, --since 7d, after archive): largest relative difference "
-            f"of counts and sums {numbers['max_rel_diff_sums']:.1e}, of p50/p95/p99 "
+            "  rollups vs exact: largest relative difference of counts and sums (whole, --since 7d, "
+            f"after archive) {sums_diff:.1e}, {since_sums:.1e}, {arch_sums:.1e}; of p50/p95/p99 "
             f"{numbers['max_rel_diff_percentiles']:.2%}; p99 vs naive Python {py_err:.2%}"
         )
         top = sorted(stats.models, key=lambda m: -m.cost)[:3]
