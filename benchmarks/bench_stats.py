@@ -454,10 +454,9 @@ def main() -> int:
         t_exact_since, exact_recent = timed(compute, path, since=since_7d(), exact=True)
         t_plot, buckets = timed(timeline, path)
         t_py, py_p99 = python_baseline(path)
-        write = write_cost(Path(tmp), rounds=4 if args.quick else 12, runs=100 if args.quick else 200)
-        statements = statement_cost(
-            Path(tmp), rounds=5 if args.quick else 15, runs=200 if args.quick else 500
-        )
+        # many short interleaved rounds: the load of other processes moves in seconds
+        write = write_cost(Path(tmp), rounds=8 if args.quick else 30, runs=80)
+        statements = statement_cost(Path(tmp), rounds=15 if args.quick else 60, runs=100)
         # retention last (it changes the journal): the oldest tenth, 3 of the 30 days
         t_arch, archived = timed(archive, path, f"{DAYS - 3}d", Path(tmp) / "archive")
         after, exact_after = compute(path), compute(path, exact=True)
