@@ -24,8 +24,8 @@ read from their rows by ``observe.stats_rollup``. Triggers remain only where the
 path does not go: deleting a rolled-up run or its steps subtracts them (archive subtracts in
 bulk first), and a rolled-up run set back to a live status leaves the rollups (stats describe
 what is in the journal now; the trigger's first test, ``rolled_up = 1``, ends it for every
-normal status change, since only ended runs are rolled up). Counters that reach zero stay as zero rows until ``archive``
-sweeps them (:data:`SWEEP`).
+normal status change, since only ended runs are rolled up). Counters that reach zero stay as
+zero rows until ``archive`` sweeps them (:data:`SWEEP`).
 
 The SQL that turns journal rows into rollup rows is defined once here, for the catch-up, the
 backfill of an older journal, the remaining triggers and the reader.
