@@ -120,6 +120,7 @@ class Workers:
         grace: float = 10.0,
         modules: tuple[Path, ...] = (WF_CHAIN,),
         wait_ready: bool = True,
+        extra: tuple[str, ...] = (),
     ) -> WorkerProc:
         """``bandmaster worker MODULES --db DB ...``, by default once it is serving."""
         worker = self.spawn(
@@ -135,6 +136,7 @@ class Workers:
             str(concurrency),
             "--grace",
             str(grace),
+            *extra,
         )
         if wait_ready:
             self.wait_ready(worker)

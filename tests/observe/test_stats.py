@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
 from datetime import date
 from pathlib import Path
 
 import pytest
+from tests.observe.test_stats_rollup import write_locked
 from typer.testing import CliRunner
 
 import bandmaster as bm
 from bandmaster.cli.app import app
 from bandmaster.observe.stats import compute
+from bandmaster.store import rollups
 from bandmaster.store.sqlite import SQLiteStore
 
 DAY1 = 1_700_000_000.0  # 2023-11-14 22:13 UTC
@@ -91,16 +95,20 @@ def _known_journal(path: Path) -> None:
 
 
 @pytest.fixture(params=["rows", "rollups"])
-def known(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
-    """The known journal, its ended runs read from their rows (as inserted: nobody ended them)
-    or from the rollups (ended the way the engine ends a run: a status update)."""
+def known(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The known journal, its ended runs read from their rows (the write lock is held by
+    another connection, so readers cannot catch up) or from the rollups (caught up first)."""
     path = tmp_path / "known.db"
     _known_journal(path)
     if request.param == "rollups":
-        with sqlite3.connect(path) as conn:
-            conn.execute("UPDATE runs SET status = status")
-            assert conn.execute("SELECT COUNT(*) FROM runs WHERE rolled_up = 1").fetchone() == (100,)
-    return path
+        with closing(sqlite3.connect(path, isolation_level=None)) as conn:
+            assert rollups.catch_up(conn) == 100
+        yield path
+    else:
+        with write_locked(path, monkeypatch):
+            yield path
+        with closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM runs WHERE rolled_up = 1").fetchone() == (0,)
 
 
 def test_step_percentiles_failures_retries_exact(known: Path) -> None:

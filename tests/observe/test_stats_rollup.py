@@ -1,14 +1,17 @@
 """Stats from the rollups equal stats from the journal rows (``compute(exact=True)``): counts and
 sums exactly, percentiles within 0.5 %; through windows, archive, import, reopened runs, an
-older journal that predates the rollups, and runs of a real engine."""
+older journal that predates the rollups, and runs of a real engine. Ended runs join the rollups
+when somebody catches up (a reader, a worker's pass, import), never in the write that ends them."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
 import sqlite3
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,9 @@ from typer.testing import CliRunner
 
 import bandmaster as bm
 from bandmaster.cli.app import app
+from bandmaster.observe import stats_rollup
 from bandmaster.observe.stats import Stats, archive, compute, export_runs, import_runs
+from bandmaster.store import rollups
 from bandmaster.store.schema import MIGRATIONS
 from bandmaster.store.sqlite import SQLiteStore
 
@@ -81,7 +86,7 @@ def random_journal(path: Path, runs: int = 400, seed: int = 7) -> None:
     """Runs of two workflows created over the last three days, each: a ``now`` row, two steps
     and a model call with lognormal latencies (many per bucket), random failures and retries;
     one in ten still running (their steps read from rows), the rest ended through a status
-    update as the engine ends them (which rolls them up)."""
+    update as the engine ends them (a backlog: not in the rollups until a catch-up)."""
     SQLiteStore(path).close()
     rng = random.Random(seed)
     conn = sqlite3.connect(path, isolation_level=None)
@@ -130,6 +135,20 @@ def counts(db: Path) -> tuple[int, int]:
     return rolled, rows
 
 
+@contextlib.contextmanager
+def write_locked(db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Another connection holds the journal's write lock (readers still read): ``compute``
+    cannot catch up and reads the backlog from its rows, after a short wait."""
+    monkeypatch.setattr(stats_rollup, "LOCK_WAIT", 0.05)
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
+
 @pytest.fixture
 def journal(tmp_path: Path) -> Path:
     path = tmp_path / "random.db"
@@ -138,8 +157,9 @@ def journal(tmp_path: Path) -> Path:
 
 
 def test_rollups_equal_rows_whole_windowed_and_per_workflow(journal: Path) -> None:
-    assert counts(journal) == (360, 360 * 4)  # the ended runs, 4 rows each
+    assert counts(journal) == (0, 0)  # ending the runs wrote nothing to the rollups
     assert_all_views_same(journal)
+    assert counts(journal) == (360, 360 * 4)  # the first read caught up the ended runs, 4 rows each
     stats = compute(journal)
     classify = next(s for s in stats.step_stats if s.name == "classify")
     assert classify.calls == 400
@@ -150,6 +170,7 @@ def test_rollups_equal_rows_whole_windowed_and_per_workflow(journal: Path) -> No
 
 def test_archive_then_import_keeps_rollups_equal_to_rows(journal: Path, tmp_path: Path) -> None:
     before = compute(journal)
+    assert counts(journal) == (360, 360 * 4)
     with sqlite3.connect(journal) as conn:  # end the runs the archive takes, 40 h and older
         conn.execute("UPDATE runs SET ended_at = created_at WHERE ended_at IS NOT NULL")
     result = archive(journal, 40 * HOUR, tmp_path / "archive")
@@ -183,6 +204,7 @@ def test_import_into_a_fresh_journal_rolls_the_runs_up(journal: Path, tmp_path: 
 
 
 def test_a_run_set_back_to_live_leaves_the_rollups_and_rejoins_once(journal: Path) -> None:
+    compute(journal)
     with sqlite3.connect(journal) as conn:
         conn.execute("UPDATE runs SET status = 'queued' WHERE id = 'run0001'")
         assert conn.execute("SELECT rolled_up FROM runs WHERE id = 'run0001'").fetchone() == (None,)
@@ -191,17 +213,19 @@ def test_a_run_set_back_to_live_leaves_the_rollups_and_rejoins_once(journal: Pat
     with sqlite3.connect(journal) as conn:
         conn.execute("UPDATE runs SET status = 'completed' WHERE id = 'run0001'")
         conn.execute("UPDATE runs SET status = 'failed' WHERE id = 'run0001'")  # ended to ended
-    assert counts(journal) == (360, 360 * 4)
+    assert counts(journal) == (359, 359 * 4)  # ended again: back in the backlog
     assert_all_views_same(journal)
+    assert counts(journal) == (360, 360 * 4)
 
 
 def test_a_journal_from_before_the_rollups_reads_rows_then_is_backfilled(tmp_path: Path) -> None:
     old = tmp_path / "old.db"
     conn = sqlite3.connect(old, isolation_level=None)
-    for migration in MIGRATIONS[:-1]:  # the schema as the previous release left it
+    before_rollups = MIGRATIONS.index(rollups.MIGRATION)
+    for migration in MIGRATIONS[:before_rollups]:  # the schema as the release before them left it
         for statement in migration:
             conn.execute(statement)
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) - 1}")
+    conn.execute(f"PRAGMA user_version = {before_rollups}")
     conn.close()
     random_journal(tmp_path / "same.db")  # the same rows, copied in with the old columns
     with sqlite3.connect(old) as conn:
@@ -252,17 +276,18 @@ async def rolled(n: int) -> int:
     return n
 
 
-async def test_runs_of_the_engine_join_the_rollups_when_they_end(tmp_path: Path) -> None:
+async def test_runs_of_the_engine_join_the_rollups_at_the_next_read(tmp_path: Path) -> None:
     db = tmp_path / "engine.db"
-    async with bm.Engine(db, workflows=[rolled], poll_interval=0.02) as engine:
+    async with bm.Engine(db, workflows=[rolled], poll_interval=0.02, rollup_every=None) as engine:
         handles = [await engine.start(rolled, n) for n in range(1, 6)]
         for handle in handles:
             await handle.result()
+    assert counts(db) == (0, 0)
+    stats = compute(db)
     rolled_runs, rows = counts(db)
     assert rolled_runs == 5
     with sqlite3.connect(db) as conn:
         assert rows == conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0]
-    stats = compute(db)
     assert_same(stats, compute(db, exact=True))
     pause_stats = next(s for s in stats.step_stats if s.name == "pause")
     assert pause_stats.calls == 15  # 1 + 2 + ... + 5, each once
@@ -279,8 +304,11 @@ def test_cli_exact_flag(journal: Path) -> None:
     assert "percentiles within 0.5%" in table.output
 
 
-def test_ended_runs_a_bulk_load_left_out_are_read_from_their_rows(journal: Path) -> None:
-    with sqlite3.connect(journal) as conn:  # inserted already ended: no status change, no rollup
+def test_ended_runs_not_caught_up_are_read_from_their_rows(
+    journal: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compute(journal)
+    with sqlite3.connect(journal) as conn:  # inserted already ended, as a bulk load does
         conn.execute(
             "INSERT INTO runs (id, workflow, status, fmt, created_at, updated_at, ended_at) "
             "VALUES ('loaded', 'triage', 'completed', 'json1', ?, ?, ?)",
@@ -291,12 +319,14 @@ def test_ended_runs_a_bulk_load_left_out_are_read_from_their_rows(journal: Path)
             "('loaded', 0, 'fetch', 'step', 'completed', '1', NULL, 1, ?, ?, NULL, 'json1')",
             (NOW - HOUR, NOW - HOUR + 2.5),
         )
-    assert counts(journal) == (360, 360 * 4)
-    assert_all_views_same(journal)
-    fetch = next(s for s in compute(journal).step_stats if s.name == "fetch")
+        conn.execute("UPDATE runs SET status = 'queued' WHERE id = 'run0001'")  # and one reopened
+        conn.execute("UPDATE runs SET status = 'failed' WHERE id = 'run0001'")  # and ended again
+    with write_locked(journal, monkeypatch):  # a reader that cannot catch up reads their rows
+        assert counts(journal) == (359, 359 * 4)
+        assert_all_views_same(journal)
+        fetch = next(s for s in compute(journal).step_stats if s.name == "fetch")
+        assert counts(journal) == (359, 359 * 4)
     assert fetch.calls == 401
     assert fetch.max == pytest.approx(2.5)
-    with sqlite3.connect(journal) as conn:
-        conn.execute("UPDATE runs SET status = status WHERE id = 'loaded'")
+    assert_all_views_same(journal)  # the next reader that can write catches them up
     assert counts(journal) == (361, 360 * 4 + 1)
-    assert_all_views_same(journal)

@@ -263,6 +263,9 @@ def worker(
     archive_dir: Annotated[
         Path | None, typer.Option(help="Where --retention writes archives [default: delete them]")
     ] = None,
+    rollup_every: Annotated[
+        float, typer.Option(min=0, help="Seconds between passes adding ended runs to stats rollups (0: off)")
+    ] = 30.0,
     backend: BackendOption = "embedded",
     target: TargetOption = "localhost:7233",
     namespace: NamespaceOption = "default",
@@ -304,6 +307,7 @@ def worker(
             poll_interval=poll,
             registry=registry,
             hooks=hooks,
+            rollup_every=rollup_every or None,
         )
         await engine.open()
         names = ", ".join(sorted(engine.workflows))

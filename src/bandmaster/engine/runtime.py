@@ -155,6 +155,8 @@ class Engine:
     ``redact`` (e.g. ``bm.RedactPII()``) rewrites run inputs, step outputs and signal payloads
     before they are journaled, for every workflow without a ``redact=`` of its own. Redaction
     happens in the process that writes: clients that start or signal runs need it too.
+    Every ``rollup_every`` seconds the worker adds the runs that ended to the stats rollups
+    (``None``: never; ``bandmaster stats`` catches up before reading either way).
     """
 
     def __init__(
@@ -171,9 +173,12 @@ class Engine:
         registry: object | None = None,
         hooks: Sequence[Hooks] = (),
         redact: Redactor | None = None,
+        rollup_every: float | None = 30.0,
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"Engine(concurrency={concurrency}): must be at least 1")
+        if rollup_every is not None and not rollup_every > 0:
+            raise UsageError(f"Engine(rollup_every={rollup_every}): seconds > 0, or None for no rollup pass")
         self.path: Path = resolve_db_path(db)
         self.workflows: dict[str, Workflow[..., Any]] = {}
         for wf in workflows:
@@ -189,6 +194,7 @@ class Engine:
         if redact is not None and not isinstance(redact, Redactor):
             raise UsageError(f"Engine(redact={redact!r}): needs a redact(value) method, e.g. bm.RedactPII()")
         self.redact = redact
+        self.rollup_every = rollup_every
         self.owner = new_owner_id()
         self._store: SQLiteStore | None = None
         self._worker: Worker | None = None
@@ -234,6 +240,7 @@ class Engine:
                 registry=self.registry,
                 hooks=self.hooks,
                 redactor=self.redact,
+                rollup_every=self.rollup_every,
             )
             await self._worker.start()
 

@@ -9,12 +9,14 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 
 from bandmaster.engine.context import LeaseLost, RunContext, Suspend, current_run
 from bandmaster.engine.hooks import HookSet, RunFinished, RunOutcome, RunStarted, emit
 from bandmaster.engine.redaction import Redactor, error_json, redact_json
+from bandmaster.engine.rollup_pass import rollup_loop
 from bandmaster.engine.serde import error_record
 from bandmaster.engine.workflow import Workflow, redactor_for
 from bandmaster.errors import Cancelled, StoreError
@@ -71,8 +73,10 @@ class Worker:
         registry: object | None = None,
         hooks: HookSet | None = None,
         redactor: Redactor | None = None,
+        rollup_every: float | None = None,
     ) -> None:
         self.store = store
+        self.rollup_every = rollup_every
         self.hooks = hooks
         self.redactor = redactor
         self.workflows = workflows
@@ -91,6 +95,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
+        self._rollups_stop = threading.Event()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -100,6 +105,9 @@ class Worker:
             asyncio.create_task(self._poll_loop(), name="bandmaster-poll"),
             asyncio.create_task(self._heartbeat_loop(), name="bandmaster-heartbeat"),
         ]
+        if self.rollup_every and str(self.store.path) != ":memory:":  # stats rollups, off the write path
+            rollups = rollup_loop(self.store.path, self.rollup_every, self._rollups_stop)
+            self._loops.append(asyncio.create_task(rollups, name="bandmaster-rollups"))
 
     def recover(self) -> int:
         """Make runs of dead processes on this host claimable now (others wait for lease expiry)."""
@@ -115,8 +123,11 @@ class Worker:
         the rest and hand them back to the queue, where another worker resumes them."""
         self._stopping = True
         self._wake.set()
-        poll, heartbeat = self._loops
+        poll, heartbeat, *rollups = self._loops
         poll.cancel()
+        self._rollups_stop.set()
+        for task in rollups:
+            task.cancel()
         # The heartbeat keeps our leases alive while runs drain, so nobody takes them over.
         if self.active and grace > 0:
             await asyncio.wait([t for t, _ in self.active.values()], timeout=grace)

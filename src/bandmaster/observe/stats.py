@@ -1,8 +1,9 @@
 """Statistics from the journal: latency percentiles, failures, retries, fallbacks, cache hits,
 tokens and cost per model, completion and cost per workflow, storage per run and per day.
 
-Read from the rollup tables that triggers keep beside the journal (``stats_rollup``: a few
-thousand rows, whatever the journal's size; percentiles within 0.5 %), or with ``exact=True``
+Read from the rollup tables beside the journal (``stats_rollup``: a few thousand rows,
+whatever the journal's size; percentiles within 0.5 %), caught up first with the runs that
+ended since the last catch-up (workers catch up every 30 s, so there are few), or with ``exact=True``
 (and on a journal without rollups) aggregated from every row inside SQLite (``stats_raw``);
 only aggregates reach Python, never a journal row.
 
@@ -32,7 +33,7 @@ from bandmaster.observe.stats_model import (
     WorkflowStats,
 )
 from bandmaster.observe.stats_raw import compute_raw
-from bandmaster.observe.stats_rollup import compute_rollups, has_rollups
+from bandmaster.observe.stats_rollup import catch_up_before_reading, compute_rollups, has_rollups
 
 
 class Stats(BaseModel):
@@ -64,9 +65,13 @@ def compute(
 ) -> Stats:
     """Statistics of the runs in ``db`` (a store, path or URL), optionally of one workflow and
     of runs created within ``since`` (``"24h"``, ``"7d"``, seconds). ``exact=True`` reads every
-    step row for exact percentiles (seconds on a million steps) instead of the rollups."""
+    step row for exact percentiles (seconds on a million steps) instead of the rollups. Before
+    reading the rollups it adds the runs that ended since the last catch-up (a short write,
+    batch by batch; skipped on a journal it cannot write, whose backlog is read from rows)."""
     started = time.perf_counter()
     cutoff = time.time() - parse_duration(since, what="since") if since is not None else None
+    if not exact:
+        catch_up_before_reading(db)  # exact up to now; when it cannot write, rows fill the gap
     conn = connect(db)
     try:
         # Sorts (percentiles, GROUP BY) in memory, not in temp files.

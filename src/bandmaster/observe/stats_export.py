@@ -24,10 +24,12 @@ from pydantic import BaseModel, ValidationError
 from bandmaster._types import TERMINAL_STATUSES, RunStatus, StepStatus
 from bandmaster.errors import InvalidArchive, InvalidInput
 from bandmaster.observe.stats_db import JournalRef, connect, parse_duration
+from bandmaster.store.rollups import add_runs_sql
 
 FORMAT_NAME = "bandmaster.run"
 FORMAT_VERSION = 1
 _IMPORT_BATCH = 500  # runs per import transaction
+_IDS = "SELECT value FROM json_each(?)"
 
 
 class _Row(BaseModel):
@@ -288,6 +290,7 @@ def _insert(conn: sqlite3.Connection, records: list[RunRecord]) -> int:
     if not records:
         return 0
     inserted = 0
+    added: list[str] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
         for record in records:
@@ -308,8 +311,7 @@ def _insert(conn: sqlite3.Connection, records: list[RunRecord]) -> int:
                 f"VALUES (?, {', '.join('?' * len(_STEP_COLS))})",
                 [(run["id"], *(getattr(s, c) for c in _STEP_COLS)) for s in record.steps],
             )
-            # Ended runs join the stats rollups as if they had just ended (store/rollups.py).
-            conn.execute("UPDATE runs SET status = status WHERE id = ?", (run["id"],))
+            added.append(run["id"])
             conn.executemany(
                 f"INSERT INTO signals (run_id, {', '.join(_SIGNAL_COLS)}) "
                 f"VALUES (?, {', '.join('?' * len(_SIGNAL_COLS))})",
@@ -330,6 +332,9 @@ def _insert(conn: sqlite3.Connection, records: list[RunRecord]) -> int:
                         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT DO NOTHING",
                         [run["id"], *row.values()],
                     )
+        # The ended ones join the stats rollups in the same transaction (store/rollups.py).
+        for statement in add_runs_sql(_IDS):
+            conn.execute(statement, (json.dumps(added),))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -1,4 +1,4 @@
-"""Statistics from the rollup tables that triggers keep beside the journal (``store/rollups.py``).
+"""Statistics from the rollup tables beside the journal (``store/rollups.py``).
 
 Counts, sums, failures, retries, tokens, cost and bytes are exact (the same numbers as reading
 every row). Percentiles come from the latency histogram: the bucket holding the nearest-rank
@@ -7,16 +7,20 @@ to the lowest and highest latency seen in it. Buckets are 1 % wide, so a percent
 0.5 % of the exact one (within 1 % when archiving removed part of a bucket). ``max`` is exact
 unless archiving removed the slowest row of a bucket that still holds others.
 
-Rollups hold the steps of ended runs, keyed by the run's workflow and UTC creation day. Runs
-still going (queued, running, waiting) are read from their journal rows, grouped by the same
-SQL into the same shape; so are, for a ``--since`` window, the runs of the partial day before
-its first midnight. A window costs a day of rows at most, whatever the journal's size.
-Step rows without a run row (never written by bandmaster) are not counted, where the exact
-path counts them in the per-step table of an unfiltered journal.
+Rollups hold the steps of ended runs, keyed by the run's workflow and UTC creation day, once
+they are caught up: :func:`catch_up_before_reading` adds the runs that ended since the last
+catch-up (a worker's pass, or the previous reader) before the snapshot is read. Runs still
+going (queued, running, waiting), ended runs the reader could not catch up (a read-only
+journal, a write lock held too long), and for a ``--since`` window the runs of the partial day
+before its first midnight, are read from their journal rows, grouped by the same SQL into the
+same shape: correct either way, only slower. Step rows without a run row (never written by
+bandmaster) are not counted, where the exact path counts them in the per-step table of an
+unfiltered journal.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import sqlite3
 from collections import defaultdict
@@ -25,6 +29,7 @@ from datetime import date, timedelta
 from typing import Any, get_args
 
 from bandmaster._types import TERMINAL_STATUSES, RunStatus
+from bandmaster.observe.stats_db import JournalRef, journal_path
 from bandmaster.observe.stats_model import (
     BOOKKEEPING_KINDS,
     PERCENTILES,
@@ -42,9 +47,20 @@ from bandmaster.store.rollups import (
     STEP_KEY,
     STEP_SUMS,
     UNFINISHED,
+    catch_up,
     model_rows_sql,
     step_rows_sql,
 )
+from bandmaster.store.schema import SCHEMA_VERSION
+
+log = logging.getLogger("bandmaster.stats")
+
+LOCK_WAIT = 2.0
+"""Seconds a reader waits for the journal's write lock to catch the rollups up; past it, the
+runs not caught up are read from their rows."""
+READER_BATCH = 1000
+"""Runs per catch-up transaction of a reader: bigger than a worker's (it is waiting for the
+answer), still short enough (~0.1 s) for the workers' commits to go through between batches."""
 
 _DAY = 86400
 _EPOCH = date(1970, 1, 1)
@@ -57,6 +73,29 @@ def has_rollups(conn: sqlite3.Connection) -> bool:
     has not; any store open migrates and backfills it)."""
     row = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'step_rollup'").fetchone()
     return row is not None
+
+
+def catch_up_before_reading(db: JournalRef) -> int | None:
+    """Add the runs that ended since the last catch-up to the rollups; returns how many, or
+    ``None`` when the journal cannot be written now (read-only file or directory, write lock
+    held longer than :data:`LOCK_WAIT`, a schema this bandmaster does not know): the reader then
+    reads them from their rows. Never migrates: a journal from before the rollups stays as it is."""
+    uri = f"{journal_path(db).resolve().as_uri()}?mode=rw"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=LOCK_WAIT)
+    except sqlite3.OperationalError as exc:
+        log.debug("stats: journal not writable (%s); reading the backlog from rows", exc)
+        return None
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if not has_rollups(conn) or version > SCHEMA_VERSION:
+            return None
+        return catch_up(conn, batch=READER_BATCH)
+    except sqlite3.OperationalError as exc:  # read only, or locked: batches done so far stay
+        log.debug("stats: rollups not caught up (%s); reading the backlog from rows", exc)
+        return None
+    finally:
+        conn.close()
 
 
 def compute_rollups(

@@ -1,11 +1,16 @@
-"""Statistics rollups of the journal, kept by SQLite triggers.
+"""Statistics rollups of the journal, caught up off the write path.
 
 ``bandmaster stats`` over a million step rows cannot sort every latency and parse every model
-call's meta each time it is asked. So when a run ends (its status becomes completed, failed or
-cancelled), a trigger adds its steps to two small tables, inside the statement that ended it
-and therefore in the same transaction: a crash never leaves the rollups out of step with the
-journal, and a run is added exactly once (``runs.rolled_up`` marks it). A run has no more step
-writes once it ended (they are fenced by its lease), so nothing is counted twice.
+call's meta each time it is asked. So the steps of ended runs (completed, failed, cancelled)
+are summed into two small tables by :func:`catch_up`, which adds the ended runs not yet there
+(``runs.rolled_up IS NULL``) in bulk and marks them, batch by batch, each batch in one write
+transaction: a crash never leaves the rollups out of step with the marks, and a run is added
+exactly once, however many processes catch up at the same time (the add and the mark select
+the same unmarked runs under the write lock). A run has no more step writes once it ended
+(they are fenced by its lease), so nothing is counted twice. Nothing runs when a run ends: the
+engine's write path pays nothing. ``observe.stats.compute`` catches up before it reads (so
+stats are exact up to the moment asked), workers catch up every half minute (so the backlog a
+reader pays stays small), ``import`` adds its runs in its own transaction.
 
 - ``step_rollup``: per workflow, UTC day of the run's creation, step name, kind and latency
   bucket: rows, failures, retries, summed latency, lowest and highest latency seen, bytes.
@@ -14,21 +19,27 @@ writes once it ended (they are fenced by its lease), so nothing is counted twice
 - ``latency_buckets``: bucket lower bounds, 1 % apart from 1 µs to two weeks; bucket 0 holds
   anything faster than 1 µs (zero included), bucket -1 the rows without an end time.
 
-Once per run, not once per step: every commit that touches a rollup page writes that page to
-the WAL too, which costs a step more than the arithmetic (benchmarks/README.md). Runs still
-going, and runs inserted already ended (``import`` rolls its runs up; a bulk load with plain
-``sqlite3`` can ``UPDATE runs SET status = status``), are read from their rows by
-``observe.stats_rollup``. Deleting a rolled-up run or its steps (archive) subtracts them, and a
-run set back to a live status leaves the rollups: stats describe what is in the journal now.
-Counters that reach zero stay as zero rows until ``archive`` sweeps them (:data:`SWEEP`).
+Runs still going, and ended runs not caught up yet (a read-only reader cannot catch up), are
+read from their rows by ``observe.stats_rollup``. Triggers remain only where the normal write
+path does not go: deleting a rolled-up run or its steps subtracts them (archive subtracts in
+bulk first), and a rolled-up run set back to a live status leaves the rollups (stats describe
+what is in the journal now; the trigger's first test, ``rolled_up = 1``, ends it for every
+normal status change, since only ended runs are rolled up). Counters that reach zero stay as
+zero rows until ``archive`` sweeps them (:data:`SWEEP`).
 
-The SQL that turns journal rows into rollup rows is defined once here, for the triggers, the
-backfill of an older journal and the reader.
+The SQL that turns journal rows into rollup rows is defined once here, for the catch-up, the
+backfill of an older journal, the remaining triggers and the reader.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+
 from bandmaster._types import TERMINAL_STATUSES
+from bandmaster.errors import UsageError
 
 BUCKET_RATIO = 1.01
 """Each latency bucket's bounds are this factor apart."""
@@ -263,7 +274,8 @@ MIGRATION: list[str] = [
     # triggers, so no write slips between).
     *_add(f"runs r JOIN steps s ON s.run_id = r.id WHERE r.status IN {_TERMINAL}"),
     f"UPDATE runs SET rolled_up = 1 WHERE status IN {_TERMINAL}",
-    # A run's steps join the rollups when it ends (in the statement that ends it).
+    # A run's steps join the rollups when it ends (in the statement that ends it). Dropped
+    # again by CATCH_UP_MIGRATION: catch_up() does it off the write path.
     _trigger(
         "runs_rollup_end",
         "AFTER UPDATE OF status ON runs",
@@ -304,6 +316,30 @@ MIGRATION: list[str] = [
 ]
 """The schema migration that adds the rollups (appended to ``store.schema.MIGRATIONS``)."""
 
+CATCH_UP_MIGRATION: list[str] = [
+    # Ended runs join the rollups in catch_up(), not in the statement that ends them.
+    "DROP TRIGGER IF EXISTS runs_rollup_end",
+    # Its WHEN subquery ran on every step update (a timer or signal wait completing); bandmaster
+    # never updates a step of an ended run (the lease fences it), so it guarded only hand edits.
+    "DROP TRIGGER IF EXISTS steps_rollup_update",
+    # The same reopen trigger, its WHEN tested cheapest first: every claim and every end of a
+    # run fires it, and the NOT IN list cost 1-2 µs per step of the engine's chain; a run not
+    # rolled up (every live one) now stops at the first test (benchmarks/README.md).
+    "DROP TRIGGER IF EXISTS runs_rollup_reopen",
+    _trigger(
+        "runs_rollup_reopen",
+        "AFTER UPDATE OF status ON runs",
+        f"NEW.rolled_up = 1 AND NEW.status NOT IN {_TERMINAL}",
+        [
+            *_add_each("steps s WHERE s.run_id = NEW.id", run="NEW", sign="-"),
+            "UPDATE runs SET rolled_up = NULL WHERE id = NEW.id",
+        ],
+    ),
+]
+"""The schema migration that takes rollup maintenance off the write path (appended after
+:data:`MIGRATION`; a journal that ran it has a backlog from then on, which readers and workers
+catch up)."""
+
 
 def remove_runs_sql(ids: str) -> list[str]:
     """Statements taking the runs whose ids ``ids`` (a subquery with one ``?``) selects out of
@@ -317,3 +353,83 @@ def remove_runs_sql(ids: str) -> list[str]:
 
 SWEEP = ["DELETE FROM step_rollup WHERE n = 0", "DELETE FROM model_rollup WHERE calls = 0"]
 """Statements removing the counters that deletions brought to zero (``archive`` runs them)."""
+
+
+BATCH = 200
+"""Runs added per write transaction by :func:`catch_up`: some 15-30 ms of write lock on a loaded
+2-core machine, so the engine's commits never wait long behind it (benchmarks/README.md)."""
+
+MAX_PAUSE = 0.05
+"""Longest pause between two batches (each pause lasts as long as the batch before it held the
+write lock, so the engine's commits get the lock at least half of the time)."""
+
+_IDS = "SELECT value FROM json_each(?)"
+# The unary + keeps SQLite from walking the status index: the given ids drive the lookup.
+_BACKLOG = "+{t}status IN " + _TERMINAL + " AND {t}rolled_up IS NULL"
+
+
+def add_runs_sql(ids: str) -> list[str]:
+    """Statements adding the ended runs not rolled up yet among those ``ids`` (a subquery with
+    one ``?``) selects to the rollups, and marking them; the caller holds the transaction."""
+    runs = f"r.id IN ({ids}) AND {_BACKLOG.format(t='r.')}"
+    source = f"runs r CROSS JOIN steps s ON s.run_id = r.id WHERE {runs}"
+    mark = f"UPDATE runs SET rolled_up = 1 WHERE id IN ({ids}) AND {_BACKLOG.format(t='')}"
+    return [*_add(source), mark]
+
+
+def backlog(conn: sqlite3.Connection, limit: int | None = None) -> list[str]:
+    """Ids of the ended runs not in the rollups yet (one pass over ``runs``, no write lock)."""
+    query = f"SELECT id FROM runs WHERE {_BACKLOG.format(t='')}"
+    rows = conn.execute(query if limit is None else f"{query} LIMIT {int(limit)}").fetchall()
+    return [row[0] for row in rows]
+
+
+def catch_up(
+    conn: sqlite3.Connection,
+    *,
+    limit: int | None = None,
+    batch: int = BATCH,
+    keep_going: Callable[[], bool] | None = None,
+) -> int:
+    """Add the ended runs not rolled up yet (at most ``limit``) to the rollups and mark them,
+    ``batch`` runs per write transaction; returns how many this call added.
+
+    Safe to interrupt anywhere (a batch is added and marked together or not at all) and to run
+    in several processes at once (each batch re-selects its unmarked runs under the write lock,
+    so a run another process added meanwhile is skipped). ``conn`` must be in autocommit mode
+    (``isolation_level=None``) and outside a transaction; lock waits follow its busy timeout
+    (``sqlite3.OperationalError`` when it runs out, with the batches before kept); between
+    batches it pauses as long as the last one held the lock (at most :data:`MAX_PAUSE`).
+    ``keep_going`` is asked before each batch after the first (a worker stopping says no).
+    """
+    if conn.isolation_level is not None or conn.in_transaction:
+        raise UsageError(
+            "rollups.catch_up needs an autocommit connection outside a transaction: "
+            "sqlite3.connect(path, isolation_level=None), and no BEGIN pending"
+        )
+    if batch < 1 or (limit is not None and limit < 0):
+        raise UsageError(f"rollups.catch_up: batch must be >= 1 and limit >= 0, got {batch=}, {limit=}")
+    pending = backlog(conn, limit)
+    added = 0
+    held = 0.0  # seconds the last batch held the write lock
+    for start in range(0, len(pending), batch):
+        if start:
+            # Writers waiting for the lock poll it from SQLite's busy handler, sleeping between
+            # tries: without a pause as long as the batch, back-to-back batches starve them.
+            time.sleep(min(held, MAX_PAUSE))
+            if keep_going is not None and not keep_going():
+                break
+        ids = json.dumps(pending[start : start + batch])
+        conn.execute("BEGIN IMMEDIATE")
+        locked = time.perf_counter()
+        try:
+            *add, mark = add_runs_sql(_IDS)
+            for statement in add:
+                conn.execute(statement, (ids,))
+            added += conn.execute(mark, (ids,)).rowcount
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        held = time.perf_counter() - locked
+    return added

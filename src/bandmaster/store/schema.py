@@ -221,6 +221,8 @@ MIGRATIONS: list[list[str]] = [
     ],
     # 8: statistics rollups kept by triggers on steps, backfilled from the journal (rollups.py)
     rollups.MIGRATION,
+    # 9: rollups caught up off the write path: drop the run-end and step-update triggers
+    rollups.CATCH_UP_MIGRATION,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
