@@ -21,43 +21,18 @@ import sqlite3
 import time
 from datetime import UTC, datetime
 
-from pydantic import BaseModel
-
 from bandmaster.observe.stats_db import JournalRef, connect, journal_path, parse_duration
 from bandmaster.observe.stats_model import (
     BOOKKEEPING_KINDS,
     PERCENTILES,
     DayStats,
     ModelStats,
+    Stats,
     StepStats,
     WorkflowStats,
 )
 from bandmaster.observe.stats_raw import compute_raw
 from bandmaster.observe.stats_rollup import catch_up_before_reading, compute_rollups, has_rollups
-
-
-class Stats(BaseModel):
-    db: str
-    workflow: str | None
-    since: datetime | None
-    computed_at: datetime
-    seconds: float
-    """Time the computation took."""
-    runs: int
-    steps: int
-    """Journal rows of those runs (bookkeeping rows such as ``bm.now`` included)."""
-    retries_per_run: float
-    file_bytes: int
-    """Size of the journal file (plus its WAL); free pages included."""
-    free_bytes: int
-    """Free pages inside the file, reused before it grows."""
-    step_stats: list[StepStats]
-    models: list[ModelStats]
-    workflows: list[WorkflowStats]
-    days: list[DayStats]
-    percentiles_exact: bool = True
-    """False when p50/p95/p99 come from the rollup histograms (within 0.5 % of the exact
-    values); every count and sum is exact either way."""
 
 
 def compute(

@@ -92,3 +92,6 @@ class Stats(BaseModel):
     models: list[ModelStats]
     workflows: list[WorkflowStats]
     days: list[DayStats]
+    percentiles_exact: bool = True
+    """False when p50/p95/p99 come from the rollup histograms (within 0.5 % of the exact
+    values); every count and sum is exact either way."""

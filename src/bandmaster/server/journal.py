@@ -1,6 +1,7 @@
 """Read-only connections to the journal for the server's own queries (readiness, cost per run),
 so they never go through, or hold, the engine's writing connection. Statistics come from
-``bandmaster.observe.stats.compute``, which opens its own read-only connection."""
+``bandmaster.observe.stats.compute``, which opens its own connections (reading, and briefly
+writing to add the runs ended since the workers' last rollup pass)."""
 
 from __future__ import annotations
 
