@@ -3,7 +3,9 @@ server's ``/stats`` API and dashboard show."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -33,6 +35,53 @@ class StepStats(BaseModel):
     """Share of calls answered by a fallback rather than the primary."""
     cache_hit_rate: float | None
     """Share of calls answered from the cache; ``None`` when the step has no cache."""
+
+
+ModelFlags = Mapping[str, tuple[int, int, int]]
+"""Per model-call step name: calls answered by a fallback, cache hits, calls with a cache."""
+
+
+def model_flags(groups: Iterable[Mapping[str, Any]]) -> ModelFlags:
+    """Fallback and cache counts per step name, summed over its model groups."""
+    flags: dict[str, tuple[int, int, int]] = {}
+    for m in groups:
+        fallbacks, hits, known = flags.get(m["name"], (0, 0, 0))
+        flags[m["name"]] = (fallbacks + m["fallback_calls"], hits + m["cache_hits"], known + m["cache_known"])
+    return flags
+
+
+def step_stats(
+    name: str,
+    kind: str,
+    *,
+    calls: int,
+    failures: int,
+    retries: int,
+    percentiles: Sequence[float | None],
+    mean: float | None,
+    longest: float | None,
+    flags: ModelFlags,
+) -> StepStats:
+    """One step's row, its rates derived from the counts (the same for rows and rollups);
+    ``percentiles`` are p50, p95, p99."""
+    fallbacks, hits, cached = flags.get(name, (0, 0, 0)) if kind == "model" else (0, 0, 0)
+    p50, p95, p99 = percentiles
+    return StepStats(
+        name=name,
+        kind=kind,
+        calls=calls,
+        failures=failures,
+        failure_rate=failures / calls,
+        p50=p50,
+        p95=p95,
+        p99=p99,
+        mean=mean,
+        max=longest,
+        retries=retries,
+        retries_per_call=retries / calls,
+        fallback_rate=fallbacks / calls,
+        cache_hit_rate=hits / cached if cached else None,
+    )
 
 
 class ModelStats(BaseModel):

@@ -21,6 +21,8 @@ from bandmaster.observe.stats_model import (
     ModelStats,
     StepStats,
     WorkflowStats,
+    model_flags,
+    step_stats,
 )
 
 _NOT_BOOKKEEPING = f"kind NOT IN ({', '.join(repr(k) for k in BOOKKEEPING_KINDS)})"
@@ -119,34 +121,21 @@ def _step_stats(
         (name, kind, rn): d for name, kind, rn, d in conn.execute(sql, {**params, "ranks": json.dumps(ranks)})
     }
     latency = {key: tuple(at_rank.get((*key, rank)) for rank in per_step) for key, per_step in wanted.items()}
-    flags: dict[str, list[int]] = {}
-    for m in groups:
-        flag = flags.setdefault(m["name"], [0, 0, 0])
-        flag[0] += m["fallback_calls"]
-        flag[1] += m["cache_hits"]
-        flag[2] += m["cache_known"]
-    out = []
-    for (name, kind), (calls, _, failed, retries, mean, longest) in totals.items():
-        p50, p95, p99 = latency.get((name, kind), (None, None, None))
-        fallbacks, hits, cached = flags.get(name, (0, 0, 0)) if kind == "model" else (0, 0, 0)
-        out.append(
-            StepStats(
-                name=name,
-                kind=kind,
-                calls=calls,
-                failures=failed,
-                failure_rate=failed / calls,
-                p50=p50,
-                p95=p95,
-                p99=p99,
-                mean=mean,
-                max=longest,
-                retries=retries,
-                retries_per_call=retries / calls,
-                fallback_rate=fallbacks / calls,
-                cache_hit_rate=hits / cached if cached else None,
-            )
+    flags = model_flags(groups)
+    out = [
+        step_stats(
+            name,
+            kind,
+            calls=calls,
+            failures=failed,
+            retries=retries,
+            percentiles=latency.get((name, kind), (None, None, None)),
+            mean=mean,
+            longest=longest,
+            flags=flags,
         )
+        for (name, kind), (calls, _, failed, retries, mean, longest) in totals.items()
+    ]
     return sorted(out, key=lambda st: (st.name, st.kind))
 
 

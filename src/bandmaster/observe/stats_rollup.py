@@ -37,6 +37,8 @@ from bandmaster.observe.stats_model import (
     ModelStats,
     StepStats,
     WorkflowStats,
+    model_flags,
+    step_stats,
 )
 from bandmaster.observe.stats_raw import RUN_BYTES, assemble_run_stats, model_stats
 from bandmaster.store.rollups import (
@@ -210,37 +212,23 @@ def _step_stats(
     by_step: dict[tuple[str, str], list[tuple[Any, ...]]] = defaultdict(list)
     for name, kind, *rest in rows:
         by_step[(name, kind)].append(tuple(rest))
-    flags: dict[str, list[int]] = {}
-    for m in groups:
-        flag = flags.setdefault(m["name"], [0, 0, 0])
-        flag[0] += m["fallback_calls"]
-        flag[1] += m["cache_hits"]
-        flag[2] += m["cache_known"]
+    flags = model_flags(groups)
     out = []
     for (name, kind), buckets in sorted(by_step.items()):
-        calls = sum(b[1] for b in buckets)
-        failed = sum(b[2] for b in buckets)
-        retries = sum(b[3] for b in buckets)
         histogram = [(b[0], b[1], b[5], b[6]) for b in buckets if b[0] != UNFINISHED]
         ended = sum(b[1] for b in histogram)
         p50, p95, p99 = (_percentile(histogram, ended, p) for p in PERCENTILES) if ended else (None,) * 3
-        fallbacks, hits, cached = flags.get(name, (0, 0, 0)) if kind == "model" else (0, 0, 0)
         out.append(
-            StepStats(
-                name=name,
-                kind=kind,
-                calls=calls,
-                failures=failed,
-                failure_rate=failed / calls,
-                p50=p50,
-                p95=p95,
-                p99=p99,
+            step_stats(
+                name,
+                kind,
+                calls=sum(b[1] for b in buckets),
+                failures=sum(b[2] for b in buckets),
+                retries=sum(b[3] for b in buckets),
+                percentiles=(p50, p95, p99),
                 mean=sum(b[4] for b in buckets) / ended if ended else None,
-                max=max(b[3] for b in histogram) if ended else None,
-                retries=retries,
-                retries_per_call=retries / calls,
-                fallback_rate=fallbacks / calls,
-                cache_hit_rate=hits / cached if cached else None,
+                longest=max(b[3] for b in histogram) if ended else None,
+                flags=flags,
             )
         )
     return out
