@@ -88,3 +88,22 @@ async def test_cli_usage_errors(db_path: Path) -> None:
     assert "has no approval" in missing.stderr
     bad = await _cli("approvals", "list", "--status", "maybe", "--db", db_path)
     assert bad.returncode == 2
+
+
+async def test_show_prints_the_pending_approval_then_its_decision(
+    engine: bm.Engine, db_path: Path, until_status: StatusWaiter
+) -> None:
+    handle = await engine.start(wf_cli_review, "T-9")
+    await until_status(engine, handle.id, "waiting")
+    pending = await _cli("approvals", "show", handle.id, "--db", db_path)
+    assert pending.returncode == 0, pending.stderr
+    assert f"run {handle.id}  wf_cli_review  approval 'phi_review' (seq 1): pending" in pending.stdout
+    assert "approvers: alice, bob" in pending.stdout
+    await engine.approvals.approve(handle.id, by="bob", comment="ok")
+    shown = await _cli("approvals", "show", handle.id, "--db", db_path, "--json")
+    assert shown.returncode == 0, shown.stderr
+    decision = json.loads(shown.stdout)["decision"]
+    assert (decision["action"], decision["by"], decision["comment"]) == ("approve", "bob", "ok")
+    missing = await _cli("approvals", "show", "no-such-run", "--db", db_path)
+    assert missing.returncode == 2
+    assert "has no approval" in missing.stderr

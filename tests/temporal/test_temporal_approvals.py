@@ -112,3 +112,18 @@ async def test_mistakes_get_specific_errors(engine: bm.TemporalEngine) -> None:
         await engine.approvals.list(status="maybe")  # type: ignore[arg-type]
     with pytest.raises(bm.UsageError, match="audit table is the embedded journal's"):
         await engine.approvals.audit()
+
+
+async def test_a_client_that_cannot_redact_refuses_a_comment_and_decides_without_one(
+    engine: bm.TemporalEngine, temporal_server: TemporalServer
+) -> None:
+    handle = await engine.start(wfs.reviewed, TICKET)
+    await pending_of(engine, handle.id)
+    # A bare client does not host `reviewed`, so it does not know its redactor; the memo says it has one.
+    async with bm.TemporalEngine(temporal_server.target, task_queue=engine.task_queue) as bare:
+        with pytest.raises(bm.UsageError, match="decide without a comment"):
+            await bare.approvals.override(handle.id, by="alice", comment="Mrs. Garcia asked for a call")
+        assert [a.status for a in await bare.approvals.list(run_id=handle.id)] == ["pending"]
+        decision = await bare.approvals.approve(handle.id, by="alice")
+    assert (decision.action, decision.comment) == ("approve", None)
+    assert (await handle.result(timeout=30))["action"] == "approve"

@@ -1,7 +1,9 @@
 """``bandmaster approvals``: list pending human approvals and decide them.
 
-Deciding is one transaction on the journal, so this works beside running workers: the run
-wakes up on whichever worker polls next.
+Embedded, deciding is one transaction on the journal, so this works beside running workers: the
+run wakes up on whichever worker polls next. With ``--backend temporal`` (or
+``BANDMASTER_BACKEND=temporal``) the commands go to ``TemporalEngine.approvals``; a ``--comment``
+is redacted with the workflow's redactor, which this process knows only from ``--module``.
 """
 
 from __future__ import annotations
@@ -10,16 +12,29 @@ import asyncio
 import getpass
 import json
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from bandmaster.cli.loader import load_workflows
+from bandmaster.cli.temporal import (
+    BackendOption,
+    NamespaceOption,
+    TargetOption,
+    TaskQueueOption,
+    check_backend,
+    temporal_engine,
+)
 from bandmaster.engine.approval import Decision
-from bandmaster.engine.approvals import Approvals
+from bandmaster.engine.approvals import Approval, Approvals
 from bandmaster.engine.runtime import Engine
 from bandmaster.errors import BandmasterError, UsageError
+
+if TYPE_CHECKING:
+    from bandmaster.temporal.desk import TemporalApprovals
 
 T = TypeVar("T")
 
@@ -41,11 +56,52 @@ ByOption = Annotated[
     str | None, typer.Option("--by", help="Who decides (checked against the allow-list) [default: $USER]")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
+ModuleOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--module",
+        help="Module or file defining the run's @bm.workflow (repeatable), so a --comment is redacted "
+        "with its redactor; on Temporal a comment for a redacting run is refused without it",
+    ),
+]
 
 
-def _with_desk(db: str | None, use: Callable[[Approvals], Awaitable[T]]) -> T:
+@dataclass
+class Where:
+    """Which approvals desk: the embedded journal or a Temporal cluster, and the workflows known."""
+
+    db: str | None = None
+    backend: str = "embedded"
+    target: str = "localhost:7233"
+    namespace: str = "default"
+    task_queue: str = "bandmaster"
+    modules: list[str] = field(default_factory=list)
+
+
+def _fail(exc: Exception, code: int) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {exc}", highlight=False)
+    return typer.Exit(code)
+
+
+def _with_desk(where: Where, use: Callable[[Approvals | TemporalApprovals], Awaitable[T]]) -> T:
+    try:
+        check_backend(where.backend)
+        workflows = load_workflows(where.modules)
+    except BandmasterError as exc:  # a wrong backend or --module is a usage error
+        raise _fail(exc, 2) from exc
+
     async def main() -> T:
-        engine = Engine(db, worker=False)
+        engine: Engine | Any
+        if where.backend == "temporal":
+            engine = temporal_engine(
+                target=where.target,
+                namespace=where.namespace,
+                task_queue=where.task_queue,
+                workflows=workflows,
+                worker=False,
+            )
+        else:
+            engine = Engine(where.db, workflows=workflows, worker=False)
         await engine.open()
         try:
             return await use(engine.approvals)
@@ -55,17 +111,20 @@ def _with_desk(db: str | None, use: Callable[[Approvals], Awaitable[T]]) -> T:
     try:
         return asyncio.run(main())
     except (UsageError, ValueError) as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise _fail(exc, 2) from exc
     except BandmasterError as exc:  # AlreadyDecided, NotAuthorized: the decision was not applied
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+        raise _fail(exc, 1) from exc
 
 
 def _left(seconds: float | None) -> str:
     if seconds is None:
         return "no deadline"
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _decided(a: Approval) -> str:
+    decision = a.decision
+    return f"{decision.action} by {decision.by or 'default'} ({decision.at:%H:%M:%S})" if decision else ""
 
 
 @approvals_app.command("list")
@@ -75,22 +134,23 @@ def list_approvals(
     limit: Annotated[int, typer.Option(help="At most this many")] = 100,
     db: DbOption = None,
     as_json: JsonOption = False,
+    backend: BackendOption = "embedded",
+    target: TargetOption = "localhost:7233",
+    namespace: NamespaceOption = "default",
+    task_queue: TaskQueueOption = "bandmaster",
 ) -> None:
     """Approvals, oldest first: pending ones by default."""
     if status not in ("pending", "decided", "all"):
         err.print(f"[bold red]error:[/] --status {status!r}: use pending, decided or all")
         raise typer.Exit(2)
     wanted: Any = None if status == "all" else status
-    found = _with_desk(db, lambda desk: desk.list(status=wanted, name=name, limit=limit))
+    where = Where(db, backend, target, namespace, task_queue)
+    found = _with_desk(where, lambda desk: desk.list(status=wanted, name=name, limit=limit))
     if as_json:
         console.print_json(json.dumps([a.model_dump(mode="json") for a in found]))
         return
     table = Table("run", "name", "workflow", "status", "default", "time left", "decision", "payload")
     for a in found:
-        decision = a.decision
-        decided = (
-            f"{decision.action} by {decision.by or 'default'} ({decision.at:%H:%M:%S})" if decision else ""
-        )
         table.add_row(
             a.run_id,
             a.name,
@@ -98,10 +158,39 @@ def list_approvals(
             a.status,
             a.default or "",
             _left(a.time_left) if a.status == "pending" else "",
-            decided,
+            _decided(a),
             json.dumps(a.payload)[:60],
         )
     console.print(table)
+
+
+@approvals_app.command("show")
+def show(
+    run_id: Annotated[str, typer.Argument(help="Run id")],
+    name: NameOption = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    backend: BackendOption = "embedded",
+    target: TargetOption = "localhost:7233",
+    namespace: NamespaceOption = "default",
+    task_queue: TaskQueueOption = "bandmaster",
+) -> None:
+    """The run's pending approval (of --name), else its latest one, with its decision."""
+    where = Where(db, backend, target, namespace, task_queue)
+    a: Approval = _with_desk(where, lambda desk: desk.get(run_id, name=name))
+    if as_json:
+        console.print_json(a.model_dump_json())
+        return
+    lines = [
+        f"run {a.run_id}  {a.workflow}  approval {a.name!r} (seq {a.seq}): {a.status}",
+        f"payload: {json.dumps(a.payload)}",
+        f"approvers: {', '.join(a.approvers) if a.approvers is not None else 'anyone'}",
+        f"default: {a.default or 'none'}" + (f", {_left(a.time_left)} left" if a.status == "pending" else ""),
+    ]
+    if a.decision is not None:
+        lines.append(f"decision: {_decided(a)}" + (f": {a.decision.comment}" if a.decision.comment else ""))
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
 
 
 def _decide(
@@ -110,12 +199,12 @@ def _decide(
     name: str | None,
     comment: str | None,
     by: str | None,
-    db: str | None,
+    where: Where,
     as_json: bool,
 ) -> None:
     who = by or getpass.getuser()
     decision: Decision = _with_desk(
-        db, lambda desk: desk.decide(run_id, action, by=who, comment=comment, name=name)
+        where, lambda desk: desk.decide(run_id, action, by=who, comment=comment, name=name)
     )
     if as_json:
         console.print_json(decision.model_dump_json())
@@ -131,9 +220,15 @@ def approve(
     by: ByOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
+    module: ModuleOption = None,
+    backend: BackendOption = "embedded",
+    target: TargetOption = "localhost:7233",
+    namespace: NamespaceOption = "default",
+    task_queue: TaskQueueOption = "bandmaster",
 ) -> None:
     """Approve the run's pending approval."""
-    _decide("approve", run_id, name, comment, by, db, as_json)
+    where = Where(db, backend, target, namespace, task_queue, module or [])
+    _decide("approve", run_id, name, comment, by, where, as_json)
 
 
 @approvals_app.command("override")
@@ -144,9 +239,15 @@ def override(
     by: ByOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
+    module: ModuleOption = None,
+    backend: BackendOption = "embedded",
+    target: TargetOption = "localhost:7233",
+    namespace: NamespaceOption = "default",
+    task_queue: TaskQueueOption = "bandmaster",
 ) -> None:
     """Override: do not let the default (or the workflow's normal path) go ahead."""
-    _decide("override", run_id, name, comment, by, db, as_json)
+    where = Where(db, backend, target, namespace, task_queue, module or [])
+    _decide("override", run_id, name, comment, by, where, as_json)
 
 
 @approvals_app.command("decide")
@@ -158,9 +259,15 @@ def decide(
     by: ByOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
+    module: ModuleOption = None,
+    backend: BackendOption = "embedded",
+    target: TargetOption = "localhost:7233",
+    namespace: NamespaceOption = "default",
+    task_queue: TaskQueueOption = "bandmaster",
 ) -> None:
     """Decide with a custom action (what the workflow's Decision.action will be)."""
-    _decide(action, run_id, name, comment, by, db, as_json)
+    where = Where(db, backend, target, namespace, task_queue, module or [])
+    _decide(action, run_id, name, comment, by, where, as_json)
 
 
 @approvals_app.command("audit")
@@ -168,9 +275,14 @@ def audit(
     run_id: Annotated[str | None, typer.Argument(help="Only this run")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
+    backend: BackendOption = "embedded",
+    target: TargetOption = "localhost:7233",
+    namespace: NamespaceOption = "default",
+    task_queue: TaskQueueOption = "bandmaster",
 ) -> None:
-    """The audit trail: who decided what and when, refusals, late attempts, defaults fired."""
-    entries = _with_desk(db, lambda desk: desk.audit(run_id))
+    """The audit trail: who decided what and when, refusals, late attempts, defaults fired
+    (embedded journal only; on Temporal each decision is an update in the run's history)."""
+    entries = _with_desk(Where(db, backend, target, namespace, task_queue), lambda desk: desk.audit(run_id))
     if as_json:
         console.print_json(json.dumps([e.model_dump(mode="json") for e in entries]))
         return

@@ -8,7 +8,8 @@ them scans this task queue's running runs; decided ones are looked for among the
 the workflow itself checks the allow-list and settles the race with the timed default, and the
 answer is the decision that stands. A reviewer's comment passes through the workflow's
 redactor (``@bm.workflow(redact=...)``, else ``TemporalEngine(redact=...)``) before it leaves
-this process, as on the embedded desk.
+this process, as on the embedded desk. A client that does not host the workflow cannot: when
+the approval's memo says the run redacts (``redacts``), a comment is refused rather than sent.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ class TemporalApprovals:
             description = await handle.describe()
         except RPCError as exc:
             raise self.engine._not_found(run_id, exc) from None
-        known = [a for a in approvals_in(await description.memo()) if name is None or a.name == name]
+        memo = await description.memo()
+        known = [a for a in approvals_in(memo) if name is None or a.name == name]
         if not known:
             raise _no_approval(run_id, name)
         run_status = STATUS.get(description.status, "running")
@@ -162,6 +164,13 @@ class TemporalApprovals:
         redactor = redactor_for(wf, self.engine.redact)
         if comment and redactor is not None:  # a person's free text leaves us
             comment = str(redactor.redact(comment))
+        elif comment and _redacts(memo, name):
+            raise UsageError(
+                f"run {run_id} (workflow {description.workflow_type!r}) redacts what reaches Temporal, "
+                "but this client does not host that workflow, so it cannot redact the comment before "
+                "it is stored in the run's history; load the workflow (TemporalEngine(workflows=[...]), "
+                "or `bandmaster approvals ... --module MODULE`) or decide without a comment"
+            )
         request = {"action": action, "by": by, "comment": comment, "name": name}
         try:
             async with asyncio.timeout(self.decide_timeout):
@@ -197,6 +206,17 @@ class TemporalApprovals:
             "update in the run's history (Temporal UI, `temporal workflow show`), and `bandmaster "
             "server` audits decisions made through it (GET /api/v1/audit)"
         )
+
+
+def _redacts(memo: Mapping[str, Any], name: str | None) -> bool:
+    """Whether the run's workflow redacts, as its approval memos say; an approval written before
+    the memo carried ``redacts`` counts as redacting (unknown must not leak)."""
+    rows = [
+        row
+        for key, row in memo.items()
+        if key.startswith(APPROVAL_PREFIX) and isinstance(row, dict) and name in (None, row.get("name"))
+    ]
+    return any(row.get("redacts", True) for row in rows)
 
 
 def _no_approval(run_id: str, name: str | None) -> ApprovalNotFound:
