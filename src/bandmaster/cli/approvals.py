@@ -212,42 +212,37 @@ def _decide(
     console.print(f"run {run_id}: {decision.action} by {decision.by}", highlight=False)
 
 
-@approvals_app.command("approve")
-def approve(
-    run_id: Annotated[str, typer.Argument(help="Run id")],
-    name: NameOption = None,
-    comment: CommentOption = None,
-    by: ByOption = None,
-    db: DbOption = None,
-    as_json: JsonOption = False,
-    module: ModuleOption = None,
-    backend: BackendOption = "embedded",
-    target: TargetOption = "localhost:7233",
-    namespace: NamespaceOption = "default",
-    task_queue: TaskQueueOption = "bandmaster",
-) -> None:
-    """Approve the run's pending approval."""
-    where = Where(db, backend, target, namespace, task_queue, module or [])
-    _decide("approve", run_id, name, comment, by, where, as_json)
+def _fixed_action_command(action: str, doc: str) -> Callable[..., None]:
+    """A ``bandmaster approvals ACTION RUN`` command: ``decide`` with the action built in."""
+
+    def command(
+        run_id: Annotated[str, typer.Argument(help="Run id")],
+        name: NameOption = None,
+        comment: CommentOption = None,
+        by: ByOption = None,
+        db: DbOption = None,
+        as_json: JsonOption = False,
+        module: ModuleOption = None,
+        backend: BackendOption = "embedded",
+        target: TargetOption = "localhost:7233",
+        namespace: NamespaceOption = "default",
+        task_queue: TaskQueueOption = "bandmaster",
+    ) -> None:
+        where = Where(db, backend, target, namespace, task_queue, module or [])
+        _decide(action, run_id, name, comment, by, where, as_json)
+
+    command.__doc__ = doc
+    return command
 
 
-@approvals_app.command("override")
-def override(
-    run_id: Annotated[str, typer.Argument(help="Run id")],
-    name: NameOption = None,
-    comment: CommentOption = None,
-    by: ByOption = None,
-    db: DbOption = None,
-    as_json: JsonOption = False,
-    module: ModuleOption = None,
-    backend: BackendOption = "embedded",
-    target: TargetOption = "localhost:7233",
-    namespace: NamespaceOption = "default",
-    task_queue: TaskQueueOption = "bandmaster",
-) -> None:
-    """Override: do not let the default (or the workflow's normal path) go ahead."""
-    where = Where(db, backend, target, namespace, task_queue, module or [])
-    _decide("override", run_id, name, comment, by, where, as_json)
+approve = approvals_app.command("approve")(
+    _fixed_action_command("approve", "Approve the run's pending approval.")
+)
+override = approvals_app.command("override")(
+    _fixed_action_command(
+        "override", "Override: do not let the default (or the workflow's normal path) go ahead."
+    )
+)
 
 
 @approvals_app.command("decide")
