@@ -288,6 +288,8 @@ async def test_deciding_bad_or_unknown_approvals(engine: bm.Engine, until_status
         await engine.approvals.decide(handle.id, "approve", by="")
     with pytest.raises(bm.ApprovalNotFound):
         await engine.approvals.approve(handle.id, by="alice", name="other")
+    with pytest.raises(bm.InvalidInput, match="use 'pending', 'decided' or None"):
+        await engine.approvals.list(status="maybe")  # type: ignore[arg-type]
     await engine.cancel(handle.id)
     assert await engine.approvals.list() == []  # a cancelled run's approval is no longer pending
     with pytest.raises(bm.UsageError, match="is cancelled"):

@@ -95,6 +95,12 @@ def _entry(row: AuditRow) -> AuditEntry:
     )
 
 
+def check_list_status(status: object) -> None:
+    """``InvalidInput`` unless ``status`` is a filter ``approvals.list`` knows (either backend)."""
+    if status not in ("pending", "decided", None):
+        raise InvalidInput(f"approvals.list(status={status!r}): use 'pending', 'decided' or None")
+
+
 class Approvals:
     """The approvals desk of an engine: ``engine.approvals``."""
 
@@ -118,8 +124,7 @@ class Approvals:
         limit: int = 100,
     ) -> builtins.list[Approval]:
         """Approvals, oldest first; pending ones by default (``status=None``: all)."""
-        if status not in ("pending", "decided", None):
-            raise InvalidInput(f"approvals.list(status={status!r}): use 'pending', 'decided' or None")
+        check_list_status(status)
         rows = self._table.list(status=status, run_id=run_id, name=name, limit=limit)
         return [_approval(r) for r in rows]
 

@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from bandmaster.engine.approval import Decision
-from bandmaster.engine.approvals import Approval, AuditEntry
+from bandmaster.engine.approvals import Approval, AuditEntry, check_list_status
 from bandmaster.engine.workflow import redactor_for
 from bandmaster.errors import (
     AlreadyDecided,
@@ -98,8 +98,7 @@ class TemporalApprovals:
         limit: int = 100,
     ) -> builtins.list[Approval]:
         """Approvals, oldest first; pending ones by default (``status=None``: all)."""
-        if status not in ("pending", "decided", None):
-            raise InvalidInput(f"approvals.list(status={status!r}): use 'pending', 'decided' or None")
+        check_list_status(status)
         if run_id is not None:
             found = await self._of_run(run_id)
         else:
