@@ -77,10 +77,7 @@ def resolve_step(ref: str, task_queue: str = "") -> Step[..., Any]:
         options = hosted(task_queue)
         step = options.steps.get(ref) if options is not None else None
         if step is None:
-            raise UsageError(
-                f"{ref} is a step of a graph this worker does not host (task queue {task_queue!r}); "
-                "every worker of a task queue must host the same workflows"
-            )
+            raise _not_hosted(f"{ref} is a step of a graph", task_queue)
         return step
     module_name, _, qualname = ref.partition(":")
     obj: Any = importlib.import_module(module_name)
@@ -271,8 +268,12 @@ def _hosted_registry(ref: str, task_queue: str) -> object:
     options = hosted(task_queue)
     registry = options.registries.get(ref) if options is not None else None
     if registry is None:
-        raise UsageError(
-            f"the registry of {ref} is not hosted by this worker (task queue {task_queue!r}); every "
-            "worker of a task queue must host the same workflows"
-        )
+        raise _not_hosted(f"the registry of {ref}", task_queue)
     return registry
+
+
+def _not_hosted(what: str, task_queue: str) -> UsageError:
+    return UsageError(
+        f"{what} this worker does not host (task queue {task_queue!r}); every worker of a task "
+        "queue must host the same workflows"
+    )
