@@ -34,7 +34,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_temporal import dev_server, free_port, pct
+from bench_temporal import dev_server, pct
+
+from bandmaster.temporal.devserver import free_port
 
 WORKFLOW = textwrap.dedent(
     """

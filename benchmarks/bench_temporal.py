@@ -23,13 +23,13 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,64 +42,16 @@ from temporalio.worker import Worker
 
 import bandmaster as bm
 from bandmaster.temporal import sandbox_runner
+from bandmaster.temporal.devserver import DevServer
 
 BIN = Path(sys.executable).parent
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
-def dev_server(folder: Path, memory: bool = False) -> Any:
-    port = free_port()
-    target = f"127.0.0.1:{port}"
-    log = open(folder / "server.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [
-            str(BIN / "temporal"),
-            "server",
-            "start-dev",
-            "--headless",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "error",
-            *([] if memory else ["--db-filename", str(folder / "temporal.db")]),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while subprocess.run(
-            [
-                str(BIN / "temporal"),
-                "operator",
-                "namespace",
-                "describe",
-                "-n",
-                "default",
-                "--address",
-                target,
-            ],
-            capture_output=True,
-        ).returncode:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(
-                    f"temporal dev server did not start: {(folder / 'server.log').read_text()[-2000:]}"
-                )
-            time.sleep(0.3)
-        yield target
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
+def dev_server(folder: Path, memory: bool = False) -> Iterator[str]:
+    """A dev server for this benchmark (state in ``folder``, or in memory); yields its target."""
+    with DevServer(None if memory else folder / "temporal.db", folder / "server.log") as server:
+        yield server.target
 
 
 def pct(values: list[float], q: float) -> float:

@@ -240,3 +240,11 @@ def test_two_workflows_with_one_name_are_refused() -> None:
 
     with pytest.raises(bm.UsageError, match="two workflows are named 'ordered'"):
         bm.TemporalEngine("localhost:7233", workflows=[wfs.ordered, impostor])
+
+
+def test_a_dev_server_that_cannot_start_says_why(tmp_path: Path) -> None:
+    server = TemporalServer(tmp_path / "no-such-dir" / "temporal.db", tmp_path / "server.log")
+    with pytest.raises(bm.BackendUnavailable, match="temporal dev server exited"):
+        server.start(timeout=60)
+    assert server.proc is not None
+    assert server.proc.poll() is not None  # nothing left running
