@@ -37,7 +37,7 @@ def ok(result: Result) -> Result:
 
 
 async def _until_waiting(engine: bm.Engine, run_id: str) -> None:
-    while (await engine.describe(run_id)).status != "waiting":
+    while (await engine.describe(run_id)).status != "waiting":  # noqa: ASYNC110  the journal is the only signal
         await asyncio.sleep(0.02)
 
 
@@ -95,7 +95,7 @@ def test_runs_show_says_what_a_run_waits_for_and_how_to_send_it(journal: dict[st
     assert f"run {run_id} is waiting for signal 'go [/etc/app]': send it with" in out
     assert f"bandmaster signal {run_id} 'go [/etc/app]' 'JSON' --db '{db}'" in out
     review = ok(invoke("runs", "show", journal["review"], "--db", db)).stdout
-    assert f"is waiting for approval 'review [/etc/app] :smile:'" in review
+    assert "is waiting for approval 'review [/etc/app] :smile:'" in review
     assert f"bandmaster approvals approve {journal['review']} --name 'review [/etc/app] :smile:'" in review
 
 
