@@ -97,6 +97,10 @@ def test_version_and_completion(cli: Cli) -> None:
     version = cli("--version")
     assert version.stdout == f"bandmaster {importlib.metadata.version('bandmaster')}\n"
     assert "--install-completion" in cli("--help").stdout
+    # Our own help text is not markup either: "[default: ...]" used to vanish from --help.
+    assert "[default: $BANDMASTER_DB or ./bandmaster.db]" in " ".join(
+        cli("runs", "list", "--help").stdout.split()
+    )
 
 
 def test_an_error_in_the_users_module_is_one_line_with_their_frames(cli: Cli, tmp_path: Path) -> None:

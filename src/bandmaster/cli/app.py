@@ -52,6 +52,7 @@ app = typer.Typer(
     help="Durable orchestration for AI workflows, embedded on SQLite.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=True,
 )
 runs_app = typer.Typer(help="Inspect runs in the journal.", no_args_is_help=True)
