@@ -9,10 +9,13 @@ import asyncio
 import importlib.metadata
 import json
 import os
+import pty
 import shlex
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 import bandmaster as bm
 from bandmaster.cli.loader import import_module
@@ -174,3 +177,50 @@ def test_a_missing_server_extra_names_the_install_command(tmp_path: Path) -> Non
             f"error: {feature} needs the server extra (uvicorn is missing): pip install 'bandmaster[server]'"
         ]
         assert proc.stdout == ""  # the demo did not run
+
+
+def on_a_terminal(*args: str | Path, columns: int) -> str:
+    """Run ``bandmaster`` with stdout on a pseudo-terminal, as in an interactive shell."""
+    leader, follower = pty.openpty()
+    env = {**_env(), "COLUMNS": str(columns), "TERM": "xterm"}
+    proc = subprocess.Popen([_exe(), *map(str, args)], stdout=follower, stderr=subprocess.PIPE, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
+    if proc.stderr:
+        proc.stderr.close()
+    return b"".join(chunks).decode()
+
+
+def test_on_a_terminal_escapes_in_data_are_shown_and_cut_values_end_in_an_ellipsis(db: Path) -> None:
+    hostile = import_module(str(WF.parent / "wf_hostile.py"))
+
+    async def populate() -> tuple[str, str]:
+        async with bm.Engine(db, workflows=[hostile.hostile, hostile.crash]) as engine:
+            done = await engine.start(hostile.hostile, hostile.HOSTILE)
+            await done.result(timeout=10)
+            failed = await engine.start(hostile.crash, hostile.HOSTILE)
+            with pytest.raises(bm.RunFailed):
+                await failed.result(timeout=10)
+            return done.id, failed.id
+
+    done, failed = asyncio.run(populate())
+    shown = on_a_terminal("runs", "show", failed, "--db", db, columns=1000)
+    assert "\x1b[31mred" not in shown  # the data's escape never reaches the terminal
+    assert "\\x1b[31mred\\x1b[0m %s {0} %(name)s" in shown
+    output = next(
+        line
+        for line in on_a_terminal("runs", "show", done, "--db", db, columns=1000).splitlines()
+        if line.startswith("output: ")
+    )
+    assert output.endswith("…")
+    assert len(output) == len("output: ") + 200

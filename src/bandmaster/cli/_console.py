@@ -6,12 +6,14 @@ the consoles here never parse Rich markup or ``:emoji:`` codes and never highlig
 
 Off a TTY (a pipe, a file, CI) nothing is cut or wrapped: tables and lines get the width they
 need, so an id can be pasted into the next command and a message can be grepped. On a TTY,
-values that do not fit are cut with an ellipsis, never silently.
+values that do not fit are cut with an ellipsis, never silently, and control characters in data
+(an ANSI escape in a model's answer) are shown as ``\x1b`` rather than sent to the terminal.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -26,6 +28,14 @@ UNLIMITED = 1_000_000
 
 Part = str | Text | tuple[str, str]
 """A piece of a printed line: data (printed verbatim), or ``(text, style)`` for our styling."""
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _visible(text: str, tty: bool) -> str:
+    """Data as printed: on a TTY its control characters escaped, so they cannot drive it."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text) if tty else text
 
 
 def _console(stderr: bool) -> Console:
@@ -56,7 +66,13 @@ def on_tty() -> bool:
 
 def line(*parts: Part, err: bool = False) -> None:
     """Print one line assembled from data and ``(text, style)`` pieces."""
-    (stderr() if err else stdout()).print(Text.assemble(*parts), crop=False)
+    console = stderr() if err else stdout()
+    tty = console.is_terminal
+    shown = [
+        _visible(p, tty) if isinstance(p, str) else (_visible(p[0], tty), p[1]) if isinstance(p, tuple) else p
+        for p in parts
+    ]
+    console.print(Text.assemble(*shown), crop=False)
 
 
 def warn(message: str) -> None:
@@ -87,13 +103,21 @@ def cut(text: str, limit: int) -> str:
     return text[: limit - 1] + "…"
 
 
-def table(*columns: str | Column, title: str | None = None, show_header: bool = True) -> Table:
-    """A table whose cells are data: verbatim, folded rather than cut off a TTY."""
+class DataTable(Table):
+    """A table whose cells are data: verbatim and whole off a TTY; on a TTY with control
+    characters escaped, and cut with an ellipsis when the terminal is too narrow."""
+
+    def add_row(self, *cells: Any, **options: Any) -> None:
+        tty = on_tty()
+        super().add_row(*(_visible(c, tty) if isinstance(c, str) else c for c in cells), **options)
+
+
+def table(*columns: str | Column, title: str | None = None, show_header: bool = True) -> DataTable:
     folded = [Column(c) if isinstance(c, str) else c for c in columns]
     if not on_tty():
         for column in folded:
             column.overflow = "fold"
-    return Table(*folded, title=title, show_header=show_header)
+    return DataTable(*folded, title=title, show_header=show_header)
 
 
 def show(renderable: Any, *, err: bool = False) -> None:
