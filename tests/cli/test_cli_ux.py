@@ -151,32 +151,37 @@ def test_demo_with_a_wrong_data_path_is_one_line(cli: Cli, tmp_path: Path) -> No
     assert "Traceback" not in wrong.stderr
 
 
-def test_a_missing_server_extra_names_the_install_command(tmp_path: Path) -> None:
-    """uvicorn made unimportable (as without the extra): `server` and `demo --ui` say what to
-    install, and `demo --ui` says it before running the demo."""
-    blocked = tmp_path / "blocked"
-    (blocked / "uvicorn").mkdir(parents=True)
-    (blocked / "uvicorn" / "__init__.py").write_text(
-        "raise ModuleNotFoundError(\"No module named 'uvicorn'\", name='uvicorn')\n"
+@pytest.mark.parametrize(
+    ("blocked", "command", "message"),
+    [
+        ("uvicorn", ["server"], "bandmaster server needs the server extra (uvicorn is missing)"),
+        ("uvicorn", ["demo", "--ui"], "--ui needs the server extra (uvicorn is missing)"),
+        ("joblib", ["demo", "--limit", "5"], "bandmaster demo needs the demo extra (joblib is missing)"),
+    ],
+)
+def test_a_missing_extra_names_the_install_command(
+    tmp_path: Path, blocked: str, command: list[str], message: str
+) -> None:
+    """A package made unimportable (as without the extra): one line naming the extra and the
+    install command; `demo --ui` says it before running the demo."""
+    shim = tmp_path / "shim" / blocked
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text(
+        f"raise ModuleNotFoundError(\"No module named '{blocked}'\", name='{blocked}')\n"
     )
-    env = {
-        **_env(),
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(blocked), os.environ.get("PYTHONPATH")])),
-    }
-    for command, feature in ((["server"], "bandmaster server"), (["demo", "--ui"], "--ui")):
-        proc = subprocess.run(
-            [_exe(), *command, "--db", str(tmp_path / "d.db")],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=60,
-        )
-        assert proc.returncode == 2
-        assert proc.stderr.splitlines() == [
-            f"error: {feature} needs the server extra (uvicorn is missing): pip install 'bandmaster[server]'"
-        ]
-        assert proc.stdout == ""  # the demo did not run
+    path = os.pathsep.join(filter(None, [str(shim.parent), os.environ.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [_exe(), *command, "--db", str(tmp_path / "d.db")],
+        capture_output=True,
+        text=True,
+        env={**_env(), "PYTHONPATH": path},
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    extra = "server" if blocked == "uvicorn" else "demo"
+    assert proc.stderr.splitlines() == [f"error: {message}: pip install 'bandmaster[{extra}]'"]
+    assert proc.stdout == ""  # no demo ran
 
 
 def on_a_terminal(*args: str | Path, columns: int) -> str:

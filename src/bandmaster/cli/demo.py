@@ -131,6 +131,8 @@ def demo(
         report = _run_example(example, db, data, limit, chaos_rate if chaos else 0.0, json_out)
     except BandmasterError as exc:  # a folder that holds neither dataset, a bad --limit ...
         raise term.fail(str(exc)) from exc
+    except ImportError as exc:  # scikit-learn, Presidio, matplotlib: the demo extra
+        raise term.fail(term.missing_extra("bandmaster demo", "demo", exc)) from exc
     html_path = None
     if example == "support-triage" and html is not None:
         from report_html import write_html
