@@ -193,3 +193,24 @@ def test_models_and_tokens_print_names_verbatim(tmp_path: Path) -> None:
     created = ok(invoke("tokens", "create", "[bold]ops[/] :smile:", "--scope", "admin", "--db", db))
     assert "for '[bold]ops[/] :smile:' (admin)" in created.stderr
     assert "[bold]ops[/] :smile:" in ok(invoke("tokens", "list", "--db", db)).stdout
+
+
+def test_guard_notes_keep_a_long_attempt_error_whole_off_a_tty() -> None:
+    from datetime import UTC, datetime
+
+    from bandmaster.cli.guard_notes import guard_notes
+    from bandmaster.engine.runtime import StepInfo
+
+    attempts = [{"model": "[ship]", "attempt": 1, "error": f"{HOSTILE} {LONG}"}, {"model": "b", "attempt": 2}]
+    step = StepInfo(
+        seq=1,
+        name="extract",
+        kind="model",
+        status="completed",
+        attempts=2,
+        started_at=datetime.now(UTC),
+        ended_at=None,
+        duration=None,
+        meta={"guard": {"attempts": attempts}},
+    )
+    assert guard_notes([step])[1] == f"  [ship] #1: {HOSTILE} {LONG}"
