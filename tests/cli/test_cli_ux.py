@@ -69,10 +69,11 @@ def test_start_queues_a_run_and_prints_only_its_id(cli: Cli, db: Path) -> None:
         "start", f"{WF}:order", "--input", '{"item": "pen", "qty": 2}', "--run-id", run_id, "--db", db
     )
     assert again.stdout.strip() == run_id
-    bad = cli("start", f"{WF}:order", "--input", '{"item": "pen"}', "--db", db)
+    bad = cli("start", f"{WF}:order", "--input", '{"item": "pen", "qty": "x"}', "--db", db)
     assert bad.returncode == 2
-    [line] = bad.stderr.splitlines()
-    assert line.startswith("error: ")
+    [line] = bad.stderr.splitlines()  # pydantic's several lines, joined, with [type=...] kept
+    assert line.startswith("error: input of workflow 'order' is invalid: 1 validation error")
+    assert "[type=int_parsing, input_value='x', input_type=str]" in line
 
 
 def test_run_says_what_it_waits_for_and_the_printed_command_sends_it(
