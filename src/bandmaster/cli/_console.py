@@ -79,13 +79,11 @@ def warn(message: str) -> None:
     line(("warning:", "bold yellow"), " ", message, err=True)
 
 
-def fail(message: str, code: int = 2, *, details: list[str] | None = None) -> typer.Exit:
-    """Print ``error: MESSAGE`` as one line on stderr (then ``details``, e.g. the user's own
-    frames) and return the ``typer.Exit`` to raise: 2 for usage and input errors."""
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``error: MESSAGE`` as one line on stderr (a multi-line message, such as pydantic's,
+    joined with ``; ``) and return the ``typer.Exit`` to raise: 2 for usage and input errors."""
     one_line = "; ".join(part.strip() for part in message.splitlines() if part.strip())
     line(("error:", "bold red"), " ", one_line, err=True)
-    for detail in details or []:
-        stderr().print(Text(detail), crop=False)
     return typer.Exit(code)
 
 
