@@ -139,6 +139,9 @@ def test_stats_export_and_replay_keep_names(journal: dict[str, Any], tmp_path: P
     assert exported.strip() == f"exported 4 runs to {target}"
     replayed = ok(invoke("replay", f"{WF}:hostile", "--db", db)).stdout
     assert "replayed 1 runs of wf [bold]x[/] :smile:" in replayed
+    copy = target.parent / "copy [/etc/app].db"
+    imported = ok(invoke("import", target, "--db", copy)).stdout
+    assert imported.strip() == "imported 4 runs, skipped 0 already present"
 
 
 def test_run_and_start_with_hostile_input(journal: dict[str, Any], tmp_path: Path) -> None:
@@ -190,6 +193,10 @@ def test_models_and_tokens_print_names_verbatim(tmp_path: Path) -> None:
     listed = ok(invoke("models", "list", "--models", models, "--db", db)).stdout
     row = next(line for line in listed.splitlines() if ":smile: [bold]x[/]" in line)
     assert "[ship]" in row
+    shown = json.loads(
+        ok(invoke("models", "show", ":smile: [bold]x[/]", "--models", models, "--db", db)).stdout
+    )
+    assert (shown["alias"], shown["versions"]) == (":smile: [bold]x[/]", {"production": "[ship]"})
     created = ok(invoke("tokens", "create", "[bold]ops[/] :smile:", "--scope", "admin", "--db", db))
     assert "for '[bold]ops[/] :smile:' (admin)" in created.stderr
     assert "[bold]ops[/] :smile:" in ok(invoke("tokens", "list", "--db", db)).stdout
@@ -214,3 +221,10 @@ def test_guard_notes_keep_a_long_attempt_error_whole_off_a_tty() -> None:
         meta={"guard": {"attempts": attempts}},
     )
     assert guard_notes([step])[1] == f"  [ship] #1: {HOSTILE} {LONG}"
+
+
+def test_pii_scan_prints_the_redacted_text_verbatim() -> None:
+    pytest.importorskip("presidio_analyzer", reason="the pii extra")
+    result = ok(invoke("pii", "scan", f"{HOSTILE} call 555-867-5309"))
+    assert result.stdout == f"{HOSTILE} call <PHONE_NUMBER>\n"
+    assert "PHONE_NUMBER" in result.stderr
