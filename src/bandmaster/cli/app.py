@@ -64,7 +64,11 @@ app.add_typer(approvals_app, name="approvals")
 
 def _print_version(value: bool) -> None:
     if value:
-        typer.echo(f"bandmaster {importlib.metadata.version('bandmaster')}")
+        try:
+            version = importlib.metadata.version("bandmaster")
+        except importlib.metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+            from bandmaster import __version__ as version
+        typer.echo(f"bandmaster {version}")
         raise typer.Exit()
 
 
