@@ -230,3 +230,10 @@ def test_on_a_terminal_escapes_in_data_are_shown_and_cut_values_end_in_an_ellips
     )
     assert output.endswith("…")
     assert len(output) == len("output: ") + 200
+
+
+def test_on_a_narrow_terminal_run_ids_stay_whole(db: Path) -> None:
+    journal_with(db, "a-run-id-long-enough-to-be-squeezed-0001")
+    listing = on_a_terminal("runs", "list", "--db", db, columns=72)
+    assert "a-run-id-long-enough-to-be-squeezed-0001" in listing  # other columns end in … instead
+    assert "…" in listing

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 import typer
@@ -108,6 +109,11 @@ class DataTable(Table):
     def add_row(self, *cells: Any, **options: Any) -> None:
         tty = on_tty()
         super().add_row(*(_visible(c, tty) if isinstance(c, str) else c for c in cells), **options)
+
+
+def id_column(header: str, ids: Iterable[str]) -> Column:
+    """A column of ids that a narrow terminal squeezes last: they stay whole, to be pasted."""
+    return Column(header, no_wrap=True, min_width=max((len(i) for i in ids), default=len(header)))
 
 
 def table(*columns: str | Column, title: str | None = None, show_header: bool = True) -> DataTable:

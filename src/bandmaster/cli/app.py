@@ -442,7 +442,7 @@ def runs_list(
     if as_json:
         _print_json([r.model_dump(mode="json", exclude={"steps"}) for r in found])
         return
-    table = ui.table("run", "workflow", "status", "created", "duration")
+    table = ui.table(ui.id_column("run", (r.id for r in found)), "workflow", "status", "created", "duration")
     for r in found:
         end = r.ended_at or r.updated_at
         table.add_row(

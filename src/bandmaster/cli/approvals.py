@@ -150,7 +150,10 @@ def list_approvals(
     if as_json:
         ui.print_json([a.model_dump(mode="json") for a in found])
         return
-    table = ui.table("run", "name", "workflow", "status", "default", "time left", "decision", "payload")
+    table = ui.table(
+        ui.id_column("run", (a.run_id for a in found)),
+        *("name", "workflow", "status", "default", "time left", "decision", "payload"),
+    )
     for a in found:
         table.add_row(
             a.run_id,
@@ -290,7 +293,8 @@ def audit(
     if as_json:
         ui.print_json([e.model_dump(mode="json") for e in entries])
         return
-    table = ui.table("at", "run", "name", "who", "event", "action", "comment", "default")
+    run_column = ui.id_column("run", (e.run_id for e in entries))
+    table = ui.table("at", run_column, "name", "who", "event", "action", "comment", "default")
     for e in entries:
         table.add_row(
             f"{e.at:%Y-%m-%d %H:%M:%S}",

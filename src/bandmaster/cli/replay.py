@@ -124,8 +124,11 @@ def _print(report: ReplayReport) -> None:
         f"{summary['changed']} changed, {summary['diverged']} diverged"
     )
     if report.changed:
-        table = ui.table("run", "status", "what changed", title="changed runs")
-        for run in report.changed[:SHOWN]:
+        shown = report.changed[:SHOWN]
+        table = ui.table(
+            ui.id_column("run", (r.run_id for r in shown)), "status", "what changed", title="changed runs"
+        )
+        for run in shown:
             table.add_row(run.run_id, f"{run.recorded_status} → {run.status}", describe(run))
         ui.show(table)
         if len(report.changed) > SHOWN:
