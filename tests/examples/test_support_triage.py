@@ -114,10 +114,10 @@ def test_demo_rejects_a_folder_that_is_no_dataset(workdir: Path, tmp_path: Path)
 def test_demo_rejects_an_unknown_example_and_a_missing_examples_folder(workdir: Path, tmp_path: Path) -> None:
     unknown = demo(workdir, "--example", "fraud")
     assert unknown.returncode == 2
-    assert "unknown example 'fraud'" in unknown.stdout
+    assert "unknown example 'fraud'" in unknown.stderr  # errors go to stderr, one line
     missing = demo(workdir, "--examples", str(tmp_path))
     assert missing.returncode == 2
-    assert "pass --examples PATH/TO/examples/support_triage" in " ".join(missing.stdout.split())
+    assert "pass --examples PATH/TO/examples/support_triage" in missing.stderr
 
 
 @pytest.mark.timeout(400)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,21 @@ async def test_call_model_with_fallback_from_the_registry(make_engine: EngineFac
         (1, "shout", "model", "completed"),
         (2, "answer", "model", "completed"),
     ]
+
+
+async def test_run_ids_starting_finds_runs_by_the_start_of_their_id(make_engine: EngineFactory) -> None:
+    """How the CLI turns a shortened id into the run: the same answer on both backends."""
+    engine = await make_engine([wfs.sleeper])
+    prefix = f"prefix-{uuid.uuid4().hex[:8]}-"  # the Temporal namespace is shared by the tests
+    for suffix in ("a1", "a2", "b1"):
+        await (await engine.start(wfs.sleeper, 0.01, run_id=prefix + suffix)).result(timeout=30)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20  # Temporal's visibility store is eventually consistent
+    while True:
+        if len(await engine.run_ids_starting(prefix)) == 3 or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert await engine.run_ids_starting(prefix + "a") == [prefix + "a1", prefix + "a2"]
+    assert await engine.run_ids_starting(prefix + "b1") == [prefix + "b1"]
+    assert await engine.run_ids_starting(prefix + "c") == []
+    assert len(await engine.run_ids_starting(prefix, limit=2)) == 2

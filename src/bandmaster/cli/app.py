@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a run failed (or was cancelled), 2 usage or input error
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import signal
 import statistics
@@ -15,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from bandmaster.cli import _console as ui
+from bandmaster.cli._console import fail
+from bandmaster.cli._runs import resolve_run_id, waiting_on
 from bandmaster.cli.approvals import approvals_app
 from bandmaster.cli.demo import demo
 from bandmaster.cli.guard_notes import guard_notes
@@ -35,6 +37,7 @@ from bandmaster.cli.temporal import (
     check_backend,
     exit_now_if_temporal_was_used,
 )
+from bandmaster.engine.hooks import Hooks, RunFinished
 from bandmaster.engine.runtime import Engine, RunInfo
 from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageError
 from bandmaster.models.registry import Registry
@@ -49,7 +52,8 @@ app = typer.Typer(
     help="Durable orchestration for AI workflows, embedded on SQLite.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    rich_markup_mode=None,
+    add_completion=True,
 )
 runs_app = typer.Typer(help="Inspect runs in the journal.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
@@ -57,8 +61,26 @@ app.add_typer(models_app, name="models")
 app.command()(demo)
 app.add_typer(approvals_app, name="approvals")
 
-console = Console()
-err = Console(stderr=True)
+
+def _print_version(value: bool) -> None:
+    if value:
+        try:
+            version = importlib.metadata.version("bandmaster")
+        except importlib.metadata.PackageNotFoundError:  # a source tree on sys.path, not installed
+            from bandmaster import __version__ as version
+        typer.echo(f"bandmaster {version}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit"),
+    ] = False,
+) -> None:
+    """Durable orchestration for AI workflows, embedded on SQLite."""
+
 
 ModelsOption = Annotated[
     str | None,
@@ -66,15 +88,14 @@ ModelsOption = Annotated[
         "--models", envvar="BANDMASTER_MODELS", help="Model registry file (models.yaml) for bm.call_model"
     ),
 ]
+RUN_ID_HELP = "Run id, or a unique start of one"
 DbOption = Annotated[
     str | None,
     typer.Option("--db", help="Journal path or sqlite:/// URL [default: $BANDMASTER_DB or ./bandmaster.db]"),
 ]
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
-    return typer.Exit(code)
+_fail = fail  # the name the command modules import
 
 
 def _parse_json(text: str, what: str) -> Any:
@@ -101,7 +122,7 @@ def _run(coro: Any) -> Any:
 
 
 def _print_json(value: Any) -> None:
-    console.print_json(json.dumps(value, default=str))
+    ui.print_json(value)
 
 
 # --- run -------------------------------------------------------------------------------------
@@ -132,21 +153,76 @@ def run(
     value = _parse_json(input or "null", "--input")
 
     async def one() -> Any:
-        async with Engine(db, workflows=[wf], registry=registry) as engine:
+        parked = _Parked()
+        async with Engine(db, workflows=[wf], registry=registry, hooks=[parked]) as engine:
             args, kwargs = wf.input_from_json(value)
             handle = await engine.start(wf, *args, run_id=run_id, **kwargs)
+            ui.line(f"run {handle.id} ({wf.name}) started in {engine.path}", err=True)
+            announcer = asyncio.create_task(_announce_waits(engine, handle.id, parked, db))
             try:
                 result = await handle.result()
             except RunFailed as exc:
-                err.print(f"[red]run {exc.run_id} failed:[/] {exc.error_type}: {exc.message}")
+                ui.line((f"run {exc.run_id} failed:", "red"), f" {exc.error_type}: {exc.message}", err=True)
                 return 1
             except RunCancelled as exc:
-                err.print(f"[yellow]{exc}[/]")
+                ui.line((str(exc), "yellow"), err=True)
                 return 1
+            finally:
+                announcer.cancel()
             _print_json(wf.output_codec.to_jsonable(result))
             return 0
 
     raise typer.Exit(_run(one()))
+
+
+@app.command()
+def start(
+    target: Annotated[str, typer.Argument(help="MODULE:WORKFLOW, e.g. examples/quickstart/triage.py:triage")],
+    input: Annotated[str, typer.Option("--input", "-i", help="JSON input, or @file.json")] = "null",
+    run_id: Annotated[str | None, typer.Option(help="Run id (idempotent start)")] = None,
+    db: DbOption = None,
+) -> None:
+    """Queue a run for `bandmaster worker` processes and print only its id (nothing executes
+    here): `id=$(bandmaster start app.py:triage --input '{...}')`."""
+    try:
+        wf = load_workflow(target)
+    except BandmasterError as exc:
+        raise _fail(str(exc)) from exc
+    value = _parse_json(input, "--input")
+
+    async def queue() -> str:
+        engine = await _client(db, create=True)
+        try:
+            args, kwargs = wf.input_from_json(value)
+            handle = await engine.start(wf, *args, run_id=run_id, **kwargs)
+            return handle.id
+        finally:
+            await engine.close()
+
+    typer.echo(_run(queue()))
+
+
+class _Parked(Hooks):
+    """Wakes ``_announce_waits`` whenever a run of this process parks on a wait."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def run_finished(self, event: RunFinished) -> None:
+        if event.outcome == "suspended":
+            self.event.set()
+
+
+async def _announce_waits(engine: Engine, run_id: str, parked: _Parked, db: str | None) -> None:
+    """Say on stderr what the run waits for and how to send it, once per new wait."""
+    told = None
+    while True:
+        await parked.event.wait()
+        parked.event.clear()
+        waiting = waiting_on(await engine.describe(run_id))
+        if waiting is not None and waiting != told:
+            ui.line(waiting.describe(run_id, db), err=True)
+            told = waiting
 
 
 def _read_jsonl(path: Path) -> list[Any]:
@@ -179,12 +255,12 @@ async def _run_batch(
     async with Engine(db, workflows=[wf], concurrency=max(concurrency, 1), registry=registry) as engine:
         gate = asyncio.Semaphore(concurrency)
         with Progress(
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),  # the workflow's name
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("{task.fields[failed]} failed"),
             TimeElapsedColumn(),
-            console=console,
+            console=ui.stdout(),
         ) as progress:
             bar = progress.add_task(wf.name, total=len(inputs), failed=0)
 
@@ -209,7 +285,7 @@ async def _run_batch(
 def _print_batch_summary(
     name: str, total: int, failures: list[str], latencies: list[float], wall: float, results: list[Any]
 ) -> None:
-    table = Table(title=f"batch summary: {name}", show_header=False)
+    table = ui.table("measure", "value", title=f"batch summary: {name}", show_header=False)
     table.add_row("runs", str(total))
     table.add_row("completed", str(total - len(failures)))
     table.add_row("failed", str(len(failures)))
@@ -223,9 +299,9 @@ def _print_batch_summary(
     outcome = _tally(results)
     if outcome:
         table.add_row("results", ", ".join(f"{k}: {v}" for k, v in outcome))
-    console.print(table)
+    ui.show(table)
     for message in failures[:5]:
-        err.print(f"[red]{message}[/]")
+        ui.line((message, "red"), err=True)
 
 
 def _tally(results: list[Any]) -> list[tuple[str, int]]:
@@ -311,12 +387,12 @@ def worker(
         )
         await engine.open()
         names = ", ".join(sorted(engine.workflows))
-        err.print(f"worker {engine.owner} serving [bold]{names}[/] from {engine.path}", highlight=False)
+        ui.line(f"worker {engine.owner} serving ", (names, "bold"), f" from {engine.path}", err=True)
         keeper = (
             asyncio.create_task(retention_loop(engine.path, retention, archive_dir)) if retention else None
         )
         await stop.wait()
-        err.print("draining…")
+        ui.line("draining…", err=True)
         if keeper is not None:
             keeper.cancel()
         await engine.close(grace=grace)
@@ -328,13 +404,13 @@ def worker(
 # --- runs, signal, cancel -------------------------------------------------------------------
 
 
-async def _client(db: str | None) -> Engine | TemporalEngine:
+async def _client(db: str | None, *, create: bool = False) -> Engine | TemporalEngine:
     if backend_from_env() == "temporal":  # BANDMASTER_BACKEND=temporal: the Temporal cluster is the journal
         from bandmaster.cli.temporal import temporal_client
 
         return await temporal_client()
     engine = Engine(db, worker=False)
-    if not engine.path.exists():
+    if not create and not engine.path.exists():
         raise _fail(f"no journal at {engine.path}; pass --db or set BANDMASTER_DB")
     await engine.open()
     return engine
@@ -366,38 +442,31 @@ def runs_list(
     if as_json:
         _print_json([r.model_dump(mode="json", exclude={"steps"}) for r in found])
         return
-    table = Table("run", "workflow", "status", "created", "duration")
+    table = ui.table(ui.id_column("run", (r.id for r in found)), "workflow", "status", "created", "duration")
     for r in found:
         end = r.ended_at or r.updated_at
         table.add_row(
             r.id,
             r.workflow,
-            _status(r.status),
+            ui.status(r.status),
             f"{r.created_at:%Y-%m-%d %H:%M:%S}",
             f"{(end - r.created_at).total_seconds():.2f} s",
         )
-    console.print(table)
-
-
-def _status(status: str) -> str:
-    colour = {"completed": "green", "failed": "red", "cancelled": "yellow", "waiting": "cyan"}.get(
-        status, "white"
-    )
-    return f"[{colour}]{status}[/]"
+    ui.show(table)
 
 
 @runs_app.command("show")
 def runs_show(
-    run_id: Annotated[str, typer.Argument(help="Run id")],
+    run_id: Annotated[str, typer.Argument(help=RUN_ID_HELP)],
     db: DbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """Show a run and its step timeline."""
+    """Show a run and its step timeline (and, when it waits, on what and how to send it)."""
 
     async def main() -> RunInfo:
         engine = await _client(db)
         try:
-            return await engine.describe(run_id)
+            return await engine.describe(await resolve_run_id(engine, run_id))
         finally:
             await engine.close()
 
@@ -405,64 +474,83 @@ def runs_show(
     if as_json:
         _print_json(info.model_dump(mode="json"))
         return
-    console.print(f"[bold]{info.id}[/]  {info.workflow}  {_status(info.status)}")
-    console.print(f"input: {json.dumps(info.input)[:200]}", highlight=False)
+    ui.line((info.id, "bold"), f"  {info.workflow}  ", ui.status(info.status))
+    ui.line(f"input: {ui.cut(json.dumps(info.input, ensure_ascii=False), 200)}")
     if info.output is not None:
-        console.print(f"output: {json.dumps(info.output)[:200]}", highlight=False)
+        ui.line(f"output: {ui.cut(json.dumps(info.output, ensure_ascii=False), 200)}")
     if info.error:
-        console.print(
-            f"[red]error: {info.error.get('type')}: {info.error.get('message')}[/]", highlight=False
-        )
-    table = Table("seq", "name", "kind", "status", "attempts", "duration", "error")
+        ui.line((f"error: {info.error.get('type')}: {info.error.get('message')}", "red"))
+    waiting = waiting_on(info) if info.status == "waiting" else None
+    if waiting is not None:
+        ui.line((waiting.describe(info.id, db), "cyan"))
+    table = ui.table("seq", "name", "kind", "status", "attempts", "duration", "error")
     for s in info.steps:
         table.add_row(
             str(s.seq),
             s.name,
             s.kind,
-            _status(s.status),
+            ui.status(s.status),
             str(s.attempts),
             f"{s.duration * 1000:.1f} ms" if s.duration is not None else "",
-            (s.error or {}).get("message", "")[:60],
+            ui.cut(str((s.error or {}).get("message", "")), 60),
         )
-    console.print(table)
-    for line in guard_notes(info.steps):  # re-asks and rule violations of guarded model calls
-        console.print(line, highlight=False, markup=False)
+    ui.show(table)
+    for note in guard_notes(info.steps):  # re-asks and rule violations of guarded model calls
+        ui.line(note)
 
 
 @app.command("signal")
 def signal_run(
-    run_id: Annotated[str, typer.Argument(help="Run id")],
+    run_id: Annotated[str, typer.Argument(help=RUN_ID_HELP)],
     name: Annotated[str, typer.Argument(help="Signal name (what the run waits for)")],
     payload: Annotated[str, typer.Argument(help="JSON payload, or @file.json")] = "null",
     db: DbOption = None,
 ) -> None:
-    """Send a signal to a run."""
+    """Send a signal to a run (kept until the run waits for it; a warning says when no wait for
+    it is pending)."""
     value = _parse_json(payload, "payload")
 
-    async def main() -> None:
+    async def main() -> tuple[str, str | None]:
         engine = await _client(db)
         try:
-            await engine.signal(run_id, name, value)
+            full_id = await resolve_run_id(engine, run_id)
+            await engine.signal(full_id, name, value)
+            return full_id, _unawaited(await engine.describe(full_id), name)
         finally:
             await engine.close()
 
-    _run(main())
-    console.print(f"signal {name!r} sent to {run_id}", highlight=False)
+    full_id, warning = _run(main())
+    ui.line(f"signal {name!r} sent to {full_id}")
+    if warning is not None:
+        ui.warn(warning)
+
+
+def _unawaited(info: RunInfo, name: str) -> str | None:
+    """Why a signal just sent may never be read: the run waits for something else."""
+    waiting = waiting_on(info) if info.status == "waiting" else None
+    if waiting is None or (waiting.kind == "signal" and waiting.name == name):
+        return None
+    what = "a timer" if waiting.kind == "timer" else f"{waiting.kind} {waiting.name!r}"
+    return (
+        f"run {info.id} is not waiting for signal {name!r} but for {what}; the signal is kept "
+        f"until the workflow calls bm.wait_for({name!r}), which may be never"
+    )
 
 
 @app.command()
-def cancel(run_id: Annotated[str, typer.Argument(help="Run id")], db: DbOption = None) -> None:
+def cancel(run_id: Annotated[str, typer.Argument(help=RUN_ID_HELP)], db: DbOption = None) -> None:
     """Cancel a run."""
 
-    async def main() -> str:
+    async def main() -> tuple[str, str]:
         engine = await _client(db)
         try:
-            return await engine.cancel(run_id)
+            full_id = await resolve_run_id(engine, run_id)
+            return full_id, await engine.cancel(full_id)
         finally:
             await engine.close()
 
-    status = _run(main())
-    console.print(f"run {run_id}: {status}{' (cancel requested)' if status == 'running' else ''}")
+    full_id, status = _run(main())
+    ui.line(f"run {full_id}: {status}{' (cancel requested)' if status == 'running' else ''}")
 
 
 def main() -> None:

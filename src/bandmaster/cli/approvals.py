@@ -13,12 +13,12 @@ import getpass
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from bandmaster.cli import _console as ui
+from bandmaster.cli._runs import resolve_run_id
 from bandmaster.cli.loader import load_workflows
 from bandmaster.cli.temporal import (
     BackendOption,
@@ -41,9 +41,7 @@ T = TypeVar("T")
 approvals_app = typer.Typer(
     help="Human approvals: list pending ones, approve or override.", no_args_is_help=True
 )
-console = Console()
-err = Console(stderr=True)
-
+RunIdArgument = Annotated[str, typer.Argument(help="Run id, or a unique start of one")]
 DbOption = Annotated[
     str | None,
     typer.Option("--db", help="Journal path or sqlite:/// URL [default: $BANDMASTER_DB or ./bandmaster.db]"),
@@ -79,11 +77,14 @@ class Where:
 
 
 def _fail(exc: Exception, code: int) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {exc}", highlight=False)
-    return typer.Exit(code)
+    return ui.fail(str(exc), code)
 
 
-def _with_desk(where: Where, use: Callable[[Approvals | TemporalApprovals], Awaitable[T]]) -> T:
+Desk: TypeAlias = "Approvals | TemporalApprovals"
+
+
+def _with_desk(where: Where, use: Callable[[Desk, str | None], Awaitable[T]], run_id: str | None = None) -> T:
+    """Open the desk, turn ``run_id`` (maybe a prefix) into a full id, and ``use`` them."""
     try:
         check_backend(where.backend)
         workflows = load_workflows(where.modules)
@@ -104,7 +105,8 @@ def _with_desk(where: Where, use: Callable[[Approvals | TemporalApprovals], Awai
             engine = Engine(where.db, workflows=workflows, worker=False)
         await engine.open()
         try:
-            return await use(engine.approvals)
+            full_id = await resolve_run_id(engine, run_id) if run_id is not None else None
+            return await use(engine.approvals, full_id)
         finally:
             await engine.close()
 
@@ -141,15 +143,17 @@ def list_approvals(
 ) -> None:
     """Approvals, oldest first: pending ones by default."""
     if status not in ("pending", "decided", "all"):
-        err.print(f"[bold red]error:[/] --status {status!r}: use pending, decided or all")
-        raise typer.Exit(2)
+        raise ui.fail(f"--status {status!r}: use pending, decided or all")
     wanted: Any = None if status == "all" else status
     where = Where(db, backend, target, namespace, task_queue)
-    found = _with_desk(where, lambda desk: desk.list(status=wanted, name=name, limit=limit))
+    found = _with_desk(where, lambda desk, _: desk.list(status=wanted, name=name, limit=limit))
     if as_json:
-        console.print_json(json.dumps([a.model_dump(mode="json") for a in found]))
+        ui.print_json([a.model_dump(mode="json") for a in found])
         return
-    table = Table("run", "name", "workflow", "status", "default", "time left", "decision", "payload")
+    table = ui.table(
+        ui.id_column("run", (a.run_id for a in found)),
+        *("name", "workflow", "status", "default", "time left", "decision", "payload"),
+    )
     for a in found:
         table.add_row(
             a.run_id,
@@ -159,14 +163,14 @@ def list_approvals(
             a.default or "",
             _left(a.time_left) if a.status == "pending" else "",
             _decided(a),
-            json.dumps(a.payload)[:60],
+            ui.cut(json.dumps(a.payload, ensure_ascii=False), 60),
         )
-    console.print(table)
+    ui.show(table)
 
 
 @approvals_app.command("show")
 def show(
-    run_id: Annotated[str, typer.Argument(help="Run id")],
+    run_id: RunIdArgument,
     name: NameOption = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -177,20 +181,20 @@ def show(
 ) -> None:
     """The run's pending approval (of --name), else its latest one, with its decision."""
     where = Where(db, backend, target, namespace, task_queue)
-    a: Approval = _with_desk(where, lambda desk: desk.get(run_id, name=name))
+    a: Approval = _with_desk(where, lambda desk, full_id: desk.get(full_id or run_id, name=name), run_id)
     if as_json:
-        console.print_json(a.model_dump_json())
+        ui.print_json(text=a.model_dump_json())
         return
     lines = [
         f"run {a.run_id}  {a.workflow}  approval {a.name!r} (seq {a.seq}): {a.status}",
-        f"payload: {json.dumps(a.payload)}",
+        f"payload: {json.dumps(a.payload, ensure_ascii=False)}",
         f"approvers: {', '.join(a.approvers) if a.approvers is not None else 'anyone'}",
         f"default: {a.default or 'none'}" + (f", {_left(a.time_left)} left" if a.status == "pending" else ""),
     ]
     if a.decision is not None:
         lines.append(f"decision: {_decided(a)}" + (f": {a.decision.comment}" if a.decision.comment else ""))
     for line in lines:
-        console.print(line, highlight=False, markup=False)
+        ui.line(line)
 
 
 def _decide(
@@ -203,20 +207,25 @@ def _decide(
     as_json: bool,
 ) -> None:
     who = by or getpass.getuser()
-    decision: Decision = _with_desk(
-        where, lambda desk: desk.decide(run_id, action, by=who, comment=comment, name=name)
-    )
+    decided_id = run_id
+
+    async def decide(desk: Desk, full_id: str | None) -> Decision:
+        nonlocal decided_id
+        decided_id = full_id or run_id
+        return await desk.decide(decided_id, action, by=who, comment=comment, name=name)
+
+    decision: Decision = _with_desk(where, decide, run_id)
     if as_json:
-        console.print_json(decision.model_dump_json())
+        ui.print_json(text=decision.model_dump_json())
         return
-    console.print(f"run {run_id}: {decision.action} by {decision.by}", highlight=False)
+    ui.line(f"run {decided_id}: {decision.action} by {decision.by}")
 
 
 def _fixed_action_command(action: str, doc: str) -> Callable[..., None]:
     """A ``bandmaster approvals ACTION RUN`` command: ``decide`` with the action built in."""
 
     def command(
-        run_id: Annotated[str, typer.Argument(help="Run id")],
+        run_id: RunIdArgument,
         name: NameOption = None,
         comment: CommentOption = None,
         by: ByOption = None,
@@ -247,7 +256,7 @@ override = approvals_app.command("override")(
 
 @approvals_app.command("decide")
 def decide(
-    run_id: Annotated[str, typer.Argument(help="Run id")],
+    run_id: RunIdArgument,
     action: Annotated[str, typer.Argument(help="The action your workflow understands")],
     name: NameOption = None,
     comment: CommentOption = None,
@@ -267,7 +276,9 @@ def decide(
 
 @approvals_app.command("audit")
 def audit(
-    run_id: Annotated[str | None, typer.Argument(help="Only this run")] = None,
+    run_id: Annotated[
+        str | None, typer.Argument(help="Only this run (an id or a unique start of one)")
+    ] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     backend: BackendOption = "embedded",
@@ -277,11 +288,13 @@ def audit(
 ) -> None:
     """The audit trail: who decided what and when, refusals, late attempts, defaults fired
     (embedded journal only; on Temporal each decision is an update in the run's history)."""
-    entries = _with_desk(Where(db, backend, target, namespace, task_queue), lambda desk: desk.audit(run_id))
+    where = Where(db, backend, target, namespace, task_queue)
+    entries = _with_desk(where, lambda desk, full_id: desk.audit(full_id), run_id)
     if as_json:
-        console.print_json(json.dumps([e.model_dump(mode="json") for e in entries]))
+        ui.print_json([e.model_dump(mode="json") for e in entries])
         return
-    table = Table("at", "run", "name", "who", "event", "action", "comment", "default")
+    run_column = ui.id_column("run", (e.run_id for e in entries))
+    table = ui.table("at", run_column, "name", "who", "event", "action", "comment", "default")
     for e in entries:
         table.add_row(
             f"{e.at:%Y-%m-%d %H:%M:%S}",
@@ -293,4 +306,4 @@ def audit(
             e.comment or "",
             "yes" if e.default_fired else "",
         )
-    console.print(table)
+    ui.show(table)

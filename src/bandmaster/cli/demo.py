@@ -1,8 +1,9 @@
 """``bandmaster demo``: the flagship examples end to end, with a report.
 
-The demos' code lives in ``examples/support_triage/`` and ``examples/contract_review/`` of a
-source checkout (examples to read and copy, not part of the library); this command finds the
-folder, runs it and prints its report.
+The demos' code lives in ``examples/support_triage/`` and ``examples/contract_review/`` of the
+repository (examples to read and copy, not part of the library). Wheels ship both folders as
+package data (``bandmaster/_examples/``), so the demo runs from a pip install as from a checkout;
+this command finds the folder, runs it and prints its report.
 """
 
 from __future__ import annotations
@@ -10,16 +11,18 @@ from __future__ import annotations
 import asyncio
 import sys
 import webbrowser
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-console = Console()
-CHECKOUT = Path(__file__).resolve().parents[3]
+from bandmaster.cli import _console as term  # `ui` is the --ui option here
+from bandmaster.errors import BandmasterError
+
+SHIPPED = Path(__file__).resolve().parents[1] / "_examples"  # in a wheel: package data
+CHECKOUT = Path(__file__).resolve().parents[3] / "examples"  # in a source checkout
 EXAMPLES = {
     "support-triage": ("support_triage", "demo.py"),
     "contract-review": ("contract_review", "review.py"),
@@ -28,22 +31,21 @@ EXAMPLES = {
 
 def _examples(example: str, folder: Path | None) -> Path:
     if example not in EXAMPLES:
-        console.print(f"[bold red]error:[/] unknown example {example!r}; choose one of {', '.join(EXAMPLES)}")
-        raise typer.Exit(2)
+        raise term.fail(f"unknown example {example!r}; choose one of {', '.join(EXAMPLES)}")
     name, entry = EXAMPLES[example]
-    found = folder or CHECKOUT / "examples" / name
-    if not (found / entry).is_file():
-        console.print(
-            f"[bold red]error:[/] no {example} example at {found}. The demo runs from a source "
-            f"checkout of bandmaster; pass --examples PATH/TO/examples/{name}."
-        )
-        raise typer.Exit(2)
-    sys.path.insert(0, str(found))
-    return found
+    candidates = [folder] if folder is not None else [SHIPPED / name, CHECKOUT / name]
+    for found in candidates:
+        if (found / entry).is_file():
+            sys.path.insert(0, str(found))
+            return found
+    raise term.fail(
+        f"no {example} example at {' or '.join(map(str, candidates))}; this bandmaster install lacks "
+        f"its examples: reinstall it, or pass --examples PATH/TO/examples/{name} from a source checkout"
+    )
 
 
 def _print_review(report: Any) -> None:
-    table = Table(title=f"Contract review: {report.completed}/{report.contracts} sample contracts")
+    table = term.table(title=f"Contract review: {report.completed}/{report.contracts} sample contracts")
     for column in ("contract", "risk (gold)", "compliant (gold)", "issues found", "missed", "chunks"):
         table.add_column(column)
     for r in report.results:
@@ -56,8 +58,8 @@ def _print_review(report: Any) -> None:
             ", ".join(missed) or "-",
             str(r.chunks),
         )
-    console.print(table)
-    console.print(
+    term.show(table)
+    term.line(
         f"compliance accuracy {report.compliance_accuracy:.3f} · issues precision "
         f"{report.issue_precision:.3f} recall {report.issue_recall:.3f} · risk accuracy "
         f"{report.risk_accuracy:.3f} · {report.long_contracts} long contracts summarised by map-reduce · "
@@ -67,55 +69,31 @@ def _print_review(report: Any) -> None:
 
 
 def _print(report: Any, html_path: Path | None) -> None:
-    summary = Table(title=f"Support triage on {report.dataset}: {report.completed}/{report.tickets} tickets")
+    summary = term.table(
+        title=f"Support triage on {report.dataset}: {report.completed}/{report.tickets} tickets"
+    )
     summary.add_column("measure")
     summary.add_column("value", justify="right")
-    saved = 1 - report.cost_per_ticket / report.large_cost_per_ticket if report.large_cost_per_ticket else 0.0
-    rows = [
-        ("intent accuracy (cascade)", f"{report.intent_accuracy:.3f}"),
-        ("intent accuracy (large model alone)", f"{report.large_accuracy:.3f}"),
-        ("route accuracy", "n/a" if report.route_accuracy is None else f"{report.route_accuracy:.3f}"),
-        ("model cost per ticket (cascade)", f"${report.cost_per_ticket:.6f}"),
-        ("model cost per ticket (always large)", f"${report.large_cost_per_ticket:.6f}  ({saved:.0%} saved)"),
-        ("escalation (share reaching each stage)", " → ".join(f"{e:.0%}" for e in report.escalation)),
-        (
-            "one ticket at a time: latency p50 / p99",
-            f"{report.single_p50_ms:.1f} / {report.single_p99_ms:.1f} ms",
-        ),
-        (
-            "  of which orchestration",
-            f"{report.single_overhead_ms:.2f} ms ({report.single_overhead_share:.1%})",
-        ),
-        (
-            "whole batch at once: latency p50 / p99",
-            f"{report.ticket_p50_ms:.1f} / {report.ticket_p99_ms:.1f} ms",
-        ),
-        ("retries / fallbacks / re-asks", f"{report.retries} / {report.fallbacks} / {report.reasks}"),
-        (
-            "PHI reviews: flagged / held / defaulted",
-            f"{report.reviews_flagged} / {report.reviews_held} / {report.reviews_defaulted}",
-        ),
-        ("failed runs", str(report.failed)),
-        ("wall time", f"{report.seconds:.1f} s"),
-    ]
-    if report.faults_injected:
-        rows.append(("faults injected", ", ".join(f"{k} {v}" for k, v in report.faults_injected.items())))
+    from report_html import summary_rows  # type: ignore[import-not-found]  # one format for both
+
+    rows = summary_rows(report)
     for name, value in rows:
         summary.add_row(name, value)
-    console.print(summary)
-    routes = Table(title="Routes")
+    term.show(summary)
+    routes = term.table(title="Routes")
     routes.add_column("route")
     routes.add_column("tickets", justify="right")
     for route, count in report.routes.items():
         routes.add_row(route, str(count))
-    steps = Table(title="Steps")
+    steps = term.table(title="Steps")
     for column in ("step", "calls", "p50 ms", "p99 ms", "retries"):
         steps.add_column(column, justify="left" if column == "step" else "right")
     for s in report.latency:
         steps.add_row(s.step, str(s.calls), f"{s.p50_ms:.2f}", f"{s.p99_ms:.2f}", str(s.retries))
-    console.print(routes, steps)
+    term.show(routes)
+    term.show(steps)
     if html_path is not None:
-        console.print(f"HTML report: {html_path}")
+        term.line(f"HTML report: {html_path}")
 
 
 def demo(
@@ -141,58 +119,72 @@ def demo(
     port: Annotated[int, typer.Option(help="Port of the dashboard with --ui")] = 8080,
 ) -> None:
     """Run a flagship example end to end on the embedded engine and report."""
+    serve = _dashboard_server() if ui else None  # a missing extra fails now, not after the demo
+    if data is not None and not data.is_dir():
+        raise term.fail(
+            f"--data {data}: no such folder; give a Banking77 folder (train.csv, test.csv) or a "
+            "CLINC150 folder (data_full.json), see the README's Datasets section"
+        )
     _examples(example, examples)
     db.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        report = _run_example(example, db, data, limit, chaos_rate if chaos else 0.0, json_out)
+    except BandmasterError as exc:  # a folder that holds neither dataset, a bad --limit ...
+        raise term.fail(str(exc)) from exc
+    except ImportError as exc:  # scikit-learn, Presidio, matplotlib: the demo extra
+        raise term.fail(term.missing_extra("bandmaster demo", "demo", exc)) from exc
+    html_path = None
+    if example == "support-triage" and html is not None:
+        from report_html import write_html
+
+        html_path = write_html(report, html)
+    if json_out:
+        term.print_json(text=report.model_dump_json())
+    elif example == "contract-review":
+        _print_review(report)
+    else:
+        _print(report, html_path)
+    if serve is not None:
+        serve(db, port)
+
+
+def _run_example(
+    example: str, db: Path, data: Path | None, limit: int | None, chaos: float, quiet: bool
+) -> Any:
     if example == "contract-review":
         from review import run_review  # type: ignore[import-not-found]
 
-        review = asyncio.run(run_review(db=db, limit=limit, cache_dir=db.parent / "models"))
-        if json_out:
-            console.print_json(review.model_dump_json())
-        else:
-            _print_review(review)
-        if ui:
-            _serve_dashboard(db, port)
-        return
+        return asyncio.run(run_review(db=db, limit=limit, cache_dir=db.parent / "models"))
     from demo import run_demo  # type: ignore[import-not-found]
-    from report_html import write_html  # type: ignore[import-not-found]
 
     with Progress(
-        TextColumn("[bold]triage"),
+        TextColumn("triage", style="bold"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=console,
-        transient=json_out,
-        disable=json_out,
+        console=term.stdout(),
+        transient=quiet,
+        disable=quiet,
     ) as progress:
         task = progress.add_task("triage", total=None)
 
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        report = asyncio.run(
+        return asyncio.run(
             run_demo(
                 db=db,
                 data=data,
                 limit=limit,
-                chaos=chaos_rate if chaos else 0.0,
+                chaos=chaos,
                 cache_dir=db.parent / "models",
                 on_progress=advance,
             )
         )
-    html_path = write_html(report, html) if html is not None else None
-    if json_out:
-        console.print_json(report.model_dump_json())
-    else:
-        _print(report, html_path)
-    if ui:
-        _serve_dashboard(db, port)
 
 
-def _serve_dashboard(db: Path, port: int) -> None:
-    """The dashboard on the demo's journal, on 127.0.0.1, with a fresh token for the demo's
-    compliance officer (the approver its PHI reviews allow)."""
+def _dashboard_server() -> Callable[[Path, int], None]:
+    """What ``--ui`` serves with; checked before the demo runs."""
     try:
         import uvicorn
 
@@ -200,16 +192,19 @@ def _serve_dashboard(db: Path, port: int) -> None:
         from bandmaster.server.auth import create_token
         from bandmaster.store.sqlite import SQLiteStore
     except ImportError as exc:
-        console.print(
-            f"[bold red]error:[/] --ui needs the server extra: pip install 'bandmaster[server]' ({exc})"
-        )
-        raise typer.Exit(2) from exc
-    store = SQLiteStore(db)
-    try:
-        issued = create_token(store, "compliance", ["admin"], by="bandmaster demo")
-    finally:
-        store.close()
-    url = f"http://127.0.0.1:{port}/login"
-    console.print(f"dashboard: {url}  (log in with [bold]{issued.secret}[/]; Ctrl-C stops it)")
-    webbrowser.open(url)
-    uvicorn.run(create_app(db), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        raise term.fail(term.missing_extra("--ui", "server", exc)) from exc
+
+    def serve(db: Path, port: int) -> None:
+        """The dashboard on the demo's journal, on 127.0.0.1, with a fresh token for the demo's
+        compliance officer (the approver its PHI reviews allow)."""
+        store = SQLiteStore(db)
+        try:
+            issued = create_token(store, "compliance", ["admin"], by="bandmaster demo")
+        finally:
+            store.close()
+        url = f"http://127.0.0.1:{port}/login"
+        term.line(f"dashboard: {url}  (log in with ", (issued.secret, "bold"), "; Ctrl-C stops it)")
+        webbrowser.open(url)
+        uvicorn.run(create_app(db), host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+    return serve

@@ -14,18 +14,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from bandmaster.cli import _console as ui
 from bandmaster.cli.app import ModelsOption, app
 from bandmaster.cli.loader import import_module
 from bandmaster.errors import BandmasterError, UsageError
 
 if TYPE_CHECKING:
     from bandmaster.graph import Graph
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def load_graph(target: str) -> Graph:
@@ -68,20 +64,19 @@ def graph_command(
         graph.validate(registry=registry)
     except GraphError as exc:
         for problem in exc.problems:
-            err.print(f"[bold red]error:[/] {escape(str(problem))}")
+            ui.line(("error:", "bold red"), " ", str(problem), err=True)
         count = len(exc.problems)
-        err.print(f"{count} problem{'s' if count != 1 else ''} in graph {exc.graph or target!r}")
+        ui.line(f"{count} problem{'s' if count != 1 else ''} in graph {exc.graph or target!r}", err=True)
         raise typer.Exit(2) from exc
     except BandmasterError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from exc
+        raise ui.fail(str(exc)) from exc
     if validate:
         against = f" against {models}" if models else ""
-        out.print(f"graph {graph.name!r} is valid{against}: {len(graph.nodes)} nodes, start {graph.start!r}")
+        ui.line(f"graph {graph.name!r} is valid{against}: {len(graph.nodes)} nodes, start {graph.start!r}")
         return
     chart = graph.to_mermaid()
     if output is not None:
         output.write_text(chart)
-        err.print(f"wrote {output}")
+        ui.line(f"wrote {output}", err=True)
     else:
         typer.echo(chart, nl=False)

@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from bandmaster.cli._console import cut
 from bandmaster.engine.runtime import StepInfo
 
 MAX_ERROR = 100
-"""Characters of an attempt's error shown per line (``--json`` has all of it)."""
+"""Characters of an attempt's error shown per line on a terminal (whole when piped)."""
 
 
 def guard_notes(steps: Iterable[StepInfo]) -> list[str]:
@@ -39,4 +40,4 @@ def guard_notes(steps: Iterable[StepInfo]) -> list[str]:
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 1] + "…"
+    return cut(text, MAX_ERROR)

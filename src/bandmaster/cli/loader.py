@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import sysconfig
+import traceback
 from pathlib import Path
 from types import ModuleType
 
@@ -29,7 +31,11 @@ def import_module(spec: str) -> ModuleType:
             raise UsageError(f"cannot import {spec}")
         module = importlib.util.module_from_spec(module_spec)
         sys.modules[name] = module
-        module_spec.loader.exec_module(module)
+        try:
+            module_spec.loader.exec_module(module)
+        except Exception as exc:
+            del sys.modules[name]
+            raise UsageError(f"cannot import {spec}: {_user_error(exc)}") from exc
         return module
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
@@ -37,6 +43,26 @@ def import_module(spec: str) -> ModuleType:
         return importlib.import_module(spec)
     except ModuleNotFoundError as exc:
         raise UsageError(f"cannot import module {spec!r}: {exc}") from exc
+    except Exception as exc:
+        raise UsageError(f"cannot import module {spec!r}: {_user_error(exc)}") from exc
+
+
+_NOT_USER_CODE = tuple(
+    str(Path(p).resolve()) for p in {*sysconfig.get_paths().values(), str(Path(__file__).parents[1])}
+)
+
+
+def _user_error(exc: Exception) -> str:
+    """The error of the user's module, with where in the user's own code it happened (frames of
+    importlib, the standard library, installed packages and bandmaster left out), on one line."""
+    frames = [
+        f"{Path(f.filename).name} line {f.lineno} in {f.name}"
+        for f in traceback.extract_tb(exc.__traceback__)
+        if not f.filename.startswith("<") and not str(Path(f.filename).resolve()).startswith(_NOT_USER_CODE)
+    ]
+    where = f" (at {', called from '.join(reversed(frames))})" if frames else ""
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}{where}"
 
 
 def workflows_in(module: ModuleType) -> list[Workflow[..., object]]:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from bandmaster.calls import bind_store
+from bandmaster.cli import _console as ui
 from bandmaster.errors import BandmasterError
 from bandmaster.hub import ModelHub
 from bandmaster.models.registry import Registry
@@ -19,8 +17,6 @@ from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
 models_app = typer.Typer(
     help="Model registry: aliases, versions, traffic weights, breakers.", no_args_is_help=True
 )
-console = Console()
-err = Console(stderr=True)
 
 ModelsOption = Annotated[
     str, typer.Option("--models", envvar="BANDMASTER_MODELS", help="Registry file (models.yaml)")
@@ -35,8 +31,7 @@ def _hub(models: str, db: str | None) -> ModelHub:
         registry = Registry.load(models)
         return bind_store(registry, SQLiteStore(resolve_db_path(db)))
     except BandmasterError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise ui.fail(str(exc)) from exc
 
 
 def _pairs(text: str, what: str) -> dict[str, str]:
@@ -44,8 +39,7 @@ def _pairs(text: str, what: str) -> dict[str, str]:
     for item in filter(None, (part.strip() for part in text.split(","))):
         label, sep, value = item.partition("=")
         if not sep or not label or not value:
-            err.print(f"[bold red]error:[/] {what}: expected label=value[,label=value], got {item!r}")
-            raise typer.Exit(2)
+            raise ui.fail(f"{what}: expected label=value[,label=value], got {item!r}")
         pairs[label] = value
     return pairs
 
@@ -59,9 +53,9 @@ def list_aliases(
     """Aliases with their versions, weights, fallbacks and breaker states."""
     views = _hub(models, db).describe()
     if as_json:
-        console.print_json(json.dumps([dataclasses.asdict(v) for v in views]))
+        ui.print_json([dataclasses.asdict(v) for v in views])
         return
-    table = Table("alias", "version", "model", "weight", "breaker", "fallback")
+    table = ui.table("alias", "version", "model", "weight", "breaker", "fallback")
     for view in views:
         for label, model in view.versions.items():
             table.add_row(
@@ -72,7 +66,7 @@ def list_aliases(
                 view.breakers.get(model, "closed"),
                 ", ".join(view.fallback),
             )
-    console.print(table)
+    ui.show(table)
 
 
 @models_app.command("show")
@@ -84,19 +78,14 @@ def show_alias(
     hub.refresh(force=True)
     spec = hub.registry.alias(alias)
     if spec is None:
-        err.print(f"[bold red]error:[/] no alias {alias!r} in {models}")
-        raise typer.Exit(2)
-    console.print_json(
-        json.dumps(
-            {
-                "alias": alias,
-                **spec.model_dump(mode="json"),
-                "breakers": {
-                    m: hub.breaker(m).status for m in [*spec.versions.values(), *spec.policy.fallback]
-                },
-                "history": hub.history(alias),
-            }
-        )
+        raise ui.fail(f"no alias {alias!r} in {models}")
+    ui.print_json(
+        {
+            "alias": alias,
+            **spec.model_dump(mode="json"),
+            "breakers": {m: hub.breaker(m).status for m in [*spec.versions.values(), *spec.policy.fallback]},
+            "history": hub.history(alias),
+        }
     )
 
 
@@ -111,14 +100,12 @@ def set_alias(
 ) -> None:
     """Change versions and/or weights; every worker on this journal adopts it within a second."""
     if versions is None and weights is None:
-        err.print("[bold red]error:[/] give --versions and/or --weights")
-        raise typer.Exit(2)
+        raise ui.fail("give --versions and/or --weights")
     hub = _hub(models, db)
     try:
         parsed_weights = {k: float(v) for k, v in _pairs(weights, "--weights").items()} if weights else None
     except ValueError as exc:
-        err.print(f"[bold red]error:[/] --weights: {exc}")
-        raise typer.Exit(2) from exc
+        raise ui.fail(f"--weights: {exc}") from exc
     try:
         spec = hub.set_alias(
             alias,
@@ -127,9 +114,8 @@ def set_alias(
             changed_by=by,
         )
     except BandmasterError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
-    console.print(
+        raise ui.fail(str(exc)) from exc
+    ui.line(
         f"{alias}: "
         + ", ".join(
             f"{label}={spec.versions[label]} ({weight:.0%})" for label, weight in spec.weights.items()

@@ -17,10 +17,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
+from bandmaster.cli import _console as ui
 from bandmaster.cli.app import DbOption, app
 from bandmaster.errors import BandmasterError
 
@@ -28,9 +26,6 @@ pii_app = typer.Typer(
     help="Find and redact PII/PHI; reveal vault tokens (extra 'pii').", no_args_is_help=True
 )
 app.add_typer(pii_app, name="pii")
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _text(source: str) -> str:
@@ -45,8 +40,7 @@ def _text(source: str) -> str:
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}")
-    return typer.Exit(2)
+    return ui.fail(message)
 
 
 @pii_app.command("scan")
@@ -77,13 +71,13 @@ def scan(
         raise _fail(str(exc)) from None
     if as_json:
         found = [{"entity": s.entity, "start": s.start, "end": s.end, "score": s.score} for s in spans]
-        out.print(json.dumps({"redacted": redacted, "spans": found}), markup=False)
+        typer.echo(json.dumps({"redacted": redacted, "spans": found}))
         return
-    out.print(redacted, markup=False)
-    table = Table("entity", "start", "end", "score")
+    ui.line(redacted)
+    table = ui.table("entity", "start", "end", "score")
     for span in spans:
         table.add_row(span.entity, str(span.start), str(span.end), f"{span.score:.2f}")
-    err.print(table)
+    ui.show(table, err=True)
 
 
 @pii_app.command("reveal")
@@ -116,10 +110,7 @@ def reveal(
 
         vault = TokenVault(db, key=key, reviewers=reviewers)
         try:
-            out.print(
-                vault.reveal(_text(source), reviewer=reviewer, credential=credential, reason=reason),
-                markup=False,
-            )
+            ui.line(vault.reveal(_text(source), reviewer=reviewer, credential=credential, reason=reason))
         finally:
             vault.close()
     except (BandmasterError, ImportError) as exc:

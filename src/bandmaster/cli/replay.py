@@ -12,14 +12,11 @@ Exit codes: 0 within ``--max-diff`` (or no ``--max-diff``), 1 more runs changed 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 
+from bandmaster.cli import _console as ui
 from bandmaster.cli.app import DbOption, ModelsOption, app
 from bandmaster.cli.loader import load_workflow
 from bandmaster.errors import BandmasterError, UsageError
@@ -27,8 +24,6 @@ from bandmaster.errors import BandmasterError, UsageError
 if TYPE_CHECKING:
     from bandmaster.replay import ReplayReport
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
 SHOWN = 50  # changed runs listed in the table; --json has them all
 
 
@@ -102,18 +97,20 @@ def replay(
             )
         )
     except (UsageError, ValueError) as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(2) from exc
+        raise ui.fail(str(exc)) from exc
     except BandmasterError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from exc
+        raise ui.fail(str(exc), 1) from exc
     if as_json:
-        out.print_json(json.dumps(report.to_json(), default=str))
+        ui.print_json(report.to_json())
     else:
         _print(report)
     if limit is not None and report.exceeds(limit):
-        err.print(
-            f"[bold red]{len(report.changed)} of {len(report.runs)} runs changed; --max-diff is {max_diff}[/]"
+        ui.line(
+            (
+                f"{len(report.changed)} of {len(report.runs)} runs changed; --max-diff is {max_diff}",
+                "bold red",
+            ),
+            err=True,
         )
         raise typer.Exit(1)
 
@@ -122,21 +119,24 @@ def _print(report: ReplayReport) -> None:
     from bandmaster.replay import describe
 
     summary = report.summary()
-    out.print(
+    ui.line(
         f"replayed {summary['runs']} runs of {report.workflow} ({report.mode}): "
         f"{summary['changed']} changed, {summary['diverged']} diverged"
     )
     if report.changed:
-        table = Table("run", "status", "what changed", title="changed runs")
-        for run in report.changed[:SHOWN]:
-            table.add_row(run.run_id, f"{run.recorded_status} → {run.status}", escape(describe(run)))
-        out.print(table)
+        shown = report.changed[:SHOWN]
+        table = ui.table(
+            ui.id_column("run", (r.run_id for r in shown)), "status", "what changed", title="changed runs"
+        )
+        for run in shown:
+            table.add_row(run.run_id, f"{run.recorded_status} → {run.status}", describe(run))
+        ui.show(table)
         if len(report.changed) > SHOWN:
-            out.print(f"… and {len(report.changed) - SHOWN} more (--json lists them all)")
+            ui.line(f"… and {len(report.changed) - SHOWN} more (--json lists them all)")
     if report.mode == "live-models":
         calls = [call for run in report.runs for call in run.model_calls]
         changed_answers = sum(call.changed for call in calls)
-        out.print(
+        ui.line(
             f"model calls: {summary['model_calls_made']} live, {changed_answers} answers changed; "
             f"cost recorded ${report.recorded_cost:.6f}, live ${report.cost:.6f}, "
             f"delta {report.cost_delta:+.6f}"
@@ -148,14 +148,14 @@ def _print(report: ReplayReport) -> None:
 def _print_golden(report: ReplayReport) -> None:
     golden = report.golden
     assert golden is not None
-    out.print(
+    ui.line(
         f"accuracy {golden.accuracy:.3f} ({golden.correct}/{golden.labelled} labelled runs; recorded "
         f"{golden.recorded_accuracy:.3f}); {golden.unlabelled_runs} runs without a label, "
         f"{golden.unmatched_labels} labels without a run"
     )
     predicted = sorted({p for row in golden.confusion.values() for p in row})
-    table = Table("label \\ decision", *predicted, title="confusion")
+    table = ui.table("label \\ decision", *predicted, title="confusion")
     for label in sorted(golden.confusion):
         row: dict[str, Any] = golden.confusion[label]
         table.add_row(label, *(str(row.get(p, 0)) for p in predicted))
-    out.print(table)
+    ui.show(table)

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
+from bandmaster.cli import _console as ui
+from bandmaster.cli._console import missing_extra
 from bandmaster.cli.loader import load_workflows
 from bandmaster.cli.temporal import (
     BackendOption,
@@ -25,7 +26,6 @@ from bandmaster.errors import BandmasterError, UnsafeBind, UsageError
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-err = Console(stderr=True)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 CONFIG_ENV = "BANDMASTER_SERVER_CONFIG"  # how --processes hands the options to each process
 
@@ -112,8 +112,7 @@ def server(
         from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
         from bandmaster.store.tokens import TokenStore
     except ImportError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise ui.fail(missing_extra("bandmaster server", "server", exc)) from exc
     config: dict[str, Any] = {
         "modules": [_absolute(m) for m in modules or []],
         "db": str(resolve_db_path(db).resolve()),
@@ -147,9 +146,10 @@ def server(
         if config["temporal"] is not None:
             asyncio.run(_reachable(config["temporal"]))
     except BandmasterError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
-    err.print(f"bandmaster server on http://{host}:{port} (API /api/v1, docs /docs, dashboard /ui/runs)")
+        raise ui.fail(str(exc)) from exc
+    ui.line(
+        f"bandmaster server on http://{host}:{port} (API /api/v1, docs /docs, dashboard /ui/runs)", err=True
+    )
     if processes == 1:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         return

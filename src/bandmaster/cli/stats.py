@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from rich.table import Column, Table
+from rich.table import Column
 
+from bandmaster.cli import _console as ui
 from bandmaster.cli.app import DbOption, _fail, app
 from bandmaster.errors import BandmasterError, UsageError
 from bandmaster.observe.stats import Stats, compute
@@ -24,7 +24,6 @@ from bandmaster.observe.stats_archive import archive as archive_runs
 from bandmaster.observe.stats_export import export_runs, import_runs
 from bandmaster.store.sqlite import resolve_db_path
 
-out = Console(highlight=False)
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -66,9 +65,9 @@ def stats(
 
         slices = _call("--plot", draw, path, plot, workflow=workflow, since=since)
         if not as_json:
-            out.print(f"plot: {plot} ({slices} time slices)")
+            ui.line(f"plot: {plot} ({slices} time slices)")
     if as_json:
-        out.print_json(result.model_dump_json())
+        ui.print_json(text=result.model_dump_json())
         return
     _print(result)
 
@@ -84,15 +83,16 @@ def _pct(value: float | None) -> str:
 def _print(s: Stats) -> None:
     scope = f"workflow {s.workflow}" if s.workflow else "all workflows"
     since = f", runs since {s.since:%Y-%m-%d %H:%M} UTC" if s.since else ""
-    out.print(
-        f"[bold]{s.db}[/]: {s.runs:,} runs, {s.steps:,} journal rows ({scope}{since}); "
+    ui.line(
+        (str(s.db), "bold"),
+        f": {s.runs:,} runs, {s.steps:,} journal rows ({scope}{since}); "
         f"computed in {s.seconds:.2f} s"
-        + ("" if s.percentiles_exact else " (percentiles within 0.5%; --exact for exact ones)")
+        + ("" if s.percentiles_exact else " (percentiles within 0.5%; --exact for exact ones)"),
     )
     if not s.runs:
-        out.print("no runs in this selection")
+        ui.line("no runs in this selection")
         return
-    steps = Table(
+    steps = ui.table(
         Column("step", no_wrap=True),
         "kind",
         "calls",
@@ -118,9 +118,9 @@ def _print(s: Stats) -> None:
             _pct(st.fallback_rate),
             _pct(st.cache_hit_rate),
         )
-    out.print(steps)
+    ui.show(steps)
     if s.models:
-        models = Table(
+        models = ui.table(
             Column("model", no_wrap=True),
             "alias",
             "version",
@@ -146,8 +146,8 @@ def _print(s: Stats) -> None:
                 f"{m.fallback_calls:,}",
                 f"{m.cache_hits:,}",
             )
-        out.print(models)
-    workflows = Table(
+        ui.show(models)
+    workflows = ui.table(
         Column("workflow", no_wrap=True),
         "runs",
         "by status",
@@ -167,12 +167,12 @@ def _print(s: Stats) -> None:
             f"{w.retries_per_run:.2f}",
             f"{w.bytes_per_run / 1024:.1f}",
         )
-    out.print(workflows)
-    days = Table("day (UTC)", "runs", "rows", "MB", title="storage growth")
+    ui.show(workflows)
+    days = ui.table("day (UTC)", "runs", "rows", "MB", title="storage growth")
     for d in s.days[-14:]:
         days.add_row(str(d.day), f"{d.runs:,}", f"{d.steps:,}", f"{d.journal_bytes / 1e6:.2f}")
-    out.print(days)
-    out.print(f"journal file: {s.file_bytes / 1e6:.1f} MB ({s.free_bytes / 1e6:.1f} MB free pages)")
+    ui.show(days)
+    ui.line(f"journal file: {s.file_bytes / 1e6:.1f} MB ({s.free_bytes / 1e6:.1f} MB free pages)")
 
 
 @app.command()
@@ -197,7 +197,7 @@ def export(
         since=since,
         older_than=older_than,
     )
-    out.print(f"exported {count} runs to {to}")
+    ui.line(f"exported {count} runs to {to}")
 
 
 @app.command("import")
@@ -207,7 +207,7 @@ def import_(
 ) -> None:
     """Bring exported or archived runs into a journal; runs already there are skipped."""
     result = _call("import", import_runs, resolve_db_path(db), files)
-    out.print(f"imported {result.imported} runs, skipped {result.skipped} already present")
+    ui.line(f"imported {result.imported} runs, skipped {result.skipped} already present")
 
 
 @app.command("archive")
@@ -223,7 +223,7 @@ def archive_cmd(
     result = _call(
         "archive", archive_runs, resolve_db_path(db), older_than, to, batch_size=batch_size, vacuum=vacuum
     )
-    out.print(
+    ui.line(
         f"archived {result.runs} runs into {len(result.files)} files in {to}"
         + (f" ({result.recovered_batches} interrupted batches finished)" if result.recovered_batches else "")
         + (f"; journal shrank by {result.freed_bytes / 1e6:.1f} MB" if result.freed_bytes else "")

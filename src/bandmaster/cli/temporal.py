@@ -11,8 +11,8 @@ import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
+from bandmaster.cli import _console as ui
 from bandmaster.errors import UsageError
 
 if TYPE_CHECKING:
@@ -36,8 +36,6 @@ TaskQueueOption = Annotated[
 LocalOption = Annotated[
     bool, typer.Option("--local-activities", help="Temporal: run every step as a local activity")
 ]
-
-err = Console(stderr=True)
 
 
 def backend_from_env() -> str:
@@ -101,13 +99,14 @@ async def serve(
     )
     await engine.open()
     names = ", ".join(sorted(engine.workflows))
-    err.print(
-        f"temporal worker pid {os.getpid()} serving [bold]{names}[/] on {target} "
-        f"(namespace {namespace}, task queue {task_queue})",
-        highlight=False,
+    ui.line(
+        f"temporal worker pid {os.getpid()} serving ",
+        (names, "bold"),
+        f" on {target} (namespace {namespace}, task queue {task_queue})",
+        err=True,
     )
     await stop.wait()
-    err.print("stopping…")
+    ui.line("stopping…", err=True)
     await engine.close()
     return 0
 

@@ -11,16 +11,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
+from bandmaster.cli import _console as ui
 from bandmaster.errors import BandmasterError
 from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
 from bandmaster.store.tokens import TokenStore
 
 tokens_app = typer.Typer(help="API tokens for bandmaster server: create, list, revoke.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 ByOption = Annotated[
     str | None, typer.Option("--by", help="Who makes the change, for the audit [default: $USER]")
@@ -34,8 +31,7 @@ def _store(db: str | None) -> SQLiteStore:
     try:
         return SQLiteStore(resolve_db_path(db))
     except BandmasterError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise ui.fail(str(exc)) from exc
 
 
 def _when(stamp: float | None) -> str:
@@ -67,8 +63,7 @@ def create(
         scopes = [s.strip() for item in scope for s in item.split(",") if s.strip()]
         issued = create_token(store, name, scopes, rate_limit=rate, by=by or getpass.getuser())
     except BandmasterError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise ui.fail(str(exc)) from exc
     finally:
         store.close()
     if as_json:
@@ -78,9 +73,10 @@ def create(
             )
         )
         return
-    err.print(
+    ui.line(
         f"token {issued.id} for {issued.name!r} ({', '.join(issued.scopes)}); "
-        "store it now, it is not shown again:"
+        "store it now, it is not shown again:",
+        err=True,
     )
     print(issued.secret)
 
@@ -111,7 +107,7 @@ def list_tokens(db: DbOption = None, as_json: Annotated[bool, typer.Option("--js
             )
         )
         return
-    table = Table("id", "name", "scopes", "rate/s", "created", "last used", "revoked")
+    table = ui.table("id", "name", "scopes", "rate/s", "created", "last used", "revoked")
     for r in rows:
         table.add_row(
             r.id,
@@ -122,7 +118,7 @@ def list_tokens(db: DbOption = None, as_json: Annotated[bool, typer.Option("--js
             _when(r.last_used_at),
             _when(r.revoked_at),
         )
-    console.print(table)
+    ui.show(table)
 
 
 @tokens_app.command("revoke")
@@ -138,8 +134,7 @@ def revoke(
     try:
         revoked = revoke_token(store, token, by=by or getpass.getuser())
     except BandmasterError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        raise ui.fail(str(exc)) from exc
     finally:
         store.close()
-    console.print(f"revoked {', '.join(revoked)}")
+    ui.line(f"revoked {', '.join(revoked)}")

@@ -421,6 +421,11 @@ class Engine:
             raise RunNotFound(f"no run {run_id!r} in the journal {self.path}")
         return _run_info(row, self.store.load_steps(run_id).values())
 
+    async def run_ids_starting(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Ids of runs that begin with ``prefix`` (at most ``limit``): how a shortened id
+        pasted from a listing is found."""
+        return self.store.run_ids_starting(prefix, limit)
+
     async def list(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[RunInfo]:

@@ -106,10 +106,11 @@ class Graph:
         functions: Mapping[str, Callable[..., Any]] | None = None,
     ) -> Graph:
         """Read a graph YAML file (not yet validated: call ``validate`` or ``as_workflow``)."""
+        given = str(path)  # named as the user wrote it: Path() would fold "a//b" into "a/b"
         path = Path(path)
         if not path.is_file():
-            raise GraphError([Problem(str(path), None, None, "no such file")])
-        return cls.from_yaml(path.read_text(), source=str(path), steps=steps, functions=functions)
+            raise GraphError([Problem(given, None, None, "no such file")])
+        return cls.from_yaml(path.read_text(), source=given, steps=steps, functions=functions)
 
     @classmethod
     def from_yaml(

@@ -413,6 +413,15 @@ class SQLiteStore:
         ).fetchall()
         return [_run_row(r) for r in rows]
 
+    def run_ids_starting(self, prefix: str, limit: int) -> list[str]:
+        """Ids of runs beginning with ``prefix`` (at most ``limit``), in id order: a range scan
+        of the primary key (every id with the prefix sorts between these two bounds)."""
+        rows = self._conn.execute(
+            "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit),
+        ).fetchall()
+        return [row[0] for row in rows]
+
     def add_signal(self, run_id: str, name: str, payload: str | None) -> RunStatus:
         """Keep a signal for the run; wake the run if it is waiting. Returns its status."""
 

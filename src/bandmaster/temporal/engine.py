@@ -291,6 +291,17 @@ class TemporalEngine:
             raise self._not_found(run_id, exc) from None
         return await run_info(description, list(history.events), self.client.data_converter)
 
+    async def run_ids_starting(self, prefix: str, *, limit: int = 10) -> list[str]:
+        """Ids of runs on this task queue that begin with ``prefix`` (at most ``limit``)."""
+        query = f"TaskQueue = '{_quote(self.task_queue)}' AND WorkflowId STARTS_WITH '{_quote(prefix)}'"
+        found: list[str] = []
+        async for execution in self.client.list_workflows(query):
+            if execution.id not in found:
+                found.append(execution.id)
+            if len(found) >= limit:
+                break
+        return sorted(found)
+
     async def list(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[RunInfo]:
