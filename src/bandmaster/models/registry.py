@@ -24,7 +24,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -96,9 +96,13 @@ class ModelSpec(_Spec):
         return self
 
 
+Weight = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+"""A traffic share: finite, 0..1 (NaN passes every comparison, so the sum check alone lets it in)."""
+
+
 class AliasSpec(_Spec):
     versions: dict[str, str]
-    weights: dict[str, float] = Field(default_factory=dict)
+    weights: dict[str, Weight] = Field(default_factory=dict)
     policy: PolicySpec = Field(default_factory=PolicySpec)
 
     @model_validator(mode="after")
