@@ -10,23 +10,16 @@ clients, ``?``/``#``/``%``/spaces need escaping that links and shells forget, an
 
 from __future__ import annotations
 
-import re
-
+from bandmaster._types import URL_NAME, URL_NAME_RULE
 from bandmaster.errors import InvalidInput
-
-MAX_RUN_ID = 200
-RUN_ID_RULE = (
-    f"1-{MAX_RUN_ID} characters from A-Z a-z 0-9 and - _ . ~ : @ + =, starting with a letter or digit"
-)
-_RUN_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9\-_.~:@+=]{{0,{MAX_RUN_ID - 1}}}")
 
 
 def check_run_id(run_id: str) -> str:
     """``run_id`` when it follows the rule, else ``InvalidInput`` saying what is wrong."""
-    if not isinstance(run_id, str) or _RUN_ID.fullmatch(run_id) is None:
+    if not isinstance(run_id, str) or URL_NAME.fullmatch(run_id) is None:
         shown = repr(run_id) if len(str(run_id)) <= 60 else repr(str(run_id)[:60]) + "..."
         raise InvalidInput(
             f"run id {shown} (run_id=, --run-id or the Idempotency-Key header) cannot be used: a run "
-            f"id is {RUN_ID_RULE}, so that it is one URL path segment (e.g. order-1234 or a UUID)"
+            f"id is {URL_NAME_RULE}, so that it is one URL path segment (e.g. order-1234 or a UUID)"
         )
     return run_id

@@ -29,7 +29,7 @@ from bandmaster.server import backend
 from bandmaster.server.auth import Principal
 from bandmaster.server.bodies import StrictJsonRoute
 from bandmaster.server.deps import ServerState, require, state_of
-from bandmaster.server.errors import AUTHENTICATED, ApiError, documented
+from bandmaster.server.errors import AUTHENTICATED, HIDDEN, ApiError, documented
 from bandmaster.server.events import run_events
 from bandmaster.server.exposure import shown_run
 from bandmaster.server.limits import MAX_OFFSET
@@ -346,7 +346,8 @@ async def stats(
         raise backend.not_on_temporal("GET /api/v1/stats", backend.STATS_INSTEAD)
     window = _since_seconds(since)
     # A whole-journal computation takes seconds on a big journal: keep it off the event loop.
-    return await asyncio.to_thread(compute, state_of(request).engine.path, workflow=workflow, since=window)
+    found = await asyncio.to_thread(compute, state_of(request).engine.path, workflow=workflow, since=window)
+    return found.model_copy(update={"db": HIDDEN})  # the journal's path is the server's business
 
 
 def _since_seconds(text: str | None) -> str | float | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -147,7 +147,12 @@ def create_app(
             return JSONResponse({"status": "ready", "schema": version, "backend": "temporal"})
         return JSONResponse({"status": "ready", "schema": version, "backend": "embedded"})
 
-    @app.get("/metrics", tags=["health"], responses=errors.documented(*errors.EVERY_REQUEST))
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=PlainTextResponse,
+        responses=errors.documented(*errors.EVERY_REQUEST),
+    )
     async def metrics() -> Response:
         """Prometheus text format: whatever is registered in the default registry."""
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

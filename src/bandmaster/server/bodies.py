@@ -35,8 +35,29 @@ class _StrictJsonRequest(Request):
                 number = float(word)
                 return number if math.isfinite(number) else refuse(word)  # 1e400 reads as infinity
 
-            self._json = json.loads(body, parse_constant=refuse, parse_float=finite)
+            try:
+                parsed = json.loads(body, parse_constant=refuse, parse_float=finite)
+                # A lone surrogate (an unpaired "\ud800") cannot be stored or answered as UTF-8.
+                json.dumps(parsed, ensure_ascii=False).encode()
+            except json.JSONDecodeError:
+                raise
+            except UnicodeError as exc:
+                raise _malformed(
+                    body, "holds text that is not UTF-8 (or a lone \\ud800-\\udfff escape)"
+                ) from exc
+            except ValueError as exc:  # Python's limit of 4300 digits on an integer
+                raise _malformed(body, f"holds a number Python cannot read ({exc})") from exc
+            except RecursionError as exc:
+                raise _malformed(body, "nests arrays or objects too deeply") from exc
+            self._json = parsed
         return self._json
+
+
+def _malformed(body: bytes, why: str) -> json.JSONDecodeError:
+    """FastAPI answers a ``JSONDecodeError`` as the one 422, any other error as a bare 400."""
+    return json.JSONDecodeError(
+        f"the body {why}; send standard JSON in UTF-8", body.decode(errors="replace"), 0
+    )
 
 
 class StrictJsonRoute(APIRoute):

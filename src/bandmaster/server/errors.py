@@ -172,6 +172,12 @@ class LastResort:
 
 
 HIDDEN = "<hidden>"
+ECHO = 80  # characters of a client's value quoted back in a message
+
+
+def shorter(value: str) -> str:
+    """``value`` quoted for a message, cut to ``ECHO`` characters (a client may send 60 kB)."""
+    return repr(value) if len(value) <= ECHO else f"{value[:ECHO]!r}..."
 
 
 def scrubbed(request: Request, message: str) -> str:
@@ -205,7 +211,7 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, bm_errors.RunNotFound):
             run_id = request.path_params.get("run_id")
             if run_id is not None:  # the engine's message names the journal or the cluster
-                mapped.message = f"no run {run_id!r}; GET /api/v1/runs lists the runs"
+                mapped.message = f"no run {shorter(run_id)}; GET /api/v1/runs lists the runs"
         return error_response(mapped.status, mapped.code, scrubbed(request, mapped.message))
 
     @app.exception_handler(RequestValidationError)
