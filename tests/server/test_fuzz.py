@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -83,6 +84,6 @@ def test_the_server_serves_the_schema_fuzzed_here(fuzzed: Server) -> None:
     suppress_health_check=list(HealthCheck),
 )
 def test_every_endpoint_answers_in_its_documented_shape(
-    case: schemathesis.Case, fuzzed: Server, session: requests.Session
+    case: schemathesis.Case[Any], fuzzed: Server, session: requests.Session
 ) -> None:
     case.call_and_validate(base_url=fuzzed.url, session=session, checks=CHECKS, timeout=30)

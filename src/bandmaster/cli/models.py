@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from typing import Annotated
 
 import typer
@@ -48,6 +49,13 @@ def _pairs(text: str, what: str) -> dict[str, str]:
             raise typer.Exit(2)
         pairs[label] = value
     return pairs
+
+
+def _weight(label: str, text: str) -> float:
+    weight = float(text)
+    if not math.isfinite(weight):  # float() reads nan and inf, which no traffic share can be
+        raise ValueError(f"{label}={text} is not a finite number; give a share from 0 to 1")
+    return weight
 
 
 @models_app.command("list")
@@ -115,9 +123,11 @@ def set_alias(
         raise typer.Exit(2)
     hub = _hub(models, db)
     try:
-        parsed_weights = {k: float(v) for k, v in _pairs(weights, "--weights").items()} if weights else None
+        parsed_weights = (
+            {k: _weight(k, v) for k, v in _pairs(weights, "--weights").items()} if weights else None
+        )
     except ValueError as exc:
-        err.print(f"[bold red]error:[/] --weights: {exc}")
+        err.print(f"[bold red]error:[/] --weights: {exc}", highlight=False)
         raise typer.Exit(2) from exc
     try:
         spec = hub.set_alias(
