@@ -69,10 +69,9 @@ def test_the_cli_refuses_with_the_rule_and_exit_2(tmp_path: Path) -> None:
     module.write_text(
         "import bandmaster as bm\n\n@bm.workflow\nasync def echo(x: int) -> int:\n    return x\n"
     )
-    db = tmp_path / "journal.db"
+    argv = ["run", f"{module}:echo", "--input", "1", "--run-id", "a/b", "--db", str(tmp_path / "j.db")]
     done = subprocess.run(
-        [sys.executable, "-m", "bandmaster.cli", "run", f"{module}:echo", "--input", "1"]
-        + ["--run-id", "a/b", "--db", str(db)],
+        [sys.executable, "-m", "bandmaster.cli", *argv],
         capture_output=True,
         text=True,
         timeout=60,
