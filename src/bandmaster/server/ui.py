@@ -234,7 +234,7 @@ async def runs_page(request: Request, status: str = "", workflow: str = "", offs
         offset=offset,
         more=len(runs) > limit,
         limit=limit,
-        refresh=state.settings.refresh_seconds,
+        live=state.settings.refresh_seconds,  # live.js updates the table: the filter form keeps its text
     )
 
 
@@ -337,7 +337,7 @@ async def _approvals_with(
         decided=decided,
         can_decide=session.principal.allows("approvals:decide"),
         pretty=_pretty,
-        refresh=state.settings.refresh_seconds,
+        live=state.settings.refresh_seconds,  # live.js updates the list: a comment being typed stays
     )
 
 
