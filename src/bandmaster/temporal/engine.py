@@ -299,6 +299,8 @@ class TemporalEngine:
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[RunInfo]:
         """Runs on this task queue, newest first (without their steps)."""
+        if workflow is not None and not workflow.isprintable():
+            return []  # no workflow has such a name, and a NUL breaks the cluster's visibility query
         clauses = [f"TaskQueue = '{_quote(self.task_queue)}'"]
         if workflow is not None:
             clauses.append(f"WorkflowType = '{_quote(workflow)}'")

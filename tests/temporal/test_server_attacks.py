@@ -1,0 +1,134 @@
+"""Hostile requests to ``bandmaster server --backend temporal`` (real dev server, real server
+process): what Temporal itself refuses (an over-long workflow id, a control character in a
+visibility query) is the client's 4xx in the API's error shape, not a 503 blaming the cluster;
+the connection stays open; the refusals shared with the embedded backend hold here too."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+pytest.importorskip("temporalio", reason="the Temporal backend needs: pip install 'bandmaster[temporal]'")
+import httpx2
+import wf_tserver
+from temporal_support import TemporalServer, free_port
+
+from bandmaster.server.auth import create_token
+from bandmaster.store.sqlite import SQLiteStore
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]
+
+LONG_ID = "x" * 5000  # over Temporal's 1,000-character workflow id limit
+ATTACKS = [
+    ("GET", f"/api/v1/runs/{LONG_ID}", None, 404, "run_not_found"),
+    ("GET", f"/api/v1/runs/{LONG_ID}/events", None, 404, "run_not_found"),
+    ("POST", f"/api/v1/runs/{LONG_ID}/cancel", None, 404, "run_not_found"),
+    ("POST", f"/api/v1/runs/{LONG_ID}/signals", '{"name": "go"}', 404, "run_not_found"),
+    ("POST", f"/api/v1/approvals/{LONG_ID}/decision", '{"action": "approve"}', 404, "run_not_found"),
+    ("GET", "/api/v1/runs/%ED%A0%80", None, 404, "run_not_found"),
+    ("GET", "/api/v1/runs/%00", None, 404, "run_not_found"),
+    ("GET", "/api/v1/runs?workflow=%00", None, 200, ""),
+    ("GET", "/api/v1/runs?workflow=" + quote("a'b\\c\n"), None, 200, ""),
+    ("GET", "/api/v1/runs?workflow=" + "w" * 5000, None, 200, ""),
+    ("GET", "/api/v1/runs?offset=99999999999999999999", None, 422, "invalid_input"),
+    ("GET", "/api/v1/approvals?name=%00", None, 200, ""),
+    ("POST", "/api/v1/runs", '{"workflow": "triage", "input": NaN}', 422, "invalid_input"),
+    (
+        "POST",
+        "/api/v1/runs",
+        '{"workflow": "triage", "input": {"id": "1", "text": "\\ud800"}}',
+        422,
+        "invalid_input",
+    ),
+    ("PUT", "/api/v1/models/x", '{"weights": {"a": NaN}}', 422, "invalid_input"),
+]
+
+
+@pytest.fixture(scope="module")
+def served(
+    tmp_path_factory: pytest.TempPathFactory, temporal_server: TemporalServer
+) -> Iterator[tuple[str, str]]:
+    tmp = tmp_path_factory.mktemp("tattacks")
+    db = tmp / "server.db"
+    store = SQLiteStore(db)
+    secret = create_token(store, "alice", ["admin"], rate_limit=1e6).secret
+    store.close()
+    port = free_port()
+    args = [sys.executable, "-m", "bandmaster.cli", "server", str(Path(wf_tserver.__file__).resolve())]
+    args += [
+        "--db",
+        str(db),
+        "--port",
+        str(port),
+        "--backend",
+        "temporal",
+        "--target",
+        temporal_server.target,
+    ]
+    args += ["--task-queue", f"attacks-{uuid.uuid4().hex[:8]}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANDMASTER_")}
+    log = tmp / "server.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log.read_text()
+            try:
+                if httpx2.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx2.TransportError:
+                pass
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        yield url, secret
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(("method", "path", "body", "status", "code"), ATTACKS, ids=lambda v: str(v)[:40])
+def test_a_bad_request_is_the_clients_4xx_on_temporal_too(
+    served: tuple[str, str], method: str, path: str, body: str | None, status: int, code: str
+) -> None:
+    url, secret = served
+    conn = http.client.HTTPConnection("127.0.0.1", int(url.rsplit(":", 1)[1]), timeout=60)
+    headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+    try:
+        conn.request(method, path, body=body.encode() if body else None, headers=headers)
+        response = conn.getresponse()
+        raw = response.read()
+        assert response.status == status, raw[:300]
+        assert response.getheader("content-type") == "application/json"
+        if code:
+            error = json.loads(raw)["error"]
+            assert error["code"] == code
+            assert len(error["message"]) < 1000
+        socket_before = conn.sock
+        conn.request("GET", "/api/v1/runs?limit=1", headers=headers)
+        again = conn.getresponse()
+        again.read()
+        assert again.status == 200
+        assert conn.sock is socket_before
+    finally:
+        conn.close()
+
+
+def test_readyz_names_no_address_on_temporal(served: tuple[str, str]) -> None:
+    ready = httpx2.get(f"{served[0]}/readyz", timeout=30)
+    assert ready.json() == {"status": "ready", "schema": ready.json()["schema"], "backend": "temporal"}
