@@ -14,15 +14,25 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 
 pytest.importorskip("temporalio", reason="the Temporal backend needs: pip install 'bandmaster[temporal]'")
 import httpx2
+import schemathesis
 import wf_tserver
+from hypothesis import HealthCheck, Phase, settings
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+    status_code_conformance,
+)
 from temporal_support import TemporalServer, free_port
 
+from bandmaster.server.app import create_app
 from bandmaster.server.auth import create_token
 from bandmaster.store.sqlite import SQLiteStore
 
@@ -132,3 +142,41 @@ def test_a_bad_request_is_the_clients_4xx_on_temporal_too(
 def test_readyz_names_no_address_on_temporal(served: tuple[str, str]) -> None:
     ready = httpx2.get(f"{served[0]}/readyz", timeout=30)
     assert ready.json() == {"status": "ready", "schema": ready.json()["schema"], "backend": "temporal"}
+
+
+SCHEMA = create_app(Path(__file__).parent / "never-opened.db").openapi()
+schema = schemathesis.openapi.from_dict(SCHEMA)
+
+
+def no_5xx_but_not_on_temporal(
+    ctx: object, response: schemathesis.Response, case: schemathesis.Case[Any]
+) -> None:
+    """5xx are failures, except the documented 501 ``not_on_temporal`` of stats and model changes."""
+    if response.status_code >= 500:
+        code = json.loads(response.content)["error"]["code"] if response.content else ""
+        assert (response.status_code, code) == (501, "not_on_temporal"), response.content[:300]
+
+
+@schema.parametrize()
+@settings(
+    max_examples=int(os.environ.get("BM_FUZZ_EXAMPLES", "15")),
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=list(HealthCheck),
+)
+def test_every_endpoint_on_temporal_answers_in_its_documented_shape(
+    case: schemathesis.Case[Any], served: tuple[str, str]
+) -> None:
+    url, secret = served
+    case.call_and_validate(
+        base_url=url,
+        headers={"Authorization": f"Bearer {secret}"},
+        checks=[
+            no_5xx_but_not_on_temporal,
+            status_code_conformance,
+            content_type_conformance,
+            response_schema_conformance,
+            negative_data_rejection,
+        ],
+        timeout=60,
+    )
