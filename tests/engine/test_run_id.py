@@ -59,7 +59,9 @@ async def test_the_engine_accepts_ids_that_are_one_path_segment(engine: bm.Engin
 
 async def test_the_temporal_engine_refuses_before_it_calls_the_cluster() -> None:
     pytest.importorskip("temporalio")
-    client = bm.TemporalEngine("127.0.0.1:9", workflows=[wf_id], worker=False)  # nothing listens
+    from bandmaster.temporal.engine import TemporalEngine
+
+    client = TemporalEngine("127.0.0.1:9", workflows=[wf_id], worker=False)  # nothing listens
     with pytest.raises(bm.InvalidInput, match="one URL path segment"):
         await client.start(wf_id, 1, run_id="a/b")
 
