@@ -174,7 +174,7 @@ INVALID = [
     ),
     pytest.param(
         ("set", "classification", "--weights", "production=2,canary=-1"),
-        "weights.production: Input should be less than or equal to 1",
+        "weights: must not be negative",
         id="weight-above-1",
     ),
     pytest.param(

@@ -24,7 +24,7 @@ BAD = [
     pytest.param({"p": math.nan, "c": 1.0}, "finite number", id="nan"),
     pytest.param({"p": 1.0, "c": math.nan}, "finite number", id="nan-beside-1"),
     pytest.param({"p": math.inf, "c": 0.0}, "finite number", id="inf"),
-    pytest.param({"p": 2.0, "c": -1.0}, "less than or equal to 1", id="above-1"),
+    pytest.param({"p": 2.0, "c": -1.0}, "must not be negative", id="above-1"),
 ]
 
 
