@@ -50,6 +50,7 @@ ATTACKS = [
     ("PUT", "/api/v1/models/intent", '{"weights": {"production": 1e999}}', 422, "invalid_input"),
     ("PUT", "/api/v1/models/%ED%A0%80", '{"versions": {"p": "intent-small"}}', 422, "invalid_model_change"),
     ("PUT", "/api/v1/models/new", '{"versions": {"\\udfff": "intent-small"}}', 422, "invalid_input"),
+    ("POST", "/api/v1/runs", '{"workflow": "calc", "input": "' + "x" * 1_100_000 + '"}', 413, "payload_too_large"),
 ]
 
 

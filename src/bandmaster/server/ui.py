@@ -25,7 +25,7 @@ from bandmaster.observe.stats import Stats, StepStats, compute
 from bandmaster.server.auth import Session, close_session, csrf_matches, open_session, session_of, verify
 from bandmaster.server.backend import MODELS_INSTEAD, STATS_INSTEAD, TEMPORAL_STATUSES
 from bandmaster.server.deps import ServerState, admit, state_of
-from bandmaster.server.errors import ApiError, scrubbed
+from bandmaster.server.errors import ApiError, scrubbed, shorter
 from bandmaster.server.exposure import shown_run
 from bandmaster.server.journal import run_costs
 from bandmaster.server.limits import MAX_OFFSET
@@ -245,7 +245,12 @@ async def run_page(request: Request, run_id: str) -> HTMLResponse:
         info = shown_run(await state.runs.describe(run_id), internals=state.settings.show_internals)
     except RunNotFound:
         return _render(
-            request, "error.html", 404, session=session, title="No such run", message=f"No run {run_id!r}."
+            request,
+            "error.html",
+            404,
+            session=session,
+            title="No such run",
+            message=f"No run {shorter(run_id)}.",
         )
     end = info.ended_at or datetime.now(UTC)
     approvals = await state.runs.approvals.list(status=None, run_id=run_id)
