@@ -21,7 +21,6 @@ from bandmaster.errors import (
     NotAuthorized,
     RunNotFound,
     UsageError,
-    WorkflowNotFound,
 )
 from bandmaster.hub import ModelHub
 from bandmaster.observe.stats import Stats, compute
@@ -122,13 +121,7 @@ async def start_run(
     if state.temporal is not None:
         return await _start_on_temporal(state.temporal, body, response, idempotency_key)
     engine = state.engine
-    wf = engine.workflows.get(body.workflow)
-    if wf is None:
-        raise WorkflowNotFound(
-            f"no workflow {body.workflow!r} on this server (known: "
-            f"{', '.join(sorted(engine.workflows)) or 'none'}); "
-            "start the server with the module that defines it"
-        )
+    wf = backend.workflow_named(engine.workflows, body.workflow)
     args, kwargs = wf.input_from_json(body.input)
     payload = wf.encode_input(args, kwargs, limit=engine.max_payload)
     existed = False

@@ -101,7 +101,13 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": _MEANINGS[status]} for status in sorted(statuses)}
 
 
+MAX_MESSAGE = 2000
+"""Characters of an error message: messages quote the client's values, which may be a megabyte."""
+
+
 def error_body(code: str, message: str) -> dict[str, Any]:
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 1] + "\u2026"
     return {"error": {"code": code, "message": message}}
 
 
@@ -181,8 +187,8 @@ def shorter(value: str) -> str:
 
 
 def scrubbed(request: Request, message: str) -> str:
-    """``message`` without this deployment's private details (the journal's path, the Temporal
-    address): the engine's errors name them for a local user, a remote client must not see them."""
+    """``message`` without the journal's path (``ServerState.private``): the engine's errors
+    name it for a local user, a remote client must not see it."""
     state = getattr(request.app.state, "bandmaster", None)
     for detail in getattr(state, "private", ()):
         message = message.replace(detail, HIDDEN)
