@@ -28,9 +28,8 @@ from bandmaster.store.sqlite import SQLiteStore
 
 from .conftest import HERE, Server, start_server, stop, wait_healthy
 
-MAX_EXAMPLES = int(
-    os.environ.get("BM_FUZZ_EXAMPLES", "30")
-)  # per endpoint (and method): about a minute for the whole schema on 2 cores
+# Examples per operation (endpoint and method); the whole schema takes about a minute on 2 cores.
+MAX_EXAMPLES = int(os.environ.get("BM_FUZZ_EXAMPLES", "100"))
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
