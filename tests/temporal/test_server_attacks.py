@@ -64,52 +64,58 @@ ATTACKS = [
 ]
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory, temporal_server: TemporalServer
 ) -> Iterator[tuple[str, str]]:
+    """A server on the Temporal backend, and a worker executing its runs: (url, admin token)."""
     tmp = tmp_path_factory.mktemp("tattacks")
     db = tmp / "server.db"
     store = SQLiteStore(db)
     secret = create_token(store, "alice", ["admin"], rate_limit=1e6).secret
     store.close()
     port = free_port()
-    args = [sys.executable, "-m", "bandmaster.cli", "server", str(Path(wf_tserver.__file__).resolve())]
-    args += [
-        "--db",
-        str(db),
-        "--port",
-        str(port),
-        "--backend",
-        "temporal",
-        "--target",
-        temporal_server.target,
-    ]
-    args += ["--task-queue", f"attacks-{uuid.uuid4().hex[:8]}"]
+    module = str(Path(wf_tserver.__file__).resolve())
+    backend = ["--backend", "temporal", "--target", temporal_server.target]
+    backend += ["--task-queue", f"attacks-{uuid.uuid4().hex[:8]}"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANDMASTER_")}
-    log = tmp / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
+    exe = [sys.executable, "-m", "bandmaster.cli"]
+    procs: list[subprocess.Popen[bytes]] = []
+    for name, args in (
+        ("worker", [*exe, "worker", *backend, module]),
+        ("server", [*exe, "server", module, "--db", str(db), "--port", str(port), *backend]),
+    ):
+        with open(tmp / f"{name}.log", "wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
+                )
+            )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
-            assert proc.poll() is None, log.read_text()
+            assert all(p.poll() is None for p in procs), (tmp / "server.log").read_text()
             try:
                 if httpx2.get(f"{url}/readyz", timeout=2).status_code == 200:
                     break
             except httpx2.TransportError:
                 pass
-            assert time.monotonic() < deadline, log.read_text()
+            assert time.monotonic() < deadline, (tmp / "server.log").read_text()
             time.sleep(0.2)
         yield url, secret
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        for proc in reversed(procs):
+            _stop(proc)
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "code"), ATTACKS, ids=lambda v: str(v)[:40])
@@ -137,6 +143,22 @@ def test_a_bad_request_is_the_clients_4xx_on_temporal_too(
         assert conn.sock is socket_before
     finally:
         conn.close()
+
+
+def test_a_failed_run_shows_no_traceback_on_temporal(served: tuple[str, str]) -> None:
+    url, secret = served
+    with httpx2.Client(base_url=url, headers={"Authorization": f"Bearer {secret}"}, timeout=30) as http:
+        started = http.post("/api/v1/runs", json={"workflow": "broken", "input": "this"})
+        assert started.status_code == 201, started.text
+        run_id = started.json()["id"]
+        deadline = time.monotonic() + 60
+        while (run := http.get(f"/api/v1/runs/{run_id}").json())["status"] != "failed":
+            assert time.monotonic() < deadline, run
+            time.sleep(0.2)
+        listed = http.get("/api/v1/runs", params={"workflow": "broken"}).json()["runs"]
+    assert run["error"]["message"] == "cannot handle this"
+    assert "traceback" not in run["error"]
+    assert all("traceback" not in (r["error"] or {}) for r in listed)
 
 
 def test_readyz_names_no_address_on_temporal(served: tuple[str, str]) -> None:
