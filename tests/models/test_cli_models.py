@@ -163,6 +163,26 @@ INVALID = [
         id="weights-sum",
     ),
     pytest.param(
+        ("set", "classification", "--weights", "production=1,canary=nan"),
+        "--weights: canary=nan is not a finite number; give a share from 0 to 1",
+        id="weight-nan",
+    ),
+    pytest.param(
+        ("set", "classification", "--weights", "production=-inf,canary=inf"),
+        "--weights: production=-inf is not a finite number",
+        id="weight-infinite",
+    ),
+    pytest.param(
+        ("set", "classification", "--weights", "production=2,canary=-1"),
+        "weights: must not be negative",
+        id="weight-above-1",
+    ),
+    pytest.param(
+        ("set", "a/b", "--versions", "production=mini"),
+        "a new alias name 'a/b' is not 1-200 characters from A-Z a-z 0-9",
+        id="alias-not-one-url-segment",
+    ),
+    pytest.param(
         ("set", "classification", "--weights", "production=0.5,shadow=0.5"),
         "weights: name versions that do not exist: ['shadow']",
         id="weights-unknown-label",

@@ -206,3 +206,55 @@ def test_api_docs_render_without_any_external_request(context: BrowserContext, s
     login(page, server.tokens["reader"])  # the dashboard's own assets, too
     outside = [url for url in requested if not url.startswith(server.url)]
     assert outside == [], f"pages fetched from elsewhere: {outside}"
+
+
+def test_approvals_update_live_and_keep_a_comment_being_typed(
+    context: BrowserContext, server: Server
+) -> None:
+    first = start(server, "reviewed", "Mrs. Garcia, first of two")
+    server.wait_status(first, {"waiting"})
+    page = context.new_page()
+    login(page, server.tokens["alice"], "/ui/approvals")
+    page.evaluate("window.notReloaded = true")  # a reload would drop this
+    card = page.locator(f"section[id^='approval-{first}-']")
+    comment = card.get_by_label("Comment")
+    comment.click()
+    comment.type("checked the invoice, no PHI")  # typing as a person does, when the update lands
+
+    second = start(server, "reviewed", "Mrs. Garcia, second of two")
+    server.wait_status(second, {"waiting"})
+    expect(page.locator(f"section[id^='approval-{second}-']")).to_be_visible(timeout=20_000)
+    assert page.evaluate("window.notReloaded") is True
+    expect(comment).to_have_value("checked the invoice, no PHI")
+    expect(comment).to_be_focused()
+    shot(page, "approvals-live")
+
+    with server.client("alice") as http:  # decided elsewhere: the untouched card goes away
+        decided = http.post(
+            f"/api/v1/approvals/{second}/decision", json={"action": "approve", "comment": "ok"}
+        )
+        assert decided.status_code == 200, decided.text
+    expect(page.locator(f"section[id^='approval-{second}-']")).to_have_count(0, timeout=20_000)
+    expect(page.locator("#decided")).to_contain_text(second)
+    with server.client("alice") as http:  # ... and the one with a comment in it stays, marked
+        decided = http.post(f"/api/v1/approvals/{first}/decision", json={"action": "override"})
+        assert decided.status_code == 200, decided.text
+    expect(card.get_by_role("status")).to_contain_text("no longer pending", timeout=20_000)
+    expect(comment).to_have_value("checked the invoice, no PHI")
+    expect(card.get_by_role("button", name="Approve")).to_be_disabled()
+    assert page.evaluate("window.notReloaded") is True
+
+
+def test_the_runs_filter_keeps_its_text_while_the_table_updates(
+    context: BrowserContext, server: Server
+) -> None:
+    page = context.new_page()
+    login(page, server.tokens["reader"], "/ui/runs")
+    page.evaluate("window.notReloaded = true")
+    field = page.get_by_label("Workflow")
+    field.click()
+    field.type("cla")
+    run_id = start(server, "calc", 4)
+    expect(page.locator("#runs-rows")).to_contain_text(run_id, timeout=20_000)
+    expect(field).to_have_value("cla")
+    assert page.evaluate("window.notReloaded") is True

@@ -58,3 +58,8 @@ async def reviewed(text: str) -> str:
 async def classify(text: str) -> str:
     answer = await bm.call_model("intent", text)
     return str(answer.output)
+
+
+@bm.workflow
+async def broken(text: str) -> str:
+    raise ValueError(f"cannot handle {text}")

@@ -86,3 +86,8 @@ async def paused(text: str) -> str:
 async def sleepy() -> str:
     await bm.sleep(3600)
     return "woke"
+
+
+@bm.workflow
+async def broken(text: str) -> str:
+    raise ValueError(f"cannot handle {text}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Annotated
 
 import typer
@@ -42,6 +43,13 @@ def _pairs(text: str, what: str) -> dict[str, str]:
             raise ui.fail(f"{what}: expected label=value[,label=value], got {item!r}")
         pairs[label] = value
     return pairs
+
+
+def _weight(label: str, text: str) -> float:
+    weight = float(text)
+    if not math.isfinite(weight):  # float() reads nan and inf, which no traffic share can be
+        raise ValueError(f"{label}={text} is not a finite number; give a share from 0 to 1")
+    return weight
 
 
 @models_app.command("list")
@@ -103,7 +111,9 @@ def set_alias(
         raise ui.fail("give --versions and/or --weights")
     hub = _hub(models, db)
     try:
-        parsed_weights = {k: float(v) for k, v in _pairs(weights, "--weights").items()} if weights else None
+        parsed_weights = (
+            {k: _weight(k, v) for k, v in _pairs(weights, "--weights").items()} if weights else None
+        )
     except ValueError as exc:
         raise ui.fail(f"--weights: {exc}") from exc
     try:

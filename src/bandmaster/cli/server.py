@@ -97,6 +97,10 @@ def server(
     insecure_cookies: Annotated[
         bool, typer.Option(help="Session cookie without Secure (plain HTTP on a non-loopback host)")
     ] = False,
+    show_internals: Annotated[
+        bool,
+        typer.Option(help="Show clients run tracebacks (server file paths) and worker hosts; off by default"),
+    ] = False,
     backend: BackendOption = "embedded",
     target: TargetOption = "localhost:7233",
     namespace: NamespaceOption = "default",
@@ -126,6 +130,7 @@ def server(
             "rate_limit": rate_limit,
             "secure_cookies": not insecure_cookies,
             "processes": processes,
+            "show_internals": show_internals,
         },
     }
     try:

@@ -20,6 +20,7 @@ from bandmaster._types import TERMINAL_STATUSES, RunStatus
 from bandmaster.engine.approvals import Approvals
 from bandmaster.engine.hooks import EngineClosed, EngineOpened, Hooks, RunCreated, emit, hook_set
 from bandmaster.engine.redaction import Redactor, redact_json
+from bandmaster.engine.run_id import check_run_id
 from bandmaster.engine.serde import ANY, DEFAULT_MAX_PAYLOAD, rebuild_error
 from bandmaster.engine.worker import Worker, new_owner_id
 from bandmaster.engine.workflow import Workflow, redactor_for
@@ -287,7 +288,10 @@ class Engine:
         **kwargs: Any,
     ) -> RunHandle[R]:
         """Start a run. With ``run_id``, starting is idempotent: an existing run of that id is
-        returned instead of a new one (its workflow must match)."""
+        returned instead of a new one (its workflow must match); it must follow the run id
+        rule (``bandmaster.engine.run_id``)."""
+        if run_id is not None:
+            check_run_id(run_id)
         store = self.store
         wf = self._resolve(workflow)
         name = wf.name if wf is not None else str(workflow)
@@ -300,7 +304,7 @@ class Engine:
         redactor = redactor_for(wf, self.redact)
         if redactor is not None:
             payload = redact_json(redactor, payload) or payload
-        run_id = run_id or uuid.uuid4().hex
+        run_id = run_id if run_id is not None else uuid.uuid4().hex
         now = time.time()
         local = self._worker is not None and wf is not None and self._worker.capacity > 0
         row = RunRow(

@@ -24,10 +24,11 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bandmaster._types import URL_NAME, URL_NAME_RULE
 from bandmaster.errors import BandmasterError, RegistryError, UnknownModel
 from bandmaster.models.base import Model
 from bandmaster.models.pricing import Price, PriceTable
@@ -96,9 +97,13 @@ class ModelSpec(_Spec):
         return self
 
 
+Weight = Annotated[float, Field(allow_inf_nan=False)]
+"""A traffic share: finite (NaN passes every comparison below, so the sum check let it in)."""
+
+
 class AliasSpec(_Spec):
     versions: dict[str, str]
-    weights: dict[str, float] = Field(default_factory=dict)
+    weights: dict[str, Weight] = Field(default_factory=dict)
     policy: PolicySpec = Field(default_factory=PolicySpec)
 
     @model_validator(mode="after")
@@ -290,6 +295,8 @@ class Registry:
         current = self.config.aliases.get(name)
         if current is None and versions is None:
             raise UnknownModel(f"no alias {name!r}; give versions to create it")
+        if current is None and URL_NAME.fullmatch(name) is None:  # it must be addressable by URL
+            raise RegistryError(f"a new alias name {name[:80]!r} is not {URL_NAME_RULE}; pick another name")
         data: dict[str, Any] = current.model_dump() if current else {"versions": {}, "weights": {}}
         if versions is not None:
             data["versions"] = dict(versions)

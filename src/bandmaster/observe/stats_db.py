@@ -11,6 +11,8 @@ from bandmaster.errors import InvalidInput, StoreError
 from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+MAX_DURATION = 100 * 365.25 * 86400.0
+"""A century: no journal holds older runs, and far longer windows overflow date arithmetic."""
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 
 JournalRef = SQLiteStore | str | os.PathLike[str]
@@ -28,8 +30,12 @@ def parse_duration(text: str | float, *, what: str = "duration") -> float:
                 f"{what} {text!r} is not a duration; write a number with a unit s/m/h/d/w, e.g. 24h or 7d"
             )
         seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    if seconds <= 0:
+    if not seconds > 0:  # also NaN
         raise InvalidInput(f"{what} must be positive, got {text!r}")
+    if seconds > MAX_DURATION:
+        raise InvalidInput(
+            f"{what} {text!r} is longer than 100 years; give a shorter duration, or none for no limit"
+        )
     return seconds
 
 

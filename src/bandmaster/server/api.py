@@ -21,21 +21,23 @@ from bandmaster.errors import (
     NotAuthorized,
     RunNotFound,
     UsageError,
-    WorkflowNotFound,
 )
 from bandmaster.hub import ModelHub
 from bandmaster.observe.stats import Stats, compute
 from bandmaster.server import backend
 from bandmaster.server.auth import Principal
+from bandmaster.server.bodies import StrictJsonRoute
 from bandmaster.server.deps import ServerState, require, state_of
-from bandmaster.server.errors import ApiError
+from bandmaster.server.errors import AUTHENTICATED, HIDDEN, ApiError, documented
 from bandmaster.server.events import run_events
+from bandmaster.server.exposure import shown_run
+from bandmaster.server.limits import MAX_OFFSET
 from bandmaster.store.tokens import TokenStore
 
 if TYPE_CHECKING:
     from bandmaster.temporal.engine import TemporalEngine
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=StrictJsonRoute, responses=documented(*AUTHENTICATED))
 
 Reader = Annotated[Principal, Depends(require("runs:read"))]
 Writer = Annotated[Principal, Depends(require("runs:write"))]
@@ -102,7 +104,9 @@ def _hub(state: ServerState) -> ModelHub:
     return state.hub
 
 
-@router.post("/runs", status_code=201, response_model=StartedRun, tags=["runs"])
+@router.post(
+    "/runs", status_code=201, response_model=StartedRun, responses=documented(400, 404, 409), tags=["runs"]
+)
 async def start_run(
     body: StartRun,
     request: Request,
@@ -117,13 +121,7 @@ async def start_run(
     if state.temporal is not None:
         return await _start_on_temporal(state.temporal, body, response, idempotency_key)
     engine = state.engine
-    wf = engine.workflows.get(body.workflow)
-    if wf is None:
-        raise WorkflowNotFound(
-            f"no workflow {body.workflow!r} on this server (known: "
-            f"{', '.join(sorted(engine.workflows)) or 'none'}); "
-            "start the server with the module that defines it"
-        )
+    wf = backend.workflow_named(engine.workflows, body.workflow)
     args, kwargs = wf.input_from_json(body.input)
     payload = wf.encode_input(args, kwargs, limit=engine.max_payload)
     existed = False
@@ -173,27 +171,33 @@ async def list_runs(
     status: RunStatus | None = None,
     workflow: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> RunPage:
     """Runs, newest first, without their steps. On Temporal, ``status`` is one of running,
     completed, failed, cancelled (a waiting run is running there)."""
-    engine = state_of(request).runs
-    runs = await engine.list(status=status, workflow=workflow, limit=limit + 1, offset=offset)
+    state = state_of(request)
+    runs = await state.runs.list(status=status, workflow=workflow, limit=limit + 1, offset=offset)
     more = len(runs) > limit
-    return RunPage(runs=runs[:limit], next_offset=offset + limit if more else None)
+    internals = state.settings.show_internals
+    return RunPage(
+        runs=[shown_run(r, internals=internals) for r in runs[:limit]],
+        next_offset=offset + limit if more else None,
+    )
 
 
-@router.get("/runs/{run_id}", response_model=RunInfo, tags=["runs"])
+@router.get("/runs/{run_id}", response_model=RunInfo, responses=documented(404), tags=["runs"])
 async def get_run(run_id: str, request: Request, principal: Reader) -> RunInfo:
-    """A run with its steps (attempts, model versions, tokens, cost, errors in ``meta``)."""
-    return await state_of(request).runs.describe(run_id)
+    """A run with its steps (attempts, model versions, tokens, cost, errors in ``meta``).
+    Errors carry type and message; tracebacks only when the server runs with ``--show-internals``."""
+    state = state_of(request)
+    return shown_run(await state.runs.describe(run_id), internals=state.settings.show_internals)
 
 
 @router.get(
     "/runs/{run_id}/events",
     tags=["runs"],
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **documented(404)},
 )
 async def stream_events(run_id: str, request: Request, principal: Reader) -> StreamingResponse:
     """Server-sent events: ``status`` on every status change, ``step`` for every journaled or
@@ -203,13 +207,13 @@ async def stream_events(run_id: str, request: Request, principal: Reader) -> Str
     # On Temporal each poll reads the run's history from the cluster: poll less often.
     poll = state.settings.poll_interval if state.temporal is None else max(state.settings.poll_interval, 0.5)
     return StreamingResponse(
-        run_events(state.runs, run_id, poll=poll),
+        run_events(state.runs, run_id, poll=poll, internals=state.settings.show_internals),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-@router.post("/runs/{run_id}/signals", status_code=202, tags=["runs"])
+@router.post("/runs/{run_id}/signals", status_code=202, responses=documented(404, 409), tags=["runs"])
 async def send_signal(run_id: str, body: SignalIn, request: Request, principal: Writer) -> dict[str, str]:
     """Deliver a signal to the run's ``bm.wait_for(name)`` (kept until the wait is reached)."""
     engine = state_of(request).runs
@@ -221,7 +225,7 @@ async def send_signal(run_id: str, body: SignalIn, request: Request, principal: 
     return {"run_id": run_id, "signal": body.name, "status": "accepted"}
 
 
-@router.post("/runs/{run_id}/cancel", tags=["runs"])
+@router.post("/runs/{run_id}/cancel", responses=documented(404), tags=["runs"])
 async def cancel_run(run_id: str, request: Request, principal: Writer) -> dict[str, str]:
     """Cancel: at once when queued or waiting; a running run stops at its next await point."""
     engine = state_of(request).runs
@@ -243,7 +247,12 @@ async def list_approvals(
     return await desk.list(status=None if status == "all" else status, name=name, limit=limit)
 
 
-@router.post("/approvals/{run_id}/decision", response_model=Decision, tags=["approvals"])
+@router.post(
+    "/approvals/{run_id}/decision",
+    response_model=Decision,
+    responses=documented(400, 404, 409),
+    tags=["approvals"],
+)
 async def decide(run_id: str, body: DecisionIn, request: Request, principal: Decider) -> Decision:
     """Decide the run's pending approval as the token's principal (checked against the
     approval's allow-list: 403 ``not_an_approver``; 409 ``already_decided``)."""
@@ -276,14 +285,14 @@ async def _finished(state: ServerState, run_id: str) -> bool:
         return False
 
 
-@router.get("/models", response_model=list[AliasOut], tags=["models"])
+@router.get("/models", response_model=list[AliasOut], responses=documented(404), tags=["models"])
 async def list_models(request: Request, principal: Reader) -> list[AliasOut]:
     """Aliases with versions, traffic weights, fallbacks and breaker states."""
     hub = _hub(state_of(request))
     return [AliasOut(**_view(v)) for v in hub.describe()]
 
 
-@router.get("/models/{alias}", response_model=AliasOut, tags=["models"])
+@router.get("/models/{alias}", response_model=AliasOut, responses=documented(404), tags=["models"])
 async def get_model(alias: str, request: Request, principal: Reader) -> AliasOut:
     hub = _hub(state_of(request))
     for view in hub.describe():
@@ -292,7 +301,7 @@ async def get_model(alias: str, request: Request, principal: Reader) -> AliasOut
     raise ApiError(404, "unknown_alias", f"no alias {alias!r} in the registry; GET /api/v1/models lists them")
 
 
-@router.put("/models/{alias}", response_model=AliasOut, tags=["models"])
+@router.put("/models/{alias}", response_model=AliasOut, responses=documented(404, 501), tags=["models"])
 async def change_model(alias: str, body: AliasChange, request: Request, principal: ModelAdmin) -> AliasOut:
     """Change versions and/or weights (validated against models.yaml; every worker adopts it
     within a second); audited with the principal."""
@@ -317,7 +326,7 @@ def _view(view: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/stats", response_model=Stats, tags=["stats"])
+@router.get("/stats", response_model=Stats, responses=documented(501), tags=["stats"])
 async def stats(
     request: Request, principal: Reader, workflow: str | None = None, since: str | None = None
 ) -> Stats:
@@ -330,7 +339,8 @@ async def stats(
         raise backend.not_on_temporal("GET /api/v1/stats", backend.STATS_INSTEAD)
     window = _since_seconds(since)
     # A whole-journal computation takes seconds on a big journal: keep it off the event loop.
-    return await asyncio.to_thread(compute, state_of(request).engine.path, workflow=workflow, since=window)
+    found = await asyncio.to_thread(compute, state_of(request).engine.path, workflow=workflow, since=window)
+    return found.model_copy(update={"db": HIDDEN})  # the journal's path is the server's business
 
 
 def _since_seconds(text: str | None) -> str | float | None:

@@ -3,6 +3,7 @@ metrics) over one journal."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from bandmaster.temporal.engine import TemporalEngine
 
 STATIC = Path(__file__).parent / "static"
+log = logging.getLogger("bandmaster.server")
 
 
 def create_app(
@@ -100,6 +102,7 @@ def create_app(
     ui.install(app)
     app.add_middleware(SizeLimits, max_body=chosen.max_body, max_headers=chosen.max_headers)
     app.add_middleware(HttpMetrics)
+    app.add_middleware(errors.LastResort)  # added last: the outermost of ours
     app.include_router(api.router)
     app.include_router(ui.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -108,20 +111,24 @@ def create_app(
     async def home() -> RedirectResponse:
         return RedirectResponse("/ui/runs", status_code=303)
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], responses=errors.documented(*errors.EVERY_REQUEST))
     async def healthz() -> dict[str, str]:
         """The process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get("/readyz", tags=["health"], responses=errors.documented(*errors.EVERY_REQUEST, 503))
     async def readyz(request: Request) -> JSONResponse:
-        """The journal is reachable and its schema is this version's."""
+        """The journal is reachable and its schema is this version's. Unauthenticated, so it
+        names no path or address: the server log has them."""
         try:
             with reading(engine.path) as conn:
                 version = conn.execute("PRAGMA user_version").fetchone()[0]
                 conn.execute("SELECT 1 FROM runs LIMIT 1").fetchall()
         except sqlite3.Error as exc:
-            return errors.error_response(503, "journal_unavailable", f"the journal cannot be read: {exc}")
+            log.error("readiness: the journal %s cannot be read: %s", engine.path, exc)
+            return errors.error_response(
+                503, "journal_unavailable", "the journal cannot be read; the server log says why"
+            )
         if version != SCHEMA_VERSION:
             return errors.error_response(
                 503,
@@ -131,20 +138,21 @@ def create_app(
         if temporal is not None:
             problem = await backend.temporal_ready(temporal)
             if problem is not None:
+                log.error("readiness: the Temporal cluster at %s: %s", temporal.target, problem)
                 return errors.error_response(
-                    503, "backend_unavailable", f"the Temporal cluster at {temporal.target}: {problem}"
+                    503,
+                    "backend_unavailable",
+                    "the Temporal cluster does not answer; the server log says why",
                 )
-            return JSONResponse(
-                {
-                    "status": "ready",
-                    "schema": version,
-                    "journal": str(engine.path),
-                    "temporal": temporal.target,
-                }
-            )
-        return JSONResponse({"status": "ready", "schema": version, "journal": str(engine.path)})
+            return JSONResponse({"status": "ready", "schema": version, "backend": "temporal"})
+        return JSONResponse({"status": "ready", "schema": version, "backend": "embedded"})
 
-    @app.get("/metrics", tags=["health"])
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=PlainTextResponse,
+        responses=errors.documented(*errors.EVERY_REQUEST),
+    )
     async def metrics() -> Response:
         """Prometheus text format: whatever is registered in the default registry."""
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

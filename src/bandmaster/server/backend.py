@@ -23,7 +23,7 @@ from bandmaster.engine.approvals import Approval
 from bandmaster.engine.runtime import RunInfo
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import RunNotFound, WorkflowNotFound
-from bandmaster.server.errors import ApiError, error_response
+from bandmaster.server.errors import ApiError, error_response, shorter
 
 if TYPE_CHECKING:
     from bandmaster.temporal.engine import TemporalEngine
@@ -96,7 +96,7 @@ def workflow_named(workflows: dict[str, Workflow[..., Any]], name: str) -> Workf
     wf = workflows.get(name)
     if wf is None:
         raise WorkflowNotFound(
-            f"no workflow {name!r} on this server (known: {', '.join(sorted(workflows)) or 'none'}); "
+            f"no workflow {shorter(name)} on this server (known: {', '.join(sorted(workflows)) or 'none'}); "
             "start the server with the module that defines it"
         )
     return wf

@@ -45,6 +45,13 @@ class ServerState:
         return self.engine.store
 
     @property
+    def private(self) -> tuple[str, ...]:
+        """What no response may show (``errors.scrubbed``): the journal's path, as given and
+        resolved (longest first, so the whole path goes before a tail of it)."""
+        path = self.engine.path
+        return tuple(sorted({str(path), str(path.resolve())}, key=len, reverse=True))
+
+    @property
     def runs(self) -> RunBackend:
         """The engine that runs go to: the Temporal one when configured, else the embedded one."""
         return self.temporal if self.temporal is not None else self.engine

@@ -6,13 +6,17 @@ way for the same mistake; a message always says what is wrong and how to fix it.
 
 from __future__ import annotations
 
+import json
 import logging
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bandmaster import errors as bm_errors
 
@@ -61,7 +65,49 @@ _HTTP_CODES = {
 }
 
 
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error answer of the API, whatever its status."""
+
+    error: ErrorDetail
+
+
+_MEANINGS = {
+    400: "Bad request",
+    401: "No valid API token",
+    403: "The token lacks the scope, or its principal may not decide",
+    404: "No such run, approval, workflow or alias",
+    409: "Conflict with the run's state or an earlier request",
+    413: "Request body too large",
+    422: "The request does not match the schema, or a value is invalid",
+    429: "The token is over its rate limit (see Retry-After)",
+    431: "Request headers too large",
+    500: "Unexpected failure (a bug; the message has a log reference)",
+    501: "Not available on this backend",
+    503: "The journal or the backend is unavailable",
+}
+EVERY_REQUEST = (413, 422, 431, 500)
+"""Statuses any route may answer: size limits, a malformed request, a bug."""
+AUTHENTICATED = (*EVERY_REQUEST, 401, 403, 429, 503)
+"""Statuses any route behind a token may answer as well."""
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, in the one error shape."""
+    return {status: {"model": ErrorBody, "description": _MEANINGS[status]} for status in sorted(statuses)}
+
+
+MAX_MESSAGE = 2000
+"""Characters of an error message: messages quote the client's values, which may be a megabyte."""
+
+
 def error_body(code: str, message: str) -> dict[str, Any]:
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 1] + "\u2026"
     return {"error": {"code": code, "message": message}}
 
 
@@ -69,6 +115,84 @@ def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+async def send_error(send: Send, status: int, code: str, message: str) -> None:
+    """Answer in the one error shape from ASGI middleware (below the exception handlers)."""
+    body = json.dumps(error_body(code, message)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def unexpected(exc: BaseException, scope: Scope) -> str:
+    """Log an unexpected failure with a reference, and return the message a client may see:
+    the reference only (exception text and tracebacks can hold server paths and data)."""
+    reference = uuid.uuid4().hex[:12]
+    log.error(
+        "unexpected error answering %s %s (reference %s)",
+        scope.get("method"),
+        getattr(scope.get("route"), "path", "an unmatched path"),
+        reference,
+        exc_info=exc,
+    )
+    return (
+        f"the server failed unexpectedly (reference {reference} in the server log); this is a bug: "
+        "report it with the reference"
+    )
+
+
+class LastResort:
+    """Answer any exception that no handler mapped as a JSON 500, and keep the connection.
+
+    Starlette's own last handler answers plain text and re-raises; uvicorn then closes the
+    keep-alive connection, so the client's next request on it fails too. Added as the
+    outermost middleware, this one answers and returns normally.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:  # mid-response: nothing valid can follow, the connection must close
+                raise
+            await send_error(send, 500, "internal_error", unexpected(exc, scope))
+
+
+HIDDEN = "<hidden>"
+ECHO = 80  # characters of a client's value quoted back in a message
+
+
+def shorter(value: str) -> str:
+    """``value`` quoted for a message, cut to ``ECHO`` characters (a client may send 60 kB)."""
+    return repr(value) if len(value) <= ECHO else f"{value[:ECHO]!r}..."
+
+
+def scrubbed(request: Request, message: str) -> str:
+    """``message`` without the journal's path (``ServerState.private``): the engine's errors
+    name it for a local user, a remote client must not see it."""
+    state = getattr(request.app.state, "bandmaster", None)
+    for detail in getattr(state, "private", ()):
+        message = message.replace(detail, HIDDEN)
+    return message
 
 
 def from_bandmaster(exc: BaseException) -> ApiError | None:
@@ -83,20 +207,25 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, scrubbed(request, exc.message), exc.headers)
 
     @app.exception_handler(bm_errors.BandmasterError)
     async def bandmaster_error(request: Request, exc: bm_errors.BandmasterError) -> JSONResponse:
         mapped = from_bandmaster(exc)
         if mapped is None:
-            log.exception("unmapped bandmaster error", exc_info=exc)
-            return error_response(500, "internal_error", f"{type(exc).__name__}: {exc}")
-        return error_response(mapped.status, mapped.code, mapped.message)
+            return error_response(500, "internal_error", unexpected(exc, request.scope))
+        if isinstance(exc, bm_errors.RunNotFound):
+            run_id = request.path_params.get("run_id")
+            if run_id is not None:  # the engine's message names the journal or the cluster
+                mapped.message = f"no run {shorter(run_id)}; GET /api/v1/runs lists the runs"
+        return error_response(mapped.status, mapped.code, scrubbed(request, mapped.message))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors()[:5]
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
+            + (f" ({e['ctx']['error']})" if isinstance(e.get("ctx", {}).get("error"), str) else "")
+            for e in exc.errors()[:5]
         )
         return error_response(
             422, "invalid_input", f"the request does not match the API schema ({problems}); see /docs"

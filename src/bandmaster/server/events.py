@@ -11,6 +11,7 @@ from typing import Any
 from bandmaster._types import TERMINAL_STATUSES
 from bandmaster.errors import RunNotFound
 from bandmaster.server.backend import RunBackend
+from bandmaster.server.exposure import shown_run
 
 KEEPALIVE = 15.0  # seconds between comments, so proxies do not close a quiet stream
 
@@ -19,7 +20,10 @@ def _event(number: int, kind: str, data: Any) -> str:
     return f"id: {number}\nevent: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
-async def run_events(engine: RunBackend, run_id: str, *, poll: float) -> AsyncIterator[str]:
+async def run_events(
+    engine: RunBackend, run_id: str, *, poll: float, internals: bool = False
+) -> AsyncIterator[str]:
+    """The stream; ``internals``: tracebacks and lease owner included (``exposure.shown_run``)."""
     seen_steps: dict[int, tuple[str, int, object]] = {}
     last_status: str | None = None
     number = 0
@@ -27,7 +31,7 @@ async def run_events(engine: RunBackend, run_id: str, *, poll: float) -> AsyncIt
     while True:
         # describe() reads the run before its steps: a run seen finished has all its steps.
         try:
-            info = await engine.describe(run_id)
+            info = shown_run(await engine.describe(run_id), internals=internals)
         except RunNotFound:
             return
         sent = False

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bandmaster.server.errors import error_body
+from bandmaster.server.errors import send_error
+
+MAX_OFFSET = 1_000_000_000
+"""The largest page offset of a list: far beyond any journal, and well inside SQLite's integers."""
 
 
 class SizeLimits:
@@ -30,7 +32,7 @@ class SizeLimits:
             return
         header_bytes = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
         if header_bytes > self.max_headers:
-            await _refuse(
+            await send_error(
                 send,
                 431,
                 "headers_too_large",
@@ -40,7 +42,7 @@ class SizeLimits:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            await _refuse(send, 413, "payload_too_large", self._too_large(int(declared)))
+            await send_error(send, 413, "payload_too_large", self._too_large(int(declared)))
             return
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
@@ -54,7 +56,7 @@ class SizeLimits:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                await _refuse(send, 413, "payload_too_large", self._too_large(size))
+                await send_error(send, 413, "payload_too_large", self._too_large(size))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -76,18 +78,6 @@ class SizeLimits:
             f"request body is {size:,} bytes, over the {self.max_body:,}-byte limit; keep large documents "
             f"outside and pass a reference (or start the server with a larger --max-body)"
         )
-
-
-async def _refuse(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps(error_body(code, message)).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 @dataclass(slots=True)

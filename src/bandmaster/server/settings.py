@@ -24,4 +24,11 @@ class ServerSettings(BaseModel):
     processes: int = Field(
         1, ge=1, description="Server processes sharing the port; each keeps 1/N of every token's rate"
     )
-    refresh_seconds: int = Field(5, ge=0, description="Auto-refresh of the runs pages (0: off)")
+    refresh_seconds: int = Field(
+        5, ge=0, description="Seconds between updates of the runs, run and approvals pages (0: off)"
+    )
+    show_internals: bool = Field(
+        False,
+        description="Show clients run tracebacks (with the server's file paths) and lease owners "
+        "(worker host and pid); off: a runs:read token sees error type and message only",
+    )

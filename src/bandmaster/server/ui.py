@@ -20,13 +20,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from bandmaster._types import TERMINAL_STATUSES
-from bandmaster.errors import AlreadyDecided, BandmasterError, InvalidInput, NotAuthorized
+from bandmaster.errors import AlreadyDecided, BandmasterError, InvalidInput, NotAuthorized, RunNotFound
 from bandmaster.observe.stats import Stats, StepStats, compute
 from bandmaster.server.auth import Session, close_session, csrf_matches, open_session, session_of, verify
 from bandmaster.server.backend import MODELS_INSTEAD, STATS_INSTEAD, TEMPORAL_STATUSES
 from bandmaster.server.deps import ServerState, admit, state_of
-from bandmaster.server.errors import ApiError
+from bandmaster.server.errors import ApiError, scrubbed, shorter
+from bandmaster.server.exposure import shown_run
 from bandmaster.server.journal import run_costs
+from bandmaster.server.limits import MAX_OFFSET
 from bandmaster.server.svg import bars, gantt
 from bandmaster.store.tokens import TokenStore
 
@@ -56,6 +58,9 @@ class Refused(Exception):
 
 
 def _render(request: Request, template: str, code: int = 200, **context: Any) -> HTMLResponse:
+    for key in ("message", "error"):  # texts of errors, which may name the journal's path
+        if isinstance(context.get(key), str):
+            context[key] = scrubbed(request, context[key])
     return templates.TemplateResponse(request, template, context, status_code=code)
 
 
@@ -210,9 +215,8 @@ async def runs_page(request: Request, status: str = "", workflow: str = "", offs
     statuses = STATUSES if state.temporal is None else TEMPORAL_STATUSES
     chosen = status if status in statuses else None
     limit = 50
-    runs = await state.runs.list(
-        status=chosen, workflow=workflow or None, limit=limit + 1, offset=max(0, offset)
-    )
+    offset = min(max(0, offset), MAX_OFFSET)
+    runs = await state.runs.list(status=chosen, workflow=workflow or None, limit=limit + 1, offset=offset)
     # Costs are summed from the embedded journal's steps; Temporal runs have none there.
     costs = run_costs(state.engine.path, [r.id for r in runs[:limit]]) if state.temporal is None else {}
     return _render(
@@ -227,10 +231,10 @@ async def runs_page(request: Request, status: str = "", workflow: str = "", offs
         status=chosen or "",
         workflow=workflow,
         workflows=sorted(state.runs.workflows),
-        offset=max(0, offset),
+        offset=offset,
         more=len(runs) > limit,
         limit=limit,
-        refresh=state.settings.refresh_seconds,
+        live=state.settings.refresh_seconds,  # live.js updates the table: the filter form keeps its text
     )
 
 
@@ -238,9 +242,16 @@ async def runs_page(request: Request, status: str = "", workflow: str = "", offs
 async def run_page(request: Request, run_id: str) -> HTMLResponse:
     state, session = _page(request)
     try:
-        info = await state.runs.describe(run_id)
-    except BandmasterError as exc:
-        return _render(request, "error.html", 404, session=session, title="No such run", message=str(exc))
+        info = shown_run(await state.runs.describe(run_id), internals=state.settings.show_internals)
+    except RunNotFound:
+        return _render(
+            request,
+            "error.html",
+            404,
+            session=session,
+            title="No such run",
+            message=f"No run {shorter(run_id)}.",
+        )
     end = info.ended_at or datetime.now(UTC)
     approvals = await state.runs.approvals.list(status=None, run_id=run_id)
     cost = sum(float(s.meta.get("cost") or 0.0) for s in info.steps)
@@ -331,7 +342,7 @@ async def _approvals_with(
         decided=decided,
         can_decide=session.principal.allows("approvals:decide"),
         pretty=_pretty,
-        refresh=state.settings.refresh_seconds,
+        live=state.settings.refresh_seconds,  # live.js updates the list: a comment being typed stays
     )
 
 
@@ -383,13 +394,12 @@ async def review_weights(request: Request, alias: str) -> HTMLResponse:
     if state.temporal is not None:
         return _models(request, state, session, f"Not on the Temporal backend: {MODELS_INSTEAD}.", 501)
     view = next((v for v in (state.hub.describe() if state.hub else []) if v.alias == alias), None)
-    if view is None:
+    if view is None or state.hub is None:
         return _models(request, state, session, f"No alias {alias!r} in the registry.", 404)
     try:
         weights = _weights(form)
-        if abs(sum(weights.values()) - 1.0) > 1e-6:
-            raise ValueError(f"weights add up to {sum(weights.values()):g}; they must add up to 1")
-    except ValueError as exc:
+        state.hub.registry.with_alias(alias, weights=weights)  # the registry's checks, nothing applied
+    except (ValueError, BandmasterError) as exc:
         return _models(request, state, session, str(exc), 422)
     return _render(
         request, "models_confirm.html", session=session, title=f"Confirm {alias}", view=view, weights=weights

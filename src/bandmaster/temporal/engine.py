@@ -28,6 +28,7 @@ from temporalio.worker import Worker
 
 from bandmaster._types import RunStatus
 from bandmaster.engine.redaction import Redactor
+from bandmaster.engine.run_id import check_run_id
 from bandmaster.engine.runtime import RunHandle, RunInfo
 from bandmaster.engine.serde import ANY, rebuild_error
 from bandmaster.engine.workflow import Workflow, redactor_for
@@ -163,7 +164,10 @@ class TemporalEngine:
         self, workflow: Workflow[..., R] | str, /, *args: Any, run_id: str | None = None, **kwargs: Any
     ) -> TemporalRunHandle[R]:
         """Start a run. With ``run_id``, starting is idempotent: an existing run of that id
-        (running or finished) is returned instead of a new one; its workflow must match."""
+        (running or finished) is returned instead of a new one; its workflow must match. It
+        must follow the run id rule (``bandmaster.engine.run_id``), as on the embedded engine."""
+        if run_id is not None:
+            check_run_id(run_id)
         wf = workflow if isinstance(workflow, Workflow) else self.workflows.get(str(workflow))
         if not isinstance(workflow, Workflow | str):
             raise UsageError(f"{workflow!r} is not a workflow; decorate it with @bm.workflow")
@@ -178,7 +182,7 @@ class TemporalEngine:
         if redactor is not None:  # the start event is history: redacted here, before it is sent
             payload = redactor.redact(payload)
         given_id = run_id is not None
-        run_id = run_id or uuid.uuid4().hex
+        run_id = run_id if run_id is not None else uuid.uuid4().hex
         memo = {"bandmaster.version": wf.version} if wf is not None and wf.version else None
         with contextlib.suppress(WorkflowAlreadyStartedError):  # finished run of this id: return it
             await self.client.start_workflow(
@@ -306,6 +310,8 @@ class TemporalEngine:
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[RunInfo]:
         """Runs on this task queue, newest first (without their steps)."""
+        if workflow is not None and not workflow.isprintable():
+            return []  # no workflow has such a name, and a NUL breaks the cluster's visibility query
         clauses = [f"TaskQueue = '{_quote(self.task_queue)}'"]
         if workflow is not None:
             clauses.append(f"WorkflowType = '{_quote(workflow)}'")
