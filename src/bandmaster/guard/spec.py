@@ -62,6 +62,16 @@ class GuardSpec(BaseModel):
             raise ValueError("entries must not be empty")
         return value
 
+    @field_validator("banned_topics")
+    @classmethod
+    def _matchable(cls, value: list[str] | None) -> list[str] | None:
+        if value:
+            try:
+                BannedTopics(value)  # compiles the phrases now, not at the first call
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @field_validator("output_schema")
     @classmethod
     def _valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
