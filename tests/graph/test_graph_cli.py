@@ -99,5 +99,6 @@ def test_hostile_definitions_are_one_line_errors_with_exit_code_2(tmp_path: Path
         assert result.returncode == 2, result.stderr
         assert result.stdout == ""
         first = result.stderr.splitlines()[0]
-        assert first.startswith("error: ") and message in first, result.stderr
+        assert first.startswith("error: "), result.stderr
+        assert message in first, result.stderr
         assert "Traceback" not in result.stderr

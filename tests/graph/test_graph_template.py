@@ -80,7 +80,7 @@ def test_render_partial_keeps_the_named_fields_for_later() -> None:
 @pytest.mark.parametrize(
     ("template", "message"),
     [
-        ("{ticket.text:>999999999}", r"format spec '>999999999' asks for a width of 999999999; the limit is 1000"),
+        ("{ticket.text:>999999999}", r"spec '>999999999' asks for a width of 999999999; the limit is 1000"),
         ("{intent.confidence:.999999999f}", "asks for a precision of 999999999"),
         ("{intent.confidence:0999999999}", "asks for a width of 0999999999"),
         ("{ticket.created:%999999999Y}", "asks for a width of 999999999"),

@@ -523,7 +523,7 @@ BILLION_LAUGHS = "\n".join(
     ("data", "line", "message"),
     [
         (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", 1, "not UTF-8 text (byte 0x89 at offset 0)"),
-        (b"name: g\nnodes:\n  a: {kind: end, title: caf\xe9}\n", 3, "not UTF-8 text (byte 0xe9 at offset 42)"),
+        (b"name: g\nnodes:\n  a: {kind: end, title: caf\xe9}\n", 3, "not UTF-8 text (byte 0xe9 at offset 42"),
         (BILLION_LAUGHS.encode(), 6, "more than 100,000 values once its aliases (*name) are expanded"),
         (b"x: " + b"[" * 5000 + b"]" * 5000, None, "nested more than 64 levels deep"),
         (b"x: " + b"[" * 100 + b"]" * 100, 1, "nested more than 64 levels deep"),

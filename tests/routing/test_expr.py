@@ -122,7 +122,9 @@ def test_evaluation_that_would_allocate_without_bound_is_refused(
         ("flaky(text)", {"text": "a"}, "RuntimeError: the classifier is down"),
     ],
 )
-def test_a_failure_while_evaluating_names_the_rule(source: str, values: dict[str, object], reason: str) -> None:
+def test_a_failure_while_evaluating_names_the_rule(
+    source: str, values: dict[str, object], reason: str
+) -> None:
     def flaky(text: str) -> bool:
         raise RuntimeError("the classifier is down")
 
