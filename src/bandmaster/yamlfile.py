@@ -15,7 +15,16 @@ from typing import Any
 
 import yaml
 
-__all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "YamlProblem", "compose", "construct", "read_text"]
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "YamlProblem",
+    "compose",
+    "construct",
+    "invalid",
+    "read_text",
+]
 
 MAX_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64
@@ -54,12 +63,8 @@ def compose(text: str) -> yaml.Node | None:
     """The YAML node tree of one document, checked for depth and expanded size."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise YamlProblem(f"not valid YAML: {reason}", mark.line + 1 if mark is not None else None) from None
-    except yaml.YAMLError as exc:  # a reader error: "unacceptable character #x0000 ... position 0"
-        raise YamlProblem(f"not valid YAML: {' '.join(str(exc).split())}") from None
+    except yaml.YAMLError as exc:
+        raise invalid(exc) from None
     except RecursionError:  # PyYAML composes nested collections recursively
         raise YamlProblem(f"nested more than {MAX_DEPTH} levels deep") from None
     if root is not None:
@@ -71,12 +76,22 @@ def construct(node: yaml.Node) -> Any:
     """Python values for a checked node tree (the safe constructor: no custom tags)."""
     try:
         return yaml.SafeLoader("").construct_document(node)
-    except yaml.MarkedYAMLError as exc:
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # a bad !!timestamp, !!binary...
+        raise invalid(exc, node) from None
+
+
+def invalid(exc: Exception, node: yaml.Node | None = None) -> YamlProblem:
+    """``exc`` (from PyYAML or a scalar's constructor) as one line, at its mark or ``node``."""
+    if isinstance(exc, yaml.MarkedYAMLError):
         mark = exc.problem_mark or exc.context_mark
         reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise YamlProblem(f"not valid YAML: {reason}", mark.line + 1 if mark is not None else None) from None
-    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # a bad !!timestamp, !!binary...
-        raise YamlProblem(f"not valid YAML: {exc}", node.start_mark.line + 1) from None
+        line = mark.line + 1 if mark is not None else None
+    else:  # a reader error: "unacceptable character #x0000 ... position 0"
+        reason = " ".join(str(exc).split())
+        line = None
+    if line is None and node is not None:
+        line = node.start_mark.line + 1
+    return YamlProblem(f"not valid YAML: {reason}", line)
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

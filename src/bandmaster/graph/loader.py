@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from bandmaster.graph.errors import GraphError, Problem
-from bandmaster.yamlfile import YamlProblem, compose, read_text
+from bandmaster.yamlfile import YamlProblem, compose, invalid, read_text
 
 Path = tuple[str | int, ...]
 _PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
@@ -74,8 +74,8 @@ def _build(
     if isinstance(node, yaml.MappingNode):
         try:
             constructor.flatten_mapping(node)  # `<<: *anchor` merge keys
-        except yaml.MarkedYAMLError as exc:  # `<<: 5`
-            raise YamlProblem(f"not valid YAML: {exc.problem}", node.start_mark.line + 1) from None
+        except yaml.YAMLError as exc:  # `<<: 5`
+            raise invalid(exc, node) from None
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             key = _scalar(key_node, constructor)
@@ -108,8 +108,7 @@ def _scalar(node: yaml.Node, constructor: yaml.SafeLoader) -> Any:
     try:
         return constructor.construct_object(node, deep=True)
     except (yaml.YAMLError, ValueError, OverflowError) as exc:  # !!python/object, a bad !!timestamp
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise YamlProblem(f"not valid YAML: {reason}", node.start_mark.line + 1) from None
+        raise invalid(exc, node) from None
 
 
 def _node_of(path: Path, key: Any) -> str | None:
