@@ -110,6 +110,13 @@ def test_evaluation_that_would_allocate_without_bound_is_refused(
     assert reason in caught.value.reason
 
 
+def nested(depth: int) -> list[object]:
+    value: list[object] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     ("source", "values", "reason"),
     [
@@ -120,6 +127,7 @@ def test_evaluation_that_would_allocate_without_bound_is_refused(
         ("max(items) > 1", {"items": []}, "ValueError: max() arg is an empty sequence"),
         ("lower(score) == 'x'", {"score": 10**5000}, "ValueError: Exceeds the limit"),
         ("flaky(text)", {"text": "a"}, "RuntimeError: the classifier is down"),
+        ("len(items) > 0", {"items": nested(5000)}, "the values are nested too deeply to read"),
     ],
 )
 def test_a_failure_while_evaluating_names_the_rule(

@@ -152,13 +152,24 @@ _TOO_DEEP = f"nested more than {MAX_DEPTH} levels deep; split the condition into
 
 
 class ExpressionError(UsageError):
-    """A routing expression is invalid; names the rule and the column."""
+    """A routing expression is invalid, or failed while evaluated; names the rule (and its
+    router, when it has one) and the column."""
 
-    def __init__(self, rule: str, source: str, column: int | None, reason: str) -> None:
+    def __init__(
+        self, rule: str, source: str, column: int | None, reason: str, *, router: str | None = None
+    ) -> None:
         where = f" at column {column}" if column is not None else ""
         pointer = f"\n    {source}\n    {' ' * (column - 1)}^" if column else ""
-        super().__init__(f"rule {rule!r}: {reason}{where}{pointer}")
+        owner = f"router {router!r}: " if router is not None else ""
+        super().__init__(f"{owner}rule {rule!r}: {reason}{where}{pointer}")
         self.rule, self.source, self.column, self.reason = rule, source, column, reason
+        self.router = router
+
+    def in_router(self, router: str) -> ExpressionError:
+        """The same error, saying which router the rule belongs to."""
+        error = ExpressionError(self.rule, self.source, self.column, self.reason, router=router)
+        error.__cause__ = self.__cause__
+        return error
 
 
 class Expression:
@@ -246,8 +257,9 @@ class Expression:
             return self._evaluator.eval(self.source, previously_parsed=self._parsed)
         except (InvalidExpression, _Refused) as exc:
             raise ExpressionError(self.rule, self.source, None, str(exc)) from None
-        except RecursionError:
-            raise ExpressionError(self.rule, self.source, None, _TOO_DEEP) from None
+        except RecursionError:  # the expression is at most MAX_DEPTH deep: the values are not
+            reason = "evaluation failed: the values are nested too deeply to read"
+            raise ExpressionError(self.rule, self.source, None, reason) from None
         except Exception as exc:  # a missing key, 1/0, 'a' < 1, a registered function's own error
             reason = f"evaluation failed: {type(exc).__name__}: {exc}"
             raise ExpressionError(self.rule, self.source, None, reason) from exc

@@ -23,7 +23,7 @@ from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import journaling
 from bandmaster.engine.serde import ANY, codec_for
 from bandmaster.errors import BandmasterError, UsageError
-from bandmaster.routing.expr import Expression
+from bandmaster.routing.expr import Expression, ExpressionError
 
 Condition = str | Callable[[Mapping[str, Any]], bool]
 
@@ -43,7 +43,10 @@ class Rule:
 
     def holds(self, values: Mapping[str, Any], router: str) -> bool:
         if self.expression is not None:
-            result = self.expression.evaluate(values)  # its errors name the rule already
+            try:
+                result = self.expression.evaluate(values)
+            except ExpressionError as exc:
+                raise exc.in_router(router) from exc.__cause__
         else:
             assert self.predicate is not None
             try:
@@ -99,9 +102,12 @@ class Router:
         if any(rule.name == rule_name for rule in self.rules):
             raise UsageError(f"router {self.name!r} already has a rule named {rule_name!r}")
         if isinstance(condition, str):
-            expression = Expression(
-                condition, rule=rule_name, variables=self.variables, functions=self.functions
-            )
+            try:
+                expression = Expression(
+                    condition, rule=rule_name, variables=self.variables, functions=self.functions
+                )
+            except ExpressionError as exc:
+                raise exc.in_router(self.name) from None
             self.rules.append(Rule(rule_name, target, expression, None))
         elif callable(condition):
             self.rules.append(Rule(rule_name, target, None, condition))
