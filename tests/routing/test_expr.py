@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 from pydantic import BaseModel
 
@@ -150,3 +154,30 @@ def test_bounded_formatting_still_formats() -> None:
     assert Expression("lower(text) * 3", rule="r").evaluate({"text": "Ab"}) == "ababab"
     assert Expression("round(score, 2)", rule="r").evaluate({"score": 0.123}) == 0.12
     assert Expression("1 + " * 40 + "1", rule="r").evaluate({}) == 41
+
+
+def test_the_reported_gigabyte_formats_fail_fast_under_a_memory_limit() -> None:
+    """Belt and braces, in a real process capped at 1.5 GB of address space: the two examples
+    of the report end with their errors, not with a MemoryError or the process killed."""
+    script = textwrap.dedent(
+        """
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
+        from bandmaster.graph.template import render
+        from bandmaster.routing.expr import Expression
+
+        for attempt in (
+            lambda: Expression("'%.999999999f' % score", rule="r").evaluate({"score": 0.5}),
+            lambda: Expression("text % score", rule="r").evaluate({"text": "%.999999999f", "score": 0.5}),
+            lambda: render("{ticket.text:>999999999}", {"ticket": {"text": "hi"}}),
+        ):
+            try:
+                attempt()
+                print("allowed")
+            except Exception as exc:
+                print(type(exc).__name__)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["ExpressionError", "ExpressionError", "TemplateError"]
