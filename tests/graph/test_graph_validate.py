@@ -579,3 +579,22 @@ def test_banned_topics_too_nested_to_match_fail_validation() -> None:
             source="g.yaml",
         )
     assert (caught.value.node, caught.value.line) == ("ask", 8)
+
+
+@pytest.mark.parametrize(("field", "value"), [("temperature", ".nan"), ("timeout", ".inf")])
+def test_non_finite_numbers_are_refused_at_their_line(field: str, value: str) -> None:
+    error = first_problem(
+        f"""\
+        name: g
+        nodes:
+          ask:
+            kind: ai
+            model: clf
+            prompt: hi
+            {field}: {value}  # <-
+            next: done
+          done: {{kind: end}}
+        """
+    )
+    assert (error.node, error.line) == ("ask", 7)
+    assert f"{field}: Input should be a finite number" in str(error)
