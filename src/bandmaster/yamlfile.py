@@ -60,7 +60,9 @@ def read_text(path: Path) -> str:
 
 
 def compose(text: str) -> yaml.Node | None:
-    """The YAML node tree of one document, checked for depth and expanded size."""
+    """The YAML node tree of one document, checked for size, depth and expanded size."""
+    if len(text) > MAX_BYTES:  # text handed over directly (Graph.from_yaml), not read by read_text
+        raise YamlProblem(f"the text is longer than {MAX_BYTES:,} characters; a definition is shorter")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:

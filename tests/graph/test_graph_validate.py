@@ -598,3 +598,8 @@ def test_non_finite_numbers_are_refused_at_their_line(field: str, value: str) ->
     )
     assert (error.node, error.line) == ("ask", 7)
     assert f"{field}: Input should be a finite number" in str(error)
+
+
+def test_yaml_text_is_held_to_the_file_limits() -> None:
+    with pytest.raises(GraphError, match="the text is longer than 4,194,304 characters"):
+        Graph.from_yaml("#" * 5_000_000, source="g.yaml")
