@@ -78,3 +78,27 @@ def test_graph_names_a_target_it_cannot_use(tmp_path: Path) -> None:
     result = bandmaster("graph", f"{ROOT / 'tests' / 'graph' / 'wf_graph_crash.py'}:registry", cwd=tmp_path)
     assert result.returncode == 2
     assert "expected a bandmaster.graph.Graph or a graph workflow, found Registry" in result.stderr
+
+
+def test_hostile_definitions_are_one_line_errors_with_exit_code_2(tmp_path: Path) -> None:
+    (tmp_path / "wide.yaml").write_text(
+        "name: wide\ninput: ticket\nnodes:\n  classify:\n    kind: ai\n    model: clf\n"
+        '    prompt: "{ticket.text:>999999999}"\n    next: done\n  done: {kind: end}\n'
+    )
+    (tmp_path / "binary.yaml").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
+    (tmp_path / "models.yaml").write_bytes(b"models:\n  m: {provider: callable, function: \xff}\n")
+    expected = {
+        ("wide.yaml",): "wide.yaml:7: node 'classify': prompt: {ticket.text:>999999999}: format spec "
+        "'>999999999' asks for a width of 999999999; the limit is 1000",
+        ("binary.yaml",): "binary.yaml:1: not UTF-8 text (byte 0x89 at offset 0); is it a binary file? "
+        "Save it as UTF-8",
+        ("wide.yaml", "--models", "models.yaml"): "models.yaml:2: not UTF-8 text (byte 0xff at offset 44)",
+    }
+    for args, message in expected.items():
+        result = bandmaster("graph", *args, "--validate", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stdout == ""
+        first = result.stderr.splitlines()[0]
+        assert first.startswith("error: "), result.stderr
+        assert message in first, result.stderr
+        assert "Traceback" not in result.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
+from bandmaster.errors import UsageError
 from bandmaster.graph.template import TemplateError, references, render, render_partial
 
 
@@ -71,3 +72,48 @@ def test_render_partial_keeps_the_named_fields_for_later() -> None:
     assert partial.format(index=1, count=2, chunk="c") == (
         'Part 1 of 2 of charged twice {x}:\n\'c\' ["pay in 30 days", "say \\"hi\\""]'
     )
+
+
+# --- hostile templates: bounded formatting, errors in the error tree --------------------------
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{ticket.text:>999999999}", r"spec '>999999999' asks for a width of 999999999; the limit is 1000"),
+        ("{intent.confidence:.999999999f}", "asks for a precision of 999999999"),
+        ("{intent.confidence:0999999999}", "asks for a width of 0999999999"),
+        ("{ticket.created:%999999999Y}", "asks for a width of 999999999"),
+        ("{ticket.text:{width:{depth}}}", "a field inside a format spec has no spec of its own"),
+    ],
+)
+def test_formatting_over_the_limits_is_refused_when_checked(template: str, message: str) -> None:
+    with pytest.raises(TemplateError, match=message) as caught:
+        references(template)
+    assert isinstance(caught.value, UsageError)
+
+
+@pytest.mark.parametrize(
+    ("template", "state", "message"),
+    [
+        ("{text:{spec}}", {"text": "a", "spec": ">999999999"}, "asks for a width of 999999999"),
+        ("{score:.{digits}}", {"score": 0.5, "digits": 999999999}, "asks for a precision of 999999999"),
+        ("{text:d}", {"text": "a"}, r"\{text:d\}: cannot format a str: Unknown format code 'd'"),
+        ("{ticket:>5}", STATE, r"\{ticket:>5\}: cannot format a Ticket"),
+        ("{text}" * 21, {"text": "x" * 1_000_000}, "renders to more than 20,000,000 characters"),
+    ],
+)
+def test_formatting_over_the_limits_is_refused_when_rendered(
+    template: str, state: dict[str, object], message: str
+) -> None:
+    with pytest.raises(TemplateError, match=message):
+        render(template, state)
+    with pytest.raises(TemplateError, match=message):
+        render_partial(template, state, frozenset({"chunk"}))
+
+
+def test_a_large_precision_only_cuts_a_string() -> None:
+    assert references("{ticket.text:.5000}") == {"ticket"}
+    assert render("{ticket.text:.5000}|{ticket.text:.7}", STATE) == "charged twice|charged"
+    assert render("{text:.{n}}", {"text": "abcdef", "n": 999999}) == "abcdef"
+    assert render("{n:0>4}|{n:9>3}", {"n": 7}) == "0007|997"  # a digit fill is not a width

@@ -479,3 +479,127 @@ def test_python_graphs_validate_too_and_compile_only_when_valid() -> None:
     assert str(caught.value) == ("<graph py>: node 'p': next names unknown node 'zzz' (nodes: p, a)")
     with pytest.raises(GraphError, match="two nodes have the id 'a'"):
         Graph("py", [AIStep("a", model="clf", prompt="x"), End("a")])
+
+
+# --- hostile definitions ------------------------------------------------------------------------
+
+
+def test_formatting_a_gigabyte_fails_validation_at_its_line() -> None:
+    text = """\
+        name: wide
+        input: ticket
+        nodes:
+          classify:
+            kind: ai
+            model: clf
+            prompt: "{ticket.text:>999999999}"  # <-
+            next: route
+          route:
+            kind: router
+            routes:
+              - when: "'%.999999999f' % classify.confidence == '1'"  # <-
+                to: done
+            default: done
+          done: {kind: end}
+        """
+    error = first_problem(text)
+    lines = [i for i, line in enumerate(textwrap.dedent(text).splitlines(), 1) if "# <-" in line]
+    assert [(p.line, p.node) for p in error.problems] == [(lines[0], "classify"), (lines[1], "route")]
+    assert "prompt: {ticket.text:>999999999}: format spec '>999999999' asks for a width of 999999999" in str(
+        error.problems[0]
+    )
+    assert "routes.0.when: '%.999999999f' asks for a precision of 999999999" in str(error.problems[1])
+
+
+BILLION_LAUGHS = "\n".join(
+    [
+        'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]',
+        *(f"{n}: &{n} [{', '.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi", strict=True)),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "message"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", 1, "not UTF-8 text (byte 0x89 at offset 0)"),
+        (b"name: g\nnodes:\n  a: {kind: end, title: caf\xe9}\n", 3, "not UTF-8 text (byte 0xe9 at offset 42"),
+        (BILLION_LAUGHS.encode(), 6, "more than 100,000 values once its aliases (*name) are expanded"),
+        (b"x: " + b"[" * 5000 + b"]" * 5000, None, "nested more than 64 levels deep"),
+        (b"x: " + b"[" * 100 + b"]" * 100, 1, "nested more than 64 levels deep"),
+        (b"x: &a [1, *a]\n", 1, "an alias (*name) is used inside its own anchor"),
+        (b"name: g\nnodes: !!python/object/apply:os.system [true]\n", 2, "tag 'tag:yaml.org,2002:python/"),
+        (b"name: g\nstart: !!timestamp 2024-99-99\n", 2, "not valid YAML: month must be in 1..12"),
+        (b"name: g\nnodes:\n  <<: 5\n", 3, "expected a mapping or list of mappings for merging"),
+        (b"name: g\n---\nname: h\n", 2, "expected a single document"),
+        (b"- a list\n", 1, "expected a mapping with name: and nodes:"),
+        (b"#" * 5_000_000, None, "the file is larger than 4,194,304 bytes"),
+    ],
+)
+def test_a_hostile_or_broken_graph_file_is_one_graph_error(
+    tmp_path: Path, data: bytes, line: int | None, message: str
+) -> None:
+    path = tmp_path / "g.yaml"
+    path.write_bytes(data)
+    with pytest.raises(GraphError) as caught:
+        Graph.load(path).validate()
+    problem = caught.value.problems[0]
+    assert (problem.file, problem.line) == (str(path), line)
+    assert message in problem.message
+    assert "\n" not in problem.message
+
+
+def test_map_reduce_overlap_must_leave_room_for_text() -> None:
+    error = first_problem(
+        """\
+        name: long
+        nodes:
+          summarise:
+            kind: map_reduce
+            document: "{input}"
+            map_model: clf
+            map_prompt: "Summarise {chunk}"
+            reduce_prompt: "Combine {summaries}"
+            context_limit: 100
+            overlap: 100  # <-
+            next: done
+          done: {kind: end}
+        """
+    )
+    assert error.node == "summarise"
+    assert "overlap 100 must be smaller than context_limit 100" in str(error)
+
+
+def test_banned_topics_too_nested_to_match_fail_validation() -> None:
+    phrases = ", ".join("a" * n for n in range(1, 1000))
+    with pytest.raises(GraphError, match="phrases that extend one another hundreds of times") as caught:
+        Graph.from_yaml(
+            "name: g\nnodes:\n  ask:\n    kind: ai\n    model: clf\n    prompt: hi\n"
+            f"    guard:\n      banned_topics: [{phrases}]\n",
+            source="g.yaml",
+        )
+    assert (caught.value.node, caught.value.line) == ("ask", 8)
+
+
+@pytest.mark.parametrize(("field", "value"), [("temperature", ".nan"), ("timeout", ".inf")])
+def test_non_finite_numbers_are_refused_at_their_line(field: str, value: str) -> None:
+    error = first_problem(
+        f"""\
+        name: g
+        nodes:
+          ask:
+            kind: ai
+            model: clf
+            prompt: hi
+            {field}: {value}  # <-
+            next: done
+          done: {{kind: end}}
+        """
+    )
+    assert (error.node, error.line) == ("ask", 7)
+    assert f"{field}: Input should be a finite number" in str(error)
+
+
+def test_yaml_text_is_held_to_the_file_limits() -> None:
+    with pytest.raises(GraphError, match="the text is longer than 4,194,304 characters"):
+        Graph.from_yaml("#" * 5_000_000, source="g.yaml")

@@ -425,6 +425,9 @@ async def test_a_crash_in_the_middle_of_the_map_reruns_only_the_unfinished_chunk
         ({"max_levels": 0}, r"max_levels=0"),
         ({"temprature": 0.2}, r"unknown option\(s\) \['temprature'\]"),
         ({"document": "  \n "}, "is empty"),
+        ({"map_prompt": "{chunk:>999999999}"}, r"\{chunk:>999999999\}: format spec '>999999999' asks"),
+        ({"map_prompt": "{chunk} {index:.5}"}, r"\{index:.5\}: Precision not allowed in integer format"),
+        ({"reduce_prompt": "{summaries} {level:0999999999}"}, "asks for a width of 0999999999"),
     ],
 )
 async def test_bad_arguments_are_usage_errors_before_any_call(changes: dict[str, Any], message: str) -> None:

@@ -285,6 +285,7 @@ async def test_required_fields_with_reask_asks_again(registry: bm.Registry, serv
         (lambda: bm.BannedTopics("insider trading"), "a list of phrases, not one string"),
         (lambda: bm.BannedTopics([]), "needs phrases"),
         (lambda: bm.BannedTopics(["ok", " "]), "must not be empty"),
+        (lambda: bm.BannedTopics(["a" * n for n in range(1, 1000)]), "extend one another hundreds of times"),
         (lambda: bm.BannedTopics(["x"], direction="sideways"), "direction must be one of"),
         (lambda: bm.BannedTopics(["x"], on_violation="ignore"), "on_violation must be 'raise' or 'fallback'"),
         (lambda: bm.MaxTokens(0), "whole number >= 1"),

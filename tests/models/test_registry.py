@@ -4,6 +4,7 @@ reason), alias resolution with sticky A/B assignment, and lookups of unknown nam
 from __future__ import annotations
 
 import random
+import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
@@ -421,3 +422,67 @@ def test_sticky_fraction_is_uniform_and_alias_specific() -> None:
     assert all(0 <= v < 1 for v in values)
     assert 0.48 < sum(values) / len(values) < 0.52
     assert sticky_fraction("classification", "u1") != sticky_fraction("summary", "u1")
+
+
+# --- hostile or broken models.yaml ----------------------------------------------------------
+
+ALIAS_BOMB = b"x: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + b"".join(
+    f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n".encode() for p, n in zip("abcd", "bcde", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x89PNG\r\n\x1a\n\x00\xff", r"models\.yaml:1: not UTF-8 text \(byte 0x89 at offset 0\)"),
+        (
+            b"models:\n  fast: {provider: callable, function: \xe9}\n",
+            r"models\.yaml:2: not UTF-8 text \(byte 0xe9 at offset 47\)",
+        ),
+        (ALIAS_BOMB, r"models\.yaml:5: more than 100,000 values once its aliases \(\*name\) are expanded"),
+        (b"models: " + b"{a: " * 100 + b"1" + b"}" * 100, r"models\.yaml:1: nested more than 64 levels deep"),
+        (b"models: &m {fast: *m}\n", r"models\.yaml:1: an alias \(\*name\) is used inside its own anchor"),
+        (b"models: !!python/object/apply:os.system [true]\n", r"models\.yaml:1: not valid YAML: could not"),
+        (b"0\n", r"expected a mapping with models: and aliases:, found a int \('0'\)"),
+        (b"#" * 5_000_000, r"models\.yaml: the file is larger than 4,194,304 bytes"),
+    ],
+)
+def test_a_hostile_or_broken_registry_file_is_one_registry_error(
+    tmp_path: Path, data: bytes, message: str
+) -> None:
+    path = tmp_path / "models.yaml"
+    path.write_bytes(data)
+    with pytest.raises(bm.RegistryError, match=message) as caught:
+        bm.Registry.load(path)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("policy", "message"),
+    [
+        ({"weights": {"production": float("nan"), "canary": 1.0}}, "weights.production: Input should be"),
+        ({"policy": {"timeout": float("inf")}}, "policy.timeout: Input should be a finite number"),
+    ],
+)
+def test_non_finite_numbers_are_refused(policy: dict[str, Any], message: str) -> None:
+    alias = {"versions": {"production": "fast", "canary": "fast"}, **policy}
+    with pytest.raises(bm.RegistryError, match=message):
+        bm.Registry.from_dict({"models": {"fast": CALLABLE}, "aliases": {"a": alias}})
+
+
+@pytest.mark.parametrize(
+    ("provider", "module", "spec"),
+    [("openai", "openai", {}), ("anthropic", "anthropic", {}), ("sklearn", "joblib", {"path": "m.joblib"})],
+)
+def test_a_missing_provider_sdk_is_reported_when_the_registry_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: str, module: str, spec: dict[str, str]
+) -> None:
+    (tmp_path / "m.joblib").write_bytes(b"")
+    monkeypatch.setitem(sys.modules, module, None)  # what an environment without the extra has
+    models = {"a": {"provider": provider, **spec}, "b": {"provider": provider, **spec}, "fast": CALLABLE}
+    with pytest.raises(bm.RegistryError) as caught:
+        bm.Registry.from_dict({"models": models}, base_dir=tmp_path)
+    assert str(caught.value) == (
+        f"<dict>: models 'a', 'b' use provider {provider!r}, whose SDK is not installed: "
+        f"pip install 'bandmaster[{provider}]'"
+    )

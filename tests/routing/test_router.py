@@ -85,3 +85,38 @@ async def test_decision_is_journaled_with_rule_and_values(tmp_path: Path) -> Non
     assert route_steps[0].output["values"]["intent"] == {"label": "billing", "confidence": 0.95}
     assert "text" not in route_steps[0].output["values"]  # only what the rule read
     assert seen == ["auto_reply", "auto_reply"]  # live, then replayed from the journal
+
+
+class NoTruth:
+    def __bool__(self) -> bool:
+        raise ValueError("the truth value is ambiguous")
+
+
+def test_a_rule_that_fails_while_deciding_is_a_usage_error_naming_router_and_rule() -> None:
+    router = Router(default="human", name="triage_router")
+    router.add_route("intent['missing'] == 'x'", "auto_reply", name="missing_key")
+    with pytest.raises(ExpressionError) as caught:
+        router.decide(intent={})
+    assert str(caught.value) == (
+        "router 'triage_router': rule 'missing_key': evaluation failed: KeyError: 'missing'"
+    )
+    assert (caught.value.router, caught.value.rule) == ("triage_router", "missing_key")
+
+    by_lambda = Router(default="human", name="triage_router")
+    by_lambda.add_route(lambda v: v["text"] == "x", "auto_reply", name="reads_text")
+    with pytest.raises(
+        bm.UsageError, match=r"^router 'triage_router': rule 'reads_text' failed: KeyError: 'text'"
+    ):
+        by_lambda.decide(intent={})
+
+    vague = Router(default="human", name="triage_router")
+    vague.add_route(lambda v: NoTruth(), "auto_reply", name="vague")
+    with pytest.raises(bm.UsageError, match=r"rule 'vague' gave a NoTruth, which is neither true nor false"):
+        vague.decide()
+
+
+def test_a_rule_formatting_a_gigabyte_is_refused_when_added() -> None:
+    router = Router(default="human", name="triage_router")
+    with pytest.raises(ExpressionError, match=r"^router 'triage_router': rule 'wide': '%\.999999999f' asks"):
+        router.add_route("'%.999999999f' % score == 'x'", "auto_reply", name="wide")
+    assert router.rules == []

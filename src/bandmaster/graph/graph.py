@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from bandmaster.graph.errors import GraphError, Problem
-from bandmaster.graph.loader import Lines, parse_yaml
+from bandmaster.graph.loader import Lines, parse_yaml, read_graph_file
 from bandmaster.graph.spec import KINDS, NODE_ID, AIStep, End, Human, MapReduce, Node, Parallel, Router, Step
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ class Graph:
         path = Path(path)
         if not path.is_file():
             raise GraphError([Problem(given, None, None, "no such file")])
-        return cls.from_yaml(path.read_text(), source=given, steps=steps, functions=functions)
+        return cls.from_yaml(read_graph_file(path), source=given, steps=steps, functions=functions)
 
     @classmethod
     def from_yaml(

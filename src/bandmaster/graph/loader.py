@@ -8,14 +8,17 @@ where a path is the tuple of keys and indices from the top, e.g. ``("nodes", "ro
 
 from __future__ import annotations
 
+import pathlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
 from bandmaster.graph.errors import GraphError, Problem
+from bandmaster.yamlfile import YamlProblem, compose, invalid, read_text
 
 Path = tuple[str | int, ...]
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
 
 
 @dataclass(slots=True)
@@ -33,25 +36,28 @@ class Lines:
 
 
 def parse_yaml(text: str, *, source: str) -> tuple[Any, Lines]:
-    """``(data, lines)`` for one YAML document; malformed YAML is a ``GraphError``."""
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        reason = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise GraphError([Problem(source, line, None, f"not valid YAML: {reason}")]) from None
-    except yaml.YAMLError as exc:
-        raise GraphError([Problem(source, None, None, f"not valid YAML: {exc}")]) from None
+    """``(data, lines)`` for one YAML document; malformed or oversized YAML is a ``GraphError``
+    (the limits are those of ``bandmaster.yamlfile``)."""
     lines = Lines()
-    if root is None:
-        return None, lines
     problems: list[Problem] = []
-    constructor = yaml.SafeLoader("")
-    data = _build(root, (), lines, constructor, problems, source)
+    try:
+        root = compose(text)
+        if root is None:
+            return None, lines
+        data = _build(root, (), lines, yaml.SafeLoader(""), problems, source)
+    except YamlProblem as exc:
+        raise GraphError([Problem(source, exc.line, None, exc.message)]) from None
     if problems:
         raise GraphError(problems)
     return data, lines
+
+
+def read_graph_file(path: pathlib.Path) -> str:
+    """The text of a graph file; an unreadable, oversized or binary file is a ``GraphError``."""
+    try:
+        return read_text(path)
+    except YamlProblem as exc:
+        raise GraphError([Problem(str(path), exc.line, None, exc.message)]) from None
 
 
 def _build(
@@ -63,11 +69,16 @@ def _build(
     source: str,
 ) -> Any:
     lines.by_path.setdefault(path, node.start_mark.line + 1)
+    if not isinstance(node, yaml.ScalarNode) and node.tag not in _PLAIN_TAGS:  # `x: !!python/object {}`
+        raise YamlProblem(f"tag {node.tag!r} is not allowed; write a plain mapping or list", lines.of(path))
     if isinstance(node, yaml.MappingNode):
-        constructor.flatten_mapping(node)  # `<<: *anchor` merge keys
+        try:
+            constructor.flatten_mapping(node)  # `<<: *anchor` merge keys
+        except yaml.YAMLError as exc:  # `<<: 5`
+            raise invalid(exc, node) from None
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = constructor.construct_object(key_node, deep=True)
+            key = _scalar(key_node, constructor)
             if not isinstance(key, str | int | float | bool) and key is not None:
                 problems.append(Problem(source, key_node.start_mark.line + 1, None, "keys must be scalars"))
                 continue
@@ -90,7 +101,14 @@ def _build(
             _build(item, (*path, index), lines, constructor, problems, source)
             for index, item in enumerate(node.value)
         ]
-    return constructor.construct_object(node, deep=True)
+    return _scalar(node, constructor)
+
+
+def _scalar(node: yaml.Node, constructor: yaml.SafeLoader) -> Any:
+    try:
+        return constructor.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:  # !!python/object, a bad !!timestamp
+        raise invalid(exc, node) from None
 
 
 def _node_of(path: Path, key: Any) -> str | None:

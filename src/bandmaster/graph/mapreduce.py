@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bandmaster.calls import call_model
 from bandmaster.errors import InvalidInput, UsageError
+from bandmaster.format_limits import format_spec_problem
 from bandmaster.graph.chunking import Tokenizer, chunk_text, default_tokenizer
 from bandmaster.models.base import Model, ModelResponse, Usage
 from bandmaster.models.registry import Registry
@@ -250,6 +251,17 @@ class _Template:
             )
         if required not in names:
             raise UsageError(f"map_reduce({name}=...) must contain {{{required}}}: {prompt[:60]!r}")
+        for field, spec in fields:
+            # The fields' types are known (text or a number), so a spec is checked here in full.
+            sample: Any = "" if field in ("chunk", "summaries") else 0
+            problem = format_spec_problem(spec, sample) if spec else None
+            if problem is None and spec:
+                try:
+                    format(sample, spec)
+                except ValueError as exc:
+                    problem = str(exc)
+            if problem is not None:
+                raise UsageError(f"map_reduce({name}=...): {{{field}:{spec}}}: {problem}")
 
     def render(self, **fields: Any) -> str:
         if isinstance(self.prompt, str):

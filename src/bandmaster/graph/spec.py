@@ -33,7 +33,8 @@ Key = Annotated[str, Field(pattern=NODE_ID)]
 
 
 class _Node(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN passes no comparison and is not JSON: `temperature: .nan` is a mistake, as is `.inf`.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     id: Key
     title: str | None = None

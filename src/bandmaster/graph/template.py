@@ -4,6 +4,11 @@ Rendering is ``str.format`` with a formatter whose field lookup is ours: a field
 followed by ``.name`` or ``[index]`` parts, resolved on dicts, lists and objects, never reaching
 ``_private`` or dunder attributes (the classic format-string escape). No ``eval``. Strings go
 in as they are; dicts, lists and pydantic models go in as JSON, which is what a model reads best.
+
+Formatting is bounded: widths and precisions within ``MAX_FORMAT_WIDTH`` (checked when the graph
+is validated, and again at render time, when a spec may come from the state), format specs
+nest one level (``{text:.{limit}}``), and a rendered template is at most ``MAX_RENDERED``
+characters.
 """
 
 from __future__ import annotations
@@ -16,12 +21,21 @@ from typing import Any, cast
 
 from pydantic import BaseModel
 
+from bandmaster.errors import UsageError
+from bandmaster.format_limits import MAX_FORMAT_WIDTH, format_spec_problem
+
+__all__ = ["MAX_FORMAT_WIDTH", "MAX_RENDERED", "TemplateError", "references", "render", "render_partial"]
+
+MAX_RENDERED = 20_000_000
+"""The most characters one template may render to (a long document fits; ``{doc}`` written a
+million times does not)."""
+
 _PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[([^\[\]]+)\]")
 _ROOT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-class TemplateError(ValueError):
-    """A template is malformed or reads something it may not."""
+class TemplateError(UsageError, ValueError):
+    """A template is malformed, reads something it may not, or asks for more than the limits."""
 
 
 def parse_field(field: str) -> tuple[str, list[str | int]]:
@@ -47,18 +61,30 @@ def parse_field(field: str) -> tuple[str, list[str | int]]:
     return root.group(), parts
 
 
-def references(template: str) -> set[str]:
-    """The state keys a template reads (raises ``TemplateError`` when it is malformed)."""
-    keys: set[str] = set()
+def _parse(template: str) -> list[tuple[str, str | None, str | None, str | None]]:
     try:
-        parsed = list(string.Formatter().parse(template))
+        return list(string.Formatter().parse(template))
     except ValueError as exc:
         raise TemplateError(f"malformed template ({exc}); write {{{{ and }}}} for literal braces") from None
-    for _literal, field, spec, conversion in parsed:
+
+
+def references(template: str, *, nested: bool = False) -> set[str]:
+    """The state keys a template reads (raises ``TemplateError`` when it is malformed or asks
+    for a width or precision over the limit)."""
+    keys: set[str] = set()
+    for _literal, field, spec, conversion in _parse(template):
         if field is None:
             continue
         if spec and "{" in spec:
-            keys |= references(spec)
+            if nested:
+                raise TemplateError(
+                    f"{{{field}:{spec}}}: a field inside a format spec has no spec of its own"
+                )
+            keys |= references(spec, nested=True)
+        elif spec:
+            problem = format_spec_problem(spec)
+            if problem is not None:
+                raise TemplateError(f"{{{field}:{spec}}}: {problem}")
         if conversion not in (None, "s", "r"):
             raise TemplateError(f"{{{field}!{conversion}}}: unknown conversion")
         keys.add(parse_field(field)[0])
@@ -92,33 +118,56 @@ def as_text(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-class _Formatter(string.Formatter):
-    def get_field(self, field_name: str, args: Sequence[Any], kwargs: Mapping[str, Any]) -> Any:
-        root, parts = parse_field(field_name)
-        try:
-            return lookup(kwargs, root, parts), root
-        except (KeyError, IndexError, AttributeError, TypeError) as exc:
-            raise TemplateError(f"{{{field_name}}}: the state has no value there ({exc!r})") from None
+def _value(state: Mapping[str, Any], field: str) -> Any:
+    root, parts = parse_field(field)
+    try:
+        return lookup(state, root, parts)
+    except (KeyError, IndexError, AttributeError, TypeError) as exc:
+        raise TemplateError(f"{{{field}}}: the state has no value there ({exc!r})") from None
 
-    def format_field(self, value: Any, format_spec: str) -> str:
-        if format_spec:
-            return format(value, format_spec)
+
+def _fill(state: Mapping[str, Any], field: str, spec: str, conversion: str | None) -> str:
+    """The text of one ``{field!conversion:spec}``."""
+    value = _value(state, field)
+    if conversion == "r":
+        value = repr(value)
+    elif conversion == "s":
+        value = str(value)
+    if spec and "{" in spec:  # ``{text:.{limit}}``: the spec itself is filled from the state
+        spec = "".join(lit + (as_text(_value(state, f)) if f else "") for lit, f, _, _ in _parse(spec))
+    if not spec:
         return as_text(value)
+    problem = format_spec_problem(spec, value)
+    if problem is not None:
+        raise TemplateError(f"{{{field}:{spec}}}: {problem}")
+    try:
+        return format(value, spec)
+    except (ValueError, TypeError) as exc:  # "Unknown format code 'd' for object of type 'str'"
+        raise TemplateError(f"{{{field}:{spec}}}: cannot format a {type(value).__name__}: {exc}") from None
 
-    def convert_field(self, value: Any, conversion: str | None) -> Any:
-        if conversion == "r":
-            return repr(value)
-        if conversion == "s":
-            return str(value)
-        return value
 
-
-_FORMATTER = _Formatter()
+def _fields(template: str, state: Mapping[str, Any], keep: frozenset[str], escape: bool) -> str:
+    out: list[str] = []
+    size = 0
+    for literal, field, spec, conversion in _parse(template):
+        filled = kept = ""
+        if field is not None and parse_field(field)[0] in keep:
+            kept = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        elif field is not None:
+            filled = _fill(state, field, spec or "", conversion)
+        size += len(literal) + len(filled) + len(kept)
+        if size > MAX_RENDERED:
+            raise TemplateError(
+                f"the template renders to more than {MAX_RENDERED:,} characters (at {{{field}}}); "
+                f"shorten it, or cut long values with a precision, e.g. {{text:.2000}}"
+            )
+        out.append((_escape(literal + filled) if escape else literal + filled) + kept)
+    return "".join(out)
 
 
 def render(template: str, state: Mapping[str, Any]) -> str:
     """Fill ``template`` from ``state``."""
-    return _FORMATTER.vformat(template, (), state)
+    return _fields(template, state, frozenset(), escape=False)
 
 
 def _escape(text: str) -> str:
@@ -128,19 +177,4 @@ def _escape(text: str) -> str:
 def render_partial(template: str, state: Mapping[str, Any], keep: frozenset[str]) -> str:
     """Fill the state fields of ``template`` and leave the fields named in ``keep`` (and the
     literal braces) as a ``str.format`` template, for a function that fills those later."""
-    out: list[str] = []
-    for literal, field, spec, conversion in string.Formatter().parse(template):
-        out.append(_escape(literal))
-        if field is None:
-            continue
-        if parse_field(field)[0] in keep:
-            out.append(
-                "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-            )
-            continue
-        value, _ = _FORMATTER.get_field(field, (), state)
-        value = _FORMATTER.convert_field(value, conversion)
-        if spec and "{" in spec:
-            spec = _FORMATTER.vformat(spec, (), state)
-        out.append(_escape(_FORMATTER.format_field(value, spec or "")))
-    return "".join(out)
+    return _fields(template, state, keep, escape=True)

@@ -128,6 +128,13 @@ class Checker:
                 if rule in seen:
                     self.report(node.id, f"two routes are named {rule!r}; give one a name:", "routes", index)
                 seen.add(rule)
+        if isinstance(node, MapReduce) and node.overlap is not None and node.overlap >= node.context_limit:
+            self.report(
+                node.id,
+                f"overlap {node.overlap} must be smaller than context_limit {node.context_limit}, or no "
+                f"chunk has room for new text",
+                "overlap",
+            )
         if isinstance(node, End):
             for field in ("next", "on_error"):
                 if getattr(node, field) is not None:

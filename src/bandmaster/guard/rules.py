@@ -74,12 +74,18 @@ class BannedTopics(Guard):
         self.threshold = threshold
         self.direction = check_direction(direction)
         self.on_violation = check_on_violation(on_violation)
-        trie = _trie_pattern(cleaned) if cleaned else ""
-        # Searching lower-cased text with a case-sensitive pattern is about 3x faster than
-        # IGNORECASE; the IGNORECASE pattern serves text whose lower-casing changes its length
-        # (offsets would no longer point into the original).
-        self._lower = re.compile(r"(?<!\w)" + trie + r"(?!\w)") if trie else None
-        self._pattern = re.compile(r"(?<!\w)" + trie + r"(?!\w)", re.IGNORECASE) if trie else None
+        try:
+            trie = _trie_pattern(cleaned) if cleaned else ""
+            # Searching lower-cased text with a case-sensitive pattern is about 3x faster than
+            # IGNORECASE; the IGNORECASE pattern serves text whose lower-casing changes its length
+            # (offsets would no longer point into the original).
+            self._lower = re.compile(r"(?<!\w)" + trie + r"(?!\w)") if trie else None
+            self._pattern = re.compile(r"(?<!\w)" + trie + r"(?!\w)", re.IGNORECASE) if trie else None
+        except (RecursionError, OverflowError, re.error):  # phrases nested in each other, hundreds deep
+            raise UsageError(
+                f"BannedTopics: {len(cleaned)} phrases that extend one another hundreds of times "
+                f"('a', 'ab', 'abc', ...) are too many to match at once; list the shortest only"
+            ) from None
 
     def to_config(self) -> dict[str, Any]:
         return {

@@ -39,7 +39,7 @@ __all__ = ["GuardSpec"]
 
 
 class GuardSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     temperature: float | None = Field(default=None, ge=0, le=2)
     max_tokens: int | None = Field(default=None, gt=0)
@@ -60,6 +60,16 @@ class GuardSpec(BaseModel):
     def _no_blank(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and any(not item.strip() for item in value):
             raise ValueError("entries must not be empty")
+        return value
+
+    @field_validator("banned_topics")
+    @classmethod
+    def _matchable(cls, value: list[str] | None) -> list[str] | None:
+        if value:
+            try:
+                BannedTopics(value)  # compiles the phrases now, not at the first call
+            except UsageError as exc:
+                raise ValueError(str(exc)) from None
         return value
 
     @field_validator("output_schema")

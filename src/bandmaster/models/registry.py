@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,7 +38,8 @@ from bandmaster.policies.retry import Retry
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # NaN passes every comparison check (a NaN weight "sums to 1"): refuse it, and infinity.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class RetrySpec(_Spec):
@@ -151,6 +153,21 @@ def _config_error(source: str, exc: ValidationError) -> RegistryError:
     return RegistryError("invalid model registry:\n  " + "\n  ".join(lines))
 
 
+_SDK_MODULES = {"openai": ("openai",), "anthropic": ("anthropic",), "sklearn": ("joblib", "sklearn")}
+"""The modules each provider imports, installed by the extra of the provider's name."""
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module without a spec
+        return False
+
+
+def _kind(value: Any) -> str:
+    return "a list" if isinstance(value, list) else f"a {type(value).__name__} ({str(value)[:40]!r})"
+
+
 def sticky_fraction(alias: str, key: str) -> float:
     """A uniform number in [0, 1) fixed by (alias, key): the same user keeps the same version."""
     digest = hashlib.blake2b(f"{alias}\x00{key}".encode(), digest_size=8).digest()
@@ -175,21 +192,24 @@ class Registry:
                 self.prices.set(spec.model or name, spec.price)
         self._instances: dict[str, Model] = dict(models or {})
         self._check_references()
+        self._check_sdks()
 
     # --- loading --------------------------------------------------------------------------
 
     @classmethod
     def load(cls, path: str | Path, *, models: Mapping[str, Model] | None = None) -> Registry:
         """Load ``models.yaml``; errors name the file, the key and the reason."""
-        import yaml
+        from bandmaster.yamlfile import YamlProblem, compose, construct, read_text
 
         path = Path(path)
         if not path.is_file():
             raise RegistryError(f"model registry {path} does not exist")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise RegistryError(f"{path}: not valid YAML: {exc}") from exc
+            root = compose(read_text(path))
+            data = {} if root is None else construct(root)
+        except YamlProblem as exc:
+            where = f"{path}:{exc.line}" if exc.line is not None else str(path)
+            raise RegistryError(f"{where}: {exc.message}") from None
         return cls.from_dict(data, source=str(path), base_dir=path.parent, models=models)
 
     @classmethod
@@ -201,8 +221,12 @@ class Registry:
         base_dir: str | Path = ".",
         models: Mapping[str, Model] | None = None,
     ) -> Registry:
+        if data is None:  # an empty file
+            data = {}
         if not isinstance(data, Mapping):
-            raise RegistryError(f"{source}: expected a mapping with models: and aliases:")
+            raise RegistryError(
+                f"{source}: expected a mapping with models: and aliases:, found {_kind(data)}"
+            )
         try:
             config = RegistryConfig.model_validate(data)
         except ValidationError as exc:
@@ -228,6 +252,24 @@ class Registry:
                         f"{self.source}: aliases.{alias}.policy.fallback[{index}]: unknown model {name!r}; "
                         f"register Python fallbacks with Registry(models={{{name!r}: ...}})"
                     )
+
+    def _check_sdks(self) -> None:
+        """A provider's SDK is an extra: say which to install now, not at the first call."""
+        missing: dict[str, list[str]] = {}
+        for name, model in self.config.models.items():
+            if name in self._instances:
+                continue
+            for module in _SDK_MODULES.get(model.provider, ()):
+                if not _importable(module):
+                    missing.setdefault(model.provider, []).append(name)
+                    break
+        if missing:
+            needs = "; ".join(
+                f"models {', '.join(repr(n) for n in names)} use provider {provider!r}, whose SDK is not "
+                f"installed: pip install 'bandmaster[{provider}]'"
+                for provider, names in missing.items()
+            )
+            raise RegistryError(f"{self.source}: {needs}")
 
     # --- lookups --------------------------------------------------------------------------
 

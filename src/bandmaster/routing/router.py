@@ -22,8 +22,8 @@ from pydantic import BaseModel
 from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import journaling
 from bandmaster.engine.serde import ANY, codec_for
-from bandmaster.errors import UsageError
-from bandmaster.routing.expr import Expression
+from bandmaster.errors import BandmasterError, UsageError
+from bandmaster.routing.expr import Expression, ExpressionError
 
 Condition = str | Callable[[Mapping[str, Any]], bool]
 
@@ -41,11 +41,29 @@ class Rule:
     expression: Expression | None
     predicate: Callable[[Mapping[str, Any]], bool] | None
 
-    def holds(self, values: Mapping[str, Any]) -> bool:
+    def holds(self, values: Mapping[str, Any], router: str) -> bool:
         if self.expression is not None:
-            return bool(self.expression.evaluate(values))
-        assert self.predicate is not None
-        return bool(self.predicate(values))
+            try:
+                result = self.expression.evaluate(values)
+            except ExpressionError as exc:
+                raise exc.in_router(router) from exc.__cause__
+        else:
+            assert self.predicate is not None
+            try:
+                result = self.predicate(values)
+            except BandmasterError:
+                raise
+            except Exception as exc:  # a KeyError in a lambda says nothing of which rule
+                raise UsageError(
+                    f"router {router!r}: rule {self.name!r} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+        try:
+            return bool(result)
+        except Exception as exc:  # an object with no truth value (a numpy array)
+            raise UsageError(
+                f"router {router!r}: rule {self.name!r} gave a {type(result).__name__}, which is "
+                f"neither true nor false ({exc}); make the condition a comparison"
+            ) from exc
 
     def seen(self, values: Mapping[str, Any]) -> dict[str, Any]:
         names = self.expression.names if self.expression is not None else set(values)
@@ -84,9 +102,12 @@ class Router:
         if any(rule.name == rule_name for rule in self.rules):
             raise UsageError(f"router {self.name!r} already has a rule named {rule_name!r}")
         if isinstance(condition, str):
-            expression = Expression(
-                condition, rule=rule_name, variables=self.variables, functions=self.functions
-            )
+            try:
+                expression = Expression(
+                    condition, rule=rule_name, variables=self.variables, functions=self.functions
+                )
+            except ExpressionError as exc:
+                raise exc.in_router(self.name) from None
             self.rules.append(Rule(rule_name, target, expression, None))
         elif callable(condition):
             self.rules.append(Rule(rule_name, target, None, condition))
@@ -97,7 +118,7 @@ class Router:
     def evaluate(self, values: Mapping[str, Any]) -> RouteDecision:
         """The decision for ``values``, without journaling."""
         for rule in self.rules:
-            if rule.holds(values):
+            if rule.holds(values, self.name):
                 return RouteDecision(route=rule.target, rule=rule.name, values=rule.seen(values))
         if self.default is not None:
             return RouteDecision(route=self.default, rule=None)
