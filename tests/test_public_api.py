@@ -151,3 +151,25 @@ def test_dir_lists_the_lazy_names_before_they_load(package: str) -> None:
     code = f"import {package} as m; print(sorted(set(m.__all__) - set(dir(m))))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_names_of_missing_extras_still_star_import_and_fail_when_used() -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['httpx2'] = sys.modules['presidio_analyzer'] = None  # extras approvals, pii\n"
+        "from bandmaster import *\n"
+        "import bandmaster as bm\n"
+        "for use in (lambda: bm.Webhook('https://example.org', secret='x' * 16), bm.RedactPII,\n"
+        "            lambda: bm.TokenVault.generate_key()):\n"
+        "    try:\n"
+        "        use()\n"
+        "    except ImportError as exc:\n"
+        "        print(exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    assert "pip install 'bandmaster[approvals]'" in lines[0]
+    assert "pip install 'bandmaster[pii]'" in lines[1]
+    assert lines[2] == lines[1]

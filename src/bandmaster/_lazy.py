@@ -10,6 +10,24 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Callable, Mapping
+from typing import Any, NoReturn
+
+
+class MissingExtra(type):
+    """The type of a stand-in for a name whose extra is not installed. ``from bandmaster
+    import *`` still works; making or using the name raises the ImportError that says what to
+    install."""
+
+    error: str
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> NoReturn:
+        raise ImportError(cls.error)
+
+    def __getattr__(cls, name: str) -> NoReturn:
+        raise ImportError(cls.error)
+
+    def __repr__(cls) -> str:
+        return f"<{cls.__name__}: {cls.error}>"
 
 
 def lazy_loader(
@@ -23,7 +41,10 @@ def lazy_loader(
         module = lazy.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        try:
+            value = getattr(importlib.import_module(module), name)
+        except ImportError as exc:  # an extra is missing: not cached, so installing it works
+            return MissingExtra(name, (), {"error": str(exc), "__module__": package})
         namespace[name] = value
         return value
 

@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 from guarded_models import BACKUP, PRIMARY
+from tests.extras import needs
 
 import bandmaster as bm
 from bandmaster.graph.chunking import ApproxTokenizer, default_tokenizer
 from models.helpers import ScriptedServer
+
+json_schema = needs("guard", "jsonschema")
 
 BANNED = ["insider trading", "tax evasion"]
 
@@ -252,6 +255,7 @@ async def test_max_output_tokens_caps_the_request_and_refuses_a_longer_answer(
 # --- required fields ----------------------------------------------------------------------
 
 
+@json_schema
 async def test_required_fields_after_a_schema(registry: bm.Registry, server: ScriptedServer) -> None:
     schema = {"type": "object"}
     server.script(

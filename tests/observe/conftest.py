@@ -87,6 +87,7 @@ def stop(proc: subprocess.Popen[str]) -> None:
 @pytest.fixture
 def otlp_receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``otlp_receiver.py`` in its own process: (endpoint URL, file of received span lines)."""
+    pytest.importorskip("opentelemetry.proto", reason=OTEL)
     out = tmp_path / "received.tsv"
     out.touch()
     proc, port = start_printing_port(
