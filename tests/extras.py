@@ -21,3 +21,7 @@ def needs(extra: str, *modules: str) -> pytest.MarkDecorator:
     return pytest.mark.skipif(
         bool(missing), reason=f"needs bandmaster[{extra}] ({', '.join(missing)} missing)"
     )
+
+
+# What `bandmaster demo` imports: bandmaster[demo] = sklearn, plot, pii, guard.
+DEMO = ("sklearn", "matplotlib", "presidio_analyzer", "jsonschema")

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-from tests.extras import needs
+from tests.extras import DEMO, needs
 
 import bandmaster as bm
 from bandmaster.guard.base import Reask
 from bandmaster.guard.portable import guard_from_data, guards_as_data, guards_from_data
 from bandmaster.guard.spec import GuardSpec
 
-demo = needs("demo", "sklearn", "matplotlib", "presidio_analyzer", "jsonschema")
+demo = needs("demo", *DEMO)
 
 json_schema = needs("guard", "jsonschema")
 
