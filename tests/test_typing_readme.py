@@ -1,7 +1,8 @@
-"""The README's complete scripts pass ``mypy --strict``, as a user would run it on them.
+"""The README's complete scripts, and typing_api.py, pass ``mypy --strict`` as a user would
+run it on them.
 
 A complete script is a ```` ```python ```` block with an ``import bandmaster`` line; blocks
-without one are fragments (they continue an earlier example) and are not checked. All scripts
+without one are fragments (they continue an earlier example) and are not checked. All files
 go to one mypy run, outside the repository so its own mypy settings do not apply.
 """
 
@@ -16,7 +17,8 @@ import pytest
 
 pytest.importorskip("mypy", reason="needs mypy (bandmaster[dev]): pip install 'bandmaster[dev]'")
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+HERE = Path(__file__).resolve().parent
+README = HERE.parent / "README.md"
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 SCRIPT = re.compile(r"^import bandmaster\b", re.MULTILINE)
 
@@ -35,6 +37,7 @@ def readme_scripts() -> dict[str, str]:
 def test_readme_scripts_pass_mypy_strict(tmp_path: Path) -> None:
     scripts = readme_scripts()
     assert len(scripts) >= 10, f"expected the README's examples, found {sorted(scripts)}"
+    scripts["typing_api.py"] = (HERE / "typing_api.py").read_text(encoding="utf-8")
     for name, code in scripts.items():
         (tmp_path / name).write_text(code, encoding="utf-8")
     result = subprocess.run(
@@ -44,4 +47,6 @@ def test_readme_scripts_pass_mypy_strict(tmp_path: Path) -> None:
         text=True,
         timeout=300,
     )
-    assert result.returncode == 0, f"mypy --strict on README.md's scripts:\n{result.stdout}{result.stderr}"
+    assert result.returncode == 0, (
+        f"mypy --strict on README.md's scripts and typing_api.py:\n{result.stdout}{result.stderr}"
+    )
