@@ -34,14 +34,17 @@ def readme_scripts() -> dict[str, str]:
     return scripts
 
 
-def test_readme_scripts_pass_mypy_strict(tmp_path: Path) -> None:
+def test_readme_scripts_pass_mypy_strict(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     scripts = readme_scripts()
     assert len(scripts) >= 10, f"expected the README's examples, found {sorted(scripts)}"
     scripts["typing_api.py"] = (HERE / "typing_api.py").read_text(encoding="utf-8")
     for name, code in scripts.items():
         (tmp_path / name).write_text(code, encoding="utf-8")
+    # mypy's cache in pytest's (kept between runs: seconds instead of half a minute), if enabled
+    pytest_cache = getattr(request.config, "cache", None)
+    cache = pytest_cache.mkdir("mypy") if pytest_cache is not None else tmp_path / ".mypy_cache"
     result = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / ".mypy_cache"), *scripts],
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(cache), *scripts],
         cwd=tmp_path,
         capture_output=True,
         text=True,
