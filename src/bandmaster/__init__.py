@@ -12,6 +12,9 @@ async def triage(text: str) -> str:
 bm.run(triage, "my card was charged twice")
 """
 
+from typing import TYPE_CHECKING
+
+from bandmaster._lazy import lazy_loader
 from bandmaster.calls import call_model
 from bandmaster.engine import (
     Engine,
@@ -107,16 +110,14 @@ _LAZY = {
     "TokenVault": "bandmaster.guard.pii_vault",
 }
 
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bandmaster' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+if TYPE_CHECKING:  # the real types for checkers; the same names as _LAZY (tests/test_public_api.py)
+    from bandmaster.approvals import Webhook
+    from bandmaster.guard.pii import RedactPII
+    from bandmaster.guard.pii_vault import TokenVault
+    from bandmaster.routing import Cascade, Example, RouteDecision, Router
+    from bandmaster.temporal import TemporalEngine
+else:
+    __getattr__, __dir__ = lazy_loader(__name__, _LAZY)
 
 
 __all__ = [

@@ -20,8 +20,11 @@ from typing import Literal
 from pydantic import BaseModel
 from tests.approvals.conftest import SECRET, Receiver
 from tests.conftest import StatusWaiter
+from tests.extras import needs
 
 import bandmaster as bm
+
+pytestmark = needs("approvals", "httpx2")  # bm.Webhook announces the approval
 
 # Patterns a naive PHI detector uses; the first one also matches invoice numbers.
 PHI_RULES = {

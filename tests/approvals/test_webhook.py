@@ -10,9 +10,12 @@ import time
 import pytest
 from tests.approvals.conftest import SECRET, Receiver
 from tests.conftest import StatusWaiter
+from tests.extras import needs
 
 import bandmaster as bm
 from bandmaster.approvals import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature
+
+webhook = needs("approvals", "httpx2")
 
 FAST = bm.Retry(attempts=3, initial=0.05, multiplier=2.0, max_delay=0.2)
 
@@ -26,6 +29,7 @@ async def wf_notified(url: str, timeout: float, secret: str = SECRET) -> bm.Deci
     )  # fmt: skip
 
 
+@webhook
 async def test_receiver_verifies_the_signed_slack_message(
     engine: bm.Engine, receiver: Receiver, until_status: StatusWaiter
 ) -> None:
@@ -49,6 +53,7 @@ async def test_receiver_verifies_the_signed_slack_message(
     assert (await handle.result(timeout=15)).by == "alice"
 
 
+@webhook
 async def test_a_receiver_that_recovers_gets_the_same_idempotency_key(
     engine: bm.Engine, flaky_receiver: Receiver, until_status: StatusWaiter
 ) -> None:
@@ -67,6 +72,7 @@ async def test_a_receiver_that_recovers_gets_the_same_idempotency_key(
     await handle.cancel()
 
 
+@webhook
 async def test_receiver_down_retries_are_recorded_and_the_default_still_applies(
     engine: bm.Engine, dead_url: str
 ) -> None:
@@ -83,6 +89,7 @@ async def test_receiver_down_retries_are_recorded_and_the_default_still_applies(
     assert len(notify.meta["attempt_errors"]) == 3
 
 
+@webhook
 async def test_a_wrong_secret_is_refused_by_the_receiver_and_not_retried(
     engine: bm.Engine, receiver: Receiver, until_status: StatusWaiter
 ) -> None:
@@ -126,6 +133,7 @@ def test_signature_format_is_hmac_sha256_of_version_timestamp_body() -> None:
     assert sign(SECRET, 1_700_000_000, "{}") == f"v1={expected}"
 
 
+@webhook
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -139,5 +147,6 @@ def test_webhook_rejects_bad_configuration(kwargs: dict[str, object], message: s
         bm.Webhook(**kwargs)  # type: ignore[arg-type]
 
 
+@webhook
 def test_the_secret_is_not_in_the_repr() -> None:
     assert SECRET not in repr(bm.Webhook("https://hooks.example.org/T0/B0/xyz", secret=SECRET))

@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.extras import DEMO, needs
+
+pytestmark = needs("demo", *DEMO)  # `bandmaster demo` imports the demo extra
+
 CONTRACTS = Path(__file__).resolve().parents[2] / "examples" / "contract_review" / "contracts.jsonl"
 
 

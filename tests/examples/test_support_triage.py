@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.extras import DEMO, needs
+
+demo_extra = needs("demo", *DEMO)
+server_extra = needs("server", "fastapi", "uvicorn")
+http_client = needs("approvals", "httpx2")
 
 ROOT = Path(__file__).resolve().parents[2]
 TICKETS = ROOT / "examples" / "support_triage" / "tickets.jsonl"
@@ -38,6 +43,7 @@ def report_of(proc: subprocess.CompletedProcess[str]) -> dict[str, Any]:
     return json.loads(proc.stdout)  # type: ignore[no-any-return]
 
 
+@demo_extra
 def test_demo_triages_the_bundled_tickets_and_reports(workdir: Path) -> None:
     report = report_of(demo(workdir, "--limit", "90", "--html", str(workdir / "report.html")))
     assert report["tickets"] == report["completed"] == 90
@@ -71,6 +77,7 @@ def test_demo_triages_the_bundled_tickets_and_reports(workdir: Path) -> None:
     assert html.count("data:image/png;base64,") == 3
 
 
+@demo_extra
 def test_journal_matches_the_report_and_holds_no_phi(workdir: Path) -> None:
     report = report_of(demo(workdir, "--limit", "100", db="small.db"))
     # Every invented identifier of these tickets (names, dates of birth, phones, MRNs, SSNs,
@@ -93,6 +100,7 @@ def test_journal_matches_the_report_and_holds_no_phi(workdir: Path) -> None:
     assert routes == report["completed"] - report["reviews_held"]  # held tickets never reach the router
 
 
+@demo_extra
 def test_demo_survives_injected_faults(workdir: Path) -> None:
     report = report_of(demo(workdir, "--limit", "90", "--chaos", "--chaos-rate", "0.2", db="chaos.db"))
     assert sum(report["faults_injected"].values()) > 5
@@ -105,6 +113,7 @@ def test_demo_survives_injected_faults(workdir: Path) -> None:
     assert report["reasks"] >= report["garbage_replies"]
 
 
+@demo_extra
 def test_demo_rejects_a_folder_that_is_no_dataset(workdir: Path, tmp_path: Path) -> None:
     proc = demo(workdir, "--data", str(tmp_path))
     assert proc.returncode != 0
@@ -120,6 +129,7 @@ def test_demo_rejects_an_unknown_example_and_a_missing_examples_folder(workdir: 
     assert "pass --examples PATH/TO/examples/support_triage" in missing.stderr
 
 
+@demo_extra
 @pytest.mark.timeout(400)
 @pytest.mark.skipif(
     not (SHARED / "banking77").is_dir(), reason="needs ../shared/data/banking77 beside the repo"
@@ -133,6 +143,9 @@ def test_demo_runs_on_banking77(workdir: Path) -> None:
     assert report["cost_per_ticket"] < report["large_cost_per_ticket"]
 
 
+@http_client
+@server_extra
+@demo_extra
 def test_demo_ui_serves_the_dashboard_on_the_demo_journal(workdir: Path) -> None:
     import re
     import signal

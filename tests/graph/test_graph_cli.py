@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.extras import needs
+
 from bandmaster.graph import Graph
+
+json_schema = needs("guard", "jsonschema")
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "graphs"
@@ -27,6 +31,7 @@ def bandmaster(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]
     )
 
 
+@json_schema
 def test_graph_prints_mermaid_for_a_yaml_file_and_for_a_module_attribute(tmp_path: Path) -> None:
     expected = Graph.load(EXAMPLES / "support_pipeline.yaml").to_mermaid()
     by_file = bandmaster("graph", EXAMPLES / "support_pipeline.yaml", cwd=tmp_path)
@@ -38,6 +43,7 @@ def test_graph_prints_mermaid_for_a_yaml_file_and_for_a_module_attribute(tmp_pat
     assert (tmp_path / "chart.mmd").read_text() == expected
 
 
+@json_schema
 def test_graph_validate_checks_models_against_the_registry(tmp_path: Path) -> None:
     ok = bandmaster(
         "graph",

@@ -25,6 +25,7 @@ CALLS: Counter[str] = Counter()
 @pytest.fixture(scope="module")
 def pipelines() -> ModuleType:
     """The example workflows, imported the way ``bandmaster run`` imports them."""
+    pytest.importorskip("jsonschema", reason="needs bandmaster[guard] (the contract graph's JSON Schema)")
     return import_module(str(EXAMPLES / "pipelines.py"))
 
 

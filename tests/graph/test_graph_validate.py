@@ -9,10 +9,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tests.extras import needs
 
 import bandmaster as bm
 from bandmaster.graph import AIStep, End, Graph, GraphError, Human, Parallel, Router, Step
 from bandmaster.graph.spec import Route
+
+json_schema = needs("guard", "jsonschema")
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "graphs"
 
@@ -85,6 +88,7 @@ def test_a_good_graph_loads_with_its_nodes_kinds_and_lines() -> None:
     assert graph.nodes["reply"].key == "reply"  # output_key defaults to the node id
 
 
+@json_schema
 def test_the_example_graphs_are_valid_against_their_registry() -> None:
     import sys
 

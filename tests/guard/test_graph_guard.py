@@ -7,10 +7,13 @@ from pathlib import Path
 
 import pytest
 from guarded_models import BACKUP, PRIMARY
+from tests.extras import needs
 
 import bandmaster as bm
 from bandmaster.graph import AIStep, End, Graph, GraphError
 from models.helpers import ScriptedServer
+
+json_schema = needs("guard", "jsonschema")
 
 LEGAL_GRAPH = """\
 name: clause_review
@@ -148,6 +151,7 @@ async def test_a_named_classifier_guards_a_graph_node(
     assert server.count(PRIMARY) == 0
 
 
+@json_schema
 def test_an_unknown_classifier_names_file_line_and_node(tmp_path: Path) -> None:
     text = LEGAL_GRAPH.replace(
         "      banned_topics: [insider trading]\n",

@@ -11,11 +11,16 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from tests.extras import DEMO, needs
 
 import bandmaster as bm
 from bandmaster.guard.base import Reask
 from bandmaster.guard.portable import guard_from_data, guards_as_data, guards_from_data
 from bandmaster.guard.spec import GuardSpec
+
+demo = needs("demo", *DEMO)
+
+json_schema = needs("guard", "jsonschema")
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -33,6 +38,7 @@ def trip(guards: list[bm.Guard]) -> tuple[bm.Guard, ...]:
     return guards_from_data(json.loads(json.dumps(guards_as_data(guards))))
 
 
+@json_schema
 def test_every_built_in_guard_is_rebuilt_with_its_config() -> None:
     guards: list[bm.Guard] = [
         bm.ModelSettings(temperature=0, max_tokens=50, response_format="json"),
@@ -67,11 +73,13 @@ async def test_a_rebuilt_guard_judges_answers_as_the_original_does() -> None:
         await banned.check_output(bm.ModelResponse(output=None, text="Guarantee!"), request)
 
 
+@json_schema
 def test_rebuilding_is_cached_per_description() -> None:
     data = guards_as_data([bm.JsonSchema({"type": "object"})])
     assert guards_from_data(data)[0] is guards_from_data(json.loads(json.dumps(data)))[0]
 
 
+@demo
 def test_the_flagships_reply_guard_travels() -> None:
     sys.path.insert(0, str(EXAMPLES / "support_triage"))
     try:
@@ -84,6 +92,7 @@ def test_the_flagships_reply_guard_travels() -> None:
     assert rebuilt[-1].model is triage.Reply
 
 
+@json_schema
 def test_a_yaml_guard_set_travels() -> None:
     spec = GuardSpec(
         temperature=0,

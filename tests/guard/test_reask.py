@@ -12,9 +12,12 @@ from typing import Any, Literal
 import pytest
 from guarded_models import BACKUP, CLAUDE, PRIMARY
 from pydantic import BaseModel
+from tests.extras import needs
 
 import bandmaster as bm
 from models.helpers import ScriptedServer
+
+json_schema = needs("guard", "jsonschema")
 
 ONCE = bm.Retry(attempts=1)
 
@@ -202,6 +205,7 @@ async def test_replay_returns_the_journaled_answer_as_the_model_without_asking_a
     assert server.count(PRIMARY) == 2
 
 
+@json_schema
 async def test_json_schema_dict_is_validated_with_jsonschema(
     registry: bm.Registry, server: ScriptedServer
 ) -> None:

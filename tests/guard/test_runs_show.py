@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 from guarded_models import BACKUP, PRIMARY
+from tests.extras import needs
 
 import bandmaster as bm
 from models.helpers import ScriptedServer, bandmaster_exe, subprocess_env
+
+pytestmark = needs("guard", "jsonschema")  # the guarded call validates against a JSON Schema dict
 
 
 @bm.workflow

@@ -27,6 +27,9 @@ def scripted_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrip
     """``scripted_server.py`` as a separate process on 127.0.0.1. It binds port 0 (a free port
     chosen by the OS, so no race with other processes) and prints it; we wait until it answers
     and kill it at the end of the session."""
+    # Tests reach it through the provider SDKs: without them, they skip here.
+    pytest.importorskip("openai", reason="needs bandmaster[openai] (the scripted server's client)")
+    pytest.importorskip("anthropic", reason="needs bandmaster[anthropic] (the scripted server's client)")
     log = tmp_path_factory.mktemp("scripted") / "server.err"
     with open(log, "wb") as err:
         proc = subprocess.Popen(

@@ -8,11 +8,13 @@ import os
 import sys
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bandmaster as bm
-from bandmaster.models.anthropic import AnthropicModel
-from bandmaster.models.openai_compat import OpenAIModel
+
+if TYPE_CHECKING:  # extras openai and anthropic: imported by the helpers that build them
+    from bandmaster.models.anthropic import AnthropicModel
+    from bandmaster.models.openai_compat import OpenAIModel
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -65,9 +67,13 @@ class ScriptedServer:
     # --- providers pointed at this server -------------------------------------------------
 
     def openai(self, model: str, **options: Any) -> OpenAIModel:
+        from bandmaster.models.openai_compat import OpenAIModel
+
         return OpenAIModel(model, base_url=f"{self.url}/v1", api_key="test", **options)
 
     def anthropic(self, model: str, **options: Any) -> AnthropicModel:
+        from bandmaster.models.anthropic import AnthropicModel
+
         # The anthropic SDK appends /v1/messages to its base URL itself.
         return AnthropicModel(model, base_url=self.url, api_key="test", **options)
 

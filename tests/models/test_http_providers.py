@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("openai", reason="needs bandmaster[openai,anthropic]")
+pytest.importorskip("anthropic", reason="needs bandmaster[openai,anthropic]")
+
 import bandmaster as bm
 from bandmaster.models.anthropic import AnthropicModel
 from bandmaster.models.openai_compat import OpenAIModel

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.extras import needs
 
 import bandmaster as bm
 from bandmaster.models.registry import sticky_fraction
@@ -309,7 +310,11 @@ def test_callable_from_models_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 @pytest.mark.parametrize(
-    ("provider", "env"), [("openai", "OPENAI_API_KEY"), ("anthropic", "ANTHROPIC_API_KEY")]
+    ("provider", "env"),
+    [
+        pytest.param("openai", "OPENAI_API_KEY", marks=needs("openai", "openai")),
+        pytest.param("anthropic", "ANTHROPIC_API_KEY", marks=needs("anthropic", "anthropic")),
+    ],
 )
 def test_hosted_provider_without_api_key(monkeypatch: pytest.MonkeyPatch, provider: str, env: str) -> None:
     monkeypatch.delenv(env, raising=False)

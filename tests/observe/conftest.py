@@ -7,21 +7,28 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client import CollectorRegistry
 from tests.models.conftest import scripted_process, server  # noqa: F401  (fixtures)
 
+if TYPE_CHECKING:  # extras: the fixtures below skip their tests when these are missing
+    from opentelemetry.sdk.trace import ReadableSpan
+    from prometheus_client import CollectorRegistry
+
 HERE = Path(__file__).resolve().parent
+OTEL = "needs bandmaster[otel]: pip install 'bandmaster[otel]'"
+METRICS = "needs bandmaster[metrics]: pip install 'bandmaster[metrics]'"
 
 
 class Spans:
     """The spans a test's provider finished, with lookups by name."""
 
     def __init__(self) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
         self.exporter = InMemorySpanExporter()
         self.provider = TracerProvider()
         self.provider.add_span_processor(SimpleSpanProcessor(self.exporter))
@@ -44,6 +51,7 @@ class Spans:
 
 @pytest.fixture
 def spans() -> Iterator[Spans]:
+    pytest.importorskip("opentelemetry.sdk", reason=OTEL)
     collected = Spans()
     yield collected
     collected.provider.shutdown()
@@ -51,7 +59,9 @@ def spans() -> Iterator[Spans]:
 
 @pytest.fixture
 def prom_registry() -> CollectorRegistry:
-    return CollectorRegistry()
+    prometheus_client = pytest.importorskip("prometheus_client", reason=METRICS)
+    registry: CollectorRegistry = prometheus_client.CollectorRegistry()
+    return registry
 
 
 def start_printing_port(args: list[str], log: Path) -> tuple[subprocess.Popen[str], int]:
@@ -77,6 +87,7 @@ def stop(proc: subprocess.Popen[str]) -> None:
 @pytest.fixture
 def otlp_receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """``otlp_receiver.py`` in its own process: (endpoint URL, file of received span lines)."""
+    pytest.importorskip("opentelemetry.proto", reason=OTEL)
     out = tmp_path / "received.tsv"
     out.touch()
     proc, port = start_printing_port(

@@ -8,11 +8,15 @@ import socket
 import subprocess
 from pathlib import Path
 
+from tests.extras import needs
 from tests.models.helpers import bandmaster_exe, subprocess_env
 
 from .conftest import HERE
 
+metrics = needs("metrics", "prometheus_client")
 
+
+@metrics
 def test_worker_with_a_busy_metrics_port_exits_with_a_usage_error(tmp_path: Path) -> None:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as busy:
         busy.bind(("127.0.0.1", 0))

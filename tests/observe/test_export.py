@@ -6,6 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("opentelemetry.sdk", reason="needs bandmaster[otel]")
+pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="needs bandmaster[otel]")
+
 from tests.models.helpers import ScriptedServer
 
 import bandmaster as bm

@@ -8,6 +8,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("prometheus_client", reason="needs bandmaster[metrics,otel]")
+pytest.importorskip("opentelemetry.sdk", reason="needs bandmaster[metrics,otel]")
+
 from prometheus_client import CollectorRegistry
 
 import bandmaster as bm

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.extras import needs
 from tests.models.helpers import bandmaster_exe, subprocess_env
 
 import bandmaster as bm
@@ -34,6 +35,7 @@ pytestmark = [
         PROMETHEUS is None,
         reason="the prometheus binary is missing: run scripts/bootstrap.sh --dev (Debian package)",
     ),
+    needs("metrics", "prometheus_client"),
 ]
 
 

@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from tests.extras import needs
 from tests.observe.test_stats_rollup import write_locked
 from typer.testing import CliRunner
 
@@ -19,6 +20,8 @@ from bandmaster.cli.app import app
 from bandmaster.observe.stats import compute
 from bandmaster.store import rollups
 from bandmaster.store.sqlite import SQLiteStore
+
+plot = needs("plot", "matplotlib")
 
 DAY1 = 1_700_000_000.0  # 2023-11-14 22:13 UTC
 DAY2 = DAY1 + 86400
@@ -222,6 +225,7 @@ async def test_stats_of_real_model_calls(db_path: Path) -> None:
     assert workflow.completion_rate == 1.0
 
 
+@plot
 def test_cli_table_json_plot(known: Path, tmp_path: Path) -> None:
     runner = CliRunner(env={"COLUMNS": "200"})
     table = runner.invoke(app, ["stats", "--db", str(known)])

@@ -7,6 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("opentelemetry.sdk", reason="needs bandmaster[otel]")
+
 from opentelemetry.trace import SpanKind, StatusCode
 from tests.conftest import StatusWaiter
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.extras import needs
 
 import bandmaster as bm
 from bandmaster.models import ModelRequest, ModelResponse
@@ -20,6 +21,8 @@ from bandmaster.routing import AgreementScorer, Cascade, Example
 from bandmaster.routing.cascade import NEVER, CascadeSearch
 from bandmaster.routing.fit import Panel, collect, similarity, view
 from bandmaster.routing.thresholds import Decisions, simulate, sweep, z_score
+
+plot = needs("plot", "matplotlib")
 
 LABELS = ("billing", "technical", "account", "shipping")
 # name, accuracy on easy tickets, accuracy on hard ones, USD per call
@@ -199,6 +202,7 @@ async def test_cascade_through_call_model_journals_every_stage(
     assert response.raw["stages"] == stages  # type: ignore[index]
 
 
+@plot
 async def test_evaluation_plot_writes_a_png(
     tmp_path: Path, data: tuple[list[Example], list[Example], list[Counting]]
 ) -> None:

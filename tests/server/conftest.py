@@ -11,8 +11,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx2
 import pytest
+
+# Every test here needs the server extra, and httpx2 (extra approvals) as the client.
+pytest.importorskip("bandmaster.server", reason="needs bandmaster[server]", exc_type=ImportError)
+pytest.importorskip("httpx2", reason="needs bandmaster[approvals] (httpx2, the test client)")
+
+import httpx2
 
 from bandmaster.server.auth import create_token, revoke_token
 from bandmaster.store.sqlite import SQLiteStore

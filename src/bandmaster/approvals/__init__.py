@@ -9,21 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from bandmaster._lazy import lazy_loader
 from bandmaster.approvals.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature
 from bandmaster.engine.approval import ApprovalRequest, Decision, Notifier, approval
 from bandmaster.engine.approvals import Approval, Approvals, AuditEntry
 
+# The HTTP client is imported on first use, so receivers can verify without it.
+_LAZY = {"Webhook": "bandmaster.approvals.webhook"}
+
 if TYPE_CHECKING:
     from bandmaster.approvals.webhook import Webhook
-
-
-def __getattr__(name: str) -> object:
-    # The HTTP client is imported on first use, so receivers can verify without it.
-    if name == "Webhook":
-        from bandmaster.approvals.webhook import Webhook
-
-        return Webhook
-    raise AttributeError(f"module 'bandmaster.approvals' has no attribute {name!r}")
+else:
+    __getattr__, __dir__ = lazy_loader(__name__, _LAZY)
 
 
 __all__ = [

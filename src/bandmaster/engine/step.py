@@ -6,7 +6,7 @@ import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, ParamSpec, TypeVar, get_type_hints, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast, get_type_hints, overload
 
 from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import RunContext, StepContext, current_step_var, direct_call, journaling
@@ -22,7 +22,12 @@ class Step(Generic[P, R]):
     """A step function. Inside a running workflow a call is journaled: it takes the next
     sequence number at call time, runs with its policy, and its result is written before the
     workflow sees it; on replay the recorded result comes back instead. Anywhere else (tests,
-    inside another step) it is the plain function."""
+    inside another step) it is the plain function.
+
+    ``R`` is the result, whether the function is async or not: from a workflow a step call is
+    always awaited (a sync step runs in a thread), so checkers see ``Awaitable[R]``. Called
+    outside a workflow (a test, another step), a sync step returns its plain value.
+    """
 
     def __init__(
         self,
@@ -52,7 +57,7 @@ class Step(Generic[P, R]):
             self._codec = codec_for(hints.get("return", Any))
         return self._codec
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
         backend = current_backend.get()
         if backend is not None:
             return backend.step(self, args, kwargs)
@@ -60,8 +65,10 @@ class Step(Generic[P, R]):
         if ctx is not None:
             return self._journaled(ctx, ctx.next_seq(), args, kwargs)
         if direct_call.get() and current_step_var.get() is None and not self.is_async:
-            return asyncio.to_thread(self.fn, *args, **kwargs)  # keep `await sync_step()` valid
-        return self.fn(*args, **kwargs)
+            sync_fn = cast("Callable[P, R]", self.fn)
+            return asyncio.to_thread(sync_fn, *args, **kwargs)  # keep `await sync_step()` valid
+        # Outside a workflow: the plain function, so a sync step gives its value (see the class doc).
+        return cast("Awaitable[R]", self.fn(*args, **kwargs))
 
     def __repr__(self) -> str:
         return f"<bm.step {self.name}>"
@@ -93,6 +100,20 @@ class Step(Generic[P, R]):
             current_step_var.reset(token)
 
 
+class StepDecorator(Protocol):
+    """What ``@bm.step(timeout=..., retry=...)`` returns: it makes a step of a function."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]], /) -> Step[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Step[P, R]: ...
+
+
+# An async function's step gives its awaited result; a sync function's step gives its return value.
+@overload
+def step(fn: Callable[P, Awaitable[R]], /) -> Step[P, R]: ...
+
+
 @overload
 def step(fn: Callable[P, R], /) -> Step[P, R]: ...
 
@@ -100,18 +121,18 @@ def step(fn: Callable[P, R], /) -> Step[P, R]: ...
 @overload
 def step(
     *, name: str | None = None, timeout: float | None = None, retry: Retry | None = None, local: bool = False
-) -> Callable[[Callable[P, R]], Step[P, R]]: ...
+) -> StepDecorator: ...
 
 
 def step(
-    fn: Callable[P, R] | None = None,
+    fn: Callable[P, Any] | None = None,
     /,
     *,
     name: str | None = None,
     timeout: float | None = None,
     retry: Retry | None = None,
     local: bool = False,
-) -> Step[P, R] | Callable[[Callable[P, R]], Step[P, R]]:
+) -> Step[P, Any] | StepDecorator:
     """Make a function a journaled step: ``@bm.step`` or ``@bm.step(timeout=2, retry=...)``.
 
     ``timeout`` is per attempt, in seconds. Without ``retry`` a step runs once. Sync functions
@@ -119,7 +140,7 @@ def step(
     ``local=True`` marks a short step that the Temporal backend runs as a local activity.
     """
 
-    def decorate(f: Callable[P, R]) -> Step[P, R]:
+    def decorate(f: Callable[P, Any]) -> Step[P, Any]:
         return Step(f, name=name, timeout=timeout, retry=retry, local=local)
 
-    return decorate(fn) if fn is not None else decorate
+    return decorate(fn) if fn is not None else cast(StepDecorator, decorate)

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-import importlib
+from typing import TYPE_CHECKING
+
+from bandmaster._lazy import lazy_loader
 
 _LAZY = {
     "Metrics": "bandmaster.observe.metrics",
@@ -13,12 +15,11 @@ _LAZY = {
     "otlp_provider": "bandmaster.observe.tracing",
 }
 
-
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bandmaster.observe' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+if TYPE_CHECKING:  # the real types for checkers; loaded on first use at run time
+    from bandmaster.observe.metrics import Metrics
+    from bandmaster.observe.tracing import Tracing, otlp_provider
+else:
+    __getattr__, __dir__ = lazy_loader(__name__, _LAZY)
 
 
 __all__ = ["Metrics", "Tracing", "otlp_provider"]

@@ -56,6 +56,8 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError("bandmaster tracing needs OpenTelemetry: pip install 'bandmaster[otel]'") from exc
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
     from bandmaster.observe.deferred_spans import SpanSink
 
 TRACER_NAME = "bandmaster"
@@ -467,7 +469,7 @@ def _fail(span: Span, error: BaseException, redactor: Redactor | None) -> None:
     span.set_status(Status(StatusCode.ERROR, f"{kind}: {message}"))
 
 
-def otlp_provider(service_name: str | None = None) -> TracerProvider:
+def otlp_provider(service_name: str | None = None) -> SdkTracerProvider:
     """A tracer provider exporting spans in batches over OTLP/HTTP (protobuf).
 
     The standard variables configure it: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
