@@ -63,18 +63,28 @@ async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
 async def test_a_full_disk_is_reported_as_such_with_the_path(store: SQLiteStore, db_path: Path) -> None:
     await owned_run(store)
     fill_disk(store)
-    with pytest.raises(JournalError) as batched:
-        await store.record_step(big_step("r1", 1), OWNER)
-    with pytest.raises(JournalError) as immediate:
+    # Tables with indexes: SQLite rolls the whole transaction back itself on SQLITE_FULL, and a
+    # ROLLBACK then fails with "cannot rollback - no transaction is active".
+    big_run = run_row("r2")
+    big_run.input = BIG
+    failures: list[BaseException] = []
+    with pytest.raises(bm.StoreError) as immediate:
         store.kv_put("big", "x" * 20_000)
-    for error in (batched.value, immediate.value):
+    failures.append(immediate.value)
+    for batched in (store.insert_run(big_run), store.record_step(big_step("r1", 1), OWNER)):
+        with pytest.raises(bm.StoreError) as info:
+            await batched
+        failures.append(info.value)
+    for error in failures:
         message = str(error)
         assert "database or disk is full" in message
         assert str(db_path) in message
         assert "rollback" not in message  # not the ROLLBACK's own error
+        assert isinstance(error, JournalError)
         assert error.path == str(db_path)
     free_disk(store)
     assert await store.record_step(big_step("r1", 1), OWNER)  # the connection is usable again
+    assert await store.insert_run(big_run)
 
 
 async def test_a_failed_batch_is_retried_with_backoff_and_commits_once_space_returns(db_path: Path) -> None:
