@@ -21,7 +21,7 @@ import typer
 from pydantic import BaseModel
 
 from bandmaster.cli.app import DbOption, _fail, app
-from bandmaster.errors import BandmasterError, UsageError
+from bandmaster.errors import BandmasterError, JournalCorrupt, UsageError
 from bandmaster.observe.stats_export import dump_runs, write_lines
 from bandmaster.store.journal_file import check_schema, connect_read_only, integrity_problems, journal_error
 from bandmaster.store.schema import SCHEMA_VERSION
@@ -55,10 +55,18 @@ class Diagnosis(BaseModel):
 
 def diagnose(path: Path, *, salvage: Path | None = None) -> Diagnosis:
     """Examine the journal at ``path`` without writing it."""
-    conn = connect_read_only(path)
+    found = Diagnosis(path=str(path), file_bytes=path.stat().st_size, writable=_writable(path))
     try:
-        check_schema(conn, path, newest=None, writing=False)  # another file: one line, exit 2
-        found = Diagnosis(path=str(path), file_bytes=path.stat().st_size, writable=_writable(path))
+        conn = connect_read_only(path)
+    except JournalCorrupt as exc:  # not even its schema reads
+        found.problems.append(str(exc.__cause__ or exc))
+        return found
+    try:
+        try:
+            check_schema(conn, path, newest=None, writing=False)  # another file: one line, exit 2
+        except JournalCorrupt as exc:
+            found.problems.append(str(exc.__cause__ or exc))
+            return found
         wal = Path(f"{path}-wal")
         found.wal_bytes = wal.stat().st_size if wal.is_file() else None
         try:
@@ -95,13 +103,8 @@ def _schema(version: int | None) -> str:
 
 def _contents(conn: sqlite3.Connection, found: Diagnosis, salvage: Path | None) -> None:
     """Runs by status, and which runs read whole (run row, steps, signals, approvals)."""
-    try:
-        run_ids = [r[0] for r in conn.execute("SELECT id FROM runs ORDER BY created_at, id")]
-        found.runs_by_status = dict(
-            conn.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall()
-        )
-    except sqlite3.DatabaseError as exc:
-        found.problems.append(f"the runs table cannot be read: {exc}")
+    run_ids = _run_ids(conn, found)
+    if run_ids is None:
         return
     try:
         found.steps = conn.execute("SELECT count(*) FROM steps").fetchone()[0]
@@ -114,6 +117,32 @@ def _contents(conn: sqlite3.Connection, found: Diagnosis, salvage: Path | None) 
         for _ in lines:
             pass
     found.runs_readable = len(run_ids) - len(found.runs_unreadable)
+
+
+def _run_ids(conn: sqlite3.Connection, found: Diagnosis, chunk: int = 256) -> list[str] | None:
+    """The ids of the runs table, read a range of rows at a time so that a damaged page loses
+    only its own rows; ``None`` when the table cannot be read at all."""
+    try:
+        last = conn.execute("SELECT max(rowid) FROM runs").fetchone()[0] or 0
+    except sqlite3.DatabaseError as exc:
+        found.problems.append(f"the runs table cannot be read: {exc}")
+        return None
+    run_ids: list[str] = []
+    lost = 0
+    for start in range(1, last + 1, chunk):
+        try:
+            rows = conn.execute(
+                "SELECT id, status FROM runs WHERE rowid BETWEEN ? AND ?", (start, start + chunk - 1)
+            ).fetchall()
+        except sqlite3.DatabaseError:
+            lost += 1
+            continue
+        for run_id, status in rows:
+            run_ids.append(run_id)
+            found.runs_by_status[status] = found.runs_by_status.get(status, 0) + 1
+    if lost:
+        found.problems.append(f"{lost} range(s) of up to {chunk} runs cannot be read at all")
+    return run_ids
 
 
 def _readable_runs(conn: sqlite3.Connection, run_ids: list[str], unreadable: list[str]) -> Iterator[str]:
@@ -165,13 +194,13 @@ def _report(found: Diagnosis) -> list[str]:
     ]
     if found.pages is not None:
         lines.append(f"pages     {found.pages:,} of {found.page_size} bytes, {found.free_pages:,} free")
-    wal = (
-        "no WAL file"
-        if found.wal_bytes is None
-        else f"WAL file {found.wal_bytes / kb:,.0f} KB not yet checkpointed"
-    )
-    lines.append(f"mode      {found.journal_mode or '?'}, {wal}")
-    lines.append(f"schema    version {found.schema_version} ({found.schema_state})")
+        wal = (
+            "no WAL file"
+            if found.wal_bytes is None
+            else f"WAL file {found.wal_bytes / kb:,.0f} KB not yet checkpointed"
+        )
+        lines.append(f"mode      {found.journal_mode or '?'}, {wal}")
+        lines.append(f"schema    version {found.schema_version} ({found.schema_state})")
     if found.problems:
         lines.append(f"integrity DAMAGED: {len(found.problems)} problem(s)")
         lines.extend(f"          - {p}" for p in found.problems[:10])
@@ -190,6 +219,8 @@ def _report(found: Diagnosis) -> list[str]:
         lines.append(f"salvaged  {found.salvaged:,} runs written (bandmaster import FILE --db NEW.db)")
     if found.sound:
         lines.append("verdict   sound")
+    elif found.pages is None:
+        lines.append("verdict   damaged beyond reading: restore the journal from a backup or an archive")
     else:
         lines.append(
             "verdict   damaged: stop the workers, save what reads (--salvage saved.jsonl), import it into "

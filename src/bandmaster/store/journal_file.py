@@ -65,9 +65,8 @@ def journal_error(path: Path, exc: sqlite3.Error, doing: str = "journal write to
 def read_only(path: Path, reason: str) -> JournalReadOnly:
     return JournalReadOnly(
         str(path),
-        f"journal {path} is read-only ({reason}): give this user write permission on the file and "
-        f"its directory, or copy it to writable media; read commands (runs list/show, stats, "
-        f"export, doctor) work on it as it is",
+        f"journal {path} is read-only ({reason}); allow writing it and its directory, or copy it "
+        f"to writable media (read commands work on it as it is)",
     )
 
 
