@@ -211,8 +211,10 @@ def test_a_truncated_journal_is_refused_in_one_line(tmp_path: Path) -> None:
         ("export", "--to", "o.jsonl"),
         ("worker", str(WF)),
         ("doctor",),
+        ("signal", "r1", "go"),
+        ("server", "--port", "0"),
     ],
-    ids=["runs-list", "runs-show", "stats", "export", "worker", "doctor"],
+    ids=["runs-list", "runs-show", "stats", "export", "worker", "doctor", "signal", "server"],
 )
 def test_a_db_that_is_not_a_journal_exits_2_in_one_line(tmp_path: Path, args: tuple[str, ...]) -> None:
     directory = tmp_path / "adir"
