@@ -153,15 +153,25 @@ def damaged_journal(tmp_path: Path) -> tuple[Path, list[str]]:
 
 
 @pytest.mark.parametrize(
-    "args",
-    [("runs", "list"), ("stats",), ("export", "--to", "out.jsonl"), ("worker", str(WF))],
-    ids=["runs-list", "stats", "export", "worker"],
+    ("args", "code"),
+    [
+        (("runs", "list"), 1),
+        (("runs", "show", "waiting-run"), 1),
+        (("stats",), 1),
+        (("export", "--to", "out.jsonl"), 1),
+        (("approvals", "list"), 1),
+        (("signal", "waiting-run", "approve"), 1),  # nothing is written into a damaged journal
+        (("worker", str(WF)), 1),
+        (("replay", f"{WF}:greet"), 2),
+        (("server", "--port", "0"), 2),
+    ],
+    ids=["runs-list", "runs-show", "stats", "export", "approvals", "signal", "worker", "replay", "server"],
 )
 def test_a_damaged_journal_is_refused_in_one_line(
-    damaged_journal: tuple[Path, list[str]], tmp_path: Path, args: tuple[str, ...]
+    damaged_journal: tuple[Path, list[str]], tmp_path: Path, args: tuple[str, ...], code: int
 ) -> None:
     db, _ = damaged_journal
-    message = one_line_error(bandmaster(*args, "--db", db, cwd=tmp_path), 1)
+    message = one_line_error(bandmaster(*args, "--db", db, cwd=tmp_path), code)
     assert "damaged" in message
     assert str(db) in message
     assert "bandmaster doctor" in message

@@ -336,9 +336,9 @@ def worker(
 # --- runs, signal, cancel -------------------------------------------------------------------
 
 
-async def _client(db: str | None, *, reading: bool = False) -> Engine | TemporalEngine:
-    """The backend to ask; ``reading``: a read command, refused on a journal that fails its
-    quick check (a journal this process cannot write is opened read-only either way)."""
+async def _client(db: str | None) -> Engine | TemporalEngine:
+    """The backend to ask. A journal that fails its quick check is refused (never shown with
+    holes, never written further); one this process cannot write is opened read-only."""
     if backend_from_env() == "temporal":  # BANDMASTER_BACKEND=temporal: the Temporal cluster is the journal
         from bandmaster.cli.temporal import temporal_client
 
@@ -346,8 +346,7 @@ async def _client(db: str | None, *, reading: bool = False) -> Engine | Temporal
     engine = Engine(db, worker=False)
     if not engine.path.exists():
         raise _fail(f"no journal at {engine.path}; pass --db or set BANDMASTER_DB")
-    if reading:
-        check_readable(engine.path)
+    check_readable(engine.path)
     await engine.open()
     return engine
 
@@ -368,7 +367,7 @@ def runs_list(
         raise _fail(f"--status {status!r} is not a run status; use one of {', '.join(statuses)}")
 
     async def main() -> list[RunInfo]:
-        engine = await _client(db, reading=True)
+        engine = await _client(db)
         try:
             return await engine.list(status=status, workflow=workflow, limit=limit)
         finally:
@@ -407,7 +406,7 @@ def runs_show(
     """Show a run and its step timeline."""
 
     async def main() -> RunInfo:
-        engine = await _client(db, reading=True)
+        engine = await _client(db)
         try:
             return await engine.describe(run_id)
         finally:

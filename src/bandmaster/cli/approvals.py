@@ -32,6 +32,7 @@ from bandmaster.engine.approval import Decision
 from bandmaster.engine.approvals import Approval, Approvals
 from bandmaster.engine.runtime import Engine
 from bandmaster.errors import BandmasterError, UsageError
+from bandmaster.store.journal_file import check_readable
 
 if TYPE_CHECKING:
     from bandmaster.temporal.desk import TemporalApprovals
@@ -102,6 +103,8 @@ def _with_desk(where: Where, use: Callable[[Approvals | TemporalApprovals], Awai
             )
         else:
             engine = Engine(where.db, workflows=workflows, worker=False)
+            if engine.path.is_file():
+                check_readable(engine.path)  # damaged: one line, not shown with holes
         await engine.open()
         try:
             return await use(engine.approvals)

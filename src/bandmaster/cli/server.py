@@ -133,6 +133,7 @@ def server(
         check_backend(backend)
         store = SQLiteStore(config["db"])  # a journal it can use, checked before any process starts
         try:
+            store.require_sound()  # a damaged journal is not served with holes
             protected = host in LOOPBACK or TokenStore(store).any_live_token()
         finally:
             store.close()

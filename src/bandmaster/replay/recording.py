@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from bandmaster.errors import ReplayError, StoreError
 from bandmaster.store.base import RunRow, StepRow
-from bandmaster.store.journal_file import connect_read_only
+from bandmaster.store.journal_file import connect_read_only, require_sound
 from bandmaster.store.sqlite import FORMAT, resolve_db_path
 
 _RUN_COLUMNS = (
@@ -114,6 +114,11 @@ class RecordingSource:
         if not {"runs", "steps"} <= tables:
             self._conn.close()
             raise ReplayError(f"{self.path} is not a bandmaster journal (it has no runs/steps tables)")
+        try:
+            require_sound(self._conn, self.path)  # recordings with holes would replay wrongly
+        except StoreError as exc:
+            self._conn.close()
+            raise ReplayError(str(exc)) from None
 
     def __enter__(self) -> RecordingSource:
         return self
