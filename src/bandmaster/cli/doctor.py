@@ -194,11 +194,10 @@ def _report(found: Diagnosis) -> list[str]:
     ]
     if found.pages is not None:
         lines.append(f"pages     {found.pages:,} of {found.page_size} bytes, {found.free_pages:,} free")
-        wal = (
-            "no WAL file"
-            if found.wal_bytes is None
-            else f"WAL file {found.wal_bytes / kb:,.0f} KB not yet checkpointed"
-        )
+        if not found.wal_bytes:
+            wal = "every commit is in the main file"
+        else:
+            wal = f"WAL file of {found.wal_bytes / kb:,.0f} KB not yet checkpointed into the main file"
         lines.append(f"mode      {found.journal_mode or '?'}, {wal}")
         lines.append(f"schema    version {found.schema_version} ({found.schema_state})")
     if found.problems:
