@@ -112,3 +112,39 @@ async def test_a_lost_fire_and_forget_write_is_never_journaled_over(
         assert await handle.result(timeout=20) == 3
         steps = (await handle.describe()).steps
     assert [(s.seq, s.kind) for s in steps] == [(1, "step"), (2, "now"), (3, "step")]
+
+
+@bm.workflow
+async def idle() -> int:
+    return await small(1)
+
+
+async def test_a_cancel_that_cannot_be_recorded_hands_the_run_back_until_it_can(
+    db_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A claimed run whose cancel was requested is marked cancelled at once; when that write
+    fails, the run is handed back (not left running under a dead task) and cancelled later."""
+    caplog.set_level(logging.WARNING, logger="bandmaster")
+    async with bm.Engine(db_path, workflows=[idle], worker=False) as client:
+        handle = await client.start(idle)
+        assert await client.cancel(handle.id) == "cancelled"
+    with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as conn:
+        # As if it was cancelled while a now-dead worker ran it: claimable, cancel requested.
+        conn.execute(
+            "UPDATE runs SET status = 'running', lease_owner = 'gone/1/x', lease_expires = 0, "
+            "cancel_requested = 1, ended_at = NULL WHERE id = ?",
+            (handle.id,),
+        )
+        conn.execute(  # the cancel write fails (a real SQLite error, from a trigger)
+            "CREATE TRIGGER refuse_cancel BEFORE UPDATE OF status ON runs "
+            "WHEN NEW.status = 'cancelled' BEGIN SELECT RAISE(ABORT, 'simulated write failure'); END"
+        )
+        async with bm.Engine(
+            db_path, workflows=[idle], lease=1.0, poll_interval=0.02, journal_retry=FAST
+        ) as engine:
+            await until(lambda: "handed back" in caplog.text, "the run to be handed back")
+            conn.execute("DROP TRIGGER refuse_cancel")
+            with pytest.raises(bm.RunCancelled):
+                await engine.result(handle.id, timeout=20)
+    assert "simulated write failure" in caplog.text
+    assert "Task exception was never retrieved" not in caplog.text

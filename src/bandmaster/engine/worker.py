@@ -272,7 +272,11 @@ class Worker:
     async def _run(self, row: RunRow, ctx: RunContext, headers: Mapping[str, str] | None = None) -> None:
         store, owner = self.store, self.owner
         if row.cancel_requested:
-            store.cancel_claimed(row.id, owner)
+            try:
+                store.cancel_claimed(row.id, owner)
+            except StoreError as exc:
+                self.give_up(row.id, exc)
+                return
             self.on_finished(row.id)
             return
         wf = self.workflows[row.workflow]
