@@ -242,3 +242,26 @@ def test_a_db_that_is_not_a_journal_exits_2_in_one_line(tmp_path: Path, args: tu
     assert "another application's SQLite database" in message
     with sqlite3.connect(other) as conn:
         assert [r[0] for r in conn.execute("SELECT name FROM sqlite_master")] == ["customers"]
+
+
+def test_commits_left_in_the_wal_on_read_only_media_are_never_silently_skipped(tmp_path: Path) -> None:
+    """Without a WAL index SQLite would read such a journal as immutable and skip the commits
+    still in its -wal file: refuse in one line instead of showing an old state."""
+    source = tmp_path / "journal.db"
+    make_journal(source)
+    media = tmp_path / "media"
+    media.mkdir()
+    with contextlib.closing(sqlite3.connect(source)) as writer:
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        writer.execute("UPDATE runs SET status = 'failed' WHERE id = 'waiting-run'")
+        writer.commit()
+        shutil.copy(source, media / "journal.db")  # a copy taken with commits still in the WAL
+        shutil.copy(f"{source}-wal", media / "journal.db-wal")
+    media.chmod(0o555)
+    try:
+        proc = bandmaster("runs", "list", "--db", media / "journal.db", cwd=tmp_path, read_only_user=True)
+        message = one_line_error(proc, 1)
+        assert "journal.db-wal" in message
+        assert "writable media" in message
+    finally:
+        media.chmod(0o755)

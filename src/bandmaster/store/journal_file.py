@@ -98,6 +98,14 @@ def connect_read_only(path: Path, *, timeout: float = 10.0) -> sqlite3.Connectio
                 raise
             if conn is not None:
                 conn.close()
+            wal = Path(f"{path}-wal")
+            if wal.is_file() and wal.stat().st_size > 0:  # immutable would ignore those commits
+                raise JournalReadOnly(
+                    str(path),
+                    f"journal {path} cannot be read where it is: its latest commits are in {wal.name}, "
+                    f"and reading them needs a writable directory; copy {path.name} and {wal.name} "
+                    f"to writable media",
+                ) from exc
             conn = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, isolation_level=None)
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
