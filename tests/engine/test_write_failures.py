@@ -87,9 +87,9 @@ async def small(i: int) -> int:
 @bm.workflow
 async def stamped() -> int:
     await small(1)  # seq 1
-    await asyncio.sleep(0.3)  # (not journaled) the test takes the write lock meanwhile
+    await GATE["locked"].wait()  # (not journaled) the test holds the write lock now
     bm.now()  # seq 2: journaled without waiting; that write fails for good under the lock
-    await asyncio.sleep(1.0)  # the test releases the lock meanwhile
+    await GATE["unlocked"].wait()  # the test released the lock
     return await small(3)  # seq 3: must not be journaled over the gap at seq 2
 
 
@@ -100,6 +100,7 @@ async def test_a_lost_fire_and_forget_write_is_never_journaled_over(
     must not land after the gap: a replay would record another time at seq 2 than the one
     the code used. The run is handed back instead, and replayed whole."""
     caplog.set_level(logging.WARNING, logger="bandmaster")
+    GATE["locked"], GATE["unlocked"] = asyncio.Event(), asyncio.Event()
     async with bm.Engine(
         db_path, workflows=[stamped], lease=5.0, poll_interval=0.02, journal_retry=FAST, busy_timeout=0.05
     ) as engine:
@@ -107,8 +108,10 @@ async def test_a_lost_fire_and_forget_write_is_never_journaled_over(
         await until(lambda: 1 in engine.store.load_steps(handle.id), "step 1 journaled")
         with contextlib.closing(sqlite3.connect(db_path, isolation_level=None)) as other:
             other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            GATE["locked"].set()
             await until(lambda: "gave up after" in caplog.text, "the bm.now() write to be given up")
             other.execute("ROLLBACK")
+            GATE["unlocked"].set()
         assert await handle.result(timeout=20) == 3
         steps = (await handle.describe()).steps
     assert [(s.seq, s.kind) for s in steps] == [(1, "step"), (2, "now"), (3, "step")]
