@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 async def test_a_write_lock_held_past_the_busy_timeout_hands_the_run_back_and_nothing_is_lost(
     workers: Workers, journal: Journal, db: Path, side_log: Path, wf: ModuleType
 ) -> None:
-    steps, delay = 12, 0.05
+    steps, delay = 30, 0.05  # 1.5 s of steps: the lock is surely taken mid-run
     options = ("--busy-timeout", "0.2")
     a = workers.start(lease=1.0, poll=0.05, extra=options)
     b = workers.start(lease=1.0, poll=0.05, extra=options)
