@@ -375,3 +375,26 @@ async def test_changed_step_return_type_names_run_seq_and_step(
     assert isinstance(cause, bm.NonDeterminismError)
     assert (cause.run_id, cause.seq) == (handle.id, 1)
     assert calls == Counter(score=1)  # the recorded step was not run again
+
+
+@bm.workflow(name="typed_input")
+async def typed_input_v1(text: str) -> str:
+    await bm.wait_for("go")
+    return text
+
+
+@bm.workflow(name="typed_input")
+async def typed_input_v2(count: int) -> str:  # the deploy changed the parameter's type
+    return str(count)
+
+
+async def test_an_input_the_changed_signature_rejects_names_the_run(db_path: Path, until_status: Any) -> None:
+    async with bm.Engine(db_path, workflows=[typed_input_v1], poll_interval=0.02) as old:
+        handle = await old.start(typed_input_v1, "not a number")
+        await until_status(old, handle.id, "waiting")
+    async with bm.Engine(db_path, workflows=[typed_input_v2], poll_interval=0.02) as new:
+        await new.signal(handle.id, "go")
+        with pytest.raises(bm.RunFailed) as info:
+            await new.result(handle.id, timeout=10)
+    assert info.value.error_type == "bandmaster.errors.InvalidInput"
+    assert f"input of workflow 'typed_input' (run {handle.id})" in info.value.message

@@ -322,7 +322,7 @@ class Worker:
         status, output, error = "completed", None, None
         failure: BaseException | None = None
         try:
-            args = wf.decode_input(row.input)
+            args = wf.decode_input(row.input, run_id=row.id)
             result = await wf.fn(*args)
             output = wf.output_codec.dump(
                 result, what=lambda: f"result of workflow {wf.name!r} (run {row.id})", limit=self.max_payload
