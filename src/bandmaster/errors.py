@@ -30,8 +30,12 @@ __all__ = [
     "InvalidInput",
     "InvalidRequest",
     "InvalidSignature",
+    "JournalCorrupt",
+    "JournalError",
+    "JournalReadOnly",
     "MalformedResponse",
     "NonDeterminismError",
+    "NotAJournal",
     "NotAuthorized",
     "OutputValidationFailed",
     "PayloadTooLarge",
@@ -43,6 +47,7 @@ __all__ = [
     "RetryableError",
     "RegistryError",
     "ReplayDivergence",
+    "ReplayTypeMismatch",
     "ReplayError",
     "RunCancelled",
     "RunFailed",
@@ -124,6 +129,20 @@ class NonDeterminismError(UsageError):
             f"version, or let old runs finish first."
         )
         self.run_id, self.seq, self.recorded, self.called = run_id, seq, recorded, called
+
+
+class ReplayTypeMismatch(NonDeterminismError):
+    """Replay found a recorded value that no longer fits the type the code declares now (a
+    step's return type changed between the crash and the resume)."""
+
+    def __init__(self, run_id: str, seq: int, what: str, expected: str, detail: str) -> None:
+        UsageError.__init__(
+            self,
+            f"run {run_id}: the journal's {what} at seq {seq} does not fit its type {expected} in "
+            f"the code now ({detail}). The type changed since the run recorded it: deploy the "
+            f"change under a new workflow version, or let old runs finish first.",
+        )
+        self.run_id, self.seq, self.recorded, self.called = run_id, seq, what, expected
 
 
 class ReplayError(UsageError):
@@ -284,6 +303,30 @@ class WaitTimeout(BandmasterError, TimeoutError):
 
 class StoreError(BandmasterError):
     """The journal could not be read or written (disk full, database locked too long)."""
+
+
+class JournalError(StoreError):
+    """The journal file at ``path`` cannot be used as it is (full, locked, read-only, damaged);
+    the message gives the cause and the fix. Nothing journaled before it is lost."""
+
+    def __init__(self, path: str, message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class JournalReadOnly(JournalError):
+    """A write to a journal on read-only media or without write permission; read commands
+    (``runs list/show``, ``stats``, ``export``, ``doctor``) still work on it."""
+
+
+class JournalCorrupt(JournalError):
+    """The journal fails SQLite's integrity check or a damaged page was read;
+    ``bandmaster doctor`` says what can be saved."""
+
+
+class NotAJournal(JournalError, UsageError):
+    """The path given as the journal is a directory, not an SQLite file, or another
+    application's database."""
 
 
 # --- approvals (bm.approval): what a decider sees -------------------------------------

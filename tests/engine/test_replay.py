@@ -331,3 +331,70 @@ async def test_competing_workers_run_each_step_once(db_path: Path, calls: Counte
         assert {info.claims for info in infos} == {1}
         assert worker_a.owner != worker_b.owner
     assert calls == Counter({f"counted:{n}": 1 for n in range(20)})
+
+
+# --- a step's return type changed between the crash and the resume ---------------------------
+
+
+@bm.step(name="score")
+async def score_v1() -> dict[str, float]:
+    CALLS["score"] += 1
+    return {"value": 0.9}
+
+
+@bm.step(name="score")
+async def score_v2() -> int:  # the deploy changed the return type
+    CALLS["score"] += 1
+    return 1
+
+
+@bm.workflow
+async def wf_scoring() -> object:
+    value = await (score_v1() if FLAGS["branch"] == "first" else score_v2())
+    await bm.wait_for("go")
+    return value
+
+
+async def test_changed_step_return_type_names_run_seq_and_step(
+    engine: bm.Engine, calls: Counter[str], until_status: Any
+) -> None:
+    handle = await engine.start(wf_scoring)
+    await until_status(engine, handle.id, "waiting")
+    FLAGS["branch"] = "second"  # "deploy" the new return type while the run waits
+    await handle.signal("go")
+    with pytest.raises(bm.RunFailed) as info:
+        await handle.result(timeout=10)
+    failed = info.value
+    assert failed.error_type == "bandmaster.errors.ReplayTypeMismatch"
+    assert handle.id in failed.message
+    assert "seq 1" in failed.message
+    assert "'score'" in failed.message
+    assert "int" in failed.message
+    assert "\n" not in failed.message  # one line, not pydantic's multi-line dump
+    cause = failed.__cause__
+    assert isinstance(cause, bm.NonDeterminismError)
+    assert (cause.run_id, cause.seq) == (handle.id, 1)
+    assert calls == Counter(score=1)  # the recorded step was not run again
+
+
+@bm.workflow(name="typed_input")
+async def typed_input_v1(text: str) -> str:
+    await bm.wait_for("go")
+    return text
+
+
+@bm.workflow(name="typed_input")
+async def typed_input_v2(count: int) -> str:  # the deploy changed the parameter's type
+    return str(count)
+
+
+async def test_an_input_the_changed_signature_rejects_names_the_run(db_path: Path, until_status: Any) -> None:
+    async with bm.Engine(db_path, workflows=[typed_input_v1], poll_interval=0.02) as old:
+        handle = await old.start(typed_input_v1, "not a number")
+        await until_status(old, handle.id, "waiting")
+    async with bm.Engine(db_path, workflows=[typed_input_v2], poll_interval=0.02) as new:
+        await new.signal(handle.id, "go")
+        with pytest.raises(bm.RunFailed) as info:
+            await new.result(handle.id, timeout=10)
+    assert info.value.error_type == "bandmaster.errors.InvalidInput"
+    assert f"input of workflow 'typed_input' (run {handle.id})" in info.value.message

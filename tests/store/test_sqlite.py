@@ -319,18 +319,24 @@ async def test_expire_leases_makes_runs_of_dead_owners_claimable(store: SQLiteSt
 
 
 async def test_heartbeat_extends_leases_and_reports_cancel_requests(store: SQLiteStore) -> None:
-    await store.insert_run(
-        run_row("r1", status="running", ready_at=None, owner=OWNER, lease_expires=time.time() + 0.5)
-    )
-    assert store.heartbeat(OWNER, 60.0) == []
+    for run_id in ("r1", "given-up"):
+        await store.insert_run(
+            run_row(run_id, status="running", ready_at=None, owner=OWNER, lease_expires=time.time() + 0.5)
+        )
+    assert store.heartbeat(OWNER, 60.0, ["r1"]) == []
     row = store.get_run("r1")
     assert row is not None
     assert row.lease_expires is not None
     assert row.lease_expires > time.time() + 30
+    # A run the owner no longer executes (it gave it up) is not renewed: others may take it.
+    given_up = store.get_run("given-up")
+    assert given_up is not None
+    assert given_up.lease_expires is not None
+    assert given_up.lease_expires < time.time() + 1
     assert store.runs_taken_over(OWNER, ["r1"]) == []
     assert store.runs_taken_over("someone-else", ["r1"]) == ["r1"]
     assert store.request_cancel("r1") == "running"
-    assert store.heartbeat(OWNER, 60.0) == ["r1"]
+    assert store.heartbeat(OWNER, 60.0, ["r1"]) == ["r1"]
 
 
 async def test_release_runs_requeues_them(store: SQLiteStore) -> None:

@@ -9,6 +9,7 @@ import asyncio
 import importlib.metadata
 import json
 import signal
+import sqlite3
 import statistics
 import sys
 import time
@@ -43,6 +44,7 @@ from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageErr
 from bandmaster.models.registry import Registry
 from bandmaster.observe.stats_archive import retention_loop
 from bandmaster.observe.stats_db import parse_duration
+from bandmaster.store.journal_file import check_readable
 
 if TYPE_CHECKING:
     from bandmaster.temporal.engine import TemporalEngine
@@ -119,6 +121,8 @@ def _run(coro: Any) -> Any:
         raise _fail(str(exc)) from exc
     except BandmasterError as exc:
         raise _fail(str(exc), 1) from exc
+    except sqlite3.Error as exc:  # a read the store did not translate: still one line
+        raise _fail(f"journal error: {exc}; run `bandmaster doctor` on the journal", 1) from exc
 
 
 def _print_json(value: Any) -> None:
@@ -342,6 +346,9 @@ def worker(
     rollup_every: Annotated[
         float, typer.Option(min=0, help="Seconds between passes adding ended runs to stats rollups (0: off)")
     ] = 30.0,
+    busy_timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds a journal write waits for another process's write lock")
+    ] = 10.0,
     backend: BackendOption = "embedded",
     target: TargetOption = "localhost:7233",
     namespace: NamespaceOption = "default",
@@ -384,6 +391,7 @@ def worker(
             registry=registry,
             hooks=hooks,
             rollup_every=rollup_every or None,
+            busy_timeout=busy_timeout,
         )
         await engine.open()
         names = ", ".join(sorted(engine.workflows))
@@ -405,6 +413,8 @@ def worker(
 
 
 async def _client(db: str | None, *, create: bool = False) -> Engine | TemporalEngine:
+    """The backend to ask. A journal that fails its quick check is refused (never shown with
+    holes, never written further); one this process cannot write is opened read-only."""
     if backend_from_env() == "temporal":  # BANDMASTER_BACKEND=temporal: the Temporal cluster is the journal
         from bandmaster.cli.temporal import temporal_client
 
@@ -412,6 +422,8 @@ async def _client(db: str | None, *, create: bool = False) -> Engine | TemporalE
     engine = Engine(db, worker=False)
     if not create and not engine.path.exists():
         raise _fail(f"no journal at {engine.path}; pass --db or set BANDMASTER_DB")
+    if engine.path.exists():
+        check_readable(engine.path)
     await engine.open()
     return engine
 
@@ -564,6 +576,7 @@ def main() -> None:
 
 
 import bandmaster.cli.graph  # noqa: E402, F401  registers `bandmaster graph`
+from bandmaster.cli import doctor as _doctor  # noqa: E402, F401  registers `bandmaster doctor`
 from bandmaster.cli import pii as _pii_commands  # noqa: E402, F401  registers `bandmaster pii`
 from bandmaster.cli import replay as _replay  # noqa: E402, F401  registers `bandmaster replay`
 from bandmaster.cli import stats as _stats  # noqa: E402, F401  registers stats, export, import, archive

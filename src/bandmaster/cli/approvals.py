@@ -32,6 +32,7 @@ from bandmaster.engine.approval import Decision
 from bandmaster.engine.approvals import Approval, Approvals
 from bandmaster.engine.runtime import Engine
 from bandmaster.errors import BandmasterError, UsageError
+from bandmaster.store.journal_file import check_readable
 
 if TYPE_CHECKING:
     from bandmaster.temporal.desk import TemporalApprovals
@@ -103,6 +104,8 @@ def _with_desk(where: Where, use: Callable[[Desk, str | None], Awaitable[T]], ru
             )
         else:
             engine = Engine(where.db, workflows=workflows, worker=False)
+            if engine.path.is_file():
+                check_readable(engine.path)  # damaged: one line, not shown with holes
         await engine.open()
         try:
             full_id = await resolve_run_id(engine, run_id) if run_id is not None else None

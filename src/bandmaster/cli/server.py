@@ -135,18 +135,18 @@ def server(
     }
     try:
         check_backend(backend)
-        if host not in LOOPBACK:
-            store = SQLiteStore(config["db"])
-            try:
-                protected = TokenStore(store).any_live_token()
-            finally:
-                store.close()
-            if not protected:
-                raise UnsafeBind(
-                    f"refusing to listen on {host}: no API token exists, so anyone who can reach this "
-                    f"machine could read runs and decide approvals. Create one first "
-                    f"(`bandmaster tokens create NAME --scope admin --db ...`) or listen on 127.0.0.1"
-                )
+        store = SQLiteStore(config["db"])  # a journal it can use, checked before any process starts
+        try:
+            store.require_sound()  # a damaged journal is not served with holes
+            protected = host in LOOPBACK or TokenStore(store).any_live_token()
+        finally:
+            store.close()
+        if not protected:
+            raise UnsafeBind(
+                f"refusing to listen on {host}: no API token exists, so anyone who can reach this "
+                f"machine could read runs and decide approvals. Create one first "
+                f"(`bandmaster tokens create NAME --scope admin --db ...`) or listen on 127.0.0.1"
+            )
         app = build_app(**config)  # also checks modules and models.yaml before any process starts
         if config["temporal"] is not None:
             asyncio.run(_reachable(config["temporal"]))

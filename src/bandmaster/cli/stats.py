@@ -9,6 +9,7 @@ and kept to size.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
@@ -22,20 +23,30 @@ from bandmaster.errors import BandmasterError, UsageError
 from bandmaster.observe.stats import Stats, compute
 from bandmaster.observe.stats_archive import archive as archive_runs
 from bandmaster.observe.stats_export import export_runs, import_runs
+from bandmaster.store.journal_file import check_readable, journal_error
 from bandmaster.store.sqlite import resolve_db_path
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _call(what: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run an API call; usage errors exit 2 with their message, other bandmaster errors exit 1."""
+def _call(what: str, journal: Path, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run an API call on ``journal``; usage errors exit 2 with their message, other bandmaster
+    errors (and SQLite's, on a damaged journal) exit 1."""
     try:
         return fn(*args, **kwargs)
+    except sqlite3.Error as exc:
+        raise _fail(f"{what}: {journal_error(journal, exc, 'reading journal')}", 1) from exc
     except (UsageError, ValueError) as exc:
         raise _fail(f"{what}: {exc}") from exc
     except BandmasterError as exc:
         raise _fail(f"{what}: {exc}", 1) from exc
+
+
+def _readable(path: Path) -> None:
+    """A read command's first check: a journal, sound (else one line, never a traceback)."""
+    if path.exists():
+        _call("journal", path, check_readable, path)
 
 
 @app.command()
@@ -59,11 +70,12 @@ def stats(
     """Latency percentiles, failures, retries, fallbacks and cache hits per step; tokens and cost
     per model; completion and cost per workflow; journal size per run and per day."""
     path = resolve_db_path(db)
-    result = _call("stats", compute, path, workflow=workflow, since=since, exact=exact)
+    _readable(path)
+    result = _call("stats", path, compute, path, workflow=workflow, since=since, exact=exact)
     if plot is not None:
         from bandmaster.observe.stats_plot import plot as draw  # matplotlib only when asked
 
-        slices = _call("--plot", draw, path, plot, workflow=workflow, since=since)
+        slices = _call("--plot", path, draw, path, plot, workflow=workflow, since=since)
         if not as_json:
             ui.line(f"plot: {plot} ({slices} time slices)")
     if as_json:
@@ -187,10 +199,13 @@ def export(
     ] = None,
 ) -> None:
     """Write runs (with their steps and signals) as JSONL, one run per line."""
+    path = resolve_db_path(db)
+    _readable(path)
     count = _call(
         "export",
+        path,
         export_runs,
-        resolve_db_path(db),
+        path,
         to,
         workflow=workflow,
         status=status,
@@ -206,7 +221,8 @@ def import_(
     db: DbOption = None,
 ) -> None:
     """Bring exported or archived runs into a journal; runs already there are skipped."""
-    result = _call("import", import_runs, resolve_db_path(db), files)
+    path = resolve_db_path(db)
+    result = _call("import", path, import_runs, path, files)
     ui.line(f"imported {result.imported} runs, skipped {result.skipped} already present")
 
 
@@ -220,9 +236,8 @@ def archive_cmd(
 ) -> None:
     """Move finished runs older than the cutoff into compressed files, then delete them from the
     journal. Safe to interrupt and rerun: nothing is lost or archived twice."""
-    result = _call(
-        "archive", archive_runs, resolve_db_path(db), older_than, to, batch_size=batch_size, vacuum=vacuum
-    )
+    path = resolve_db_path(db)
+    result = _call("archive", path, archive_runs, path, older_than, to, batch_size=batch_size, vacuum=vacuum)
     ui.line(
         f"archived {result.runs} runs into {len(result.files)} files in {to}"
         + (f" ({result.recovered_batches} interrupted batches finished)" if result.recovered_batches else "")

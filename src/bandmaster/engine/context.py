@@ -21,7 +21,13 @@ class Suspend(BaseException):
 
 
 class LeaseLost(BaseException):
-    """Another worker owns the run now (our lease expired); abandon this execution."""
+    """Abandon this execution: another worker owns the run now (our lease expired), or, with
+    ``cause``, the journal could not be written even after retries (the worker hands the run
+    back, and any worker resumes it from its last journaled step)."""
+
+    def __init__(self, cause: StoreError | None = None) -> None:
+        super().__init__(cause)
+        self.cause = cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +49,7 @@ class RunContext:
     __slots__ = (
         "_idle",
         "_seq",
+        "_unconfirmed",
         "cancel_requested",
         "claimed_signals",
         "hooks",
@@ -89,6 +96,7 @@ class RunContext:
         self.inflight = 0
         self._idle: asyncio.Event | None = None
         self._seq = 0
+        self._unconfirmed: list[asyncio.Future[bool]] = []  # fire-and-forget writes not yet committed
 
     def next_seq(self) -> int:
         """Called synchronously when an operation is *called*, not awaited, so that
@@ -129,10 +137,12 @@ class RunContext:
 
     async def commit(self, row: StepRow, *, consume_signal: int | None = None) -> None:
         """Journal ``row`` (group-committed); only then may the workflow see the result."""
+        if self._unconfirmed:
+            self._check_unconfirmed()
         try:
             written = await self.store.record_step(row, self.owner, consume_signal=consume_signal)
-        except StoreError:
-            raise LeaseLost from None  # cannot journal: give the run up, another execution resumes it
+        except StoreError as exc:
+            raise LeaseLost(exc) from None  # cannot journal even after retries: hand the run back
         except asyncio.CancelledError as exc:
             raise self.cancelled(exc) from exc
         if not written:
@@ -140,7 +150,22 @@ class RunContext:
 
     def commit_nowait(self, row: StepRow) -> None:
         """Journal ``row`` without waiting; ordered before every later write of this run."""
-        self.store.record_step(row, self.owner, wait=False)
+        if self._unconfirmed:
+            self._check_unconfirmed()
+        self._unconfirmed.append(self.store.record_step(row, self.owner, wait=False))
+
+    def _check_unconfirmed(self) -> None:
+        """Raise ``LeaseLost`` if a fire-and-forget write of this run failed for good: nothing
+        later may be journaled over the gap it left. (A write enqueued before the failure was in
+        the failed transaction too, so checking before each write is enough.)"""
+        pending = []
+        for future in self._unconfirmed:
+            if not future.done():
+                pending.append(future)
+            elif not future.cancelled() and isinstance(error := future.exception(), StoreError):
+                self._unconfirmed = []
+                raise LeaseLost(error)
+        self._unconfirmed = pending
 
     # --- steps in flight, so a suspension does not throw away work in progress ----------
 
@@ -162,7 +187,12 @@ class RunContext:
             raise self.cancelled(exc) from exc
         if self.cancel_requested:
             raise Cancelled()
-        await self.store.suspend_run(self.run_id, self.owner, ready_at)
+        if self._unconfirmed:
+            self._check_unconfirmed()
+        try:
+            await self.store.suspend_run(self.run_id, self.owner, ready_at)
+        except StoreError as exc:
+            raise LeaseLost(exc) from None  # the run stays ours until handed back
         raise Suspend()
 
 

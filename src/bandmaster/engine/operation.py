@@ -69,7 +69,9 @@ async def journaled(
     row = ctx.replayed(seq, name, kind, request)
     if row is not None:
         if row.status == "completed":
-            return codec.load(row.output)
+            return codec.load_recorded(
+                row.output, run_id=ctx.run_id, seq=seq, what=f"output of {kind} {name!r}"
+            )
         raise rebuild_error(json.loads(row.error or "{}"))
     record = OpRecord()
     started = time.time()

@@ -159,7 +159,7 @@ async def wait_for(
     seq = ctx.next_seq()
     row = ctx.replayed(seq, name, "wait")
     if row is not None and row.status == "completed":
-        return codec.load(row.output)
+        return codec.load_recorded(row.output, run_id=ctx.run_id, seq=seq, what=f"payload of signal {name!r}")
     if row is not None and row.status == "failed":
         raise rebuild_error(json.loads(row.error or "{}"))
     now = time.time()

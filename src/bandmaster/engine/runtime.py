@@ -29,13 +29,21 @@ from bandmaster.errors import (
     RunCancelled,
     RunFailed,
     RunNotFound,
+    StoreError,
     UsageError,
     WorkflowNotFound,
 )
+from bandmaster.policies.retry import Retry
 from bandmaster.store.base import RunRow, StepRow
 from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
 
 R = TypeVar("R")
+
+JOURNAL_RETRY = Retry(
+    attempts=6, initial=0.1, multiplier=2.0, max_delay=2.0, total=5.0, retry_on=(StoreError,)
+)
+"""How a journal write that failed for a passing reason (disk full, write lock held past the
+busy timeout) is retried before the run is handed back: 6 attempts, at most 5 s of backoff."""
 
 
 class StepInfo(BaseModel):
@@ -158,6 +166,11 @@ class Engine:
     happens in the process that writes: clients that start or signal runs need it too.
     Every ``rollup_every`` seconds the worker adds the runs that ended to the stats rollups
     (``None``: never; ``bandmaster stats`` catches up before reading either way).
+    A journal write waits up to ``busy_timeout`` seconds for another process's write lock; one
+    that fails for a passing reason (that lock, a full disk) is retried by ``journal_retry``,
+    then the run is handed back to the queue and resumes from its last journaled step on any
+    worker. With a worker the journal must pass SQLite's quick check (else ``JournalCorrupt``);
+    without one, a journal this process cannot write is opened read-only.
     """
 
     def __init__(
@@ -175,6 +188,8 @@ class Engine:
         hooks: Sequence[Hooks] = (),
         redact: Redactor | None = None,
         rollup_every: float | None = 30.0,
+        busy_timeout: float = 10.0,
+        journal_retry: Retry = JOURNAL_RETRY,
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"Engine(concurrency={concurrency}): must be at least 1")
@@ -196,6 +211,8 @@ class Engine:
             raise UsageError(f"Engine(redact={redact!r}): needs a redact(value) method, e.g. bm.RedactPII()")
         self.redact = redact
         self.rollup_every = rollup_every
+        self.busy_timeout = busy_timeout
+        self.journal_retry = journal_retry
         self.owner = new_owner_id()
         self._store: SQLiteStore | None = None
         self._worker: Worker | None = None
@@ -224,7 +241,19 @@ class Engine:
     async def open(self) -> None:
         if self._store is not None:
             return
-        self._store = SQLiteStore(self.path)
+        store = SQLiteStore(
+            self.path,
+            busy_timeout=self.busy_timeout,
+            read_only=False if self.run_worker else None,
+            write_retry=self.journal_retry.next_delay,
+        )
+        if self.run_worker:
+            try:
+                store.require_sound()  # never write into a damaged journal
+            except BaseException:
+                store.close()
+                raise
+        self._store = store
         if self.hooks is not None:
             emit(self.hooks.engine_opened, EngineOpened(self.path, self.owner))
         if self.run_worker:

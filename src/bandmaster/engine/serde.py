@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from bandmaster.errors import InvalidInput, PayloadTooLarge, StepFailed
+from bandmaster.errors import InvalidInput, PayloadTooLarge, ReplayTypeMismatch, StepFailed
 
 DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
 
@@ -81,6 +81,16 @@ class Codec:
             return None
         return self._adapter.validate_json(text)
 
+    def load_recorded(self, text: str | None, *, run_id: str, seq: int, what: str) -> Any:
+        """``load`` for a value an earlier execution journaled: one that no longer fits the
+        type (the code changed between crash and resume) raises ``ReplayTypeMismatch`` naming
+        the run, the seq and ``what``, not a bare validation error."""
+        try:
+            return self.load(text)
+        except ValidationError as exc:
+            expected = getattr(self.annotation, "__name__", None) or repr(self.annotation)
+            raise ReplayTypeMismatch(run_id, seq, what, expected, validation_summary(exc)) from None
+
     def to_jsonable(self, value: Any) -> Any:
         return self._adapter.dump_python(value, mode="json")
 
@@ -89,6 +99,14 @@ class Codec:
             return self._adapter.validate_python(value)
         except ValidationError as exc:
             raise InvalidInput(f"{_label(what)} is invalid: {exc}") from exc
+
+
+def validation_summary(exc: ValidationError) -> str:
+    """Pydantic's first error on one line, with how many there are."""
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "value"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first['msg']}{more}"
 
 
 @lru_cache(maxsize=1024)

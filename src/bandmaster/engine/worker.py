@@ -92,6 +92,9 @@ class Worker:
         # Runs claimed again while their previous execution is still unwinding (it suspended
         # and a signal re-queued the run at once): started as soon as that execution ends.
         self._reclaimed: dict[str, RunRow] = {}
+        # Runs given up after a journal write failed for good, not yet handed back to the queue
+        # (that is a write too): retried at every heartbeat, and their leases are not renewed.
+        self._unreleased: set[str] = set()
         self._wake = asyncio.Event()
         self._stopping = False
         self._loops: list[asyncio.Task[None]] = []
@@ -160,7 +163,10 @@ class Worker:
                     log.warning("claiming runs failed: %s", exc)
                     rows = []
                 for row in rows:
-                    self.execute(row)
+                    try:
+                        self.execute(row)
+                    except StoreError as exc:  # its journal could not be read
+                        self.give_up(row.id, exc)
                 claimed = len(rows)
             if claimed and self.capacity > 0:
                 await asyncio.sleep(0)  # more may be ready: poll again right away
@@ -174,10 +180,11 @@ class Worker:
         while True:
             await asyncio.sleep(self.lease / 3)
             beats += 1
-            if beats % 10 == 0 and not self._stopping:
-                self.recover()  # a peer on this host may have died since we started
+            self._hand_back()
             try:
-                cancel = self.store.heartbeat(self.owner, self.lease)
+                if beats % 10 == 0 and not self._stopping:
+                    self.recover()  # a peer on this host may have died since we started
+                cancel = self.store.heartbeat(self.owner, self.lease, list(self.active))
                 taken = self.store.runs_taken_over(self.owner, list(self.active))
             except StoreError as exc:
                 log.warning("heartbeat failed: %s", exc)
@@ -221,9 +228,37 @@ class Worker:
             del self.active[run_id]
         row = self._reclaimed.pop(run_id, None)
         if row is not None and not self._stopping:
-            current = self.store.get_run(run_id)
-            if current is not None and current.status == "running" and current.lease_owner == self.owner:
-                self.execute(current)
+            try:
+                current = self.store.get_run(run_id)
+                if current is not None and current.status == "running" and current.lease_owner == self.owner:
+                    self.execute(current)
+            except StoreError as exc:
+                self.give_up(run_id, exc)
+
+    def give_up(self, run_id: str, cause: BaseException) -> None:
+        """A journal write of the run failed even after retries: hand the run back to the queue
+        (now, or at a later heartbeat if that write fails too; at worst its lease expires), so
+        any worker resumes it from its last journaled step once the journal can be written."""
+        log.warning(
+            "run %s: %s; the run is handed back and resumes from its last journaled step", run_id, cause
+        )
+        self._unreleased.add(run_id)
+        self._hand_back()
+
+    def _hand_back(self) -> None:
+        if not self._unreleased:
+            return
+        try:
+            self.store.release_runs(self.owner, sorted(self._unreleased), flush=False)
+        except StoreError as exc:
+            log.warning(
+                "runs %s: not handed back yet (%s); retrying at the next heartbeat",
+                sorted(self._unreleased),
+                exc,
+            )
+            return
+        self._unreleased.clear()
+        self.poke()
 
     def cancel_local(self, run_id: str) -> bool:
         entry = self.active.get(run_id)
@@ -237,7 +272,11 @@ class Worker:
     async def _run(self, row: RunRow, ctx: RunContext, headers: Mapping[str, str] | None = None) -> None:
         store, owner = self.store, self.owner
         if row.cancel_requested:
-            store.cancel_claimed(row.id, owner)
+            try:
+                store.cancel_claimed(row.id, owner)
+            except StoreError as exc:
+                self.give_up(row.id, exc)
+                return
             self.on_finished(row.id)
             return
         wf = self.workflows[row.workflow]
@@ -283,7 +322,7 @@ class Worker:
         status, output, error = "completed", None, None
         failure: BaseException | None = None
         try:
-            args = wf.decode_input(row.input)
+            args = wf.decode_input(row.input, run_id=row.id)
             result = await wf.fn(*args)
             output = wf.output_codec.dump(
                 result, what=lambda: f"result of workflow {wf.name!r} (run {row.id})", limit=self.max_payload
@@ -292,8 +331,11 @@ class Worker:
                 output = redact_json(ctx.redactor, output)
         except Suspend:
             return "suspended", None
-        except LeaseLost:
-            log.info("run %s: lease lost; another execution resumes it", row.id)
+        except LeaseLost as lost:
+            if lost.cause is not None:
+                self.give_up(row.id, lost.cause)
+            else:
+                log.info("run %s: lease lost; another execution resumes it", row.id)
             return "released", None
         except asyncio.CancelledError as exc:
             if not ctx.cancel_requested:
@@ -304,8 +346,11 @@ class Worker:
             status, error, failure = "failed", error_json(exc, ctx.redactor), exc
         try:
             finished = await store.finish_run(row.id, owner, status, output, error)  # type: ignore[arg-type]
-        except (StoreError, asyncio.CancelledError) as exc:
-            log.warning("run %s: could not record its end (%r); it will be replayed", row.id, exc)
+        except StoreError as exc:
+            self.give_up(row.id, exc)  # replayed from its journal, the run ends the same way
+            return "released", None
+        except asyncio.CancelledError:
+            log.warning("run %s: stopped before its end was recorded; it will be replayed", row.id)
             return "released", None
         if not finished:
             return "released", None  # the lease was lost meanwhile: another execution owns the run

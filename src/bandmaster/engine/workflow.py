@@ -79,14 +79,17 @@ class Workflow(Generic[P, R]):
         values = tuple(bound.arguments.values())
         return self.input_codec.dump(values, what=f"input of workflow {self.name!r}", limit=limit)
 
-    def decode_input(self, text: str | None) -> tuple[Any, ...]:
+    def decode_input(self, text: str | None, *, run_id: str | None = None) -> tuple[Any, ...]:
+        """The recorded input as arguments (``run_id``, when given, is named in the error of
+        an input the code's signature no longer accepts)."""
         raw = json.loads(text or "[]")
         if isinstance(raw, list) and len(raw) < len(self.signature.parameters):
             # Started by name from a client without the code: fill in the defaults here.
             bound = self.signature.bind_partial(*raw)
             bound.apply_defaults()
             raw = list(bound.arguments.values())
-        return tuple(self.input_codec.validate(raw, what=f"input of workflow {self.name!r}"))
+        run = f" (run {run_id})" if run_id is not None else ""
+        return tuple(self.input_codec.validate(raw, what=f"input of workflow {self.name!r}{run}"))
 
     def input_from_json(self, value: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Map a JSON value (CLI, HTTP) onto the parameters: the whole value for a

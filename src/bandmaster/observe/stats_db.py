@@ -7,7 +7,8 @@ import re
 import sqlite3
 from pathlib import Path
 
-from bandmaster.errors import InvalidInput, StoreError
+from bandmaster.errors import InvalidInput
+from bandmaster.store.journal_file import check_schema, connect_read_only, is_a_directory, journal_error
 from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -48,17 +49,27 @@ def connect(
 ) -> sqlite3.Connection:
     """A connection of our own to the journal (the engine's stays untouched).
 
-    Read-only connections never create a file; writers migrate the schema first (via the
-    store) so the retention table and indexes exist, and ``create`` makes a new journal.
+    Read-only connections never create or write a file (they work on read-only media, too);
+    writers migrate the schema first (via the store) so the retention table and indexes exist,
+    and ``create`` makes a new journal.
     """
     path = journal_path(db)
+    if path.is_dir():
+        raise is_a_directory(path)
     if not path.is_file() and not (write and create):
         raise InvalidInput(f"no journal at {path}; pass --db PATH (or set BANDMASTER_DB)")
-    if write:
-        SQLiteStore(path, busy_timeout=busy_timeout).close()  # applies pending migrations
+    if not write:
+        conn = connect_read_only(path, timeout=busy_timeout)
+        try:
+            check_schema(conn, path, newest=None, writing=False)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+    SQLiteStore(path, busy_timeout=busy_timeout).close()  # applies pending migrations
     try:
         conn = sqlite3.connect(
-            f"{path.resolve().as_uri()}?mode={'rw' if write else 'ro'}",
+            f"{path.resolve().as_uri()}?mode=rw",
             uri=True,
             isolation_level=None,
             check_same_thread=False,
@@ -66,5 +77,5 @@ def connect(
         )
         conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
     except sqlite3.Error as exc:
-        raise StoreError(f"cannot open journal {path}: {exc}") from exc
+        raise journal_error(path, exc, "cannot open journal") from exc
     return conn

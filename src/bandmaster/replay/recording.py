@@ -19,8 +19,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bandmaster.errors import ReplayError
+from bandmaster.errors import ReplayError, StoreError
 from bandmaster.store.base import RunRow, StepRow
+from bandmaster.store.journal_file import connect_read_only, require_sound
 from bandmaster.store.sqlite import FORMAT, resolve_db_path
 
 _RUN_COLUMNS = (
@@ -106,13 +107,18 @@ class RecordingSource:
         if not self.path.is_file():
             raise ReplayError(f"no journal at {self.path}; pass the journal the runs were recorded in (--db)")
         try:
-            self._conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            self._conn = connect_read_only(self.path)  # also on read-only media
             tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, StoreError) as exc:
             raise ReplayError(f"cannot read journal {self.path}: {exc}") from exc
         if not {"runs", "steps"} <= tables:
             self._conn.close()
             raise ReplayError(f"{self.path} is not a bandmaster journal (it has no runs/steps tables)")
+        try:
+            require_sound(self._conn, self.path)  # recordings with holes would replay wrongly
+        except StoreError as exc:
+            self._conn.close()
+            raise ReplayError(str(exc)) from None
 
     def __enter__(self) -> RecordingSource:
         return self

@@ -9,21 +9,39 @@ timers fired together) shares one ``BEGIN IMMEDIATE … COMMIT``. No thread hop:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from bandmaster._types import RunStatus
-from bandmaster.errors import RunNotFound, StoreError
+from bandmaster.errors import JournalReadOnly, RunNotFound, StoreError
 from bandmaster.store.base import RunRow, StepRow
+from bandmaster.store.journal_file import (
+    cannot_open,
+    check_schema,
+    connect_read_only,
+    is_a_directory,
+    is_transient,
+    journal_error,
+    read_only,
+    require_sound,
+)
 from bandmaster.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 T = TypeVar("T")
+P = ParamSpec("P")
 Op = Callable[[sqlite3.Connection], Any]
+WriteRetry = Callable[[int, BaseException, float], float | None]
+"""``(attempt, error, waited) -> delay or None``: when to try a failed journal write again
+(``bm.Retry.next_delay``); ``None`` gives up."""
+
+log = logging.getLogger("bandmaster.store")
 
 DEFAULT_DB = "bandmaster.db"
 FORMAT = "json1"
@@ -62,50 +80,134 @@ def _run_row(values: Sequence[Any]) -> RunRow:
     return row
 
 
-class SQLiteStore:
-    """SQLite journal. Create it inside a running event loop (writes use ``call_soon``)."""
+def _rollback(conn: sqlite3.Connection) -> None:
+    """End a failed transaction without hiding why it failed: SQLite has already rolled back
+    after some errors (disk full, I/O), and a ROLLBACK then fails with a message of its own."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 10.0) -> None:
-        self.path = Path(path)
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+def _reading(method: Callable[Concatenate[SQLiteStore, P], T]) -> Callable[Concatenate[SQLiteStore, P], T]:
+    """A read whose SQLite errors (a damaged page, an unreadable file) become ``StoreError``s
+    naming the journal and the fix."""
+
+    def read(self: SQLiteStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            self._conn = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False, timeout=busy_timeout
-            )
+            return method(self, *args, **kwargs)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open journal {self.path}: {exc}") from exc
-        # WAL: readers never block the writer, and other processes can read while we write.
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL: a commit survives a process crash; only an OS crash or power loss
-        # can drop the last transactions (never corrupts). FULL would fsync every commit.
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
-        self._migrate()
+            raise journal_error(self.path, exc, "reading journal") from exc
+
+    read.__name__, read.__doc__ = method.__name__, method.__doc__
+    return read
+
+
+class SQLiteStore:
+    """SQLite journal. Create it inside a running event loop (writes use ``call_soon``).
+
+    ``read_only``: ``False`` opens the journal for writing (creating and migrating it), ``True``
+    for reading only (never writes the file, works on read-only media), ``None`` for writing
+    when the file can be written and reading otherwise (``self.read_only`` says which).
+    ``write_retry`` decides when a batched write that failed for a passing reason (disk full,
+    write lock held past ``busy_timeout``) is tried again; without it such a write fails at once.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 10.0,
+        read_only: bool | None = False,
+        write_retry: WriteRetry | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.read_only = bool(read_only)
+        self._write_retry = write_retry
+        if self.path.is_dir():
+            raise is_a_directory(self.path)
+        if read_only:
+            self._conn = self._open_read_only(busy_timeout)
+        else:
+            try:
+                self._conn = self._open_read_write(busy_timeout)
+            except JournalReadOnly:
+                if read_only is False:
+                    raise
+                self._conn = self._open_read_only(busy_timeout)
+                self.read_only = True
         self._batch: list[tuple[Op, asyncio.Future[Any] | None]] = []
         self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._failed_flushes = 0  # consecutive failed attempts of the pending batch
+        self._backoff = 0.0  # seconds waited between them
 
-    # --- schema -------------------------------------------------------------------------
+    # --- opening and schema -------------------------------------------------------------
 
-    def _migrate(self) -> None:
-        conn = self._conn
+    def _open_read_write(self, busy_timeout: float) -> sqlite3.Connection:
+        try:
+            if str(self.path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False, timeout=busy_timeout
+            )
+        except OSError as exc:
+            raise read_only(self.path, str(exc)) from exc
+        except sqlite3.Error as exc:
+            raise journal_error(self.path, exc, "cannot open journal") from exc
+        try:
+            # WAL: readers never block the writer, and other processes can read while we write.
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL: a commit survives a process crash; only an OS crash or power loss
+            # can drop the last transactions (never corrupts). FULL would fsync every commit.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+            self._migrate(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            if cannot_open(exc) and self.path.is_file():  # no WAL index can be made beside it
+                raise read_only(self.path, f"{exc}: its directory is not writable") from exc
+            raise journal_error(self.path, exc, "opening journal") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _open_read_only(self, busy_timeout: float) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise StoreError(f"no journal at {self.path}; pass --db PATH (or set BANDMASTER_DB)")
+        conn = connect_read_only(self.path, timeout=busy_timeout)
+        try:
+            version = check_schema(conn, self.path, newest=SCHEMA_VERSION, writing=False)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise journal_error(self.path, exc, "reading journal") from exc
+        except BaseException:
+            conn.close()
+            raise
+        if version < SCHEMA_VERSION:
+            conn.close()
+            raise read_only(
+                self.path, f"its schema {version} must be upgraded to {SCHEMA_VERSION}, which writes it"
+            )
+        return conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"journal {self.path} has schema {version}, newer than this bandmaster "
-                    f"({SCHEMA_VERSION}); upgrade bandmaster"
-                )
+            version = check_schema(conn, self.path, newest=SCHEMA_VERSION, writing=True)
             for number in range(version, SCHEMA_VERSION):
                 for statement in MIGRATIONS[number]:
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise
+
+    def require_sound(self) -> None:
+        """Raise ``JournalCorrupt`` unless the journal passes SQLite's quick check (a worker
+        must not write into a damaged file)."""
+        require_sound(self._conn, self.path)
 
     # --- batched writes (group commit) --------------------------------------------------
 
@@ -122,7 +224,15 @@ class SQLiteStore:
         return future
 
     def flush(self) -> None:
-        """Write every enqueued operation in one transaction and resolve their futures."""
+        """Write every enqueued operation in one transaction and resolve their futures.
+
+        A batch that fails for a passing reason (disk full, write lock held) is tried again
+        after ``write_retry``'s delay, with the writes enqueued meanwhile joining it in order;
+        when it gives up, every future of the batch gets the error. So a write enqueued after
+        a failed one is never journaled without it."""
+        self._flush(retry=True)
+
+    def _flush(self, *, retry: bool) -> None:
         self._flush_scheduled = False
         batch, self._batch = self._batch, []
         if not batch:
@@ -136,17 +246,41 @@ class SQLiteStore:
                     results.append(op(conn))
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
         except sqlite3.Error as exc:
-            error = StoreError(f"journal write to {self.path} failed: {exc}")
-            for _, future in batch:
-                if future is not None and not future.done():
-                    future.set_exception(error)
+            self._flush_failed(batch, exc, retry=retry)
             return
+        if self._failed_flushes:
+            log.info(
+                "journal write to %s went through after %d failed attempts", self.path, self._failed_flushes
+            )
+            self._failed_flushes, self._backoff = 0, 0.0
         for (_, future), result in zip(batch, results, strict=True):
             if future is not None and not future.done():
                 future.set_result(result)
+
+    def _flush_failed(
+        self, batch: list[tuple[Op, asyncio.Future[Any] | None]], exc: sqlite3.Error, *, retry: bool
+    ) -> None:
+        self._failed_flushes += 1
+        error = journal_error(self.path, exc)
+        delay = None
+        if retry and self._write_retry is not None and self._loop is not None and is_transient(exc):
+            delay = self._write_retry(self._failed_flushes, error, self._backoff)
+        if delay is not None and self._loop is not None:
+            log.warning("%s; retrying in %.2f s (attempt %d)", error, delay, self._failed_flushes + 1)
+            self._backoff += delay
+            self._batch[:0] = batch  # first in line: writes enqueued meanwhile commit with it or fail with it
+            self._flush_scheduled = True
+            self._loop.call_later(delay, self.flush)
+            return
+        if self._failed_flushes > 1:
+            log.warning("%s; gave up after %d attempts", error, self._failed_flushes)
+        self._failed_flushes, self._backoff = 0, 0.0
+        for _, future in batch:
+            if future is not None and not future.done():
+                future.set_exception(error)
 
     def insert_run(self, row: RunRow, *, headers: str | None = None) -> asyncio.Future[bool]:
         """Insert a run (and its hook headers, JSON, in the same transaction) unless its id exists."""
@@ -267,10 +401,10 @@ class SQLiteStore:
                 result = fn(conn)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
         except sqlite3.Error as exc:
-            raise StoreError(f"journal write to {self.path} failed: {exc}") from exc
+            raise journal_error(self.path, exc) from exc
         return result
 
     def claim_runs(
@@ -310,14 +444,17 @@ class SQLiteStore:
 
         return self._write(op)
 
-    def heartbeat(self, owner: str, lease: float) -> list[str]:
-        """Extend every lease ``owner`` holds; return its runs whose cancel was requested."""
+    def heartbeat(self, owner: str, lease: float, run_ids: Sequence[str]) -> list[str]:
+        """Extend the leases ``owner`` holds on ``run_ids`` (the runs it is executing: a run it
+        gave up must not be kept from other workers); return its runs whose cancel was requested."""
 
         def op(conn: sqlite3.Connection) -> list[str]:
-            conn.execute(
-                "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? AND status = 'running'",
-                (time.time() + lease, owner),
-            )
+            if run_ids:
+                conn.execute(
+                    "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? AND status = 'running' "
+                    "AND id IN (SELECT value FROM json_each(?))",
+                    (time.time() + lease, owner, json.dumps(list(run_ids))),
+                )
             rows = conn.execute(
                 "SELECT id FROM runs WHERE lease_owner = ? AND cancel_requested = 1", (owner,)
             ).fetchall()
@@ -325,6 +462,7 @@ class SQLiteStore:
 
         return self._write(op)
 
+    @_reading
     def runs_taken_over(self, owner: str, run_ids: Sequence[str]) -> list[str]:
         """Those of ``run_ids`` that another worker holds now (our lease expired meanwhile)."""
         if not run_ids:
@@ -336,9 +474,11 @@ class SQLiteStore:
         ).fetchall()
         return [r[0] for r in rows]
 
-    def release_runs(self, owner: str, run_ids: Sequence[str]) -> None:
-        """Hand runs back to the queue (graceful shutdown); they resume elsewhere by replay."""
-        self.flush()
+    def release_runs(self, owner: str, run_ids: Sequence[str], *, flush: bool = True) -> None:
+        """Hand runs back to the queue (graceful shutdown, or a run whose journal write failed);
+        they resume by replay on any worker. ``flush``: write what is enqueued first."""
+        if flush:
+            self._flush(retry=False)
         now = time.time()
         self._write(
             lambda conn: conn.executemany(
@@ -348,6 +488,7 @@ class SQLiteStore:
             )
         )
 
+    @_reading
     def running_owners(self) -> list[str]:
         rows = self._conn.execute(
             "SELECT DISTINCT lease_owner FROM runs WHERE status = 'running' AND lease_owner IS NOT NULL"
@@ -367,21 +508,25 @@ class SQLiteStore:
             )
         )
 
+    @_reading
     def load_steps(self, run_id: str) -> dict[int, StepRow]:
         rows = self._conn.execute(
             f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY seq", (run_id,)
         ).fetchall()
         return {r[1]: StepRow(*r) for r in rows}
 
+    @_reading
     def run_headers(self, run_id: str) -> str | None:
         """The JSON headers stored with the run by ``insert_run``, if any."""
         row = self._conn.execute("SELECT headers FROM run_headers WHERE run_id = ?", (run_id,)).fetchone()
         return row[0] if row else None
 
+    @_reading
     def get_run(self, run_id: str) -> RunRow | None:
         row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _run_row(row) if row else None
 
+    @_reading
     def finished_among(self, run_ids: Sequence[str]) -> list[str]:
         if not run_ids:
             return []
@@ -392,10 +537,12 @@ class SQLiteStore:
         ).fetchall()
         return [r[0] for r in rows]
 
+    @_reading
     def run_status(self, run_id: str) -> RunStatus | None:
         row = self._conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
         return row[0] if row else None
 
+    @_reading
     def list_runs(
         self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[RunRow]:
@@ -445,6 +592,7 @@ class SQLiteStore:
 
         return self._write(op)
 
+    @_reading
     def next_signal(self, run_id: str, name: str) -> tuple[int, str | None] | None:
         row = self._conn.execute(
             "SELECT id, payload FROM signals WHERE run_id = ? AND name = ? AND consumed_seq IS NULL "
@@ -453,6 +601,7 @@ class SQLiteStore:
         ).fetchone()
         return (row[0], row[1]) if row else None
 
+    @_reading
     def pending_signals(self, run_id: str, name: str) -> list[tuple[int, str | None]]:
         rows = self._conn.execute(
             "SELECT id, payload FROM signals WHERE run_id = ? AND name = ? AND consumed_seq IS NULL "
@@ -495,6 +644,7 @@ class SQLiteStore:
 
     # --- model registry state (shared by all workers) ------------------------------------
 
+    @_reading
     def kv_get(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
@@ -508,10 +658,12 @@ class SQLiteStore:
             )
         )
 
+    @_reading
     def registry_rev(self) -> int:
         row = self._conn.execute("SELECT value FROM kv WHERE key = 'registry_rev'").fetchone()
         return int(row[0]) if row else 0
 
+    @_reading
     def alias_overrides(self) -> dict[str, str]:
         return dict(self._conn.execute("SELECT alias, spec FROM alias_overrides").fetchall())
 
@@ -538,6 +690,7 @@ class SQLiteStore:
 
         return self._write(op)
 
+    @_reading
     def alias_history(self, alias: str, limit: int = 20) -> list[tuple[str, float, str | None]]:
         rows = self._conn.execute(
             "SELECT spec, changed_at, changed_by FROM alias_history WHERE alias = ? ORDER BY id DESC LIMIT ?",
@@ -545,6 +698,7 @@ class SQLiteStore:
         ).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
+    @_reading
     def breakers(self) -> list[tuple[str, str, float | None, float]]:
         rows = self._conn.execute("SELECT key, status, opened_at, changed_at FROM breakers").fetchall()
         return [(r[0], r[1], r[2], r[3]) for r in rows]
@@ -562,6 +716,7 @@ class SQLiteStore:
 
         self._enqueue(op, wait=False)
 
+    @_reading
     def cache_get(self, key: str) -> str | None:
         row = self._conn.execute(
             "SELECT value FROM cache WHERE key = ? AND expires_at > ?", (key, time.time())
@@ -579,7 +734,7 @@ class SQLiteStore:
         self._enqueue(op, wait=False)
 
     def close(self) -> None:
-        self.flush()
+        self._flush(retry=False)
         self._conn.close()
 
 
