@@ -257,7 +257,8 @@ PATTERNS: tuple[_Pattern, ...] = (
     _p(
         "name_here",
         "PERSON",
-        rf"(?<![A-Za-z])(?=(?P<n1>{_CAP_NAME})(?:\s+(?P<n2>{_CAP_NAME}))?\s+(?:here|calling|speaking|writing)\b)",
+        # First and last name both: "Transferred here", "Spanish speaking" are no one.
+        rf"(?<![A-Za-z])(?=(?P<n1>{_CAP_NAME})\s+(?P<n2>{_CAP_NAME})\s+(?:here|calling|writing)\b)",
         0.5,
         names="weak",
     ),
