@@ -17,23 +17,8 @@ import pytest
 import bandmaster as bm
 
 pytest.importorskip("presidio_analyzer", reason="needs the 'pii' extra: pip install 'bandmaster[pii]'")
-
-PATIENT = "Margaret Okafor"
-PHONE = "617-555-0142"
-DAUGHTER = "Elena Okafor"
-SECRETS = (PATIENT, PHONE, DAUGHTER, "Okafor", "0142")
-
-
-@bm.step
-async def note(text: str) -> str:
-    return f"noted: {text}"
-
-
-@bm.workflow(name="intake", redact=bm.RedactPII())
-async def intake(ticket: str) -> dict[str, Any]:
-    first = await note(ticket)
-    review = await bm.wait_for("review", timeout=60)
-    return {"note": first, "review": review}
+# The server tests' redacting workflow, and the PHI they plant.
+from server.wf_redacting import DAUGHTER, PATIENT, PHONE, SECRETS, intake, note
 
 
 @bm.workflow(name="intake")

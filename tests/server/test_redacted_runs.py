@@ -16,11 +16,7 @@ from bandmaster.store.sqlite import SQLiteStore
 from .conftest import HERE, Server, start_server, stop, wait_healthy
 
 pytest.importorskip("presidio_analyzer", reason="needs the 'pii' extra: pip install 'bandmaster[pii]'")
-
-PATIENT = "Margaret Okafor"
-PHONE = "617-555-0142"
-DAUGHTER = "Elena Okafor"
-SECRETS = (PATIENT, PHONE, DAUGHTER, "Okafor", "0142")
+from .wf_redacting import DAUGHTER, PATIENT, PHONE, SECRETS
 
 
 @pytest.fixture(scope="module")

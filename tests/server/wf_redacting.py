@@ -6,6 +6,12 @@ from typing import Any
 
 import bandmaster as bm
 
+# What the tests write in and must never find in the journal.
+PATIENT = "Margaret Okafor"
+PHONE = "617-555-0142"
+DAUGHTER = "Elena Okafor"
+SECRETS = (PATIENT, PHONE, DAUGHTER, "Okafor", "0142")
+
 
 @bm.step
 async def note(text: str) -> str:
