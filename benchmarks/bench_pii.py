@@ -7,6 +7,8 @@ Datasets (read from DATA_DIR, never copied into the repo):
 * ``presidio-synth-pii/synth_dataset_v2.json``: Presidio's synthetic evaluation sentences.
 * ``physionet-deid-nursing-notes/deid_gold_notes_with_spans.jsonl.gz``: real ICU nursing notes
   with gold PHI spans (GPL; stays in DATA_DIR).
+* the support-triage example's bundled tickets (in the repo): gold spans where each ticket's
+  ``phi`` values occur, typed by their shape.
 
 Scoring is span overlap per entity type: a gold span is found when a prediction of the mapped
 type overlaps it; a prediction is correct when it overlaps a gold span of its type. Gold types
@@ -20,6 +22,7 @@ import argparse
 import asyncio
 import gzip
 import json
+import re
 import statistics
 import tempfile
 import time
@@ -96,6 +99,39 @@ def load_nursing(folder: Path, limit: int | None) -> list[tuple[str, list[Span]]
             if limit is not None and len(out) >= limit:
                 break
     return out
+
+
+TICKETS_DIR = Path(__file__).resolve().parents[1] / "examples" / "support_triage"
+
+
+def _ticket_type(value: str) -> str:
+    """The type of an identifier the ticket generator planted, from its shape."""
+    shapes = [
+        (r"MRN \d+", "MEDICAL_RECORD_NUMBER"),
+        (r"\d{3}-\d{2}-\d{4}", "US_SSN"),
+        (r"\(\d{3}\) \d{3}-\d{4}", "PHONE_NUMBER"),
+        (r"\d{2}/\d{2}/\d{4}", "DATE_TIME"),
+        (r"\S+@\S+", "EMAIL_ADDRESS"),
+        (r"\d+ .*", "LOCATION"),  # a street address
+    ]
+    return next((kind for shape, kind in shapes if re.fullmatch(shape, value)), "PERSON")
+
+
+def load_tickets(folder: Path, limit: int | None) -> list[tuple[str, list[Span]]]:
+    """The support-triage example's bundled tickets and training tickets (every text and
+    history line), with gold spans where the generator's ``phi`` values occur."""
+    out: list[tuple[str, list[Span]]] = []
+    for name in ("tickets.jsonl", "train.jsonl"):
+        for line in (folder / name).read_text().splitlines():
+            row = json.loads(line)
+            for text in [row["text"], *row["history"]]:
+                spans = [
+                    (found.start(), found.end(), _ticket_type(value))
+                    for value in row["phi"]
+                    for found in re.finditer(re.escape(value), text)
+                ]
+                out.append((text, spans))
+    return out[:limit]
 
 
 def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
@@ -201,7 +237,7 @@ def main() -> None:
     )
     parser.add_argument("--limit", type=int, default=None, help="documents per dataset (default: all)")
     parser.add_argument("--hook-runs", type=int, default=50, help="workflow runs per hook timing")
-    parser.add_argument("--only", choices=["synth", "nursing", "hook"], default=None)
+    parser.add_argument("--only", choices=["synth", "nursing", "tickets", "hook"], default=None)
     args = parser.parse_args()
 
     redactor = bm.RedactPII()
@@ -215,6 +251,9 @@ def main() -> None:
         docs = load_nursing(args.data_dir / "physionet-deid-nursing-notes", args.limit)
         counts, elapsed, n = evaluate(redactor, docs)
         print_table("physionet-deid-nursing-notes", counts, elapsed, n)
+    if args.only in (None, "tickets"):
+        counts, elapsed, n = evaluate(redactor, load_tickets(TICKETS_DIR, args.limit))
+        print_table("support-triage tickets (bundled + training)", counts, elapsed, n)
     if args.only in (None, "hook"):
         bench_hook(args.hook_runs)
 

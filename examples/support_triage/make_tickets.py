@@ -106,22 +106,25 @@ PARTS = ["knee", "shoulder", "back", "ankle", "wrist", "hip"]
 INSURERS = ["Aetna", "Cigna", "Blue Cross", "UnitedHealthcare", "Humana"]
 
 
-def _phi_sentence(fake: Faker, rng: random.Random) -> tuple[str, list[str]]:
-    """One sentence carrying invented identifiers, and those identifiers."""
+def phi_sentences(fake: Faker) -> list[tuple[str, list[str]]]:
+    """Every form of sentence with invented identifiers the generator writes, for one invented
+    person, each with those identifiers (what a privacy test plants and then looks for)."""
     name, dob = fake.name(), fake.date_of_birth(minimum_age=18, maximum_age=90).strftime("%m/%d/%Y")
     phone, mrn = fake.numerify("(###) ###-####"), f"MRN {fake.numerify('#######')}"
-    choices = [
+    ssn = fake.ssn()
+    return [
         (f"My name is {name}, date of birth {dob}.", [name, dob]),
         (f"This is {name}, you can call me at {phone}.", [name, phone]),
         (f"Patient {name}, {mrn}.", [name, mrn]),
-        (f"My SSN is {fake.ssn()} if you need it.", []),
+        (f"My SSN is {ssn} if you need it.", [ssn]),
         (f"Call me back at {phone}.", [phone]),
         (f"I'm writing for my mother {name} (DOB {dob}).", [name, dob]),
     ]
-    sentence, values = rng.choice(choices)
-    if "SSN" in sentence:
-        values = [sentence.split("SSN is ")[1].split(" ")[0]]
-    return sentence, values
+
+
+def _phi_sentence(fake: Faker, rng: random.Random) -> tuple[str, list[str]]:
+    """One sentence carrying invented identifiers, and those identifiers."""
+    return rng.choice(phi_sentences(fake))
 
 
 def _typo(text: str, rng: random.Random) -> str:
@@ -183,6 +186,24 @@ def _ticket(number: int, fake: Faker, rng: random.Random, prefix: str, held_out:
         "route": route,
         "phi": phi,
     }
+
+
+def planted(count: int, seed: int) -> list[dict[str, Any]]:
+    """Tickets that all carry invented identifiers, in every form the generator writes: a PHI
+    sentence of each form in turn, an address in the text and an e-mail in the history."""
+    fake, rng = Faker("en_US"), random.Random(seed)
+    fake.seed_instance(seed)
+    rows = []
+    for number in range(count):
+        row = _ticket(number, fake, rng, "P", held_out=0.0)
+        forms = phi_sentences(fake)
+        sentence, values = forms[number % len(forms)]
+        address, email = fake.street_address(), fake.free_email()
+        row["text"] = f"{sentence} {row['text']} Please update my address to {address}."
+        row["history"] = [*row["history"], f"Change the email on my account to {email} please."]
+        row["phi"] = sorted({*row["phi"], *values, address, email})
+        rows.append(row)
+    return rows
 
 
 def write(path: Path, count: int, seed: int, prefix: str, held_out: float) -> None:

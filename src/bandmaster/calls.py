@@ -178,6 +178,10 @@ async def call_model(
         return revive(guards, response)
     hub = hub_for(registry, ctx.store)
     seq = ctx.next_seq()
+    if ctx.redactor is not None:
+        # The model is sent what the journal keeps: the request redacted, also when the workflow
+        # composed its text from something other than its (redacted) input.
+        request = redact_request(ctx.redactor, request)
     response = await journaled(
         ctx,
         seq,
@@ -232,6 +236,7 @@ async def _invoke(
     log = GuardLog()
     routed: GuardViolation | None = None
     meta["request"] = request  # journaled as sent (serialised with the meta)
+    record.request_redacted = redactor is not None  # call_model redacted it before this
     if guards:  # the guards' log fills in as they run; the row is serialised at the end
         meta["guard"] = {"attempts": log.attempts, "violations": log.violations}
         request, routed = await check_input(guards, request, log)
@@ -343,6 +348,21 @@ async def _invoke(
     if len(errors) == 1:
         raise next(iter(errors.values()))
     raise FallbacksExhausted(name, errors)
+
+
+def redact_request(redactor: Redactor, request: ModelRequest) -> ModelRequest:
+    """``request`` with its free text (input, chat message contents, system prompt) redacted;
+    settings, schema and roles are the caller's code, not data, and stay as they are."""
+    update: dict[str, Any] = {}
+    if isinstance(request.input, list):
+        update["input"] = [
+            m.model_copy(update={"content": redactor.redact(m.content)}) for m in request.input
+        ]
+    else:
+        update["input"] = redactor.redact(request.input)
+    if request.system is not None:
+        update["system"] = redactor.redact(request.system)
+    return request.model_copy(update=update)
 
 
 def _model(registry: Registry, candidate: str | Model, key: str | None) -> tuple[Model, str]:

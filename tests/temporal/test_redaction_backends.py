@@ -188,3 +188,31 @@ async def test_an_activity_told_to_redact_fails_on_a_worker_without_the_redactor
 
     with pytest.raises(ApplicationError, match="does not host it with its redactor"):
         await ActivityEnvironment().run(redact_activity, RedactCall("output", wfs.PATIENT))
+
+
+async def test_a_client_without_the_workflow_redacts_its_signal_as_the_run_recorded(
+    make_engine: EngineFactory, tmp_path: Path
+) -> None:
+    worker = await make_engine([wfs.held_for_note, wfs.held_for_note_hashed])
+    # A client that does not import the workflows: no redactor of its own.
+    client: Any = (
+        bm.TemporalEngine(worker.target, task_queue=worker.task_queue, worker=False)
+        if isinstance(worker, bm.TemporalEngine)
+        else bm.Engine(worker.path, worker=False)
+    )
+    async with client:
+        handle = await worker.start(wfs.held_for_note, "no pii here")
+        await client.signal(handle.id, "note", f"{wfs.PATIENT} called from {wfs.PHONE}")
+        assert await handle.result(timeout=60) == {
+            "ticket": "no pii here",
+            "note": "<PERSON> called from <PHONE_NUMBER>",
+        }
+        assert_no_pii(await stored_text(worker, handle.id, tmp_path / "journal.db"))
+
+        # A hash key stays out of the journal and the history: the client cannot redact, and says so.
+        hashed = await worker.start(wfs.held_for_note_hashed, "no pii here")
+        with pytest.raises(bm.RedactionError, match="holds a secret"):
+            await client.signal(hashed.id, "note", f"call {wfs.PATIENT}")
+        await worker.signal(hashed.id, "note", "done")
+        assert await hashed.result(timeout=60) == "done"
+        assert_no_pii(await stored_text(worker, hashed.id, tmp_path / "journal.db"))

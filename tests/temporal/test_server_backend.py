@@ -172,6 +172,22 @@ def test_start_list_describe_and_stream_a_run(served: Served) -> None:
     assert kinds[-1] == "end"
 
 
+def test_an_idempotency_key_works_for_a_redacting_workflow(served: Served) -> None:
+    # The start event holds the input as the client redacted it; the repeat is compared alike.
+    key = f"T-{uuid.uuid4().hex[:6]}"
+    body = {"workflow": "intake", "input": {"id": "T-21", "text": "Mrs. Garcia was charged twice"}}
+    with served.client("writer") as http:
+        first = http.post("/api/v1/runs", json=body, headers={"Idempotency-Key": key})
+        again = http.post("/api/v1/runs", json=body, headers={"Idempotency-Key": key})
+        other = {"workflow": "intake", "input": {"id": "T-21", "text": "Mr. Ito was charged twice"}}
+        conflict = http.post("/api/v1/runs", json=other, headers={"Idempotency-Key": key})
+    assert first.status_code == 201, first.text
+    assert (again.status_code, again.json()["created"]) == (200, False)
+    assert conflict.status_code == 409
+    run = served.wait_status(key, {"completed"})
+    assert run["input"] == [{"id": "T-21", "text": "<PERSON> was charged twice"}]
+
+
 def test_signal_a_waiting_run_and_cancel_another(served: Served) -> None:
     run_id = served.start("paused", "hello")
     served.wait_status(run_id, {"waiting"})

@@ -119,3 +119,14 @@ async def strict_contact() -> str:
     except bm.RedactionError as exc:
         return f"caught: {exc}"
     return "no error"
+
+
+@bm.workflow(name="held_for_note", redact=bm.RedactPII())
+async def held_for_note(ticket: str) -> dict[str, Any]:
+    """Waits for a note that a client without this workflow's code sends."""
+    return {"ticket": ticket, "note": await bm.wait_for("note", timeout=120)}
+
+
+@bm.workflow(name="held_for_note_hashed", redact=bm.RedactPII(mode="hash", key="tredact-hash-key-0123456789"))
+async def held_for_note_hashed(ticket: str) -> str:
+    return str(await bm.wait_for("note", timeout=120))

@@ -91,3 +91,19 @@ async def sleepy() -> str:
 @bm.workflow
 async def broken(text: str) -> str:
     raise ValueError(f"cannot handle {text}")
+
+
+class RedactDeep(Redact):
+    """The stand-in redactor, applied to every string of a JSON value."""
+
+    def redact(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self.redact(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self.redact(item) for key, item in value.items()}
+        return super().redact(value)
+
+
+@bm.workflow(redact=RedactDeep())
+async def intake(ticket: Ticket) -> str:
+    return await classify(ticket)

@@ -41,6 +41,8 @@ class OpRecord:
     # Set only when the engine has hooks: what ``run_attempts`` reports each attempt against.
     hooks: HookSet | None = None
     step: StepStarted | None = None
+    # The model request in ``meta`` was redacted before it was sent: journaled exactly as sent.
+    request_redacted: bool = False
 
     def meta_json(self) -> str | None:
         meta = dict(self.meta)
@@ -146,7 +148,14 @@ async def journaled(
 def _meta(ctx: RunContext, record: OpRecord) -> str | None:
     # Meta holds model requests (prompts) and attempt errors: redacted like the output.
     meta = record.meta_json()
-    return meta if ctx.redactor is None else redact_json(ctx.redactor, meta)
+    if ctx.redactor is None or meta is None:
+        return meta
+    if not record.request_redacted:
+        return redact_json(ctx.redactor, meta)
+    values = json.loads(meta)
+    sent = values.pop("request", None)
+    redacted = ctx.redactor.redact(values)
+    return json.dumps({**redacted, "request": sent}, ensure_ascii=False, separators=(",", ":"))
 
 
 async def run_attempts(

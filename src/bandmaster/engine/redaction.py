@@ -9,6 +9,7 @@ so a live execution and a replay of the same journal see the same thing.
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any, Protocol, runtime_checkable
 
@@ -73,3 +74,54 @@ def error_json(exc: BaseException, redactor: Redactor | None) -> str:
     if redactor is not None:
         record = redact_error_record(redactor, record)
     return json.dumps(record)
+
+
+# --- redaction as a property of the workflow in the journal ---------------------------------
+# A redactor travels as data, ``{"type": "module:Class", "config": {...}}`` from its
+# ``to_config()``, so a writer that does not hold the workflow's code (a plain client, the CLI,
+# the server) rebuilds the same redactor from the journal. ``config`` is None when the redactor
+# holds a secret (an HMAC key, a vault) that must never be written to the journal.
+
+
+def redactor_spec(redactor: Redactor) -> dict[str, Any]:
+    """What the journal records about a redactor: its class and, when it can be rebuilt from
+    JSON alone, the keyword arguments that rebuild it."""
+    cls = type(redactor)
+    to_config = getattr(redactor, "to_config", None)
+    config = to_config() if callable(to_config) else None
+    if config is not None:
+        try:
+            json.dumps(config)
+        except TypeError:
+            config = None  # not JSON: it cannot be rebuilt elsewhere
+    return {"type": f"{cls.__module__}:{cls.__qualname__}", "config": config, "label": repr(redactor)}
+
+
+def redactor_from_spec(spec: dict[str, Any], *, workflow: str) -> Redactor:
+    """The redactor ``redactor_spec`` described, or ``RedactionError`` saying how to redact
+    instead (run the writer in a process that holds the workflow with its redactor)."""
+    how = (
+        f"workflow {workflow!r} redacts its values ({spec.get('label')}), and the journal says so; "
+        "this process cannot rebuild that redactor"
+    )
+    fix = (
+        "write to this run from a process that holds the workflow with its redactor: "
+        "bm.Engine(db, workflows=[the_workflow], worker=False) in Python, or --module/--app with "
+        "the module defining it on the command line and the server"
+    )
+    config = spec.get("config")
+    if config is None:
+        raise RedactionError(
+            f"{how}, because it holds a secret (a key or a vault) kept out of the journal; {fix}"
+        )
+    module_name, _, qualname = str(spec.get("type", "")).partition(":")
+    try:
+        cls: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            cls = getattr(cls, part)
+        redactor = cls(**config)
+    except Exception as exc:  # any failure to rebuild means: refuse rather than write raw
+        raise RedactionError(f"{how} ({type(exc).__name__}: {exc}); {fix}") from None
+    if not isinstance(redactor, Redactor):
+        raise RedactionError(f"{how}: {spec.get('type')} is not a Redactor; {fix}")
+    return redactor

@@ -19,11 +19,13 @@ from pydantic import BaseModel
 from bandmaster._types import TERMINAL_STATUSES, RunStatus
 from bandmaster.engine.approvals import Approvals
 from bandmaster.engine.hooks import EngineClosed, EngineOpened, Hooks, RunCreated, emit, hook_set
+from bandmaster.engine.idempotency import request_digest
 from bandmaster.engine.redaction import Redactor, redact_json
+from bandmaster.engine.redaction_policy import ANY_WORKFLOW, RedactionPolicy
 from bandmaster.engine.run_id import check_run_id
 from bandmaster.engine.serde import ANY, DEFAULT_MAX_PAYLOAD, rebuild_error
 from bandmaster.engine.worker import Worker, new_owner_id
-from bandmaster.engine.workflow import Workflow, redactor_for
+from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import (
     InvalidInput,
     RunCancelled,
@@ -162,8 +164,9 @@ class Engine:
     ``registry`` (a ``bm.Registry``) serves ``bm.call_model`` in the runs this engine executes.
     ``hooks`` observe runs, steps and attempts (``bandmaster.observe.Tracing``, ``Metrics``).
     ``redact`` (e.g. ``bm.RedactPII()``) rewrites run inputs, step outputs and signal payloads
-    before they are journaled, for every workflow without a ``redact=`` of its own. Redaction
-    happens in the process that writes: clients that start or signal runs need it too.
+    before they are journaled, for every workflow without a ``redact=`` of its own. Both are
+    recorded in the journal, and every engine writing to it applies them: a client without the
+    redactor rebuilds it from the record, or is refused (``RedactionError``).
     Every ``rollup_every`` seconds the worker adds the runs that ended to the stats rollups
     (``None``: never; ``bandmaster stats`` catches up before reading either way).
     A journal write waits up to ``busy_timeout`` seconds for another process's write lock; one
@@ -215,6 +218,7 @@ class Engine:
         self.journal_retry = journal_retry
         self.owner = new_owner_id()
         self._store: SQLiteStore | None = None
+        self._redaction: RedactionPolicy | None = None
         self._worker: Worker | None = None
         self._finished: dict[str, asyncio.Future[None]] = {}
         self._result_poller: asyncio.Task[None] | None = None
@@ -247,12 +251,18 @@ class Engine:
             read_only=False if self.run_worker else None,
             write_retry=self.journal_retry.next_delay,
         )
-        if self.run_worker:
-            try:
+        try:
+            if self.run_worker:
                 store.require_sound()  # never write into a damaged journal
-            except BaseException:
-                store.close()
-                raise
+            self._redaction = RedactionPolicy(store, self.workflows, self.redact)
+            self._redaction.declare_all()
+            if self.run_worker:  # a worker refuses up front the workflows it could not redact
+                for name in self.workflows:
+                    self._redaction.for_workflow(name)
+        except BaseException:
+            store.close()
+            self._redaction = None
+            raise
         self._store = store
         if self.hooks is not None:
             emit(self.hooks.engine_opened, EngineOpened(self.path, self.owner))
@@ -270,6 +280,7 @@ class Engine:
                 registry=self.registry,
                 hooks=self.hooks,
                 redactor=self.redact,
+                redaction=self._redaction,
                 rollup_every=self.rollup_every,
             )
             await self._worker.start()
@@ -288,6 +299,7 @@ class Engine:
             await close_models()
         self._store.close()
         self._store = None
+        self._redaction = None
         if self.hooks is not None:
             emit(self.hooks.engine_closed, EngineClosed(self.path, self.owner))
 
@@ -318,7 +330,8 @@ class Engine:
     ) -> RunHandle[R]:
         """Start a run. With ``run_id``, starting is idempotent: an existing run of that id is
         returned instead of a new one (its workflow must match); it must follow the run id
-        rule (``bandmaster.engine.run_id``)."""
+        rule (``bandmaster.engine.run_id``). The input is journaled redacted when the workflow
+        redacts (``redaction_policy.py``)."""
         if run_id is not None:
             check_run_id(run_id)
         store = self.store
@@ -330,7 +343,9 @@ class Engine:
             if kwargs:
                 raise InvalidInput("start a workflow by name with positional arguments only")
             payload = ANY.dump(list(args), what=f"input of workflow {name!r}", limit=self.max_payload)
-        redactor = redactor_for(wf, self.redact)
+        # Before any write: a workflow the journal says redacts is redacted here, or refused.
+        redactor = self.redaction.for_workflow(name, wf)
+        digest = request_digest(store, name, payload) if run_id is not None else None
         if redactor is not None:
             payload = redact_json(redactor, payload) or payload
         run_id = run_id if run_id is not None else uuid.uuid4().hex
@@ -354,7 +369,9 @@ class Engine:
             claims=1 if local else 0,
         )
         headers = self.hooks.run_created(RunCreated(run_id, name)) if self.hooks is not None else None
-        inserted = await store.insert_run(row, headers=json.dumps(headers) if headers else None)
+        inserted = await store.insert_run(
+            row, headers=json.dumps(headers) if headers else None, digest=digest
+        )
         if not inserted:
             existing = store.get_run(run_id)
             if existing is not None and existing.workflow != name:
@@ -430,12 +447,20 @@ class Engine:
         if self._worker is not None:
             self._worker.poke()
 
+    @property
+    def redaction(self) -> RedactionPolicy:
+        """Which redactor rewrites each workflow's values in this journal."""
+        if self._redaction is None:
+            raise UsageError("the engine is not open: use `async with bm.Engine(...)` or await engine.open()")
+        return self._redaction
+
     def _redactor_for_run(self, run_id: str) -> Redactor | None:
-        """What rewrites values this client writes for a run (signal payloads, decision comments)."""
-        if self.redact is None and not any(wf.redact is not None for wf in self.workflows.values()):
-            return None  # nothing to redact with: skip the run lookup
+        """What rewrites values this client writes for a run (signal payloads, decision
+        comments): the run's workflow's redactor, as the journal records it."""
         row = self.store.get_run(run_id)
-        return redactor_for(self.workflows.get(row.workflow) if row else None, self.redact)
+        if row is None:
+            return self.redaction.for_workflow(ANY_WORKFLOW)
+        return self.redaction.for_workflow(row.workflow)
 
     async def cancel(self, run_id: str) -> RunStatus:
         """Cancel a run: at once if queued or waiting; a running one gets ``bm.Cancelled`` at

@@ -16,10 +16,11 @@ from collections.abc import Callable, Mapping
 from bandmaster.engine.context import LeaseLost, RunContext, Suspend, current_run
 from bandmaster.engine.hooks import HookSet, RunFinished, RunOutcome, RunStarted, emit
 from bandmaster.engine.redaction import Redactor, error_json, redact_json
+from bandmaster.engine.redaction_policy import RedactionPolicy
 from bandmaster.engine.rollup_pass import rollup_loop
 from bandmaster.engine.serde import error_record
 from bandmaster.engine.workflow import Workflow, redactor_for
-from bandmaster.errors import Cancelled, StoreError
+from bandmaster.errors import Cancelled, RedactionError, StoreError
 from bandmaster.store.base import RunRow
 from bandmaster.store.sqlite import SQLiteStore
 
@@ -73,12 +74,16 @@ class Worker:
         registry: object | None = None,
         hooks: HookSet | None = None,
         redactor: Redactor | None = None,
+        redaction: RedactionPolicy | None = None,
         rollup_every: float | None = None,
     ) -> None:
         self.store = store
         self.rollup_every = rollup_every
         self.hooks = hooks
         self.redactor = redactor
+        # The journal's record of which workflows redact (redaction_policy.py); without one,
+        # the workflow's own redactor, else the engine's.
+        self.redaction = redaction
         self.workflows = workflows
         self.owner = owner
         self.concurrency = concurrency
@@ -206,6 +211,13 @@ class Worker:
         if entry is not None and not entry[0].done():
             self._reclaimed[row.id] = row
             return
+        try:
+            redactor = self._redactor(row.workflow)
+        except RedactionError as exc:  # the journal says it redacts, and this worker cannot
+            log.error("run %s: failed before it ran: %s", row.id, exc)
+            done = self.store.finish_run(row.id, self.owner, "failed", None, error_json(exc, None))
+            done.add_done_callback(lambda _: self.on_finished(row.id))
+            return
         ctx = RunContext(
             run_id=row.id,
             workflow=row.workflow,
@@ -216,11 +228,16 @@ class Worker:
             max_inline_sleep=self.max_inline_sleep,
             registry=self.registry,
             hooks=self.hooks,
-            redactor=redactor_for(self.workflows.get(row.workflow), self.redactor),
+            redactor=redactor,
         )
         task = asyncio.create_task(self._run(row, ctx, headers), name=f"bandmaster-run-{row.id}")
         self.active[row.id] = (task, ctx)
         task.add_done_callback(lambda done: self._forget(row.id, done))
+
+    def _redactor(self, workflow: str) -> Redactor | None:
+        if self.redaction is not None:
+            return self.redaction.for_workflow(workflow)
+        return redactor_for(self.workflows.get(workflow), self.redactor)
 
     def _forget(self, run_id: str, task: asyncio.Task[None]) -> None:
         entry = self.active.get(run_id)

@@ -202,6 +202,19 @@ class RedactPII:
         vault = self.vault
         return lambda original: vault.token(entity, original)
 
+    def to_config(self) -> dict[str, Any] | None:
+        """The keyword arguments that rebuild this redactor in another process (the journal
+        records them: ``engine/redaction_policy.py``); None for ``hash`` and ``token``, whose key
+        and vault are secrets that must not be written down with the data they protect."""
+        if self.mode in ("hash", "token"):
+            return None
+        return {
+            "entities": list(self.entities),
+            "mode": self.mode,
+            "score_threshold": self.score_threshold,
+            "allow": sorted(self.allow),
+        }
+
     def __repr__(self) -> str:
         return f"bm.RedactPII(mode={self.mode!r}, entities={len(self.entities)} types)"
 

@@ -30,6 +30,7 @@ from bandmaster.guard.pii_words import (
 MEDICAL_RECORD_NUMBER = "MEDICAL_RECORD_NUMBER"
 
 _NAME = r"[A-Za-z][A-Za-z'\-]{1,}"
+_CAP_NAME = r"[A-Z][a-z][A-Za-z'\-]*"  # written as a name: "Ann", "McKay", "O'Hara"
 # Not "ms": in notes it is mental status ("monitor MS. Restart ...").
 # Titles and roles written before a name; "md"/"ho" as in "per MD Spears", "HO Domenico".
 _TITLE = r"(?:mr|mrs|miss|mister|dr|doctor|drs'?|prof|np|md|ho|rabbi|rev)(?:\.\s*|\s+)"
@@ -230,6 +231,47 @@ PATTERNS: tuple[_Pattern, ...] = (
         0.7,
         names="strong",
         flags=_I,
+    ),
+    # People name themselves: "This is Ann Lee, ...", "I'm Ann Lee", "my name is ann lee", "Ann
+    # Lee here". After "this is" or "I'm" only capitalised words (those also open "this is the
+    # third time"); after "my name is" and labels, which say outright that a name follows, any
+    # word but a stop word ("my name is on the account").
+    _p(
+        "self_introduction",
+        "PERSON",
+        rf"(?<![A-Za-z])(?i:this\s+is|i'?m|i\s+am|speaking\s+with)\s+"
+        rf"(?=(?P<n1>{_CAP_NAME})(?:\s+[A-Z]\.)?(?:\s+(?P<n2>{_CAP_NAME}))?)",
+        0.6,
+        names="weak",
+    ),
+    _p(
+        "stated_name",
+        "PERSON",
+        rf"\b(?:my\s+name\s+is|my\s+name'?s|name\s+is|(?:patient|pt|full|caller'?s?)\s+name\s*[:\-]|"
+        rf"name\s*:|signed\s*:?|(?:i\s+am|i'?m)\s+called)\s*"
+        rf"(?=(?P<n1>{_NAME})(?:\s+[a-z]\.)?(?:\s+(?P<n2>{_NAME}))?)",
+        0.85,
+        names="strong",
+        flags=_I,
+    ),
+    _p(
+        "name_here",
+        "PERSON",
+        # First and last name both: "Transferred here", "Spanish speaking" are no one.
+        rf"(?<![A-Za-z])(?=(?P<n1>{_CAP_NAME})\s+(?P<n2>{_CAP_NAME})\s+(?:here|calling|writing)\b)",
+        0.5,
+        names="weak",
+    ),
+    # A closing and a name on their own: "Regards, Ann Lee", "Thanks,\nAnn", "-- Ann Lee".
+    _p(
+        "closing_signature",
+        "PERSON",
+        rf"(?:(?i:regards|thanks|thank\s+you|sincerely|cheers|best|best\s+wishes|warmly|respectfully|"
+        rf"yours(?:\s+truly)?)\s*[,.!]?|^\s*--+|^\s*-)[ \t]*\n?[ \t]*"
+        rf"(?=(?P<n1>{_CAP_NAME})(?:\s+[A-Z]\.)?(?:\s+(?P<n2>{_CAP_NAME}))?\s*[.!]?\s*$)",
+        0.6,
+        names="weak",
+        flags=re.MULTILINE,
     ),
     _p(
         "name_then_relation",

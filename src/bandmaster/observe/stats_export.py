@@ -97,7 +97,7 @@ class RunRecord(BaseModel):
     related: dict[str, list[dict[str, Any]]] = {}
 
 
-RELATED_TABLES = ("approvals", "approval_audit", "run_headers")
+RELATED_TABLES = ("approvals", "approval_audit", "run_headers", "run_requests")
 """Per-run tables exported, archived and deleted with their run (all keyed by ``run_id``)."""
 _RUN_COLS = list(RunData.model_fields)
 _STEP_COLS = list(StepData.model_fields)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from bandmaster._types import TERMINAL_STATUSES, RunStatus
 from bandmaster.engine.approval import Decision
 from bandmaster.engine.approvals import Approval
+from bandmaster.engine.idempotency import same_request
 from bandmaster.engine.runtime import RunInfo
 from bandmaster.errors import (
     AlreadyDecided,
@@ -154,8 +155,10 @@ async def _start_on_temporal(
 
 
 def _same_request(state: ServerState, key: str, workflow: str, payload: str) -> None:
+    # Compared by the keyed digest of the raw request kept beside the run: the journaled input
+    # may be redacted, so comparing it with the raw body would call every repeat a conflict.
     row = state.store.get_run(key)
-    if row is not None and (row.workflow != workflow or row.input != payload):
+    if row is not None and not same_request(state.store, key, workflow, payload):
         raise ApiError(
             409,
             "idempotency_conflict",

@@ -21,7 +21,7 @@ from bandmaster._types import RunStatus
 from bandmaster.engine.approval import Decision
 from bandmaster.engine.approvals import Approval
 from bandmaster.engine.runtime import RunInfo
-from bandmaster.engine.workflow import Workflow
+from bandmaster.engine.workflow import Workflow, redactor_for
 from bandmaster.errors import RunNotFound, WorkflowNotFound
 from bandmaster.server.errors import ApiError, error_response, shorter
 
@@ -116,7 +116,9 @@ async def start_on_temporal(
     if key is not None:
         existing = await _existing(temporal, key)
         if existing is not None:
-            _same_request(existing, key, wf.name, payload)
+            # The start event holds the input as the client redacted it: compare like with like.
+            redactor = redactor_for(wf, temporal.redact)
+            _same_request(existing, key, wf.name, redactor.redact(payload) if redactor else payload)
             return existing, key
     handle = await temporal.start(wf, *args, run_id=key, **kwargs)
     return None, handle.id

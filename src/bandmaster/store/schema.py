@@ -223,6 +223,16 @@ MIGRATIONS: list[list[str]] = [
     rollups.MIGRATION,
     # 9: rollups caught up off the write path: drop the run-end and step-update triggers
     rollups.CATCH_UP_MIGRATION,
+    # 10: what a keyed start asked for, as a keyed hash (never the raw input, which may be
+    # redacted in ``runs``): an Idempotency-Key repeated with the same body finds its run
+    [
+        """
+        CREATE TABLE IF NOT EXISTS run_requests (
+            run_id TEXT PRIMARY KEY,
+            digest TEXT NOT NULL          -- HMAC-SHA256 (journal secret) of workflow + raw input
+        ) WITHOUT ROWID
+        """,
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -282,8 +282,11 @@ class SQLiteStore:
             if future is not None and not future.done():
                 future.set_exception(error)
 
-    def insert_run(self, row: RunRow, *, headers: str | None = None) -> asyncio.Future[bool]:
-        """Insert a run (and its hook headers, JSON, in the same transaction) unless its id exists."""
+    def insert_run(
+        self, row: RunRow, *, headers: str | None = None, digest: str | None = None
+    ) -> asyncio.Future[bool]:
+        """Insert a run (and its hook headers, JSON, and the digest of the request that started
+        it, in the same transaction) unless its id exists."""
         values = (
             row.id,
             row.workflow,
@@ -309,6 +312,8 @@ class SQLiteStore:
             inserted = cursor.rowcount == 1
             if inserted and headers is not None:
                 conn.execute("INSERT INTO run_headers (run_id, headers) VALUES (?, ?)", (row.id, headers))
+            if inserted and digest is not None:
+                conn.execute("INSERT INTO run_requests (run_id, digest) VALUES (?, ?)", (row.id, digest))
             return inserted
 
         return self._enqueue(op)
@@ -522,6 +527,12 @@ class SQLiteStore:
         return row[0] if row else None
 
     @_reading
+    def request_digest(self, run_id: str) -> str | None:
+        """The digest of the request that started ``run_id`` (keyed starts only)."""
+        row = self._conn.execute("SELECT digest FROM run_requests WHERE run_id = ?", (run_id,)).fetchone()
+        return row[0] if row else None
+
+    @_reading
     def get_run(self, run_id: str) -> RunRow | None:
         row = self._conn.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)).fetchone()
         return _run_row(row) if row else None
@@ -657,6 +668,16 @@ class SQLiteStore:
                 (key, value),
             )
         )
+
+    def kv_setdefault(self, key: str, value: str) -> str:
+        """The value under ``key``, storing ``value`` first when there is none (the first
+        writer wins, in every process)."""
+        self._write(
+            lambda conn: conn.execute("INSERT OR IGNORE INTO kv (key, value) VALUES (?, ?)", (key, value))
+        )
+        stored = self.kv_get(key)
+        assert stored is not None
+        return stored
 
     @_reading
     def registry_rev(self) -> int:

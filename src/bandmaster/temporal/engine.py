@@ -27,7 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from bandmaster._types import RunStatus
-from bandmaster.engine.redaction import Redactor
+from bandmaster.engine.redaction import Redactor, redactor_from_spec, redactor_spec
 from bandmaster.engine.run_id import check_run_id
 from bandmaster.engine.runtime import RunHandle, RunInfo
 from bandmaster.engine.serde import ANY, rebuild_error
@@ -43,6 +43,8 @@ from bandmaster.temporal.worker import create_worker
 R = TypeVar("R")
 
 MAX_PAYLOAD = 2 * 1024 * 1024  # Temporal's own limit per payload
+REDACTION_MEMO = "bandmaster.redaction"
+"""The run's memo entry recording, as data, the redactor its start was redacted with."""
 _QUERY_STATUS = {"running": "Running", "completed": "Completed", "failed": "Failed", "cancelled": "Canceled"}
 
 
@@ -85,6 +87,7 @@ class TemporalEngine:
             )
         refuse_vault(redact, "TemporalEngine(redact=...)")
         self.redact = redact
+        self._rebuilt: dict[str, Redactor] = {}  # recorded redactors, by spec: Presidio loads once
         self.target = target
         self.tracing = tracing
         self.namespace = namespace
@@ -183,7 +186,9 @@ class TemporalEngine:
             payload = redactor.redact(payload)
         given_id = run_id is not None
         run_id = run_id if run_id is not None else uuid.uuid4().hex
-        memo = {"bandmaster.version": wf.version} if wf is not None and wf.version else None
+        memo: dict[str, Any] = {"bandmaster.version": wf.version} if wf is not None and wf.version else {}
+        if redactor is not None:  # what a client that does not host the workflow redacts with
+            memo[REDACTION_MEMO] = redactor_spec(redactor)
         with contextlib.suppress(WorkflowAlreadyStartedError):  # finished run of this id: return it
             await self.client.start_workflow(
                 name,
@@ -192,7 +197,7 @@ class TemporalEngine:
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                memo=memo,
+                memo=memo or None,
             )
         if given_id:  # only a caller's id can name an existing run (one more round trip)
             existing = await self.client.get_workflow_handle(run_id).describe()
@@ -261,14 +266,23 @@ class TemporalEngine:
             raise self._not_found(run_id, exc) from None
 
     async def _redactor_for_run(self, run_id: str) -> Redactor | None:
-        """The redactor of the run's workflow (its own, else the engine's)."""
-        if self.redact is None and not any(wf.redact is not None for wf in self.workflows.values()):
-            return None  # nothing to redact with: skip the lookup
+        """The redactor of the run's workflow: its own, else the engine's, else the one the
+        run's start recorded in its memo (rebuilt, or ``RedactionError`` when it cannot be)."""
         try:
-            workflow_type = (await self._handle(run_id).describe()).workflow_type
+            description = await self._handle(run_id).describe()
         except RPCError as exc:
             raise self._not_found(run_id, exc) from None
-        return redactor_for(self.workflows.get(workflow_type), self.redact)
+        workflow_type = description.workflow_type
+        own = redactor_for(self.workflows.get(workflow_type), self.redact)
+        if own is not None:
+            return own
+        spec = (await description.memo()).get(REDACTION_MEMO)
+        if spec is None:
+            return None
+        text = json.dumps(spec, sort_keys=True)
+        if text not in self._rebuilt:
+            self._rebuilt[text] = redactor_from_spec(spec, workflow=workflow_type)
+        return self._rebuilt[text]
 
     async def _status(self, run_id: str) -> RunStatus | None:
         try:
