@@ -12,6 +12,7 @@ from bandmaster.routing.cascade import (
 from bandmaster.routing.expr import Expression, ExpressionError
 from bandmaster.routing.fit import AgreementScorer, Example
 from bandmaster.routing.router import RouteDecision, Router
+from bandmaster.routing.signals import LogprobConfidence, SelfConsistency, Verified
 
 __all__ = [
     "AgreementScorer",
@@ -23,8 +24,11 @@ __all__ = [
     "Expression",
     "ExpressionError",
     "FitReport",
+    "LogprobConfidence",
     "RouteDecision",
     "Router",
     "Scorer",
+    "SelfConsistency",
     "StageAnswer",
+    "Verified",
 ]
