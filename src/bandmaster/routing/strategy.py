@@ -344,6 +344,7 @@ class Comparison:
     search: CascadeSearch | None
     p: np.ndarray  # out-of-fold P(correct | question) [n, models]
     expected: np.ndarray  # out-of-fold expected cost [n, models]
+    _questions: dict[tuple[int, ...], QuestionModel] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -385,6 +386,13 @@ class Comparison:
                         options += cascade_options("gain-cascade", label, decisions, settings)
         return cls(list(models), texts, outcomes, options, search, p, expected)
 
+    def question(self, columns: tuple[int, ...]) -> QuestionModel:
+        """The question model of these models, fitted on every training example (kept)."""
+        if columns not in self._questions:
+            correct, cost = self.outcomes.correct[:, list(columns)], self.outcomes.cost[:, list(columns)]
+            self._questions[columns] = QuestionModel().fit(self.texts, correct, cost)
+        return self._questions[columns]
+
     def deploy(self, option: Option, *, name: str = "strategy") -> Model:
         """The chosen option as a model: fitted on every training example."""
         models, s = self.models, option.settings
@@ -394,8 +402,9 @@ class Comparison:
             return RandomMix(models[s["weak"]], models[s["strong"]], share=s["share"], name=name)
         correct, cost = self.outcomes.correct, self.outcomes.cost
         if option.family == "router":
-            question = QuestionModel().fit(self.texts, correct, cost)
-            return QuestionRouter(models, question, value=s["value"], name=name)
+            return QuestionRouter(
+                models, self.question(tuple(range(len(models)))), value=s["value"], name=name
+            )
         assert self.search is not None
         subset = tuple(s["subset"])
         with small_blas():
@@ -405,7 +414,7 @@ class Comparison:
             scorer: Scorer = agreement
             if option.family == "gain-cascade":
                 columns = list(subset)
-                question = QuestionModel().fit(self.texts, correct[:, columns], cost[:, columns])
+                question = self.question(subset)
                 units = cost.mean(axis=0)
                 scorer = GainScorer(agreement, question, units=[float(units[i]) for i in subset])
                 oof = gain_scores(oof, self.p, self.expected, units, subset)
