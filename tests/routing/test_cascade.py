@@ -309,7 +309,15 @@ def test_a_never_threshold_always_escalates() -> None:
     assert NEVER > 1.0
 
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "routerbench-arc-mbpp"
+# The shared data sits beside the checkout (/work/main) or beside the worktrees (/work/wt/<name>).
+SHARED = next(
+    (
+        path
+        for parent in Path(__file__).resolve().parents[3:5]
+        if (path := parent / "shared" / "data" / "routerbench-arc-mbpp").is_dir()
+    ),
+    Path("routerbench-arc-mbpp-not-found"),
+)
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="RouterBench tables not next to the repo")
