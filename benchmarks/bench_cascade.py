@@ -246,7 +246,8 @@ def routerbench_sets(folder: Path, quick: bool) -> list[DataSet]:
 
 def local_sets(banking77: Path | None, clinc150: Path | None, limit: int) -> list[DataSet]:
     """The demo's three local intent models, trained on half of each set's training split; the
-    other half (at most ``limit``) is the routing training set, the test split the test."""
+    other half (at most ``limit``) is the routing training set, a random ``limit`` of the test
+    split the test (bounded: every cascade answers each test query one request at a time)."""
     if banking77 is None and clinc150 is None:
         return []
     demo = Path(__file__).resolve().parents[1] / "examples" / "support_triage"
@@ -275,7 +276,9 @@ def local_sets(banking77: Path | None, clinc150: Path | None, limit: int) -> lis
             Priced(SklearnModel(fitted[tier], name=f"intent-{tier}"), PRICES[tier]) for tier in fitted
         ]
         routing_train = [Example(input=t, label=y) for t, y in shuffled[half:][:limit]]
-        test = [Example(input=t, label=y) for t, y in pairs["test"]]
+        test_pairs = list(pairs["test"])
+        np.random.default_rng(1).shuffle(test_pairs)  # a bounded, label-mixed sample of test
+        test = [Example(input=t, label=y) for t, y in test_pairs[:limit]]
         sets.append(DataSet(name, models, routing_train, test, "model probability, agreement, question text"))
     return sets
 
@@ -324,7 +327,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--routerbench", type=Path, help="folder with routerbench_*_{train,test}.csv.gz")
     parser.add_argument("--banking77", type=Path, help="Banking77 folder (train.csv, test.csv)")
     parser.add_argument("--clinc150", type=Path, help="CLINC150 folder (data_full.json)")
-    parser.add_argument("--limit", type=int, default=2000, help="routing training examples per local set")
+    parser.add_argument(
+        "--limit", type=int, default=1500, help="routing train and test examples per local set"
+    )
     parser.add_argument("--quick", action="store_true", help="one small pair: a smoke test")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every number as JSON to PATH")
     args = parser.parse_args(argv)
