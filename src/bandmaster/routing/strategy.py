@@ -59,6 +59,7 @@ from bandmaster.routing.question import (
 from bandmaster.routing.thresholds import (
     Decisions,
     OperatingPoint,
+    accepting_stage,
     check_target,
     sweep,
     transfer_thresholds,
@@ -182,12 +183,7 @@ def routers(
 def per_example(decisions: Decisions, thresholds: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Correctness and spend of each example under ``thresholds`` (as ``simulate``, unaveraged)."""
     n, stages = decisions.correct.shape
-    accepted = np.full(n, stages - 1)
-    undecided = np.ones(n, bool)
-    for k, threshold in enumerate(thresholds):
-        take = undecided & (decisions.scores[:, k] >= threshold)
-        accepted[take] = k
-        undecided &= ~take
+    accepted = accepting_stage(decisions.scores, thresholds, stages)
     rows = np.arange(n)
     spent = np.cumsum(decisions.cost, axis=1)[rows, accepted]
     return decisions.correct[rows, accepted].astype(float), spent.astype(float)

@@ -80,16 +80,23 @@ def wilson_low(rate: np.ndarray, n: int, z: float) -> np.ndarray:
     return np.asarray((centre - spread) / (1 + z2 / n))
 
 
-def simulate(
-    scores: np.ndarray, correct: np.ndarray, cost: np.ndarray, thresholds: Sequence[float]
-) -> OperatingPoint:
-    n, stages = correct.shape
+def accepting_stage(scores: np.ndarray, thresholds: Sequence[float], stages: int) -> np.ndarray:
+    """Per example, the first stage whose score reaches its threshold (else the last)."""
+    n = scores.shape[0]
     accepted_at = np.full(n, stages - 1)
     undecided = np.ones(n, bool)
     for k, threshold in enumerate(thresholds):
         take = undecided & (scores[:, k] >= threshold)
         accepted_at[take] = k
         undecided &= ~take
+    return accepted_at
+
+
+def simulate(
+    scores: np.ndarray, correct: np.ndarray, cost: np.ndarray, thresholds: Sequence[float]
+) -> OperatingPoint:
+    n, stages = correct.shape
+    accepted_at = accepting_stage(scores, thresholds, stages)
     rows = np.arange(n)
     spent = np.cumsum(cost, axis=1)[rows, accepted_at]
     reached = tuple(float((accepted_at >= k).mean()) for k in range(stages))
