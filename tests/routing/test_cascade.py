@@ -507,3 +507,28 @@ async def test_the_deployed_cascade_reproduces_its_training_estimate_on_the_trai
         # ... and the deployed cascade sends as many training queries to each stage as estimated.
         assert replayed.escalation == pytest.approx(report.escalation, abs=0.02)
         assert replayed.cost == pytest.approx(report.cost, rel=0.05)
+
+
+def test_a_point_the_refitted_scorer_cannot_reproduce_gives_way_to_one_it_can() -> None:
+    """The refitted stage-1 score is one constant (it happened on RouterBench): any threshold
+    accepts all or nothing, so a point accepting half out of fold cannot be deployed."""
+    from bandmaster.routing.cascade import _configure
+    from bandmaster.testing import ScriptedModel
+
+    rng = np.random.default_rng(4)
+    n = 200
+    oof = rng.random((n, 2))
+    correct = np.stack([oof[:, 0] > 0.3, np.ones(n, bool)], axis=1)  # high scores are right
+    decisions = Decisions(scores=oof, correct=correct, cost=np.tile([1.0, 10.0], (n, 1)))
+    table = sweep(decisions)
+    best = table.choose(accuracy=0.9)
+    assert 0 < best.escalation[1] < 1  # out of fold, the best point escalates a part
+    cascade = Cascade([ScriptedModel(name="a"), ScriptedModel(name="b")])
+    refitted = np.full((n, 2), 0.7)
+    report = _configure(
+        cascade, "last", table, best, learned=True, refitted=refitted, target=(0.9, None, 0.0)
+    )
+    assert report.reproduced
+    assert report.escalation[1] in (0.0, 1.0)  # all or nothing: what the deployed scorer can do
+    assert report.deployed_escalation == pytest.approx(report.escalation)
+    assert report.accuracy >= 0.9
