@@ -339,7 +339,8 @@ async def fit_cascade(
     labelled training examples; ``target`` is ``{"accuracy": x}`` or ``{"budget": usd}``.
     With ``confidence`` (e.g. 0.9) the target must hold for the one-sided confidence bound of
     the out-of-fold estimate, not just the estimate: a margin that grows as examples get fewer,
-    so the target is still met on unseen data. Only ``examples`` are sent to the models."""
+    so the target is still met on unseen data. A target no point meets raises
+    ``TargetUnreachable`` naming the closest one. Only ``examples`` are sent to the models."""
     accuracy, budget = check_target(target)
     z = z_score(confidence)
     outcomes = await collect(cascade.models, examples, judge=judge)
