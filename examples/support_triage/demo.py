@@ -213,7 +213,8 @@ async def run_demo(
             runs[run_id]: json.loads(text)[0]["text"]
             for run_id, text in journal.execute("SELECT id, input FROM runs WHERE id LIKE 'triage-%'")
         }
-    drift = await _drift_check(models.cascade, rows)
+    # The fitted cascade over the bare tiers: the drift check measures feedback, not chaos.
+    drift = await _drift_check(models.cascade, list(models.tiers.values()), rows)
     report = _report(
         name,
         rows,
@@ -238,17 +239,22 @@ DRIFT_FOOTER = " (sent from the new patient app, version 2 login)"
 
 
 async def _drift_check(
-    cascade: bm.Cascade, rows: list[dict[str, Any]], *, windows: int = 12, size: int = 40, before: int = 2
+    cascade: bm.Cascade,
+    tiers: list[bm.Model],
+    rows: list[dict[str, Any]],
+    *,
+    windows: int = 12,
+    size: int = 40,
+    before: int = 2,
 ) -> list[DriftRun]:
     """After the batch, a reviewer checks the intent of every ticket the cascade classifies and
     overrides the wrong ones; each verdict goes to ``Cascade.feedback``. After ``before``
     windows the tickets drift (``DRIFT_FOOTER``). Run twice: with the tuner's default guard
-    rail and a wider one, on copies of the fitted cascade (the served one is left alone)."""
+    rail and a wider one, on copies of the fitted cascade over ``tiers`` (its models without
+    injected faults; the served cascade is left alone)."""
     runs = []
     for max_drift in (ThresholdTuner.max_drift, 0.3):
-        copy = bm.Cascade(
-            cascade.models, thresholds=cascade.thresholds, scorer=cascade.scorer, name="drift-check"
-        )
+        copy = bm.Cascade(tiers, thresholds=cascade.thresholds, scorer=cascade.scorer, name="drift-check")
         copy.expected_accuracy = list(cascade.expected_accuracy)
         copy.tuner = ThresholdTuner(
             fitted=list(copy.thresholds), expected=list(copy.expected_accuracy), max_drift=max_drift
