@@ -1,22 +1,30 @@
-"""Cascade benchmark on real answers: RouterBench ARC-Challenge and MBPP, 11 LLMs, through the
-``Recorded`` provider (each recorded answer keeps its real USD cost and correctness).
+"""Routing and cascade benchmark: the strategy ``select_strategy`` picks, against every simple
+baseline, on sets it was never tuned on. Each set is train → test; everything is chosen on train
+(out of fold), the test split is only measured.
 
-    .venv/bin/python benchmarks/bench_cascade.py DATA_DIR                  # both tasks
-    .venv/bin/python benchmarks/bench_cascade.py DATA_DIR --task arc --plot-dir /tmp/plots
-    .venv/bin/python benchmarks/bench_cascade.py DATA_DIR --json results.json
+    .venv/bin/python benchmarks/bench_cascade.py --routerbench DIR --banking77 DIR --clinc150 DIR
+    .venv/bin/python benchmarks/bench_cascade.py --routerbench DIR --quick       # a smoke test
+    .venv/bin/python benchmarks/bench_cascade.py ... --json results.json
 
-DATA_DIR holds ``routerbench_{arc_challenge,mbpp}_{train,test}.csv.gz`` (not shipped with
-bandmaster). Everything is chosen on the train split: which models form each cascade, its
-scorer and thresholds (``Cascade.search``, cross-validated inside train). The test split is
-only measured. The script prints numbers and exits 0 even when a target is missed; see
-benchmarks/README.md for what each row means.
+Sets: RouterBench ARC-Challenge and MBPP with 11 LLMs; two-model pairs from them (Mixtral →
+GPT-4, GPT-3.5 → GPT-4); Banking77 and CLINC150 with the support-triage demo's three local
+models (real class probabilities). Signals each set supports: RouterBench has answers, costs
+and correctness only (agreement between answers and the question text; no logprobs, no
+samples, no verifier); the local models add their predicted probability.
+
+Per set and budget (a share of the strongest model's mean training cost): test accuracy and
+cost of the chosen strategy, of each family's own best option (single, random mix, question
+router, agreement cascade, gain cascade), and whether the chosen one is at least the best simple
+baseline (single models, random mixing) within the 95% interval of the paired difference.
+Pairs add RouteLLM's APGR and the dollar cut at 95% of the strong model's accuracy. The script
+prints numbers and exits 0 even when a target is missed.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
+import csv
 import json
 import math
 import sys
@@ -28,436 +36,320 @@ from typing import Any
 
 import numpy as np
 
-from bandmaster.models.base import ModelRequest, ModelResponse
-from bandmaster.routing.cascade import NEVER, Cascade, CascadeSearch, Evaluation, oracle
-from bandmaster.routing.fit import AgreementScorer, Outcomes, collect, small_blas, view
-from bandmaster.routing.routerbench import RouterBenchTask, load_task
-from bandmaster.routing.thresholds import Decisions, OperatingPoint, better, sweep
+from bandmaster.errors import TargetUnreachable
+from bandmaster.models.base import Model
+from bandmaster.routing.fit import Example, Outcomes, collect
+from bandmaster.routing.routerbench import load_task
+from bandmaster.routing.strategy import FAMILIES, Comparison, Option, select
 
 GPT4 = "gpt-4-1106-preview"
-# The issue's naive baseline: accept when these three cheap models agree, else ask GPT-4.
-NAIVE = ("mistralai/mixtral-8x7b-chat", "zero-one-ai/Yi-34B-Chat", "gpt-3.5-turbo-1106")
-
-
-@dataclass(frozen=True)
-class Goal:
-    """The project's target for a task: test accuracy at least ``accuracy`` (or GPT-4's, when
-    None) and above every single model when ``beat_singles``, at most ``cost_ratio`` x GPT-4's
-    mean cost."""
-
-    text: str
-    cost_ratio: float
-    accuracy: float | None = None
-    beat_singles: bool = False
-
-
-@dataclass(frozen=True)
-class Target:
-    """("accuracy", x) absolute, ("accuracy", "gpt4") GPT-4's train accuracy, ("budget", r)
-    r x GPT-4's mean train cost; ``confidence``: met by the fit's one-sided confidence bound."""
-
-    kind: str
-    value: float | str
-    confidence: float | None = None
-
-
-@dataclass(frozen=True)
-class Setup:
-    name: str
-    goal: Goal
-    targets: tuple[Target, ...]
-    primary: int  # the target that answers the goal
-    choices: bool = False  # answers are option letters: agreement patterns are exact
-
-
-CONFIDENCE = 0.9
-SETUPS = {
-    "arc": Setup(
-        "ARC-Challenge",
-        Goal("accuracy >= GPT-4's at <= 25% of its cost", cost_ratio=0.25),
-        (
-            Target("budget", 0.10),
-            Target("budget", 0.25),
-            Target("budget", 0.25, CONFIDENCE),
-            Target("accuracy", 0.93),
-            Target("accuracy", 0.93, CONFIDENCE),
-            Target("accuracy", 0.95),
-            Target("accuracy", "gpt4"),
-        ),
-        primary=1,
-        choices=True,
-    ),
-    "mbpp": Setup(
-        "MBPP",
-        Goal(
-            "accuracy >= 0.70 and above every single model, at <= 10% of GPT-4's cost",
-            cost_ratio=0.10,
-            accuracy=0.70,
-            beat_singles=True,
-        ),
-        (
-            Target("budget", 0.05),
-            Target("budget", 0.10),
-            Target("budget", 0.10, CONFIDENCE),
-            Target("accuracy", 0.65),
-            Target("accuracy", 0.65, CONFIDENCE),
-            Target("accuracy", 0.70),
-        ),
-        primary=1,
-    ),
-}
-
-
-class Unanimous:
-    """Naive baseline scorer: 1 when every model so far gave the same (normalised) answer."""
-
-    def score(
-        self, stage: int, request: ModelRequest, response: ModelResponse, earlier: Sequence[ModelResponse]
-    ) -> float | None:
-        key = view(response).key
-        return float(bool(earlier) and all(view(r).key == key for r in earlier))
+PAIRS = {"mixtral>gpt4": ("mistralai/mixtral-8x7b-chat", GPT4), "gpt35>gpt4": ("gpt-3.5-turbo-1106", GPT4)}
+BUDGETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8)  # x the strongest model's mean training cost
+SIMPLE = ("single", "mix")
+Z95 = 1.96
 
 
 @dataclass
-class Row:
-    kind: str  # single | baseline | router | cascade | bound | oracle
+class DataSet:
     name: str
-    models: list[str]
-    train_accuracy: float
-    train_cost: float
+    models: list[Model]
+    train: list[Example]
+    test: list[Example]
+    signals: str
+    pair: bool = False
+
+
+@dataclass
+class Point:
+    family: str
+    label: str
     test_accuracy: float
-    test_cost: float
-    escalation: list[float] = field(default_factory=list)  # test: share reaching each stage
-    train_check: bool | None = None  # meets the task's goal
-    test_check: bool | None = None
-    target_train: bool | None = None  # meets the row's own target
-    target_test: bool | None = None
-    primary: bool = False
-    fit_seconds: float = 0.0
+    test_cost_ratio: float  # x the strongest model's mean test cost
+    train_accuracy: float
+    train_cost_ratio: float
 
 
-def meets(goal: Goal, accuracy: float, cost: float, gpt4: tuple[float, float], best_single: float) -> bool:
-    wanted = goal.accuracy if goal.accuracy is not None else gpt4[0]
-    ok = accuracy >= wanted - 1e-12 and cost <= goal.cost_ratio * gpt4[1] + 1e-15
-    return ok and (not goal.beat_singles or accuracy > best_single + 1e-12)
+@dataclass
+class BudgetRow:
+    budget: float
+    chosen: Point | None
+    runner_up: str | None
+    families: dict[str, Point]
+    best_simple: Point | None
+    margin: float  # 1.96 x standard error of the paired accuracy difference
+    passed: bool | None
 
 
-def reaches(target: dict[str, float], accuracy: float, cost: float) -> bool:
-    """Does a measured (accuracy, cost) reach the target the cascade was fitted for?"""
-    if "budget" in target:
-        return cost <= target["budget"] + 1e-15
-    return accuracy >= target["accuracy"] - 1e-12
+@dataclass
+class SetResult:
+    name: str
+    signals: str
+    train: int
+    test: int
+    strongest: str
+    singles: dict[str, tuple[float, float]]  # model -> test (accuracy, cost ratio)
+    rows: list[BudgetRow]
+    apgr: dict[str, float] = field(default_factory=dict)
+    cut: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
-def query_router(task: RouterBenchTask, train: Outcomes, test: Outcomes, budget: float) -> Row:
-    """A per-query router that sees only the question: per model, a logistic regression on the
-    prompt's TF-IDF predicts whether it answers correctly; a query goes to the cheapest model
-    whose predicted P(correct) clears a threshold (else the most promising one). The threshold
-    is the one whose out-of-fold training accuracy is best within ``budget``."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import KFold, cross_val_predict
-
-    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-    x_train = vectorizer.fit_transform([e.input for e in task.train])
-    x_test = vectorizer.transform([e.input for e in task.test])
-    folds = KFold(5, shuffle=True, random_state=0)
-    oof = np.zeros(train.correct.shape)
-    held = np.zeros(test.correct.shape)
-    for k in range(train.correct.shape[1]):
-        y = train.correct[:, k]
-        if y.all() or not y.any():  # one class: its rate is the prediction
-            oof[:, k], held[:, k] = float(y.mean()), float(y.mean())
-            continue
-        model = LogisticRegression(C=1.0, max_iter=2000)
-        oof[:, k] = cross_val_predict(model, x_train, y, cv=folds, method="predict_proba")[:, 1]
-        held[:, k] = model.fit(x_train, y).predict_proba(x_test)[:, 1]
-    order = np.argsort(train.cost.mean(axis=0), kind="stable")  # cheapest first
-
-    def route(p: np.ndarray, threshold: float) -> np.ndarray:
-        clears = p[:, order] >= threshold
-        first = order[clears.argmax(axis=1)]
-        return np.asarray(np.where(clears.any(axis=1), first, p.argmax(axis=1)))
-
-    def measure(out: Outcomes, chosen: np.ndarray) -> tuple[float, float]:
-        rows = np.arange(len(chosen))
-        return float(out.correct[rows, chosen].mean()), float(out.cost[rows, chosen].mean())
-
-    grid = np.linspace(0.3, 1.0, 71)
-    scored = [(*measure(train, route(oof, t)), t) for t in grid]
-    within = [s for s in scored if s[1] <= budget] or [min(scored, key=lambda s: s[1])]
-    accuracy, cost, threshold = max(within, key=lambda s: (s[0], -s[1]))
-    test_accuracy, test_cost = measure(test, route(held, threshold))
-    return Row("router", "query-only router (TF-IDF)", [], accuracy, cost, test_accuracy, test_cost)
+def measure(
+    option: Option, comparison: Comparison, test: Outcomes, test_examples: Sequence[Example]
+) -> np.ndarray:
+    """Per-example test (correctness, cost) of ``option`` deployed as fitted on train."""
+    s = option.settings
+    if option.family == "single":
+        k = int(s["model"])
+        return np.stack([test.correct[:, k].astype(float), test.cost[:, k]])
+    if option.family == "mix":
+        a, b, share = int(s["weak"]), int(s["strong"]), float(s["share"])
+        y, c = test.correct.astype(float), test.cost
+        return np.stack([(1 - share) * y[:, a] + share * y[:, b], (1 - share) * c[:, a] + share * c[:, b]])
+    deployed = comparison.deploy(option)
+    answered = asyncio.run(collect([deployed], test_examples))
+    return np.stack([answered.correct[:, 0].astype(float), answered.cost[:, 0]])
 
 
-def hindsight_bound(search: CascadeSearch, budget: float) -> Row:
-    """An optimistic ceiling for agreement cascades within ``budget``: every subset's scorer
-    fitted *and* thresholds chosen on the same training answers (no held-out folds), best subset
-    kept. Train only; if even this misses a target, no threshold or subset choice reaches it."""
-    correct, cost = search.outcomes.correct, search.outcomes.cost
-    rows = np.arange(correct.shape[0])
-    best: tuple[tuple[int, ...], OperatingPoint] | None = None
-    with small_blas():
-        for subset in search.subsets:
-            scorer = AgreementScorer().fit(search.panel, correct, stages=subset)
-            scores = np.zeros((len(rows), len(subset)))
-            right = np.zeros((len(rows), len(subset)), bool)
-            for k in range(len(subset)):
-                p = scorer.probabilities(k, search.panel.features(subset[: k + 1]))
-                scores[:, k] = p.max(axis=1)
-                right[:, k] = correct[rows, np.asarray(subset)[p.argmax(axis=1)]]
-            point = sweep(Decisions(scores, right, cost[:, list(subset)])).choose(budget=budget)
-            if best is None or better(point, best[1], accuracy=None, budget=budget):
-                best = (subset, point)
-    assert best is not None
-    subset, point = best
-    models = [search.candidates[i].name for i in subset]
-    nan = float("nan")
-    return Row("bound", "hindsight bound (fitted scorer)", models, point.accuracy, point.cost, nan, nan)
+def point(option: Option, outcome: np.ndarray, train_unit: float, test_unit: float) -> Point:
+    return Point(
+        option.family,
+        option.label,
+        float(outcome[0].mean()),
+        float(outcome[1].mean() / test_unit),
+        option.accuracy,
+        option.mean_cost / train_unit,
+    )
 
 
-def pattern_bound(search: CascadeSearch, budget: float) -> Row:
-    """A ceiling for *any* cascade that decides from which of the models asked so far agree:
-    per subset, every agreement pattern (e.g. "stage 1 and 2 agree") gets its best decision in
-    hindsight on the training answers (accept, returning the answer that is right most often
-    for that pattern, or ask the next model), for a cost/accuracy trade-off ``lam``. Mixing two
-    such policies interpolates, so the accuracy at ``budget`` is read off the trade-off curve."""
-    keys = [[view(r).key for r in row] for row in search.outcomes.responses]
-    correct, cost = search.outcomes.correct, search.outcomes.cost
-    best: tuple[tuple[int, ...], float, float] = ((), 0.0, 0.0)
-    for subset in search.subsets:
-        # node: canonical pattern of the first k+1 answers -> [examples, best right, cost so far]
-        nodes: dict[tuple[int, ...], list[float]] = {}
-        right: dict[tuple[int, ...], np.ndarray] = {}
-        for e, row in enumerate(keys):
-            labels: dict[str, int] = {}
-            pattern: tuple[int, ...] = ()
-            for k, stage in enumerate(subset):
-                pattern = (*pattern, labels.setdefault(row[stage], len(labels)))
-                node = nodes.setdefault(pattern, [0.0, 0.0, 0.0])
-                node[0] += 1
-                node[2] += float(cost[e, list(subset[: k + 1])].sum())
-                right.setdefault(pattern, np.zeros(len(subset)))[: k + 1] += correct[e, list(subset[: k + 1])]
-        for pattern, node in nodes.items():
-            node[1] = float(right[pattern].max())
-        deepest = sorted(nodes, key=len, reverse=True)
-        points = []
-        for lam in np.geomspace(1e-6, 1.0, 80):
-            value: dict[tuple[int, ...], tuple[float, float, float]] = {}  # loss, right, cost
-            children: dict[tuple[int, ...], list[tuple[float, float, float]]] = {}
-            for pattern in deepest:
-                count, hits, spent = nodes[pattern]
-                accept = (lam * (count - hits) + spent, hits, spent)
-                below = children.get(pattern)
-                if below and len(pattern) < len(subset):
-                    ask = tuple(float(sum(v[i] for v in below)) for i in range(3))
-                    accept = min(accept, (ask[0], ask[1], ask[2]))
-                value[pattern] = accept
-                children.setdefault(pattern[:-1], []).append(accept)
-            top = children[()]
-            points.append((sum(v[2] for v in top) / len(keys), sum(v[1] for v in top) / len(keys)))
-        points.sort()
-        reach = max((a for c, a in points if c <= budget), default=0.0)
-        for (c1, a1), (c2, a2) in itertools.pairwise(points):
-            if c1 <= budget < c2:
-                reach = max(reach, a1 + (a2 - a1) * (budget - c1) / (c2 - c1))
-        if reach > best[1]:
-            best = (subset, reach, min(budget, max(c for c, _ in points)))
-    subset, accuracy, spent = best
-    models = [search.candidates[i].name for i in subset]
-    nan = float("nan")
-    return Row("bound", "pattern bound (any scorer)", models, accuracy, spent, nan, nan)
+def paired_margin(a: np.ndarray, b: np.ndarray) -> float:
+    d = a - b
+    return float(Z95 * d.std(ddof=1) / math.sqrt(len(d))) if len(d) > 1 else 0.0
 
 
-def singles(outcomes: Outcomes, names: Sequence[str]) -> dict[str, tuple[float, float]]:
-    return {
-        name: (float(outcomes.correct[:, k].mean()), float(outcomes.cost[:, k].mean()))
-        for k, name in enumerate(names)
-    }
-
-
-async def bench_task(data_dir: Path, key: str, plot_dir: Path | None) -> dict[str, Any]:
-    setup = SETUPS[key]
+def run_set(data: DataSet, budgets: Sequence[float]) -> SetResult:
     started = time.perf_counter()
-    task: RouterBenchTask = load_task(data_dir, key)  # type: ignore[arg-type]
-    names = list(task.models)
-    models = [task.models[n] for n in names]
-    train_out = await collect(models, task.train)
-    test_out = await collect(models, task.test)
-    train_single, test_single = singles(train_out, names), singles(test_out, names)
-    gpt4_train, gpt4_test = train_single[GPT4], test_single[GPT4]
-    best_train = max(a for a, _ in train_single.values())
-    best_test = max(a for a, _ in test_single.values())
-    rows = [
-        Row("single", n.split("/")[-1], [n], *train_single[n], *test_single[n]) for n in names
-    ]  # fmt: skip
+    train = asyncio.run(collect(data.models, data.train))
+    test = asyncio.run(collect(data.models, data.test))
+    comparison = Comparison.build(data.models, data.train, train, max_stages=3)
+    names = [m.name for m in data.models]
+    strongest = int(np.argmax(train.correct.mean(axis=0)))
+    train_unit, test_unit = float(train.cost[:, strongest].mean()), float(test.cost[:, strongest].mean())
+    singles = {
+        names[k]: (float(test.correct[:, k].mean()), float(test.cost[:, k].mean() / test_unit))
+        for k in range(len(names))
+    }
+    cache: dict[int, np.ndarray] = {}
 
-    naive = Cascade(
-        [task.models[n] for n in (*NAIVE, GPT4)], scorer=Unanimous(), thresholds=[NEVER, NEVER, 1.0]
-    )
-    naive_train, naive_test = await naive.evaluate(task.train), await naive.evaluate(task.test)
-    rows.append(
-        Row(
-            "baseline",
-            "3 cheap agree, else GPT-4",
-            [m.name for m in naive.models],
-            naive_train.accuracy,
-            naive_train.cost,
-            naive_test.accuracy,
-            naive_test.cost,
-            naive_test.escalation,
-        )
-    )
+    def outcome(option: Option) -> np.ndarray:
+        if id(option) not in cache:
+            cache[id(option)] = measure(option, comparison, test, data.test)
+        return cache[id(option)]
 
-    goal_budget = setup.goal.cost_ratio * gpt4_train[1]
-    router = query_router(task, train_out, test_out, goal_budget)
-    router.train_check = meets(setup.goal, router.train_accuracy, router.train_cost, gpt4_train, best_train)
-    router.test_check = meets(setup.goal, router.test_accuracy, router.test_cost, gpt4_test, best_test)
-    rows.append(router)
-
-    search = CascadeSearch(models, task.train, train_out)
-    evaluations: dict[str, Evaluation] = {}
-    for index, spec in enumerate(setup.targets):
-        t0 = time.perf_counter()
-        kind, value = spec.kind, spec.value
-        if kind == "budget":
-            assert isinstance(value, float)
-            target, label = {"budget": value * gpt4_train[1]}, f"budget {value:.0%} of GPT-4 cost"
-        elif value == "gpt4":
-            target, label = {"accuracy": gpt4_train[0]}, f"accuracy >= GPT-4 ({gpt4_train[0]:.3f})"
-        else:
-            assert isinstance(value, float)
-            target, label = {"accuracy": value}, f"accuracy >= {value:.2f}"
-        if spec.confidence is not None:
-            label += f" @{spec.confidence:.0%}"
-        cascade = search.best(target, name=label, confidence=spec.confidence)
-        fit_seconds = time.perf_counter() - t0
-        evaluation = await cascade.evaluate(task.test)
-        evaluations[label] = evaluation
-        report = cascade.report
-        assert report is not None
+    rows = []
+    for share in budgets:
+        target = {"budget": share * train_unit}
+        try:
+            selection = select(comparison.options, target)
+        except TargetUnreachable:
+            rows.append(BudgetRow(share, None, None, {}, None, 0.0, None))
+            continue
+        families = {f: point(o, outcome(o), train_unit, test_unit) for f, o in selection.candidates.items()}
+        chosen = point(selection.chosen, outcome(selection.chosen), train_unit, test_unit)
+        simple = [o for f, o in selection.candidates.items() if f in SIMPLE]
+        best_simple = max(simple, key=lambda o: outcome(o)[0].mean()) if simple else None
+        margin, passed = 0.0, None
+        if best_simple is not None:
+            margin = paired_margin(outcome(selection.chosen)[0], outcome(best_simple)[0])
+            passed = chosen.test_accuracy + margin >= float(outcome(best_simple)[0].mean()) - 1e-12
         rows.append(
-            Row(
-                "cascade",
-                label,
-                report.models,
-                report.accuracy,
-                report.cost,
-                evaluation.accuracy,
-                evaluation.cost,
-                evaluation.escalation,
-                train_check=meets(setup.goal, report.accuracy, report.cost, gpt4_train, best_train),
-                test_check=meets(setup.goal, evaluation.accuracy, evaluation.cost, gpt4_test, best_test),
-                target_train=reaches(target, report.accuracy, report.cost),
-                target_test=reaches(target, evaluation.accuracy, evaluation.cost),
-                primary=index == setup.primary,
-                fit_seconds=fit_seconds,
+            BudgetRow(
+                share,
+                chosen,
+                selection.runner_up.family if selection.runner_up else None,
+                families,
+                point(best_simple, outcome(best_simple), train_unit, test_unit) if best_simple else None,
+                margin,
+                passed,
             )
         )
-    rows.append(hindsight_bound(search, goal_budget))
-    if setup.choices:
-        rows.append(pattern_bound(search, goal_budget))
-    rows.append(Row("oracle", "oracle (cheapest correct)", names, *oracle(train_out), *oracle(test_out)))
-
-    if plot_dir is not None:
-        plot_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - a script, nothing else runs
-        primary = next(r for r in rows if r.primary)
-        others = {"naive baseline": (naive_test.accuracy, naive_test.cost)}
-        others |= {
-            r.name: (r.test_accuracy, r.test_cost) for r in rows if r.kind == "cascade" and not r.primary
-        }
-        # All eleven models and their oracle, not only the cascade's own.
-        shown = evaluations[primary.name].model_copy(
-            update={"single_models": test_single, "oracle": oracle(test_out)}
-        )
-        path = plot_dir / f"cascade_{key}.png"
-        shown.plot(
-            str(path), title=f"{setup.name} test: cascade ({primary.name}) vs single models", others=others
-        )
-        print(f"plot written to {path}", file=sys.stderr)
-
-    return {
-        "task": setup.name,
-        "goal": setup.goal.text,
-        "train_examples": len(task.train),
-        "test_examples": len(task.test),
-        "gpt4": {"train": gpt4_train, "test": gpt4_test},
-        "rows": [asdict(r) for r in rows],
-        "seconds": time.perf_counter() - started,
-        "subsets_searched": len(search.subsets),
-    }
-
-
-def _status(check: bool | None) -> str:
-    return "-" if check is None else ("PASS" if check else "MISS")
-
-
-def _pair(train: bool | None, test: bool | None) -> str:
-    return "-" if train is None and test is None else f"{_status(train)}/{_status(test)}"
-
-
-def _numbers(accuracy: float, cost: float, gpt4_cost: float) -> str:
-    if math.isnan(accuracy):
-        return f"{'-':>8} {'-':>9} {'-':>6}"
-    return f"{accuracy:>8.3f} {cost:>9.2e} {cost / gpt4_cost:>6.1%}"
-
-
-def print_table(result: dict[str, Any]) -> None:
-    gpt4_train, gpt4_test = result["gpt4"]["train"], result["gpt4"]["test"]
-    print(f"\n{result['task']}: {result['train_examples']} train / {result['test_examples']} test queries")
-    print(f"goal: {result['goal']}   (train column for cascades: cross-validated estimate inside train)")
-    header = (
-        f"{'row':<34} {'train':>8} {'$/query':>9} {'xGPT4':>6} | {'test':>8} {'$/query':>9} "
-        f"{'xGPT4':>6} | {'target':>9} {'goal':>9} | models (test escalation per stage)"
+    result = SetResult(
+        data.name, data.signals, len(data.train), len(data.test), names[strongest], singles, rows
     )
+    if data.pair:
+        result.apgr, result.cut = pair_metrics(comparison, train, test, data, outcome, train_unit, test_unit)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def pair_metrics(
+    comparison: Comparison,
+    train: Outcomes,
+    test: Outcomes,
+    data: DataSet,
+    outcome: Any,
+    train_unit: float,
+    test_unit: float,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """APGR (RouteLLM: performance gap recovered, averaged over the strong model's cost share
+    0.1 ... 1.0, test) per family, and the dollar cut at 95% of the strong model's accuracy."""
+    weak_acc, strong_acc = float(test.correct[:, 0].mean()), float(test.correct[:, 1].mean())
+    gap = strong_acc - weak_acc
+    apgr: dict[str, list[float]] = {f: [] for f in (*FAMILIES, "chosen")}
+    for share in np.linspace(0.1, 1.0, 10):
+        try:
+            selection = select(comparison.options, {"budget": float(share) * train_unit})
+        except TargetUnreachable:
+            continue
+        picks = {**selection.candidates, "chosen": selection.chosen}
+        for family, option in picks.items():
+            recovered = (float(outcome(option)[0].mean()) - weak_acc) / gap if gap > 0 else 1.0
+            apgr[family].append(recovered)
+    target = 0.95 * float(train.correct[:, 1].mean())
+    cut: dict[str, Any] = {"target_train": target, "test_needed": 0.95 * strong_acc}
+    try:
+        selection = select(comparison.options, {"accuracy": target})
+        got = outcome(selection.chosen)
+        cut |= {
+            "family": selection.chosen.family,
+            "test_accuracy": float(got[0].mean()),
+            "test_cost_ratio": float(got[1].mean() / test_unit),
+            "dollar_cut": 1 - float(got[1].mean() / test_unit),
+            "margin": float(Z95 * math.sqrt(max(got[0].mean() * (1 - got[0].mean()), 1e-12) / len(got[0]))),
+            "strong_calls_note": "cost, not call share",
+        }
+    except TargetUnreachable as error:
+        cut["error"] = str(error)
+    return {f: float(np.mean(v)) for f, v in apgr.items() if v}, cut
+
+
+# --- the sets --------------------------------------------------------------------------------
+
+
+def routerbench_sets(folder: Path, quick: bool) -> list[DataSet]:
+    sets = []
+    for key in ("arc",) if quick else ("arc", "mbpp"):
+        task = load_task(folder, key)  # type: ignore[arg-type]
+        train, test = (task.train[:200], task.test[:100]) if quick else (task.train, task.test)
+        signals = "answer agreement, question text"
+        if not quick:
+            sets.append(
+                DataSet(f"{key.upper()} (11 models)", list(task.models.values()), train, test, signals)
+            )
+        for pair, (weak, strong) in PAIRS.items():
+            if quick and pair != "mixtral>gpt4":
+                continue
+            models: list[Model] = [task.models[weak], task.models[strong]]
+            sets.append(DataSet(f"{key.upper()} {pair}", models, train, test, signals, pair=True))
+    return sets
+
+
+def local_sets(banking77: Path | None, clinc150: Path | None, limit: int) -> list[DataSet]:
+    """The demo's three local intent models, trained on half of each set's training split; the
+    other half (at most ``limit``) is the routing training set, a random ``limit`` of the test
+    split the test (bounded: every cascade answers each test query one request at a time)."""
+    if banking77 is None and clinc150 is None:
+        return []
+    demo = Path(__file__).resolve().parents[1] / "examples" / "support_triage"
+    sys.path.insert(0, str(demo))
+    from local_models import PRICES, train  # type: ignore[import-not-found]
+    from triage_models import Priced  # type: ignore[import-not-found]
+
+    from bandmaster.models.sklearn import SklearnModel
+
+    sets = []
+    for name, folder in (("Banking77", banking77), ("CLINC150", clinc150)):
+        if folder is None:
+            continue
+        if name == "Banking77":
+            rows = {s: list(csv.DictReader((folder / f"{s}.csv").open())) for s in ("train", "test")}
+            pairs = {s: [(r["text"], r["category"]) for r in rows[s]] for s in rows}
+        else:
+            data = json.loads((folder / "data_full.json").read_text())
+            pairs = {s: [(t, i) for t, i in data[s]] for s in ("train", "test")}
+        shuffled = list(pairs["train"])
+        np.random.default_rng(0).shuffle(shuffled)
+        half = len(shuffled) // 2
+        texts, labels = [t for t, _ in shuffled[:half]], [y for _, y in shuffled[:half]]
+        fitted = train(texts, labels, cache_dir=Path("/tmp/bandmaster-bench-models"))
+        models: list[Model] = [
+            Priced(SklearnModel(fitted[tier], name=f"intent-{tier}"), PRICES[tier]) for tier in fitted
+        ]
+        routing_train = [Example(input=t, label=y) for t, y in shuffled[half:][:limit]]
+        test_pairs = list(pairs["test"])
+        np.random.default_rng(1).shuffle(test_pairs)  # a bounded, label-mixed sample of test
+        test = [Example(input=t, label=y) for t, y in test_pairs[:limit]]
+        sets.append(DataSet(name, models, routing_train, test, "model probability, agreement, question text"))
+    return sets
+
+
+# --- output ----------------------------------------------------------------------------------
+
+
+def _fmt(p: Point | None) -> str:
+    return "-" if p is None else f"{p.test_accuracy:.3f} @ {p.test_cost_ratio:.1%}"
+
+
+def print_set(result: SetResult) -> None:
+    print(f"\n{result.name}: {result.train} train / {result.test} test; signals: {result.signals}")
+    print(f"budgets and costs are shares of {result.strongest}'s mean cost; test accuracy @ test cost")
+    singles = ", ".join(f"{m.split('/')[-1]} {a:.3f}@{c:.1%}" for m, (a, c) in result.singles.items())
+    print(f"single models: {singles}")
+    header = f"{'budget':>7} | {'chosen':<34} | " + " | ".join(f"{f:<15}" for f in FAMILIES) + " | vs simple"
     print(header)
     print("-" * len(header))
-    for r in result["rows"]:
-        mark = "*" if r["primary"] else " "
-        shown = r["kind"] in ("cascade", "baseline", "bound")
-        models = " > ".join(m.split("/")[-1] for m in r["models"]) if shown else ""
-        reach = " (" + " ".join(f"{x:.2f}" for x in r["escalation"]) + ")" if r["escalation"] else ""
-        print(
-            f"{mark}{r['name'][:33]:<33} {_numbers(r['train_accuracy'], r['train_cost'], gpt4_train[1])} | "
-            f"{_numbers(r['test_accuracy'], r['test_cost'], gpt4_test[1])} | "
-            f"{_pair(r['target_train'], r['target_test']):>9} {_pair(r['train_check'], r['test_check']):>9} "
-            f"| {models}{reach}"
-        )
-    cascades = [r for r in result["rows"] if r["kind"] == "cascade"]
-    for r in cascades:
-        print(f"target {r['name']}: train {_status(r['target_train'])}, test {_status(r['target_test'])}")
-    primary = next(r for r in result["rows"] if r["primary"])
-    print(
-        f"* goal row: test {_status(primary['test_check'])} "
-        f"(accuracy {primary['test_accuracy']:.3f} at {primary['test_cost'] / gpt4_test[1]:.1%} "
-        f"of GPT-4's cost; GPT-4 {gpt4_test[0]:.3f}); train estimate {_status(primary['train_check'])}. "
-        f"{result['subsets_searched']} model subsets searched, {result['seconds']:.1f} s."
-    )
-
-
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    keys = ["arc", "mbpp"] if args.task == "both" else [args.task]
-    return {key: await bench_task(args.data_dir, key, args.plot_dir) for key in keys}
+    for row in result.rows:
+        chosen = "-" if row.chosen is None else f"{row.chosen.family:<12} {_fmt(row.chosen)}"
+        cells = " | ".join(f"{_fmt(row.families.get(f)):<15}" for f in FAMILIES)
+        verdict = "-" if row.passed is None else ("PASS" if row.passed else "MISS")
+        simple = _fmt(row.best_simple)
+        print(f"{row.budget:>7.0%} | {chosen:<34} | {cells} | {verdict} ({simple} ±{row.margin:.3f})")
+    if result.apgr:
+        print("APGR (test): " + ", ".join(f"{f} {v:.3f}" for f, v in result.apgr.items()))
+    if result.cut:
+        c = result.cut
+        if "error" in c:
+            print(f"95% of strong: {c['error']}")
+        else:
+            ok = c["dollar_cut"] >= 0.45 and c["test_accuracy"] + c["margin"] >= c["test_needed"]
+            print(
+                f"at 95% of the strong model ({c['test_needed']:.3f} on test): {c['family']} "
+                f"{c['test_accuracy']:.3f} ±{c['margin']:.3f} at {c['test_cost_ratio']:.1%} of its "
+                f"dollars, a cut of {c['dollar_cut']:.1%} -> {'PASS' if ok else 'MISS'} (target >= 45%)"
+            )
+    print(f"({result.seconds:.1f} s)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("data_dir", type=Path, help="folder with the RouterBench csv.gz tables")
-    parser.add_argument("--task", choices=["arc", "mbpp", "both"], default="both")
-    parser.add_argument("--plot-dir", type=Path, help="write cost/accuracy curves (PNG) here")
+    parser.add_argument("--routerbench", type=Path, help="folder with routerbench_*_{train,test}.csv.gz")
+    parser.add_argument("--banking77", type=Path, help="Banking77 folder (train.csv, test.csv)")
+    parser.add_argument("--clinc150", type=Path, help="CLINC150 folder (data_full.json)")
+    parser.add_argument(
+        "--limit", type=int, default=1500, help="routing train and test examples per local set"
+    )
+    parser.add_argument("--quick", action="store_true", help="one small pair: a smoke test")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every number as JSON to PATH")
     args = parser.parse_args(argv)
+    sets: list[DataSet] = []
+    if args.routerbench:
+        sets += routerbench_sets(args.routerbench, args.quick)
+    if not args.quick:
+        sets += local_sets(args.banking77, args.clinc150, args.limit)
+    if not sets:
+        parser.error("give at least one data folder (--routerbench, --banking77, --clinc150)")
+    budgets = (0.3,) if args.quick else BUDGETS
     started = time.perf_counter()
-    results = asyncio.run(run(args))
-    for result in results.values():
-        print_table(result)
+    results = []
+    for data in sets:
+        result = run_set(data, budgets)
+        print_set(result)
+        results.append(result)
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"results written to {args.json}", file=sys.stderr)
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
     return 0
 
 

@@ -31,6 +31,7 @@ from triage_models import build_models
 
 import bandmaster as bm
 from bandmaster.observe.stats import Stats, compute
+from bandmaster.routing.feedback import ThresholdTuner
 
 
 class StepLatency(BaseModel):
@@ -39,6 +40,23 @@ class StepLatency(BaseModel):
     p50_ms: float
     p99_ms: float
     retries: int
+
+
+class DriftWindow(BaseModel):
+    """One window of tickets in the drift check (see ``_drift_check``)."""
+
+    window: int
+    drifted: bool  # tickets arrive in the new wording
+    accuracy: float  # intent accuracy in the window
+    escalation: float  # share of tickets sent past the first stage
+    threshold: float  # first stage's threshold after the reviewer's feedback on the window
+    overrides: int  # intents the reviewer corrected
+
+
+class DriftRun(BaseModel):
+    max_drift: float  # the tuner's guard rail: how far a threshold may move from its fitted value
+    fitted: float  # the first stage's fitted threshold
+    windows: list[DriftWindow]
 
 
 class Report(BaseModel):
@@ -70,6 +88,7 @@ class Report(BaseModel):
     garbage_intents: int  # garbage answers injected into the intent models (each should fall back)
     garbage_replies: int  # garbage answers injected into the reply model (each should be re-asked)
     seconds: float
+    drift: list[DriftRun] = []  # reviewers' overrides fed to Cascade.feedback under drift
 
 
 def load_dataset(folder: Path, limit: int | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
@@ -194,6 +213,8 @@ async def run_demo(
             runs[run_id]: json.loads(text)[0]["text"]
             for run_id, text in journal.execute("SELECT id, input FROM runs WHERE id LIKE 'triage-%'")
         }
+    # The fitted cascade over the bare tiers: the drift check measures feedback, not chaos.
+    drift = await _drift_check(models.cascade, list(models.tiers.values()), rows)
     report = _report(
         name,
         rows,
@@ -209,7 +230,59 @@ async def run_demo(
         journal_stats,
         started,
     )
-    return report.model_copy(update=probe)
+    return report.model_copy(update={**probe, "drift": drift})
+
+
+# Tickets from a new channel carry a footer the small model has never seen and reads as an IT
+# question: it answers confidently and wrongly (the kind of drift a canary does not catch).
+DRIFT_FOOTER = " (sent from the new patient app, version 2 login)"
+
+
+async def _drift_check(
+    cascade: bm.Cascade,
+    tiers: list[bm.Model],
+    rows: list[dict[str, Any]],
+    *,
+    windows: int = 12,
+    size: int = 40,
+    before: int = 2,
+) -> list[DriftRun]:
+    """After the batch, a reviewer checks the intent of every ticket the cascade classifies and
+    overrides the wrong ones; each verdict goes to ``Cascade.feedback``. After ``before``
+    windows the tickets drift (``DRIFT_FOOTER``). Run twice: with the tuner's default guard
+    rail and a wider one, on copies of the fitted cascade over ``tiers`` (its models without
+    injected faults; the served cascade is left alone)."""
+    runs = []
+    for max_drift in (ThresholdTuner.max_drift, 0.3):
+        copy = bm.Cascade(tiers, thresholds=cascade.thresholds, scorer=cascade.scorer, name="drift-check")
+        copy.expected_accuracy = list(cascade.expected_accuracy)
+        copy.tuner = ThresholdTuner(
+            fitted=list(copy.thresholds), expected=list(copy.expected_accuracy), max_drift=max_drift
+        )
+        result = []
+        for window in range(windows):
+            drifted = window >= before
+            right = escalated = 0
+            for i in range(size):
+                row = rows[(window * size + i) % len(rows)]
+                text = str(row["text"]) + (DRIFT_FOOTER if drifted else "")
+                response = await copy.request(bm.ModelRequest(input=text))
+                correct = response.output == row["intent"]  # the reviewer's verdict: override if wrong
+                copy.feedback(response, correct=correct)
+                right += correct
+                escalated += len((response.raw or {}).get("stages", [])) > 1
+            result.append(
+                DriftWindow(
+                    window=window,
+                    drifted=drifted,
+                    accuracy=right / size,
+                    escalation=escalated / size,
+                    threshold=copy.thresholds[0],
+                    overrides=size - right,
+                )
+            )
+        runs.append(DriftRun(max_drift=max_drift, fitted=cascade.thresholds[0], windows=result))
+    return runs
 
 
 async def _latency_probe(engine: bm.Engine, rows: list[dict[str, Any]], count: int = 30) -> dict[str, float]:

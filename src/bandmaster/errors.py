@@ -56,6 +56,7 @@ __all__ = [
     "StepFailed",
     "StepTimeout",
     "StoreError",
+    "TargetUnreachable",
     "TokenNotFound",
     "UnknownModel",
     "UnsafeBind",
@@ -100,6 +101,15 @@ class InvalidArchive(InvalidInput):
 class RedactionError(InvalidInput):
     """A value cannot be redacted for the journal, or no longer fits its declared type once
     redacted (an ``EmailStr`` field holding ``<EMAIL_ADDRESS>``); the message says which."""
+
+
+class TargetUnreachable(UsageError):
+    """A fit's accuracy target or budget is out of reach on the training examples; ``best`` is
+    the closest reachable point (an object with ``accuracy`` and ``cost``)."""
+
+    def __init__(self, message: str, *, best: Any = None) -> None:
+        super().__init__(message)
+        self.best = best
 
 
 class WorkflowNotFound(UsageError, LookupError):

@@ -205,3 +205,27 @@ def test_demo_ui_serves_the_dashboard_on_the_demo_journal(workdir: Path) -> None
         proc.wait(timeout=30)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_reviewer_overrides_move_the_cascade_under_drift_and_accuracy_recovers(workdir: Path) -> None:
+    report = report_of(demo(workdir, "--limit", "80"))
+    default, wide = report["drift"]
+    assert default["max_drift"] == 0.1
+    for run in (default, wide):
+        before = [w for w in run["windows"] if not w["drifted"]]
+        after = [w for w in run["windows"] if w["drifted"]]
+        assert before
+        assert after
+        # The drift hurts at first; the reviewer's overrides raise the first stage's threshold ...
+        assert after[0]["accuracy"] < min(w["accuracy"] for w in before)
+        assert after[-1]["threshold"] > run["fitted"]
+        # ... but never past the guard rail.
+        assert all(w["threshold"] <= run["fitted"] + run["max_drift"] + 1e-9 for w in run["windows"])
+    # With room to move, more tickets escalate and accuracy recovers.
+    late = wide["windows"][-3:]
+    assert sum(w["escalation"] for w in late) / 3 > after_first(wide)["escalation"]
+    assert sum(w["accuracy"] for w in late) / 3 > after_first(wide)["accuracy"] + 0.05
+
+
+def after_first(run: dict[str, Any]) -> dict[str, Any]:
+    return next(w for w in run["windows"] if w["drifted"])

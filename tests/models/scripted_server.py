@@ -21,7 +21,8 @@ A behaviour is a string or an object with ``kind`` and options:
 
 * ``ok``: ``text`` (default ``"echo: <last user message>"``) or ``json`` (any value, sent as its
   JSON text); ``served_model`` (the ``model`` field of the answer, default the requested one);
-  ``usage``: ``[input_tokens, output_tokens]`` (default ``[11, 7]``).
+  ``usage``: ``[input_tokens, output_tokens]`` (default ``[11, 7]``); ``logprobs``:
+  ``[[token, logprob], ...]`` returned as OpenAI's ``choices[0].logprobs.content``.
 * ``slow``: sleep ``delay`` seconds (default 5), then answer as ``ok``.
 * ``429``: with ``Retry-After: <retry_after>`` (default 1) unless ``retry_after`` is null.
 * ``500``, ``401``, ``400``: an error body in the provider's shape.
@@ -200,8 +201,17 @@ class Handler(BaseHTTPRequestHandler):
                 text = str(behaviour.get("text", f"echo: {_last_user_text(body)}"))
             served = str(behaviour.get("served_model", model))
             usage = behaviour.get("usage", [11, 7])
-            answer = _anthropic_answer if anthropic else _openai_answer
-            self._send_json(200, answer(behaviour["_id"], served, text, usage))
+            if anthropic:
+                self._send_json(200, _anthropic_answer(behaviour["_id"], served, text, usage))
+            else:
+                body = _openai_answer(behaviour["_id"], served, text, usage)
+                if "logprobs" in behaviour:  # [[token, logprob], ...] as OpenAI returns them
+                    content = [
+                        {"token": t, "logprob": lp, "bytes": None, "top_logprobs": []}
+                        for t, lp in behaviour["logprobs"]
+                    ]
+                    body["choices"][0]["logprobs"] = {"content": content}
+                self._send_json(200, body)
         elif kind == "429":
             retry_after = behaviour.get("retry_after", 1)
             headers = {} if retry_after is None else {"Retry-After": str(retry_after)}

@@ -310,3 +310,19 @@ def test_provider_connections_are_released(server: ScriptedServer, tmp_path: Pat
         gc.collect()
     leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert leaks == []
+
+
+async def test_openai_logprobs_reach_the_response_and_a_logprob_confidence(server: ScriptedServer) -> None:
+    from bandmaster.routing.signals import LogprobConfidence
+
+    server.script(GPT, {"kind": "ok", "text": "B", "logprobs": [["B", -0.105]]})
+    model = server.openai(GPT)
+    response = await LogprobConfidence(model).request(bm.ModelRequest(input="which option?"))
+    assert response.raw is not None
+    assert response.raw["logprobs"] == [{"token": "B", "logprob": -0.105}]
+    assert response.confidence == pytest.approx(0.9003, abs=1e-4)  # exp(-0.105)
+    assert server.last_body(GPT)["logprobs"] is True  # the wrapper asked the provider for them
+    server.script(GPT, {"kind": "ok", "text": "B"})  # a provider that returns none
+    plain = await model.request(bm.ModelRequest(input="which option?"))
+    assert plain.raw is not None
+    assert "logprobs" not in plain.raw

@@ -9,18 +9,20 @@ import math
 import random
 from collections.abc import Sequence
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pytest
 from tests.extras import needs
 
 import bandmaster as bm
+from bandmaster.errors import TargetUnreachable
 from bandmaster.models import ModelRequest, ModelResponse
 from bandmaster.models.providers import Recorded, RecordedAnswer
 from bandmaster.routing import AgreementScorer, Cascade, Example
 from bandmaster.routing.cascade import NEVER, CascadeSearch
 from bandmaster.routing.fit import Panel, collect, similarity, view
-from bandmaster.routing.thresholds import Decisions, simulate, sweep, z_score
+from bandmaster.routing.thresholds import Decisions, OperatingPoint, simulate, sweep, z_score
 
 plot = needs("plot", "matplotlib")
 
@@ -311,7 +313,15 @@ def test_a_never_threshold_always_escalates() -> None:
     assert NEVER > 1.0
 
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "routerbench-arc-mbpp"
+# The shared data sits beside the checkout (/work/main) or beside the worktrees (/work/wt/<name>).
+SHARED = next(
+    (
+        path
+        for parent in Path(__file__).resolve().parents[3:5]
+        if (path := parent / "shared" / "data" / "routerbench-arc-mbpp").is_dir()
+    ),
+    Path("routerbench-arc-mbpp-not-found"),
+)
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="RouterBench tables not next to the repo")
@@ -369,12 +379,12 @@ def test_a_confidence_margin_picks_the_cheapest_point_whose_lower_bound_meets_th
     assert careful.accuracy_low(z) >= 0.85 > plain.accuracy_low(z)
     assert careful.accuracy > plain.accuracy
     assert careful.cost > plain.cost
-    se = math.sqrt(careful.accuracy * (1 - careful.accuracy) / n)
-    assert careful.accuracy_low(z) == pytest.approx(careful.accuracy - 1.2816 * se, abs=1e-4)
+    k = round(careful.accuracy * n)
+    assert careful.accuracy_low(z) == pytest.approx(wilson(k, n, 0.9), abs=1e-9)
     cheaper = [  # no cheaper combination has a lower bound that reaches the target
         (a, c)
         for a, c in zip(table.accuracy.flat, table.cost.flat, strict=True)
-        if c < careful.cost - 1e-9 and a - z * math.sqrt(a * (1 - a) / n) >= 0.85
+        if c < careful.cost - 1e-9 and wilson(round(a * n), n, 0.9) >= 0.85
     ]
     assert not cheaper
     budget = table.choose(budget=4.0, z=z)
@@ -425,6 +435,53 @@ async def test_fitting_with_confidence_meets_the_target_on_held_out_data_at_a_pr
     assert careful.thresholds[stage] < fitted[stage] < raised
 
 
+def wilson(successes: int, n: int, confidence: float) -> float:
+    """The one-sided Wilson lower bound, written out from its textbook formula."""
+    z = NormalDist().inv_cdf(confidence)
+    p = successes / n
+    root = math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (p + z * z / (2 * n) - z * root) / (1 + z * z / n)
+
+
+def test_the_accuracy_bound_has_width_at_accuracy_one_and_near_095() -> None:
+    z = z_score(0.9)
+    perfect = OperatingPoint((), accuracy=1.0, cost=0.0, escalation=(), examples=50)
+    # The normal approximation gave 1.0 here: no margin at all.
+    assert perfect.accuracy_low(z) == pytest.approx(wilson(50, 50, 0.9))
+    assert perfect.accuracy_low(z) < 0.975
+    near = OperatingPoint((), accuracy=0.96, cost=0.0, escalation=(), examples=100)
+    normal = 0.96 - z * math.sqrt(0.96 * 0.04 / 100)
+    assert near.accuracy_low(z) == pytest.approx(wilson(96, 100, 0.9))
+    assert near.accuracy_low(z) < normal
+
+
+def test_an_unreachable_target_raises_naming_the_closest_point() -> None:
+    decisions = Decisions(
+        scores=np.array([[0.9, 0.0], [0.2, 0.0], [0.8, 0.0], [0.1, 0.0]]),
+        correct=np.array([[1, 1], [0, 0], [1, 0], [0, 1]], bool),
+        cost=np.tile([1.0, 10.0], (4, 1)),
+    )
+    table = sweep(decisions)
+    with pytest.raises(TargetUnreachable, match=r"target accuracy 0.990 is out of reach.*0.750") as caught:
+        table.choose(accuracy=0.99)
+    assert caught.value.best.accuracy == 0.75
+    assert caught.value.best.cost == pytest.approx(3.5)  # the cheapest of the most accurate points
+    with pytest.raises(TargetUnreachable, match=r"budget 0.5 USD.*cheapest point found costs 1"):
+        table.choose(budget=0.5)
+    assert table.choose(accuracy=0.75).accuracy == 0.75  # exactly reachable: no error
+
+
+async def test_fit_and_search_refuse_an_unreachable_target_instead_of_overspending(
+    data: tuple[list[Example], list[Example], list[Counting]],
+) -> None:
+    train, _, models = data
+    with pytest.raises(TargetUnreachable, match="out of reach") as caught:
+        await Cascade(models).fit(train, target={"accuracy": 0.999})
+    assert caught.value.best.accuracy < 0.999
+    with pytest.raises(TargetUnreachable, match="budget"):
+        await Cascade.search(models, train, target={"budget": 1e-6})
+
+
 @pytest.mark.parametrize("confidence", [1.0, 0.3, math.nan, True, "high"])
 async def test_bad_confidence_raises_usage_error_before_any_model_is_asked(
     confidence: object, data: tuple[list[Example], list[Example], list[Counting]]
@@ -435,3 +492,47 @@ async def test_bad_confidence_raises_usage_error_before_any_model_is_asked(
     with pytest.raises(bm.UsageError, match="confidence must be a probability"):
         await Cascade.search(models, train, target={"accuracy": 0.9}, confidence=confidence)  # type: ignore[arg-type]
     assert not any(m.asked for m in models)
+
+
+@pytest.mark.parametrize("target", [{"accuracy": 0.9}, {"budget": 8e-4}, {"accuracy": 0.93}])
+async def test_the_deployed_cascade_reproduces_its_training_estimate_on_the_training_data(
+    target: dict[str, float], data: tuple[list[Example], list[Example], list[Counting]]
+) -> None:
+    train, _, models = data
+    cascades = [Cascade(models), await Cascade.search(models, train, target=target)]
+    await cascades[0].fit(train, target=target)
+    for cascade in cascades:
+        report = cascade.report
+        assert report is not None
+        assert report.reproduced
+        replayed = await cascade.evaluate(train)  # the deployed scorer and thresholds, as `request` runs them
+        assert replayed.escalation == pytest.approx(report.deployed_escalation, abs=1e-9)
+        assert replayed.cost == pytest.approx(report.deployed_cost, rel=1e-9)
+        # ... and the deployed cascade sends as many training queries to each stage as estimated.
+        assert replayed.escalation == pytest.approx(report.escalation, abs=0.02)
+        assert replayed.cost == pytest.approx(report.cost, rel=0.05)
+
+
+def test_a_point_the_refitted_scorer_cannot_reproduce_gives_way_to_one_it_can() -> None:
+    """The refitted stage-1 score is one constant (it happened on RouterBench): any threshold
+    accepts all or nothing, so a point accepting half out of fold cannot be deployed."""
+    from bandmaster.routing.cascade import _configure
+    from bandmaster.testing import ScriptedModel
+
+    rng = np.random.default_rng(4)
+    n = 200
+    oof = rng.random((n, 2))
+    correct = np.stack([oof[:, 0] > 0.3, np.ones(n, bool)], axis=1)  # high scores are right
+    decisions = Decisions(scores=oof, correct=correct, cost=np.tile([1.0, 10.0], (n, 1)))
+    table = sweep(decisions)
+    best = table.choose(accuracy=0.9)
+    assert 0 < best.escalation[1] < 1  # out of fold, the best point escalates a part
+    cascade = Cascade([ScriptedModel(name="a"), ScriptedModel(name="b")])
+    refitted = np.full((n, 2), 0.7)
+    report = _configure(
+        cascade, "last", table, best, learned=True, refitted=refitted, target=(0.9, None, 0.0)
+    )
+    assert report.reproduced
+    assert report.escalation[1] in (0.0, 1.0)  # all or nothing: what the deployed scorer can do
+    assert report.deployed_escalation == pytest.approx(report.escalation)
+    assert report.accuracy >= 0.9

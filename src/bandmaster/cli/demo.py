@@ -92,6 +92,18 @@ def _print(report: Any, html_path: Path | None) -> None:
         steps.add_row(s.step, str(s.calls), f"{s.p50_ms:.2f}", f"{s.p99_ms:.2f}", str(s.retries))
     term.show(routes)
     term.show(steps)
+    for run in getattr(report, "drift", None) or []:  # reviewers' overrides fed to Cascade.feedback
+        drift = term.table(
+            title=f"Drift check: reviewer feedback, guard rail ±{run.max_drift:.2f} (fitted {run.fitted:.3f})"
+        )
+        for column in ("window", "drifted", "accuracy", "escalated", "threshold", "overrides"):
+            drift.add_column(column, justify="right")
+        for w in run.windows:
+            drift.add_row(
+                str(w.window), "yes" if w.drifted else "no", f"{w.accuracy:.3f}", f"{w.escalation:.0%}",
+                f"{w.threshold:.3f}", str(w.overrides),
+            )  # fmt: skip
+        term.show(drift)
     if html_path is not None:
         term.line(f"HTML report: {html_path}")
 

@@ -88,6 +88,10 @@ class OpenAIModel:
             output_tokens=completion.usage.completion_tokens if completion.usage else 0,
         )
         served = completion.model or self.model
+        raw: dict[str, Any] = {"id": completion.id}
+        tokens = getattr(getattr(choice, "logprobs", None), "content", None)
+        if tokens:  # asked with params={"logprobs": True}: confidence signals read them
+            raw["logprobs"] = [{"token": t.token, "logprob": t.logprob} for t in tokens]
         return ModelResponse(
             output=output,
             text=text,
@@ -96,5 +100,5 @@ class OpenAIModel:
             model=served,
             latency=latency,
             finish_reason=choice.finish_reason,
-            raw={"id": completion.id},
+            raw=raw,
         )

@@ -11,7 +11,16 @@ from bandmaster.routing.cascade import (
 )
 from bandmaster.routing.expr import Expression, ExpressionError
 from bandmaster.routing.fit import AgreementScorer, Example
+from bandmaster.routing.question import (
+    GainScorer,
+    QuestionModel,
+    QuestionRouter,
+    QuestionScorer,
+    RandomMix,
+)
 from bandmaster.routing.router import RouteDecision, Router
+from bandmaster.routing.signals import LogprobConfidence, SelfConsistency, Verified
+from bandmaster.routing.strategy import StrategyReport, select_strategy
 
 __all__ = [
     "AgreementScorer",
@@ -23,8 +32,18 @@ __all__ = [
     "Expression",
     "ExpressionError",
     "FitReport",
+    "GainScorer",
+    "LogprobConfidence",
+    "QuestionModel",
+    "QuestionRouter",
+    "QuestionScorer",
+    "RandomMix",
     "RouteDecision",
     "Router",
     "Scorer",
+    "SelfConsistency",
     "StageAnswer",
+    "StrategyReport",
+    "Verified",
+    "select_strategy",
 ]

@@ -24,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from bandmaster.engine.context import current_run
-from bandmaster.errors import UsageError
+from bandmaster.errors import TargetUnreachable, UsageError
 from bandmaster.models.base import Model, ModelRequest, ModelResponse
 from bandmaster.routing.feedback import ThresholdTuner
 from bandmaster.routing.fit import (
@@ -46,9 +46,11 @@ from bandmaster.routing.thresholds import (
     Sweep,
     better,
     check_target,
+    reproduces,
     simulate,
     sweep,
     transfer_thresholds,
+    unreachable,
     z_score,
 )
 from bandmaster.store.sqlite import SQLiteStore
@@ -269,6 +271,11 @@ class FitReport(BaseModel):
     confidence: float | None = None  # the target was met with this one-sided confidence
     accuracy_low: float = 0.0  # lower confidence bound of ``accuracy`` (= accuracy without confidence)
     cost_high: float = 0.0  # upper confidence bound of ``cost``
+    # The deployed cascade (refitted scorer, transferred thresholds) run on the training
+    # examples: it must escalate as the estimate says (``reproduced``).
+    deployed_cost: float = 0.0
+    deployed_escalation: list[float] = []
+    reproduced: bool = True
 
 
 class Evaluation(BaseModel):
@@ -332,7 +339,8 @@ async def fit_cascade(
     labelled training examples; ``target`` is ``{"accuracy": x}`` or ``{"budget": usd}``.
     With ``confidence`` (e.g. 0.9) the target must hold for the one-sided confidence bound of
     the out-of-fold estimate, not just the estimate: a margin that grows as examples get fewer,
-    so the target is still met on unseen data. Only ``examples`` are sent to the models."""
+    so the target is still met on unseen data. A target no point meets raises
+    ``TargetUnreachable`` naming the closest one. Only ``examples`` are sent to the models."""
     accuracy, budget = check_target(target)
     z = z_score(confidence)
     outcomes = await collect(cascade.models, examples, judge=judge)
@@ -353,7 +361,14 @@ async def fit_cascade(
             refitted = None  # the models' own confidences: thresholds apply as chosen
         final, table, chosen = _best_option(options, accuracy, budget, z)
         return _configure(
-            cascade, final, table, chosen, learned=learn_scorer, refitted=refitted, confidence=confidence
+            cascade,
+            final,
+            table,
+            chosen,
+            learned=learn_scorer,
+            refitted=refitted,
+            target=(accuracy, budget, z),
+            confidence=confidence,
         )
 
 
@@ -363,13 +378,34 @@ FINALS: tuple[FinalAnswer, ...] = ("best", "last")
 def _best_option(
     options: Sequence[tuple[FinalAnswer, Sweep]], accuracy: float | None, budget: float | None, z: float
 ) -> tuple[FinalAnswer, Sweep, OperatingPoint]:
+    """The option whose point best meets the target; ``TargetUnreachable`` (naming the
+    closest point of all options) when none meets it."""
     best: tuple[FinalAnswer, Sweep, OperatingPoint] | None = None
+    missed: list[TargetUnreachable] = []
     for final, table in options:
-        point = table.choose(accuracy=accuracy, budget=budget, z=z)
+        try:
+            point = table.choose(accuracy=accuracy, budget=budget, z=z)
+        except TargetUnreachable as error:
+            missed.append(error)
+            continue
         if best is None or better(point, best[2], accuracy=accuracy, budget=budget, z=z):
             best = (final, table, point)
-    assert best is not None
+    if best is None:
+        raise _closest(missed, accuracy=accuracy, budget=budget, z=z)
     return best
+
+
+def _closest(
+    missed: Sequence[TargetUnreachable], *, accuracy: float | None, budget: float | None, z: float
+) -> TargetUnreachable:
+    closest = missed[0].best
+    for error in missed[1:]:
+        if better(error.best, closest, accuracy=accuracy, budget=budget, z=z):
+            closest = error.best
+    return unreachable(closest, accuracy=accuracy, budget=budget, z=z)
+
+
+CANDIDATES = 200  # operating points tried, best first, for one the deployed scorer reproduces
 
 
 def _configure(
@@ -380,17 +416,38 @@ def _configure(
     *,
     learned: bool,
     refitted: np.ndarray | None,
+    target: tuple[float | None, float | None, float],
     subsets_tried: int = 1,
     confidence: float | None = None,
 ) -> FitReport:
-    """Set the fitted thresholds (carried over to the refitted scorer, see
-    ``transfer_thresholds``) and record how they were estimated."""
+    """Set the fitted thresholds and record how they were estimated.
+
+    Thresholds are chosen on out-of-fold scores; the deployed scorer is refitted on every
+    training example, so they are carried over by the share of examples each stage accepts
+    (``transfer_thresholds``). Where the refitted scores cannot realise that share (e.g. a
+    stage whose refitted score is one constant), the point is not reproducible and the next
+    best point that is takes its place: the deployed cascade, run on the training examples,
+    then escalates as the estimate says (``FitReport.deployed_*``)."""
+    accuracy, budget, z = target
+    thresholds = list(point.thresholds)
+    deployed = point
+    reproduced = True
+    if refitted is not None:
+        d = table.decisions
+        reproduced = False
+        first: tuple[OperatingPoint, list[float], OperatingPoint] | None = None
+        for flat in table.ranked(accuracy=accuracy, budget=budget, z=z)[:CANDIDATES]:
+            candidate = table.point(int(flat))
+            moved = transfer_thresholds(d.scores, refitted, candidate.thresholds)
+            run = simulate(refitted, d.correct, d.cost, moved)
+            first = first or (candidate, moved, run)
+            if reproduces(candidate, run):
+                point, thresholds, deployed, reproduced = candidate, moved, run, True
+                break
+        else:
+            assert first is not None
+            point, thresholds, deployed = first
     cascade.final = final
-    thresholds = (
-        list(point.thresholds)
-        if refitted is None
-        else transfer_thresholds(table.decisions.scores, refitted, point.thresholds)
-    )
     cascade.thresholds = [t if math.isfinite(t) else NEVER for t in thresholds]
     cascade.expected_accuracy = accepted_accuracy(table.decisions, point.thresholds)
     cascade.tuner = None
@@ -408,6 +465,9 @@ def _configure(
         confidence=confidence,
         accuracy_low=point.accuracy_low(z_score(confidence)),
         cost_high=point.cost_high(z_score(confidence)),
+        deployed_cost=deployed.cost,
+        deployed_escalation=list(deployed.escalation),
+        reproduced=reproduced,
     )
     return cascade.report
 
@@ -502,12 +562,18 @@ class CascadeSearch:
         accuracy, budget = check_target(target)
         z = z_score(confidence)
         winner: tuple[tuple[int, ...], FinalAnswer, Sweep, OperatingPoint] | None = None
+        missed: list[TargetUnreachable] = []
         with small_blas():
             for subset in self.subsets:
-                final, table, point = _best_option(self.tables(subset), accuracy, budget, z)
+                try:
+                    final, table, point = _best_option(self.tables(subset), accuracy, budget, z)
+                except TargetUnreachable as error:
+                    missed.append(error)
+                    continue
                 if winner is None or better(point, winner[3], accuracy=accuracy, budget=budget, z=z):
                     winner = (subset, final, table, point)
-            assert winner is not None
+            if winner is None:
+                raise _closest(missed, accuracy=accuracy, budget=budget, z=z)
             subset, final, table, point = winner
             scorer = AgreementScorer().fit(self.panel, self.outcomes.correct, stages=subset)
             cascade = Cascade([self.candidates[i] for i in subset], scorer=scorer, name=name)
@@ -519,6 +585,7 @@ class CascadeSearch:
                 point,
                 learned=True,
                 refitted=refitted,
+                target=(accuracy, budget, z),
                 subsets_tried=len(self.subsets),
                 confidence=confidence,
             )

@@ -3,9 +3,14 @@ exactly on per-example stage decisions (``sweep``), and the cheapest point reach
 accuracy, or the most accurate within a budget, is chosen (``Sweep.choose``).
 
 With ``confidence`` the choice also allows for the estimate being measured on a finite sample:
-a point counts as meeting an accuracy target only when the lower one-sided confidence bound of
-its accuracy does (a budget: the upper bound of its mean cost), so a target fitted on a few
-hundred examples is still met on unseen ones as often as ``confidence`` says.
+a point counts as meeting an accuracy target only when the lower one-sided Wilson bound of its
+accuracy does (a budget: the upper bound of its mean cost), so a target fitted on a few hundred
+examples is still met on unseen ones as often as ``confidence`` says. Wilson, not the normal
+approximation: the normal interval has no width at accuracy 1.0 and is too narrow near 0.95,
+which is where accuracy targets sit.
+
+A target no point reaches raises ``TargetUnreachable`` naming the closest point, instead of
+quietly returning it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from bandmaster.errors import UsageError
+from bandmaster.errors import TargetUnreachable, UsageError
 
 
 @dataclass(frozen=True)
@@ -41,10 +46,10 @@ class OperatingPoint:
     cost_sd: float = 0.0  # standard deviation of the per-example cost
 
     def accuracy_low(self, z: float) -> float:
-        """The accuracy ``z`` standard errors below the estimate (binomial, normal approximation)."""
+        """The one-sided Wilson lower bound of the accuracy at ``z`` (0: the estimate itself)."""
         if z == 0 or not self.examples:
             return self.accuracy
-        return self.accuracy - z * math.sqrt(self.accuracy * (1 - self.accuracy) / self.examples)
+        return float(wilson_low(np.asarray(self.accuracy), self.examples, z))
 
     def cost_high(self, z: float) -> float:
         """The mean cost ``z`` standard errors above the estimate."""
@@ -65,16 +70,33 @@ def z_score(confidence: float | None) -> float:
     return NormalDist().inv_cdf(float(confidence))
 
 
-def simulate(
-    scores: np.ndarray, correct: np.ndarray, cost: np.ndarray, thresholds: Sequence[float]
-) -> OperatingPoint:
-    n, stages = correct.shape
+def wilson_low(rate: np.ndarray, n: int, z: float) -> np.ndarray:
+    """Wilson score lower bound of binomial rates measured on ``n`` trials, ``z`` one-sided."""
+    if z == 0 or n == 0:
+        return rate
+    z2 = z * z
+    centre = rate + z2 / (2 * n)
+    spread = z * np.sqrt(np.clip(rate * (1 - rate), 0, None) / n + z2 / (4 * n * n))
+    return np.asarray((centre - spread) / (1 + z2 / n))
+
+
+def accepting_stage(scores: np.ndarray, thresholds: Sequence[float], stages: int) -> np.ndarray:
+    """Per example, the first stage whose score reaches its threshold (else the last)."""
+    n = scores.shape[0]
     accepted_at = np.full(n, stages - 1)
     undecided = np.ones(n, bool)
     for k, threshold in enumerate(thresholds):
         take = undecided & (scores[:, k] >= threshold)
         accepted_at[take] = k
         undecided &= ~take
+    return accepted_at
+
+
+def simulate(
+    scores: np.ndarray, correct: np.ndarray, cost: np.ndarray, thresholds: Sequence[float]
+) -> OperatingPoint:
+    n, stages = correct.shape
+    accepted_at = accepting_stage(scores, thresholds, stages)
     rows = np.arange(n)
     spent = np.cumsum(cost, axis=1)[rows, accepted_at]
     reached = tuple(float((accepted_at >= k).mean()) for k in range(stages))
@@ -103,12 +125,27 @@ def transfer_thresholds(oof: np.ndarray, final: np.ndarray, thresholds: Sequence
         if share == 0.0 or not math.isfinite(threshold):
             result.append(math.inf)  # never accepts
             continue
-        values = np.unique(final[:, k])[::-1]  # distinct scores, highest first
-        shares = np.array([(final[:, k] >= v).mean() for v in values])
+        # Scores closer than TIE are one value: the scorer's fit is only that precise, and a
+        # threshold between them would split a pattern on noise.
+        column = np.round(final[:, k] / TIE) * TIE
+        values = np.unique(column)[::-1]  # distinct scores, highest first
+        shares = np.array([(column >= v).mean() for v in values])
         i = int(np.argmin(np.abs(shares - share)))  # accept scores >= values[i]
         lower = values[i + 1] if i + 1 < len(values) else values[i] - 1e-3
         result.append(float((values[i] + lower) / 2))
     return result
+
+
+TIE = 1e-4  # scores closer than this are treated as equal when thresholds are placed
+
+
+def reproduces(estimate: OperatingPoint, deployed: OperatingPoint, *, tolerance: float = 0.02) -> bool:
+    """Does the deployed cascade, run on the training examples, send as many of them to each
+    stage as the out-of-fold estimate said (within ``tolerance``), at about the same cost?"""
+    reach = max(
+        (abs(a - b) for a, b in zip(estimate.escalation, deployed.escalation, strict=True)), default=0.0
+    )
+    return reach <= tolerance and abs(deployed.cost - estimate.cost) <= 0.05 * max(estimate.cost, 1e-300)
 
 
 def check_target(target: Any) -> tuple[float | None, float | None]:
@@ -150,25 +187,36 @@ class Sweep:
         self, *, accuracy: float | None = None, budget: float | None = None, z: float = 0.0
     ) -> OperatingPoint:
         """The cheapest thresholds reaching ``accuracy``, or the most accurate within ``budget``
-        (ties: the cheaper). With ``z`` > 0 a point reaches the target only when its accuracy
-        ``z`` standard errors lower (its cost ``z`` standard errors higher) still does. A target
-        out of reach gives the most accurate, or the cheapest, point."""
+        (ties: the cheaper). With ``z`` > 0 a point reaches the target only when the Wilson
+        lower bound of its accuracy (its cost ``z`` standard errors higher) still does. A target
+        out of reach raises ``TargetUnreachable`` naming the closest point."""
+        return self.point(int(self.ranked(accuracy=accuracy, budget=budget, z=z)[0]))
+
+    def ranked(
+        self, *, accuracy: float | None = None, budget: float | None = None, z: float = 0.0
+    ) -> np.ndarray:
+        """Flat indices of every point that meets the target, best first (see ``choose``)."""
         if (accuracy is None) == (budget is None):
             raise UsageError("give exactly one target: {'accuracy': x} or {'budget': usd_per_query}")
         acc, cost = self.accuracy.reshape(-1), self.cost.reshape(-1)
         n = max(len(self.decisions.correct), 1)
         eps = 1e-12
         if accuracy is not None:
-            low = acc - z * np.sqrt(np.clip(acc * (1 - acc), 0, None) / n)
-            feasible = low >= accuracy - eps
-            pool = np.flatnonzero(feasible if feasible.any() else acc >= acc.max() - eps)
-            best = pool[np.lexsort((-acc[pool], cost[pool]))[0]]
-        else:
-            spread = np.sqrt(np.clip(self.cost_sq.reshape(-1) - cost**2, 0, None) / n)
-            feasible = cost + z * spread <= (budget or 0) + eps
-            pool = np.flatnonzero(feasible if feasible.any() else cost <= cost.min() + eps)
-            best = pool[np.lexsort((cost[pool], -acc[pool]))[0]]
-        return self.point(int(best))
+            feasible = wilson_low(acc, n, z) >= accuracy - eps
+            if not feasible.any():
+                top = np.flatnonzero(acc >= acc.max() - eps)
+                closest = self.point(int(top[np.argmin(cost[top])]))
+                raise unreachable(closest, accuracy=accuracy, budget=None, z=z)
+            pool = np.flatnonzero(feasible)
+            return np.asarray(pool[np.lexsort((-acc[pool], cost[pool]))])
+        spread = np.sqrt(np.clip(self.cost_sq.reshape(-1) - cost**2, 0, None) / n)
+        feasible = cost + z * spread <= (budget or 0) + eps
+        if not feasible.any():
+            bottom = np.flatnonzero(cost <= cost.min() + eps)
+            closest = self.point(int(bottom[np.argmax(acc[bottom])]))
+            raise unreachable(closest, accuracy=None, budget=budget, z=z)
+        pool = np.flatnonzero(feasible)
+        return np.asarray(pool[np.lexsort((cost[pool], -acc[pool]))])
 
     def frontier(self) -> list[OperatingPoint]:
         """The points no other point beats on both cost and accuracy, cheapest first."""
@@ -180,6 +228,26 @@ class Sweep:
                 top = float(acc[i])
                 points.append(self.point(int(i)))
         return points
+
+
+def unreachable(
+    closest: OperatingPoint, *, accuracy: float | None, budget: float | None, z: float
+) -> TargetUnreachable:
+    """The error for a target no point meets, naming the closest point that exists."""
+    bound = f" (Wilson lower bound {closest.accuracy_low(z):.3f})" if z and accuracy is not None else ""
+    if accuracy is not None:
+        message = (
+            f"target accuracy {accuracy:.3f} is out of reach on the training examples: the most "
+            f"accurate point found is {closest.accuracy:.3f}{bound} at {closest.cost:.3g} USD per query; "
+            "lower the target (or fit with confidence=None / more examples)"
+        )
+    else:
+        message = (
+            f"budget {budget:.3g} USD per query is out of reach on the training examples: the "
+            f"cheapest point found costs {closest.cost:.3g} USD per query (accuracy "
+            f"{closest.accuracy:.3f}); raise the budget or add a cheaper first model"
+        )
+    return TargetUnreachable(message, best=closest)
 
 
 def sweep(decisions: Decisions, *, budget: int = 3_000) -> Sweep:

@@ -1,0 +1,158 @@
+"""Choosing a strategy by cross-validation: single models, random mixing, the question router,
+the agreement cascade and the cost-aware cascade, compared out of fold on training examples."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from bandmaster.errors import TargetUnreachable
+from bandmaster.models import ModelRequest
+from bandmaster.models.providers import Recorded, RecordedAnswer
+from bandmaster.routing import Example
+from bandmaster.routing.fit import collect
+from bandmaster.routing.question import QuestionModel, QuestionRouter, RandomMix, gain_score
+from bandmaster.routing.strategy import Comparison, Option, hull, select, select_strategy
+
+TOPICS = ("refund", "login", "parcel", "invoice", "password", "delivery")
+
+
+def option(family: str, correct: list[int], cost: list[float]) -> Option:
+    return Option(family, family, np.array(correct, float), np.array(cost, float))
+
+
+def test_a_complex_strategy_must_beat_the_simpler_one_by_more_than_noise() -> None:
+    rng = np.random.default_rng(0)
+    right = (rng.random(400) < 0.85).astype(int).tolist()
+    single = option("single", right, [1.0] * 400)
+    # The cascade is as accurate and a hair cheaper: within noise, so the single model stays.
+    noisy = option("cascade", right, (1.0 + rng.normal(0, 0.5, 400) - 0.01).tolist())
+    picked = select([single, noisy], {"accuracy": 0.8})
+    assert picked.chosen.family == "single"
+    assert picked.runner_up is not None
+    assert picked.runner_up.family == "cascade"
+    # Clearly cheaper at the same accuracy: the cascade wins.
+    cheap = option("cascade", right, [0.4] * 400)
+    assert select([single, cheap], {"accuracy": 0.8}).chosen.family == "cascade"
+    # Within a budget, accuracy decides, paired per example.
+    better = option("router", [1] * 400, [1.0] * 400)
+    assert select([single, better], {"budget": 1.0}).chosen.family == "router"
+
+
+def test_no_strategy_meeting_the_target_raises_naming_the_closest() -> None:
+    single = option("single", [1, 0, 1, 1], [1.0] * 4)
+    with pytest.raises(TargetUnreachable, match=r"accuracy 0.990 is out of reach.*closest is single.*0.750"):
+        select([single], {"accuracy": 0.99})
+    with pytest.raises(TargetUnreachable, match="budget"):
+        select([single], {"budget": 0.5})
+
+
+def test_mixing_uses_only_the_models_on_the_hull() -> None:
+    accuracy = np.array([0.5, 0.55, 0.8, 0.9])
+    cost = np.array([1.0, 5.0, 3.0, 10.0])  # model 1 is dearer and worse than model 2
+    assert hull(accuracy, cost) == [0, 2, 3]
+
+
+def tickets(n: int, seed: int) -> tuple[list[Example], dict[str, dict[str, RecordedAnswer]]]:
+    """Two models; the cheap one fails on "urgent" tickets (the question tells), the strong one
+    is right 95% of the time. Ticket length varies tenfold and the strong model's price with it,
+    but length says nothing about who is right."""
+    rng = random.Random(seed)
+    examples = []
+    answers: dict[str, dict[str, RecordedAnswer]] = {"cheap": {}, "strong": {}}
+    for i in range(n):
+        urgent = rng.random() < 0.3
+        words = [rng.choice(TOPICS) for _ in range(rng.randint(3, 30))]
+        text = f"ticket {seed}-{i} " + ("urgent " if urgent else "") + " ".join(words)
+        cheap_right = rng.random() < (0.3 if urgent else 0.95)
+        strong_right = rng.random() < 0.95
+        answers["cheap"][text] = RecordedAnswer(output="x", cost=1e-4, correct=cheap_right)
+        answers["strong"][text] = RecordedAnswer(output="y", cost=1e-5 * len(text), correct=strong_right)
+        examples.append(Example(input=text))
+    return examples, answers
+
+
+@pytest.fixture
+def pair() -> tuple[list[Example], list[Example], list[Recorded]]:
+    train, a = tickets(400, 1)
+    test, b = tickets(400, 2)
+    return train, test, [Recorded({**a[m], **b[m]}, name=m) for m in ("cheap", "strong")]
+
+
+async def test_the_question_model_sees_which_tickets_the_cheap_model_fails(
+    pair: tuple[list[Example], list[Example], list[Recorded]],
+) -> None:
+    train, test, models = pair
+    outcomes = await collect(models, train)
+    question = QuestionModel().fit([e.input for e in train], outcomes.correct, outcomes.cost)
+    texts = [e.input for e in test]
+    p = question.p_correct(texts)
+    urgent = np.array(["urgent" in t for t in texts])
+    assert p[urgent, 0].mean() < 0.5 < 0.85 < p[~urgent, 0].mean()
+    expected = question.expected_cost(texts)
+    lengths = np.array([len(t) for t in texts])
+    assert np.corrcoef(expected[:, 1], lengths)[0, 1] > 0.99  # price grows with the ticket
+    router = QuestionRouter(models, question, value=1.0)
+    urgent_text = next(t for t in texts if "urgent" in t)
+    routed = await router.request(ModelRequest(input=urgent_text))
+    assert routed.raw is not None
+    assert routed.raw["route"] == "strong"
+
+
+async def test_random_mixing_is_stable_per_request(
+    pair: tuple[list[Example], list[Example], list[Recorded]],
+) -> None:
+    _, test, models = pair
+    mix = RandomMix(models[0], models[1], share=0.3)
+    first = [(await mix.request(ModelRequest(input=e.input))).model for e in test]
+    again = [(await mix.request(ModelRequest(input=e.input))).model for e in test]
+    assert first == again
+    assert 0.2 < first.count("strong") / len(first) < 0.4
+
+
+def test_the_gain_score_prefers_escalating_cheap_queries() -> None:
+    trust = np.array([0.5, 0.5])
+    p_next = np.array([0.9, 0.9])
+    cost_next = np.array([1.0, 10.0])  # the same gain, ten times the price
+    scores = gain_score(trust, p_next, cost_next, unit=1.0)
+    assert scores[0] < scores[1]  # the cheap query is the one escalated first
+
+
+async def test_select_strategy_beats_mixing_and_the_deployed_model_delivers_on_held_out_data(
+    pair: tuple[list[Example], list[Example], list[Recorded]],
+) -> None:
+    train, test, models = pair
+    outcomes = await collect(models, train)
+    comparison = Comparison.build(models, train, outcomes)
+    strong = outcomes.correct[:, 1].mean()
+    target = {"accuracy": float(0.95 * strong)}
+    selection = select(comparison.options, target)
+    assert selection.chosen.family in ("router", "cascade", "gain-cascade")
+    assert selection.candidates["mix"].mean_cost > selection.chosen.mean_cost
+    deployed, report = await select_strategy(models, train, target=target)
+    assert report.chosen == selection.chosen.family
+    assert report.runner_up is not None
+    assert report.nested.accuracy_low <= report.nested.accuracy <= report.nested.accuracy_high
+    held = await collect(models, test)
+    answers = [await deployed.request(ModelRequest(input=e.input)) for e in test]
+    accuracy = float(np.mean([bool((a.raw or {}).get("correct")) for a in answers]))
+    cost = float(np.mean([a.cost for a in answers]))
+    assert accuracy >= 0.95 * held.correct[:, 1].mean() - 0.03
+    assert cost < 0.6 * held.cost[:, 1].mean()  # far cheaper than always asking the strong model
+
+
+async def test_a_cascade_can_escalate_on_the_question_alone(
+    pair: tuple[list[Example], list[Example], list[Recorded]],
+) -> None:
+    from bandmaster.routing import Cascade, QuestionScorer
+
+    train, test, models = pair
+    outcomes = await collect(models, train)
+    question = QuestionModel().fit([e.input for e in train], outcomes.correct, outcomes.cost)
+    cascade = Cascade(models, scorer=QuestionScorer(question), thresholds=[0.6])
+    urgent = next(e.input for e in test if "urgent" in e.input)
+    calm = next(e.input for e in test if "urgent" not in e.input)
+    assert len((await cascade.request(ModelRequest(input=urgent))).raw["stages"]) == 2  # type: ignore[index]
+    assert len((await cascade.request(ModelRequest(input=calm))).raw["stages"]) == 1  # type: ignore[index]
