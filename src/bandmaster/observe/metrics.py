@@ -21,7 +21,6 @@ from typing import Any
 
 from bandmaster.engine.hooks import (
     AttemptFinished,
-    AttemptStarted,
     EngineOpened,
     Hooks,
     RunFinished,
@@ -176,16 +175,16 @@ class Metrics(Hooks):
         self.active.labels(event.workflow).dec()
         self.runs.labels(event.workflow, event.outcome).inc()
 
-    def attempt_started(self, event: AttemptStarted) -> None:
-        if event.step.kind == "model":
-            self.model_attempts.labels(self._model(event.target)).inc()
-
     def attempt_finished(self, event: AttemptFinished) -> None:
+        # Counted when the attempt ends (as its span is), so a plain step's attempt builds no
+        # extra start event for metrics.
         if event.retry_delay is not None:
             self.retries.labels(event.step.workflow, event.step.name).inc()
-        if event.error is not None and event.step.kind == "model":
-            error = type(event.error).__name__
-            self.model_failures.labels(self._model(event.target), error).inc()
+        if event.step.kind == "model":
+            model = self._model(event.target)
+            self.model_attempts.labels(model).inc()
+            if event.error is not None:
+                self.model_failures.labels(model, type(event.error).__name__).inc()
 
     def step_finished(self, event: StepFinished) -> None:
         step = event.step
