@@ -26,7 +26,15 @@ from bandmaster.cli.demo import demo
 from bandmaster.cli.guard_notes import guard_notes
 from bandmaster.cli.loader import load_workflow, load_workflows
 from bandmaster.cli.models import models_app
-from bandmaster.cli.observe import MetricsHostOption, MetricsPortOption, TraceOption, worker_hooks
+from bandmaster.cli.observe import (
+    AlertWebhookOption,
+    DashboardUrlOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    TraceOption,
+    alert_hooks,
+    worker_hooks,
+)
 from bandmaster.cli.temporal import (
     BackendOption,
     LocalOption,
@@ -333,6 +341,8 @@ def worker(
     trace: TraceOption = False,
     metrics_port: MetricsPortOption = None,
     metrics_host: MetricsHostOption = "127.0.0.1",
+    alert_webhook: AlertWebhookOption = None,
+    dashboard_url: DashboardUrlOption = None,
     retention: Annotated[
         str | None, typer.Option(help="Archive finished runs older than this (7d), on a schedule")
     ] = None,
@@ -353,7 +363,7 @@ def worker(
         check_backend(backend)
         workflows = load_workflows(modules)
         registry = _registry(models)
-        hooks = worker_hooks(trace, metrics_port, metrics_host)
+        hooks = worker_hooks(trace, metrics_port, metrics_host) + alert_hooks(alert_webhook, dashboard_url)
         if retention is not None:
             parse_duration(retention, what="--retention")
     except BandmasterError as exc:
