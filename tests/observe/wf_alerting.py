@@ -15,11 +15,13 @@ DOWN = Path(os.environ.get("WEATHER_DOWN_FLAG", "weather-down"))
 def _weather(city: str) -> bm.ModelResponse:
     if DOWN.exists():
         raise bm.ProviderUnavailable("weather model is down")
-    return bm.ModelResponse(output="sunny", text="sunny", model="weather-v1")
+    usage = bm.Usage(input_tokens=10, output_tokens=2)
+    return bm.ModelResponse(output="sunny", text="sunny", model="weather-v1", usage=usage, cost=0.001)
 
 
 def _backup(city: str) -> bm.ModelResponse:
-    return bm.ModelResponse(output="cloudy", text="cloudy", model="backup-v1")
+    usage = bm.Usage(input_tokens=10, output_tokens=2)
+    return bm.ModelResponse(output="cloudy", text="cloudy", model="backup-v1", usage=usage, cost=0.004)
 
 
 WEATHER = bm.CallableModel(_weather, name="weather")
