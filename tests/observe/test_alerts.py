@@ -53,7 +53,7 @@ async def test_a_breaker_alert_reaches_the_receiver_when_a_model_goes_down(
     db, log, down = tmp_path / "journal.db", tmp_path / "worker.log", tmp_path / "weather-down"
     env = subprocess_env(BANDMASTER_ALERT_SECRET=SECRET, WEATHER_DOWN_FLAG=str(down))
     args = [bandmaster_exe(), "worker", str(HERE / "wf_alerting.py"), "--db", str(db), "--poll", "0.05"]
-    args += ["--alert-webhook", alert_receiver.url, "--dashboard-url", DASHBOARD]
+    args += ["--alert-webhook", alert_receiver.url, "--dashboard-url", DASHBOARD, "--log-json"]
     with process(args, log, env=env, cwd=tmp_path) as worker:
         wait_for("the worker", lambda: "serving" in log.read_text(), 30, log)
         async with bm.Engine(db, worker=False, poll_interval=0.05) as client:
@@ -101,6 +101,13 @@ async def test_a_breaker_alert_reaches_the_receiver_when_a_model_goes_down(
     ]
     breaker_alerts = [a["status"] for a in alerts(alert_receiver) if a["alert"] == "breaker_open"]
     assert breaker_alerts == ["firing", "resolved"]
+    # The worker logged the alert too, as a JSON line (--log-json).
+    logged = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert {
+        "level": "warning",
+        "logger": "bandmaster.alerts",
+        "message": "alert breaker_open firing: circuit breaker of model weather opened",
+    }.items() <= next(r for r in logged if r["logger"] == "bandmaster.alerts").items()
 
 
 async def test_fallback_rate_alert_fires_once(db_path: Path, alert_receiver: Receiver) -> None:

@@ -25,6 +25,7 @@ from bandmaster.cli.approvals import approvals_app
 from bandmaster.cli.demo import demo
 from bandmaster.cli.guard_notes import guard_notes
 from bandmaster.cli.loader import load_workflow, load_workflows
+from bandmaster.cli.logs import LogJsonOption, LogLevelOption, setup_logging
 from bandmaster.cli.models import models_app
 from bandmaster.cli.observe import (
     AlertWebhookOption,
@@ -145,8 +146,11 @@ def run(
     run_id: Annotated[str | None, typer.Option(help="Run id (idempotent start)")] = None,
     db: DbOption = None,
     models: ModelsOption = None,
+    log_level: LogLevelOption = "warning",
+    log_json: LogJsonOption = False,
 ) -> None:
     """Run a workflow in this process and print its result (or a batch, with a summary)."""
+    setup_logging(log_level, log_json)
     if (input is None) == (batch is None):
         raise _fail("give exactly one of --input JSON and --batch FILE.jsonl")
     try:
@@ -357,8 +361,11 @@ def worker(
     namespace: NamespaceOption = "default",
     task_queue: TaskQueueOption = "bandmaster",
     local_activities: LocalOption = False,
+    log_level: LogLevelOption = "warning",
+    log_json: LogJsonOption = False,
 ) -> None:
     """Execute queued runs of these workflows until SIGTERM/SIGINT (then drain gracefully)."""
+    setup_logging(log_level, log_json)
     try:
         check_backend(backend)
         workflows = load_workflows(modules)
