@@ -13,11 +13,14 @@ import pytest
 pytest.importorskip("prometheus_client", reason="needs bandmaster[metrics,otel]")
 pytest.importorskip("opentelemetry.sdk", reason="needs bandmaster[metrics,otel]")
 
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry
 
 import bandmaster as bm
+from bandmaster.observe.genai_metrics import GenAIMetrics
 from bandmaster.observe.metrics import Metrics
 from bandmaster.observe.tracing import Tracing
 
@@ -28,6 +31,20 @@ from .test_tracing import _backup, calls, flaky
 
 def attr(span: ReadableSpan, name: str, default: Any = None) -> Any:
     return (span.attributes or {}).get(name, default)
+
+
+def histogram(reader: InMemoryMetricReader, name: str) -> list[HistogramDataPoint]:
+    data = reader.get_metrics_data()
+    assert data is not None
+    return [
+        point
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+        if isinstance(point, HistogramDataPoint)
+    ]
 
 
 async def _hangs(text: str) -> str:
@@ -60,10 +77,11 @@ async def test_counters_equal_the_spans(
         }
     )
     metrics = Metrics(prom_registry)
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    hooks = [Tracing(spans.provider), metrics, GenAIMetrics(meters)]
     runs = 3
-    async with bm.Engine(
-        db_path, workflows=[slow_primary], registry=registry, hooks=[Tracing(spans.provider), metrics]
-    ) as engine:
+    async with bm.Engine(db_path, workflows=[slow_primary], registry=registry, hooks=hooks) as engine:
         for _ in range(runs):
             calls.clear()  # `flaky` fails its first attempt in every run
             assert await (await engine.start(slow_primary, "text")).result(timeout=30) == "billing"
@@ -114,3 +132,17 @@ async def test_counters_equal_the_spans(
     assert answered.attributes is not None
     assert answered.attributes["gen_ai.request.temperature"] == 0.2
     assert answered.attributes["gen_ai.request.max_tokens"] == 64
+
+    # The GenAI client metrics: one operation duration per chat span, token usage as on them.
+    durations = histogram(reader, "gen_ai.client.operation.duration")
+    for model in ("slow", "backup"):
+        points = [p for p in durations if p.attributes and p.attributes["gen_ai.request.model"] == model]
+        assert sum(p.count for p in points) == len([s for s in chats if s.name == f"chat {model}"])
+    timed_out = [p for p in durations if p.attributes and p.attributes.get("error.type") == "StepTimeout"]
+    assert sum(p.count for p in timed_out) == 2 * runs
+    usage = histogram(reader, "gen_ai.client.token.usage")
+    [input_tokens] = [p for p in usage if p.attributes and p.attributes["gen_ai.token.type"] == "input"]
+    assert input_tokens.sum == span_tokens
+    assert input_tokens.attributes is not None
+    assert input_tokens.attributes["gen_ai.response.model"] == "backup-2024-06"
+    meters.shutdown()
