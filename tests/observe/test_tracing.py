@@ -312,3 +312,28 @@ async def test_a_run_started_without_trace_headers_keeps_one_trace(
     assert second.context is not None
     assert first.context.trace_id == second.context.trace_id
     assert spans.named("start waits") == []
+
+
+async def test_provider_name_is_on_the_answered_call(db_path: Path, spans: Spans) -> None:
+    class Hosted(bm.CallableModel):
+        provider = "acme"  # what OpenAIModel and AnthropicModel set ("openai", "anthropic", a host)
+
+    @bm.workflow
+    async def hosted(text: str) -> str:
+        response = await bm.call_model(Hosted(_backup, name="hosted"), text)
+        return str(response.output)
+
+    await _run(db_path, hosted, Tracing(spans.provider), "text")
+    for name in ("model hosted", "chat hosted"):
+        attrs = spans.one(name).attributes
+        assert attrs is not None
+        assert attrs["gen_ai.provider.name"] == "acme", name
+
+
+def test_sdk_models_name_their_provider() -> None:
+    openai_compat = pytest.importorskip("bandmaster.models.openai_compat")
+    anthropic = pytest.importorskip("bandmaster.models.anthropic")
+    assert openai_compat.OpenAIModel("gpt-4o-mini", api_key="k").provider == "openai"
+    local = openai_compat.OpenAIModel("llama", base_url="http://127.0.0.1:8000/v1", api_key="k")
+    assert local.provider == "127.0.0.1"
+    assert anthropic.AnthropicModel("claude-haiku", api_key="k").provider == "anthropic"

@@ -471,6 +471,8 @@ def _usage_attributes(meta: Mapping[str, Any]) -> dict[str, Any]:
 
 def _response_attributes(meta: Mapping[str, Any]) -> dict[str, Any]:
     attributes: dict[str, Any] = {}
+    if meta.get("provider"):
+        attributes["gen_ai.provider.name"] = str(meta["provider"])
     if meta.get("model"):
         attributes["gen_ai.response.model"] = str(meta["model"])
     if meta.get("finish_reason"):
