@@ -14,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+pytest.importorskip("httpx2", reason="needs bandmaster[approvals]: pip install 'bandmaster[approvals]'")
+
 from tests.approvals.conftest import SECRET, Receiver, start_receiver
 from tests.models.helpers import bandmaster_exe, subprocess_env
 
