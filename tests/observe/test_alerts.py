@@ -22,6 +22,7 @@ from tests.models.helpers import bandmaster_exe, subprocess_env
 
 import bandmaster as bm
 from bandmaster.approvals.webhook import Webhook
+from bandmaster.engine.hooks import StepFinished, StepStarted
 from bandmaster.observe.alerts import Alerts
 
 from .conftest import HERE
@@ -169,3 +170,36 @@ async def test_runs_no_worker_takes_and_approvals_near_their_deadline(
     assert got["approval_deadline"]["subject"] == f"{handle.id}/release"
     assert got["approval_deadline"]["link"] == f"{DASHBOARD}/ui/runs/{handle.id}"
     assert all(a["verified"] for a in got.values())
+
+
+def model_step_finished(fell_back: bool) -> StepFinished:
+    step = StepStarted("r1", "routed", 3, "intent", "model", 0.0)
+    meta = {
+        "model": "m",
+        "served_by": "backup" if fell_back else "intent",
+        "fallback": "backup" if fell_back else None,
+    }
+    return StepFinished(step, "completed", 1, 0.1, None, meta, '"ok"')
+
+
+def test_fallback_rate_resolves_once_the_window_moves_past_the_fallbacks(alert_receiver: Receiver) -> None:
+    now = [1000.0]
+    hook = Alerts(
+        Webhook(alert_receiver.url, secret=SECRET),
+        fallback_rate=0.5,
+        window=300,
+        min_calls=3,
+        clock=lambda: now[0],
+    )
+    for _ in range(5):  # all five fell back: one firing alert
+        hook.step_finished(model_step_finished(True))
+        now[0] += 1
+    now[0] += 400  # the window has moved past them
+    for _ in range(3):  # the primary answers again
+        hook.step_finished(model_step_finished(False))
+    hook.close()
+    assert [(a["alert"], a["status"]) for a in alerts(alert_receiver)] == [
+        ("fallback_rate", "firing"),
+        ("fallback_rate", "resolved"),
+    ]
+    assert "0% of 3 model calls" in alerts(alert_receiver)[1]["summary"]

@@ -96,7 +96,7 @@ class Alerts(Hooks):
         self.approval_warning, self.queue_wait, self.check_every = approval_warning, queue_wait, check_every
         self.clock = clock
         self._breakers: dict[str, str] = {}  # model -> last state seen
-        self._calls: dict[str, deque[tuple[float, bool]]] = {}  # workflow/step -> (time, fell back)
+        self._windows: dict[str, _Window] = {}  # per workflow/step
         self._firing: set[tuple[str, str]] = set()  # (alert name, subject)
         self._lock = threading.Lock()  # the journal checker thread fires alerts too
         self._outbox: queue.Queue[Alert | None] = queue.Queue()
@@ -142,15 +142,15 @@ class Alerts(Hooks):
 
     def _fallback(self, subject: str, fell_back: bool) -> None:
         now = self.clock()
-        calls = self._calls.setdefault(subject, deque())
-        calls.append((now, fell_back))
-        while calls and calls[0][0] < now - self.window:
-            calls.popleft()
-        if len(calls) < self.min_calls:
+        window = self._windows.get(subject)
+        if window is None:
+            window = self._windows[subject] = _Window()
+        window.add(now, fell_back, self.window)
+        if window.calls < self.min_calls:
             return
-        rate = sum(1 for _, f in calls if f) / len(calls)
+        rate = window.fallbacks / window.calls
         summary = (
-            f"{subject}: {rate:.0%} of {len(calls)} model calls in {self.window:g} s answered by a fallback"
+            f"{subject}: {rate:.0%} of {window.calls} model calls in {self.window:g} s answered by a fallback"
         )
         link = self._link("/ui/stats")
         self._transition("fallback_rate", subject, rate >= self.fallback_rate, summary, link)
@@ -276,6 +276,32 @@ class Alerts(Hooks):
             self._outbox.put(None)
             self._sender.join(timeout=timeout)
             self._sender = None
+
+
+class _Window:
+    """Calls and fallbacks over the last seconds, in one-second buckets: memory and work per
+    call stay constant however many calls a window holds."""
+
+    __slots__ = ("buckets", "calls", "fallbacks")
+
+    def __init__(self) -> None:
+        self.buckets: deque[list[int]] = deque()  # [second, calls, fallbacks]
+        self.calls = 0
+        self.fallbacks = 0
+
+    def add(self, now: float, fell_back: bool, window: float) -> None:
+        second = int(now)
+        if self.buckets and self.buckets[-1][0] == second:
+            self.buckets[-1][1] += 1
+            self.buckets[-1][2] += fell_back
+        else:
+            self.buckets.append([second, 1, int(fell_back)])
+        self.calls += 1
+        self.fallbacks += fell_back
+        while self.buckets and self.buckets[0][0] + 1 <= now - window:  # wholly before the window
+            _, calls, fallbacks = self.buckets.popleft()
+            self.calls -= calls
+            self.fallbacks -= fallbacks
 
 
 def alert_message(alert: Alert) -> dict[str, Any]:
