@@ -333,6 +333,8 @@ async def _invoke(
             confidence=response.confidence,
             finish_reason=response.finish_reason,
         )
+        if provider := getattr(model, "provider", None):  # OpenAIModel, AnthropicModel
+            meta["provider"] = provider
         if breakers:
             meta["breakers"] = breakers
         if cache_key is not None:

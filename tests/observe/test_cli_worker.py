@@ -35,3 +35,19 @@ def test_worker_with_a_busy_metrics_port_exits_with_a_usage_error(tmp_path: Path
     message = " ".join(result.stderr.split())
     assert f"--metrics-port {port}: cannot listen on 127.0.0.1" in message
     assert not (tmp_path / "j.db").exists()  # nothing was opened, nothing claimed
+
+
+def test_worker_with_an_alert_webhook_and_no_secret_exits_with_a_usage_error(tmp_path: Path) -> None:
+    args = [bandmaster_exe(), "worker", str(HERE / "wf_observed.py"), "--db", str(tmp_path / "j.db")]
+    env = {k: v for k, v in subprocess_env().items() if k != "BANDMASTER_ALERT_SECRET"}
+    result = subprocess.run(
+        [*args, "--alert-webhook", "http://127.0.0.1:9/alerts"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "--alert-webhook: set BANDMASTER_ALERT_SECRET" in " ".join(result.stderr.split())
+    assert not (tmp_path / "j.db").exists()

@@ -109,3 +109,15 @@ async def test_serve_exposes_the_registry_over_http(
             await (await e.start(failing, "text")).result(timeout=20)
     text = scrape(port)
     assert 'bandmaster_runs_total{status="failed",workflow="failing"} 1.0' in text
+
+
+async def test_queue_depth_counts_runs_no_worker_has_taken(
+    db_path: Path, prom_registry: CollectorRegistry
+) -> None:
+    metrics = Metrics(prom_registry)
+    async with bm.Engine(db_path, workflows=[failing], worker=False, hooks=[metrics]) as client:
+        assert value(prom_registry, "bandmaster_queue_depth") == 0
+        for _ in range(2):
+            await client.start(failing, "text")
+        assert value(prom_registry, "bandmaster_queue_depth") == 2
+        assert value(prom_registry, "bandmaster_approvals_pending") == 0

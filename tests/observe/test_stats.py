@@ -136,6 +136,10 @@ def test_step_percentiles_failures_retries_exact(known: Path) -> None:
     assert intent.kind == "model"
     assert intent.fallback_rate == pytest.approx(0.20)
     assert intent.cache_hit_rate == pytest.approx(4 / 100)
+    # Cost per step: the model calls' cost, from the rows and from the rollups alike.
+    assert intent.cost == pytest.approx(76 * 0.001 + 0.2)
+    assert intent.cost_per_call == pytest.approx((0.076 + 0.2) / 100)
+    assert classify.cost == 0
 
 
 def test_models_tokens_cost_exact(known: Path) -> None:

@@ -262,6 +262,7 @@ def test_stats_are_the_journal_statistics_of_observe_stats(server: Server) -> No
     step = next(s for s in stats["step_stats"] if s["name"] == "intent" and s["kind"] == "model")
     assert step["calls"] >= 1
     assert 0 < step["p50"] <= step["p99"]
+    assert step["cost"] > 0  # cost per step, beside cost per model and per workflow
     model = next(m for m in stats["models"] if m["model"] in ("intent-small", "intent-large"))
     assert model["alias"] == "intent"
     assert model["calls"] >= 1

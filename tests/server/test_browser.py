@@ -190,6 +190,7 @@ def test_stats_page_shows_the_numbers_of_the_stats_api(context: BrowserContext, 
     )
     expect(model_row.filter(has_text=f"{model['input_tokens']} / {model['output_tokens']}")).to_have_count(1)
     expect(page.get_by_role("img", name="cost per model (USD)")).to_contain_text(model["model"])
+    expect(page.get_by_role("img", name="cost per step (USD)")).to_contain_text("intent")
     expect(page.get_by_text(f"completed {stats['workflows'][0]['by_status']['completed']}")).to_be_visible()
     expect(page.get_by_label("Runs of the last")).to_have_value("24h")  # the page's default window
     page.get_by_label("Runs of the last").fill("yesterday")

@@ -26,8 +26,17 @@ from bandmaster.cli.approvals import approvals_app
 from bandmaster.cli.demo import demo
 from bandmaster.cli.guard_notes import guard_notes
 from bandmaster.cli.loader import load_workflow, load_workflows
+from bandmaster.cli.logs import LogJsonOption, LogLevelOption, setup_logging
 from bandmaster.cli.models import models_app
-from bandmaster.cli.observe import MetricsHostOption, MetricsPortOption, TraceOption, worker_hooks
+from bandmaster.cli.observe import (
+    AlertWebhookOption,
+    DashboardUrlOption,
+    MetricsHostOption,
+    MetricsPortOption,
+    TraceOption,
+    alert_hooks,
+    worker_hooks,
+)
 from bandmaster.cli.temporal import (
     BackendOption,
     LocalOption,
@@ -141,8 +150,11 @@ def run(
     run_id: Annotated[str | None, typer.Option(help="Run id (idempotent start)")] = None,
     db: DbOption = None,
     models: ModelsOption = None,
+    log_level: LogLevelOption = "warning",
+    log_json: LogJsonOption = False,
 ) -> None:
     """Run a workflow in this process and print its result (or a batch, with a summary)."""
+    setup_logging(log_level, log_json)
     if (input is None) == (batch is None):
         raise _fail("give exactly one of --input JSON and --batch FILE.jsonl")
     try:
@@ -337,6 +349,8 @@ def worker(
     trace: TraceOption = False,
     metrics_port: MetricsPortOption = None,
     metrics_host: MetricsHostOption = "127.0.0.1",
+    alert_webhook: AlertWebhookOption = None,
+    dashboard_url: DashboardUrlOption = None,
     retention: Annotated[
         str | None, typer.Option(help="Archive finished runs older than this (7d), on a schedule")
     ] = None,
@@ -354,13 +368,16 @@ def worker(
     namespace: NamespaceOption = "default",
     task_queue: TaskQueueOption = "bandmaster",
     local_activities: LocalOption = False,
+    log_level: LogLevelOption = "warning",
+    log_json: LogJsonOption = False,
 ) -> None:
     """Execute queued runs of these workflows until SIGTERM/SIGINT (then drain gracefully)."""
+    setup_logging(log_level, log_json)
     try:
         check_backend(backend)
         workflows = load_workflows(modules)
         registry = _registry(models)
-        hooks = worker_hooks(trace, metrics_port, metrics_host)
+        hooks = worker_hooks(trace, metrics_port, metrics_host) + alert_hooks(alert_webhook, dashboard_url)
         if retention is not None:
             parse_duration(retention, what="--retention")
     except BandmasterError as exc:

@@ -13,6 +13,7 @@ import typer
 from bandmaster.cli import _console as ui
 from bandmaster.cli._console import missing_extra
 from bandmaster.cli.loader import load_workflows
+from bandmaster.cli.logs import LEVELS, LogJsonOption, LogLevelOption, setup_logging
 from bandmaster.cli.temporal import (
     BackendOption,
     NamespaceOption,
@@ -59,7 +60,9 @@ def build_app(
 
 def app_from_env() -> FastAPI:
     """The app of one of several server processes (uvicorn's factory, see --processes)."""
-    return build_app(**json.loads(os.environ[CONFIG_ENV]))
+    config = json.loads(os.environ[CONFIG_ENV])
+    setup_logging(**config.pop("logging"))  # each process sets up its own
+    return build_app(**config)
 
 
 async def _reachable(options: dict[str, str]) -> None:
@@ -105,6 +108,11 @@ def server(
     target: TargetOption = "localhost:7233",
     namespace: NamespaceOption = "default",
     task_queue: TaskQueueOption = "bandmaster",
+    log_level: LogLevelOption = "warning",
+    log_json: LogJsonOption = False,
+    access_log: Annotated[
+        bool, typer.Option("--access-log", help="Log each request (method, path, status) at info level")
+    ] = False,
 ) -> None:
     """Serve the JSON API (/api/v1, docs at /docs), the dashboard (/ui) and /metrics.
 
@@ -155,16 +163,19 @@ def server(
     ui.line(
         f"bandmaster server on http://{host}:{port} (API /api/v1, docs /docs, dashboard /ui/runs)", err=True
     )
+    setup_logging(log_level, log_json)
+    # uvicorn's loggers go through ours (log_config=None), so --log-json covers them too. Its
+    # access log is at info level: --access-log lowers uvicorn's own loggers to info.
+    uvicorn_level = "info" if access_log and LEVELS.index(log_level) > LEVELS.index("info") else log_level
+    served: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "log_level": uvicorn_level,
+        "access_log": access_log,
+    }
     if processes == 1:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.run(app, **served)
         return
-    os.environ[CONFIG_ENV] = json.dumps(config)
-    uvicorn.run(
-        "bandmaster.cli.server:app_from_env",
-        factory=True,
-        workers=processes,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-    )
+    os.environ[CONFIG_ENV] = json.dumps({**config, "logging": {"level": log_level, "json_logs": log_json}})
+    uvicorn.run("bandmaster.cli.server:app_from_env", factory=True, workers=processes, **served)

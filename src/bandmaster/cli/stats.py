@@ -67,7 +67,7 @@ def stats(
         ),
     ] = False,
 ) -> None:
-    """Latency percentiles, failures, retries, fallbacks and cache hits per step; tokens and cost
+    """Latency percentiles, failures, retries, fallbacks, cache hits and cost per step; tokens and cost
     per model; completion and cost per workflow; journal size per run and per day."""
     path = resolve_db_path(db)
     _readable(path)
@@ -115,6 +115,7 @@ def _print(s: Stats) -> None:
         "retries/call",
         "fallback",
         "cache hit",
+        "cost $",
         title="steps",
     )
     for st in s.step_stats:
@@ -129,6 +130,7 @@ def _print(s: Stats) -> None:
             f"{st.retries_per_call:.2f}",
             _pct(st.fallback_rate),
             _pct(st.cache_hit_rate),
+            f"{st.cost:.4f}" if st.kind == "model" else "-",
         )
     ui.show(steps)
     if s.models:

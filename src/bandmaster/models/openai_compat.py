@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from bandmaster.errors import MalformedResponse
 from bandmaster.models._json_output import parse_json_output
@@ -36,6 +37,8 @@ class OpenAIModel:
         key = resolve_api_key(api_key, api_key_env, base_url=base_url, name=name or model)
         self.model = model
         self.name = name or model
+        # gen_ai.provider.name on traces: the well-known name, or the host of another endpoint.
+        self.provider = "openai" if base_url is None else urlsplit(base_url).hostname or base_url
         self.api_key_env = api_key_env
         self.prices = prices or PriceTable()
         self._client = PerLoopClient(

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -98,6 +100,29 @@ class Metrics(Hooks):
                 registry=reg,
             )
             self.cost = Counter("bandmaster_model_cost_usd", "Model cost in USD", ["model"], registry=reg)
+            # The same facts as the tracing hook's attempt and chat spans: one per model attempt,
+            # a timed-out primary before its fallback included.
+            self.model_attempts = Counter(
+                "bandmaster_model_attempts",
+                "Model attempts by the model tried (primary or fallback), retries included",
+                ["model"],
+                registry=reg,
+            )
+            self.model_failures = Counter(
+                "bandmaster_model_attempt_failures",
+                "Failed model attempts by model and error type (e.g. StepTimeout)",
+                ["model", "error"],
+                registry=reg,
+            )
+            self.step_cost = Counter(
+                "bandmaster_step_cost_usd", "Model cost in USD by step", ["workflow", "step"], registry=reg
+            )
+            self.queue_depth = Gauge(
+                "bandmaster_queue_depth", "Runs queued and ready, waiting for a worker", registry=reg
+            )
+            self.pending_approvals = Gauge(
+                "bandmaster_approvals_pending", "Approvals waiting for a decision", registry=reg
+            )
             self.breaker = Gauge(
                 "bandmaster_breaker_state",
                 "Circuit breaker per model as last seen: 0 closed, 1 half-open, 2 open",
@@ -120,6 +145,8 @@ class Metrics(Hooks):
                 "process, or give each its own prometheus_client.CollectorRegistry()"
             ) from exc
         self.journal_bytes.set_function(self._journal_size)
+        self.queue_depth.set_function(lambda: self._count(_QUEUED, time.time()))
+        self.pending_approvals.set_function(lambda: self._count(_PENDING))
 
     def serve(self, port: int, host: str = "127.0.0.1") -> int:
         """Expose ``/metrics`` over HTTP from a daemon thread; returns the port (0: any free one).
@@ -149,8 +176,15 @@ class Metrics(Hooks):
         self.runs.labels(event.workflow, event.outcome).inc()
 
     def attempt_finished(self, event: AttemptFinished) -> None:
+        # Counted when the attempt ends (as its span is), so a plain step's attempt builds no
+        # extra start event for metrics.
         if event.retry_delay is not None:
             self.retries.labels(event.step.workflow, event.step.name).inc()
+        if event.step.kind == "model":
+            model = self._model(event.target)
+            self.model_attempts.labels(model).inc()
+            if event.error is not None:
+                self.model_failures.labels(model, type(event.error).__name__).inc()
 
     def step_finished(self, event: StepFinished) -> None:
         step = event.step
@@ -176,6 +210,7 @@ class Metrics(Hooks):
                 self.tokens.labels(model, direction).inc(tokens[direction])
         if meta.get("cost"):
             self.cost.labels(model).inc(meta["cost"])
+            self.step_cost.labels(workflow, step).inc(meta["cost"])
         if meta.get("fallback"):
             self.fallbacks.labels(workflow, step, self._model(meta["fallback"])).inc()
 
@@ -196,3 +231,18 @@ class Metrics(Hooks):
                 with contextlib.suppress(OSError):
                     total += os.stat(file).st_size
         return float(total)
+
+    def _count(self, sql: str, *params: object) -> float:
+        """A count from the journal, read at scrape time on a read-only connection."""
+        total = 0
+        for path in self._journals:
+            try:
+                with contextlib.closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)) as db:
+                    total += db.execute(sql, params).fetchone()[0]
+            except sqlite3.Error:
+                continue  # no such table yet (no approval ever opened), or the file is gone
+        return float(total)
+
+
+_QUEUED = "SELECT count(*) FROM runs WHERE status IN ('queued', 'waiting') AND ready_at <= ?"
+_PENDING = "SELECT count(*) FROM approvals WHERE status = 'pending'"

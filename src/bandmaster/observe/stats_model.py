@@ -35,18 +35,26 @@ class StepStats(BaseModel):
     """Share of calls answered by a fallback rather than the primary."""
     cache_hit_rate: float | None
     """Share of calls answered from the cache; ``None`` when the step has no cache."""
+    cost: float = 0.0
+    """Model cost in USD of this step's calls (model-call steps; 0 for others)."""
+    cost_per_call: float = 0.0
 
 
-ModelFlags = Mapping[str, tuple[int, int, int]]
-"""Per model-call step name: calls answered by a fallback, cache hits, calls with a cache."""
+ModelFlags = Mapping[str, tuple[int, int, int, float]]
+"""Per model-call step name: calls answered by a fallback, cache hits, calls with a cache, cost."""
 
 
 def model_flags(groups: Iterable[Mapping[str, Any]]) -> ModelFlags:
-    """Fallback and cache counts per step name, summed over its model groups."""
-    flags: dict[str, tuple[int, int, int]] = {}
+    """Fallback and cache counts and cost per step name, summed over its model groups."""
+    flags: dict[str, tuple[int, int, int, float]] = {}
     for m in groups:
-        fallbacks, hits, known = flags.get(m["name"], (0, 0, 0))
-        flags[m["name"]] = (fallbacks + m["fallback_calls"], hits + m["cache_hits"], known + m["cache_known"])
+        fallbacks, hits, known, cost = flags.get(m["name"], (0, 0, 0, 0.0))
+        flags[m["name"]] = (
+            fallbacks + m["fallback_calls"],
+            hits + m["cache_hits"],
+            known + m["cache_known"],
+            cost + (m["cost"] or 0.0),
+        )
     return flags
 
 
@@ -64,7 +72,7 @@ def step_stats(
 ) -> StepStats:
     """One step's row, its rates derived from the counts (the same for rows and rollups);
     ``percentiles`` are p50, p95, p99."""
-    fallbacks, hits, cached = flags.get(name, (0, 0, 0)) if kind == "model" else (0, 0, 0)
+    fallbacks, hits, cached, cost = flags.get(name, (0, 0, 0, 0.0)) if kind == "model" else (0, 0, 0, 0.0)
     p50, p95, p99 = percentiles
     return StepStats(
         name=name,
@@ -81,6 +89,8 @@ def step_stats(
         retries_per_call=retries / calls,
         fallback_rate=fallbacks / calls,
         cache_hit_rate=hits / cached if cached else None,
+        cost=cost,
+        cost_per_call=cost / calls,
     )
 
 

@@ -145,6 +145,8 @@ class Tracing(Hooks):
         self._attempts: dict[tuple[str, int], _Attempt] = {}
         # The successful attempt's model span, ended once the step's meta (tokens, cost) is known.
         self._answered: dict[tuple[str, int], tuple[Span, int]] = {}
+        # Attempts retried per step (a move to a fallback is not a retry), as the metrics count.
+        self._retries: dict[tuple[str, int], int] = {}
 
     # --- making spans --------------------------------------------------------------------------
 
@@ -344,6 +346,7 @@ class Tracing(Hooks):
                 _fail(span, event.error, event.step.redactor)
                 span.end()
         if event.retry_delay is not None:
+            self._retries[key] = self._retries.get(key, 0) + 1
             step.add_event(
                 "retry",
                 {
@@ -373,13 +376,16 @@ class Tracing(Hooks):
         if event.attempts > 1:
             span.set_attribute("bandmaster.step.attempts", event.attempts)
         meta = event.meta
+        retries = self._retries.pop(key, 0)
         if event.step.kind == "model":
             answered = self._answered.pop(key, None)
             if meta:
-                self._model_step(span, meta, event.attempts)
+                self._model_step(span, meta, retries)
             if answered is not None:
                 model_span, ended = answered
+                model_span.set_attributes(_request_attributes(meta))
                 model_span.set_attributes(_response_attributes(meta))
+                model_span.set_attributes(_usage_attributes(meta))
                 model_span.end(end_time=ended)
         if self.capture_payloads:
             if event.output is not None:
@@ -392,7 +398,7 @@ class Tracing(Hooks):
             _fail(span, event.error, event.step.redactor)
         span.end()
 
-    def _model_step(self, span: Span, meta: Mapping[str, Any], attempts: int) -> None:
+    def _model_step(self, span: Span, meta: Mapping[str, Any], retries: int) -> None:
         span.set_attribute("gen_ai.operation.name", "chat")
         requested = meta.get("alias") or meta.get("served_by")
         if requested:
@@ -401,7 +407,10 @@ class Tracing(Hooks):
             span.set_attribute("bandmaster.model.version", str(meta["version"]))
         if meta.get("served_by"):
             span.set_attribute("bandmaster.model.served_by", str(meta["served_by"]))
-        span.set_attribute("bandmaster.retries", max(attempts - 1, 0))
+        span.set_attribute("bandmaster.retries", retries)
+        span.set_attributes(_request_attributes(meta))
+        # Token usage goes on the chat span that made the call only, so a backend summing
+        # gen_ai.usage.* over a trace counts it once; a cache hit made no call and used none.
         span.set_attributes(_response_attributes(meta))
         if meta.get("cache_hit"):
             span.set_attribute("bandmaster.cache_hit", True)
@@ -436,15 +445,36 @@ def _derived_parent(run_id: str) -> Context:
     return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
-def _response_attributes(meta: Mapping[str, Any]) -> dict[str, Any]:
+def _request_attributes(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The sampling parameters that were sent (GenAI conventions), when the request set them."""
+    request = meta.get("request")
     attributes: dict[str, Any] = {}
-    if meta.get("model"):
-        attributes["gen_ai.response.model"] = str(meta["model"])
+    for field, attribute in (
+        ("temperature", "gen_ai.request.temperature"),
+        ("max_tokens", "gen_ai.request.max_tokens"),
+    ):
+        value = request.get(field) if isinstance(request, Mapping) else getattr(request, field, None)
+        if value is not None:
+            attributes[attribute] = value
+    return attributes
+
+
+def _usage_attributes(meta: Mapping[str, Any]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
     tokens = meta.get("tokens") or {}
     if "input" in tokens:
         attributes["gen_ai.usage.input_tokens"] = int(tokens["input"])
     if "output" in tokens:
         attributes["gen_ai.usage.output_tokens"] = int(tokens["output"])
+    return attributes
+
+
+def _response_attributes(meta: Mapping[str, Any]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    if meta.get("provider"):
+        attributes["gen_ai.provider.name"] = str(meta["provider"])
+    if meta.get("model"):
+        attributes["gen_ai.response.model"] = str(meta["model"])
     if meta.get("finish_reason"):
         attributes["gen_ai.response.finish_reasons"] = [str(meta["finish_reason"])]
     if meta.get("cost") is not None:

@@ -468,6 +468,7 @@ async def stats_page(request: Request, workflow: str = "", since: str = DEFAULT_
             "fallback rate per model step", [(s.name, s.fallback_rate) for s in steps if s.kind == "model"]
         ),
         costs=bars("cost per model (USD)", _cost_per_model(found), " $"),
+        step_costs=bars("cost per step (USD)", [(s.name, s.cost) for s in steps if s.kind == "model"], " $"),
     )
 
 
