@@ -65,6 +65,7 @@ from bandmaster.errors import (
     RunCancelled,
     RunFailed,
     RunNotFound,
+    ScheduleNotFound,
     StepError,
     StepFailed,
     StepTimeout,
@@ -90,6 +91,7 @@ from bandmaster.models import (
     Usage,
 )
 from bandmaster.policies import Breaker, Retry
+from bandmaster.triggers import Schedule, schedule
 
 __version__ = "0.1.0"
 
@@ -178,6 +180,8 @@ __all__ = [
     "RunHandle",
     "RunInfo",
     "RunNotFound",
+    "Schedule",
+    "ScheduleNotFound",
     "Step",
     "StepContext",
     "StepError",
@@ -203,6 +207,7 @@ __all__ = [
     "now",
     "random",
     "run",
+    "schedule",
     "sleep",
     "step",
     "uuid",

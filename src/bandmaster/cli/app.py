@@ -27,6 +27,7 @@ from bandmaster.cli.guard_notes import guard_notes
 from bandmaster.cli.loader import load_workflow, load_workflows
 from bandmaster.cli.models import models_app
 from bandmaster.cli.observe import MetricsHostOption, MetricsPortOption, TraceOption, worker_hooks
+from bandmaster.cli.schedules import schedules_app
 from bandmaster.cli.temporal import (
     BackendOption,
     LocalOption,
@@ -60,6 +61,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.command()(demo)
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(schedules_app, name="schedules")
 
 
 def _print_version(value: bool) -> None:

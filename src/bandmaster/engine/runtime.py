@@ -34,6 +34,8 @@ from bandmaster.errors import (
 )
 from bandmaster.store.base import RunRow, StepRow
 from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
+from bandmaster.triggers.schedule import Schedule, check_schedules, schedules_of
+from bandmaster.triggers.ticker import Ticker
 
 R = TypeVar("R")
 
@@ -158,6 +160,8 @@ class Engine:
     happens in the process that writes: clients that start or signal runs need it too.
     Every ``rollup_every`` seconds the worker adds the runs that ended to the stats rollups
     (``None``: never; ``bandmaster stats`` catches up before reading either way).
+    ``schedules`` (``bm.Schedule``), with those of ``@bm.schedule`` workflows, are ticked by the
+    worker: one run per tick however many workers tick them (``bandmaster.triggers``).
     """
 
     def __init__(
@@ -175,6 +179,7 @@ class Engine:
         hooks: Sequence[Hooks] = (),
         redact: Redactor | None = None,
         rollup_every: float | None = 30.0,
+        schedules: Iterable[Schedule] = (),
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"Engine(concurrency={concurrency}): must be at least 1")
@@ -196,6 +201,10 @@ class Engine:
             raise UsageError(f"Engine(redact={redact!r}): needs a redact(value) method, e.g. bm.RedactPII()")
         self.redact = redact
         self.rollup_every = rollup_every
+        self.schedules = check_schedules(
+            [*schedules, *schedules_of(self.workflows.values())], self.workflows, limit=max_payload
+        )
+        self._ticker: asyncio.Task[None] | None = None
         self.owner = new_owner_id()
         self._store: SQLiteStore | None = None
         self._worker: Worker | None = None
@@ -244,11 +253,19 @@ class Engine:
                 rollup_every=self.rollup_every,
             )
             await self._worker.start()
+            if self.schedules:
+                ticker = Ticker(self, self.schedules)
+                ticker.declare()  # listed (and pausable) as soon as the engine is open
+                self._ticker = asyncio.create_task(ticker.run(), name="bandmaster-schedules")
 
     async def close(self, *, grace: float = 10.0) -> None:
         """Stop the worker (active runs get ``grace`` seconds, then go back to the queue)."""
         if self._store is None:
             return
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
         if self._worker is not None:
             await self._worker.stop(grace)
             self._worker = None

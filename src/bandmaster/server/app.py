@@ -22,7 +22,7 @@ from bandmaster.engine.runtime import Engine
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import UsageError
 from bandmaster.models.registry import Registry
-from bandmaster.server import api, backend, errors, ui
+from bandmaster.server import api, backend, errors, schedules, schedules_ui, ui
 from bandmaster.server.deps import ServerState
 from bandmaster.server.journal import reading
 from bandmaster.server.limits import RateLimiter, SizeLimits
@@ -104,7 +104,9 @@ def create_app(
     app.add_middleware(HttpMetrics)
     app.add_middleware(errors.LastResort)  # added last: the outermost of ours
     app.include_router(api.router)
+    app.include_router(schedules.router)
     app.include_router(ui.router)
+    app.include_router(schedules_ui.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -1,0 +1,165 @@
+"""Schedules: tick run ids, catch-up policies, pause/resume, and two real worker processes
+ticking one schedule (one run per tick)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from tests.e2e.harness import Workers, cli, wait_until
+
+import bandmaster as bm
+from bandmaster.engine.run_id import check_run_id
+from bandmaster.triggers.desk import Schedules
+from bandmaster.triggers.schedule import tick_run_id, ticks_between, ticks_to_start
+from bandmaster.triggers.ticker import Ticker
+
+WF_SCHEDULED = Path(__file__).with_name("wf_scheduled.py")
+
+
+@bm.workflow
+async def report(region: str) -> str:
+    return f"report for {region}"
+
+
+def nightly(catchup: bm.triggers.CatchUp, grace: float = 60.0) -> bm.Schedule:
+    return bm.Schedule("nightly", "*/5 * * * *", "report", catchup, input="eu", grace=grace)
+
+
+def test_a_tick_run_id_is_a_valid_run_id_naming_schedule_and_time() -> None:
+    tick = datetime(2026, 12, 6, 2, 0, tzinfo=UTC).timestamp()
+    assert tick_run_id("nightly", tick) == "nightly@20261206T020000Z"
+    check_run_id(tick_run_id("a" * 180, tick))
+
+
+def test_six_fields_are_seconds_and_ticks_are_bounded() -> None:
+    ticks = ticks_between("* * * * * */10", 0.0, 60.0)
+    assert ticks == [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]
+    assert len(ticks_between("* * * * * *", 0.0, 10_000.0, limit=100)) == 100
+
+
+def test_catch_up_policies_choose_among_due_ticks() -> None:
+    due = [100.0, 200.0, 300.0]
+    assert ticks_to_start("all", due, now=1000.0, grace=60) == due
+    assert ticks_to_start("latest", due, now=1000.0, grace=60) == [300.0]
+    assert ticks_to_start("skip", due, now=1000.0, grace=60) == []
+    assert ticks_to_start("skip", due, now=330.0, grace=60) == [300.0]
+
+
+@pytest.mark.parametrize(
+    ("cron", "name", "fix"),
+    [
+        ("every 5 minutes", "x", "not a cron expression"),
+        ("*/5 * * * *", "bad/name", "characters from"),
+        ("*/5 * * * *", "a@b", "no '@'"),
+    ],
+)
+def test_a_bad_schedule_says_what_to_fix(cron: str, name: str, fix: str) -> None:
+    with pytest.raises(bm.UsageError, match=fix):
+        bm.Schedule(name, cron, "report")
+
+
+def test_a_schedule_of_an_unregistered_workflow_or_bad_input_is_refused_at_engine_creation(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(bm.UsageError, match="not registered"):
+        bm.Engine(tmp_path / "j.db", schedules=[nightly("skip")])
+    bad = bm.Schedule("nightly", "*/5 * * * *", "report", input={"region": "eu", "extra": 1})
+    with pytest.raises(bm.InvalidInput):
+        bm.Engine(tmp_path / "j.db", workflows=[report], schedules=[bad])
+
+
+def run_ids(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return sorted(r[0] for r in conn.execute("SELECT id FROM runs"))
+
+
+@pytest.mark.parametrize(("catchup", "expected"), [("all", 12), ("latest", 1), ("skip", 0)])
+async def test_after_an_hour_down_the_policy_decides_what_is_caught_up(
+    tmp_path: Path, catchup: bm.triggers.CatchUp, expected: int
+) -> None:
+    db = tmp_path / "j.db"
+    async with bm.Engine(db, workflows=[report], worker=False) as engine:
+        declared_at = time.time()
+        ticker = Ticker(engine, [nightly(catchup)], clock=lambda: declared_at + 3600)
+        ticker.declare()
+        await ticker.tick_once()
+        again = await ticker.tick_once()  # a second pass (or another worker) starts nothing more
+    ids = run_ids(db)
+    assert len(ids) == expected
+    assert all(i.startswith("nightly@") for i in ids)
+    assert 0 <= again <= 300
+
+
+async def test_skip_still_starts_a_tick_that_is_on_time(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    async with bm.Engine(db, workflows=[report], worker=False) as engine:
+        ticker = Ticker(engine, [nightly("skip")], clock=time.time)
+        ticker.declare()
+        row = Schedules(engine.store).get("nightly")
+        on_time = row.next_tick.timestamp() + 1 if row.next_tick else 0.0
+        ticker.clock = lambda: on_time
+        await ticker.tick_once()
+        handle_input = (await engine.list())[0].input
+    assert run_ids(db) == [tick_run_id("nightly", on_time - 1)]
+    assert handle_input == ["eu"]
+
+
+async def test_paused_schedules_start_nothing_and_resume_does_not_backfill(tmp_path: Path) -> None:
+    db = tmp_path / "j.db"
+    async with bm.Engine(db, workflows=[report], worker=False) as engine:
+        now = [time.time()]
+        ticker = Ticker(engine, [nightly("all")], clock=lambda: now[0])
+        ticker.declare()
+        desk = Schedules(engine.store)
+        assert desk.pause("nightly", by="ops").paused
+        now[0] += 3600
+        await ticker.tick_once()
+        assert run_ids(db) == []
+        resumed = desk.resume("nightly", by="ops")
+        assert not resumed.paused
+        assert resumed.changed_by == "ops"
+        assert resumed.last_tick.timestamp() >= time.time() - 5
+        await ticker.tick_once()  # now[0] is an hour ahead of the resume: those 12 ticks run
+        assert len(run_ids(db)) == 12
+        with pytest.raises(bm.ScheduleNotFound, match="known: nightly"):
+            desk.pause("nope")
+
+
+async def test_two_worker_processes_start_exactly_one_run_per_tick(tmp_path: Path) -> None:
+    db, log = tmp_path / "journal.db", tmp_path / "effects.log"
+    workers = Workers(tmp_path, db, log)
+    try:
+        a = workers.start(modules=(WF_SCHEDULED,), poll=0.02)
+        b = workers.start(modules=(WF_SCHEDULED,), poll=0.02)
+
+        def enough_ticks() -> bool:
+            done = [i for i in run_ids(db) if i.startswith("every-second@")]
+            return len(done) >= 4 and log.exists() and len(log.read_text().split()) >= 4
+
+        await wait_until(enough_ticks, timeout=30, what="4 ticks", watch=(a, b))
+        listed = cli("schedules", "list", "--db", db, "--json", cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        [entry] = json.loads(listed.stdout)
+        assert entry["name"] == "every-second"
+        assert entry["workflow"] == "heartbeat"
+        paused = cli("schedules", "pause", "every-second", "--db", db, "--by", "ops", cwd=tmp_path)
+        assert paused.returncode == 0
+        assert "paused every-second" in paused.stdout
+    finally:
+        workers.cleanup()
+    ids = [i for i in run_ids(db) if i.startswith("every-second@")]
+    seconds = sorted(datetime.strptime(i.split("@")[1], "%Y%m%dT%H%M%SZ").timestamp() for i in ids)
+    # Consecutive ticks: none skipped, and (run ids being unique) none started twice.
+    assert seconds == [seconds[0] + k for k in range(len(seconds))]
+    executed = Counter(log.read_text().split())
+    assert executed
+    assert max(executed.values()) == 1, executed
+    missing = cli("schedules", "resume", "nope", "--db", db, cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "no schedule 'nope'" in missing.stderr
