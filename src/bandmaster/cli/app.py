@@ -22,6 +22,7 @@ from bandmaster.cli import _console as ui
 from bandmaster.cli._console import fail
 from bandmaster.cli._runs import resolve_run_id, waiting_on
 from bandmaster.cli.approvals import approvals_app
+from bandmaster.cli.consume import consume
 from bandmaster.cli.demo import demo
 from bandmaster.cli.guard_notes import guard_notes
 from bandmaster.cli.loader import load_workflow, load_workflows
@@ -62,6 +63,7 @@ app.add_typer(models_app, name="models")
 app.command()(demo)
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(schedules_app, name="schedules")
+app.command("consume")(consume)
 
 
 def _print_version(value: bool) -> None:
