@@ -107,7 +107,8 @@ async def test_each_message_starts_one_run_and_poison_goes_to_the_dead_letter_qu
             reasons[message.message_id] = str(message.headers["x-bandmaster-reason"])
             await message.ack()
     assert "not JSON" in reasons["bad-json"]
-    assert "not an input of workflow 'triage'" in reasons["bad-input"]
+    assert "cannot start a run of workflow 'triage'" in reasons["bad-input"]
+    assert "text" in reasons["bad-input"]  # the field that failed validation
     assert "run id 'bad/id'" in reasons["bad/id"]
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bandmaster.engine.run_id import check_run_id
-from bandmaster.engine.serde import DEFAULT_MAX_PAYLOAD
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import BandmasterError, InvalidInput, UsageError, WorkflowNotFound
 
@@ -96,8 +95,8 @@ class Consumer:
         except Poison as reason:
             await self._bury(message, str(reason))
             return
-        except InvalidInput as exc:  # the id names another workflow's run
-            await self._bury(message, str(exc))
+        except InvalidInput as exc:  # the input fails validation, or the id is another workflow's run
+            await self._bury(message, f"the message cannot start a run of workflow {self.workflow!r}: {exc}")
             return
         except (BandmasterError, OSError) as exc:  # the journal or the cluster is down: later
             log.warning("message %s: could not start its run (%s); requeued", message.message_id, exc)
@@ -117,12 +116,10 @@ class Consumer:
             value = json.loads(message.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise Poison(f"the body is not JSON: {exc}") from None
-        wf = self.engine.workflows[self.workflow]
-        try:
-            args, kwargs = wf.input_from_json(value)
-            wf.encode_input(args, kwargs, limit=getattr(self.engine, "max_payload", DEFAULT_MAX_PAYLOAD))
+        try:  # the input is validated once, by start
+            args, kwargs = self.engine.workflows[self.workflow].input_from_json(value)
         except InvalidInput as exc:
-            raise Poison(f"the body is not an input of workflow {wf.name!r}: {exc}") from None
+            raise Poison(f"the message cannot start a run of workflow {self.workflow!r}: {exc}") from None
         return run_id, args, kwargs
 
     async def _bury(self, message: AbstractIncomingMessage, reason: str) -> None:
