@@ -1,21 +1,30 @@
-"""``bandmaster schedules``: list the journal's schedules, pause and resume them.
+"""``bandmaster schedules``: list the schedules, pause and resume them.
 
-Workers read the pause state on every pass, so a pause takes effect within a second on every
-worker. Resuming starts from now: the ticks that fell while paused are not caught up.
+Embedded, they live in the journal and workers read the pause state on every pass (within a
+second). With ``--backend temporal`` (or ``BANDMASTER_BACKEND=temporal``) they are Temporal
+Schedules. Resuming starts from now: the ticks that fell while paused are not caught up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import getpass
-from collections.abc import Callable
-from typing import Annotated, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from bandmaster.cli import _console as ui
+from bandmaster.cli.temporal import (
+    BackendOption,
+    NamespaceOption,
+    TargetOption,
+    check_backend,
+    temporal_engine,
+)
 from bandmaster.errors import BandmasterError
 from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
-from bandmaster.triggers.desk import ScheduleInfo, Schedules
+from bandmaster.triggers.desk import ScheduleDesk, ScheduleInfo, Schedules
 
 T = TypeVar("T")
 
@@ -29,20 +38,37 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON")]
 ByOption = Annotated[str | None, typer.Option("--by", help="Who (kept with the schedule) [default: $USER]")]
 
 
-def _with(db: str | None, use: Callable[[Schedules], T]) -> T:
-    path = resolve_db_path(db)
-    if not path.exists():
-        raise ui.fail(f"no journal at {path}; pass --db or set BANDMASTER_DB")
+def _with(
+    db: str | None, backend: str, target: str, namespace: str, use: Callable[[ScheduleDesk], Awaitable[T]]
+) -> T:
     try:
+        check_backend(backend)
+    except BandmasterError as exc:
+        raise ui.fail(str(exc)) from exc
+
+    async def main() -> T:
+        if backend == "temporal":
+            from bandmaster.temporal.schedules import TemporalSchedules
+
+            engine = temporal_engine(target=target, namespace=namespace, worker=False)
+            await engine.open()
+            try:
+                return await use(TemporalSchedules(engine))
+            finally:
+                await engine.close()
+        path = resolve_db_path(db)
+        if not path.exists():
+            raise ui.fail(f"no journal at {path}; pass --db or set BANDMASTER_DB")
         store = SQLiteStore(path)
-    except BandmasterError as exc:
-        raise ui.fail(str(exc)) from exc
+        try:
+            return await use(Schedules(store))
+        finally:
+            store.close()
+
     try:
-        return use(Schedules(store))
+        return asyncio.run(main())
     except BandmasterError as exc:
         raise ui.fail(str(exc)) from exc
-    finally:
-        store.close()
 
 
 def _when(info: ScheduleInfo) -> str:
@@ -50,9 +76,15 @@ def _when(info: ScheduleInfo) -> str:
 
 
 @schedules_app.command("list")
-def list_schedules(db: DbOption = None, as_json: JsonOption = False) -> None:
+def list_schedules(
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    backend: BackendOption = "embedded",
+    target: TargetOption = "localhost:7233",
+    namespace: NamespaceOption = "default",
+) -> None:
     """Schedules with their workflow, cron, catch-up policy and next tick (UTC)."""
-    found = _with(db, lambda desk: desk.list())
+    found: list[ScheduleInfo] = _with(db, backend, target, namespace, lambda desk: desk.list())
     if as_json:
         ui.print_json([s.model_dump(mode="json") for s in found])
         return
@@ -73,15 +105,38 @@ def list_schedules(db: DbOption = None, as_json: JsonOption = False) -> None:
     ui.show(table)
 
 
+def _change(action: str, name: str, **where: Any) -> ScheduleInfo:
+    by = where.pop("by") or getpass.getuser()
+
+    def use(desk: ScheduleDesk) -> Awaitable[ScheduleInfo]:
+        return desk.pause(name, by=by) if action == "pause" else desk.resume(name, by=by)
+
+    return _with(where["db"], where["backend"], where["target"], where["namespace"], use)
+
+
 @schedules_app.command("pause")
-def pause(name: NameArgument, db: DbOption = None, by: ByOption = None) -> None:
+def pause(
+    name: NameArgument,
+    db: DbOption = None,
+    by: ByOption = None,
+    backend: BackendOption = "embedded",
+    target: TargetOption = "localhost:7233",
+    namespace: NamespaceOption = "default",
+) -> None:
     """Stop starting runs of the schedule (on every worker, within a second)."""
-    info = _with(db, lambda desk: desk.pause(name, by=by or getpass.getuser()))
+    info = _change("pause", name, db=db, by=by, backend=backend, target=target, namespace=namespace)
     ui.line("paused ", info.name)
 
 
 @schedules_app.command("resume")
-def resume(name: NameArgument, db: DbOption = None, by: ByOption = None) -> None:
+def resume(
+    name: NameArgument,
+    db: DbOption = None,
+    by: ByOption = None,
+    backend: BackendOption = "embedded",
+    target: TargetOption = "localhost:7233",
+    namespace: NamespaceOption = "default",
+) -> None:
     """Start runs again from the next tick (ticks missed while paused are not started)."""
-    info = _with(db, lambda desk: desk.resume(name, by=by or getpass.getuser()))
+    info = _change("resume", name, db=db, by=by, backend=backend, target=target, namespace=namespace)
     ui.line("resumed ", info.name, "; next tick ", _when(info))

@@ -6,10 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bandmaster.errors import BandmasterError
-from bandmaster.server.schedules import SCHEDULES_INSTEAD
+from bandmaster.server.schedules import desk_of
 from bandmaster.server.ui import _form, _page, _render
 from bandmaster.store.tokens import TokenStore
-from bandmaster.triggers.desk import Schedules
 
 router = APIRouter(include_in_schema=False)
 
@@ -17,16 +16,12 @@ router = APIRouter(include_in_schema=False)
 @router.get("/ui/schedules")
 async def schedules_page(request: Request) -> HTMLResponse:
     state, session = _page(request)
-    if state.temporal is not None:
-        return _render(
-            request, "error.html", 501, session=session, title="Schedules", message=SCHEDULES_INSTEAD
-        )
     return _render(
         request,
         "schedules.html",
         session=session,
         title="Schedules",
-        schedules=Schedules(state.store).list(),
+        schedules=await desk_of(state).list(),
         can_change=session.principal.allows("runs:write"),
     )
 
@@ -35,13 +30,13 @@ async def schedules_page(request: Request) -> HTMLResponse:
 async def change_schedule(request: Request, name: str, action: str) -> Response:
     state, session = _page(request, "runs:write")
     await _form(request, session)
-    desk = Schedules(state.store)
+    desk = desk_of(state)
     who = session.principal.name
     try:
         if action == "pause":
-            desk.pause(name, by=who)
+            await desk.pause(name, by=who)
         elif action == "resume":
-            desk.resume(name, by=who)
+            await desk.resume(name, by=who)
         else:
             raise BandmasterError(f"unknown action {action!r}: pause or resume")
     except BandmasterError as exc:

@@ -5,8 +5,10 @@ Pausing is a journal write that every worker reads on its next pass (within a se
 
 from __future__ import annotations
 
+import builtins
 import time
 from datetime import UTC, datetime
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
@@ -41,26 +43,36 @@ def _info(row: ScheduleRow, now: float) -> ScheduleInfo:
     )
 
 
+class ScheduleDesk(Protocol):
+    """List, pause, resume: the embedded journal's ``Schedules`` and Temporal's
+    (``bandmaster.temporal.schedules.TemporalSchedules``)."""
+
+    async def list(self) -> builtins.list[ScheduleInfo]: ...
+    async def get(self, name: str) -> ScheduleInfo: ...
+    async def pause(self, name: str, *, by: str | None = None) -> ScheduleInfo: ...
+    async def resume(self, name: str, *, by: str | None = None) -> ScheduleInfo: ...
+
+
 class Schedules:
     """The schedules declared in one journal."""
 
     def __init__(self, store: SQLiteStore) -> None:
         self.rows = ScheduleStore(store)
 
-    def list(self) -> list[ScheduleInfo]:
+    async def list(self) -> builtins.list[ScheduleInfo]:
         now = time.time()
         return [_info(r, now) for r in self.rows.list()]
 
-    def get(self, name: str) -> ScheduleInfo:
+    async def get(self, name: str) -> ScheduleInfo:
         row = self.rows.get(name)
         if row is None:
             raise self._missing(name)
         return _info(row, time.time())
 
-    def pause(self, name: str, *, by: str | None = None) -> ScheduleInfo:
+    async def pause(self, name: str, *, by: str | None = None) -> ScheduleInfo:
         return self._set(name, True, by)
 
-    def resume(self, name: str, *, by: str | None = None) -> ScheduleInfo:
+    async def resume(self, name: str, *, by: str | None = None) -> ScheduleInfo:
         """Resume; the ticks that fell while paused are not started."""
         return self._set(name, False, by)
 
