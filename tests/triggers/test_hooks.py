@@ -212,3 +212,29 @@ def test_schedules_api_lists_pauses_and_resumes_with_scopes(hooked: Server) -> N
         missing = http.get("/api/v1/schedules/nope")
         assert missing.status_code == 404
         assert missing.json()["error"]["code"] == "schedule_not_found"
+
+
+def test_the_dashboard_lists_pauses_and_resumes_schedules(hooked: Server) -> None:
+    """In Debian's headless Chromium: the Schedules page, its pause and resume buttons."""
+    from playwright.sync_api import expect, sync_playwright
+    from tests.server.test_browser import ARGS, CHROMIUM, login
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page(base_url=hooked.url)
+            page.set_default_timeout(15_000)
+            login(page, hooked.tokens["writer"], "/ui/schedules")
+            row = page.locator("#schedule-nightly-report")
+            expect(row).to_contain_text("nightly")
+            expect(row).to_contain_text("0 3 * * *")
+            expect(row).to_contain_text("active")
+            page.get_by_role("button", name="Pause nightly-report").click()
+            expect(row).to_contain_text("paused (writer)")
+            page.get_by_role("button", name="Resume nightly-report").click()
+            expect(row).to_contain_text("active")
+        finally:
+            browser.close()
+    with hooked.client("alice") as http:
+        actions = [(a["action"], a["target"]) for a in http.get("/api/v1/audit").json()[:2]]
+    assert actions == [("schedule.resume", "nightly-report"), ("schedule.pause", "nightly-report")]
