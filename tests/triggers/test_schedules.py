@@ -4,6 +4,7 @@ ticking one schedule (one run per tick)."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from collections import Counter
@@ -16,7 +17,7 @@ from tests.e2e.harness import Workers, cli, wait_until
 import bandmaster as bm
 from bandmaster.engine.run_id import check_run_id
 from bandmaster.triggers.desk import Schedules
-from bandmaster.triggers.schedule import tick_run_id, ticks_between, ticks_to_start
+from bandmaster.triggers.schedule import load_schedules, tick_run_id, ticks_between, ticks_to_start
 from bandmaster.triggers.ticker import Ticker
 
 WF_SCHEDULED = Path(__file__).with_name("wf_scheduled.py")
@@ -168,3 +169,48 @@ async def test_two_worker_processes_start_exactly_one_run_per_tick(tmp_path: Pat
     missing = cli("schedules", "resume", "nope", "--db", db, cwd=tmp_path)
     assert missing.returncode == 2
     assert "no schedule 'nope'" in missing.stderr
+
+
+SCHEDULES_YAML = """
+schedules:
+  eu-report: {cron: "*/5 * * * *", workflow: report, catchup: all, input: eu}
+"""
+
+
+async def test_schedules_from_a_yaml_file_are_declared_like_decorated_ones(tmp_path: Path) -> None:
+    config = tmp_path / "triggers.yaml"
+    config.write_text(SCHEDULES_YAML)
+    [loaded] = load_schedules(config)
+    assert loaded == bm.Schedule("eu-report", "*/5 * * * *", "report", "all", input="eu")
+    async with bm.Engine(tmp_path / "j.db", workflows=[report], schedules=[loaded]) as engine:
+        [listed] = await Schedules(engine.store).list()
+    assert (listed.name, listed.workflow, listed.catchup, listed.paused) == (
+        "eu-report",
+        "report",
+        "all",
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "fix"),
+    [
+        ("hooks: {}", "no `schedules:` mapping"),
+        ("schedules: {x: {workflow: report}}", "needs `cron:"),
+        ("schedules: {x: {cron: '* * * * *', workflow: report, every: 5}}", "unknown keys ['every']"),
+        ("schedules: {x: {cron: 'hourly', workflow: report}}", "not a cron expression"),
+    ],
+)
+def test_a_bad_schedules_file_says_what_to_fix(tmp_path: Path, text: str, fix: str) -> None:
+    config = tmp_path / "triggers.yaml"
+    config.write_text(text)
+    with pytest.raises(bm.UsageError, match=re.escape(fix)):
+        load_schedules(config)
+
+
+def test_a_worker_refuses_a_schedule_of_a_workflow_it_does_not_have(tmp_path: Path) -> None:
+    config = tmp_path / "triggers.yaml"
+    config.write_text(SCHEDULES_YAML)
+    refused = cli("worker", WF_SCHEDULED, "--db", tmp_path / "j.db", "--schedules", config, cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "starts workflow 'report', which is not registered" in refused.stderr

@@ -45,6 +45,7 @@ from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageErr
 from bandmaster.models.registry import Registry
 from bandmaster.observe.stats_archive import retention_loop
 from bandmaster.observe.stats_db import parse_duration
+from bandmaster.triggers.schedule import load_schedules
 
 if TYPE_CHECKING:
     from bandmaster.temporal.engine import TemporalEngine
@@ -346,6 +347,12 @@ def worker(
     rollup_every: Annotated[
         float, typer.Option(min=0, help="Seconds between passes adding ended runs to stats rollups (0: off)")
     ] = 30.0,
+    schedules: Annotated[
+        Path | None,
+        typer.Option(
+            "--schedules", help="YAML with a `schedules:` mapping, ticked besides @bm.schedule ones"
+        ),
+    ] = None,
     backend: BackendOption = "embedded",
     target: TargetOption = "localhost:7233",
     namespace: NamespaceOption = "default",
@@ -356,6 +363,7 @@ def worker(
     try:
         check_backend(backend)
         workflows = load_workflows(modules)
+        configured = load_schedules(schedules) if schedules is not None else []
         registry = _registry(models)
         hooks = worker_hooks(trace, metrics_port, metrics_host)
         if retention is not None:
@@ -369,7 +377,12 @@ def worker(
         raise typer.Exit(
             _run(
                 serve_temporal(
-                    workflows, registry, **options, local_activities=local_activities, concurrency=concurrency
+                    workflows,
+                    registry,
+                    **options,
+                    local_activities=local_activities,
+                    concurrency=concurrency,
+                    schedules=configured,
                 )
             )
         )
@@ -388,6 +401,7 @@ def worker(
             registry=registry,
             hooks=hooks,
             rollup_every=rollup_every or None,
+            schedules=configured,
         )
         await engine.open()
         names = ", ".join(sorted(engine.workflows))

@@ -9,9 +9,11 @@ last), evaluated in UTC. croniter is imported only when a schedule is defined.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
 from bandmaster._types import URL_NAME
@@ -160,3 +162,39 @@ def check_schedules(
         wf.encode_input(args, kwargs, limit=limit)
         checked[s.name] = s
     return list(checked.values())
+
+
+def load_schedules(path: str | os.PathLike[str]) -> list[Schedule]:
+    """The ``schedules:`` of a YAML file (the same file may hold the server's ``hooks:``)::
+
+    schedules:
+      nightly-report: {cron: "0 2 * * *", workflow: report, catchup: latest, input: {region: eu}}
+    """
+    import yaml
+
+    where = Path(path)
+    try:
+        data = yaml.safe_load(where.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"cannot read schedules from {where}: {exc}") from None
+    section = data.get("schedules") if isinstance(data, dict) else None
+    if not isinstance(section, dict):
+        raise UsageError(f"{where}: no `schedules:` mapping (name: {{cron: ..., workflow: ...}})")
+    found = []
+    for name, spec in section.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("cron"), str) or "workflow" not in spec:
+            raise UsageError(f"{where}: schedule {name!r} needs `cron: '...'` and `workflow: NAME`")
+        unknown = set(spec) - {"cron", "workflow", "catchup", "input", "grace"}
+        if unknown:
+            raise UsageError(f"{where}: schedule {name!r} has unknown keys {sorted(unknown)}")
+        found.append(
+            Schedule(
+                str(name),
+                spec["cron"],
+                str(spec["workflow"]),
+                spec.get("catchup", "skip"),
+                spec.get("input"),
+                float(spec.get("grace", 60.0)),
+            )
+        )
+    return found
