@@ -3,6 +3,7 @@ ticking one schedule (one run per tick)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -214,3 +215,23 @@ def test_a_worker_refuses_a_schedule_of_a_workflow_it_does_not_have(tmp_path: Pa
     refused = cli("worker", WF_SCHEDULED, "--db", tmp_path / "j.db", "--schedules", config, cwd=tmp_path)
     assert refused.returncode == 2
     assert "starts workflow 'report', which is not registered" in refused.stderr
+
+
+async def test_a_failing_pass_is_logged_and_the_ticker_keeps_ticking(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with bm.Engine(tmp_path / "j.db", workflows=[report], worker=False) as engine:
+        ticker = Ticker(engine, [nightly("all")])
+        ticker.declare()
+        engine.store._conn.execute("UPDATE schedules SET last_tick = 'garbage' WHERE name = 'nightly'")
+        task = asyncio.create_task(ticker.run())
+        try:
+            for _ in range(200):
+                if "a pass failed" in caplog.text:
+                    break
+                await asyncio.sleep(0.01)
+            assert "a pass failed" in caplog.text
+            assert not task.done()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

@@ -46,6 +46,9 @@ class Ticker:
             except (StoreError, OSError) as exc:
                 log.warning("schedules: %s", exc)
                 nap = MAX_NAP
+            except Exception:  # a bug must not silently end every schedule of this worker
+                log.exception("schedules: a pass failed; trying again")
+                nap = MAX_NAP
             await asyncio.sleep(nap)
 
     async def tick_once(self) -> float:
