@@ -11,7 +11,7 @@ from pathlib import Path
 
 import aio_pika
 import pytest
-from tests.e2e.harness import WorkerProc, Workers, wait_until
+from tests.e2e.harness import WorkerProc, Workers, cli, wait_until
 
 from .rabbit import Rabbit
 
@@ -139,3 +139,31 @@ async def test_a_sigkilled_consumer_loses_no_message_and_starts_no_run_twice(
     assert len(ids) == count
     assert sorted(ids) == sorted(f"c-{i}" for i in range(count))
     assert rabbit.queue_depth(f"{queue}.dead") == 0
+
+
+def test_consume_says_what_is_wrong_before_touching_a_message(tmp_path: Path) -> None:
+    unknown = cli(
+        "consume",
+        "amqp://guest:guest@127.0.0.1:1/",
+        WF_HOOKS,
+        "--queue",
+        "q",
+        "--workflow",
+        "nope",
+        cwd=tmp_path,
+    )
+    assert unknown.returncode == 2
+    assert "no workflow 'nope' to consume into (known: inbox, nightly, notified, triage)" in unknown.stderr
+    unreachable = cli(
+        "consume",
+        "amqp://guest:secret-pw@127.0.0.1:1/",
+        WF_HOOKS,
+        "--queue",
+        "q",
+        "--workflow",
+        "triage",
+        cwd=tmp_path,
+    )
+    assert unreachable.returncode == 1
+    assert "error: cannot reach the broker" in unreachable.stderr
+    assert "secret-pw" not in unreachable.stderr
