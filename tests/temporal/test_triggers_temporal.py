@@ -126,3 +126,83 @@ async def test_the_consumer_starts_runs_on_temporal_once_per_message(
             assert await engine.result(f"{prefix}-3") == "ticket 3"
     finally:
         rabbit.stop()
+
+
+def test_webhooks_and_the_schedules_api_on_a_temporal_backed_server(
+    temporal_server: TemporalServer, tmp_path: Path
+) -> None:
+    """Real processes: a Temporal worker hosting wf_hooks.py (it declares the nightly-report
+    Temporal Schedule) and `bandmaster server --backend temporal --hooks`."""
+    import base64
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import httpx2
+    from standardwebhooks.webhooks import Webhook
+    from tests.server.conftest import free_port, stop, wait_healthy
+
+    from bandmaster.server.auth import create_token
+    from bandmaster.store.sqlite import SQLiteStore
+
+    secret = "whsec_" + base64.b64encode(b"temporal-hook-secret-0123456789").decode()
+    (tmp_path / "hooks.yaml").write_text(
+        "hooks:\n  tickets: {workflow: triage, secret_env: BM_T_HOOK_SECRET, input: ticket}\n"
+    )
+    db = tmp_path / "server.db"
+    store = SQLiteStore(db)
+    token = create_token(store, "ops", ["runs:read", "runs:write"]).secret
+    store.close()
+    queue = f"hooks-{uuid.uuid4().hex[:8]}"
+    module = str(Path(__file__).resolve().parents[1] / "triggers" / "wf_hooks.py")
+    where = ["--backend", "temporal", "--target", temporal_server.target, "--task-queue", queue]
+    env = {**os.environ, "BM_T_HOOK_SECRET": secret}
+    port = free_port()
+    with open(tmp_path / "worker.log", "wb") as wlog, open(tmp_path / "server.log", "wb") as slog:
+        exe = [sys.executable, "-m", "bandmaster.cli"]
+        worker = subprocess.Popen(
+            [*exe, "worker", module, *where], stdout=wlog, stderr=subprocess.STDOUT, env=env
+        )
+        serve = [*exe, "server", module, "--db", str(db), "--port", str(port)]
+        serve += ["--hooks", str(tmp_path / "hooks.yaml"), *where]
+        server = subprocess.Popen(serve, stdout=slog, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(server, url, tmp_path / "server.log")
+        body = json.dumps({"ticket": {"id": "T-5", "text": "refund please"}}).encode()
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        answers = []
+        for _ in range(2):  # the sender retries the same delivery
+            stamp = datetime.now(UTC).replace(microsecond=0)
+            headers = {
+                "content-type": "application/json",
+                "webhook-id": msg_id,
+                "webhook-timestamp": str(int(stamp.timestamp())),
+                "webhook-signature": Webhook(secret).sign(msg_id, stamp, body),
+            }
+            answers.append(httpx2.post(f"{url}/hooks/tickets", content=body, headers=headers, timeout=30))
+        assert [a.status_code for a in answers] == [202, 200], [a.text for a in answers]
+        run_id = f"tickets:{msg_id}"
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx2.Client(base_url=url, headers=auth, timeout=30) as http:
+            deadline = time.monotonic() + 60
+            while (run := http.get(f"/api/v1/runs/{run_id}").json()).get("status") != "completed":
+                assert time.monotonic() < deadline, run
+                time.sleep(0.2)
+            assert run["output"] == "T-5: refund please"
+            while not (listed := http.get("/api/v1/schedules").json()):  # the worker declares it at start
+                assert time.monotonic() < deadline, listed
+                time.sleep(0.2)
+            assert [(s["name"], s["workflow"]) for s in listed] == [("nightly-report", "nightly")]
+            assert http.post("/api/v1/schedules/nightly-report/pause").json()["paused"] is True
+            assert http.post("/api/v1/schedules/nightly-report/resume").json()["paused"] is False
+    finally:
+        stop(server)
+        stop(worker)
+
+    async def delete() -> None:
+        async with bm.TemporalEngine(temporal_server.target, worker=False) as client:
+            await client.client.get_schedule_handle("nightly-report").delete()
+
+    asyncio.run(delete())
