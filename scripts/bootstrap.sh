@@ -34,11 +34,13 @@ fi
 #                             browser that Playwright downloads
 #   wrk                       benchmarks/bench_server.py's load generator (C, so the client does
 #                             not eat the CPU it measures)
+#   rabbitmq-server           the queue consumer tests (tests/triggers) and bench_consumer.py
 if [[ "$extras" == "[dev]" ]] && command -v apt-get >/dev/null 2>&1; then
     missing=()
     command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
     [[ -x /usr/bin/chromium ]] || missing+=(chromium chromium-driver)
     command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+    [[ -x /usr/sbin/rabbitmq-server ]] || missing+=(rabbitmq-server)
     if (( ${#missing[@]} )); then
         if [[ $(id -u) -eq 0 ]]; then
             apt-get update -qq && DEBIAN_FRONTEND=noninteractive \

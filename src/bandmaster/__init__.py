@@ -68,6 +68,7 @@ from bandmaster.errors import (
     RunCancelled,
     RunFailed,
     RunNotFound,
+    ScheduleNotFound,
     StepError,
     StepFailed,
     StepTimeout,
@@ -93,6 +94,7 @@ from bandmaster.models import (
     Usage,
 )
 from bandmaster.policies import Breaker, Retry
+from bandmaster.triggers import Schedule, schedule
 
 __version__ = "0.1.0"
 
@@ -179,6 +181,8 @@ __all__ = [
     "RunHandle",
     "RunInfo",
     "RunNotFound",
+    "Schedule",
+    "ScheduleNotFound",
     "Step",
     "StepContext",
     "StepError",
@@ -204,6 +208,7 @@ __all__ = [
     "now",
     "random",
     "run",
+    "schedule",
     "sleep",
     "step",
     "uuid",

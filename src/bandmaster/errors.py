@@ -128,6 +128,10 @@ class RunNotFound(UsageError, LookupError):
     """No run with that id exists in the journal."""
 
 
+class ScheduleNotFound(UsageError, LookupError):
+    """No schedule of that name has been declared by a worker (``bm.schedule``)."""
+
+
 class NonDeterminismError(UsageError):
     """Replay found workflow code calling a different operation than the journal recorded."""
 

@@ -3,6 +3,10 @@
 ``X-Bandmaster-Signature: v1=<hex HMAC-SHA256(secret, "v1:{timestamp}:{body}")>`` with the
 Unix time in ``X-Bandmaster-Timestamp``. The timestamp is signed too, so a captured request
 cannot be replayed outside the receiver's tolerance window.
+
+``standard_headers`` signs in the Standard Webhooks format instead (``webhook-id``,
+``webhook-timestamp``, ``webhook-signature: v1,<base64>``), which off-the-shelf verifiers
+accept; the ``standardwebhooks`` package computes it.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
-from bandmaster.errors import InvalidSignature
+from bandmaster.errors import InvalidInput, InvalidSignature
 
 TIMESTAMP_HEADER = "X-Bandmaster-Timestamp"
 SIGNATURE_HEADER = "X-Bandmaster-Signature"
@@ -33,6 +38,34 @@ def signed_headers(secret: str | bytes, body: str | bytes, *, now: float | None 
     """The two headers that authenticate ``body``."""
     timestamp = int(now if now is not None else time.time())
     return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, body)}
+
+
+def standard_headers(
+    secret: str, message_id: str, body: str | bytes, *, now: float | None = None
+) -> dict[str, str]:
+    """The Standard Webhooks headers that authenticate ``body``; ``secret`` is a ``whsec_``
+    secret, ``message_id`` the same on every retry of one message (receivers dedupe on it)."""
+    from standardwebhooks.webhooks import Webhook
+
+    stamp = datetime.fromtimestamp(int(now if now is not None else time.time()), UTC)
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(stamp.timestamp())),
+        "webhook-signature": Webhook(secret).sign(message_id, stamp, _bytes(body)),
+    }
+
+
+def check_standard_secret(secret: str) -> None:
+    """``InvalidInput`` unless ``secret`` is a Standard Webhooks secret (``whsec_`` + base64)."""
+    from standardwebhooks.webhooks import Webhook
+
+    try:
+        Webhook(secret)
+    except Exception as exc:  # binascii.Error, EmptyWebhookSecretError: the package's own types
+        raise InvalidInput(
+            "a Standard Webhooks secret is whsec_ followed by base64 (e.g. 'whsec_' + "
+            f"base64 of 32 random bytes): {exc}"
+        ) from None
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from bandmaster.approvals.signing import signed_headers
+from bandmaster.approvals.signing import check_standard_secret, signed_headers, standard_headers
 from bandmaster.engine.approval import ApprovalRequest
 from bandmaster.errors import InvalidInput, ProviderUnavailable, StepTimeout
 from bandmaster.models.http_errors import error_for_status
@@ -35,6 +35,10 @@ _PAYLOAD_PREVIEW = 1500  # characters of payload shown in the message (Slack cap
 class Webhook:
     """POST each pending approval to ``url``, signed with ``secret`` (HMAC-SHA256).
 
+    ``signature`` chooses the scheme: ``"bandmaster"`` (``X-Bandmaster-Signature``, see
+    ``bandmaster.approvals.signing``) or ``"standard"``: the Standard Webhooks headers
+    (``webhook-id`` = the Idempotency-Key, ``webhook-timestamp``, ``webhook-signature``) that
+    off-the-shelf verifiers accept, with a ``whsec_`` secret. The body is the same either way.
     ``timeout`` bounds each attempt; ``retry`` decides how often and how long to retry
     (connection errors, timeouts, 429 and 5xx are retried; other 4xx are not). ``headers``
     are added to every request. The URL is never journaled whole (Slack-style URLs are
@@ -46,6 +50,7 @@ class Webhook:
     timeout: float | None = field(default=5.0, kw_only=True)
     retry: Retry = field(default=DEFAULT_RETRY, kw_only=True)
     headers: Mapping[str, str] = field(default_factory=dict, kw_only=True)
+    signature: Literal["bandmaster", "standard"] = field(default="bandmaster", kw_only=True)
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.url) if isinstance(self.url, str) else None
@@ -56,6 +61,10 @@ class Webhook:
                 "bm.Webhook(secret=...): give the shared signing secret, at least 16 characters "
                 "(e.g. python -c 'import secrets; print(secrets.token_hex(32))')"
             )
+        if self.signature not in ("bandmaster", "standard"):
+            raise InvalidInput(f"bm.Webhook(signature={self.signature!r}): give 'bandmaster' or 'standard'")
+        if self.signature == "standard":
+            check_standard_secret(self.secret)
         if self.timeout is not None and self.timeout <= 0:
             raise InvalidInput(f"bm.Webhook(timeout={self.timeout}): seconds per attempt, > 0")
 
@@ -71,8 +80,11 @@ class Webhook:
             "Content-Type": "application/json",
             "Idempotency-Key": request.idempotency_key,
             "X-Bandmaster-Attempt": str(attempt),
-            **signed_headers(self.secret, body),  # signed per attempt: a fresh timestamp
         }
+        if self.signature == "standard":  # signed per attempt: a fresh timestamp, the same id
+            headers.update(standard_headers(self.secret, request.idempotency_key, body))
+        else:
+            headers.update(signed_headers(self.secret, body))
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 response = await client.post(self.url, content=body.encode(), headers=headers)

@@ -23,6 +23,7 @@ from bandmaster.cli import _console as ui
 from bandmaster.cli._console import fail
 from bandmaster.cli._runs import resolve_run_id, waiting_on
 from bandmaster.cli.approvals import approvals_app
+from bandmaster.cli.consume import consume
 from bandmaster.cli.demo import demo
 from bandmaster.cli.guard_notes import guard_notes
 from bandmaster.cli.loader import load_workflow, load_workflows
@@ -37,6 +38,7 @@ from bandmaster.cli.observe import (
     alert_hooks,
     worker_hooks,
 )
+from bandmaster.cli.schedules import schedules_app
 from bandmaster.cli.temporal import (
     BackendOption,
     LocalOption,
@@ -54,6 +56,7 @@ from bandmaster.models.registry import Registry
 from bandmaster.observe.stats_archive import retention_loop
 from bandmaster.observe.stats_db import parse_duration
 from bandmaster.store.journal_file import check_readable
+from bandmaster.triggers.schedule import load_schedules
 
 if TYPE_CHECKING:
     from bandmaster.temporal.engine import TemporalEngine
@@ -71,6 +74,8 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.command()(demo)
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(schedules_app, name="schedules")
+app.command("consume")(consume)
 
 
 def _print_version(value: bool) -> None:
@@ -363,6 +368,12 @@ def worker(
     busy_timeout: Annotated[
         float, typer.Option(min=0, help="Seconds a journal write waits for another process's write lock")
     ] = 10.0,
+    schedules: Annotated[
+        Path | None,
+        typer.Option(
+            "--schedules", help="YAML with a `schedules:` mapping, ticked besides @bm.schedule ones"
+        ),
+    ] = None,
     backend: BackendOption = "embedded",
     target: TargetOption = "localhost:7233",
     namespace: NamespaceOption = "default",
@@ -376,6 +387,7 @@ def worker(
     try:
         check_backend(backend)
         workflows = load_workflows(modules)
+        configured = load_schedules(schedules) if schedules is not None else []
         registry = _registry(models)
         hooks = worker_hooks(trace, metrics_port, metrics_host) + alert_hooks(alert_webhook, dashboard_url)
         if retention is not None:
@@ -389,7 +401,12 @@ def worker(
         raise typer.Exit(
             _run(
                 serve_temporal(
-                    workflows, registry, **options, local_activities=local_activities, concurrency=concurrency
+                    workflows,
+                    registry,
+                    **options,
+                    local_activities=local_activities,
+                    concurrency=concurrency,
+                    schedules=configured,
                 )
             )
         )
@@ -409,6 +426,7 @@ def worker(
             hooks=hooks,
             rollup_every=rollup_every or None,
             busy_timeout=busy_timeout,
+            schedules=configured,
         )
         await engine.open()
         names = ", ".join(sorted(engine.workflows))

@@ -38,16 +38,25 @@ def build_app(
     workers: int,
     settings: dict[str, Any],
     temporal: dict[str, str] | None = None,
+    hooks: str | None = None,
 ) -> FastAPI:
-    """``temporal``: target, namespace and task queue when runs go to a Temporal cluster."""
+    """``temporal``: target, namespace and task queue when runs go to a Temporal cluster.
+    ``hooks``: the YAML file of the signed inbound webhooks (``bandmaster.triggers.hooks``)."""
     from bandmaster.models.registry import Registry
     from bandmaster.server import ServerSettings, create_app
+    from bandmaster.triggers.hooks import load_hooks
 
     workflows = load_workflows(modules)
     registry = Registry.load(models) if models else None
+    inbound = load_hooks(hooks) if hooks else None
     if temporal is None:
         return create_app(
-            db, workflows=workflows, registry=registry, workers=workers, settings=ServerSettings(**settings)
+            db,
+            workflows=workflows,
+            registry=registry,
+            workers=workers,
+            settings=ServerSettings(**settings),
+            inbound=inbound,
         )
     if workers:
         raise UsageError(
@@ -55,7 +64,9 @@ def build_app(
             "`bandmaster worker --backend temporal MODULE...` processes beside the server instead"
         )
     engine = temporal_engine(workflows=workflows, worker=False, **temporal)
-    return create_app(db, registry=registry, settings=ServerSettings(**settings), temporal=engine)
+    return create_app(
+        db, registry=registry, settings=ServerSettings(**settings), temporal=engine, inbound=inbound
+    )
 
 
 def app_from_env() -> FastAPI:
@@ -104,6 +115,12 @@ def server(
         bool,
         typer.Option(help="Show clients run tracebacks (server file paths) and worker hosts; off by default"),
     ] = False,
+    hooks: Annotated[
+        str | None,
+        typer.Option(
+            "--hooks", help="YAML of signed inbound webhooks, POST /hooks/{name} (secrets from env vars)"
+        ),
+    ] = None,
     backend: BackendOption = "embedded",
     target: TargetOption = "localhost:7233",
     namespace: NamespaceOption = "default",
@@ -130,6 +147,7 @@ def server(
         "db": str(resolve_db_path(db).resolve()),
         "models": str(Path(models).resolve()) if models else None,
         "workers": workers,
+        "hooks": str(Path(hooks).resolve()) if hooks else None,
         "temporal": {"target": target, "namespace": namespace, "task_queue": task_queue}
         if backend == "temporal"
         else None,

@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -81,6 +82,7 @@ async def serve(
     task_queue: str,
     local_activities: bool,
     concurrency: int,
+    schedules: Sequence[Any] = (),
 ) -> int:
     """Host ``workflows`` on a Temporal task queue until SIGTERM/SIGINT."""
     stop = asyncio.Event()
@@ -96,6 +98,7 @@ async def serve(
         registry=registry,
         local_activities=local_activities,
         max_concurrent_activities=concurrency,
+        schedules=schedules,
     )
     await engine.open()
     names = ", ".join(sorted(engine.workflows))

@@ -38,6 +38,8 @@ from bandmaster.errors import (
 from bandmaster.policies.retry import Retry
 from bandmaster.store.base import RunRow, StepRow
 from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
+from bandmaster.triggers.schedule import Schedule, check_schedules, schedules_of
+from bandmaster.triggers.ticker import Ticker
 
 R = TypeVar("R")
 
@@ -174,6 +176,8 @@ class Engine:
     then the run is handed back to the queue and resumes from its last journaled step on any
     worker. With a worker the journal must pass SQLite's quick check (else ``JournalCorrupt``);
     without one, a journal this process cannot write is opened read-only.
+    ``schedules`` (``bm.Schedule``), with those of ``@bm.schedule`` workflows, are ticked by the
+    worker: one run per tick however many workers tick them (``bandmaster.triggers``).
     """
 
     def __init__(
@@ -193,6 +197,7 @@ class Engine:
         rollup_every: float | None = 30.0,
         busy_timeout: float = 10.0,
         journal_retry: Retry = JOURNAL_RETRY,
+        schedules: Iterable[Schedule] = (),
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"Engine(concurrency={concurrency}): must be at least 1")
@@ -216,6 +221,10 @@ class Engine:
         self.rollup_every = rollup_every
         self.busy_timeout = busy_timeout
         self.journal_retry = journal_retry
+        self.schedules = check_schedules(
+            [*schedules, *schedules_of(self.workflows.values())], self.workflows, limit=max_payload
+        )
+        self._ticker: asyncio.Task[None] | None = None
         self.owner = new_owner_id()
         self._store: SQLiteStore | None = None
         self._redaction: RedactionPolicy | None = None
@@ -284,11 +293,19 @@ class Engine:
                 rollup_every=self.rollup_every,
             )
             await self._worker.start()
+            if self.schedules:
+                ticker = Ticker(self, self.schedules)
+                ticker.declare()  # listed (and pausable) as soon as the engine is open
+                self._ticker = asyncio.create_task(ticker.run(), name="bandmaster-schedules")
 
     async def close(self, *, grace: float = 10.0) -> None:
         """Stop the worker (active runs get ``grace`` seconds, then go back to the queue)."""
         if self._store is None:
             return
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
         if self._worker is not None:
             await self._worker.stop(grace)
             self._worker = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from bandmaster.engine.runtime import Engine
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import UsageError
 from bandmaster.models.registry import Registry
-from bandmaster.server import api, backend, errors, ui
+from bandmaster.server import api, backend, errors, hooks, schedules, schedules_ui, ui
 from bandmaster.server.deps import ServerState
 from bandmaster.server.journal import reading
 from bandmaster.server.limits import RateLimiter, SizeLimits
@@ -32,6 +32,7 @@ from bandmaster.store.schema import SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from bandmaster.temporal.engine import TemporalEngine
+    from bandmaster.triggers.hooks import InboundHook
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("bandmaster.server")
@@ -45,6 +46,7 @@ def create_app(
     workers: int = 0,
     settings: ServerSettings | None = None,
     temporal: TemporalEngine | None = None,
+    inbound: Mapping[str, InboundHook] | None = None,
 ) -> FastAPI:
     """The server application over the journal ``db``.
 
@@ -69,6 +71,8 @@ def create_app(
         concurrency=max(workers, 1),
         registry=registry,
     )
+    hooks_by_name = dict(inbound or {})
+    _check_hooks(hooks_by_name, temporal.workflows if temporal is not None else engine.workflows)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,7 +82,7 @@ def create_app(
                 await temporal.open()
             hub = bind_store(registry, engine.store) if registry is not None else None
             app.state.bandmaster = ServerState(
-                engine, hub, chosen, RateLimiter(chosen.burst_seconds), temporal=temporal
+                engine, hub, chosen, RateLimiter(chosen.burst_seconds), temporal=temporal, hooks=hooks_by_name
             )
             yield
         finally:
@@ -104,7 +108,10 @@ def create_app(
     app.add_middleware(HttpMetrics)
     app.add_middleware(errors.LastResort)  # added last: the outermost of ours
     app.include_router(api.router)
+    app.include_router(schedules.router)
+    app.include_router(hooks.router)
     app.include_router(ui.router)
+    app.include_router(schedules_ui.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -158,6 +165,15 @@ def create_app(
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _check_hooks(hooks: Mapping[str, InboundHook], workflows: Mapping[str, Workflow[..., Any]]) -> None:
+    for hook in hooks.values():
+        if hook.workflow not in workflows:
+            raise UsageError(
+                f"hook {hook.name!r} starts workflow {hook.workflow!r}, which this server does not have "
+                f"(known: {', '.join(sorted(workflows)) or 'none'}); pass the module that defines it"
+            )
 
 
 def _check_temporal(temporal: TemporalEngine, workflows: Iterable[Workflow[..., Any]], workers: int) -> None:

@@ -22,6 +22,7 @@ from bandmaster.store.tokens import TokenStore
 
 if TYPE_CHECKING:
     from bandmaster.temporal.engine import TemporalEngine
+    from bandmaster.triggers.hooks import InboundHook
 
 TOKEN_HINT = (
     "create one with `bandmaster tokens create NAME --scope SCOPE` and send 'Authorization: Bearer bm_...'"
@@ -39,6 +40,7 @@ class ServerState:
     limiter: RateLimiter
     touched: dict[str, float] = field(default_factory=dict)
     temporal: TemporalEngine | None = None  # runs and approvals go there (--backend temporal)
+    hooks: dict[str, InboundHook] = field(default_factory=dict)  # POST /hooks/{name} (--hooks)
 
     @property
     def store(self) -> SQLiteStore:

@@ -40,6 +40,8 @@ _MAPPING: list[tuple[type[BaseException], int, str]] = [
     (bm_errors.WorkflowNotFound, 404, "workflow_not_found"),
     (bm_errors.UnknownModel, 404, "unknown_model"),
     (bm_errors.TokenNotFound, 404, "token_not_found"),
+    (bm_errors.ScheduleNotFound, 404, "schedule_not_found"),
+    (bm_errors.InvalidSignature, 401, "invalid_signature"),
     (bm_errors.AlreadyDecided, 409, "already_decided"),
     (bm_errors.NotAuthorized, 403, "not_an_approver"),
     (bm_errors.PayloadTooLarge, 413, "payload_too_large"),
@@ -78,9 +80,9 @@ class ErrorBody(BaseModel):
 
 _MEANINGS = {
     400: "Bad request",
-    401: "No valid API token",
+    401: "No valid API token (or, on /hooks, no valid webhook signature)",
     403: "The token lacks the scope, or its principal may not decide",
-    404: "No such run, approval, workflow or alias",
+    404: "No such run, approval, workflow, alias or schedule",
     409: "Conflict with the run's state or an earlier request",
     413: "Request body too large",
     422: "The request does not match the schema, or a value is invalid",

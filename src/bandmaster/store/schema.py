@@ -233,6 +233,23 @@ MIGRATIONS: list[list[str]] = [
         ) WITHOUT ROWID
         """,
     ],
+    # 11: schedules (bandmaster.triggers): each tick's run id is derived from the schedule's
+    # name and the tick, so workers racing on a tick start one run; last_tick is for catch-up
+    [
+        """
+        CREATE TABLE IF NOT EXISTS schedules (
+            name       TEXT PRIMARY KEY,
+            workflow   TEXT NOT NULL,
+            cron       TEXT NOT NULL,
+            catchup    TEXT NOT NULL,     -- skip/all/latest: ticks missed while no worker ran
+            input      TEXT,              -- JSON input of every run
+            paused     INTEGER NOT NULL DEFAULT 0,
+            last_tick  REAL NOT NULL,     -- newest tick started (or when first declared)
+            updated_at REAL NOT NULL,
+            changed_by TEXT               -- who paused or resumed it last
+        ) WITHOUT ROWID
+        """,
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

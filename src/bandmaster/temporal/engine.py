@@ -38,7 +38,9 @@ from bandmaster.temporal.failures import record_of
 from bandmaster.temporal.history import STATUS, run_info
 from bandmaster.temporal.hosting import checked
 from bandmaster.temporal.redaction import refuse_vault
+from bandmaster.temporal.schedules import declare as declare_schedules
 from bandmaster.temporal.worker import create_worker
+from bandmaster.triggers.schedule import Schedule, check_schedules, schedules_of
 
 R = TypeVar("R")
 
@@ -80,6 +82,7 @@ class TemporalEngine:
         max_concurrent_activities: int = 100,
         tracing: object = False,
         redact: Redactor | None = None,
+        schedules: Iterable[Schedule] = (),
     ) -> None:
         if redact is not None and not isinstance(redact, Redactor):
             raise UsageError(
@@ -96,6 +99,10 @@ class TemporalEngine:
         for wf in self.workflows.values():
             refuse_vault(wf.redact, f"@bm.workflow {wf.name!r} (redact=...)")
         self.run_worker = bool(self.workflows) if worker is None else worker
+        # Temporal Schedules (bandmaster.temporal.schedules), created or updated by workers.
+        self.schedules = check_schedules(
+            [*schedules, *schedules_of(self.workflows.values())], self.workflows, limit=MAX_PAYLOAD
+        )
         self.registry = registry
         self.local_activities = local_activities
         self.default_timeout = default_timeout
@@ -144,6 +151,8 @@ class TemporalEngine:
                 redact=self.redact,
             )
             self._worker_task = asyncio.create_task(self._worker.run(), name="bandmaster-temporal-worker")
+            if self.schedules:
+                await declare_schedules(self, self.schedules)
 
     async def close(self) -> None:
         if self._worker is not None:
