@@ -29,8 +29,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2
 import pytest
+
+httpx2 = pytest.importorskip("httpx2", reason="needs bandmaster[server]")
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "support_triage"

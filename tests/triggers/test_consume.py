@@ -9,11 +9,12 @@ import signal
 import sqlite3
 from pathlib import Path
 
-import aio_pika
 import pytest
 from tests.e2e.harness import WorkerProc, Workers, cli, wait_until
 
 from .rabbit import Rabbit
+
+aio_pika = pytest.importorskip("aio_pika", reason="needs bandmaster[amqp]")
 
 WF_HOOKS = Path(__file__).with_name("wf_hooks.py")
 

@@ -14,13 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx2
 import pytest
-from standardwebhooks.webhooks import Webhook
-from tests.server.conftest import Server, start_server, stop, wait_healthy
 
-from bandmaster.server.auth import create_token
-from bandmaster.store.sqlite import SQLiteStore
+httpx2 = pytest.importorskip("httpx2", reason="needs bandmaster[server]")
+pytest.importorskip("standardwebhooks", reason="needs bandmaster[server]")
+from standardwebhooks.webhooks import Webhook  # noqa: E402
+from tests.server.conftest import Server, start_server, stop, wait_healthy  # noqa: E402
+
+from bandmaster.server.auth import create_token  # noqa: E402
+from bandmaster.store.sqlite import SQLiteStore  # noqa: E402
 
 HERE = Path(__file__).parent
 TICKETS_SECRET = "whsec_" + base64.b64encode(b"tickets-secret-0123456789abcdef").decode()
