@@ -90,6 +90,7 @@ from bandmaster.models import (
     Usage,
 )
 from bandmaster.policies import Breaker, Retry
+from bandmaster.streaming import ModelStream, StreamChunk, stream_model
 
 __version__ = "0.1.0"
 
@@ -151,6 +152,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
+    "ModelStream",
     "NonDeterminismError",
     "NotAuthorized",
     "OutputValidationFailed",
@@ -185,6 +187,7 @@ __all__ = [
     "StepInfo",
     "StepTimeout",
     "StoreError",
+    "StreamChunk",
     "TemporalEngine",
     "TokenNotFound",
     "TokenVault",
@@ -205,6 +208,7 @@ __all__ = [
     "run",
     "sleep",
     "step",
+    "stream_model",
     "uuid",
     "wait_for",
     "workflow",
