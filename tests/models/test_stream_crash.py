@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -84,7 +85,7 @@ async def test_sigkill_mid_stream_makes_the_call_again_on_resume(
     )
     async with bm.Engine(db_path, worker=False) as client:
         with worker(tmp_path, db_path, models, "first") as first:
-            handle = await client.start("chat", "chat", "hello")
+            handle: bm.RunHandle[Any] = await client.start("chat", "chat", "hello")
             deadline = time.monotonic() + 30
             while not published(db_path, handle.id).startswith("one two "):  # live chunks seen
                 assert time.monotonic() < deadline, "no chunks were published"
