@@ -232,12 +232,13 @@ def stream_model(
     if ctx is None:
         return ModelStream(relay, lambda: invoke(OpRecord()), guards)
     seq = ctx.next_seq()  # now, not when iterated: gathered calls keep their order
+    name = target if isinstance(target, str) else target.name
 
     async def body(record: OpRecord) -> ModelResponse:
         # A redacting workflow's chunks are not published: a secret split across two chunks
         # would pass a redactor that sees one chunk at a time. Its observers see the step.
         if ctx.redactor is None:
-            relay.publisher = ChunkPublisher(ctx.store, ctx.run_id, seq)
+            relay.publisher = ChunkPublisher(ctx.store, ctx.run_id, seq, name)
         try:
             return await invoke(record, ctx.redactor)
         finally:
@@ -245,7 +246,6 @@ def stream_model(
                 relay.publisher.close()
                 relay.publisher = None
 
-    name = target if isinstance(target, str) else target.name
     return ModelStream(
         relay, lambda: journaled(ctx, seq, name, "model", _RESPONSE, body, request=request), guards, ctx
     )

@@ -230,7 +230,8 @@ MIGRATIONS: list[list[str]] = [
             id      INTEGER PRIMARY KEY,    -- arrival order: a reader resumes after the last id
             run_id  TEXT NOT NULL,
             seq     INTEGER NOT NULL,       -- the model call's journal seq
-            text    TEXT NOT NULL,          -- the chunks of one batch, joined
+            name    TEXT NOT NULL,          -- and its step name
+            text    TEXT NOT NULL,          -- the chunks of one batch, joined ('' first: started)
             restart INTEGER NOT NULL,       -- 1: drop the text so far (a retry or fallback)
             at      REAL NOT NULL
         )

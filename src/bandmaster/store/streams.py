@@ -27,6 +27,7 @@ RETENTION = 30.0
 class ChunkRow:
     id: int
     seq: int
+    name: str
     text: str
     restart: bool
 
@@ -34,21 +35,24 @@ class ChunkRow:
 class ChunkPublisher:
     """Collects one stream's chunks and writes them in batches. Create it in the event loop."""
 
-    __slots__ = ("_handle", "_loop", "_pending", "_restart", "_store", "run_id", "seq")
+    __slots__ = ("_handle", "_loop", "_pending", "_restart", "_store", "name", "run_id", "seq")
 
-    def __init__(self, store: SQLiteStore, run_id: str, seq: int) -> None:
+    def __init__(self, store: SQLiteStore, run_id: str, seq: int, name: str) -> None:
         self._store = store
         self.run_id = run_id
         self.seq = seq
+        self.name = name
         self._pending: list[str] = []
         self._restart = False
         self._handle: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
 
-        def clear(conn: sqlite3.Connection) -> None:  # an earlier execution's rows (a crash)
+        def start(conn: sqlite3.Connection) -> None:
+            # An earlier execution's rows go (a crash); an empty row says the stream started.
             conn.execute("DELETE FROM stream_chunks WHERE run_id = ? AND seq = ?", (run_id, seq))
+            _insert(conn, (run_id, seq, name, "", 0, time.time()))
 
-        store._enqueue(clear, wait=False)
+        store._enqueue(start, wait=False)
 
     def add(self, text: str) -> None:
         self._pending.append(text)
@@ -67,14 +71,10 @@ class ChunkPublisher:
             self._handle = None
         if not self._pending and not self._restart:
             return
-        row = (self.run_id, self.seq, "".join(self._pending), int(self._restart), time.time())
+        row = (self.run_id, self.seq, self.name, "".join(self._pending), int(self._restart), time.time())
         self._pending.clear()
         self._restart = False
-
-        def insert(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT INTO stream_chunks (run_id, seq, text, restart, at) VALUES (?,?,?,?,?)", row)
-
-        self._store._enqueue(insert, wait=False)
+        self._store._enqueue(lambda conn: _insert(conn, row), wait=False)
 
     def close(self) -> None:
         """The stream ended: write what is left and prune old rows of every stream."""
@@ -87,10 +87,14 @@ class ChunkPublisher:
         self._store._enqueue(prune, wait=False)
 
 
+def _insert(conn: sqlite3.Connection, row: tuple[str, int, str, str, int, float]) -> None:
+    conn.execute("INSERT INTO stream_chunks (run_id, seq, name, text, restart, at) VALUES (?,?,?,?,?,?)", row)
+
+
 def chunks_after(store: SQLiteStore, run_id: str, after: int) -> list[ChunkRow]:
     """The run's chunk rows written after row ``after`` (0: all), oldest first."""
     rows = store._conn.execute(
-        "SELECT id, seq, text, restart FROM stream_chunks WHERE run_id = ? AND id > ? ORDER BY id",
+        "SELECT id, seq, name, text, restart FROM stream_chunks WHERE run_id = ? AND id > ? ORDER BY id",
         (run_id, after),
     ).fetchall()
-    return [ChunkRow(id, seq, text, bool(restart)) for id, seq, text, restart in rows]
+    return [ChunkRow(id, seq, name, text, bool(restart)) for id, seq, name, text, restart in rows]
