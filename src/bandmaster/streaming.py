@@ -96,6 +96,9 @@ class _Relay:
                         self.log.violation(exc)
                         raise
             self.emit(StreamChunk(chunk.text))
+            # Let the caller take the chunk now: when the next events are already buffered
+            # the provider's stream would otherwise be read to its end first.
+            await asyncio.sleep(0)
         if response is None:
             raise UsageError(f"model {model.name!r}: its stream() ended without the final response chunk")
         return response

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import bandmaster as bm
+from bandmaster.models.base import ModelChunk
 
 from .helpers import ScriptedServer
 from .wf_stream import chat, chat_guarded, chat_redacted, chat_then_wait
@@ -163,10 +165,47 @@ async def test_chunks_are_published_for_observers_but_not_for_redacting_workflow
     server.script(PRIMARY, default={"kind": "ok", "chunks": PIECES})
     _, info = await run(db_path, registry(server), chat, "chat", "hello")
     with sqlite3.connect(db_path) as conn:
-        rows = conn.execute("SELECT run_id, seq, text, restart FROM stream_chunks WHERE text != ''").fetchall()
+        rows = conn.execute(
+            "SELECT run_id, seq, text, restart FROM stream_chunks WHERE text != ''"
+        ).fetchall()
     assert {r[0] for r in rows} == {info.id}
     assert "".join(r[2] for r in rows) == "".join(PIECES)
     _, redacted = await run(db_path, registry(server), chat_redacted, "chat", "card 4111")
     with sqlite3.connect(db_path) as conn:
         count = conn.execute("SELECT count(*) FROM stream_chunks WHERE run_id = ?", (redacted.id,)).fetchone()
     assert count == (0,), "a redacting workflow publishes no raw chunks"
+
+
+class Eager:
+    """Streams chunks that are all ready at once (as when a fast server's events are buffered)."""
+
+    name = "eager"
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def request(self, req: bm.ModelRequest) -> bm.ModelResponse:
+        raise AssertionError("stream_model streams")
+
+    async def stream(self, req: bm.ModelRequest) -> AsyncIterator[ModelChunk]:
+        for piece in ("a", "b", "c"):
+            self.log.append(f"sent {piece}")
+            yield ModelChunk(piece)
+        yield ModelChunk(response=bm.ModelResponse(output="abc", text="abc", model=self.name))
+
+
+async def test_each_chunk_reaches_the_caller_before_the_next_is_read() -> None:
+    log: list[str] = []
+    async for chunk in bm.stream_model(Eager(log), "q"):
+        log.append(f"got {chunk.text}")
+    assert log == ["sent a", "got a", "sent b", "got b", "sent c", "got c"]
+
+
+async def test_a_stream_is_iterated_once_and_its_response_known_at_the_end() -> None:
+    stream = bm.stream_model(Eager([]), "q")
+    with pytest.raises(bm.UsageError, match="iterated to its end"):
+        _ = stream.response
+    assert [chunk.text async for chunk in stream] == ["a", "b", "c"]
+    assert stream.response.text == "abc"
+    with pytest.raises(bm.UsageError, match="iterated once"):
+        stream.__aiter__()
