@@ -35,7 +35,7 @@ class ChunkRow:
 class ChunkPublisher:
     """Collects one stream's chunks and writes them in batches. Create it in the event loop."""
 
-    __slots__ = ("_handle", "_loop", "_pending", "_restart", "_store", "name", "run_id", "seq")
+    __slots__ = ("_handle", "_loop", "_pending", "_restart", "_started", "_store", "name", "run_id", "seq")
 
     def __init__(self, store: SQLiteStore, run_id: str, seq: int, name: str) -> None:
         self._store = store
@@ -46,13 +46,10 @@ class ChunkPublisher:
         self._restart = False
         self._handle: asyncio.TimerHandle | None = None
         self._loop = asyncio.get_running_loop()
-
-        def start(conn: sqlite3.Connection) -> None:
-            # An earlier execution's rows go (a crash); an empty row says the stream started.
-            conn.execute("DELETE FROM stream_chunks WHERE run_id = ? AND seq = ?", (run_id, seq))
-            _insert(conn, (run_id, seq, name, "", 0, time.time()))
-
-        store._enqueue(start, wait=False)
+        self._started = False
+        # The start is written a batch interval later, like the chunks: the write stays off
+        # the path to the first token (which a fast provider sends within milliseconds).
+        self._handle = self._loop.call_later(BATCH_INTERVAL, self.flush)
 
     def add(self, text: str) -> None:
         self._pending.append(text)
@@ -69,6 +66,16 @@ class ChunkPublisher:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+        if not self._started:
+            self._started = True
+            start = (self.run_id, self.seq)
+
+            def begin(conn: sqlite3.Connection) -> None:
+                # An earlier execution's rows go (a crash); an empty row says the stream started.
+                conn.execute("DELETE FROM stream_chunks WHERE run_id = ? AND seq = ?", start)
+                _insert(conn, (*start, self.name, "", 0, time.time()))
+
+            self._store._enqueue(begin, wait=False)
         if not self._pending and not self._restart:
             return
         row = (self.run_id, self.seq, self.name, "".join(self._pending), int(self._restart), time.time())
