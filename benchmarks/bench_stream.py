@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -170,7 +170,7 @@ async def measure(url: str, rounds: int, warmup: int) -> dict[str, list[float]]:
             async def in_workflow() -> float:
                 return float(await (await engine.start(ttft_in_workflow)).result())
 
-            variants = {
+            variants: dict[str, Callable[[], Awaitable[float]]] = {
                 "raw": lambda: raw_ttft(client),
                 "bm (workflow)": in_workflow,
                 "bm (no workflow)": lambda: bm_ttft(model),
