@@ -82,26 +82,36 @@ class _Relay:
             self.emit(_RESTART)
         text = ""
         response: ModelResponse | None = None
-        async for chunk in stream_chunks(model, request):
-            if chunk.response is not None:
-                response = chunk.response
-                continue
-            if self.partial:
-                new_from, text = len(text), text + chunk.text
-                for guard in self.partial:
-                    try:
-                        guard.check_partial(text, new_from)
-                    except GuardViolation as exc:
-                        exc.model = model.name
-                        self.log.violation(exc)
-                        raise
-            self.emit(StreamChunk(chunk.text))
-            # Let the caller take the chunk now: when the next events are already buffered
-            # the provider's stream would otherwise be read to its end first.
-            await asyncio.sleep(0)
+        chunks = stream_chunks(model, request)
+        try:
+            async for chunk in chunks:
+                if chunk.response is not None:
+                    response = chunk.response
+                    continue
+                if self.partial:
+                    new_from, text = len(text), text + chunk.text
+                    self.judge(model, text, new_from)
+                self.emit(StreamChunk(chunk.text))
+                # Let the caller take the chunk now: when the next events are already buffered
+                # the provider's stream would otherwise be read to its end first.
+                await asyncio.sleep(0)
+        finally:  # a cut or a failure stops the provider's stream now (no tokens paid for)
+            close = getattr(chunks, "aclose", None)
+            if close is not None:
+                await close()
         if response is None:
             raise UsageError(f"model {model.name!r}: its stream() ended without the final response chunk")
         return response
+
+    def judge(self, model: Model, text: str, new_from: int) -> None:
+        """The partial guards on the answer so far; a violation cuts the stream."""
+        for guard in self.partial:
+            try:
+                guard.check_partial(text, new_from)
+            except GuardViolation as exc:
+                exc.model = model.name
+                self.log.violation(exc)
+                raise
 
     def settle(self, response: ModelResponse) -> list[StreamChunk]:
         """What the caller must still see so its text equals the answer: nothing after a live

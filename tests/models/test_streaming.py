@@ -209,3 +209,38 @@ async def test_a_stream_is_iterated_once_and_its_response_known_at_the_end() -> 
     assert stream.response.text == "abc"
     with pytest.raises(bm.UsageError, match="iterated once"):
         stream.__aiter__()
+
+
+class Talky:
+    """Streams an answer that mentions a banned topic, and notes when its stream is closed."""
+
+    name = "talky"
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    async def request(self, req: bm.ModelRequest) -> bm.ModelResponse:
+        raise AssertionError("stream_model streams")
+
+    async def stream(self, req: bm.ModelRequest) -> AsyncIterator[ModelChunk]:
+        try:
+            for piece in ("about tax ", "evasion ", "and ", "more"):
+                self.log.append(f"sent {piece}")
+                yield ModelChunk(piece)
+        finally:
+            self.log.append("closed")
+
+
+async def test_a_cut_closes_the_provider_stream_before_the_caller_hears_of_it() -> None:
+    log: list[str] = []
+    stream = bm.stream_model(
+        Talky(log), "q", guard=bm.BannedTopics(["tax evasion"]), retry=bm.Retry(attempts=1)
+    )
+
+    async def consume() -> None:
+        async for chunk in stream:
+            log.append(f"got {chunk.text}")
+
+    with pytest.raises(bm.GuardViolation, match="tax evasion"):
+        await consume()
+    assert log == ["sent about tax ", "got about tax ", "sent evasion ", "closed"]

@@ -114,15 +114,15 @@ class StreamingModel(Model, Protocol):
     def stream(self, req: ModelRequest) -> AsyncIterator[ModelChunk]: ...
 
 
-async def stream_chunks(model: Model, req: ModelRequest) -> AsyncIterator[ModelChunk]:
-    """``model``'s answer as chunks ending with the response; a model that cannot stream
-    gives its whole answer as one chunk."""
+def stream_chunks(model: Model, req: ModelRequest) -> AsyncIterator[ModelChunk]:
+    """``model``'s answer as chunks ending with the response: its own ``stream``, or for a
+    model that cannot stream its whole answer as one chunk."""
     stream = getattr(model, "stream", None)
-    if stream is None:
-        response = await model.request(req)
-        if response.text:
-            yield ModelChunk(response.text)
-        yield ModelChunk(response=response)
-        return
-    async for chunk in stream(req):
-        yield chunk
+    return stream(req) if stream is not None else _one_chunk(model, req)
+
+
+async def _one_chunk(model: Model, req: ModelRequest) -> AsyncIterator[ModelChunk]:
+    response = await model.request(req)
+    if response.text:
+        yield ModelChunk(response.text)
+    yield ModelChunk(response=response)
