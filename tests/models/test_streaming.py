@@ -244,3 +244,19 @@ async def test_a_cut_closes_the_provider_stream_before_the_caller_hears_of_it() 
     with pytest.raises(bm.GuardViolation, match="tax evasion"):
         await consume()
     assert log == ["sent about tax ", "got about tax ", "sent evasion ", "closed"]
+
+
+async def test_a_cached_answer_streams_as_one_chunk(server: ScriptedServer, db_path: Path) -> None:
+    server.script(PRIMARY, {"kind": "ok", "chunks": PIECES})
+    reg = bm.Registry.from_dict(
+        {
+            "models": {"primary": server.openai_entry(PRIMARY)},
+            "aliases": {"chat": {"versions": {"production": "primary"}, "policy": {"cache": {"ttl": 600}}}},
+        }
+    )
+    first, _ = await run(db_path, reg, chat, "chat", "hello")
+    second, info = await run(db_path, reg, chat, "chat", "hello")
+    assert first["chunks"] == PIECES
+    assert second["chunks"] == ["".join(PIECES)], "the cache answered: the whole text at once"
+    assert model_steps(info)[0].meta["cache_hit"] is True
+    assert server.count(PRIMARY) == 1
