@@ -18,7 +18,7 @@ What the caller sees:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,6 +137,7 @@ class ModelStream:
         self._guards = guards
         self._ctx = ctx
         self._response: ModelResponse | None = None
+        self._iterator: AsyncGenerator[StreamChunk, None] | None = None
 
     @property
     def response(self) -> ModelResponse:
@@ -144,13 +145,21 @@ class ModelStream:
             raise UsageError("stream.response is known once the stream has been iterated to its end")
         return self._response
 
-    def __aiter__(self) -> AsyncIterator[StreamChunk]:
+    def __aiter__(self) -> AsyncGenerator[StreamChunk, None]:
         if self._call is None:
             raise UsageError("a bm.stream_model() stream can be iterated once; call stream_model again")
         call, self._call = self._call, None
-        return self._chunks(call)
+        self._iterator = self._chunks(call)
+        return self._iterator
 
-    async def _chunks(self, call: Callable[[], Awaitable[ModelResponse]]) -> AsyncIterator[StreamChunk]:
+    async def aclose(self) -> None:
+        """Stop the call now if it is still streaming (``contextlib.aclosing(stream)``)."""
+        if self._iterator is not None:
+            await self._iterator.aclose()
+
+    async def _chunks(
+        self, call: Callable[[], Awaitable[ModelResponse]]
+    ) -> AsyncGenerator[StreamChunk, None]:
         relay = self._relay
         queue = relay.queue
         task = asyncio.ensure_future(call())

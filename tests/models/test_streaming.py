@@ -17,7 +17,7 @@ import bandmaster as bm
 from bandmaster.models.base import ModelChunk
 
 from .helpers import ScriptedServer
-from .wf_stream import chat, chat_guarded, chat_redacted, chat_then_wait
+from .wf_stream import chat, chat_guarded, chat_redacted, chat_then_wait, first_chunk_only
 
 PRIMARY = "gpt-4o-mini"
 BACKUP = "claude-haiku-4-5"
@@ -260,3 +260,9 @@ async def test_a_cached_answer_streams_as_one_chunk(server: ScriptedServer, db_p
     assert second["chunks"] == ["".join(PIECES)], "the cache answered: the whole text at once"
     assert model_steps(info)[0].meta["cache_hit"] is True
     assert server.count(PRIMARY) == 1
+
+
+async def test_closing_a_stream_early_stops_the_call_and_journals_nothing(db_path: Path) -> None:
+    result, info = await run(db_path, bm.Registry(), first_chunk_only)
+    assert result == ["first", "closed"], "the model's stream was closed when the caller closed"
+    assert model_steps(info) == [], "a call stopped before its end leaves no row: a replay calls again"

@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import bandmaster as bm
+from bandmaster.models.base import ModelChunk
 
 
 async def collect(stream: bm.ModelStream) -> list[str]:
@@ -55,3 +59,34 @@ class CardRedactor:
 async def chat_redacted(target: str, text: str) -> dict[str, Any]:
     stream = bm.stream_model(target, text)
     return {"chunks": await collect(stream)}
+
+
+CLOSED: list[str] = []
+
+
+class Endless:
+    """Streams one chunk, then nothing for a long time; notes when its stream is closed."""
+
+    name = "endless"
+
+    async def request(self, req: bm.ModelRequest) -> bm.ModelResponse:
+        raise AssertionError("stream_model streams")
+
+    async def stream(self, req: bm.ModelRequest) -> AsyncIterator[ModelChunk]:
+        try:
+            yield ModelChunk("first")
+            await asyncio.sleep(60)
+        finally:
+            CLOSED.append("closed")
+
+
+@bm.workflow
+async def first_chunk_only() -> list[str]:
+    """Stops reading after the first chunk, closing the stream: the call stops there."""
+    CLOSED.clear()
+    seen = []
+    async with contextlib.aclosing(bm.stream_model(Endless(), "q")) as stream:
+        async for chunk in stream:
+            seen.append(chunk.text)
+            break
+    return seen + CLOSED
