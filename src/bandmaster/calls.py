@@ -358,6 +358,21 @@ async def _invoke(
     raise FallbacksExhausted(name, errors)
 
 
+def redact_request(redactor: Redactor, request: ModelRequest) -> ModelRequest:
+    """``request`` with its free text (input, chat message contents, system prompt) redacted;
+    settings, schema and roles are the caller's code, not data, and stay as they are."""
+    update: dict[str, Any] = {}
+    if isinstance(request.input, list):
+        update["input"] = [
+            m.model_copy(update={"content": redactor.redact(m.content)}) for m in request.input
+        ]
+    else:
+        update["input"] = redactor.redact(request.input)
+    if request.system is not None:
+        update["system"] = redactor.redact(request.system)
+    return request.model_copy(update=update)
+
+
 def _model(registry: Registry, candidate: str | Model, key: str | None) -> tuple[Model, str]:
     if not isinstance(candidate, str):
         return candidate, candidate.name

@@ -22,7 +22,15 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bandmaster.calls import _RESPONSE, _invoke, _policy, as_request, call_model, run_registry
+from bandmaster.calls import (
+    _RESPONSE,
+    _invoke,
+    _policy,
+    as_request,
+    call_model,
+    redact_request,
+    run_registry,
+)
 from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import RunContext, journaling
 from bandmaster.engine.operation import OpRecord, journaled
@@ -254,6 +262,8 @@ def stream_model(
     if ctx is None:
         return ModelStream(relay, lambda: invoke(OpRecord()), guards)
     seq = ctx.next_seq()  # now, not when iterated: gathered calls keep their order
+    if ctx.redactor is not None:  # the model is sent what the journal keeps (as call_model)
+        request = redact_request(ctx.redactor, request)
     name = target if isinstance(target, str) else target.name
 
     async def body(record: OpRecord) -> ModelResponse:

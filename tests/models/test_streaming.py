@@ -176,6 +176,8 @@ async def test_chunks_are_published_for_observers_but_not_for_redacting_workflow
     with sqlite3.connect(db_path) as conn:
         count = conn.execute("SELECT count(*) FROM stream_chunks WHERE run_id = ?", (redacted.id,)).fetchone()
     assert count == (0,), "a redacting workflow publishes no raw chunks"
+    sent = server.last_body(PRIMARY)["messages"][-1]["content"]
+    assert sent == "card <card> and <card> again", "the model is sent the redacted request"
 
 
 class Eager:

@@ -57,7 +57,7 @@ class CardRedactor:
 
 @bm.workflow(redact=CardRedactor())
 async def chat_redacted(target: str, text: str) -> dict[str, Any]:
-    stream = bm.stream_model(target, text)
+    stream = bm.stream_model(target, text + " and 4111 again")  # text not from the input
     return {"chunks": await collect(stream)}
 
 
