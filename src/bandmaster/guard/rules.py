@@ -70,6 +70,8 @@ class BannedTopics(Guard):
         if classifier is not None and not callable(classifier):
             raise UsageError(f"BannedTopics(classifier=...) must be callable, not {classifier!r}")
         self.phrases = cleaned
+        # How far back a phrase that ends in a new chunk can start (generous: runs of spaces).
+        self._window = 2 * max((len(p) for p in cleaned), default=0) + 64
         self.classifier = classifier
         self.threshold = threshold
         self.direction = check_direction(direction)
@@ -80,8 +82,6 @@ class BannedTopics(Guard):
         # (offsets would no longer point into the original).
         self._lower = re.compile(r"(?<!\w)" + trie + r"(?!\w)") if trie else None
         self._pattern = re.compile(r"(?<!\w)" + trie + r"(?!\w)", re.IGNORECASE) if trie else None
-        # How far back a phrase that ends in a new chunk can start (generous: runs of spaces).
-        self._window = 2 * max((len(p) for p in cleaned), default=0) + 64
 
     def to_config(self) -> dict[str, Any]:
         return {
