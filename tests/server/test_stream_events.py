@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -78,7 +79,7 @@ def test_runs_watch_prints_steps_and_tokens_as_they_arrive(stream_server: Server
         capture_output=True,
         text=True,
         timeout=60,
-        env={"COLUMNS": "200", "NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
     )
     assert watched.returncode == 0, watched.stderr
     lines = watched.stdout.splitlines()
