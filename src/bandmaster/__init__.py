@@ -94,6 +94,7 @@ from bandmaster.models import (
     Usage,
 )
 from bandmaster.policies import Breaker, Retry
+from bandmaster.streaming import ModelStream, StreamChunk, stream_model
 from bandmaster.triggers import Schedule, schedule
 
 __version__ = "0.1.0"
@@ -154,6 +155,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",
+    "ModelStream",
     "NonDeterminismError",
     "NotAuthorized",
     "OutputValidationFailed",
@@ -190,6 +192,7 @@ __all__ = [
     "StepInfo",
     "StepTimeout",
     "StoreError",
+    "StreamChunk",
     "TemporalEngine",
     "TokenNotFound",
     "TokenVault",
@@ -211,6 +214,7 @@ __all__ = [
     "schedule",
     "sleep",
     "step",
+    "stream_model",
     "uuid",
     "wait_for",
     "workflow",

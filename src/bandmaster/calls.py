@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ DEFAULT_RETRY = Retry(attempts=3)
 they have no side effects to duplicate."""
 
 _RESPONSE = codec_for(ModelResponse)
+AskModel = Callable[[Model, ModelRequest], Awaitable[ModelResponse]]
 _default_registry: Registry | None = None
 
 
@@ -86,6 +87,16 @@ def _policy(
         breaker=breaker or (spec.breaker.policy() if spec and spec.breaker else None),
         cache_ttl=cache_ttl if cache_ttl is not None else (spec.cache.ttl if spec and spec.cache else None),
     )
+
+
+def run_registry(registry: Registry | None) -> Registry:
+    """``registry``, else the engine's (inside a step too: it serves the whole run), else the
+    default one."""
+    if registry is not None:
+        return registry
+    run = current_run.get()
+    found = run.registry if run is not None and isinstance(run.registry, Registry) else None
+    return found or default_registry()
 
 
 def as_request(
@@ -151,10 +162,7 @@ async def call_model(
         response = await backend.call_model(target, input, options)
         return revive(guards, response)  # the answer crossed a process as JSON
     ctx = journaling()
-    if registry is None:
-        run = current_run.get()  # inside a step too: the engine's registry serves the whole run
-        registry = run.registry if run is not None and isinstance(run.registry, Registry) else None
-        registry = registry or default_registry()
+    registry = run_registry(registry)
     request = as_request(
         input,
         system=system,
@@ -228,12 +236,17 @@ async def _invoke(
     record: OpRecord,
     guards: tuple[Guard, ...] = (),
     redactor: Redactor | None = None,
+    *,
+    ask_model: AskModel | None = None,
+    log: GuardLog | None = None,
 ) -> ModelResponse:
+    """``ask_model`` replaces ``Model.request`` for each attempt (``bm.stream_model`` streams
+    there); ``log`` is the guard log to fill in (a streaming call's partial checks log too)."""
     hub.refresh()
     registry = hub.registry
     name = target if isinstance(target, str) else target.name
     meta = record.meta
-    log = GuardLog()
+    log = log or GuardLog()
     routed: GuardViolation | None = None
     meta["request"] = request  # journaled as sent (serialised with the meta)
     record.request_redacted = redactor is not None  # call_model redacted it before this
@@ -281,7 +294,7 @@ async def _invoke(
 
         def send(req: ModelRequest, model: Model = model, label: str = label) -> Awaitable[ModelResponse]:
             return run_attempts(
-                lambda _attempt: model.request(req),
+                lambda _attempt: model.request(req) if ask_model is None else ask_model(model, req),
                 retry=policy.retry,
                 timeout=policy.timeout,
                 name=label,

@@ -31,6 +31,13 @@ A behaviour is a string or an object with ``kind`` and options:
   (``{"unexpected": true}``; set ``json`` to choose another value).
 * ``wrong_shape``: 200 with valid JSON that is not a chat-completion/message object.
 
+A request with ``"stream": true`` gets an ``ok`` answer as server-sent events in the
+provider's wire format (OpenAI ``chat.completion.chunk`` events then ``[DONE]``; Anthropic
+``message_start`` ... ``message_stop``), chunked. Stream options of ``ok``: ``chunks`` (the
+text's pieces, default its words with their spaces), ``chunk_delay`` (seconds before each
+piece after the first, default 0), ``cut_after`` (send that many pieces, then drop the
+connection mid-body: the stream fails part-way).
+
 Every behaviour takes ``keep_alive`` (default false): by default responses say
 ``Connection: close``, so a client's connection pool holds no idle sockets after a test.
 
@@ -201,6 +208,9 @@ class Handler(BaseHTTPRequestHandler):
                 text = str(behaviour.get("text", f"echo: {_last_user_text(body)}"))
             served = str(behaviour.get("served_model", model))
             usage = behaviour.get("usage", [11, 7])
+            if body.get("stream"):
+                self._stream(behaviour, served, text, usage, anthropic)
+                return
             if anthropic:
                 self._send_json(200, _anthropic_answer(behaviour["_id"], served, text, usage))
             else:
@@ -225,6 +235,42 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"hello": "world"})
         else:
             self._error(500, "api_error", f"unknown scripted behaviour {kind!r}", anthropic)
+
+    def _stream(
+        self, behaviour: dict[str, Any], model: str, text: str, usage: list[int], anthropic: bool
+    ) -> None:
+        pieces = behaviour.get("chunks") or [w for w in text.replace(" ", " \0").split("\0") if w]
+        cut_after = behaviour.get("cut_after")
+        delay = float(behaviour.get("chunk_delay", 0.0))
+        events = _anthropic_events if anthropic else _openai_events
+        head, body, tail = events(behaviour["_id"], model, pieces, usage)
+        self.close_connection = True
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for event in head:
+                self._chunk(event)
+            for number, event in enumerate(body):
+                if cut_after is not None and number >= cut_after:
+                    self.wfile.flush()
+                    return  # no terminating chunk: the client sees the body cut short
+                if number and delay:
+                    time.sleep(delay)
+                self._chunk(event)
+            for event in tail:
+                self._chunk(event)
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            pass  # the client went away (it stopped reading, or was killed)
+
+    def _chunk(self, event: str) -> None:
+        data = event.encode()
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
 
     def _error(
         self, status: int, kind: str, message: str, anthropic: bool, headers: dict[str, str] | None = None
@@ -268,6 +314,57 @@ def _anthropic_answer(number: int, model: str, text: str, usage: list[int]) -> d
         "stop_sequence": None,
         "usage": {"input_tokens": usage[0], "output_tokens": usage[1]},
     }
+
+
+def _openai_events(
+    number: int, model: str, pieces: list[str], usage: list[int]
+) -> tuple[list[str], list[str], list[str]]:
+    def event(choices: list[dict[str, Any]], **extra: Any) -> str:
+        chunk = {"id": f"chatcmpl-{number}", "object": "chat.completion.chunk", "created": 0, "model": model}
+        return "data: " + json.dumps({**chunk, "choices": choices, **extra}) + "\n\n"
+
+    head = [event([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])]
+    body = [event([{"index": 0, "delta": {"content": p}, "finish_reason": None}]) for p in pieces]
+    usage_body = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
+    tail = [
+        event([{"index": 0, "delta": {}, "finish_reason": "stop"}]),
+        event([], usage=usage_body),
+        "data: [DONE]\n\n",
+    ]
+    return head, body, tail
+
+
+def _anthropic_events(
+    number: int, model: str, pieces: list[str], usage: list[int]
+) -> tuple[list[str], list[str], list[str]]:
+    def event(kind: str, **data: Any) -> str:
+        return f"event: {kind}\ndata: " + json.dumps({"type": kind, **data}) + "\n\n"
+
+    message: dict[str, Any] = {
+        "id": f"msg_{number}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": usage[0], "output_tokens": 0},
+    }
+    head = [
+        event("message_start", message=message),
+        event("content_block_start", index=0, content_block={"type": "text", "text": ""}),
+    ]
+    body = [event("content_block_delta", index=0, delta={"type": "text_delta", "text": p}) for p in pieces]
+    tail = [
+        event("content_block_stop", index=0),
+        event(
+            "message_delta",
+            delta={"stop_reason": "end_turn", "stop_sequence": None},
+            usage={"output_tokens": usage[1]},
+        ),
+        event("message_stop"),
+    ]
+    return head, body, tail
 
 
 class Server(ThreadingHTTPServer):

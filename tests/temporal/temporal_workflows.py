@@ -175,6 +175,14 @@ async def ask(text: str) -> str:
 
 
 @bm.workflow
+async def ask_streamed(text: str) -> list[str]:
+    """A streamed call through the alias whose primary is down; then the response."""
+    stream = bm.stream_model("answer", text)
+    chunks = [chunk.text async for chunk in stream]
+    return [*chunks, stream.response.model]
+
+
+@bm.workflow
 async def typed_wait() -> str:
     ticket = await bm.wait_for("ticket", type=Ticket)
     return ticket.text

@@ -222,6 +222,15 @@ async def test_call_model_with_fallback_from_the_registry(make_engine: EngineFac
     ]
 
 
+async def test_stream_model_answers_in_one_chunk_with_the_fallback(make_engine: EngineFactory) -> None:
+    """A callable model cannot stream: one chunk, on both backends (on Temporal, always)."""
+    engine = await make_engine([wfs.ask_streamed], registry=wfs.registry())
+    handle = await engine.start(wfs.ask_streamed, "hello")
+    assert await handle.result(timeout=30) == ["HELLO", "shout"]
+    info = await engine.describe(handle.id)
+    assert [(s.seq, s.name, s.kind, s.status) for s in info.steps] == [(1, "answer", "model", "completed")]
+
+
 async def test_run_ids_starting_finds_runs_by_the_start_of_their_id(make_engine: EngineFactory) -> None:
     """How the CLI turns a shortened id into the run: the same answer on both backends."""
     engine = await make_engine([wfs.sleeper])

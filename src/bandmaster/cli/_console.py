@@ -76,6 +76,13 @@ def line(*parts: Part, err: bool = False) -> None:
     console.print(Text.assemble(*shown), crop=False)
 
 
+def write(text: str) -> None:
+    """Data on stdout as it comes, without a line break (a model's tokens as they arrive)."""
+    console = stdout()
+    console.print(Text(_visible(text, console.is_terminal)), end="", crop=False, soft_wrap=True)
+    console.file.flush()
+
+
 def warn(message: str) -> None:
     line(("warning:", "bold yellow"), " ", message, err=True)
 

@@ -546,6 +546,32 @@ def runs_show(
         ui.line(note)
 
 
+@runs_app.command("watch")
+def runs_watch(
+    run_id: Annotated[str, typer.Argument(help=RUN_ID_HELP)],
+    db: DbOption = None,
+    poll: Annotated[float, typer.Option(min=0.01, help="Seconds between journal reads")] = 0.05,
+) -> None:
+    """Follow a run live: steps as they end (model streams as they start), a model stream's
+    tokens as they arrive, then the outcome. Exits 1 if the run failed or was cancelled."""
+    from bandmaster.cli.watch import watch
+    from bandmaster.store.streams import chunks_after
+
+    async def main() -> str:
+        engine = await _client(db)
+        try:
+            full_id = await resolve_run_id(engine, run_id)
+            # Token chunks are published to the embedded journal only.
+            store = engine.store if isinstance(engine, Engine) else None
+            chunks = None if store is None else lambda run, after: chunks_after(store, run, after)
+            return await watch(engine.describe, full_id, poll=poll, chunks=chunks)
+        finally:
+            await engine.close()
+
+    if _run(main()) != "completed":
+        raise typer.Exit(1)
+
+
 @app.command("signal")
 def signal_run(
     run_id: Annotated[str, typer.Argument(help=RUN_ID_HELP)],

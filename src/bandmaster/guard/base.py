@@ -3,7 +3,8 @@
 A guard sits around a model call. ``check_input`` sees the request before it is sent and may
 change it (settings, a response format) or reject it; ``check_output`` sees each answer and may
 parse it (``output`` becomes a pydantic instance), reject it, or ask for another answer by
-raising ``Reask``. A guard overrides one method or both; the defaults pass everything through.
+raising ``Reask``; ``check_partial`` may cut a streamed answer short. A guard overrides the
+methods it needs; the defaults pass everything through.
 Guards compose in list order: ``guard=[bm.BannedTopics(...), bm.JsonSchema(Contract)]``.
 """
 
@@ -49,6 +50,13 @@ class Guard:
         raise ``Reask`` or ``self.violation(...)`` to refuse it. ``request`` is the request
         that produced it (re-asks included)."""
         return response
+
+    def check_partial(self, text: str, new_from: int) -> None:
+        """Judge a streamed answer before it is complete (``bm.stream_model``): ``text`` is the
+        answer so far, ``new_from`` where the latest chunk starts in it. Raise
+        ``self.violation("output", ...)`` to cut the stream short; the answer is then refused as
+        if ``check_output`` had refused it. Called once per chunk, so it must be cheap and
+        synchronous; the default judges nothing (``check_output`` still sees the whole text)."""
 
     def revive(self, response: ModelResponse) -> ModelResponse:
         """Restore what the journal cannot keep (a replayed response's ``output`` comes back as

@@ -70,6 +70,8 @@ class BannedTopics(Guard):
         if classifier is not None and not callable(classifier):
             raise UsageError(f"BannedTopics(classifier=...) must be callable, not {classifier!r}")
         self.phrases = cleaned
+        # How far back a phrase that ends in a new chunk can start (generous: runs of spaces).
+        self._window = 2 * max((len(p) for p in cleaned), default=0) + 64
         self.classifier = classifier
         self.threshold = threshold
         self.direction = check_direction(direction)
@@ -105,6 +107,20 @@ class BannedTopics(Guard):
         if self.direction != "input":
             await self.scan(_output_text(response), "output")
         return response
+
+    def check_partial(self, text: str, new_from: int) -> None:
+        """Cut a streamed answer at the first chunk that completes a banned phrase. A match
+        that touches the end of the text so far is not one yet ("tax evasion" may go on as
+        "tax evasions"); the classifier judges the whole answer at the end only."""
+        if self.direction == "input" or self._pattern is None:
+            return
+        start = max(0, new_from - self._window)
+        for match in self._pattern.finditer(text, start):
+            if match.end() < len(text):
+                found = match.group()
+                raise self.violation(
+                    "output", f"mentions the banned topic {found!r}", start=match.start(), text=found
+                )
 
     async def scan(self, text: str, direction: Literal["input", "output"]) -> None:
         if self._pattern is not None and self._lower is not None:

@@ -5,7 +5,15 @@ Provider SDKs are optional: ``bandmaster.models.openai_compat`` (extra ``openai`
 ``sklearn``) are imported only when used.
 """
 
-from bandmaster.models.base import Message, Model, ModelRequest, ModelResponse, Usage
+from bandmaster.models.base import (
+    Message,
+    Model,
+    ModelChunk,
+    ModelRequest,
+    ModelResponse,
+    StreamingModel,
+    Usage,
+)
 from bandmaster.models.pricing import Price, PriceTable
 from bandmaster.models.providers import CallableModel, Recorded, RecordedAnswer
 from bandmaster.models.registry import AliasSpec, Registry, RegistryConfig, Resolution
@@ -15,6 +23,7 @@ __all__ = [
     "CallableModel",
     "Message",
     "Model",
+    "ModelChunk",
     "ModelRequest",
     "ModelResponse",
     "Price",
@@ -24,5 +33,6 @@ __all__ = [
     "Registry",
     "RegistryConfig",
     "Resolution",
+    "StreamingModel",
     "Usage",
 ]

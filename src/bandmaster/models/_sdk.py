@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
+import httpx
+
 from bandmaster.errors import MalformedResponse, ProviderUnavailable, StepTimeout, UsageError
 from bandmaster.models.http_errors import error_for_status
 
@@ -91,6 +93,8 @@ def mapped_errors(sdk: ModuleType, *, provider: str, api_key_env: str) -> Iterat
         ) from exc
     except (ValueError, sdk.APIResponseValidationError) as exc:
         raise MalformedResponse(f"{provider}: unparseable response: {exc}") from exc
+    except httpx.TransportError as exc:  # a stream cut part-way: the SDKs do not wrap it
+        raise ProviderUnavailable(f"{provider}: the connection broke: {exc!r}") from exc
 
 
 def _message(exc: Any) -> str:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from bandmaster.errors import MalformedResponse
+from bandmaster.errors import MalformedResponse, ProviderUnavailable
 from bandmaster.models._json_output import parse_json_output
 from bandmaster.models._sdk import PerLoopClient, mapped_errors, resolve_api_key, trace_headers
-from bandmaster.models.base import ModelRequest, ModelResponse, Usage
+from bandmaster.models.base import ModelChunk, ModelRequest, ModelResponse, Usage
 from bandmaster.models.pricing import PriceTable
 
 try:
@@ -88,10 +89,57 @@ class AnthropicModel:
         if not isinstance(blocks, list):
             raise MalformedResponse(f"{self.name}: response has no content")
         text = "".join(getattr(b, "text", "") for b in blocks if getattr(b, "type", "") == "text")
+        usage = Usage(input_tokens=message.usage.input_tokens, output_tokens=message.usage.output_tokens)
+        return self._response(req, text, usage, message.model, message.id, message.stop_reason, latency)
+
+    async def stream(self, req: ModelRequest) -> AsyncIterator[ModelChunk]:
+        """The answer's text deltas as the Messages API streams them (``stream=True``); the
+        input tokens come in ``message_start``, the output tokens in ``message_delta``."""
+        started = time.perf_counter()
+        parts: list[str] = []
+        model, message_id, stop_reason = "", "", None
+        input_tokens = output_tokens = 0
+        ended = False
+        with mapped_errors(sdk, provider=self.name, api_key_env=self.api_key_env):
+            events = await self.client().messages.create(
+                **self._arguments(req), stream=True, extra_headers=trace_headers()
+            )
+            async with events:  # closes the connection when the consumer stops early
+                async for event in events:
+                    kind = event.type
+                    if kind == "content_block_delta":
+                        text = getattr(event.delta, "text", None)
+                        if text:
+                            parts.append(text)
+                            yield ModelChunk(text)
+                    elif kind == "message_start":
+                        model, message_id = event.message.model, event.message.id
+                        input_tokens = event.message.usage.input_tokens or 0
+                    elif kind == "message_delta":
+                        stop_reason = event.delta.stop_reason
+                        output_tokens = event.usage.output_tokens or 0
+                    elif kind == "message_stop":
+                        ended = True
+        if not ended:  # cut before the end: a transient failure
+            raise ProviderUnavailable(f"{self.name}: the stream ended before message_stop")
+        usage = Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+        latency = time.perf_counter() - started
+        response = self._response(req, "".join(parts), usage, model, message_id, stop_reason, latency)
+        yield ModelChunk(response=response)
+
+    def _response(
+        self,
+        req: ModelRequest,
+        text: str,
+        usage: Usage,
+        model: str | None,
+        message_id: str,
+        stop_reason: str | None,
+        latency: float,
+    ) -> ModelResponse:
         wants_json = req.json_schema is not None or req.response_format == "json"
         output: Any = parse_json_output(text, model=self.name) if wants_json else text
-        usage = Usage(input_tokens=message.usage.input_tokens, output_tokens=message.usage.output_tokens)
-        served = message.model or self.model
+        served = model or self.model
         return ModelResponse(
             output=output,
             text=text,
@@ -99,6 +147,6 @@ class AnthropicModel:
             cost=self.prices.cost(served, usage),
             model=served,
             latency=latency,
-            finish_reason=message.stop_reason,
-            raw={"id": message.id},
+            finish_reason=stop_reason,
+            raw={"id": message_id},
         )

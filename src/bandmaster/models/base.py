@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -92,3 +94,35 @@ class Model(Protocol):
     name: str
 
     async def request(self, req: ModelRequest) -> ModelResponse: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChunk:
+    """A piece of a streamed answer: ``text`` as the provider sent it. The last chunk of a
+    stream carries the whole ``response`` (text, usage, model, finish reason) and no text.
+    A plain slotted dataclass, not a pydantic model: one is made per token."""
+
+    text: str = ""
+    response: ModelResponse | None = None
+
+
+@runtime_checkable
+class StreamingModel(Model, Protocol):
+    """A model that can also send its answer as it is generated (optional: ``stream_chunks``
+    falls back to ``request`` for a model without it)."""
+
+    def stream(self, req: ModelRequest) -> AsyncIterator[ModelChunk]: ...
+
+
+def stream_chunks(model: Model, req: ModelRequest) -> AsyncIterator[ModelChunk]:
+    """``model``'s answer as chunks ending with the response: its own ``stream``, or for a
+    model that cannot stream its whole answer as one chunk."""
+    stream = getattr(model, "stream", None)
+    return stream(req) if stream is not None else _one_chunk(model, req)
+
+
+async def _one_chunk(model: Model, req: ModelRequest) -> AsyncIterator[ModelChunk]:
+    response = await model.request(req)
+    if response.text:
+        yield ModelChunk(response.text)
+    yield ModelChunk(response=response)

@@ -7,13 +7,14 @@ The SDK's own retries are off (``max_retries=0``): bandmaster's step policy owns
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from bandmaster.errors import MalformedResponse
+from bandmaster.errors import MalformedResponse, ProviderUnavailable
 from bandmaster.models._json_output import parse_json_output
 from bandmaster.models._sdk import PerLoopClient, mapped_errors, resolve_api_key, trace_headers
-from bandmaster.models.base import ModelRequest, ModelResponse, Usage
+from bandmaster.models.base import ModelChunk, ModelRequest, ModelResponse, Usage
 from bandmaster.models.pricing import PriceTable
 
 try:
@@ -84,6 +85,47 @@ class OpenAIModel:
             raise MalformedResponse(f"{self.name}: response has no choices")
         choice = completion.choices[0]
         text = choice.message.content or ""
+        return self._response(req, text, completion, latency, choice.finish_reason, choice.logprobs)
+
+    async def stream(self, req: ModelRequest) -> AsyncIterator[ModelChunk]:
+        """The answer as the server sends it (``stream=True``), then the response with the
+        usage the server reports in its last event (``stream_options.include_usage``)."""
+        started = time.perf_counter()
+        parts: list[str] = []
+        last: Any = None
+        finish_reason: str | None = None
+        with mapped_errors(openai, provider=self.name, api_key_env=self.api_key_env):
+            events = await self.client().chat.completions.create(
+                **self._arguments(req),
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_headers=trace_headers(),
+            )
+            async with events:  # closes the connection when the consumer stops early
+                async for event in events:
+                    last = event
+                    if not event.choices:
+                        continue  # the usage event
+                    choice = event.choices[0]
+                    finish_reason = choice.finish_reason or finish_reason
+                    text = choice.delta.content if choice.delta else None
+                    if text:
+                        parts.append(text)
+                        yield ModelChunk(text)
+        if last is None or finish_reason is None:  # cut before the end: a transient failure
+            raise ProviderUnavailable(f"{self.name}: the stream ended before its finish_reason")
+        latency = time.perf_counter() - started
+        yield ModelChunk(response=self._response(req, "".join(parts), last, latency, finish_reason))
+
+    def _response(
+        self,
+        req: ModelRequest,
+        text: str,
+        completion: Any,
+        latency: float,
+        finish_reason: str | None,
+        logprobs: Any = None,
+    ) -> ModelResponse:
         wants_json = req.json_schema is not None or req.response_format == "json"
         output: Any = parse_json_output(text, model=self.name) if wants_json else text
         usage = Usage(
@@ -92,7 +134,7 @@ class OpenAIModel:
         )
         served = completion.model or self.model
         raw: dict[str, Any] = {"id": completion.id}
-        tokens = getattr(getattr(choice, "logprobs", None), "content", None)
+        tokens = getattr(logprobs, "content", None)
         if tokens:  # asked with params={"logprobs": True}: confidence signals read them
             raw["logprobs"] = [{"token": t.token, "logprob": t.logprob} for t in tokens]
         return ModelResponse(
@@ -102,6 +144,6 @@ class OpenAIModel:
             cost=self.prices.cost(served, usage),
             model=served,
             latency=latency,
-            finish_reason=choice.finish_reason,
+            finish_reason=finish_reason,
             raw=raw,
         )

@@ -250,6 +250,21 @@ MIGRATIONS: list[list[str]] = [
         ) WITHOUT ROWID
         """,
     ],
+    # 12: live token chunks of model streams, for observers (SSE); pruned soon after (streams.py)
+    [
+        """
+        CREATE TABLE IF NOT EXISTS stream_chunks (
+            id      INTEGER PRIMARY KEY,    -- arrival order: a reader resumes after the last id
+            run_id  TEXT NOT NULL,
+            seq     INTEGER NOT NULL,       -- the model call's journal seq
+            name    TEXT NOT NULL,          -- and its step name
+            text    TEXT NOT NULL,          -- the chunks of one batch, joined ('' first: started)
+            restart INTEGER NOT NULL,       -- 1: drop the text so far (a retry or fallback)
+            at      REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX IF NOT EXISTS stream_chunks_run ON stream_chunks (run_id, id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
