@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from bandmaster.cli import _console as ui
 from bandmaster.cli._console import fail
+from bandmaster.cli._files import loads, read_text, user_json
 from bandmaster.cli._runs import resolve_run_id, waiting_on
 from bandmaster.cli.approvals import approvals_app
 from bandmaster.cli.consume import consume
@@ -115,15 +116,7 @@ _fail = fail  # the name the command modules import
 
 
 def _parse_json(text: str, what: str) -> Any:
-    if text.startswith("@"):
-        path = Path(text[1:])
-        if not path.is_file():
-            raise _fail(f"{what}: no such file {path}")
-        text = path.read_text()
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _fail(f"{what} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from exc
+    return user_json(text, what)
 
 
 def _run(coro: Any) -> Any:
@@ -247,16 +240,10 @@ async def _announce_waits(engine: Engine, run_id: str, parked: _Parked, db: str 
 
 
 def _read_jsonl(path: Path) -> list[Any]:
-    if not path.is_file():
-        raise _fail(f"--batch: no such file {path}")
     inputs = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            inputs.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise _fail(f"{path}:{number} is not valid JSON ({exc.msg})") from exc
+    for number, line in enumerate(read_text(path, "--batch").splitlines(), 1):
+        if line.strip():
+            inputs.append(loads(line, f"{path}:{number}"))
     if not inputs:
         raise _fail(f"{path} has no inputs")
     return inputs

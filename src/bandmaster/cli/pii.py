@@ -19,6 +19,7 @@ from typing import Annotated
 import typer
 
 from bandmaster.cli import _console as ui
+from bandmaster.cli._files import read_text
 from bandmaster.cli.app import DbOption, app
 from bandmaster.errors import BandmasterError
 
@@ -32,10 +33,7 @@ def _text(source: str) -> str:
     if source == "-":
         return sys.stdin.read()
     if source.startswith("@"):
-        path = Path(source[1:])
-        if not path.is_file():
-            raise _fail(f"no such file {path}")
-        return path.read_text()
+        return read_text(Path(source[1:]), "text")
     return source
 
 

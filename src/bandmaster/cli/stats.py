@@ -41,6 +41,9 @@ def _call(what: str, journal: Path, fn: Callable[P, T], *args: P.args, **kwargs:
         raise _fail(f"{what}: {exc}") from exc
     except BandmasterError as exc:
         raise _fail(f"{what}: {exc}", 1) from exc
+    except OSError as exc:  # an output folder or file this process cannot write, a full disk
+        where = f" {exc.filename}" if exc.filename else ""
+        raise _fail(f"{what}: cannot write{where}: {exc.strerror or exc}", 1) from exc
 
 
 def _readable(path: Path) -> None:

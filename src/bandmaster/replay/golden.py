@@ -35,13 +35,19 @@ def load_labels(source: str | os.PathLike[str] | Iterable[Mapping[str, Any]], *,
         if not path.is_file():
             raise ReplayError(f"no golden labels file at {path}")
         lines: list[tuple[str, Mapping[str, Any]]] = []
-        for number, text in enumerate(path.read_text().splitlines(), 1):
+        try:
+            content = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ReplayError(f"cannot read golden labels {path} as UTF-8 text: {exc}") from exc
+        for number, text in enumerate(content.splitlines(), 1):
             if not text.strip():
                 continue
             try:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise ReplayError(f"{path}:{number} is not valid JSON ({exc.msg})") from exc
+            except RecursionError as exc:
+                raise ReplayError(f"{path}:{number} is nested too deeply to read as JSON") from exc
             lines.append((f"{path}:{number}", value))
     else:
         lines = [(f"golden label {i}", value) for i, value in enumerate(source, 1)]
