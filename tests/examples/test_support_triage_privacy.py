@@ -310,3 +310,24 @@ def test_no_planted_phi_reaches_any_artifact_of_the_demo(tmp_path: Path) -> None
         if (found := [value for value in planted if value.encode() in data.lower()])
     }
     assert hits == {}, f"planted PHI found in {len(hits)} artifacts: {hits}"
+
+
+def test_model_caches_trained_on_unredacted_text_are_removed(tmp_path: Path) -> None:
+    """Caches in the naming used before training text was redacted hold names in their
+    vocabularies: the next training run deletes them, and leaves other files alone."""
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        from local_models import train  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    legacy = [tmp_path / f"{tier}-0123456789abcdef.joblib" for tier in ("small", "medium", "large")]
+    for path in legacy:
+        path.write_bytes(b"a vocabulary with jane doe in it")
+    other = tmp_path / "compliance-0123456789abcdef.joblib"  # the contract review's: not ours
+    other.write_bytes(b"kept")
+    texts = ["refund my bill", "my chest hurts", "the portal crashed", "change my address"] * 3
+    labels = ["billing", "clinical", "technical", "account"] * 3
+    train(texts, labels, cache_dir=tmp_path, tiers=("small",))
+    assert not any(path.exists() for path in legacy)
+    assert other.read_bytes() == b"kept"
+    assert [path.name.split("-")[:2] for path in tmp_path.glob("small-*")] == [["small", "redacted"]]
