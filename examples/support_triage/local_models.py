@@ -9,13 +9,15 @@ large   word + character n-gram TF-IDF plus a domain lexicon (what a large model
 Each is a scikit-learn pipeline with ``predict_proba``, so bandmaster's ``SklearnModel`` serves it
 with the predicted probability as confidence. Fitted pipelines are cached under
 ``.bandmaster/models/`` keyed by a hash of the training data, so later runs load in milliseconds.
-Nothing is downloaded.
+Nothing is downloaded. The texts given to ``train`` must already be redacted (``build_models``
+does it): a vocabulary keeps every word it is fitted on, and the cache keeps the vocabulary.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -227,6 +229,18 @@ def _fingerprint(texts: Sequence[str], labels: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+# Caches named ``<tier>-<key>.joblib`` were trained on unredacted tickets: their vocabularies
+# hold the names in them. Removed on sight; ``build_models`` now trains on redacted text only.
+UNREDACTED_CACHE = re.compile(rf"(?:{'|'.join(TIERS)})-[0-9a-f]{{16}}\.joblib")
+
+
+def _remove_unredacted(cache_dir: Path) -> None:
+    if cache_dir.is_dir():
+        for path in cache_dir.iterdir():
+            if UNREDACTED_CACHE.fullmatch(path.name):
+                path.unlink(missing_ok=True)
+
+
 def train(
     texts: Sequence[str],
     labels: Sequence[str],
@@ -236,9 +250,11 @@ def train(
 ) -> dict[str, Pipeline]:
     """Fit (or load from the cache) one pipeline per tier on these examples."""
     key = _fingerprint(texts, labels)
+    if cache_dir is not None:
+        _remove_unredacted(cache_dir)
     fitted: dict[str, Pipeline] = {}
     for tier in tiers:
-        path = cache_dir / f"{tier}-{key}.joblib" if cache_dir else None
+        path = cache_dir / f"{tier}-redacted-{key}.joblib" if cache_dir else None
         if path is not None and path.is_file():
             fitted[tier] = joblib.load(path)
             continue

@@ -8,15 +8,19 @@ demo runs on them in a real process; then every artifact a user or reviewer can 
 collected and searched for every planted value: the journal, copies of its write-ahead log
 taken while the demo writes it, the HTML report, the CLI's JSON output, the runs and approvals
 as the API and the dashboard show them, ``bandmaster approvals list`` and ``runs show``,
-``bandmaster export`` and ``bandmaster archive`` (decompressed), the model cache. The test
-passes at zero hits.
+``bandmaster export`` and ``bandmaster archive`` (decompressed), the model cache (raw and
+loaded: every string in the fitted models) and the redacted training text cached beside it.
+PHI is planted in the training tickets too, and the search ignores case (vectorizers lowercase).
+The test passes at zero hits.
 """
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import gzip
 import json
+import lzma
 import os
 import re
 import shutil
@@ -26,27 +30,36 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 httpx2 = pytest.importorskip("httpx2", reason="needs bandmaster[server]")
+joblib = pytest.importorskip("joblib", reason="needs bandmaster[sklearn]")
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "support_triage"
 PER_TICKET = 20  # bundled PHI-bearing texts to a ticket: the demo probes tickets one at a time
 FRESH = 6  # generated tickets: one of each of the generator's six PHI sentence forms
+FRESH_TRAINING = 12  # generated training tickets: each PHI form twice
+PLAIN_TRAINING = 300  # training tickets without PHI beside the PHI-bearing ones: enough to train on
 
 pytest.importorskip("presidio_analyzer", reason="needs the 'pii' extra: pip install 'bandmaster[pii]'")
 pytest.importorskip("faker", reason="the ticket generator needs faker (dev extra)")
 
 
-def _planted(folder: Path) -> list[dict[str, object]]:
+def _planted(folder: Path) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """A copy of the example whose tickets.jsonl holds every PHI-bearing ticket text the
     generator wrote into the bundled files (several to a ticket, so the run stays short), then
-    fresh tickets from ``make_tickets.planted`` with every PHI form."""
-    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("tickets.jsonl", "__pycache__"))
+    fresh tickets from ``make_tickets.planted`` with every PHI form; and whose train.jsonl holds
+    every PHI-bearing training ticket, fresh planted ones and enough plain ones to train on
+    (the models are trained, and cached, on it). Returns (tickets, training tickets)."""
+    shutil.copytree(
+        EXAMPLE, folder, ignore=shutil.ignore_patterns("tickets.jsonl", "train.jsonl", "__pycache__")
+    )
     sys.path.insert(0, str(folder))
     try:
         from make_tickets import planted  # type: ignore[import-not-found]
@@ -71,7 +84,11 @@ def _planted(folder: Path) -> list[dict[str, object]]:
     ]
     rows += planted(FRESH, seed=41)
     (folder / "tickets.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return rows
+    training = [json.loads(line) for line in (EXAMPLE / "train.jsonl").read_text().splitlines()]
+    train_rows = [row for row in training if row["phi"]] + planted(FRESH_TRAINING, seed=43)
+    train_rows += [row for row in training if not row["phi"]][:PLAIN_TRAINING]
+    (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in train_rows))
+    return rows, train_rows
 
 
 def _cli(*args: str, cwd: Path) -> str:
@@ -192,17 +209,66 @@ def _cookies(response: httpx2.Response) -> str:
     return "; ".join(header.split(";", 1)[0] for header in response.headers.get_list("set-cookie"))
 
 
+# Magic bytes of the compressors joblib (and the archive) may write, and how to undo them.
+DECOMPRESSORS: dict[bytes, Callable[[bytes], bytes]] = {
+    b"\x1f\x8b": gzip.decompress,
+    b"\x78": zlib.decompress,
+    b"BZh": bz2.decompress,
+    b"\xfd7zXZ": lzma.decompress,
+    b"]\x00\x00": lzma.decompress,
+}
+
+
 def _file_text(path: Path) -> bytes:
+    """The file's bytes, decompressed when compressed; for a joblib model also every string
+    held anywhere in the loaded object (vocabularies, stop-word lists, class names)."""
     data = path.read_bytes()
-    return gzip.decompress(data) if path.name.endswith(".gz") else data
+    for magic, decompress in DECOMPRESSORS.items():
+        if data.startswith(magic):
+            with contextlib.suppress(Exception):  # not compressed after all: scan as it is
+                data = decompress(data)
+            break
+    if path.suffix == ".joblib":
+        sys.path.insert(0, str(EXAMPLE))  # the pipelines hold the example's own transformers
+        try:
+            data += "\n".join(_strings(joblib.load(path), set())).encode()
+        finally:
+            sys.path.remove(str(EXAMPLE))
+    return data
+
+
+def _strings(value: object, seen: set[int]) -> Iterator[str]:
+    """Every string reachable from ``value``: dict keys and values, sequences, numpy arrays and
+    object attributes (a fitted vectorizer keeps its vocabulary and the terms it cut off)."""
+    if isinstance(value, str | bytes):
+        yield value if isinstance(value, str) else value.decode(errors="replace")
+        return
+    if id(value) in seen:
+        return
+    seen.add(id(value))
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "OUS":
+            yield from _strings(value.ravel().tolist(), seen)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(key, seen)
+            yield from _strings(item, seen)
+        return
+    if isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _strings(item, seen)
+        return
+    if hasattr(value, "__dict__"):
+        yield from _strings(vars(value), seen)
 
 
 @pytest.mark.timeout(900)
 def test_no_planted_phi_reaches_any_artifact_of_the_demo(tmp_path: Path) -> None:
     example, work = tmp_path / "support_triage", tmp_path / "work"
     work.mkdir()
-    rows = _planted(example)
-    planted = sorted({str(value) for row in rows for value in row["phi"]})  # type: ignore[attr-defined]
+    rows, train_rows = _planted(example)
+    planted = sorted({str(value).lower() for row in [*rows, *train_rows] for value in row["phi"]})  # type: ignore[attr-defined]
     assert len(planted) > 600
 
     outputs: list[str] = []
@@ -237,9 +303,32 @@ def test_no_planted_phi_reaches_any_artifact_of_the_demo(tmp_path: Path) -> None
     artifacts = {str(path.relative_to(work)): _file_text(path) for path in work.rglob("*") if path.is_file()}
     artifacts |= {f"output {number}": text.encode() for number, text in enumerate(outputs)}
     assert {"report.html", "export.jsonl", "export.jsonl.gz", "demo.db"} <= set(artifacts)
+    assert len(list((work / "models").glob("*.joblib"))) == 3, "the demo cached no models to scan"
+    # Case-insensitive: a vectorizer lowercases what it learns ("jane doe").
     hits = {
         name: found
         for name, data in artifacts.items()
-        if (found := [value for value in planted if value.encode() in data])
+        if (found := [value for value in planted if value.encode() in data.lower()])
     }
     assert hits == {}, f"planted PHI found in {len(hits)} artifacts: {hits}"
+
+
+def test_model_caches_trained_on_unredacted_text_are_removed(tmp_path: Path) -> None:
+    """Caches in the naming used before training text was redacted hold names in their
+    vocabularies: the next training run deletes them, and leaves other files alone."""
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        from local_models import train  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(EXAMPLE))
+    legacy = [tmp_path / f"{tier}-0123456789abcdef.joblib" for tier in ("small", "medium", "large")]
+    for path in legacy:
+        path.write_bytes(b"a vocabulary with jane doe in it")
+    other = tmp_path / "compliance-0123456789abcdef.joblib"  # the contract review's: not ours
+    other.write_bytes(b"kept")
+    texts = ["refund my bill", "my chest hurts", "the portal crashed", "change my address"] * 3
+    labels = ["billing", "clinical", "technical", "account"] * 3
+    train(texts, labels, cache_dir=tmp_path, tiers=("small",))
+    assert not any(path.exists() for path in legacy)
+    assert other.read_bytes() == b"kept"
+    assert [path.name.split("-")[:2] for path in tmp_path.glob("small-*")] == [["small", "redacted"]]

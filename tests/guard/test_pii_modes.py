@@ -50,6 +50,22 @@ def test_redact_walks_json_values_and_keeps_keys_and_numbers() -> None:
     }
 
 
+def test_redact_texts_gives_what_redact_text_gives_each_text() -> None:
+    texts = [
+        TEXT,
+        "billing question about a refund",
+        "",
+        "?",
+        "My name is Adaeze Nwosu, date of birth 03/14/1952, MRN 4417209.",
+        TEXT,  # a repeat: redacted once, returned in place
+        "Reach me at adaeze.nwosu@example.org or 617-555-0199.",
+    ]
+    batched = bm.RedactPII().redact_texts(texts, batch_size=2)
+    assert batched == [bm.RedactPII().redact_text(text) for text in texts]
+    assert batched[0] == batched[5] == "Mrs. <PERSON> called from <PHONE_NUMBER>"
+    assert not any("Nwosu" in text or "617-555" in text for text in batched)
+
+
 def test_text_without_pii_is_unchanged() -> None:
     assert bm.RedactPII().redact_text("billing question about a refund") == "billing question about a refund"
 

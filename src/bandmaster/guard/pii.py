@@ -21,6 +21,7 @@ from bandmaster.guard.pii_engine import require_pii_extra
 require_pii_extra()  # before the imports below, so a missing extra names the install command
 
 from presidio_analyzer import RecognizerResult as AnalyzerResult  # noqa: E402
+from presidio_analyzer.nlp_engine import NlpArtifacts  # noqa: E402
 from presidio_anonymizer.entities import OperatorConfig  # noqa: E402
 from presidio_anonymizer.entities import RecognizerResult as AnonymizerResult  # noqa: E402
 
@@ -125,13 +126,14 @@ class RedactPII:
             for r in self._results(text)
         ]
 
-    def _results(self, text: str) -> list[AnonymizerResult]:
+    def _results(self, text: str, nlp_artifacts: NlpArtifacts | None = None) -> list[AnonymizerResult]:
         found = analyzer().analyze(
             text,
             language="en",
             entities=list(self.entities),
             score_threshold=self.score_threshold,
             allow_list=list(self.allow) or None,
+            nlp_artifacts=nlp_artifacts,
         )
         results = [
             AnonymizerResult(r.entity_type, r.start, r.end, r.score) for r in found if _plausible(r, text)
@@ -148,16 +150,29 @@ class RedactPII:
         if cached is not None:
             self._cache.move_to_end(text)
             return cached
-        results = self._results(text)
-        redacted = (
-            anonymizer().anonymize(text, results, operators=self._operators(results)).text
-            if results
-            else text
-        )
+        redacted = self._rewrite(text, self._results(text))
         self._cache[text] = redacted
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return redacted
+
+    def redact_texts(self, texts: Sequence[str], *, batch_size: int = 64) -> list[str]:
+        """``redact_text`` of each text, spaCy reading them in batches: the same results, in
+        about 60% of the time, for a whole data set (a training set, say). Bypasses the cache."""
+        engine = analyzer()
+        unique = [t for t in dict.fromkeys(texts) if len(t) >= 2 and any(c.isalnum() for c in t)]
+        redacted = {
+            text: self._rewrite(text, self._results(text, nlp_artifacts))
+            for text, nlp_artifacts in engine.nlp_engine.process_batch(
+                unique, language="en", batch_size=batch_size
+            )
+        }
+        return [redacted.get(text, text) for text in texts]
+
+    def _rewrite(self, text: str, results: list[AnonymizerResult]) -> str:
+        if not results:
+            return text
+        return anonymizer().anonymize(text, results, operators=self._operators(results)).text
 
     def redact(self, value: Any) -> Any:
         """A JSON value with every string in it redacted (dict keys are kept: they are field
