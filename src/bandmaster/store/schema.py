@@ -265,6 +265,9 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX IF NOT EXISTS stream_chunks_run ON stream_chunks (run_id, id)",
     ],
+    # 13: step-start markers in the same side channel (Engine(live_steps=True), streams.py):
+    # the journal's step kind on a marker, NULL on a model stream's row
+    ["ALTER TABLE stream_chunks ADD COLUMN step_kind TEXT"],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
