@@ -15,6 +15,7 @@ PAUSE = 0.05
 @bm.step
 async def wait_for_file(path: str) -> str:
     gate = Path(path)
+    await asyncio.to_thread(Path(f"{path}.entered").touch)  # for a test that waits for it
     for _ in range(int(LIMIT / PAUSE)):
         if await asyncio.to_thread(gate.exists):
             return "released"

@@ -26,8 +26,9 @@ class LiveSteps(Hooks):
 
     def step_started(self, event: StepStarted) -> None:
         if self.markers is not None:
-            self.markers.add(event.run_id, event.seq, event.name, event.kind)
+            self.markers.add(event.run_id, event.seq, event.name, event.kind, event.started)
 
     def run_finished(self, event: RunFinished) -> None:
-        if self.markers is not None:
-            self.markers.prune()
+        # Released: the run goes on in another execution, whose markers must stay.
+        if self.markers is not None and event.outcome != "released":
+            self.markers.run_ended(event.run_id)

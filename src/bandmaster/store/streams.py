@@ -8,7 +8,8 @@ store's group commit, never awaited), and rows older than ``RETENTION`` are prun
 stream ends, so the table stays small.
 
 With ``Engine(live_steps=True)`` the same table carries step-start markers (``StepMarkers``):
-rows whose ``step_kind`` is set, an empty ``text``, one per started step.
+rows whose ``step_kind`` is set, an empty ``text``, one per started step, deleted when their
+run ends (the age-based pruning spares those of running runs: a long step stays visible).
 """
 
 from __future__ import annotations
@@ -95,8 +96,8 @@ class ChunkPublisher:
 
 
 class StepMarkers:
-    """Step starts of every run of an engine, written in batches like the chunks. Used in the
-    event loop."""
+    """Step starts of every run of an engine, written in batches like the chunks; a run's
+    markers go when it ends (its journaled steps tell the rest). Used in the event loop."""
 
     __slots__ = ("_handle", "_pending", "_store")
 
@@ -105,8 +106,8 @@ class StepMarkers:
         self._pending: list[tuple[str, int, str, str, float]] = []
         self._handle: asyncio.TimerHandle | None = None
 
-    def add(self, run_id: str, seq: int, name: str, kind: str) -> None:
-        self._pending.append((run_id, seq, name, kind, time.time()))
+    def add(self, run_id: str, seq: int, name: str, kind: str, started: float) -> None:
+        self._pending.append((run_id, seq, name, kind, started))
         if self._handle is None:
             self._handle = asyncio.get_running_loop().call_later(BATCH_INTERVAL, self.flush)
 
@@ -124,12 +125,16 @@ class StepMarkers:
         if rows:
             self._store._enqueue(insert, wait=False)
 
-    def prune(self) -> None:
-        """A run ended: write what is pending, prune old rows (see ``prune``)."""
-        if self._handle is not None:
-            self._handle.cancel()
-            self.flush()
-        prune(self._store)
+    def run_ended(self, run_id: str) -> None:
+        """Drop the run's markers: unwritten ones here, written ones by their index (cheap, unlike
+        a scan by age at every run's end)."""
+        if self._pending:
+            self._pending = [row for row in self._pending if row[0] != run_id]
+
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM stream_chunks WHERE run_id = ? AND step_kind IS NOT NULL", (run_id,))
+
+        self._store._enqueue(delete, wait=False)
 
 
 def prune(store: SQLiteStore) -> None:
