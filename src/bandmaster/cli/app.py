@@ -361,6 +361,9 @@ def worker(
             "--schedules", help="YAML with a `schedules:` mapping, ticked besides @bm.schedule ones"
         ),
     ] = None,
+    live_steps: Annotated[
+        bool, typer.Option("--live-steps", help="Publish steps as they start, for `runs watch` and SSE")
+    ] = False,
     backend: BackendOption = "embedded",
     target: TargetOption = "localhost:7233",
     namespace: NamespaceOption = "default",
@@ -414,6 +417,7 @@ def worker(
             rollup_every=rollup_every or None,
             busy_timeout=busy_timeout,
             schedules=configured,
+            live_steps=live_steps,
         )
         await engine.open()
         names = ", ".join(sorted(engine.workflows))

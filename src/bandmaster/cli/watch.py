@@ -1,5 +1,6 @@
 """``bandmaster runs watch RUN``: a run followed live in the terminal, from the journal: steps
-as they end (and model streams as they start), the tokens of a model stream as they arrive,
+as they end (and model streams as they start; every step as it starts when the worker runs
+with ``--live-steps``), the tokens of a model stream as they arrive,
 and the outcome. Everything printed is data, through the console helpers (never markup)."""
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class _Printer:
 
     def step(self, data: dict[str, Any]) -> None:
         self.end_line()
+        if data.get("marker") == "started":
+            ui.line(("started ", "cyan"), data["name"], f" (seq {data['seq']})")
+            return
         head = f"step {data['seq']} {data['name']} ({data['kind']}) "
         if data["status"] == "running":
             ui.line(head, ("streaming", "cyan"))

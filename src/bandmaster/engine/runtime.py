@@ -20,6 +20,7 @@ from bandmaster._types import TERMINAL_STATUSES, RunStatus
 from bandmaster.engine.approvals import Approvals
 from bandmaster.engine.hooks import EngineClosed, EngineOpened, Hooks, RunCreated, emit, hook_set
 from bandmaster.engine.idempotency import request_digest
+from bandmaster.engine.live_steps import LiveSteps
 from bandmaster.engine.redaction import Redactor, redact_json
 from bandmaster.engine.redaction_policy import ANY_WORKFLOW, RedactionPolicy
 from bandmaster.engine.run_id import check_run_id
@@ -178,6 +179,8 @@ class Engine:
     without one, a journal this process cannot write is opened read-only.
     ``schedules`` (``bm.Schedule``), with those of ``@bm.schedule`` workflows, are ticked by the
     worker: one run per tick however many workers tick them (``bandmaster.triggers``).
+    ``live_steps=True`` publishes each step as it starts (its name, never its input) for
+    observers (``bandmaster runs watch``, the server's SSE), at a small cost per step.
     """
 
     def __init__(
@@ -198,6 +201,7 @@ class Engine:
         busy_timeout: float = 10.0,
         journal_retry: Retry = JOURNAL_RETRY,
         schedules: Iterable[Schedule] = (),
+        live_steps: bool = False,
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"Engine(concurrency={concurrency}): must be at least 1")
@@ -214,7 +218,8 @@ class Engine:
         self.max_payload = max_payload
         self.max_inline_sleep = max_inline_sleep
         self.registry = registry
-        self.hooks = hook_set(hooks)
+        self._live_steps = LiveSteps() if live_steps else None
+        self.hooks = hook_set([*hooks, self._live_steps] if self._live_steps is not None else hooks)
         if redact is not None and not isinstance(redact, Redactor):
             raise UsageError(f"Engine(redact={redact!r}): needs a redact(value) method, e.g. bm.RedactPII()")
         self.redact = redact
@@ -273,6 +278,8 @@ class Engine:
             self._redaction = None
             raise
         self._store = store
+        if self._live_steps is not None:
+            self._live_steps.attach(store)
         if self.hooks is not None:
             emit(self.hooks.engine_opened, EngineOpened(self.path, self.owner))
         if self.run_worker:

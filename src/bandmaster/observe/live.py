@@ -30,9 +30,10 @@ async def run_updates(
 ) -> AsyncIterator[tuple[UpdateKind, dict[str, Any]]]:
     """``(kind, data)`` until the run ends (or is gone). ``step`` data is a journaled step
     (``StepInfo`` as JSON), or ``{"seq", "name", "kind": "model", "status": "running"}`` when
-    a model stream starts; ``token`` is ``{"seq", "text", "restart"}``; ``quiet`` comes after
-    ``quiet_after`` seconds without news (a keep-alive for the SSE stream). ``chunks`` None:
-    no tokens (the Temporal backend)."""
+    a model stream starts, or ``{"seq", "name", "kind", "status": "running", "marker":
+    "started"}`` when a step starts (a worker with ``live_steps``); ``token`` is ``{"seq",
+    "text", "restart"}``; ``quiet`` comes after ``quiet_after`` seconds without news (a
+    keep-alive for the SSE stream). ``chunks`` None: no tokens (the Temporal backend)."""
     seen_steps: dict[int, tuple[str, int, object]] = {}
     last_chunk = 0
     last_status: str | None = None
@@ -44,6 +45,7 @@ async def run_updates(
         except RunNotFound:
             return
         sent = False
+        started: list[ChunkRow] = []
         ended = info.status in TERMINAL_STATUSES
         status = None if info.status == last_status else {"run_id": run_id, "status": info.status}
         last_status = info.status
@@ -53,7 +55,10 @@ async def run_updates(
         # Read after the run: the chunks of a stream whose step is journaled are all written.
         for row in chunks(run_id, last_chunk) if chunks is not None else ():
             last_chunk, sent = row.id, True
-            if row.seq not in seen_steps:  # the stream started: its step is running
+            if row.step_kind is not None:  # a step started: told after the steps that ended
+                started.append(row)
+                continue
+            if seen_steps.get(row.seq, ("started",))[0] == "started":  # the stream started
                 seen_steps[row.seq] = ("running", 0, None)
                 yield "step", {"seq": row.seq, "name": row.name, "kind": "model", "status": "running"}
             if row.text or row.restart:
@@ -64,6 +69,11 @@ async def run_updates(
                 seen_steps[step.seq] = key
                 sent = True
                 yield "step", step.model_dump(mode="json")
+        for row in started:  # one that ended already was told as such
+            if row.seq not in seen_steps:
+                seen_steps[row.seq] = ("started", 0, None)
+                marker = {"seq": row.seq, "name": row.name, "kind": row.step_kind, "status": "running"}
+                yield "step", {**marker, "marker": "started"}
         if ended:  # its last tokens and steps first, then the outcome
             if status is not None:
                 yield "status", status

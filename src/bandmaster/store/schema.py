@@ -265,6 +265,26 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX IF NOT EXISTS stream_chunks_run ON stream_chunks (run_id, id)",
     ],
+    # 13: step-start markers in the same side channel (Engine(live_steps=True), streams.py), and
+    # ids never reused (AUTOINCREMENT): a reader resumes after the last id it saw, so a row
+    # written after the newest rows were deleted (a resumed stream's) must not get their ids.
+    # The table holds only seconds of transient rows: rebuilt empty.
+    [
+        "DROP TABLE stream_chunks",
+        """
+        CREATE TABLE stream_chunks (
+            id        INTEGER PRIMARY KEY AUTOINCREMENT,  -- arrival order, never reused
+            run_id    TEXT NOT NULL,
+            seq       INTEGER NOT NULL,     -- the model call's (or started step's) journal seq
+            name      TEXT NOT NULL,        -- and its step name
+            text      TEXT NOT NULL,        -- the chunks of one batch, joined ('' first: started)
+            restart   INTEGER NOT NULL,     -- 1: drop the text so far (a retry or fallback)
+            at        REAL NOT NULL,
+            step_kind TEXT                  -- a step-start marker: the step's kind; NULL: a stream
+        )
+        """,
+        "CREATE INDEX stream_chunks_run ON stream_chunks (run_id, id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -6,6 +6,10 @@ Not the journal: the journal records a streamed call once, when it ends. Chunks 
 batches (one row per batch, at most one write per ``BATCH_INTERVAL`` per stream, through the
 store's group commit, never awaited), and rows older than ``RETENTION`` are pruned whenever a
 stream ends, so the table stays small.
+
+With ``Engine(live_steps=True)`` the same table carries step-start markers (``StepMarkers``):
+rows whose ``step_kind`` is set, an empty ``text``, one per started step, deleted when their
+run ends (the age-based pruning spares those of running runs: a long step stays visible).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class ChunkRow:
     name: str
     text: str
     restart: bool
+    step_kind: str | None = None
+    """Set on a step-start marker (the journal's step kind); None on a model stream's row."""
 
 
 class ChunkPublisher:
@@ -86,12 +92,64 @@ class ChunkPublisher:
     def close(self) -> None:
         """The stream ended: write what is left and prune old rows of every stream."""
         self.flush()
-        horizon = time.time() - RETENTION
+        prune(self._store)
 
-        def prune(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM stream_chunks WHERE at < ?", (horizon,))
 
-        self._store._enqueue(prune, wait=False)
+class StepMarkers:
+    """Step starts of every run of an engine, written in batches like the chunks; a run's
+    markers go when it ends (its journaled steps tell the rest). Used in the event loop."""
+
+    __slots__ = ("_handle", "_pending", "_store")
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+        self._pending: list[tuple[str, int, str, str, float]] = []
+        self._handle: asyncio.TimerHandle | None = None
+
+    def add(self, run_id: str, seq: int, name: str, kind: str, started: float) -> None:
+        self._pending.append((run_id, seq, name, kind, started))
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_later(BATCH_INTERVAL, self.flush)
+
+    def flush(self) -> None:
+        self._handle = None
+        rows, self._pending = self._pending, []
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "INSERT INTO stream_chunks (run_id, seq, name, text, restart, step_kind, at) "
+                "VALUES (?, ?, ?, '', 0, ?, ?)",
+                rows,
+            )
+
+        if rows:
+            self._store._enqueue(insert, wait=False)
+
+    def run_ended(self, run_id: str) -> None:
+        """Drop the run's markers: unwritten ones here, written ones by their index (cheap, unlike
+        a scan by age at every run's end)."""
+        if self._pending:
+            self._pending = [row for row in self._pending if row[0] != run_id]
+
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM stream_chunks WHERE run_id = ? AND step_kind IS NOT NULL", (run_id,))
+
+        self._store._enqueue(delete, wait=False)
+
+
+def prune(store: SQLiteStore) -> None:
+    """Delete rows older than ``RETENTION``, except the markers of runs still running (a long
+    step stays visible to a watcher that comes late)."""
+    horizon = time.time() - RETENTION
+
+    def delete(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "DELETE FROM stream_chunks WHERE at < ? AND (step_kind IS NULL "
+            "OR run_id NOT IN (SELECT id FROM runs WHERE status = 'running'))",
+            (horizon,),
+        )
+
+    store._enqueue(delete, wait=False)
 
 
 def _insert(conn: sqlite3.Connection, row: tuple[str, int, str, str, int, float]) -> None:
@@ -101,7 +159,8 @@ def _insert(conn: sqlite3.Connection, row: tuple[str, int, str, str, int, float]
 def chunks_after(store: SQLiteStore, run_id: str, after: int) -> list[ChunkRow]:
     """The run's chunk rows written after row ``after`` (0: all), oldest first."""
     rows = store._conn.execute(
-        "SELECT id, seq, name, text, restart FROM stream_chunks WHERE run_id = ? AND id > ? ORDER BY id",
+        "SELECT id, seq, name, text, restart, step_kind FROM stream_chunks"
+        " WHERE run_id = ? AND id > ? ORDER BY id",
         (run_id, after),
     ).fetchall()
-    return [ChunkRow(id, seq, name, text, bool(restart)) for id, seq, name, text, restart in rows]
+    return [ChunkRow(id, seq, name, text, bool(restart), kind) for id, seq, name, text, restart, kind in rows]
