@@ -51,6 +51,23 @@ pytest.importorskip("presidio_analyzer", reason="needs the 'pii' extra: pip inst
 pytest.importorskip("faker", reason="the ticket generator needs faker (dev extra)")
 
 
+@contextlib.contextmanager
+def example_modules(folder: Path) -> Iterator[None]:
+    """Import the example's own modules for a moment. They are dropped from ``sys.modules``
+    afterwards: ``local_models`` is also the name of the graph examples' module, and a later
+    test importing that name must not get this one."""
+    before = set(sys.modules)
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        for name in set(sys.modules) - before:
+            module_file = getattr(sys.modules[name], "__file__", None) or ""
+            if module_file.startswith(str(folder)):
+                del sys.modules[name]
+
+
 def _planted(folder: Path) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
     """A copy of the example whose tickets.jsonl holds every PHI-bearing ticket text the
     generator wrote into the bundled files (several to a ticket, so the run stays short), then
@@ -60,11 +77,8 @@ def _planted(folder: Path) -> tuple[list[dict[str, object]], list[dict[str, obje
     shutil.copytree(
         EXAMPLE, folder, ignore=shutil.ignore_patterns("tickets.jsonl", "train.jsonl", "__pycache__")
     )
-    sys.path.insert(0, str(folder))
-    try:
+    with example_modules(folder):
         from make_tickets import planted  # type: ignore[import-not-found]
-    finally:
-        sys.path.remove(str(folder))
     bundled = [
         row
         for name in ("tickets.jsonl", "train.jsonl")
@@ -229,11 +243,8 @@ def _file_text(path: Path) -> bytes:
                 data = decompress(data)
             break
     if path.suffix == ".joblib":
-        sys.path.insert(0, str(EXAMPLE))  # the pipelines hold the example's own transformers
-        try:
+        with example_modules(EXAMPLE):  # the pipelines hold the example's own transformers
             data += "\n".join(_strings(joblib.load(path), set())).encode()
-        finally:
-            sys.path.remove(str(EXAMPLE))
     return data
 
 
@@ -316,11 +327,6 @@ def test_no_planted_phi_reaches_any_artifact_of_the_demo(tmp_path: Path) -> None
 def test_model_caches_trained_on_unredacted_text_are_removed(tmp_path: Path) -> None:
     """Caches in the naming used before training text was redacted hold names in their
     vocabularies: the next training run deletes them, and leaves other files alone."""
-    sys.path.insert(0, str(EXAMPLE))
-    try:
-        from local_models import train  # type: ignore[import-not-found]
-    finally:
-        sys.path.remove(str(EXAMPLE))
     legacy = [tmp_path / f"{tier}-0123456789abcdef.joblib" for tier in ("small", "medium", "large")]
     for path in legacy:
         path.write_bytes(b"a vocabulary with jane doe in it")
@@ -328,7 +334,10 @@ def test_model_caches_trained_on_unredacted_text_are_removed(tmp_path: Path) -> 
     other.write_bytes(b"kept")
     texts = ["refund my bill", "my chest hurts", "the portal crashed", "change my address"] * 3
     labels = ["billing", "clinical", "technical", "account"] * 3
-    train(texts, labels, cache_dir=tmp_path, tiers=("small",))
+    with example_modules(EXAMPLE):  # pickling the pipelines needs the module importable
+        from local_models import train  # type: ignore[import-not-found]
+
+        train(texts, labels, cache_dir=tmp_path, tiers=("small",))
     assert not any(path.exists() for path in legacy)
     assert other.read_bytes() == b"kept"
     assert [path.name.split("-")[:2] for path in tmp_path.glob("small-*")] == [["small", "redacted"]]
