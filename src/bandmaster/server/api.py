@@ -33,7 +33,6 @@ from bandmaster.server.errors import AUTHENTICATED, HIDDEN, ApiError, documented
 from bandmaster.server.events import run_events
 from bandmaster.server.exposure import shown_run
 from bandmaster.server.limits import MAX_OFFSET
-from bandmaster.store.streams import chunks_after
 from bandmaster.store.tokens import TokenStore
 
 if TYPE_CHECKING:
@@ -212,11 +211,10 @@ async def stream_events(run_id: str, request: Request, principal: Reader) -> Str
     await state.runs.describe(run_id)  # 404 before the stream starts
     # On Temporal each poll reads the run's history from the cluster: poll less often.
     poll = state.settings.poll_interval if state.temporal is None else max(state.settings.poll_interval, 0.5)
-    # Token chunks are published to the embedded journal only (Temporal: none).
-    store = state.store
-    chunks = None if state.temporal is not None else lambda run, after: chunks_after(store, run, after)
     return StreamingResponse(
-        run_events(state.runs, run_id, poll=poll, internals=state.settings.show_internals, chunks=chunks),
+        run_events(
+            state.runs, run_id, poll=poll, internals=state.settings.show_internals, chunks=state.chunks
+        ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -29,8 +29,11 @@ from bandmaster.server.limits import RateLimiter, SizeLimits
 from bandmaster.server.metrics import HttpMetrics
 from bandmaster.server.settings import ServerSettings
 from bandmaster.store.schema import SCHEMA_VERSION
+from bandmaster.store.streams import chunks_after
+from bandmaster.triggers.desk import ScheduleDesk, Schedules
 
 if TYPE_CHECKING:
+    from bandmaster.observe.live import ChunkReader
     from bandmaster.temporal.engine import TemporalEngine
     from bandmaster.triggers.hooks import InboundHook
 
@@ -82,7 +85,14 @@ def create_app(
                 await temporal.open()
             hub = bind_store(registry, engine.store) if registry is not None else None
             app.state.bandmaster = ServerState(
-                engine, hub, chosen, RateLimiter(chosen.burst_seconds), temporal=temporal, hooks=hooks_by_name
+                engine,
+                hub,
+                chosen,
+                RateLimiter(chosen.burst_seconds),
+                temporal=temporal,
+                hooks=hooks_by_name,
+                schedules=_schedules(engine, temporal),
+                chunks=_chunks(engine, temporal),
             )
             yield
         finally:
@@ -165,6 +175,24 @@ def create_app(
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _schedules(engine: Engine, temporal: TemporalEngine | None) -> ScheduleDesk:
+    """The schedules the routes list, pause and resume: Temporal Schedules on Temporal."""
+    if temporal is not None:
+        from bandmaster.temporal.schedules import TemporalSchedules
+
+        return TemporalSchedules(temporal)
+    return Schedules(engine.store)
+
+
+def _chunks(engine: Engine, temporal: TemporalEngine | None) -> ChunkReader | None:
+    """Where the event stream reads model streams' token chunks: the embedded journal's side
+    table; Temporal activities publish none."""
+    if temporal is not None:
+        return None
+    store = engine.store
+    return lambda run_id, after: chunks_after(store, run_id, after)
 
 
 def _check_hooks(hooks: Mapping[str, InboundHook], workflows: Mapping[str, Workflow[..., Any]]) -> None:

@@ -21,7 +21,9 @@ from bandmaster.store.sqlite import SQLiteStore
 from bandmaster.store.tokens import TokenStore
 
 if TYPE_CHECKING:
+    from bandmaster.observe.live import ChunkReader
     from bandmaster.temporal.engine import TemporalEngine
+    from bandmaster.triggers.desk import ScheduleDesk
     from bandmaster.triggers.hooks import InboundHook
 
 TOKEN_HINT = (
@@ -41,6 +43,9 @@ class ServerState:
     touched: dict[str, float] = field(default_factory=dict)
     temporal: TemporalEngine | None = None  # runs and approvals go there (--backend temporal)
     hooks: dict[str, InboundHook] = field(default_factory=dict)  # POST /hooks/{name} (--hooks)
+    # Chosen once with the backend (create_app), so routes need not ask which one it is:
+    schedules: ScheduleDesk | None = None  # the journal's schedules, or Temporal Schedules
+    chunks: ChunkReader | None = None  # live token chunks of model streams (embedded only)
 
     @property
     def store(self) -> SQLiteStore:

@@ -9,7 +9,7 @@ from bandmaster.server.bodies import StrictJsonRoute
 from bandmaster.server.deps import ServerState, state_of
 from bandmaster.server.errors import AUTHENTICATED, documented
 from bandmaster.store.tokens import TokenStore
-from bandmaster.triggers.desk import ScheduleDesk, ScheduleInfo, Schedules
+from bandmaster.triggers.desk import ScheduleDesk, ScheduleInfo
 
 router = APIRouter(
     prefix="/api/v1/schedules",
@@ -20,12 +20,9 @@ router = APIRouter(
 
 
 def desk_of(state: ServerState) -> ScheduleDesk:
-    """The journal's schedules, or on Temporal its Temporal Schedules."""
-    if state.temporal is not None:
-        from bandmaster.temporal.schedules import TemporalSchedules
-
-        return TemporalSchedules(state.temporal)
-    return Schedules(state.store)
+    """The schedules of the server's backend (chosen once, in ``create_app``)."""
+    assert state.schedules is not None, "ServerState is built by create_app with its desk"
+    return state.schedules
 
 
 @router.get("", response_model=list[ScheduleInfo])
