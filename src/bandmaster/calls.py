@@ -111,6 +111,45 @@ def as_request(
     )
 
 
+def prepare_call(
+    registry: Registry | None,
+    target: str | Model,
+    input: str | list[Message] | list[dict[str, str]] | dict[str, Any] | ModelRequest,
+    *,
+    system: str | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    json_schema: dict[str, Any] | None,
+    stop: list[str] | None,
+    timeout: float | None,
+    retry: Retry | None,
+    fallback: list[str | Model] | None,
+    breaker: Breaker | None,
+    cache_ttl: float | None,
+) -> tuple[Registry, ModelRequest, _Policy]:
+    """What ``call_model`` and ``stream_model`` resolve before calling: the run's registry,
+    the request, and the policy (explicit arguments over the alias's)."""
+    registry = run_registry(registry)
+    request = as_request(
+        input,
+        system=system,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        json_schema=json_schema,
+        stop=stop,
+    )
+    policy = _policy(
+        registry,
+        target,
+        timeout=timeout,
+        retry=retry,
+        fallback=fallback,
+        breaker=breaker,
+        cache_ttl=cache_ttl,
+    )
+    return registry, request, policy
+
+
 async def call_model(
     target: str | Model,
     input: str | list[Message] | list[dict[str, str]] | dict[str, Any] | ModelRequest,
@@ -162,24 +201,11 @@ async def call_model(
         response = await backend.call_model(target, input, options)
         return revive(guards, response)  # the answer crossed a process as JSON
     ctx = journaling()
-    registry = run_registry(registry)
-    request = as_request(
-        input,
-        system=system,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        json_schema=json_schema,
-        stop=stop,
-    )
-    policy = _policy(
-        registry,
-        target,
-        timeout=timeout,
-        retry=retry,
-        fallback=fallback,
-        breaker=breaker,
-        cache_ttl=cache_ttl,
-    )
+    registry, request, policy = prepare_call(
+        registry, target, input, system=system, temperature=temperature, max_tokens=max_tokens,
+        json_schema=json_schema, stop=stop, timeout=timeout, retry=retry, fallback=fallback,
+        breaker=breaker, cache_ttl=cache_ttl,
+    )  # fmt: skip
     name = target if isinstance(target, str) else target.name
     if ctx is None:
         response = await _invoke(hub_for(registry, None), target, request, key, policy, OpRecord(), guards)

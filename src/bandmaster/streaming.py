@@ -25,11 +25,9 @@ from typing import Any
 from bandmaster.calls import (
     _RESPONSE,
     _invoke,
-    _policy,
-    as_request,
     call_model,
+    prepare_call,
     redact_request,
-    run_registry,
 )
 from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import RunContext, journaling
@@ -234,24 +232,11 @@ def stream_model(
         )
         return ModelStream(relay, call, guards)
     ctx = journaling()
-    registry = run_registry(registry)
-    request = as_request(
-        input,
-        system=system,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        json_schema=json_schema,
-        stop=stop,
-    )
-    policy = _policy(
-        registry,
-        target,
-        timeout=timeout,
-        retry=retry,
-        fallback=fallback,
-        breaker=breaker,
-        cache_ttl=cache_ttl,
-    )
+    registry, request, policy = prepare_call(
+        registry, target, input, system=system, temperature=temperature, max_tokens=max_tokens,
+        json_schema=json_schema, stop=stop, timeout=timeout, retry=retry, fallback=fallback,
+        breaker=breaker, cache_ttl=cache_ttl,
+    )  # fmt: skip
 
     def invoke(record: OpRecord, redactor: Any = None) -> Awaitable[ModelResponse]:
         hub = hub_for(registry, ctx.store if ctx is not None else None)
