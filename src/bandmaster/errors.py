@@ -27,6 +27,7 @@ __all__ = [
     "FallbacksExhausted",
     "GuardViolation",
     "InvalidArchive",
+    "IdempotencyConflict",
     "InvalidInput",
     "InvalidRequest",
     "InvalidSignature",
@@ -35,6 +36,7 @@ __all__ = [
     "JournalReadOnly",
     "MalformedResponse",
     "NonDeterminismError",
+    "NotSupported",
     "NotAJournal",
     "NotAuthorized",
     "OutputValidationFailed",
@@ -110,6 +112,16 @@ class TargetUnreachable(UsageError):
     def __init__(self, message: str, *, best: Any = None) -> None:
         super().__init__(message)
         self.best = best
+
+
+class NotSupported(UsageError):
+    """The backend in use lacks this capability (``backend.capabilities``); the message says
+    why and what to use instead."""
+
+
+class IdempotencyConflict(UsageError):
+    """A run id (an Idempotency-Key) was already used for a different request: another
+    workflow or another input. Use a new id for a new run."""
 
 
 class WorkflowNotFound(UsageError, LookupError):

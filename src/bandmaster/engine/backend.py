@@ -9,15 +9,25 @@ protocol from above (``bandmaster.temporal``).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+import builtins
+from collections.abc import Awaitable, Mapping, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
 
+from bandmaster._types import RunStatus
+
 if TYPE_CHECKING:
+    from bandmaster.engine.approval import Decision
+    from bandmaster.engine.approvals import Approval, AuditEntry
+    from bandmaster.engine.runtime import RunHandle, RunInfo
     from bandmaster.engine.serde import Codec
     from bandmaster.engine.step import Step
+    from bandmaster.engine.workflow import Workflow
+    from bandmaster.observe.stats_model import Stats  # moves below the engine in the restructure
+    from bandmaster.triggers.desk import ScheduleDesk  # likewise
 
 
 class OperationBackend(Protocol):
@@ -57,3 +67,151 @@ class OperationBackend(Protocol):
 
 current_backend: ContextVar[OperationBackend | None] = ContextVar("bandmaster_backend", default=None)
 """Set by a backend while it runs workflow code; ``None`` on the embedded engine."""
+
+
+# --- The backend interface: what a user (and the server, and the CLI) can ask of a durable backend.
+# ``bm.Engine`` (SQLite) and ``bm.TemporalEngine`` both implement it and both pass the conformance
+# suite in tests/conformance/. The server and the CLI are written against ``Backend`` only.
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can do. A missing capability carries the reason, which the error for
+    using it repeats (``NotSupported``), and which the README's capability table lists."""
+
+    name: str
+    """``embedded`` or ``temporal``."""
+    missing: Mapping[str, str] = field(default_factory=dict)
+    """Capability name → why this backend cannot do it (and what to use instead)."""
+
+    def supports(self, capability: str) -> bool:
+        return capability not in self.missing
+
+    def require(self, capability: str) -> None:
+        """Raise ``NotSupported`` (with the reason) unless this backend has ``capability``."""
+        reason = self.missing.get(capability)
+        if reason is not None:
+            from bandmaster.errors import NotSupported
+
+            raise NotSupported(f"{capability} is not available on the {self.name} backend: {reason}")
+
+
+CAPABILITIES = (
+    "stats",  # Backend.stats()
+    "model_switch",  # ModelDesk.switch() reaching every worker within a second
+    "shared_breakers",  # one breaker state per model across all workers
+    "token_streaming",  # Backend.chunks: model stream chunks readable while a run runs
+    "live_steps",  # step-started events for watchers
+    "schedules",  # Backend.schedules
+)
+"""Every capability name a backend may lack."""
+
+
+@dataclass(frozen=True, slots=True)
+class AliasState:
+    """One model alias as a backend's model desk reports it (plain data: the engine does not
+    import ``models/``)."""
+
+    alias: str
+    versions: dict[str, str]
+    weights: dict[str, float]
+    fallback: list[str]
+    breakers: dict[str, str] = field(default_factory=dict)
+
+
+class ModelDesk(Protocol):
+    """Read and switch the model registry's aliases. A switch is validated against the
+    registry, audited with ``by``, and adopted by every worker within a second."""
+
+    async def describe(self) -> list[AliasState]: ...
+
+    async def history(self, alias: str) -> list[dict[str, Any]]: ...
+
+    async def switch(
+        self,
+        alias: str,
+        *,
+        versions: dict[str, str] | None = None,
+        weights: dict[str, float] | None = None,
+        by: str,
+    ) -> AliasState: ...
+
+
+class Backend(Protocol):
+    """A durable backend. Errors are the same on every backend: ``RunNotFound``,
+    ``WorkflowNotFound``, ``IdempotencyConflict`` (a ``run_id`` reused for another request),
+    ``AlreadyDecided`` (a late approval decision), ``NotSupported`` (a missing capability, with
+    why)."""
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    @property
+    def workflows(self) -> Mapping[str, Workflow[..., Any]]: ...
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def health(self) -> str | None:
+        """None when the backend can serve; else why not, in one line."""
+        ...
+
+    async def start(
+        self, workflow: Workflow[..., Any] | str, /, *args: Any, run_id: str | None = None, **kwargs: Any
+    ) -> RunHandle[Any]:
+        """With ``run_id``, idempotent: the same request returns the existing run; a different
+        workflow or input under that id raises ``IdempotencyConflict``."""
+        ...
+
+    async def result(
+        self, run_id: str, *, timeout: float | None = None, workflow: Workflow[..., Any] | None = None
+    ) -> Any: ...
+
+    async def signal(self, run_id: str, name: str, payload: Any = None) -> None: ...
+
+    async def cancel(self, run_id: str) -> RunStatus: ...
+
+    async def describe(self, run_id: str) -> RunInfo: ...
+
+    async def list(
+        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0
+    ) -> builtins.list[RunInfo]: ...
+
+    async def run_ids_starting(self, prefix: str, *, limit: int = 10) -> builtins.list[str]: ...
+
+    @property
+    def approvals(self) -> ApprovalDesk: ...
+
+    @property
+    def models(self) -> ModelDesk: ...
+
+    async def stats(self, *, workflow: str | None = None, since: str | float | None = None) -> Stats: ...
+
+    @property
+    def schedules(self) -> ScheduleDesk: ...
+
+    def chunks(self, run_id: str, after: int) -> builtins.list[Any]:
+        """Model stream chunks of a run after position ``after`` (capability ``token_streaming``)."""
+        ...
+
+
+class ApprovalDesk(Protocol):
+    """``backend.approvals``: the same errors on every backend."""
+
+    async def list(
+        self,
+        *,
+        status: Literal["pending", "decided"] | None = "pending",
+        run_id: str | None = None,
+        name: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[Approval]: ...
+
+    async def get(self, run_id: str, *, name: str | None = None) -> Approval: ...
+
+    async def decide(
+        self, run_id: str, action: str, *, by: str, comment: str | None = None, name: str | None = None
+    ) -> Decision: ...
+
+    async def audit(self, run_id: str | None = None, *, limit: int = 1000) -> builtins.list[AuditEntry]: ...
