@@ -115,6 +115,13 @@ _hubs: weakref.WeakKeyDictionary[object, dict[int, ModelHub]] = weakref.WeakKeyD
 _storeless: dict[int, ModelHub] = {}
 
 
+def reset_hubs() -> None:
+    """Forget every hub of this process, with its breaker states (for tests:
+    ``bandmaster.model_defaults.reset_models`` calls it)."""
+    _hubs.clear()
+    _storeless.clear()
+
+
 def hub_for(registry: Registry, store: SQLiteStore | None) -> ModelHub:
     """The one hub of this registry on this store (per process)."""
     if store is None:
