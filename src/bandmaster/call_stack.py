@@ -13,7 +13,7 @@ hit) goes into the step's meta as it runs.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import overload
 
@@ -184,6 +184,11 @@ class _Links(Sequence[Model]):
 
     def __len__(self) -> int:
         return len(self._targets)
+
+    def __iter__(self) -> Iterator[Model]:  # what the chain uses: no IndexError at the end
+        build = self._build
+        for position, target in enumerate(self._targets):
+            yield build(position, target)
 
     @overload
     def __getitem__(self, index: int) -> Model: ...
