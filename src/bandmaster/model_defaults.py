@@ -11,7 +11,6 @@ working directory is not seen until ``use_registry`` or ``reset_models``.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from bandmaster.errors import UsageError
@@ -47,16 +46,15 @@ def default_registry() -> Registry:
 
 def reset_models() -> None:
     """Forget every process-wide model state: the default registry (the next call resolves it
-    again), the hubs with their breaker states and alias overrides, and the default tokenizer.
+    again) and the hubs with their breaker states and alias overrides.
 
     For tests: call it between tests (an autouse fixture) so that a breaker opened or a
-    registry chosen in one test is not seen by the next."""
+    registry chosen in one test is not seen by the next. The default tokenizer's cache is
+    left alone: it holds an immutable encoding, and dropping it would re-import tiktoken
+    inside a Temporal workflow sandbox, which refuses late imports."""
     global _default
     _default = None
     reset_hubs()
-    chunking = sys.modules.get("bandmaster.graph.chunking")  # loaded only if a tokenizer was used
-    if chunking is not None:
-        chunking.default_tokenizer.cache_clear()
 
 
 __all__ = ["default_registry", "reset_models", "use_registry"]
