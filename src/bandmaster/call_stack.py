@@ -5,7 +5,8 @@ For each model of the chain (the alias's version, then each fallback), innermost
 
     Retrying (retries, per-attempt timeout) → Guarded (output guards, re-asks) → BreakerGate
 
-then ``FallbackChain`` over them → ``Priced`` → ``ResponseCache``. ``bm.call_model``,
+then ``FallbackChain`` over them (a call without fallbacks asks its one model directly) →
+``Priced`` → ``ResponseCache``. ``bm.call_model``,
 ``bm.stream_model`` and a backend's model activity all call through ``invoke_model``; what the
 journal keeps about the call (alias, version, who served, tokens, cost, breaker states, cache
 hit) goes into the step's meta as it runs.
@@ -38,6 +39,7 @@ from bandmaster.wrappers import (
     Wrapper,
     falls_back,
 )
+from bandmaster.wrappers.fallback import note_served
 
 RESPONSE_CODEC = codec_for(ModelResponse)
 """How a model step's answer is journaled."""
@@ -135,8 +137,13 @@ async def invoke_model(
             wrapped = BreakerGate(wrapped, policy.breaker, states=hub, seen=breakers)
         return wrapped
 
-    name = target if isinstance(target, str) else target.name
-    stack: Model = Priced(FallbackChain(_Links(targets, link), name=name, notes=meta), registry.prices)
+    only: Model | None = None
+    if len(targets) > 1:
+        name = target if isinstance(target, str) else target.name
+        chain: Model = FallbackChain(_Links(targets, link), name=name, notes=meta)
+    else:  # a chain of one model is that model: a wrapper less on the common path
+        chain = only = link(0, targets[0])
+    stack: Model = Priced(chain, registry.prices)
     meta["cache_hit"] = False
     if policy.cache_ttl and hub.store is not None:
         # Keyed by the model that would serve (not the alias): a switch or a canary never gets
@@ -160,6 +167,8 @@ async def invoke_model(
     if meta["cache_hit"]:
         meta.update(model=response.model, tokens=_tokens(response), cost=0.0)
         return response
+    if only is not None:
+        note_served(meta, only, 0)
     meta.update(
         model=response.model or meta["served_by"],
         tokens=_tokens(response),

@@ -27,7 +27,8 @@ class Retrying(Wrapper):
         name: str | None = None,
         record: OpRecord | None = None,
     ) -> None:
-        super().__init__(inner, name=name)
+        self.inner = inner
+        self.name = inner.name if name is None else name
         self.retry = retry
         self.timeout = timeout
         self.record = record

@@ -62,7 +62,7 @@ class BreakerGate(Wrapper):
         seen: dict[str, str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(inner)
+        self.inner, self.name = inner, inner.name
         self.breaker = breaker
         self.states = LocalBreakers() if states is None else states
         self.seen = seen
@@ -72,7 +72,8 @@ class BreakerGate(Wrapper):
         label, states = self.name, self.states
         state = states.breaker(label)
         if not state.allow(self.breaker, self.clock()):
-            self._note(state)
+            if self.seen is not None:
+                self.seen[label] = state.status
             raise CircuitOpen(f"{label}: circuit open since {state.opened_at}; skipping to the fallback")
         try:
             response = await self.inner.request(req)
@@ -82,16 +83,14 @@ class BreakerGate(Wrapper):
             else:
                 if state.record_failure(self.breaker, self.clock()):
                     states.share_breaker(label)
-                self._note(state)
+                if self.seen is not None:
+                    self.seen[label] = state.status
             raise
         except BaseException:
             state.trial_in_flight = False  # a cancelled half-open trial must not block the model
             raise
         if state.record_success(self.clock()):
             states.share_breaker(label)
-        self._note(state)
-        return response
-
-    def _note(self, state: BreakerState) -> None:
         if self.seen is not None:
-            self.seen[self.name] = state.status
+            self.seen[label] = state.status
+        return response

@@ -16,6 +16,14 @@ def falls_back(error: Exception) -> bool:
     return not (isinstance(error, GuardViolation) and not error.fallback)
 
 
+def note_served(notes: dict[str, Any], model: Model, position: int) -> None:
+    """What a step's journal meta keeps about the model of a chain that answered."""
+    notes["served_by"] = model.name
+    notes["fallback"] = model.name if position else None
+    if provider := getattr(innermost(model), "provider", None):  # OpenAIModel, AnthropicModel
+        notes["provider"] = provider
+
+
 class FallbackChain:
     """A ``Model`` that asks ``models`` in turn, each after the previous one failed with an
     error ``falls_back`` accepts. One failure is raised as it is; several as
@@ -55,10 +63,7 @@ class FallbackChain:
                     raise
                 continue
             if self.notes is not None:
-                self.notes["served_by"] = label
-                self.notes["fallback"] = label if position else None
-                if provider := getattr(innermost(model), "provider", None):  # OpenAIModel, AnthropicModel
-                    self.notes["provider"] = provider
+                note_served(self.notes, model, position)
             return response
         if len(errors) == 1:
             raise next(iter(errors.values()))

@@ -19,7 +19,7 @@ class Guarded(Wrapper):
     __slots__ = ("guards", "log")
 
     def __init__(self, inner: Model, guards: Sequence[Guard], *, log: GuardLog | None = None) -> None:
-        super().__init__(inner)
+        self.inner, self.name = inner, inner.name
         self.guards = tuple(guards)
         self.log = GuardLog() if log is None else log
 

@@ -13,8 +13,7 @@ class Priced(Wrapper):
     __slots__ = ("prices",)
 
     def __init__(self, inner: Model, prices: PriceTable) -> None:
-        super().__init__(inner)
-        self.prices = prices
+        self.inner, self.name, self.prices = inner, inner.name, prices
 
     async def request(self, req: ModelRequest) -> ModelResponse:
         response = await self.inner.request(req)
