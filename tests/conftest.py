@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import bandmaster as bm
+from bandmaster.model_defaults import reset_models
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_state() -> Iterator[None]:
+    """Each test starts without the default registry, hubs and breakers of the one before."""
+    yield
+    reset_models()
 
 
 @pytest.fixture

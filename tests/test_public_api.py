@@ -104,6 +104,7 @@ EXPECTED = [
     "sleep",
     "step",
     "stream_model",
+    "use_registry",
     "uuid",
     "wait_for",
     "workflow",

@@ -82,6 +82,7 @@ from bandmaster.errors import (
 )
 from bandmaster.guard import BannedTopics, Guard, JsonSchema, MaxTokens, ModelSettings, RequiredFields
 from bandmaster.hub import ModelHub
+from bandmaster.model_defaults import use_registry
 from bandmaster.models import (
     CallableModel,
     Message,
@@ -215,6 +216,7 @@ __all__ = [
     "sleep",
     "step",
     "stream_model",
+    "use_registry",
     "uuid",
     "wait_for",
     "workflow",

@@ -2,91 +2,51 @@
 
 Order of play for one call: resolve the alias to a version (sticky by ``key``), look in the
 response cache, then try the primary and each fallback in turn, skipping any whose circuit
-breaker is open, each with its own retries and per-attempt timeout. The journal's step meta
-records alias, version, the model that answered, attempts, fallback used, breaker states,
-tokens, cost and cache hit.
+breaker is open, each with its own retries and per-attempt timeout. Each of these policies is
+a wrapper around the model (``bandmaster.wrappers``), stacked per call by
+``bandmaster.call_stack``. The journal's step meta records alias, version, the model that
+answered, attempts, fallback used, breaker states, tokens, cost and cache hit.
 """
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
+from bandmaster.call_stack import (
+    DEFAULT_RETRY,
+    RESPONSE_CODEC,
+    CallPolicy,
+    call_policy,
+    invoke_model,
+)
 from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import current_run, journaling
-from bandmaster.engine.operation import OpRecord, journaled, run_attempts
-from bandmaster.engine.redaction import Redactor, redact_json
-from bandmaster.engine.serde import codec_for
-from bandmaster.errors import (
-    CircuitOpen,
-    FallbacksExhausted,
-    GuardViolation,
-    InvalidRequest,
-    OutputValidationFailed,
-    UsageError,
-)
+from bandmaster.engine.operation import OpRecord, journaled
+from bandmaster.engine.redaction import Redactor
+from bandmaster.errors import UsageError
 from bandmaster.guard.base import Guard
-from bandmaster.guard.run import GuardLog, ask, check_guards, check_input, revive
+from bandmaster.guard.run import check_guards, revive
 from bandmaster.hub import ModelHub, hub_for
+from bandmaster.model_defaults import default_registry, use_registry
 from bandmaster.models.base import Message, Model, ModelRequest, ModelResponse
 from bandmaster.models.registry import Registry
 from bandmaster.policies.breaker import Breaker
 from bandmaster.policies.retry import Retry
 from bandmaster.store.sqlite import SQLiteStore
 
-DEFAULT_RETRY = Retry(attempts=3)
-"""Model calls retry transient failures (timeouts, 429, 5xx) three times unless told otherwise;
-they have no side effects to duplicate."""
-
-_RESPONSE = codec_for(ModelResponse)
-AskModel = Callable[[Model, ModelRequest], Awaitable[ModelResponse]]
-_default_registry: Registry | None = None
-
-
-def default_registry() -> Registry:
-    """``$BANDMASTER_MODELS`` or ``./models.yaml`` when present, else an empty registry."""
-    global _default_registry
-    if _default_registry is None:
-        path = os.environ.get("BANDMASTER_MODELS") or (
-            "models.yaml" if Path("models.yaml").is_file() else None
-        )
-        _default_registry = Registry.load(path) if path else Registry()
-    return _default_registry
-
-
-@dataclass(frozen=True, slots=True)
-class _Policy:
-    timeout: float | None
-    retry: Retry
-    fallback: tuple[str | Model, ...]
-    breaker: Breaker | None
-    cache_ttl: float | None
-
-
-def _policy(
-    registry: Registry,
-    target: str | Model,
-    *,
-    timeout: float | None,
-    retry: Retry | None,
-    fallback: list[str | Model] | None,
-    breaker: Breaker | None,
-    cache_ttl: float | None,
-) -> _Policy:
-    """Explicit arguments win over the alias's registry policy."""
-    alias = registry.alias(target) if isinstance(target, str) else None
-    spec = alias.policy if alias is not None else None
-    return _Policy(
-        timeout=timeout if timeout is not None else (spec.timeout if spec else None),
-        retry=retry or (spec.retry.policy() if spec and spec.retry else DEFAULT_RETRY),
-        fallback=tuple(fallback if fallback is not None else (spec.fallback if spec else ())),
-        breaker=breaker or (spec.breaker.policy() if spec and spec.breaker else None),
-        cache_ttl=cache_ttl if cache_ttl is not None else (spec.cache.ttl if spec and spec.cache else None),
-    )
+__all__ = [
+    "DEFAULT_RETRY",
+    "as_request",
+    "bind_store",
+    "call_model",
+    "call_model_recorded",
+    "default_registry",
+    "prepare_call",
+    "redact_request",
+    "run_registry",
+    "use_registry",
+]
 
 
 def run_registry(registry: Registry | None) -> Registry:
@@ -126,7 +86,7 @@ def prepare_call(
     fallback: list[str | Model] | None,
     breaker: Breaker | None,
     cache_ttl: float | None,
-) -> tuple[Registry, ModelRequest, _Policy]:
+) -> tuple[Registry, ModelRequest, CallPolicy]:
     """What ``call_model`` and ``stream_model`` resolve before calling: the run's registry,
     the request, and the policy (explicit arguments over the alias's)."""
     registry = run_registry(registry)
@@ -138,7 +98,7 @@ def prepare_call(
         json_schema=json_schema,
         stop=stop,
     )
-    policy = _policy(
+    policy = call_policy(
         registry,
         target,
         timeout=timeout,
@@ -208,7 +168,8 @@ async def call_model(
     )  # fmt: skip
     name = target if isinstance(target, str) else target.name
     if ctx is None:
-        response = await _invoke(hub_for(registry, None), target, request, key, policy, OpRecord(), guards)
+        hub = hub_for(registry, None)
+        response = await invoke_model(hub, target, request, key, policy, OpRecord(), guards)
         return revive(guards, response)
     hub = hub_for(registry, ctx.store)
     seq = ctx.next_seq()
@@ -221,8 +182,8 @@ async def call_model(
         seq,
         name,
         "model",
-        _RESPONSE,
-        lambda record: _invoke(hub, target, request, key, policy, record, guards, ctx.redactor),
+        RESPONSE_CODEC,
+        lambda record: invoke_model(hub, target, request, key, policy, record, guards, ctx.redactor),
         request=request,  # a replay harness matches recorded calls by it
     )
     return revive(guards, response)  # a replayed output is JSON: guards restore its type
@@ -248,147 +209,9 @@ async def call_model_recorded(
     if unknown:
         raise UsageError(f"call_model({target!r}) got unknown option(s) {sorted(unknown)}")
     request = as_request(input, **{k: options.get(k) for k in request_fields})
-    policy = _policy(registry, target, **{k: options.get(k) for k in policy_fields})
+    policy = call_policy(registry, target, **{k: options.get(k) for k in policy_fields})
     guards = check_guards(guard)
-    return await _invoke(hub_for(registry, None), target, request, key, policy, record, guards)
-
-
-async def _invoke(
-    hub: ModelHub,
-    target: str | Model,
-    request: ModelRequest,
-    key: str | None,
-    policy: _Policy,
-    record: OpRecord,
-    guards: tuple[Guard, ...] = (),
-    redactor: Redactor | None = None,
-    *,
-    ask_model: AskModel | None = None,
-    log: GuardLog | None = None,
-) -> ModelResponse:
-    """``ask_model`` replaces ``Model.request`` for each attempt (``bm.stream_model`` streams
-    there); ``log`` is the guard log to fill in (a streaming call's partial checks log too)."""
-    hub.refresh()
-    registry = hub.registry
-    name = target if isinstance(target, str) else target.name
-    meta = record.meta
-    log = log or GuardLog()
-    routed: GuardViolation | None = None
-    meta["request"] = request  # journaled as sent (serialised with the meta)
-    record.request_redacted = redactor is not None  # call_model redacted it before this
-    if guards:  # the guards' log fills in as they run; the row is serialised at the end
-        meta["guard"] = {"attempts": log.attempts, "violations": log.violations}
-        request, routed = await check_input(guards, request, log)
-        meta["request"] = request
-    if isinstance(target, str):
-        resolution = registry.resolve(target, key=key)
-        meta["alias"], meta["version"] = resolution.alias, resolution.version
-        chain: list[str | Model] = [resolution.model, *policy.fallback]
-    else:
-        chain = [target, *policy.fallback]
-    if routed is not None and len(chain) == 1:
-        routed.add_note("on_violation='fallback', but this call has no fallback models to route to")
-        raise routed
-
-    # Keyed by the model that would serve (not the alias): a switch or a canary never gets
-    # another version's cached answer.
-    first = chain[0] if isinstance(chain[0], str) else chain[0].name
-    cache_key = f"{first}:{request.fingerprint()}" if policy.cache_ttl and hub.store is not None else None
-    if cache_key is not None:
-        assert hub.store is not None
-        cached = hub.store.cache_get(cache_key)
-        if cached is not None and not routed:
-            response = ModelResponse.model_validate_json(cached)
-            meta.update(cache_hit=True, model=response.model, tokens=_tokens(response), cost=0.0)
-            return response
-    meta["cache_hit"] = False
-
-    errors: dict[str, BaseException] = {}
-    breakers: dict[str, str] = {}
-    for position, candidate in enumerate(chain):
-        model, label = _model(registry, candidate, key)
-        if position == 0 and routed is not None:
-            errors[label] = routed  # an input rule sent this request past the primary
-            continue
-        state = hub.breaker(label) if policy.breaker is not None else None
-        if state is not None and policy.breaker is not None and not state.allow(policy.breaker, time.time()):
-            breakers[label] = state.status
-            errors[label] = CircuitOpen(
-                f"{label}: circuit open since {state.opened_at}; skipping to the fallback"
-            )
-            continue
-
-        def send(req: ModelRequest, model: Model = model, label: str = label) -> Awaitable[ModelResponse]:
-            return run_attempts(
-                lambda _attempt: model.request(req) if ask_model is None else ask_model(model, req),
-                retry=policy.retry,
-                timeout=policy.timeout,
-                name=label,
-                record=record,
-            )
-
-        try:
-            if guards:
-                response = await ask(guards, request, send, model=label, log=log)
-            else:
-                response = await send(request)
-        except Exception as exc:
-            errors[label] = exc
-            if isinstance(exc, GuardViolation) and not exc.fallback:
-                if state is not None:
-                    state.trial_in_flight = False
-                raise
-            # A request the provider rejects as invalid, or an answer a guard refuses, says
-            # nothing about the model's availability.
-            if (
-                state is not None
-                and policy.breaker is not None
-                and not isinstance(exc, InvalidRequest | GuardViolation | OutputValidationFailed)
-            ):
-                if state.record_failure(policy.breaker, time.time()):
-                    hub.share_breaker(label)
-                breakers[label] = state.status
-            elif state is not None:
-                state.trial_in_flight = False
-            continue
-        except BaseException:
-            if state is not None:
-                state.trial_in_flight = False  # a cancelled half-open trial must not block the model
-            raise
-        if state is not None:
-            if state.record_success(time.time()):
-                hub.share_breaker(label)
-            breakers[label] = state.status
-        if not response.cost and response.usage.total_tokens:
-            response = response.model_copy(
-                update={"cost": registry.prices.cost(response.model, response.usage)}
-            )
-        meta.update(
-            model=response.model or label,
-            served_by=label,
-            fallback=label if position else None,
-            tokens=_tokens(response),
-            cost=response.cost,
-            confidence=response.confidence,
-            finish_reason=response.finish_reason,
-        )
-        if provider := getattr(model, "provider", None):  # OpenAIModel, AnthropicModel
-            meta["provider"] = provider
-        if breakers:
-            meta["breakers"] = breakers
-        if cache_key is not None:
-            assert hub.store is not None
-            cached_json = response.model_dump_json()
-            if redactor is not None:  # the cache is on disk too
-                cached_json = redact_json(redactor, cached_json) or cached_json
-            hub.store.cache_put(cache_key, cached_json, time.time() + (policy.cache_ttl or 0))
-        return response
-
-    if breakers:
-        meta["breakers"] = breakers
-    if len(errors) == 1:
-        raise next(iter(errors.values()))
-    raise FallbacksExhausted(name, errors)
+    return await invoke_model(hub_for(registry, None), target, request, key, policy, record, guards)
 
 
 def redact_request(redactor: Redactor, request: ModelRequest) -> ModelRequest:
@@ -404,18 +227,6 @@ def redact_request(redactor: Redactor, request: ModelRequest) -> ModelRequest:
     if request.system is not None:
         update["system"] = redactor.redact(request.system)
     return request.model_copy(update=update)
-
-
-def _model(registry: Registry, candidate: str | Model, key: str | None) -> tuple[Model, str]:
-    if not isinstance(candidate, str):
-        return candidate, candidate.name
-    if registry.alias(candidate) is not None:  # a fallback may itself be an alias
-        candidate = registry.resolve(candidate, key=key).model
-    return registry.model(candidate), candidate
-
-
-def _tokens(response: ModelResponse) -> dict[str, int]:
-    return {"input": response.usage.input_tokens, "output": response.usage.output_tokens}
 
 
 def bind_store(registry: Registry, store: SQLiteStore) -> ModelHub:

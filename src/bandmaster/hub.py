@@ -112,15 +112,25 @@ class ModelHub:
 
 
 _hubs: weakref.WeakKeyDictionary[object, dict[int, ModelHub]] = weakref.WeakKeyDictionary()
-_storeless: dict[int, ModelHub] = {}
+_local: weakref.WeakSet[Registry] = weakref.WeakSet()  # registries with a hub of their own
+
+
+def reset_hubs() -> None:
+    """Forget every hub of this process, with its breaker states (for tests:
+    ``bandmaster.model_defaults.reset_models`` calls it)."""
+    _hubs.clear()
+    for registry in list(_local):
+        registry.local_hub = None
+    _local.clear()
 
 
 def hub_for(registry: Registry, store: SQLiteStore | None) -> ModelHub:
     """The one hub of this registry on this store (per process)."""
     if store is None:
-        hub = _storeless.get(id(registry))
-        if hub is None or hub.registry is not registry:
-            hub = _storeless[id(registry)] = ModelHub(registry)
+        hub = registry.local_hub
+        if not isinstance(hub, ModelHub):
+            hub = registry.local_hub = ModelHub(registry)
+            _local.add(registry)
         return hub
     per_store = _hubs.setdefault(store, {})
     hub = per_store.get(id(registry))

@@ -22,13 +22,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bandmaster.calls import (
-    _RESPONSE,
-    _invoke,
-    call_model,
-    prepare_call,
-    redact_request,
-)
+from bandmaster.call_stack import RESPONSE_CODEC, invoke_model
+from bandmaster.calls import call_model, prepare_call, redact_request
 from bandmaster.engine.backend import current_backend
 from bandmaster.engine.context import RunContext, journaling
 from bandmaster.engine.operation import OpRecord, journaled
@@ -240,7 +235,7 @@ def stream_model(
 
     def invoke(record: OpRecord, redactor: Any = None) -> Awaitable[ModelResponse]:
         hub = hub_for(registry, ctx.store if ctx is not None else None)
-        return _invoke(
+        return invoke_model(
             hub, target, request, key, policy, record, guards, redactor, ask_model=relay.ask, log=relay.log
         )
 
@@ -264,5 +259,5 @@ def stream_model(
                 relay.publisher = None
 
     return ModelStream(
-        relay, lambda: journaled(ctx, seq, name, "model", _RESPONSE, body, request=request), guards, ctx
+        relay, lambda: journaled(ctx, seq, name, "model", RESPONSE_CODEC, body, request=request), guards, ctx
     )

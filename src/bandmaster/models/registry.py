@@ -191,6 +191,10 @@ class Registry:
             if spec.price is not None:
                 self.prices.set(spec.model or name, spec.price)
         self._instances: dict[str, Model] = dict(models or {})
+        # Set by ``bandmaster.hub.hub_for``: this registry's hub without a journal store (its
+        # breaker states in this process). Kept here, opaque, so it lives and dies with the
+        # registry instead of keeping every registry a process ever used alive.
+        self.local_hub: object | None = None
         self._check_references()
         self._check_sdks()
 
