@@ -10,14 +10,13 @@ tokens, cost and cache hit.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bandmaster.engine.backend import current_backend
-from bandmaster.engine.context import current_run, journaling
+from bandmaster.engine.context import current_clock, current_run, journaling
 from bandmaster.engine.operation import OpRecord, journaled, run_attempts
 from bandmaster.engine.redaction import Redactor, redact_json
 from bandmaster.engine.serde import codec_for
@@ -311,7 +310,11 @@ async def _invoke(
             errors[label] = routed  # an input rule sent this request past the primary
             continue
         state = hub.breaker(label) if policy.breaker is not None else None
-        if state is not None and policy.breaker is not None and not state.allow(policy.breaker, time.time()):
+        if (
+            state is not None
+            and policy.breaker is not None
+            and not state.allow(policy.breaker, current_clock().time())
+        ):
             breakers[label] = state.status
             errors[label] = CircuitOpen(
                 f"{label}: circuit open since {state.opened_at}; skipping to the fallback"
@@ -345,7 +348,7 @@ async def _invoke(
                 and policy.breaker is not None
                 and not isinstance(exc, InvalidRequest | GuardViolation | OutputValidationFailed)
             ):
-                if state.record_failure(policy.breaker, time.time()):
+                if state.record_failure(policy.breaker, current_clock().time()):
                     hub.share_breaker(label)
                 breakers[label] = state.status
             elif state is not None:
@@ -356,7 +359,7 @@ async def _invoke(
                 state.trial_in_flight = False  # a cancelled half-open trial must not block the model
             raise
         if state is not None:
-            if state.record_success(time.time()):
+            if state.record_success(current_clock().time()):
                 hub.share_breaker(label)
             breakers[label] = state.status
         if not response.cost and response.usage.total_tokens:
@@ -381,7 +384,7 @@ async def _invoke(
             cached_json = response.model_dump_json()
             if redactor is not None:  # the cache is on disk too
                 cached_json = redact_json(redactor, cached_json) or cached_json
-            hub.store.cache_put(cache_key, cached_json, time.time() + (policy.cache_ttl or 0))
+            hub.store.cache_put(cache_key, cached_json, current_clock().time() + (policy.cache_ttl or 0))
         return response
 
     if breakers:

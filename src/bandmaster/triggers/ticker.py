@@ -40,6 +40,8 @@ class Ticker:
 
     async def run(self) -> None:
         self.declare()
+        clock = self.engine.clock
+        never = asyncio.Event()  # a timed pause: woken early only by a fake clock moving
         while True:
             try:
                 nap = await self.tick_once()
@@ -49,7 +51,8 @@ class Ticker:
             except Exception:  # a bug must not silently end every schedule of this worker
                 log.exception("schedules: a pass failed; trying again")
                 nap = MAX_NAP
-            await asyncio.sleep(nap)
+            clock.due_at(self.clock() + nap)  # the next tick: a fake clock stops there
+            await clock.poll(never, nap)
 
     async def tick_once(self) -> float:
         """Start every due tick; return how long to sleep before the next one may be due."""
