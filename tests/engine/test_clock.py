@@ -79,7 +79,8 @@ async def test_a_long_sleep_waits_exactly_its_time(engine: bm.Engine, clock: Fak
     assert await handle.result(timeout=5) == ["before", "after"]
     info = await handle.describe()
     assert (info.claims, info.steps[1].status) == (2, "completed")
-    assert info.ended_at is not None and info.ended_at.timestamp() == START + 300
+    assert info.ended_at is not None
+    assert info.ended_at.timestamp() == START + 300
 
 
 async def test_an_inline_sleep_waits_on_the_clock_too(engine: bm.Engine, clock: FakeClock) -> None:
@@ -146,7 +147,8 @@ async def test_the_timed_default_applies_at_the_deadline(engine: bm.Engine, cloc
     await clock.elapse(299)
     (pending,) = await engine.approvals.list()
     assert pending.time_left == 1.0
-    assert pending.deadline is not None and pending.deadline.timestamp() == START + 300
+    assert pending.deadline is not None
+    assert pending.deadline.timestamp() == START + 300
     await clock.elapse(1)
     decision = await handle.result(timeout=5)
     assert (decision.action, decision.by, decision.timed_out) == ("approve", None, True)

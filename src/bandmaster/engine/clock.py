@@ -3,8 +3,9 @@
 all go through a ``Clock``, so a test can pass ``Engine(clock=FakeClock())``
 (``bandmaster.testing``) and move time by hand instead of waiting for it.
 
-``SystemClock`` is the real one: its ``time`` and ``monotonic`` *are* ``time.time`` and
-``time.monotonic``, so the hot path pays no extra Python call for them.
+``SystemClock`` is the real one: its ``time``, ``monotonic`` and ``sleep`` *are*
+``time.time``, ``time.monotonic`` and ``asyncio.sleep``, so the hot path pays no extra Python
+call for them.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ class Clock(Protocol):
         """A clock for measuring durations; never goes backwards."""
         ...
 
-    async def sleep(self, seconds: float) -> None:
+    async def sleep(self, seconds: float, /) -> None:
         """Wait ``seconds`` (inline timers, retry delays, heartbeats)."""
         ...
 
-    def timeout(self, seconds: float | None) -> AbstractAsyncContextManager[asyncio.Timeout]:
+    def timeout(self, seconds: float | None, /) -> AbstractAsyncContextManager[asyncio.Timeout]:
         """``async with clock.timeout(s) as scope``: cancel the body after ``s`` seconds and
         raise ``TimeoutError`` (``scope.expired()`` tells it from other timeouts), as
         ``asyncio.timeout`` does. ``None``: no limit."""
@@ -58,12 +59,8 @@ class SystemClock:
 
     time = staticmethod(_time.time)
     monotonic = staticmethod(_time.monotonic)
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
-
-    def timeout(self, seconds: float | None) -> AbstractAsyncContextManager[asyncio.Timeout]:
-        return asyncio.timeout(seconds)
+    sleep = staticmethod(asyncio.sleep)
+    timeout = staticmethod(asyncio.timeout)
 
     async def poll(self, wake: asyncio.Event, interval: float) -> None:
         with contextlib.suppress(TimeoutError):
