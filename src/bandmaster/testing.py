@@ -12,7 +12,6 @@ Installed with bandmaster, the pytest plugin (entry point ``pytest11``) adds the
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import importlib.util
 import itertools
@@ -135,7 +134,8 @@ class FakeClock:
         self._now = start
         self._timers: list[tuple[float, int, _Timer]] = []  # a heap, by due time
         self._order = itertools.count()  # timers due at the same time fire in the order set
-        self._pollers: set[asyncio.Event] = set()
+        self._pollers: set[asyncio.Future[None]] = set()  # resolved when the clock moves
+        self._stops: set[float] = set()  # times of due_at() stops, set once each
 
     # --- reading it ---------------------------------------------------------------------
 
@@ -205,11 +205,14 @@ class FakeClock:
     def _move_to(self, when: float) -> None:
         self._now = when
         while self._timers and self._timers[0][0] <= when:
-            timer = heapq.heappop(self._timers)[2]
-            if not timer.cancelled and timer.callback is not None:
+            due, _, timer = heapq.heappop(self._timers)
+            if timer.callback is None:
+                self._stops.discard(due)
+            elif not timer.cancelled:
                 timer.callback()
-        for wake in self._pollers:
-            wake.set()
+        for moved in self._pollers:
+            if not moved.done():
+                moved.set_result(None)
 
     def _call_at(self, when: float, callback: Callable[[], object] | None) -> _Timer:
         timer = _Timer(callback)
@@ -260,16 +263,21 @@ class FakeClock:
     async def poll(self, wake: asyncio.Event, interval: float) -> None:
         """Return when ``wake`` is set, when this clock moves, or after ``interval`` real
         seconds (polling finds work that needs no time to pass, as with the real clock)."""
-        self._pollers.add(wake)
+        if wake.is_set():
+            return
+        moved: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        woken = asyncio.ensure_future(wake.wait())
+        self._pollers.add(moved)
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), interval)
+            await asyncio.wait((moved, woken), timeout=interval, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            self._pollers.discard(wake)
+            self._pollers.discard(moved)
+            woken.cancel()
 
     def due_at(self, when: float) -> None:
         """Something is due at ``when``: ``elapse`` stops there (and wakes the polling loops)."""
-        if when > self._now:
+        if when > self._now and when not in self._stops:
+            self._stops.add(when)
             self._call_at(when, None)
 
 

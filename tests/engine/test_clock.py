@@ -276,7 +276,31 @@ async def test_heartbeats_keep_a_busy_run_from_being_taken_over(db_path: Path, c
 
 
 async def test_temp_engine_takes_a_clock(clock: FakeClock) -> None:
-    async with temp_engine([wf_sleep], clock=clock) as engine:
+    async with temp_engine([wf_sleep], clock=clock, lease=60.0) as engine:
         handle = await engine.start(wf_sleep, 3600)
         await clock.elapse(3600)
         assert await handle.result(timeout=5) == ["before", "after"]
+
+
+# --- schedules ----------------------------------------------------------------------------
+
+
+@bm.workflow
+async def wf_report(region: str) -> str:
+    return f"report for {region}"
+
+
+async def test_schedule_ticks_come_on_the_clock(db_path: Path) -> None:
+    clock = FakeClock(1_800_000_000.0)  # 2027-01-15T08:00:00Z, on a five-minute tick
+    every_5_min = bm.Schedule("reports", "*/5 * * * *", "wf_report", "skip", input="eu")
+    async with bm.Engine(
+        db_path, workflows=[wf_report], schedules=[every_5_min], clock=clock, lease=60.0
+    ) as engine:
+        await clock.elapse(299)
+        assert await engine.list() == []
+        await clock.elapse(1)
+        (run,) = await engine.list()
+        assert (run.id, run.created_at.timestamp()) == ("reports@20270115T080500Z", clock.now())
+        assert await engine.result(run.id, timeout=5) == "report for eu"
+        await clock.elapse(600)
+        assert len(await engine.list()) == 3
