@@ -302,7 +302,8 @@ async def temp_engine(
     """An open engine with a worker, on a temporary journal (or on ``db`` when given, which
     is kept), polling fast for tests; closed and removed on exit. Without ``registry`` it gets
     an empty ``bm.Registry``: add models while it runs with ``engine.registry.register(name,
-    model)``."""
+    model)``. Options go to ``bm.Engine``: ``clock=FakeClock()`` puts its timers on a fake clock
+    (with a long ``lease``, e.g. 60, each ``elapse`` has fewer heartbeats to stop at)."""
     options = {"poll_interval": 0.02, "lease": 2.0, **options}
     registry = registry if registry is not None else Registry()
     with tempfile.TemporaryDirectory(prefix="bandmaster-test-") as tmp:

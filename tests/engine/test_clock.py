@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import bandmaster as bm
+import bandmaster.testing
 from bandmaster.engine import Clock, SystemClock
 from bandmaster.testing import FakeClock, temp_engine
 
@@ -304,3 +305,86 @@ async def test_schedule_ticks_come_on_the_clock(db_path: Path) -> None:
         assert await engine.result(run.id, timeout=5) == "report for eu"
         await clock.elapse(600)
         assert len(await engine.list()) == 3
+
+
+# --- the fake clock itself ----------------------------------------------------------------
+
+
+async def test_sleepers_wake_in_order_at_their_own_times(clock: FakeClock) -> None:
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append((name, clock.now() - START))
+
+    tasks = [asyncio.create_task(sleeper(n, s)) for n, s in (("c", 3.0), ("a", 1.0), ("b", 2.0))]
+    await clock.elapse(2.5)
+    assert woke == [("a", 1.0), ("b", 2.0)]
+    tasks[0].cancel()  # a cancelled sleeper is gone from the clock
+    await clock.elapse(10)
+    assert woke == [("a", 1.0), ("b", 2.0)]
+    assert clock.now() == START + 12.5
+
+
+async def test_advance_jumps_and_fires_what_is_due(clock: FakeClock) -> None:
+    task = asyncio.create_task(clock.sleep(5))
+    await clock.settle()
+    assert clock.advance(4) == START + 4
+    await clock.settle()
+    assert not task.done()
+    clock.advance(1)
+    await clock.settle()
+    assert task.done()
+
+
+async def test_timeouts_expire_on_the_clock(clock: FakeClock) -> None:
+    async def wait_forever(seconds: float | None) -> bool:
+        try:
+            async with clock.timeout(seconds) as scope:
+                await asyncio.Event().wait()
+        except TimeoutError:
+            return scope.expired()
+        return False
+
+    five, unlimited = asyncio.create_task(wait_forever(5)), asyncio.create_task(wait_forever(None))
+    await clock.elapse(4.9)
+    assert not five.done()
+    await clock.elapse(0.1)
+    assert five.done()
+    assert await five is True
+    assert await wait_forever(0) is True  # no time at all: expires at once
+    await clock.elapse(3600)
+    assert not unlimited.done()
+    unlimited.cancel()
+
+
+async def test_poll_returns_when_the_clock_moves_or_the_event_is_set(clock: FakeClock) -> None:
+    wake = asyncio.Event()
+    moved = asyncio.create_task(clock.poll(wake, 3600))
+    await clock.settle()
+    assert not moved.done()
+    await clock.elapse(0.001)
+    assert moved.done()
+    poked = asyncio.create_task(clock.poll(wake, 3600))
+    await clock.settle()
+    wake.set()
+    await clock.settle()
+    assert poked.done()
+    assert clock.now() == START + 0.001  # setting the event moved no time
+
+
+async def test_settle_says_which_task_keeps_it_busy(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bandmaster.testing, "_SETTLE_TURNS", 200)
+
+    async def spin() -> None:
+        while True:  # noqa: ASYNC110  # busy on purpose: the bug settle() reports
+            await asyncio.sleep(0)
+
+    spinner = asyncio.create_task(spin())
+    try:
+        with pytest.raises(bm.UsageError, match="loops without awaiting a timer or an event"):
+            await clock.settle()
+    finally:
+        spinner.cancel()
