@@ -288,7 +288,9 @@ class _Timer:
 
 
 _SETTLE_TURNS = 100_000
-_QUIET_TURNS = 3  # consecutive turns with nothing ready: a future resolved by a write lands in one
+_QUIET_TURNS = 3
+"""Consecutive turns with nothing else ready before ``settle`` returns: one more than strictly
+needed, for callbacks asyncio moves to the ready queue from its timers and selector."""
 
 
 @asynccontextmanager
