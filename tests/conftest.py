@@ -11,6 +11,7 @@ import pytest
 
 import bandmaster as bm
 from bandmaster.model_defaults import reset_models
+from bandmaster.testing import FakeClock
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +34,19 @@ async def engine(db_path: Path) -> AsyncIterator[bm.Engine]:
         yield eng
     finally:
         await eng.close(grace=1.0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def clocked_engine(db_path: Path, clock: FakeClock) -> AsyncIterator[bm.Engine]:
+    """An engine on ``clock``: its timers fire only when the test moves the clock
+    (``await clock.elapse(seconds)``)."""
+    async with bm.Engine(db_path, clock=clock, poll_interval=0.02, lease=10.0) as eng:
+        yield eng
 
 
 StatusWaiter = Callable[..., Awaitable[bm.RunInfo]]

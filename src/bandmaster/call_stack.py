@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import overload
 
+from bandmaster.engine.context import current_clock
 from bandmaster.engine.operation import OpRecord
 from bandmaster.engine.redaction import Redactor
 from bandmaster.engine.serde import codec_for
@@ -124,6 +125,7 @@ async def invoke_model(
         raise routed
 
     breakers: dict[str, str] = {}
+    clock = current_clock()  # the run's engine clock, so a FakeClock drives breakers and the cache
 
     def link(position: int, candidate: str | Model) -> Model:
         model, label = _model(registry, candidate, key)
@@ -134,7 +136,7 @@ async def invoke_model(
         if guards:
             wrapped = Guarded(wrapped, guards, log=log)
         if policy.breaker is not None:
-            wrapped = BreakerGate(wrapped, policy.breaker, states=hub, seen=breakers)
+            wrapped = BreakerGate(wrapped, policy.breaker, states=hub, seen=breakers, clock=clock.time)
         return wrapped
 
     only: Model | None = None
@@ -157,6 +159,7 @@ async def invoke_model(
             read=routed is None,
             redactor=redactor,
             notes=meta,
+            clock=clock.time,
         )
     try:
         response = await stack.request(request)

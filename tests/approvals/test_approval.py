@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from tests.conftest import StatusWaiter
 
 import bandmaster as bm
+from bandmaster.testing import FakeClock
 
 
 class Review(BaseModel):
@@ -57,15 +58,15 @@ def _audit(db: Path) -> list[tuple[Any, ...]]:
         ).fetchall()
 
 
-async def test_approve(engine: bm.Engine, db_path: Path, until_status: StatusWaiter) -> None:
+async def test_approve(clocked_engine: bm.Engine, clock: FakeClock, db_path: Path) -> None:
+    engine = clocked_engine
     handle = await engine.start(wf_review, "T-1")
-    await until_status(engine, handle.id, "waiting")
+    await clock.elapse(10)
     [pending] = await engine.approvals.list()
     assert (pending.run_id, pending.name, pending.status) == (handle.id, "phi_review", "pending")
     assert pending.payload == {"ticket": "T-1", "findings": ["PERSON"]}
     assert pending.approvers == ["alice", "bob"]
-    assert pending.time_left is not None
-    assert 0 < pending.time_left <= 30
+    assert pending.time_left == 20.0
 
     decided = await engine.approvals.approve(handle.id, by="alice", comment="name, not PHI")
     decision = await handle.result(timeout=15)
@@ -100,10 +101,14 @@ async def test_override_with_custom_action_and_name(engine: bm.Engine, until_sta
 
 
 async def test_timeout_applies_the_default_once(
-    engine: bm.Engine, db_path: Path, until_status: StatusWaiter
+    clocked_engine: bm.Engine, clock: FakeClock, db_path: Path
 ) -> None:
+    engine = clocked_engine
     handle = await engine.start(wf_open, 0.3)
-    await until_status(engine, handle.id, "waiting")
+    await clock.elapse(0.29)
+    assert (await engine.describe(handle.id)).status == "waiting"
+    assert _audit(db_path) == []
+    await clock.elapse(0.01)
     decision = await handle.result(timeout=15)
     assert (decision.action, decision.by, decision.timed_out) == ("send", None, True)
     assert _audit(db_path) == [(None, "default", "send", 1)]
@@ -117,14 +122,15 @@ async def test_timeout_applies_the_default_once(
 
 
 async def test_a_late_decision_on_a_first_approval_does_not_leak_into_the_next(
-    engine: bm.Engine, until_status: StatusWaiter
+    clocked_engine: bm.Engine, clock: FakeClock
 ) -> None:
+    engine = clocked_engine
     handle = await engine.start(wf_two_approvals)
-    deadline = time.monotonic() + 15
-    while [a.name for a in await engine.approvals.list()] != ["second"]:
-        assert time.monotonic() < deadline, "the second approval never opened"
-        await asyncio.sleep(0.01)
-    await until_status(engine, handle.id, "waiting")
+    await clock.settle()
+    assert [a.name for a in await engine.approvals.list()] == ["first"]
+    await clock.elapse(0.05)  # the first one's default applies; the second opens
+    assert [a.name for a in await engine.approvals.list()] == ["second"]
+    assert (await engine.describe(handle.id)).status == "waiting"
     with pytest.raises(bm.AlreadyDecided):
         await engine.approvals.decide(handle.id, "go", by="x", name="first")
     assert (await engine.describe(handle.id)).status == "waiting"

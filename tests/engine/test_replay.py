@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import bandmaster as bm
 from bandmaster.engine.context import RunContext
 from bandmaster.store.base import StepRow
+from bandmaster.testing import FakeClock
 
 CALLS: Counter[str] = Counter()
 SEEN: list[Any] = []
@@ -175,16 +177,19 @@ async def wf_deterministic_sources() -> list[str]:
 
 
 async def test_now_uuid_random_are_recorded_and_replayed(
-    engine: bm.Engine, calls: Counter[str], until_status: Any
+    clocked_engine: bm.Engine, clock: FakeClock, calls: Counter[str]
 ) -> None:
-    handle = await engine.start(wf_deterministic_sources)
-    info = await until_status(engine, handle.id, "waiting")
+    started = clock.now()
+    handle = await clocked_engine.start(wf_deterministic_sources)
+    await clock.settle()
+    info = await handle.describe()
     assert [(s.seq, s.kind) for s in info.steps] == [(1, "now"), (2, "uuid"), (3, "random"), (4, "wait")]
-    await asyncio.sleep(0.02)  # a replay a little later must still see the recorded time
+    await clock.elapse(60)  # a replay a minute later must still see the recorded time
     await handle.signal("go")
     result = await handle.result(timeout=10)
     assert len(SEEN) == 2
     assert SEEN[0] == SEEN[1] == result
+    assert result[0] == datetime.fromtimestamp(started, UTC).isoformat()
 
 
 def test_now_uuid_random_outside_a_workflow_are_plain() -> None:

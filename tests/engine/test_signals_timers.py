@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 import bandmaster as bm
+from bandmaster.testing import FakeClock
 
 CALLS: Counter[str] = Counter()
 EVENTS: list[str] = []
@@ -72,16 +73,20 @@ async def wf_wait() -> Any:
 
 
 async def test_signal_after_the_wait_resumes_a_waiting_run(
-    engine: bm.Engine, calls: Counter[str], until_status: Any
+    clocked_engine: bm.Engine, clock: FakeClock, calls: Counter[str]
 ) -> None:
+    engine = clocked_engine
     handle = await engine.start(wf_wait)
-    info = await until_status(engine, handle.id, "waiting")
+    await clock.settle()
+    info = await handle.describe()
+    assert info.status == "waiting"
     (wait,) = info.steps
     assert (wait.kind, wait.status, wait.meta) == ("wait", "waiting", {"signal": "answer", "deadline": None})
     assert info.lease_owner is None
     assert not engine._worker.active  # type: ignore[union-attr]  # holds no memory while waiting
-    await asyncio.sleep(0.1)
-    assert (await handle.describe()).status == "waiting"  # nothing wakes it but the signal
+    await clock.elapse(3600)
+    info = await handle.describe()
+    assert (info.status, info.claims) == ("waiting", 1)  # nothing wakes it but the signal
     await handle.signal("answer", "yes")
     assert await handle.result(timeout=10) == "yes"
     info = await handle.describe()
@@ -104,15 +109,14 @@ async def test_signals_may_arrive_in_any_order(engine: bm.Engine, until_status: 
 
 
 async def test_a_pending_signal_for_a_later_wait_does_not_spin_the_run(
-    engine: bm.Engine, until_status: Any
+    clocked_engine: bm.Engine, clock: FakeClock
 ) -> None:
-    handle = await engine.start(wf_two_waits)
-    await until_status(engine, handle.id, "waiting")
+    handle = await clocked_engine.start(wf_two_waits)
+    await clock.settle()
     await handle.signal("second", 2)
-    await asyncio.sleep(0.5)  # 25 poll intervals
+    await clock.elapse(60)  # the worker polls at every stop of the clock (heartbeats)
     info = await handle.describe()
-    assert info.claims <= 3
-    assert info.status == "waiting"
+    assert (info.status, info.claims) == ("waiting", 1)
 
 
 @bm.workflow
@@ -157,11 +161,14 @@ async def wf_wait_default() -> Any:
     return await bm.wait_for("answer", timeout=0.2, default="nobody answered")
 
 
-async def test_wait_timeout_with_default_returns_the_default(engine: bm.Engine) -> None:
-    started = time.monotonic()
-    handle = await engine.start(wf_wait_default)
+async def test_wait_timeout_with_default_returns_the_default(
+    clocked_engine: bm.Engine, clock: FakeClock
+) -> None:
+    handle = await clocked_engine.start(wf_wait_default)
+    await clock.elapse(0.19)
+    assert (await handle.describe()).status == "waiting"
+    await clock.elapse(0.01)
     assert await handle.result(timeout=10) == "nobody answered"
-    assert time.monotonic() - started >= 0.2
     (wait,) = (await handle.describe()).steps
     assert (wait.status, wait.output) == ("completed", "nobody answered")
     assert wait.meta["timed_out"] is True
@@ -205,9 +212,10 @@ async def wf_wait_no_default() -> str:
 
 
 async def test_wait_timeout_without_default_raises_wait_timeout(
-    engine: bm.Engine, calls: Counter[str]
+    clocked_engine: bm.Engine, clock: FakeClock, calls: Counter[str]
 ) -> None:
-    handle = await engine.start(wf_wait_no_default)
+    handle = await clocked_engine.start(wf_wait_no_default)
+    await clock.elapse(0.1)
     assert await handle.result(timeout=10) == "gave up"
     assert EVENTS == ["WaitTimeout"]
     (wait,) = (await handle.describe()).steps
@@ -221,8 +229,9 @@ async def wf_wait_no_default_uncaught() -> Any:
     return await bm.wait_for("answer", timeout=0.1)
 
 
-async def test_uncaught_wait_timeout_fails_the_run(engine: bm.Engine) -> None:
-    handle = await engine.start(wf_wait_no_default_uncaught)
+async def test_uncaught_wait_timeout_fails_the_run(clocked_engine: bm.Engine, clock: FakeClock) -> None:
+    handle = await clocked_engine.start(wf_wait_no_default_uncaught)
+    await clock.elapse(0.1)
     with pytest.raises(bm.RunFailed) as info:
         await handle.result(timeout=10)
     assert info.value.error_type == "bandmaster.errors.WaitTimeout"
@@ -269,11 +278,15 @@ async def wf_sleepy(seconds: float) -> list[str]:
     return [before, await count("after")]
 
 
-async def test_short_sleep_stays_inline(engine: bm.Engine, calls: Counter[str]) -> None:
-    started = time.monotonic()
-    handle = await engine.start(wf_sleepy, 0.2)
+async def test_short_sleep_stays_inline(
+    clocked_engine: bm.Engine, clock: FakeClock, calls: Counter[str]
+) -> None:
+    handle = await clocked_engine.start(wf_sleepy, 0.2)
+    await clock.elapse(0.19)
+    assert (await handle.describe()).status == "running"
+    assert calls == Counter(before=1)
+    await clock.elapse(0.01)
     assert await handle.result(timeout=10) == ["before", "after"]
-    assert time.monotonic() - started >= 0.2
     info = await handle.describe()
     assert info.claims == 1  # never left memory
     sleep = info.steps[1]
@@ -282,39 +295,50 @@ async def test_short_sleep_stays_inline(engine: bm.Engine, calls: Counter[str]) 
 
 
 async def test_long_sleep_evicts_the_run_then_completes(
-    db_path: Path, calls: Counter[str], until_status: Any
+    db_path: Path, clock: FakeClock, calls: Counter[str]
 ) -> None:
-    async with bm.Engine(db_path, poll_interval=0.02, lease=2.0, max_inline_sleep=0.1) as engine:
-        started = time.time()
+    async with bm.Engine(db_path, clock=clock, poll_interval=0.02, max_inline_sleep=0.1) as engine:
+        started = clock.now()
         handle = await engine.start(wf_sleepy, 0.6)
-        info = await until_status(engine, handle.id, "waiting")
+        await clock.settle()
+        info = await handle.describe()
+        assert info.status == "waiting"
         assert not engine._worker.active  # type: ignore[union-attr]
         sleep = info.steps[1]
         assert (sleep.kind, sleep.status) == ("sleep", "waiting")
-        assert sleep.meta["wake_at"] == pytest.approx(started + 0.6, abs=0.5)
+        assert sleep.meta["wake_at"] == started + 0.6
+        await clock.elapse(0.59)
+        assert (await handle.describe()).status == "waiting"
+        await clock.elapse(0.01)
         assert await handle.result(timeout=10) == ["before", "after"]
-        assert time.time() >= sleep.meta["wake_at"]
         info = await handle.describe()
+        assert info.ended_at is not None
+        assert info.ended_at.timestamp() == sleep.meta["wake_at"]
         assert info.claims == 2
         assert info.steps[1].status == "completed"
     assert calls == Counter(before=1, after=1)
 
 
 async def test_durable_sleep_survives_an_engine_restart(
-    db_path: Path, calls: Counter[str], until_status: Any
+    db_path: Path, clock: FakeClock, calls: Counter[str]
 ) -> None:
-    async with bm.Engine(db_path, poll_interval=0.02, lease=2.0, max_inline_sleep=0.1) as first:
+    async with bm.Engine(db_path, clock=clock, poll_interval=0.02, max_inline_sleep=0.1) as first:
         handle = await first.start(wf_sleepy, 0.8)
-        info = await until_status(first, handle.id, "waiting")
+        await clock.settle()
+        info = await first.describe(handle.id)
+        assert info.status == "waiting"
         wake_at = info.steps[1].meta["wake_at"]
     # the first engine is gone; a new one on the same file finishes the run
     async with bm.Engine(
-        db_path, workflows=[wf_sleepy], poll_interval=0.02, lease=2.0, max_inline_sleep=0.1
+        db_path, workflows=[wf_sleepy], clock=clock, poll_interval=0.02, max_inline_sleep=0.1
     ) as second:
+        await clock.elapse(0.79)
+        assert (await second.describe(handle.id)).status == "waiting"
+        await clock.elapse(0.01)
         assert await second.result(handle.id, timeout=10) == ["before", "after"]
         info = await second.describe(handle.id)
         assert info.ended_at is not None
-        assert info.ended_at.timestamp() >= wake_at
+        assert info.ended_at.timestamp() == wake_at
     assert calls == Counter(before=1, after=1)
 
 
@@ -327,9 +351,10 @@ async def test_sleep_outside_a_workflow_just_sleeps() -> None:
 # --- cancellation ---------------------------------------------------------------------------
 
 
-async def test_cancel_a_waiting_run(engine: bm.Engine, calls: Counter[str], until_status: Any) -> None:
+async def test_cancel_a_waiting_run(clocked_engine: bm.Engine, clock: FakeClock, calls: Counter[str]) -> None:
+    engine = clocked_engine
     handle = await engine.start(wf_wait)
-    await until_status(engine, handle.id, "waiting")
+    await clock.settle()
     assert await engine.cancel(handle.id) == "cancelled"
     info = await handle.describe()
     assert info.status == "cancelled"
@@ -339,7 +364,7 @@ async def test_cancel_a_waiting_run(engine: bm.Engine, calls: Counter[str], unti
     assert raised.value.run_id == handle.id
     with pytest.raises(bm.UsageError):
         await handle.signal("answer", "too late")
-    await asyncio.sleep(0.1)
+    await clock.elapse(3600)
     assert calls["wf_wait"] == 1  # never replayed
 
 
@@ -390,11 +415,12 @@ async def wf_cancellable_sleep() -> str:
 
 
 async def test_cancel_during_an_inline_sleep_raises_bm_cancelled(
-    engine: bm.Engine, calls: Counter[str]
+    clocked_engine: bm.Engine, clock: FakeClock, calls: Counter[str]
 ) -> None:
+    engine = clocked_engine
     handle = await engine.start(wf_cancellable_sleep)
-    await eventually(lambda: "sleeping" in EVENTS)
-    await asyncio.sleep(0.05)
+    await clock.elapse(0.5)  # in the middle of the sleep, which only the clock can end
+    assert EVENTS == ["sleeping"]
     assert await engine.cancel(handle.id) == "running"
     with pytest.raises(bm.RunCancelled):
         await handle.result(timeout=10)

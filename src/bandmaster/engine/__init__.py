@@ -1,5 +1,6 @@
 """The durable runtime: workflows, steps, journaled operations, the embedded engine."""
 
+from bandmaster.engine.clock import Clock, SystemClock
 from bandmaster.engine.context import StepContext, current_step
 from bandmaster.engine.hooks import Hooks
 from bandmaster.engine.operations import now, random, sleep, uuid, wait_for
@@ -9,6 +10,7 @@ from bandmaster.engine.step import Step, step
 from bandmaster.engine.workflow import Workflow, workflow
 
 __all__ = [
+    "Clock",
     "Engine",
     "Hooks",
     "Redactor",
@@ -17,6 +19,7 @@ __all__ = [
     "Step",
     "StepContext",
     "StepInfo",
+    "SystemClock",
     "Workflow",
     "current_step",
     "now",

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -74,12 +74,14 @@ class ApprovalRequest:
     default: str | None
     deadline: datetime | None
     idempotency_key: str
+    clock: Callable[[], float] = field(default=time.time, repr=False, compare=False)
+    """The engine's clock (``Engine(clock=...)``), which the deadline is on."""
 
     def time_left(self) -> float | None:
         """Seconds until the default applies (``None``: no deadline)."""
         if self.deadline is None:
             return None
-        return max(0.0, self.deadline.timestamp() - time.time())
+        return max(0.0, self.deadline.timestamp() - self.clock())
 
 
 @runtime_checkable
@@ -155,7 +157,7 @@ async def approval(
     table = ApprovalStore(ctx.store)
 
     async def open_approval(record: OpRecord) -> _Opened:
-        deadline = time.time() + timeout if timeout is not None else None
+        deadline = ctx.clock.time() + timeout if timeout is not None else None
         table.open(
             run_id=ctx.run_id,
             seq=seq,
@@ -178,7 +180,7 @@ async def approval(
             _notify(ctx, ctx.next_seq(), seq, name, n, jsonable, allowed, default, deadline) for n in notify
         ]
         await asyncio.gather(*sends)
-    remaining = max(0.0, deadline - time.time()) if deadline is not None else None
+    remaining = max(0.0, deadline - ctx.clock.time()) if deadline is not None else None
     await wait_for(signal_name(name, seq), timeout=remaining, default=None)
 
     async def settle(record: OpRecord) -> Decision:
@@ -218,6 +220,7 @@ async def _notify(
         default=default,
         deadline=datetime.fromtimestamp(deadline, UTC) if deadline is not None else None,
         idempotency_key=f"{ctx.run_id}:{seq}",
+        clock=ctx.clock.time,
     )
 
     async def deliver(record: OpRecord) -> dict[str, Any]:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import builtins
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, PrivateAttr
 
 from bandmaster.engine.approval import Decision, signal_name
 from bandmaster.engine.redaction import Redactor
@@ -36,12 +37,14 @@ class Approval(BaseModel):
     created_at: datetime
     deadline: datetime | None
     decision: Decision | None
+    # The clock the deadline is on: the engine's (``Engine(clock=...)``), not part of the data.
+    _clock: Callable[[], float] = PrivateAttr(default=time.time)
 
     @property
     def time_left(self) -> float | None:
         if self.deadline is None or self.status != "pending":
             return None
-        return max(0.0, (self.deadline - datetime.now(UTC)).total_seconds())
+        return max(0.0, self.deadline.timestamp() - self._clock())
 
 
 class AuditEntry(BaseModel):
@@ -64,8 +67,8 @@ def _dt(stamp: float) -> datetime:
     return datetime.fromtimestamp(stamp, UTC)
 
 
-def _approval(row: ApprovalRow) -> Approval:
-    return Approval(
+def _approval(row: ApprovalRow, clock: Callable[[], float]) -> Approval:
+    approval = Approval(
         run_id=row.run_id,
         seq=row.seq,
         name=row.name,
@@ -78,6 +81,8 @@ def _approval(row: ApprovalRow) -> Approval:
         deadline=_dt(row.deadline) if row.deadline is not None else None,
         decision=Decision.from_row(row) if row.status == "decided" else None,
     )
+    approval._clock = clock
+    return approval
 
 
 def _entry(row: AuditRow) -> AuditEntry:
@@ -112,6 +117,7 @@ class Approvals:
         redactor_for: Callable[[str], Redactor | None] | None = None,
     ) -> None:
         self._table = ApprovalStore(store)
+        self._clock = store.now
         self._on_decided = on_decided
         self._redactor_for = redactor_for  # run id -> its redactor: comments are written redacted
 
@@ -126,11 +132,11 @@ class Approvals:
         """Approvals, oldest first; pending ones by default (``status=None``: all)."""
         check_list_status(status)
         rows = self._table.list(status=status, run_id=run_id, name=name, limit=limit)
-        return [_approval(r) for r in rows]
+        return [_approval(r, self._clock) for r in rows]
 
     async def get(self, run_id: str, *, name: str | None = None) -> Approval:
         """The run's pending approval (of ``name``), else its latest one."""
-        return _approval(self._find(run_id, name))
+        return _approval(self._find(run_id, name), self._clock)
 
     async def decide(
         self, run_id: str, action: str, *, by: str, comment: str | None = None, name: str | None = None

@@ -103,6 +103,7 @@ CAPABILITIES = (
     "token_streaming",  # Backend.chunks: model stream chunks readable while a run runs
     "live_steps",  # step-started events for watchers
     "schedules",  # Backend.schedules
+    "injected_clock",  # Engine(clock=...): timers, deadlines and leases on a FakeClock in tests
 )
 """Every capability name a backend may lack."""
 

@@ -8,6 +8,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from bandmaster._types import StepStatus
+from bandmaster.engine.clock import SYSTEM_CLOCK, Clock
 from bandmaster.engine.hooks import HookSet
 from bandmaster.engine.redaction import Redactor
 from bandmaster.errors import Cancelled, NonDeterminismError, StoreError
@@ -52,6 +53,7 @@ class RunContext:
         "_unconfirmed",
         "cancel_requested",
         "claimed_signals",
+        "clock",
         "hooks",
         "inflight",
         "max_inline_sleep",
@@ -78,8 +80,10 @@ class RunContext:
         registry: object | None = None,
         hooks: HookSet | None = None,
         redactor: Redactor | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.run_id = run_id
+        self.clock = clock  # the engine's time: every stamp, timer and deadline of this run
         self.hooks = hooks  # engine hooks (tracing, metrics); None: the hot path skips them
         # Rewrites values before they are journaled (None: written as they are, no cost).
         self.redactor = redactor
@@ -193,6 +197,8 @@ class RunContext:
             await self.store.suspend_run(self.run_id, self.owner, ready_at)
         except StoreError as exc:
             raise LeaseLost(exc) from None  # the run stays ours until handed back
+        if ready_at is not None:
+            self.clock.due_at(ready_at)
         raise Suspend()
 
 
@@ -210,6 +216,12 @@ def journaling() -> RunContext | None:
     if ctx is None or current_step_var.get() is not None:
         return None
     return ctx
+
+
+def current_clock() -> Clock:
+    """The clock of the run executing here (its engine's), else the system clock."""
+    ctx = current_run.get()
+    return ctx.clock if ctx is not None else SYSTEM_CLOCK
 
 
 def current_step() -> StepContext | None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pydantic_core import to_json
 
-from bandmaster.engine.context import RunContext
+from bandmaster.engine.context import RunContext, current_clock
 from bandmaster.engine.hooks import (
     AttemptFinished,
     AttemptStarted,
@@ -76,7 +75,8 @@ async def journaled(
             )
         raise rebuild_error(json.loads(row.error or "{}"))
     record = OpRecord()
-    started = time.time()
+    clock = ctx.clock
+    started = clock.time()
     hooks = ctx.hooks
     if hooks is not None and not hooks.steps:
         hooks = None
@@ -106,7 +106,7 @@ async def journaled(
                     kind,
                     "failed",
                     started=started,
-                    ended=time.time(),
+                    ended=clock.time(),
                     error=error_json(exc, ctx.redactor),
                     attempts=max(record.attempts, 1),
                     meta=_meta(ctx, record),
@@ -121,7 +121,7 @@ async def journaled(
                 kind,
                 "completed",
                 started=started,
-                ended=time.time(),
+                ended=clock.time(),
                 output=output,
                 attempts=max(record.attempts, 1),
                 meta=_meta(ctx, record),
@@ -137,7 +137,7 @@ async def journaled(
                 record.step,
                 status,
                 max(record.attempts, 1),
-                time.time() - started,
+                clock.time() - started,
                 error,
                 record.meta,
                 output if status == "completed" else None,
@@ -182,7 +182,7 @@ async def run_attempts(
                 value = await call(attempt)
             else:
                 try:
-                    async with asyncio.timeout(timeout) as scope:
+                    async with current_clock().timeout(timeout) as scope:
                         value = await call(attempt)
                 except TimeoutError as exc:
                     if scope.expired():
@@ -199,7 +199,7 @@ async def run_attempts(
                     raise RetriesExhausted(name, errors) from exc
                 raise
             waited += delay
-            await asyncio.sleep(delay)
+            await current_clock().sleep(delay)
         except BaseException as exc:  # cancelled: the attempt still ends for the hooks
             if hooks is not None and hooks.attempt_finished:
                 _attempt_finished(record, attempt, name, exc, None)

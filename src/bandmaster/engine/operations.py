@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random as _random
-import time
 import uuid as _uuid
 from datetime import UTC, datetime
 from typing import Any, TypeVar, overload
@@ -14,7 +13,7 @@ from typing import Any, TypeVar, overload
 from pydantic import BaseModel, ValidationError
 
 from bandmaster.engine.backend import current_backend
-from bandmaster.engine.context import RunContext, current_step_var, journaling
+from bandmaster.engine.context import RunContext, current_clock, current_step_var, journaling
 from bandmaster.engine.redaction import error_json
 from bandmaster.engine.serde import ANY, codec_for, rebuild_error
 from bandmaster.errors import InvalidInput, UsageError, WaitTimeout
@@ -31,7 +30,7 @@ MISSING: Any = _Missing()
 
 
 def _record_value(ctx: RunContext, seq: int, kind: str, output: str) -> None:
-    now = time.time()
+    now = ctx.clock.time()
     ctx.commit_nowait(ctx.row(seq, kind, kind, "completed", started=now, ended=now, output=output))
 
 
@@ -42,12 +41,12 @@ def now() -> datetime:
         return backend.now()
     ctx = journaling()
     if ctx is None:
-        return datetime.now(UTC)
+        return datetime.fromtimestamp(current_clock().time(), UTC)
     seq = ctx.next_seq()
     row = ctx.replayed(seq, "now", "now")
     if row is not None:
         return datetime.fromtimestamp(float(row.output or 0), UTC)
-    stamp = time.time()
+    stamp = ctx.clock.time()
     _record_value(ctx, seq, "now", repr(stamp))
     return datetime.fromtimestamp(stamp, UTC)
 
@@ -95,11 +94,12 @@ async def sleep(seconds: float) -> None:
         return await backend.sleep(seconds)
     ctx = journaling()
     if ctx is None:
-        await asyncio.sleep(seconds)
+        await current_clock().sleep(seconds)
         return
+    clock = ctx.clock
     seq = ctx.next_seq()
     row = ctx.replayed(seq, "sleep", "sleep")
-    started = time.time()
+    started = clock.time()
     if row is None:
         wake_at = started + seconds
         meta = json.dumps({"wake_at": wake_at})
@@ -110,16 +110,16 @@ async def sleep(seconds: float) -> None:
         started = row.started_at
         meta = row.meta or "{}"
         wake_at = json.loads(meta)["wake_at"]
-    remaining = wake_at - time.time()
+    remaining = wake_at - clock.time()
     if remaining > ctx.max_inline_sleep:
         await ctx.suspend(ready_at=wake_at)
     if remaining > 0:
         try:
-            await asyncio.sleep(remaining)
+            await clock.sleep(remaining)
         except asyncio.CancelledError as exc:
             raise ctx.cancelled(exc) from exc
     await ctx.commit(
-        ctx.row(seq, "sleep", "sleep", "completed", started=started, ended=time.time(), meta=meta)
+        ctx.row(seq, "sleep", "sleep", "completed", started=started, ended=clock.time(), meta=meta)
     )
 
 
@@ -162,7 +162,7 @@ async def wait_for(
         return codec.load_recorded(row.output, run_id=ctx.run_id, seq=seq, what=f"payload of signal {name!r}")
     if row is not None and row.status == "failed":
         raise rebuild_error(json.loads(row.error or "{}"))
-    now = time.time()
+    now = ctx.clock.time()
     started = row.started_at if row is not None else now
     deadline: float | None
     if row is not None:
@@ -184,7 +184,14 @@ async def wait_for(
             raise invalid from None
         await ctx.commit(
             ctx.row(
-                seq, name, "wait", "completed", started=started, ended=time.time(), output=payload, meta=meta
+                seq,
+                name,
+                "wait",
+                "completed",
+                started=started,
+                ended=ctx.clock.time(),
+                output=payload,
+                meta=meta,
             ),
             consume_signal=signal_id,
         )
@@ -223,7 +230,7 @@ async def _fail_wait(
             "wait",
             "failed",
             started=started,
-            ended=time.time(),
+            ended=ctx.clock.time(),
             error=error_json(error, ctx.redactor),
             meta=meta,
         ),

@@ -12,6 +12,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from bandmaster.engine.clock import SYSTEM_CLOCK, Clock
 from bandmaster.store.rollups import catch_up
 
 log = logging.getLogger("bandmaster.worker")
@@ -27,11 +28,13 @@ LOCK_WAIT = 5.0
 """Seconds a batch waits for the write lock before the pass gives up until the next one."""
 
 
-async def rollup_loop(path: Path, every: float, stopping: threading.Event) -> None:
+async def rollup_loop(
+    path: Path, every: float, stopping: threading.Event, clock: Clock = SYSTEM_CLOCK
+) -> None:
     """Catch the rollups up every ``every`` seconds until cancelled; ``stopping`` ends a pass
     between two batches (a worker shutting down)."""
     while not stopping.is_set():
-        await asyncio.sleep(every)
+        await clock.sleep(every)
         try:
             added = await asyncio.to_thread(_one_pass, path, stopping)
         except sqlite3.Error as exc:  # locked too long, disk full: the next pass retries

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from pydantic import BaseModel
 
 from bandmaster._types import TERMINAL_STATUSES, RunStatus
 from bandmaster.engine.approvals import Approvals
+from bandmaster.engine.clock import SYSTEM_CLOCK, Clock
 from bandmaster.engine.hooks import EngineClosed, EngineOpened, Hooks, RunCreated, emit, hook_set
 from bandmaster.engine.idempotency import request_digest
 from bandmaster.engine.live_steps import LiveSteps
@@ -181,6 +181,9 @@ class Engine:
     worker: one run per tick however many workers tick them (``bandmaster.triggers``).
     ``live_steps=True`` publishes each step as it starts (its name, never its input) for
     observers (``bandmaster runs watch``, the server's SSE), at a small cost per step.
+    ``clock`` is where every timestamp, timer, deadline, lease and retry delay of this engine
+    takes its time: the wall clock, or ``bandmaster.testing.FakeClock()`` in tests, which
+    moves only when told. ``result(timeout=)`` is the caller's own patience, in real seconds.
     """
 
     def __init__(
@@ -202,11 +205,18 @@ class Engine:
         journal_retry: Retry = JOURNAL_RETRY,
         schedules: Iterable[Schedule] = (),
         live_steps: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"Engine(concurrency={concurrency}): must be at least 1")
         if rollup_every is not None and not rollup_every > 0:
             raise UsageError(f"Engine(rollup_every={rollup_every}): seconds > 0, or None for no rollup pass")
+        if not isinstance(clock, Clock):
+            raise UsageError(
+                f"Engine(clock={clock!r}): needs time, monotonic, sleep, timeout, poll and due_at "
+                f"methods (bandmaster.engine.Clock), e.g. bandmaster.testing.FakeClock()"
+            )
+        self.clock = clock
         self.path: Path = resolve_db_path(db)
         self.workflows: dict[str, Workflow[..., Any]] = {}
         for wf in workflows:
@@ -264,6 +274,7 @@ class Engine:
             busy_timeout=self.busy_timeout,
             read_only=False if self.run_worker else None,
             write_retry=self.journal_retry.next_delay,
+            clock=self.clock.time,
         )
         try:
             if self.run_worker:
@@ -298,10 +309,11 @@ class Engine:
                 redactor=self.redact,
                 redaction=self._redaction,
                 rollup_every=self.rollup_every,
+                clock=self.clock,
             )
             await self._worker.start()
             if self.schedules:
-                ticker = Ticker(self, self.schedules)
+                ticker = Ticker(self, self.schedules, clock=self.clock.time)
                 ticker.declare()  # listed (and pausable) as soon as the engine is open
                 self._ticker = asyncio.create_task(ticker.run(), name="bandmaster-schedules")
 
@@ -373,7 +385,7 @@ class Engine:
         if redactor is not None:
             payload = redact_json(redactor, payload) or payload
         run_id = run_id if run_id is not None else uuid.uuid4().hex
-        now = time.time()
+        now = self.clock.time()
         local = self._worker is not None and wf is not None and self._worker.capacity > 0
         row = RunRow(
             id=run_id,
@@ -436,8 +448,9 @@ class Engine:
     async def _poll_results(self) -> None:
         """One poller for every awaited run, for runs that finish in other processes (runs
         executed here resolve their waiter directly)."""
+        never = asyncio.Event()  # polled on a timer only: waiters of local runs are resolved directly
         while self._finished and self._store is not None:
-            await asyncio.sleep(self.poll_interval)
+            await self.clock.poll(never, self.poll_interval)
             pending = [run_id for run_id, waiter in self._finished.items() if not waiter.done()]
             if self._worker is not None:
                 pending = [run_id for run_id in pending if run_id not in self._worker.active]

@@ -4,15 +4,14 @@ back on shutdown. Any number of workers (processes) may share one journal."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable, Mapping
 
+from bandmaster.engine.clock import SYSTEM_CLOCK, Clock
 from bandmaster.engine.context import LeaseLost, RunContext, Suspend, current_run
 from bandmaster.engine.hooks import HookSet, RunFinished, RunOutcome, RunStarted, emit
 from bandmaster.engine.redaction import Redactor, error_json, redact_json
@@ -76,8 +75,10 @@ class Worker:
         redactor: Redactor | None = None,
         redaction: RedactionPolicy | None = None,
         rollup_every: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
+        self.clock = clock
         self.rollup_every = rollup_every
         self.hooks = hooks
         self.redactor = redactor
@@ -114,7 +115,7 @@ class Worker:
             asyncio.create_task(self._heartbeat_loop(), name="bandmaster-heartbeat"),
         ]
         if self.rollup_every and str(self.store.path) != ":memory:":  # stats rollups, off the write path
-            rollups = rollup_loop(self.store.path, self.rollup_every, self._rollups_stop)
+            rollups = rollup_loop(self.store.path, self.rollup_every, self._rollups_stop, self.clock)
             self._loops.append(asyncio.create_task(rollups, name="bandmaster-rollups"))
 
     def recover(self) -> int:
@@ -177,13 +178,12 @@ class Worker:
                 await asyncio.sleep(0)  # more may be ready: poll again right away
                 continue
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            await self.clock.poll(self._wake, self.poll_interval)
 
     async def _heartbeat_loop(self) -> None:
         beats = 0
         while True:
-            await asyncio.sleep(self.lease / 3)
+            await self.clock.sleep(self.lease / 3)
             beats += 1
             self._hand_back()
             try:
@@ -229,6 +229,7 @@ class Worker:
             registry=self.registry,
             hooks=self.hooks,
             redactor=redactor,
+            clock=self.clock,
         )
         task = asyncio.create_task(self._run(row, ctx, headers), name=f"bandmaster-run-{row.id}")
         self.active[row.id] = (task, ctx)
@@ -312,7 +313,7 @@ class Worker:
         headers: Mapping[str, str] | None,
     ) -> None:
         """``_execute`` between the hooks' run_started and run_finished."""
-        started = time.monotonic()
+        started = self.clock.monotonic()
         if headers is None:
             raw = self.store.run_headers(row.id) if hooks.run_started else None
             headers = json.loads(raw) if raw else {}
@@ -327,7 +328,7 @@ class Worker:
             raise
         finally:
             finished = RunFinished(
-                row.id, row.workflow, outcome, error, time.monotonic() - started, ctx.redactor
+                row.id, row.workflow, outcome, error, self.clock.monotonic() - started, ctx.redactor
             )
             emit(hooks.run_finished, finished)
 

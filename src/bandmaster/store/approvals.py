@@ -11,7 +11,6 @@ from __future__ import annotations
 import builtins
 import json
 import sqlite3
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -111,7 +110,7 @@ class ApprovalStore:
             FORMAT,
             json.dumps(list(approvers)) if approvers is not None else None,
             default_action,
-            time.time(),
+            self.store.now(),
             deadline,
         )
         self.store._write(
@@ -166,7 +165,7 @@ class ApprovalStore:
         is audited; only a win changes the approval."""
 
         def op(conn: sqlite3.Connection) -> DecideResult:
-            now = time.time()
+            now = self.store.now()
             row = _approval(
                 conn.execute(
                     f"SELECT {_APPROVAL_COLUMNS} FROM approvals WHERE run_id = ? AND seq = ?", (run_id, seq)
@@ -219,7 +218,7 @@ class ApprovalStore:
         """Apply the timed default unless someone decided first; return the winning decision."""
 
         def op(conn: sqlite3.Connection) -> ApprovalRow:
-            now = time.time()
+            now = self.store.now()
             cursor = conn.execute(
                 "UPDATE approvals SET status = 'decided', action = default_action, decided_by = NULL, "
                 "comment = NULL, decided_at = ?, timed_out = 1 "

@@ -7,7 +7,6 @@ Pure storage: cron arithmetic and catch-up live in ``bandmaster.triggers``.
 from __future__ import annotations
 
 import sqlite3
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +43,7 @@ class ScheduleStore:
     def declare(self, name: str, workflow: str, cron: str, catchup: str, input_json: str | None) -> None:
         """Record a schedule as a worker defines it. A new one starts at now (no backfill from
         the epoch); an existing one keeps its pause state and last tick."""
-        now = time.time()
+        now = self.store.now()
         self.store._write(
             lambda conn: conn.execute(
                 f"INSERT INTO schedules ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, 0, ?, ?, NULL) "
@@ -79,7 +78,7 @@ class ScheduleStore:
         the ticks that fell while paused are not caught up."""
 
         def op(conn: sqlite3.Connection) -> None:
-            now = time.time()
+            now = self.store.now()
             if paused:
                 conn.execute(
                     "UPDATE schedules SET paused = 1, updated_at = ?, changed_by = ? WHERE name = ?",

@@ -110,6 +110,8 @@ class SQLiteStore:
     when the file can be written and reading otherwise (``self.read_only`` says which).
     ``write_retry`` decides when a batched write that failed for a passing reason (disk full,
     write lock held past ``busy_timeout``) is tried again; without it such a write fails at once.
+    ``clock`` gives the time the journal records and compares (leases, ``ready_at``): the
+    engine's clock (``Engine(clock=...)``), seconds since the epoch.
     """
 
     def __init__(
@@ -119,8 +121,10 @@ class SQLiteStore:
         busy_timeout: float = 10.0,
         read_only: bool | None = False,
         write_retry: WriteRetry | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path)
+        self.now = clock
         self.read_only = bool(read_only)
         self._write_retry = write_retry
         if self.path.is_dir():
@@ -365,7 +369,7 @@ class SQLiteStore:
         self, run_id: str, owner: str, status: RunStatus, output: str | None, error: str | None
     ) -> asyncio.Future[bool]:
         def op(conn: sqlite3.Connection) -> bool:
-            now = time.time()
+            now = self.now()
             cursor = conn.execute(
                 "UPDATE runs SET status = ?, output = ?, error = ?, ended_at = ?, updated_at = ?, "
                 "lease_owner = NULL, lease_expires = NULL, ready_at = NULL "
@@ -381,7 +385,7 @@ class SQLiteStore:
             cursor = conn.execute(
                 "UPDATE runs SET status = 'waiting', ready_at = ?, updated_at = ?, "
                 "lease_owner = NULL, lease_expires = NULL WHERE id = ? AND lease_owner = ?",
-                (ready_at, time.time(), run_id, owner),
+                (ready_at, self.now(), run_id, owner),
             )
             if cursor.rowcount != 1:
                 return False
@@ -390,7 +394,7 @@ class SQLiteStore:
             conn.execute(
                 "UPDATE runs SET status = 'queued', ready_at = ? WHERE id = ? AND (cancel_requested = 1 "
                 f"OR EXISTS ({_SIGNAL_FOR_A_WAIT}))",
-                (time.time(), run_id, run_id),
+                (self.now(), run_id, run_id),
             )
             return True
 
@@ -416,7 +420,7 @@ class SQLiteStore:
         self, owner: str, workflows: Sequence[str], limit: int, lease: float, run_id: str | None = None
     ) -> list[RunRow]:
         """Take up to ``limit`` runs that are ready, or whose owner's lease expired."""
-        now = time.time()
+        now = self.now()
         names = json.dumps(list(workflows))
         if run_id is None:
             where = (
@@ -458,7 +462,7 @@ class SQLiteStore:
                 conn.execute(
                     "UPDATE runs SET lease_expires = ? WHERE lease_owner = ? AND status = 'running' "
                     "AND id IN (SELECT value FROM json_each(?))",
-                    (time.time() + lease, owner, json.dumps(list(run_ids))),
+                    (self.now() + lease, owner, json.dumps(list(run_ids))),
                 )
             rows = conn.execute(
                 "SELECT id FROM runs WHERE lease_owner = ? AND cancel_requested = 1", (owner,)
@@ -484,7 +488,7 @@ class SQLiteStore:
         they resume by replay on any worker. ``flush``: write what is enqueued first."""
         if flush:
             self._flush(retry=False)
-        now = time.time()
+        now = self.now()
         self._write(
             lambda conn: conn.executemany(
                 "UPDATE runs SET status = 'queued', ready_at = ?, lease_owner = NULL, "
@@ -589,7 +593,7 @@ class SQLiteStore:
                 raise RunNotFound(f"no run {run_id!r} in the journal")
             if row[0] in ("completed", "failed", "cancelled"):
                 return row[0]  # type: ignore[no-any-return]
-            now = time.time()
+            now = self.now()
             conn.execute(
                 "INSERT INTO signals (run_id, name, payload, fmt, created_at) VALUES (?,?,?,?,?)",
                 (run_id, name, payload, FORMAT, now),
@@ -628,7 +632,7 @@ class SQLiteStore:
             row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
                 raise RunNotFound(f"no run {run_id!r} in the journal")
-            now = time.time()
+            now = self.now()
             conn.execute(
                 "UPDATE runs SET status = 'cancelled', ended_at = ?, updated_at = ?, ready_at = NULL "
                 "WHERE id = ? AND status IN ('queued', 'waiting')",
@@ -644,7 +648,7 @@ class SQLiteStore:
 
     def cancel_claimed(self, run_id: str, owner: str) -> None:
         """Mark a run we hold as cancelled (cancel requested before it ran any further)."""
-        now = time.time()
+        now = self.now()
         self._write(
             lambda conn: conn.execute(
                 "UPDATE runs SET status = 'cancelled', ended_at = ?, updated_at = ?, "
@@ -692,7 +696,7 @@ class SQLiteStore:
         """Store an alias change and bump the registry revision that workers poll."""
 
         def op(conn: sqlite3.Connection) -> int:
-            now = time.time()
+            now = self.now()
             conn.execute(
                 "INSERT INTO alias_overrides (alias, spec, changed_at, changed_by) VALUES (?,?,?,?) "
                 "ON CONFLICT(alias) DO UPDATE SET spec = excluded.spec, changed_at = excluded.changed_at, "
@@ -740,7 +744,7 @@ class SQLiteStore:
     @_reading
     def cache_get(self, key: str) -> str | None:
         row = self._conn.execute(
-            "SELECT value FROM cache WHERE key = ? AND expires_at > ?", (key, time.time())
+            "SELECT value FROM cache WHERE key = ? AND expires_at > ?", (key, self.now())
         ).fetchone()
         return row[0] if row else None
 

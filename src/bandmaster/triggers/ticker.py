@@ -33,6 +33,7 @@ class Ticker:
         self.schedules = {s.name: s for s in schedules}
         self.clock = clock
         self.rows = ScheduleStore(engine.store)
+        self.next_tick: float | None = None  # the earliest tick seen by the last pass
 
     def declare(self) -> None:
         for s in self.schedules.values():
@@ -40,6 +41,8 @@ class Ticker:
 
     async def run(self) -> None:
         self.declare()
+        clock = self.engine.clock
+        never = asyncio.Event()  # a timed pause: woken early only by a fake clock moving
         while True:
             try:
                 nap = await self.tick_once()
@@ -49,12 +52,15 @@ class Ticker:
             except Exception:  # a bug must not silently end every schedule of this worker
                 log.exception("schedules: a pass failed; trying again")
                 nap = MAX_NAP
-            await asyncio.sleep(nap)
+            if self.next_tick is not None:
+                clock.due_at(self.next_tick)  # a fake clock stops there
+            await clock.poll(never, nap)
 
     async def tick_once(self) -> float:
         """Start every due tick; return how long to sleep before the next one may be due."""
         now = self.clock()
         nap = MAX_NAP
+        self.next_tick = None
         for s in self.schedules.values():
             row = self.rows.get(s.name)
             if row is None:  # deleted from the journal by hand: declare it again
@@ -70,7 +76,9 @@ class Ticker:
                 if len(due) > 1 and row.catchup == "all":
                     nap = 0.0  # a batch of a long catch-up: take the next one at once
                     continue
-            nap = min(nap, max(next_tick(row.cron, max(now, row.last_tick)) - now, 0.0))
+            upcoming = next_tick(row.cron, max(now, row.last_tick))
+            self.next_tick = min(upcoming, self.next_tick or upcoming)
+            nap = min(nap, max(upcoming - now, 0.0))
         return nap
 
     async def _start(self, s: Schedule, tick: float) -> None:
