@@ -14,6 +14,7 @@ bm.run(triage, "my card was charged twice")
 
 from typing import TYPE_CHECKING
 
+from bandmaster import _wiring  # noqa: F401  registers the embedded engine's model desk and stats
 from bandmaster._lazy import lazy_loader
 from bandmaster.calls import call_model
 from bandmaster.engine import (
