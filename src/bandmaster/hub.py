@@ -150,9 +150,13 @@ class HubModelDesk:
         return hub_for(self.registry, self.store)
 
     async def describe(self) -> list[AliasState]:
-        return [
-            AliasState(v.alias, v.versions, v.weights, v.fallback, v.breakers) for v in self._hub().describe()
-        ]
+        hub = self._hub()
+        states = []
+        for v in hub.describe():
+            spec = hub.registry.alias(v.alias)
+            policy = spec.policy.model_dump(mode="json") if spec is not None else {}
+            states.append(AliasState(v.alias, v.versions, v.weights, v.fallback, v.breakers, policy))
+        return states
 
     async def history(self, alias: str) -> list[dict[str, Any]]:
         hub = self._hub()

@@ -124,6 +124,8 @@ class AliasState:
     weights: dict[str, float]
     fallback: list[str]
     breakers: dict[str, str] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)
+    """The alias's policy as data (timeout, fallback, breaker, ...), where the backend knows it."""
 
 
 class ModelDesk(Protocol):

@@ -29,6 +29,7 @@ from bandmaster.server.limits import RateLimiter, SizeLimits
 from bandmaster.server.metrics import HttpMetrics
 from bandmaster.server.settings import ServerSettings
 from bandmaster.store.schema import SCHEMA_VERSION
+from bandmaster.store.sqlite import resolve_db_path
 
 if TYPE_CHECKING:
     from bandmaster.triggers.hooks import InboundHook
@@ -65,15 +66,19 @@ def create_app(
         raise UsageError(f"create_app(workers={workers}): give 0 (no in-process worker) or more")
     backend = backend if backend is not None else temporal
     chosen = settings or ServerSettings()
-    if backend is not None:
-        _check_backend(backend, workflows, workers, registry)
-    engine = Engine(
-        db,
-        workflows=workflows if backend is None else (),
-        worker=workers > 0,
-        concurrency=max(workers, 1),
-        registry=registry,
-    )
+    engine: Engine
+    if isinstance(backend, Engine) and backend.path == resolve_db_path(db):
+        engine = backend  # the server's own journal is the backend (the embedded server)
+    else:
+        if backend is not None:
+            _check_backend(backend, workflows, workers, registry)
+        engine = Engine(
+            db,
+            workflows=workflows if backend is None else (),
+            worker=workers > 0,
+            concurrency=max(workers, 1),
+            registry=registry,
+        )
     served: Backend = backend if backend is not None else engine
     hooks_by_name = dict(inbound or {})
     _check_hooks(hooks_by_name, served.workflows)
