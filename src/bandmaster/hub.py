@@ -173,7 +173,7 @@ class HubModelDesk:
         by: str,
     ) -> AliasState:
         hub = self._hub()
-        hub.set_alias(alias, versions=versions, weights=weights, changed_by=by)
+        hub.set_alias(alias, versions=versions, weights=weights, changed_by=by or None)
         for state in await self.describe():
             if state.alias == alias:
                 return state

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import getpass
 import math
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
@@ -116,7 +115,7 @@ def set_alias(
     alias: Annotated[str, typer.Argument()],
     versions: Annotated[str | None, typer.Option(help="label=model,... e.g. production=a,canary=b")] = None,
     weights: Annotated[str | None, typer.Option(help="label=weight,... summing to 1")] = None,
-    by: Annotated[str | None, typer.Option(help="Who made the change (audit) [default: $USER]")] = None,
+    by: Annotated[str | None, typer.Option(help="Who made the change (audit)")] = None,
     models: ModelsOption = "models.yaml",
     db: DbOption = None,
 ) -> None:
@@ -130,7 +129,7 @@ def set_alias(
     except ValueError as exc:
         raise ui.fail(f"--weights: {exc}") from exc
     parsed_versions = _pairs(versions, "--versions") if versions else None
-    who = by or getpass.getuser()
+    who = by or ""  # not said: the history records no one
     state = _with_desk(
         models, db, lambda desk: desk.switch(alias, versions=parsed_versions, weights=parsed_weights, by=who)
     )

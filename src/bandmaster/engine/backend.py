@@ -130,7 +130,7 @@ class AliasState:
 
 class ModelDesk(Protocol):
     """Read and switch the model registry's aliases. A switch is validated against the
-    registry, audited with ``by``, and adopted by every worker within a second."""
+    registry, audited with ``by`` (empty: not said), and adopted by every worker within a second."""
 
     async def describe(self) -> list[AliasState]: ...
 
