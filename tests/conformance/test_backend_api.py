@@ -49,7 +49,7 @@ def test_both_engines_are_a_backend_for_mypy(tmp_path: Path, request: pytest.Fix
     """``backend: Backend = engine`` type-checks for both engines (backends_typed.py)."""
     pytest.importorskip("mypy", reason="needs mypy (bandmaster[dev]): pip install 'bandmaster[dev]'")
     pytest.importorskip("temporalio", reason="needs bandmaster[temporal] for bm.TemporalEngine")
-    pytest_cache = request.config.cache
+    pytest_cache = getattr(request.config, "cache", None)  # None with -p no:cacheprovider
     cache = pytest_cache.mkdir("mypy") if pytest_cache is not None else tmp_path / ".mypy_cache"
     typed = Path(__file__).with_name("backends_typed.py")
     found = subprocess.run(
