@@ -187,6 +187,65 @@ def test_a_signed_hook_starts_one_run_per_delivery(stack: Stack) -> None:
     assert stack.wait(first.json()["run_id"], "completed")["output"] == "FROM A HOOK"
 
 
+def test_dashboard_pages_and_forms(stack: Stack) -> None:
+    """Every page, and its forms, on both backends: what a backend lacks is a 501 page saying why."""
+    waiting = stack.start("reviewed", "from the dashboard")
+    cancelled = stack.start("waits", "to cancel")
+    stack.wait_approval(waiting)
+    stack.wait(cancelled, "running", "waiting")
+    with stack.client("alice") as http:
+        login = http.get("/login")
+        csrf = login.text.split('name="csrf_token" value="')[1].split('"')[0]
+        form = {"csrf_token": csrf, "token": stack.tokens["alice"], "next": "/ui/runs"}
+        logged_in = http.post("/login", data=form, headers={"Cookie": f"bm_login_csrf={csrf}"})
+        cookie = {"Cookie": logged_in.headers["set-cookie"].split(";")[0]}  # Secure: httpx keeps it off http
+        runs = http.get("/ui/runs", headers=cookie)
+        page = http.get(f"/ui/runs/{waiting}", headers=cookie)
+        session_csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+        pages = {path: http.get(path, headers=cookie) for path in ("/ui/approvals", "/ui/schedules")}
+        models = http.get("/ui/models", headers=cookie)
+        stats = http.get("/ui/stats", headers=cookie)
+        decided = http.post(
+            f"/ui/approvals/{waiting}/decide",
+            data={"csrf_token": session_csrf, "action": "approve", "name": "review"},
+            headers=cookie,
+        )
+        stopped = http.post(f"/ui/runs/{cancelled}/cancel", data={"csrf_token": session_csrf}, headers=cookie)
+        paused = http.post(
+            "/ui/schedules/yearly-echo/pause", data={"csrf_token": session_csrf}, headers=cookie
+        )
+        resumed = http.post(
+            "/ui/schedules/yearly-echo/resume", data={"csrf_token": session_csrf}, headers=cookie
+        )
+        review = http.post(
+            "/ui/models/answer/review",
+            data={"csrf_token": session_csrf, "weight.production": "1", "weight.canary": "0"},
+            headers=cookie,
+        )
+        applied = http.post(
+            "/ui/models/answer/apply",
+            data={"csrf_token": session_csrf, "weight.production": "1", "weight.canary": "0"},
+            headers=cookie,
+        )
+    assert (runs.status_code, page.status_code) == (200, 200)
+    assert waiting in runs.text
+    assert all(p.status_code == 200 for p in pages.values()), {k: v.status_code for k, v in pages.items()}
+    assert (decided.status_code, stopped.status_code) == (303, 303), decided.text[:300]
+    assert (paused.status_code, resumed.status_code) == (303, 303)
+    stack.wait(waiting, "completed")
+    stack.wait(cancelled, "cancelled")
+    if stack.name == "temporal":
+        for answer, reason in ((models, "model_switch"), (review, "model_switch"), (applied, "model_switch")):
+            assert answer.status_code == 501
+            assert TEMPORAL_REASONS[reason] in answer.text
+        assert stats.status_code == 501
+        assert "Prometheus" in stats.text
+        return
+    assert (models.status_code, stats.status_code, review.status_code) == (200, 200, 200)
+    assert "answer" in models.text
+    assert applied.status_code == 303
+
+
 # --- CLI -------------------------------------------------------------------------------------
 
 
