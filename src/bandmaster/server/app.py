@@ -98,10 +98,6 @@ def create_app(
                 await served.close()
             await engine.close()
 
-    async def unavailable() -> str | None:
-        """Why the backend cannot serve (asked after an unexpected failure), or None."""
-        return await served.health()
-
     app = FastAPIOffline(  # a FastAPI app whose /docs and /redoc assets are served locally
         title="bandmaster",
         version="1",
@@ -116,7 +112,8 @@ def create_app(
     ui.install(app)
     app.add_middleware(SizeLimits, max_body=chosen.max_body, max_headers=chosen.max_headers)
     app.add_middleware(HttpMetrics)
-    app.add_middleware(errors.LastResort, diagnose=unavailable)  # added last: the outermost of ours
+    # Added last: the outermost of ours. After an unexpected failure it asks the backend's health.
+    app.add_middleware(errors.LastResort, diagnose=served.health)
     app.include_router(api.router)
     app.include_router(schedules.router)
     app.include_router(hooks.router)
