@@ -4,7 +4,11 @@ or exit 2 (CLI) with the capability's reason."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +19,7 @@ pytest.importorskip("httpx2", reason="needs bandmaster[server]: pip install 'ban
 pytest.importorskip("fastapi", reason="needs bandmaster[server]: pip install 'bandmaster[server]'")
 from conformance_support import BACKENDS, skip_without_temporal
 from stack import HOOK_SECRET, Stack, served
+from tests.triggers.rabbit import Rabbit, rabbit_missing, start_rabbit
 
 from bandmaster.approvals.signing import standard_headers
 
@@ -337,3 +342,51 @@ def test_cli_models_and_stats_or_not_supported(stack: Stack) -> None:
 
 
 WORKFLOWS_FILE = str(Path(__file__).with_name("wf_conformance.py"))
+
+
+@pytest.fixture(scope="module")
+def rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rabbit]:
+    pytest.importorskip("aio_pika", reason="needs bandmaster[amqp]")
+    missing = rabbit_missing()
+    if missing is not None:
+        pytest.skip(missing)
+    broker = start_rabbit(tmp_path_factory.mktemp("rabbit"))
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+async def publish(url: str, queue: str, messages: list[tuple[str, bytes]]) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.declare_queue(queue, durable=True)
+        for message_id, body in messages:
+            message = aio_pika.Message(
+                body, message_id=message_id, delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+            )
+            await channel.default_exchange.publish(message, routing_key=queue)
+
+
+def test_cli_consume_starts_one_run_per_message(stack: Stack, rabbit: Rabbit) -> None:
+    queue = f"conf-{stack.name}-{uuid.uuid4().hex[:6]}"
+    messages = {f"{queue}-m{i}": json.dumps(f"message {i}").encode() for i in range(3)}
+    asyncio.run(publish(rabbit.url, queue, [*messages.items(), next(iter(messages.items()))]))  # a redelivery
+    args = ["consume", rabbit.url, WORKFLOWS_FILE, "--queue", queue, "--workflow", "echo"]
+    consumer = subprocess.Popen(
+        [sys.executable, "-m", "bandmaster.cli", *args],
+        env=stack.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for message_id, body in messages.items():
+            assert stack.wait(message_id, "completed")["output"] == json.loads(body).upper()
+    finally:
+        consumer.send_signal(signal.SIGTERM)
+        output = consumer.communicate(timeout=30)[0].decode()
+    assert "4 messages started runs, 0 dead-lettered" in output, output
