@@ -201,6 +201,8 @@ class Engine:
     worker: one run per tick however many workers tick them (``bandmaster.triggers``).
     ``live_steps=True`` publishes each step as it starts (its name, never its input) for
     observers (``bandmaster runs watch``, the server's SSE), at a small cost per step.
+    It is a ``bm.Backend`` (``engine/backend.py``) with every capability: besides runs, its
+    ``approvals``, ``models`` (the registry's aliases), ``stats()``, ``schedules`` and ``chunks``.
     """
 
     def __init__(
