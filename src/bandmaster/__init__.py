@@ -14,6 +14,7 @@ bm.run(triage, "my card was charged twice")
 
 from typing import TYPE_CHECKING
 
+from bandmaster import _wiring  # noqa: F401  registers the embedded engine's model desk and stats
 from bandmaster._lazy import lazy_loader
 from bandmaster.calls import call_model
 from bandmaster.engine import (
@@ -37,6 +38,7 @@ from bandmaster.engine import (
     workflow,
 )
 from bandmaster.engine.approval import Decision, approval
+from bandmaster.engine.backend import Backend, Capabilities
 from bandmaster.errors import (
     AlreadyDecided,
     ApprovalNotFound,
@@ -47,6 +49,7 @@ from bandmaster.errors import (
     CircuitOpen,
     FallbacksExhausted,
     GuardViolation,
+    IdempotencyConflict,
     InvalidArchive,
     InvalidInput,
     InvalidRequest,
@@ -54,6 +57,7 @@ from bandmaster.errors import (
     MalformedResponse,
     NonDeterminismError,
     NotAuthorized,
+    NotSupported,
     OutputValidationFailed,
     PayloadTooLarge,
     ProviderUnavailable,
@@ -128,12 +132,14 @@ __all__ = [
     "AlreadyDecided",
     "ApprovalNotFound",
     "AuthenticationFailed",
+    "Backend",
     "BackendUnavailable",
     "BandmasterError",
     "BannedTopics",
     "Breaker",
     "CallableModel",
     "Cancelled",
+    "Capabilities",
     "Cascade",
     "CircuitOpen",
     "Decision",
@@ -143,6 +149,7 @@ __all__ = [
     "Guard",
     "GuardViolation",
     "Hooks",
+    "IdempotencyConflict",
     "InvalidArchive",
     "InvalidInput",
     "InvalidRequest",
@@ -159,6 +166,7 @@ __all__ = [
     "ModelStream",
     "NonDeterminismError",
     "NotAuthorized",
+    "NotSupported",
     "OutputValidationFailed",
     "PayloadTooLarge",
     "PriceTable",

@@ -37,6 +37,7 @@ __all__ = [
     "MalformedResponse",
     "NonDeterminismError",
     "NotSupported",
+    "NoModelRegistry",
     "NotAJournal",
     "NotAuthorized",
     "OutputValidationFailed",
@@ -117,6 +118,10 @@ class TargetUnreachable(UsageError):
 class NotSupported(UsageError):
     """The backend in use lacks this capability (``backend.capabilities``); the message says
     why and what to use instead."""
+
+
+class NoModelRegistry(UsageError, LookupError):
+    """The engine was given no model registry, so it has no aliases to show or switch."""
 
 
 class IdempotencyConflict(UsageError):

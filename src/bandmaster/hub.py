@@ -12,9 +12,12 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
+from bandmaster.engine.backend import AliasState
+from bandmaster.errors import NoModelRegistry, UnknownModel
 from bandmaster.models.registry import AliasSpec, Registry
 from bandmaster.policies.breaker import BreakerState
 from bandmaster.store.sqlite import SQLiteStore
@@ -137,3 +140,51 @@ def hub_for(registry: Registry, store: SQLiteStore | None) -> ModelHub:
     if hub is None or hub.registry is not registry:
         hub = per_store[id(registry)] = ModelHub(registry, store)
     return hub
+
+
+class HubModelDesk:
+    """``bm.Engine(...).models``: the ``ModelDesk`` of an embedded engine, over the hub of its
+    registry on its journal (so a switch reaches every worker on that journal within
+    ``REFRESH`` seconds)."""
+
+    def __init__(self, registry: object | None, store: SQLiteStore) -> None:
+        self.registry = registry if isinstance(registry, Registry) else None
+        self.store = store
+
+    def _hub(self) -> ModelHub:
+        if self.registry is None:
+            raise NoModelRegistry(
+                "this engine has no model registry; give it one (bm.Engine(registry=bm.Registry.load(...)), "
+                "or --models models.yaml)"
+            )
+        return hub_for(self.registry, self.store)
+
+    async def describe(self) -> list[AliasState]:
+        hub = self._hub()
+        states = []
+        for v in hub.describe():
+            spec = hub.registry.alias(v.alias)
+            policy = spec.policy.model_dump(mode="json") if spec is not None else {}
+            states.append(AliasState(v.alias, v.versions, v.weights, v.fallback, v.breakers, policy))
+        return states
+
+    async def history(self, alias: str) -> list[dict[str, Any]]:
+        hub = self._hub()
+        if hub.registry.alias(alias) is None:
+            raise UnknownModel(f"no alias {alias!r} in the registry; list the aliases to see them")
+        return hub.history(alias)
+
+    async def switch(
+        self,
+        alias: str,
+        *,
+        versions: dict[str, str] | None = None,
+        weights: dict[str, float] | None = None,
+        by: str,
+    ) -> AliasState:
+        hub = self._hub()
+        hub.set_alias(alias, versions=versions, weights=weights, changed_by=by or None)
+        for state in await self.describe():
+            if state.alias == alias:
+                return state
+        raise UnknownModel(f"no alias {alias!r} in the registry")

@@ -250,19 +250,23 @@ async def test_start_with_the_same_run_id_is_idempotent(
     engine: bm.Engine, db_path: Path, calls: Counter[str]
 ) -> None:
     first = await engine.start(wf_echo, "one", run_id="order-1")
-    second = await engine.start(wf_echo, "two", run_id="order-1")
+    second = await engine.start(wf_echo, "one", run_id="order-1")
     assert first.id == second.id == "order-1"
+    assert (first.created, second.created) == (True, False)
     assert await second.result(timeout=10) == "one"  # the existing run, not a new one
     assert run_rows(db_path) == [("order-1", "wf_echo", "completed")]
     assert calls["wf_echo"] == 1
-    third = await engine.start(wf_echo, "three", run_id="order-1")  # after it finished, too
+    third = await engine.start(wf_echo, "one", run_id="order-1")  # after it finished, too
     assert await third.result(timeout=10) == "one"
+    assert calls["wf_echo"] == 1
+    with pytest.raises(bm.IdempotencyConflict, match="another input"):  # another request, same id
+        await engine.start(wf_echo, "two", run_id="order-1")
     assert calls["wf_echo"] == 1
 
 
 async def test_a_run_id_used_by_another_workflow_is_refused(engine: bm.Engine, db_path: Path) -> None:
     await engine.start(wf_echo, "one", run_id="shared")
-    with pytest.raises(bm.InvalidInput, match="wf_echo"):
+    with pytest.raises(bm.IdempotencyConflict, match="wf_echo"):
         await engine.start(wf_typed, 1, run_id="shared")
     assert [(r[0], r[1]) for r in run_rows(db_path)] == [("shared", "wf_echo")]
 
@@ -270,7 +274,9 @@ async def test_a_run_id_used_by_another_workflow_is_refused(engine: bm.Engine, d
 def test_bm_run_one_shot(db_path: Path, calls: Counter[str]) -> None:
     assert bm.run(wf_typed, 2, label="y", db=db_path) == "y2"
     assert bm.run(wf_echo, {"k": [1, 2]}, db=db_path, run_id="once") == {"k": [1, 2]}
-    assert bm.run(wf_echo, "ignored", db=db_path, run_id="once") == {"k": [1, 2]}
+    assert bm.run(wf_echo, {"k": [1, 2]}, db=db_path, run_id="once") == {"k": [1, 2]}
+    with pytest.raises(bm.IdempotencyConflict):
+        bm.run(wf_echo, "another input", db=db_path, run_id="once")
     assert calls["wf_echo"] == 1
     assert len(run_rows(db_path)) == 2
 

@@ -169,7 +169,7 @@ async def test_start_with_run_id_is_idempotent(make_engine: EngineFactory, tmp_p
     again = await engine.start(wfs.ordered, log, run_id="order-1")
     assert await again.result(timeout=30) == ["a", "b", "c"]
     assert wfs.count(log, "a") == 1
-    with pytest.raises(bm.InvalidInput, match="already used"):
+    with pytest.raises(bm.IdempotencyConflict, match="already used"):
         await engine.start(wfs.sleeper, 0.1, run_id="order-1")
 
 

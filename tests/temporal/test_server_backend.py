@@ -255,10 +255,10 @@ def test_routes_that_read_the_embedded_journal_say_why_not(served: Served) -> No
         missing = http.get("/api/v1/runs/no-such-run")
         unknown = http.post("/api/v1/runs", json={"workflow": "nope", "input": None})
         ready = httpx2.get(f"{served.url}/readyz")
-    assert (stats.status_code, stats.json()["error"]["code"]) == (501, "not_on_temporal")
+    assert (stats.status_code, stats.json()["error"]["code"]) == (501, "not_supported")
     assert "Temporal UI" in stats.json()["error"]["message"]
     assert "Prometheus" in stats.json()["error"]["message"]
-    assert (models.status_code, models.json()["error"]["code"]) == (501, "not_on_temporal")
+    assert (models.status_code, models.json()["error"]["code"]) == (501, "not_supported")
     assert (waiting.status_code, waiting.json()["error"]["code"]) == (422, "invalid_input")
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "run_not_found")
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "workflow_not_found")
@@ -342,9 +342,9 @@ def test_create_app_refuses_a_temporal_setup_that_cannot_work(tmp_path: Path) ->
     from bandmaster.server import create_app
 
     client = bm.TemporalEngine("127.0.0.1:1", workflows=[wf_tserver.triage], worker=False)
-    with pytest.raises(bm.UsageError, match=r"pass the workflows to bm\.TemporalEngine"):
+    with pytest.raises(bm.UsageError, match="pass the workflows to the temporal backend"):
         create_app(tmp_path / "s.db", workflows=[wf_tserver.triage], temporal=client)
-    with pytest.raises(bm.UsageError, match="execute in Temporal workers"):
+    with pytest.raises(bm.UsageError, match="runs execute in its workers"):
         create_app(tmp_path / "s.db", workers=2, temporal=client)
     hosting = bm.TemporalEngine("127.0.0.1:1", workflows=[wf_tserver.triage])
     with pytest.raises(bm.UsageError, match=r"worker=False"):

@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import json
-import signal
 import sqlite3
 import statistics
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -24,6 +23,8 @@ from bandmaster.cli._console import fail
 from bandmaster.cli._files import loads, read_text, user_json
 from bandmaster.cli._runs import resolve_run_id, waiting_on
 from bandmaster.cli.approvals import approvals_app
+from bandmaster.cli.backends import Where, build, opened
+from bandmaster.cli.backends import serve as serve_backend
 from bandmaster.cli.consume import consume
 from bandmaster.cli.demo import demo
 from bandmaster.cli.guard_notes import guard_notes
@@ -46,21 +47,16 @@ from bandmaster.cli.temporal import (
     NamespaceOption,
     TargetOption,
     TaskQueueOption,
-    backend_from_env,
     check_backend,
     exit_now_if_temporal_was_used,
 )
+from bandmaster.engine.backend import Backend
 from bandmaster.engine.hooks import Hooks, RunFinished
 from bandmaster.engine.runtime import Engine, RunInfo
 from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageError
 from bandmaster.models.registry import Registry
-from bandmaster.observe.stats_archive import retention_loop
 from bandmaster.observe.stats_db import parse_duration
-from bandmaster.store.journal_file import check_readable
 from bandmaster.triggers.schedule import load_schedules
-
-if TYPE_CHECKING:
-    from bandmaster.temporal.engine import TemporalEngine
 
 app = typer.Typer(
     name="bandmaster",
@@ -205,13 +201,10 @@ def start(
     value = _parse_json(input, "--input")
 
     async def queue() -> str:
-        engine = await _client(db, create=True)
-        try:
+        async with opened(Where.from_env(db), must_exist=False) as engine:
             args, kwargs = wf.input_from_json(value)
             handle = await engine.start(wf, *args, run_id=run_id, **kwargs)
             return handle.id
-        finally:
-            await engine.close()
 
     typer.echo(_run(queue()))
 
@@ -384,72 +377,43 @@ def worker(
             parse_duration(retention, what="--retention")
     except BandmasterError as exc:
         raise _fail(str(exc)) from exc
-    if backend == "temporal":
-        from bandmaster.cli.temporal import serve as serve_temporal
-
-        options = {"target": target, "namespace": namespace, "task_queue": task_queue}
-        raise typer.Exit(
-            _run(
-                serve_temporal(
-                    workflows,
-                    registry,
-                    **options,
-                    local_activities=local_activities,
-                    concurrency=concurrency,
-                    schedules=configured,
-                )
-            )
-        )
-
-    async def serve() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        engine = Engine(
-            db,
-            workflows=workflows,
-            concurrency=concurrency,
-            lease=lease,
-            poll_interval=poll,
-            registry=registry,
-            hooks=hooks,
-            rollup_every=rollup_every or None,
-            busy_timeout=busy_timeout,
-            schedules=configured,
-            live_steps=live_steps,
-        )
-        await engine.open()
-        names = ", ".join(sorted(engine.workflows))
-        ui.line(f"worker {engine.owner} serving ", (names, "bold"), f" from {engine.path}", err=True)
-        keeper = (
-            asyncio.create_task(retention_loop(engine.path, retention, archive_dir)) if retention else None
-        )
-        await stop.wait()
-        ui.line("draining…", err=True)
-        if keeper is not None:
-            keeper.cancel()
-        await engine.close(grace=grace)
-        return 0
-
-    raise typer.Exit(_run(serve()))
+    where = Where(backend, db, target, namespace, task_queue)
+    embedded = {
+        "concurrency": concurrency,
+        "lease": lease,
+        "poll_interval": poll,
+        "hooks": hooks,
+        "rollup_every": rollup_every or None,
+        "busy_timeout": busy_timeout,
+        "schedules": configured,
+        "live_steps": live_steps,
+    }
+    temporal = {
+        "local_activities": local_activities,
+        "max_concurrent_activities": concurrency,
+        "schedules": configured,
+    }
+    served = serve_backend(
+        where,
+        workflows,
+        registry,
+        grace=grace,
+        retention=retention,
+        archive_dir=archive_dir,
+        embedded=embedded,
+        temporal=temporal,
+    )
+    raise typer.Exit(_run(served))
 
 
 # --- runs, signal, cancel -------------------------------------------------------------------
 
 
-async def _client(db: str | None, *, create: bool = False) -> Engine | TemporalEngine:
-    """The backend to ask. A journal that fails its quick check is refused (never shown with
-    holes, never written further); one this process cannot write is opened read-only."""
-    if backend_from_env() == "temporal":  # BANDMASTER_BACKEND=temporal: the Temporal cluster is the journal
-        from bandmaster.cli.temporal import temporal_client
-
-        return await temporal_client()
-    engine = Engine(db, worker=False)
-    if not create and not engine.path.exists():
-        raise _fail(f"no journal at {engine.path}; pass --db or set BANDMASTER_DB")
-    if engine.path.exists():
-        check_readable(engine.path)
+async def _client(db: str | None) -> Backend:
+    """The backend to ask (``BANDMASTER_BACKEND``, else the journal ``db``). A journal that
+    fails its quick check is refused (never shown with holes, never written further); one this
+    process cannot write is opened read-only."""
+    engine = build(Where.from_env(db))
     await engine.open()
     return engine
 
@@ -546,16 +510,16 @@ def runs_watch(
     """Follow a run live: steps as they end (model streams as they start), a model stream's
     tokens as they arrive, then the outcome. Exits 1 if the run failed or was cancelled."""
     from bandmaster.cli.watch import watch
-    from bandmaster.store.streams import chunks_after
 
     async def main() -> str:
         engine = await _client(db)
         try:
             full_id = await resolve_run_id(engine, run_id)
-            # Token chunks are published to the embedded journal only.
-            store = engine.store if isinstance(engine, Engine) else None
-            chunks = None if store is None else lambda run, after: chunks_after(store, run, after)
-            return await watch(engine.describe, full_id, poll=poll, chunks=chunks)
+            streams = engine.capabilities.supports("token_streaming")
+            every = max(poll, engine.capabilities.min_poll)  # a read may be a history fetch
+            return await watch(
+                engine.describe, full_id, poll=every, chunks=engine.chunks if streams else None
+            )
         finally:
             await engine.close()
 

@@ -2,8 +2,9 @@
 
 Embedded, deciding is one transaction on the journal, so this works beside running workers: the
 run wakes up on whichever worker polls next. With ``--backend temporal`` (or
-``BANDMASTER_BACKEND=temporal``) the commands go to ``TemporalEngine.approvals``; a ``--comment``
-is redacted with the workflow's redactor, which this process knows only from ``--module``.
+``BANDMASTER_BACKEND=temporal``) the commands go to that backend's ``approvals`` desk (the same
+errors on both); a ``--comment`` is redacted with the workflow's redactor, which on Temporal
+this process knows only from ``--module``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import getpass
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from bandmaster.cli import _console as ui
+from bandmaster.cli import backends
 from bandmaster.cli._runs import resolve_run_id
 from bandmaster.cli.loader import load_workflows
 from bandmaster.cli.temporal import (
@@ -26,16 +28,11 @@ from bandmaster.cli.temporal import (
     TargetOption,
     TaskQueueOption,
     check_backend,
-    temporal_engine,
 )
 from bandmaster.engine.approval import Decision
-from bandmaster.engine.approvals import Approval, Approvals
-from bandmaster.engine.runtime import Engine
+from bandmaster.engine.approvals import Approval
+from bandmaster.engine.backend import ApprovalDesk
 from bandmaster.errors import BandmasterError, UsageError
-from bandmaster.store.journal_file import check_readable
-
-if TYPE_CHECKING:
-    from bandmaster.temporal.desk import TemporalApprovals
 
 T = TypeVar("T")
 
@@ -81,7 +78,7 @@ def _fail(exc: Exception, code: int) -> typer.Exit:
     return ui.fail(str(exc), code)
 
 
-Desk: TypeAlias = "Approvals | TemporalApprovals"
+Desk = ApprovalDesk
 
 
 def _with_desk(where: Where, use: Callable[[Desk, str | None], Awaitable[T]], run_id: str | None = None) -> T:
@@ -93,25 +90,10 @@ def _with_desk(where: Where, use: Callable[[Desk, str | None], Awaitable[T]], ru
         raise _fail(exc, 2) from exc
 
     async def main() -> T:
-        engine: Engine | Any
-        if where.backend == "temporal":
-            engine = temporal_engine(
-                target=where.target,
-                namespace=where.namespace,
-                task_queue=where.task_queue,
-                workflows=workflows,
-                worker=False,
-            )
-        else:
-            engine = Engine(where.db, workflows=workflows, worker=False)
-            if engine.path.is_file():
-                check_readable(engine.path)  # damaged: one line, not shown with holes
-        await engine.open()
-        try:
+        chosen = backends.Where(where.backend, where.db, where.target, where.namespace, where.task_queue)
+        async with backends.opened(chosen, workflows=workflows, must_exist=False) as engine:
             full_id = await resolve_run_id(engine, run_id) if run_id is not None else None
             return await use(engine.approvals, full_id)
-        finally:
-            await engine.close()
 
     try:
         return asyncio.run(main())

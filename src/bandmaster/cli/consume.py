@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from bandmaster.cli import _console as ui
 from bandmaster.cli._console import missing_extra
+from bandmaster.cli.backends import Where, build
 from bandmaster.cli.loader import load_workflows
 from bandmaster.cli.temporal import (
     BackendOption,
     NamespaceOption,
     TargetOption,
     TaskQueueOption,
-    check_backend,
-    temporal_engine,
 )
-from bandmaster.engine.runtime import Engine
 from bandmaster.errors import BandmasterError
 
 
@@ -50,15 +48,9 @@ def consume(
     except ImportError as exc:
         raise ui.fail(missing_extra("bandmaster consume", "amqp", exc)) from exc
     try:
-        check_backend(backend)
         workflows = load_workflows(modules)
-        engine: Any = (
-            temporal_engine(
-                target=target, namespace=namespace, task_queue=task_queue, workflows=workflows, worker=False
-            )
-            if backend == "temporal"
-            else Engine(db, workflows=workflows, worker=False)
-        )
+        where = Where(backend, db, target, namespace, task_queue)
+        engine = build(where, workflows=workflows, must_exist=False)
         consumer = Consumer(engine, url, queue, workflow, prefetch=prefetch, dead_letter=dead_letter)
     except BandmasterError as exc:
         raise ui.fail(str(exc)) from exc

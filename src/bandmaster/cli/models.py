@@ -1,19 +1,23 @@
-"""``bandmaster models``: see and change alias versions and traffic weights at run time."""
+"""``bandmaster models``: see and change alias versions and traffic weights at run time, through
+the backend's model desk (``BANDMASTER_BACKEND``; embedded: the journal ``--db``)."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
 
 import typer
 
-from bandmaster.calls import bind_store
 from bandmaster.cli import _console as ui
+from bandmaster.cli.backends import Where, opened
+from bandmaster.engine.backend import ModelDesk
 from bandmaster.errors import BandmasterError
-from bandmaster.hub import ModelHub
 from bandmaster.models.registry import Registry
-from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
+
+T = TypeVar("T")
 
 models_app = typer.Typer(
     help="Model registry: aliases, versions, traffic weights, breakers.", no_args_is_help=True
@@ -27,10 +31,14 @@ DbOption = Annotated[
 ]
 
 
-def _hub(models: str, db: str | None) -> ModelHub:
-    try:
+def _with_desk(models: str, db: str | None, use: Callable[[ModelDesk], Awaitable[T]]) -> T:
+    async def main() -> T:
         registry = Registry.load(models)
-        return bind_store(registry, SQLiteStore(resolve_db_path(db)))
+        async with opened(Where.from_env(db), registry=registry, must_exist=False) as backend:
+            return await use(backend.models)
+
+    try:
+        return asyncio.run(main())
     except BandmasterError as exc:
         raise ui.fail(str(exc)) from exc
 
@@ -59,9 +67,9 @@ def list_aliases(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Aliases with their versions, weights, fallbacks and breaker states."""
-    views = _hub(models, db).describe()
+    views = _with_desk(models, db, lambda desk: desk.describe())
     if as_json:
-        ui.print_json([dataclasses.asdict(v) for v in views])
+        ui.print_json([{k: v for k, v in dataclasses.asdict(s).items() if k != "policy"} for s in views])
         return
     table = ui.table("alias", "version", "model", "weight", "breaker", "fallback")
     for view in views:
@@ -82,19 +90,24 @@ def show_alias(
     alias: Annotated[str, typer.Argument()], models: ModelsOption = "models.yaml", db: DbOption = None
 ) -> None:
     """One alias: versions, weights, policy, breaker states and change history."""
-    hub = _hub(models, db)
-    hub.refresh(force=True)
-    spec = hub.registry.alias(alias)
-    if spec is None:
+
+    async def one(desk: ModelDesk) -> dict[str, object] | None:
+        for state in await desk.describe():
+            if state.alias == alias:
+                return {
+                    "alias": alias,
+                    "versions": state.versions,
+                    "weights": state.weights,
+                    "policy": state.policy,
+                    "breakers": state.breakers,
+                    "history": await desk.history(alias),
+                }
+        return None
+
+    shown = _with_desk(models, db, one)
+    if shown is None:
         raise ui.fail(f"no alias {alias!r} in {models}")
-    ui.print_json(
-        {
-            "alias": alias,
-            **spec.model_dump(mode="json"),
-            "breakers": {m: hub.breaker(m).status for m in [*spec.versions.values(), *spec.policy.fallback]},
-            "history": hub.history(alias),
-        }
-    )
+    ui.print_json(shown)
 
 
 @models_app.command("set")
@@ -109,25 +122,20 @@ def set_alias(
     """Change versions and/or weights; every worker on this journal adopts it within a second."""
     if versions is None and weights is None:
         raise ui.fail("give --versions and/or --weights")
-    hub = _hub(models, db)
     try:
         parsed_weights = (
             {k: _weight(k, v) for k, v in _pairs(weights, "--weights").items()} if weights else None
         )
     except ValueError as exc:
         raise ui.fail(f"--weights: {exc}") from exc
-    try:
-        spec = hub.set_alias(
-            alias,
-            versions=_pairs(versions, "--versions") if versions else None,
-            weights=parsed_weights,
-            changed_by=by,
-        )
-    except BandmasterError as exc:
-        raise ui.fail(str(exc)) from exc
+    parsed_versions = _pairs(versions, "--versions") if versions else None
+    who = by or ""  # not said: the history records no one
+    state = _with_desk(
+        models, db, lambda desk: desk.switch(alias, versions=parsed_versions, weights=parsed_weights, by=who)
+    )
     ui.line(
         f"{alias}: "
         + ", ".join(
-            f"{label}={spec.versions[label]} ({weight:.0%})" for label, weight in spec.weights.items()
+            f"{label}={state.versions[label]} ({weight:.0%})" for label, weight in state.weights.items()
         )
     )

@@ -15,16 +15,15 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from bandmaster.cli import _console as ui
+from bandmaster.cli.backends import Where, opened
 from bandmaster.cli.temporal import (
     BackendOption,
     NamespaceOption,
     TargetOption,
     check_backend,
-    temporal_engine,
 )
 from bandmaster.errors import BandmasterError
-from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
-from bandmaster.triggers.desk import ScheduleDesk, ScheduleInfo, Schedules
+from bandmaster.triggers.desk import ScheduleDesk, ScheduleInfo
 
 T = TypeVar("T")
 
@@ -47,23 +46,8 @@ def _with(
         raise ui.fail(str(exc)) from exc
 
     async def main() -> T:
-        if backend == "temporal":
-            from bandmaster.temporal.schedules import TemporalSchedules
-
-            engine = temporal_engine(target=target, namespace=namespace, worker=False)
-            await engine.open()
-            try:
-                return await use(TemporalSchedules(engine))
-            finally:
-                await engine.close()
-        path = resolve_db_path(db)
-        if not path.exists():
-            raise ui.fail(f"no journal at {path}; pass --db or set BANDMASTER_DB")
-        store = SQLiteStore(path)
-        try:
-            return await use(Schedules(store))
-        finally:
-            store.close()
+        async with opened(Where(backend, db, target, namespace)) as engine:
+            return await use(engine.schedules)
 
     try:
         return asyncio.run(main())

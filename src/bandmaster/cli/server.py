@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bandmaster.cli import _console as ui
+from bandmaster.cli import backends
 from bandmaster.cli._console import missing_extra
 from bandmaster.cli.loader import load_workflows
 from bandmaster.cli.logs import LEVELS, LogJsonOption, LogLevelOption, setup_logging
@@ -20,9 +21,8 @@ from bandmaster.cli.temporal import (
     TargetOption,
     TaskQueueOption,
     check_backend,
-    temporal_engine,
 )
-from bandmaster.errors import BandmasterError, UnsafeBind, UsageError
+from bandmaster.errors import BandmasterError, UnsafeBind
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -37,11 +37,12 @@ def build_app(
     models: str | None,
     workers: int,
     settings: dict[str, Any],
-    temporal: dict[str, str] | None = None,
+    backend: dict[str, str] | None = None,
     hooks: str | None = None,
 ) -> FastAPI:
-    """``temporal``: target, namespace and task queue when runs go to a Temporal cluster.
-    ``hooks``: the YAML file of the signed inbound webhooks (``bandmaster.triggers.hooks``)."""
+    """``backend``: where runs go (``backends.Where``: name, target, namespace, task queue);
+    the embedded backend is the journal ``db`` itself. ``hooks``: the YAML file of the signed
+    inbound webhooks (``bandmaster.triggers.hooks``)."""
     from bandmaster.models.registry import Registry
     from bandmaster.server import ServerSettings, create_app
     from bandmaster.triggers.hooks import load_hooks
@@ -49,23 +50,17 @@ def build_app(
     workflows = load_workflows(modules)
     registry = Registry.load(models) if models else None
     inbound = load_hooks(hooks) if hooks else None
-    if temporal is None:
-        return create_app(
-            db,
-            workflows=workflows,
-            registry=registry,
-            workers=workers,
-            settings=ServerSettings(**settings),
-            inbound=inbound,
-        )
-    if workers:
-        raise UsageError(
-            f"--workers {workers} with --backend temporal: runs execute in Temporal workers; start "
-            "`bandmaster worker --backend temporal MODULE...` processes beside the server instead"
-        )
-    engine = temporal_engine(workflows=workflows, worker=False, **temporal)
+    where = backends.Where(**(backend or {}), db=db)
+    engine = backends.build(
+        where,
+        workflows=workflows,
+        registry=registry,
+        worker=workers > 0,
+        must_exist=False,
+        embedded={"concurrency": max(workers, 1)},
+    )
     return create_app(
-        db, registry=registry, settings=ServerSettings(**settings), temporal=engine, inbound=inbound
+        db, backend=engine, workers=workers, settings=ServerSettings(**settings), inbound=inbound
     )
 
 
@@ -76,12 +71,11 @@ def app_from_env() -> FastAPI:
     return build_app(**config)
 
 
-async def _reachable(options: dict[str, str]) -> None:
-    """Refuse to serve when the Temporal cluster cannot be reached: a message and exit 2 here,
-    rather than a traceback from every server process's startup."""
-    engine = temporal_engine(worker=False, **options)
-    await engine.open()  # UsageError saying where it looked and what to do
-    await engine.close()
+async def _reachable(where: backends.Where) -> None:
+    """Refuse to serve when the backend cannot be reached: a message and exit 2 here, rather
+    than a traceback from every server process's startup."""
+    async with backends.opened(where, must_exist=False):  # UsageError saying where and what to do
+        pass
 
 
 def _absolute(module: str) -> str:
@@ -148,9 +142,7 @@ def server(
         "models": str(Path(models).resolve()) if models else None,
         "workers": workers,
         "hooks": str(Path(hooks).resolve()) if hooks else None,
-        "temporal": {"target": target, "namespace": namespace, "task_queue": task_queue}
-        if backend == "temporal"
-        else None,
+        "backend": {"backend": backend, "target": target, "namespace": namespace, "task_queue": task_queue},
         "settings": {
             "max_body": max_body,
             "rate_limit": rate_limit,
@@ -174,8 +166,7 @@ def server(
                 f"(`bandmaster tokens create NAME --scope admin --db ...`) or listen on 127.0.0.1"
             )
         app = build_app(**config)  # also checks modules and models.yaml before any process starts
-        if config["temporal"] is not None:
-            asyncio.run(_reachable(config["temporal"]))
+        asyncio.run(_reachable(backends.Where(**config["backend"], db=config["db"])))
     except BandmasterError as exc:
         raise ui.fail(str(exc)) from exc
     ui.line(

@@ -19,6 +19,7 @@ from rich.table import Column
 
 from bandmaster.cli import _console as ui
 from bandmaster.cli.app import DbOption, _fail, app
+from bandmaster.cli.backends import Where, build
 from bandmaster.errors import BandmasterError, UsageError
 from bandmaster.observe.stats import Stats, compute
 from bandmaster.observe.stats_archive import archive as archive_runs
@@ -73,7 +74,11 @@ def stats(
     """Latency percentiles, failures, retries, fallbacks, cache hits and cost per step; tokens and cost
     per model; completion and cost per workflow; journal size per run and per day."""
     path = resolve_db_path(db)
+    # Another backend (BANDMASTER_BACKEND) may have no statistics: NotSupported says why.
+    backend = _call("stats", path, build, Where.from_env(db), must_exist=False)
+    _call("stats", path, backend.capabilities.require, "stats")
     _readable(path)
+    # The same computation as `backend.stats()`, with the options only this command has (--exact).
     result = _call("stats", path, compute, path, workflow=workflow, since=since, exact=exact)
     if plot is not None:
         from bandmaster.observe.stats_plot import plot as draw  # matplotlib only when asked

@@ -1,23 +1,15 @@
-"""The CLI's Temporal backend: ``bandmaster worker --backend temporal`` and, with
-``BANDMASTER_BACKEND=temporal``, ``runs``/``signal``/``cancel`` against a Temporal cluster.
-temporalio is imported only when the backend is used."""
+"""The CLI's backend options (``--backend``, and the Temporal cluster's address), and the
+process exit that the Temporal SDK needs. ``backends.py`` builds the backend they name."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
-from bandmaster.cli import _console as ui
 from bandmaster.errors import UsageError
-
-if TYPE_CHECKING:
-    from bandmaster.temporal.engine import TemporalEngine
 
 BACKENDS = ("embedded", "temporal")
 
@@ -39,79 +31,11 @@ LocalOption = Annotated[
 ]
 
 
-def backend_from_env() -> str:
-    backend = os.environ.get("BANDMASTER_BACKEND", "embedded")
-    check_backend(backend)
-    return backend
-
-
 def check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise UsageError(
             f"backend {backend!r} is unknown; use one of {', '.join(BACKENDS)} (BANDMASTER_BACKEND)"
         )
-
-
-def temporal_engine(**options: Any) -> TemporalEngine:
-    """A ``TemporalEngine``; a ``UsageError`` with the install command without the extra."""
-    try:
-        from bandmaster.temporal.engine import TemporalEngine
-    except ImportError as exc:
-        raise UsageError(str(exc)) from exc
-    return TemporalEngine(**options)
-
-
-async def temporal_client() -> TemporalEngine:
-    """A client (no worker) configured from ``BANDMASTER_TEMPORAL_*``."""
-    engine = temporal_engine(
-        target=os.environ.get("BANDMASTER_TEMPORAL_TARGET", "localhost:7233"),
-        namespace=os.environ.get("BANDMASTER_TEMPORAL_NAMESPACE", "default"),
-        task_queue=os.environ.get("BANDMASTER_TEMPORAL_TASK_QUEUE", "bandmaster"),
-        worker=False,
-    )
-    await engine.open()
-    return engine
-
-
-async def serve(
-    workflows: list[Any],
-    registry: object | None,
-    *,
-    target: str,
-    namespace: str,
-    task_queue: str,
-    local_activities: bool,
-    concurrency: int,
-    schedules: Sequence[Any] = (),
-) -> int:
-    """Host ``workflows`` on a Temporal task queue until SIGTERM/SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    engine = temporal_engine(
-        target=target,
-        namespace=namespace,
-        task_queue=task_queue,
-        workflows=workflows,
-        worker=True,
-        registry=registry,
-        local_activities=local_activities,
-        max_concurrent_activities=concurrency,
-        schedules=schedules,
-    )
-    await engine.open()
-    names = ", ".join(sorted(engine.workflows))
-    ui.line(
-        f"temporal worker pid {os.getpid()} serving ",
-        (names, "bold"),
-        f" on {target} (namespace {namespace}, task queue {task_queue})",
-        err=True,
-    )
-    await stop.wait()
-    ui.line("stopping…", err=True)
-    await engine.close()
-    return 0
 
 
 def exit_now_if_temporal_was_used(code: object) -> None:

@@ -10,10 +10,11 @@ protocol from above (``bandmaster.temporal``).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
 
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from bandmaster.engine.step import Step
     from bandmaster.engine.workflow import Workflow
     from bandmaster.observe.stats_model import Stats  # moves below the engine in the restructure
+    from bandmaster.store.sqlite import SQLiteStore
     from bandmaster.triggers.desk import ScheduleDesk  # likewise
 
 
@@ -83,6 +85,11 @@ class Capabilities:
     """``embedded`` or ``temporal``."""
     missing: Mapping[str, str] = field(default_factory=dict)
     """Capability name → why this backend cannot do it (and what to use instead)."""
+    statuses: tuple[str, ...] = ("queued", "running", "waiting", "completed", "failed", "cancelled")
+    """The run statuses ``list(status=...)`` can filter on (Temporal has no queued or waiting)."""
+    min_poll: float = 0.0
+    """The shortest sensible interval between two ``describe`` calls of a watcher (reading a
+    run costs a history fetch on Temporal)."""
 
     def supports(self, capability: str) -> bool:
         return capability not in self.missing
@@ -118,11 +125,13 @@ class AliasState:
     weights: dict[str, float]
     fallback: list[str]
     breakers: dict[str, str] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)
+    """The alias's policy as data (timeout, fallback, breaker, ...), where the backend knows it."""
 
 
 class ModelDesk(Protocol):
     """Read and switch the model registry's aliases. A switch is validated against the
-    registry, audited with ``by``, and adopted by every worker within a second."""
+    registry, audited with ``by`` (empty: not said), and adopted by every worker within a second."""
 
     async def describe(self) -> list[AliasState]: ...
 
@@ -161,8 +170,9 @@ class Backend(Protocol):
     async def start(
         self, workflow: Workflow[..., Any] | str, /, *args: Any, run_id: str | None = None, **kwargs: Any
     ) -> RunHandle[Any]:
-        """With ``run_id``, idempotent: the same request returns the existing run; a different
-        workflow or input under that id raises ``IdempotencyConflict``."""
+        """With ``run_id``, idempotent: the same request returns the existing run (its handle's
+        ``created`` is False); a different workflow or input under that id raises
+        ``IdempotencyConflict``."""
         ...
 
     async def result(
@@ -216,3 +226,33 @@ class ApprovalDesk(Protocol):
     ) -> Decision: ...
 
     async def audit(self, run_id: str | None = None, *, limit: int = 1000) -> builtins.list[AuditEntry]: ...
+
+
+# --- What the embedded engine offers from the layers above it. The engine may not import
+# ``models/``, ``calls/`` or ``observe/`` (DESIGN.md, Layout), yet ``bm.Engine`` serves
+# ``models`` (the model hub of ``calls/``) and ``stats()`` (``observe/``). Those layers provide
+# them here; ``bandmaster/__init__.py`` registers them (lazily, so ``import bandmaster`` stays
+# light), and every ``import bandmaster.<anything>`` runs that file first.
+
+ModelDeskFactory = Callable[[Any, "SQLiteStore"], ModelDesk]
+"""``(registry, store) -> ModelDesk``: the model desk of an embedded engine's registry."""
+StatsReader = Callable[[Path, "str | None", "str | float | None"], "Stats"]
+"""``(journal path, workflow, since) -> Stats``: statistics of a journal."""
+
+
+@dataclass(slots=True)
+class EmbeddedServices:
+    model_desk: ModelDeskFactory | None = None
+    stats: StatsReader | None = None
+
+
+embedded_services = EmbeddedServices()
+"""Filled in by ``bandmaster/__init__.py``; read by ``bm.Engine``."""
+
+
+def provide(*, model_desk: ModelDeskFactory | None = None, stats: StatsReader | None = None) -> None:
+    """Register what the embedded engine serves as ``models`` and ``stats()``."""
+    if model_desk is not None:
+        embedded_services.model_desk = model_desk
+    if stats is not None:
+        embedded_services.stats = stats

@@ -6,20 +6,22 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
 from bandmaster._types import TERMINAL_STATUSES, RunStatus
 from bandmaster.engine.approvals import Approvals
+from bandmaster.engine.backend import Capabilities, ModelDesk, embedded_services
 from bandmaster.engine.clock import SYSTEM_CLOCK, Clock
 from bandmaster.engine.hooks import EngineClosed, EngineOpened, Hooks, RunCreated, emit, hook_set
-from bandmaster.engine.idempotency import request_digest
+from bandmaster.engine.idempotency import request_digest, same_request
 from bandmaster.engine.live_steps import LiveSteps
 from bandmaster.engine.redaction import Redactor, redact_json
 from bandmaster.engine.redaction_policy import ANY_WORKFLOW, RedactionPolicy
@@ -28,6 +30,7 @@ from bandmaster.engine.serde import ANY, DEFAULT_MAX_PAYLOAD, rebuild_error
 from bandmaster.engine.worker import Worker, new_owner_id
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import (
+    IdempotencyConflict,
     InvalidInput,
     RunCancelled,
     RunFailed,
@@ -39,8 +42,13 @@ from bandmaster.errors import (
 from bandmaster.policies.retry import Retry
 from bandmaster.store.base import RunRow, StepRow
 from bandmaster.store.sqlite import SQLiteStore, resolve_db_path
+from bandmaster.store.streams import ChunkRow, chunks_after
+from bandmaster.triggers.desk import Schedules
 from bandmaster.triggers.schedule import Schedule, check_schedules, schedules_of
 from bandmaster.triggers.ticker import Ticker
+
+if TYPE_CHECKING:
+    from bandmaster.observe.stats_model import Stats  # moves below the engine in the restructure
 
 R = TypeVar("R")
 
@@ -136,10 +144,22 @@ class RunClient(Protocol):
 class RunHandle(Generic[R]):
     """A started run. ``await handle.result()`` waits for it to finish."""
 
-    def __init__(self, engine: RunClient, run_id: str, workflow: Workflow[..., R] | None) -> None:
+    def __init__(
+        self,
+        engine: RunClient,
+        run_id: str,
+        workflow: Workflow[..., R] | None,
+        *,
+        created: bool = True,
+        status: RunStatus | None = None,
+    ) -> None:
         self.engine = engine
         self.id = run_id
         self.workflow = workflow
+        self.created = created
+        """False when ``start(run_id=...)`` found this run already started by the same request."""
+        self.status = status
+        """The run's status as ``start`` left it (None when not known without another read)."""
 
     async def result(self, timeout: float | None = None) -> R:
         return await self.engine.result(self.id, timeout=timeout, workflow=self.workflow)  # type: ignore[no-any-return]
@@ -184,6 +204,8 @@ class Engine:
     ``clock`` is where every timestamp, timer, deadline, lease and retry delay of this engine
     takes its time: the wall clock, or ``bandmaster.testing.FakeClock()`` in tests, which
     moves only when told. ``result(timeout=)`` is the caller's own patience, in real seconds.
+    It is a ``bm.Backend`` (``engine/backend.py``) with every capability: besides runs, its
+    ``approvals``, ``models`` (the registry's aliases), ``stats()``, ``schedules`` and ``chunks``.
     """
 
     def __init__(
@@ -236,9 +258,10 @@ class Engine:
         self.rollup_every = rollup_every
         self.busy_timeout = busy_timeout
         self.journal_retry = journal_retry
-        self.schedules = check_schedules(
+        self.schedule_specs = check_schedules(
             [*schedules, *schedules_of(self.workflows.values())], self.workflows, limit=max_payload
         )
+        """What the worker ticks (``schedules`` lists, pauses and resumes them)."""
         self._ticker: asyncio.Task[None] | None = None
         self.owner = new_owner_id()
         self._store: SQLiteStore | None = None
@@ -312,8 +335,8 @@ class Engine:
                 clock=self.clock,
             )
             await self._worker.start()
-            if self.schedules:
-                ticker = Ticker(self, self.schedules, clock=self.clock.time)
+            if self.schedule_specs:
+                ticker = Ticker(self, self.schedule_specs, clock=self.clock.time)
                 ticker.declare()  # listed (and pausable) as soon as the engine is open
                 self._ticker = asyncio.create_task(ticker.run(), name="bandmaster-schedules")
 
@@ -354,6 +377,47 @@ class Engine:
             redactor_for=self._redactor_for_run,
         )
 
+    # --- the Backend interface (engine/backend.py) beyond runs -----------------------------
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Everything: the embedded engine is the reference backend."""
+        return EMBEDDED
+
+    async def health(self) -> str | None:
+        """None when the journal answers a read; else why not."""
+        try:
+            self.store.run_status("")
+        except (StoreError, UsageError, sqlite3.Error) as exc:
+            return f"the journal {self.path} cannot be read: {exc}"
+        return None
+
+    @property
+    def models(self) -> ModelDesk:
+        """The registry's aliases: read, and switched for every worker on this journal."""
+        factory = embedded_services.model_desk
+        if factory is None:  # registered by bandmaster/__init__.py, which every import runs
+            raise UsageError("bandmaster's model desk is not registered; import bandmaster first")
+        return factory(self.registry, self.store)
+
+    async def stats(self, *, workflow: str | None = None, since: str | float | None = None) -> Stats:
+        """The journal's statistics (``bandmaster.observe.stats.compute``), off the event loop:
+        a whole-journal computation takes seconds on a big journal."""
+        reader = embedded_services.stats
+        if reader is None:
+            raise UsageError("bandmaster's statistics are not registered; import bandmaster first")
+        self.store  # noqa: B018  refuse on a closed engine, as every other call does
+        return await asyncio.to_thread(reader, self.path, workflow, since)
+
+    @property
+    def schedules(self) -> Schedules:
+        """The schedules declared in this journal: list, pause, resume."""
+        return Schedules(self.store)
+
+    def chunks(self, run_id: str, after: int) -> list[ChunkRow]:
+        """Model stream chunks of a run after position ``after``, as they are published."""
+        return chunks_after(self.store, run_id, after)
+
     # --- client API -----------------------------------------------------------------------
 
     async def start(
@@ -364,8 +428,9 @@ class Engine:
         run_id: str | None = None,
         **kwargs: Any,
     ) -> RunHandle[R]:
-        """Start a run. With ``run_id``, starting is idempotent: an existing run of that id is
-        returned instead of a new one (its workflow must match); it must follow the run id
+        """Start a run. With ``run_id``, starting is idempotent: the same request (workflow and
+        input) returns the existing run of that id (``handle.created`` is False); another
+        request under that id raises ``IdempotencyConflict``. The id must follow the run id
         rule (``bandmaster.engine.run_id``). The input is journaled redacted when the workflow
         redacts (``redaction_policy.py``)."""
         if run_id is not None:
@@ -382,6 +447,7 @@ class Engine:
         # Before any write: a workflow the journal says redacts is redacted here, or refused.
         redactor = self.redaction.for_workflow(name, wf)
         digest = request_digest(store, name, payload) if run_id is not None else None
+        raw = payload
         if redactor is not None:
             payload = redact_json(redactor, payload) or payload
         run_id = run_id if run_id is not None else uuid.uuid4().hex
@@ -409,17 +475,18 @@ class Engine:
             row, headers=json.dumps(headers) if headers else None, digest=digest
         )
         if not inserted:
+            # Compared by the keyed digest of the raw request kept beside the run: the journaled
+            # input may be redacted, so comparing it with this input would call every repeat a conflict.
             existing = store.get_run(run_id)
-            if existing is not None and existing.workflow != name:
-                raise InvalidInput(
-                    f"run id {run_id!r} is already used by a run of workflow {existing.workflow!r}"
-                )
-        elif local:
+            if existing is None or not same_request(store, run_id, name, raw):
+                raise _conflict(run_id, existing.workflow if existing is not None else name)
+            return RunHandle(self, run_id, wf, created=False, status=existing.status)
+        if local:
             assert self._worker is not None
             self._worker.execute(row, fresh=True, headers=headers or {})  # saves reading them back
         elif self._worker is not None:
             self._worker.poke()
-        return RunHandle(self, run_id, wf)
+        return RunHandle(self, run_id, wf, status=row.status)
 
     async def result(
         self, run_id: str, *, timeout: float | None = None, workflow: Workflow[..., Any] | None = None
@@ -548,6 +615,16 @@ class Engine:
                 )
             return wf
         raise UsageError(f"{workflow!r} is not a workflow; decorate it with @bm.workflow")
+
+
+EMBEDDED = Capabilities("embedded")
+
+
+def _conflict(run_id: str, workflow: str) -> IdempotencyConflict:
+    return IdempotencyConflict(
+        f"run id {run_id!r} was already used for a different request (a run of {workflow!r} with "
+        "another input); use a new id for a new run"
+    )
 
 
 def run(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -14,29 +14,26 @@ from pydantic import BaseModel, Field
 from bandmaster._types import TERMINAL_STATUSES, RunStatus
 from bandmaster.engine.approval import Decision
 from bandmaster.engine.approvals import Approval
-from bandmaster.engine.idempotency import same_request
+from bandmaster.engine.backend import AliasState, Backend
 from bandmaster.engine.runtime import RunInfo
+from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import (
     AlreadyDecided,
     ApprovalNotFound,
     NotAuthorized,
     RunNotFound,
     UsageError,
+    WorkflowNotFound,
 )
-from bandmaster.hub import ModelHub
-from bandmaster.observe.stats import Stats, compute
-from bandmaster.server import backend
+from bandmaster.observe.stats import Stats
 from bandmaster.server.auth import Principal
 from bandmaster.server.bodies import StrictJsonRoute
 from bandmaster.server.deps import ServerState, require, state_of
-from bandmaster.server.errors import AUTHENTICATED, HIDDEN, ApiError, documented
+from bandmaster.server.errors import AUTHENTICATED, HIDDEN, ApiError, documented, shorter
 from bandmaster.server.events import run_events
 from bandmaster.server.exposure import shown_run
 from bandmaster.server.limits import MAX_OFFSET
 from bandmaster.store.tokens import TokenStore
-
-if TYPE_CHECKING:
-    from bandmaster.temporal.engine import TemporalEngine
 
 router = APIRouter(prefix="/api/v1", route_class=StrictJsonRoute, responses=documented(*AUTHENTICATED))
 
@@ -97,12 +94,26 @@ class AliasChange(BaseModel):
     weights: dict[str, float] | None = None
 
 
-def _hub(state: ServerState) -> ModelHub:
-    if state.hub is None:
-        raise ApiError(
-            404, "no_registry", "this server has no model registry; start it with --models models.yaml"
+def workflow_named(workflows: Mapping[str, Workflow[..., Any]], name: str) -> Workflow[..., Any]:
+    wf = workflows.get(name)
+    if wf is None:
+        raise WorkflowNotFound(
+            f"no workflow {shorter(name)} on this server (known: {', '.join(sorted(workflows)) or 'none'}); "
+            "start the server with the module that defines it"
         )
-    return state.hub
+    return wf
+
+
+async def start_keyed(
+    backend: Backend, workflow: str, value: Any, key: str | None
+) -> tuple[str, RunStatus, bool]:
+    """Start ``workflow`` with the JSON input ``value``; the key, when given, is the run id, so
+    a repeat of the same request finds its run (IdempotencyConflict, 409, for another request).
+    Returns the run's id, its status, and whether this call created it."""
+    wf = workflow_named(backend.workflows, workflow)
+    args, kwargs = wf.input_from_json(value)
+    handle = await backend.start(wf, *args, run_id=key, **kwargs)
+    return handle.id, handle.status or "queued", handle.created
 
 
 @router.post(
@@ -118,53 +129,14 @@ async def start_run(
     """Start a run. With an ``Idempotency-Key`` header the key is the run id: repeating the
     request returns the same run (200); the same key with another body is a 409. The answer
     is short (GET the ``Location`` for the whole run) so that starting stays cheap."""
-    state = state_of(request)
-    if state.temporal is not None:
-        return await _start_on_temporal(state.temporal, body, response, idempotency_key)
-    engine = state.engine
-    wf = backend.workflow_named(engine.workflows, body.workflow)
-    args, kwargs = wf.input_from_json(body.input)
-    payload = wf.encode_input(args, kwargs, limit=engine.max_payload)
-    existed = False
-    if idempotency_key is not None:
-        if not idempotency_key.strip() or not idempotency_key.isprintable():
-            raise ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1-200 printable characters")
-        existed = engine.store.get_run(idempotency_key) is not None
-        if existed:
-            _same_request(state, idempotency_key, body.workflow, payload)
-    handle = await engine.start(wf, *args, run_id=idempotency_key, **kwargs)
-    if idempotency_key is not None and not existed:
-        _same_request(state, idempotency_key, body.workflow, payload)  # lost a race to a twin request
-    if existed:
-        response.status_code = 200
-    response.headers["Location"] = f"/api/v1/runs/{handle.id}"
-    status = engine.store.run_status(handle.id) or "queued"
-    return StartedRun(id=handle.id, workflow=wf.name, status=status, created=not existed)
-
-
-async def _start_on_temporal(
-    temporal: TemporalEngine, body: StartRun, response: Response, key: str | None
-) -> StartedRun:
-    if key is not None and (not key.strip() or not key.isprintable()):
+    if idempotency_key is not None and (not idempotency_key.strip() or not idempotency_key.isprintable()):
         raise ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1-200 printable characters")
-    existing, run_id = await backend.start_on_temporal(temporal, body.workflow, body.input, key)
-    response.status_code = 200 if existing is not None else 201
+    backend = state_of(request).backend
+    run_id, status, created = await start_keyed(backend, body.workflow, body.input, idempotency_key)
+    if not created:
+        response.status_code = 200
     response.headers["Location"] = f"/api/v1/runs/{run_id}"
-    status = backend.started_status(existing)
-    return StartedRun(id=run_id, workflow=body.workflow, status=status, created=existing is None)
-
-
-def _same_request(state: ServerState, key: str, workflow: str, payload: str) -> None:
-    # Compared by the keyed digest of the raw request kept beside the run: the journaled input
-    # may be redacted, so comparing it with the raw body would call every repeat a conflict.
-    row = state.store.get_run(key)
-    if row is not None and not same_request(state.store, key, workflow, payload):
-        raise ApiError(
-            409,
-            "idempotency_conflict",
-            f"Idempotency-Key {key!r} was already used for a different request (run of {row.workflow!r} "
-            f"with another input); use a new key for a new run",
-        )
+    return StartedRun(id=run_id, workflow=body.workflow, status=status, created=created)
 
 
 @router.get("/runs", response_model=RunPage, tags=["runs"])
@@ -179,7 +151,7 @@ async def list_runs(
     """Runs, newest first, without their steps. On Temporal, ``status`` is one of running,
     completed, failed, cancelled (a waiting run is running there)."""
     state = state_of(request)
-    runs = await state.runs.list(status=status, workflow=workflow, limit=limit + 1, offset=offset)
+    runs = await state.backend.list(status=status, workflow=workflow, limit=limit + 1, offset=offset)
     more = len(runs) > limit
     internals = state.settings.show_internals
     return RunPage(
@@ -193,7 +165,7 @@ async def get_run(run_id: str, request: Request, principal: Reader) -> RunInfo:
     """A run with its steps (attempts, model versions, tokens, cost, errors in ``meta``).
     Errors carry type and message; tracebacks only when the server runs with ``--show-internals``."""
     state = state_of(request)
-    return shown_run(await state.runs.describe(run_id), internals=state.settings.show_internals)
+    return shown_run(await state.backend.describe(run_id), internals=state.settings.show_internals)
 
 
 @router.get(
@@ -208,13 +180,13 @@ async def stream_events(run_id: str, request: Request, principal: Reader) -> Str
     of the run's model streams as they arrive (``{"seq", "text", "restart"}``; ``restart``:
     drop the text so far), and a final ``end`` with the outcome, after which the stream closes."""
     state = state_of(request)
-    await state.runs.describe(run_id)  # 404 before the stream starts
-    # On Temporal each poll reads the run's history from the cluster: poll less often.
-    poll = state.settings.poll_interval if state.temporal is None else max(state.settings.poll_interval, 0.5)
+    await state.backend.describe(run_id)  # 404 before the stream starts
+    backend = state.backend
+    capabilities = backend.capabilities
+    poll = max(state.settings.poll_interval, capabilities.min_poll)  # a read may be a history fetch
+    chunks = backend.chunks if capabilities.supports("token_streaming") else None
     return StreamingResponse(
-        run_events(
-            state.runs, run_id, poll=poll, internals=state.settings.show_internals, chunks=state.chunks
-        ),
+        run_events(backend, run_id, poll=poll, internals=state.settings.show_internals, chunks=chunks),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -223,7 +195,7 @@ async def stream_events(run_id: str, request: Request, principal: Reader) -> Str
 @router.post("/runs/{run_id}/signals", status_code=202, responses=documented(404, 409), tags=["runs"])
 async def send_signal(run_id: str, body: SignalIn, request: Request, principal: Writer) -> dict[str, str]:
     """Deliver a signal to the run's ``bm.wait_for(name)`` (kept until the wait is reached)."""
-    engine = state_of(request).runs
+    engine = state_of(request).backend
     await engine.describe(run_id)
     try:
         await engine.signal(run_id, body.name, body.payload)
@@ -235,7 +207,7 @@ async def send_signal(run_id: str, body: SignalIn, request: Request, principal: 
 @router.post("/runs/{run_id}/cancel", responses=documented(404), tags=["runs"])
 async def cancel_run(run_id: str, request: Request, principal: Writer) -> dict[str, str]:
     """Cancel: at once when queued or waiting; a running run stops at its next await point."""
-    engine = state_of(request).runs
+    engine = state_of(request).backend
     await engine.describe(run_id)
     status = await engine.cancel(run_id)
     return {"run_id": run_id, "status": status}
@@ -250,7 +222,7 @@ async def list_approvals(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[Approval]:
     """Approvals, oldest first: pending ones by default."""
-    desk = state_of(request).runs.approvals
+    desk = state_of(request).backend.approvals
     return await desk.list(status=None if status == "all" else status, name=name, limit=limit)
 
 
@@ -265,7 +237,7 @@ async def decide(run_id: str, body: DecisionIn, request: Request, principal: Dec
     approval's allow-list: 403 ``not_an_approver``; 409 ``already_decided``)."""
     state = state_of(request)
     try:
-        decision = await state.runs.approvals.decide(
+        decision = await state.backend.approvals.decide(
             run_id, body.action, by=principal.name, comment=body.comment, name=body.name
         )
     except UsageError as exc:
@@ -274,38 +246,36 @@ async def decide(run_id: str, body: DecisionIn, request: Request, principal: Dec
             raise ApiError(409, "run_finished", str(exc)) from exc
         raise
     except (NotAuthorized, AlreadyDecided) as exc:
-        if state.temporal is not None:  # the embedded desk audits refusals in its own table
-            TokenStore(state.store).audit(
-                principal.name, "approval.refused", run_id, {"action": body.action, "why": type(exc).__name__}
-            )
+        TokenStore(state.store).audit(
+            principal.name, "approval.refused", run_id, {"action": body.action, "why": type(exc).__name__}
+        )
         raise
     TokenStore(state.store).audit(principal.name, "approval.decide", run_id, {"action": body.action})
     return decision
 
 
 async def _finished(state: ServerState, run_id: str) -> bool:
-    if state.temporal is None:
-        return state.store.run_status(run_id) in TERMINAL_STATUSES
     try:
-        return (await state.temporal.describe(run_id)).status in TERMINAL_STATUSES
+        return (await state.backend.describe(run_id)).status in TERMINAL_STATUSES
     except RunNotFound:
         return False
 
 
-@router.get("/models", response_model=list[AliasOut], responses=documented(404), tags=["models"])
+@router.get("/models", response_model=list[AliasOut], responses=documented(404, 501), tags=["models"])
 async def list_models(request: Request, principal: Reader) -> list[AliasOut]:
     """Aliases with versions, traffic weights, fallbacks and breaker states."""
-    hub = _hub(state_of(request))
-    return [AliasOut(**_view(v)) for v in hub.describe()]
+    return [_alias_out(a) for a in await state_of(request).backend.models.describe()]
 
 
-@router.get("/models/{alias}", response_model=AliasOut, responses=documented(404), tags=["models"])
+@router.get("/models/{alias}", response_model=AliasOut, responses=documented(404, 501), tags=["models"])
 async def get_model(alias: str, request: Request, principal: Reader) -> AliasOut:
-    hub = _hub(state_of(request))
-    for view in hub.describe():
-        if view.alias == alias:
-            return AliasOut(**_view(view), history=hub.history(alias))
-    raise ApiError(404, "unknown_alias", f"no alias {alias!r} in the registry; GET /api/v1/models lists them")
+    desk = state_of(request).backend.models
+    for state in await desk.describe():
+        if state.alias == alias:
+            return _alias_out(state, await desk.history(alias))
+    raise ApiError(
+        404, "unknown_alias", f"no alias {shorter(alias)} in the registry; GET /api/v1/models lists them"
+    )
 
 
 @router.put("/models/{alias}", response_model=AliasOut, responses=documented(404, 501), tags=["models"])
@@ -313,24 +283,23 @@ async def change_model(alias: str, body: AliasChange, request: Request, principa
     """Change versions and/or weights (validated against models.yaml; every worker adopts it
     within a second); audited with the principal."""
     state = state_of(request)
-    if state.temporal is not None:
-        raise backend.not_on_temporal("changing the model registry", backend.MODELS_INSTEAD)
-    hub = _hub(state)
+    desk = state.backend.models
     if body.versions is None and body.weights is None:
         raise ApiError(422, "invalid_input", "give versions and/or weights to change")
-    hub.set_alias(alias, versions=body.versions, weights=body.weights, changed_by=principal.name)
+    changed = await desk.switch(alias, versions=body.versions, weights=body.weights, by=principal.name)
     TokenStore(state.store).audit(principal.name, "models.set", alias, body.model_dump(exclude_none=True))
-    return await get_model(alias, request, principal)
+    return _alias_out(changed, await desk.history(alias))
 
 
-def _view(view: Any) -> dict[str, Any]:
-    return {
-        "alias": view.alias,
-        "versions": view.versions,
-        "weights": view.weights,
-        "fallback": view.fallback,
-        "breakers": view.breakers,
-    }
+def _alias_out(state: AliasState, history: list[dict[str, Any]] | None = None) -> AliasOut:
+    return AliasOut(
+        alias=state.alias,
+        versions=state.versions,
+        weights=state.weights,
+        fallback=state.fallback,
+        breakers=state.breakers,
+        history=history or [],
+    )
 
 
 @router.get("/stats", response_model=Stats, responses=documented(501), tags=["stats"])
@@ -341,12 +310,8 @@ async def stats(
     latency percentiles, failure, retry, fallback and cache rates per step; tokens and cost per
     model; runs by status, completion and cost per workflow; storage per day.
     ``since``: a duration (``30m``, ``24h``, ``7d``, ``2w``) or a Unix time.
-    On the Temporal backend: 501 ``not_on_temporal`` (runs are not in the embedded journal)."""
-    if state_of(request).temporal is not None:
-        raise backend.not_on_temporal("GET /api/v1/stats", backend.STATS_INSTEAD)
-    window = _since_seconds(since)
-    # A whole-journal computation takes seconds on a big journal: keep it off the event loop.
-    found = await asyncio.to_thread(compute, state_of(request).engine.path, workflow=workflow, since=window)
+    A backend without statistics answers 501 ``not_supported``, saying why."""
+    found = await state_of(request).backend.stats(workflow=workflow, since=_since_seconds(since))
     return found.model_copy(update={"db": HIDDEN})  # the journal's path is the server's business
 
 

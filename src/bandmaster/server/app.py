@@ -17,24 +17,21 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from bandmaster.calls import bind_store
+from bandmaster.engine.backend import Backend
 from bandmaster.engine.runtime import Engine
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import UsageError
 from bandmaster.models.registry import Registry
-from bandmaster.server import api, backend, errors, hooks, schedules, schedules_ui, ui
+from bandmaster.server import api, errors, hooks, schedules, schedules_ui, ui
 from bandmaster.server.deps import ServerState
 from bandmaster.server.journal import reading
 from bandmaster.server.limits import RateLimiter, SizeLimits
 from bandmaster.server.metrics import HttpMetrics
 from bandmaster.server.settings import ServerSettings
 from bandmaster.store.schema import SCHEMA_VERSION
-from bandmaster.store.streams import chunks_after
-from bandmaster.triggers.desk import ScheduleDesk, Schedules
+from bandmaster.store.sqlite import resolve_db_path
 
 if TYPE_CHECKING:
-    from bandmaster.observe.live import ChunkReader
-    from bandmaster.temporal.engine import TemporalEngine
     from bandmaster.triggers.hooks import InboundHook
 
 STATIC = Path(__file__).parent / "static"
@@ -48,8 +45,9 @@ def create_app(
     registry: Registry | None = None,
     workers: int = 0,
     settings: ServerSettings | None = None,
-    temporal: TemporalEngine | None = None,
+    backend: Backend | None = None,
     inbound: Mapping[str, InboundHook] | None = None,
+    temporal: Backend | None = None,
 ) -> FastAPI:
     """The server application over the journal ``db``.
 
@@ -58,46 +56,46 @@ def create_app(
     ``workers=N``: it also executes runs in-process, up to N at a time. ``registry`` serves the
     models endpoints and pages (and ``bm.call_model`` in in-process runs).
 
-    ``temporal``: a ``bm.TemporalEngine`` (with the workflows, ``worker=False``) that runs,
-    approvals and events go to instead; ``db`` then keeps only the server's own tables (tokens,
-    sessions, audit, registry changes), and routes that read the embedded journal answer 501.
+    ``backend``: another ``Backend`` (e.g. a ``bm.TemporalEngine`` with the workflows,
+    ``worker=False``) that runs, approvals, models, stats and schedules go to instead; ``db``
+    then keeps only the server's own tables (tokens, sessions, audit). What that backend cannot
+    do answers 501 ``not_supported`` with why (``backend.capabilities``). ``temporal=`` is the
+    older name of ``backend=``.
     """
     if workers < 0:
         raise UsageError(f"create_app(workers={workers}): give 0 (no in-process worker) or more")
-    if temporal is not None:
-        _check_temporal(temporal, workflows, workers)
+    backend = backend if backend is not None else temporal
     chosen = settings or ServerSettings()
-    engine = Engine(
-        db,
-        workflows=workflows,
-        worker=workers > 0,
-        concurrency=max(workers, 1),
-        registry=registry,
-    )
+    engine: Engine
+    if isinstance(backend, Engine) and backend.path == resolve_db_path(db):
+        engine = backend  # the server's own journal is the backend (the embedded server)
+    else:
+        if backend is not None:
+            _check_backend(backend, workflows, workers, registry)
+        engine = Engine(
+            db,
+            workflows=workflows if backend is None else (),
+            worker=workers > 0,
+            concurrency=max(workers, 1),
+            registry=registry,
+        )
+    served: Backend = backend if backend is not None else engine
     hooks_by_name = dict(inbound or {})
-    _check_hooks(hooks_by_name, temporal.workflows if temporal is not None else engine.workflows)
+    _check_hooks(hooks_by_name, served.workflows)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.open()
         try:
-            if temporal is not None:
-                await temporal.open()
-            hub = bind_store(registry, engine.store) if registry is not None else None
+            if served is not engine:
+                await served.open()
             app.state.bandmaster = ServerState(
-                engine,
-                hub,
-                chosen,
-                RateLimiter(chosen.burst_seconds),
-                temporal=temporal,
-                hooks=hooks_by_name,
-                schedules=_schedules(engine, temporal),
-                chunks=_chunks(engine, temporal),
+                engine, served, chosen, RateLimiter(chosen.burst_seconds), hooks=hooks_by_name
             )
             yield
         finally:
-            if temporal is not None:
-                await temporal.close()
+            if served is not engine:
+                await served.close()
             await engine.close()
 
     app = FastAPIOffline(  # a FastAPI app whose /docs and /redoc assets are served locally
@@ -111,12 +109,11 @@ def create_app(
         telemetry={"logs": False},
     )
     errors.install(app)
-    if temporal is not None:
-        backend.install(app, temporal)
     ui.install(app)
     app.add_middleware(SizeLimits, max_body=chosen.max_body, max_headers=chosen.max_headers)
     app.add_middleware(HttpMetrics)
-    app.add_middleware(errors.LastResort)  # added last: the outermost of ours
+    # Added last: the outermost of ours. After an unexpected failure it asks the backend's health.
+    app.add_middleware(errors.LastResort, diagnose=served.health)
     app.include_router(api.router)
     app.include_router(schedules.router)
     app.include_router(hooks.router)
@@ -152,17 +149,14 @@ def create_app(
                 "migrations_pending",
                 f"journal schema is {version}, this server needs {SCHEMA_VERSION}; restart it to migrate",
             )
-        if temporal is not None:
-            problem = await backend.temporal_ready(temporal)
-            if problem is not None:
-                log.error("readiness: the Temporal cluster at %s: %s", temporal.target, problem)
-                return errors.error_response(
-                    503,
-                    "backend_unavailable",
-                    "the Temporal cluster does not answer; the server log says why",
-                )
-            return JSONResponse({"status": "ready", "schema": version, "backend": "temporal"})
-        return JSONResponse({"status": "ready", "schema": version, "backend": "embedded"})
+        name = served.capabilities.name
+        problem = await served.health()
+        if problem is not None:
+            log.error("readiness: the %s backend: %s", name, problem)
+            return errors.error_response(
+                503, "backend_unavailable", f"the {name} backend does not answer; the server log says why"
+            )
+        return JSONResponse({"status": "ready", "schema": version, "backend": name})
 
     @app.get(
         "/metrics",
@@ -177,24 +171,6 @@ def create_app(
     return app
 
 
-def _schedules(engine: Engine, temporal: TemporalEngine | None) -> ScheduleDesk:
-    """The schedules the routes list, pause and resume: Temporal Schedules on Temporal."""
-    if temporal is not None:
-        from bandmaster.temporal.schedules import TemporalSchedules
-
-        return TemporalSchedules(temporal)
-    return Schedules(engine.store)
-
-
-def _chunks(engine: Engine, temporal: TemporalEngine | None) -> ChunkReader | None:
-    """Where the event stream reads model streams' token chunks: the embedded journal's side
-    table; Temporal activities publish none."""
-    if temporal is not None:
-        return None
-    store = engine.store
-    return lambda run_id, after: chunks_after(store, run_id, after)
-
-
 def _check_hooks(hooks: Mapping[str, InboundHook], workflows: Mapping[str, Workflow[..., Any]]) -> None:
     for hook in hooks.values():
         if hook.workflow not in workflows:
@@ -204,19 +180,27 @@ def _check_hooks(hooks: Mapping[str, InboundHook], workflows: Mapping[str, Workf
             )
 
 
-def _check_temporal(temporal: TemporalEngine, workflows: Iterable[Workflow[..., Any]], workers: int) -> None:
+def _check_backend(
+    backend: Backend, workflows: Iterable[Workflow[..., Any]], workers: int, registry: Registry | None
+) -> None:
+    """A server over another backend only starts and reads runs: the backend has the workflows,
+    its own workers execute them, and its registry serves the models."""
+    name = backend.capabilities.name
     if list(workflows):
         raise UsageError(
-            "create_app(temporal=...): pass the workflows to bm.TemporalEngine(workflows=[...]), not to "
-            "create_app (the server starts runs on Temporal)"
+            f"create_app(backend=...): pass the workflows to the {name} backend (e.g. "
+            "bm.TemporalEngine(workflows=[...])), not to create_app (the server starts runs there)"
         )
     if workers:
         raise UsageError(
-            f"create_app(workers={workers}, temporal=...): on Temporal, runs execute in Temporal workers; "
-            "start `bandmaster worker --backend temporal MODULE` processes and give the server workers=0"
+            f"create_app(workers={workers}, backend=...): on the {name} backend, runs execute in its "
+            f"workers; start `bandmaster worker --backend {name} MODULE` processes and give the "
+            "server workers=0"
         )
-    if temporal.run_worker:
+    if registry is not None:
+        raise UsageError(f"create_app(registry=..., backend=...): give the registry to the {name} backend")
+    if getattr(backend, "run_worker", False):  # both engines say whether they host a worker
         raise UsageError(
-            "create_app(temporal=...): give a client, bm.TemporalEngine(..., worker=False); Temporal workers "
-            "run as `bandmaster worker --backend temporal` processes"
+            f"create_app(backend=...): give a client, e.g. bm.TemporalEngine(..., worker=False); {name} "
+            f"workers run as `bandmaster worker --backend {name}` processes"
         )

@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING
 
 from fastapi import Request
 
+from bandmaster.engine.backend import Backend
 from bandmaster.engine.runtime import Engine
-from bandmaster.hub import ModelHub
 from bandmaster.server.auth import Principal, verify
-from bandmaster.server.backend import RunBackend
 from bandmaster.server.errors import ApiError
 from bandmaster.server.limits import RateLimiter, retry_after
 from bandmaster.server.settings import ServerSettings
@@ -21,9 +20,6 @@ from bandmaster.store.sqlite import SQLiteStore
 from bandmaster.store.tokens import TokenStore
 
 if TYPE_CHECKING:
-    from bandmaster.observe.live import ChunkReader
-    from bandmaster.temporal.engine import TemporalEngine
-    from bandmaster.triggers.desk import ScheduleDesk
     from bandmaster.triggers.hooks import InboundHook
 
 TOKEN_HINT = (
@@ -36,16 +32,12 @@ TOUCH_EVERY = 60.0  # seconds between writes of a token's last use (one write, n
 
 @dataclass(slots=True)
 class ServerState:
-    engine: Engine  # the server's journal: its own tables, and the runs unless `temporal` is set
-    hub: ModelHub | None
+    engine: Engine  # the server's own database: tokens, sessions, audit (and the runs, embedded)
+    backend: Backend  # where runs, approvals, models, stats and schedules go: `engine`, or another
     settings: ServerSettings
     limiter: RateLimiter
     touched: dict[str, float] = field(default_factory=dict)
-    temporal: TemporalEngine | None = None  # runs and approvals go there (--backend temporal)
     hooks: dict[str, InboundHook] = field(default_factory=dict)  # POST /hooks/{name} (--hooks)
-    # Chosen once with the backend (create_app), so routes need not ask which one it is:
-    schedules: ScheduleDesk | None = None  # the journal's schedules, or Temporal Schedules
-    chunks: ChunkReader | None = None  # live token chunks of model streams (embedded only)
 
     @property
     def store(self) -> SQLiteStore:
@@ -57,11 +49,6 @@ class ServerState:
         resolved (longest first, so the whole path goes before a tail of it)."""
         path = self.engine.path
         return tuple(sorted({str(path), str(path.resolve())}, key=len, reverse=True))
-
-    @property
-    def runs(self) -> RunBackend:
-        """The engine that runs go to: the Temporal one when configured, else the embedded one."""
-        return self.temporal if self.temporal is not None else self.engine
 
 
 def state_of(request: Request) -> ServerState:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -42,7 +43,10 @@ _MAPPING: list[tuple[type[BaseException], int, str]] = [
     (bm_errors.TokenNotFound, 404, "token_not_found"),
     (bm_errors.ScheduleNotFound, 404, "schedule_not_found"),
     (bm_errors.InvalidSignature, 401, "invalid_signature"),
+    (bm_errors.NoModelRegistry, 404, "no_registry"),
     (bm_errors.AlreadyDecided, 409, "already_decided"),
+    (bm_errors.IdempotencyConflict, 409, "idempotency_conflict"),
+    (bm_errors.NotSupported, 501, "not_supported"),
     (bm_errors.NotAuthorized, 403, "not_an_approver"),
     (bm_errors.PayloadTooLarge, 413, "payload_too_large"),
     (bm_errors.RegistryError, 422, "invalid_model_change"),
@@ -154,11 +158,14 @@ class LastResort:
 
     Starlette's own last handler answers plain text and re-raises; uvicorn then closes the
     keep-alive connection, so the client's next request on it fails too. Added as the
-    outermost middleware, this one answers and returns normally.
+    outermost middleware, this one answers and returns normally. ``diagnose`` says why the
+    backend cannot serve, if so: the failure is then a 503 ``backend_unavailable`` saying that
+    (a lost cluster), not a 500 bug report.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, diagnose: Callable[[], Awaitable[str | None]] | None = None) -> None:
         self.app = app
+        self.diagnose = diagnose
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -176,6 +183,16 @@ class LastResort:
         except Exception as exc:
             if started:  # mid-response: nothing valid can follow, the connection must close
                 raise
+            try:
+                problem = await self.diagnose() if self.diagnose is not None else None
+            except Exception:  # a health check that fails itself says nothing more
+                problem = None
+            if problem is not None:
+                log.warning("backend unavailable: %s (%s: %s)", problem, type(exc).__name__, exc)
+                await send_error(
+                    send, 503, "backend_unavailable", f"{problem}; check that it runs, then retry"
+                )
+                return
             await send_error(send, 500, "internal_error", unexpected(exc, scope))
 
 

@@ -7,9 +7,9 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from bandmaster.engine.backend import Backend
 from bandmaster.engine.runtime import RunInfo
 from bandmaster.observe.live import ChunkReader, run_updates
-from bandmaster.server.backend import RunBackend
 from bandmaster.server.exposure import shown_run
 
 KEEPALIVE = 15.0  # seconds between comments, so proxies do not close a quiet stream
@@ -20,7 +20,7 @@ def _event(number: int, kind: str, data: Any) -> str:
 
 
 async def run_events(
-    engine: RunBackend,
+    engine: Backend,
     run_id: str,
     *,
     poll: float,

@@ -12,8 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, Field
 
-from bandmaster.server import backend
-from bandmaster.server.api import _same_request
+from bandmaster.server.api import start_keyed
 from bandmaster.server.deps import state_of
 from bandmaster.server.errors import EVERY_REQUEST, ApiError, documented, shorter
 
@@ -52,17 +51,8 @@ async def receive(
     delivery = hook.verify(body, request.headers)  # InvalidSignature: 401
     run_id = hook.run_id(delivery)  # an id that is not a run id: InvalidInput, 422
     value = hook.input_of(body)
-    if state.temporal is not None:
-        existing, _ = await backend.start_on_temporal(state.temporal, hook.workflow, value, run_id)
-        created = existing is None
-    else:
-        engine = state.engine
-        wf = backend.workflow_named(engine.workflows, hook.workflow)
-        args, kwargs = wf.input_from_json(value)
-        payload = wf.encode_input(args, kwargs, limit=engine.max_payload)  # 422 before any write
-        created = engine.store.get_run(run_id) is None
-        await engine.start(wf, *args, run_id=run_id, **kwargs)
-        _same_request(state, run_id, wf.name, payload)  # a reused webhook-id with another body: 409
+    # A reused webhook-id with another body: IdempotencyConflict, 409.
+    _, _, created = await start_keyed(state.backend, hook.workflow, value, run_id)
     if not created:
         response.status_code = 200
     return HookAccepted(run_id=run_id, workflow=hook.workflow, created=created)

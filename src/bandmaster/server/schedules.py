@@ -20,9 +20,8 @@ router = APIRouter(
 
 
 def desk_of(state: ServerState) -> ScheduleDesk:
-    """The schedules of the server's backend (chosen once, in ``create_app``)."""
-    assert state.schedules is not None, "ServerState is built by create_app with its desk"
-    return state.schedules
+    """The schedules of the server's backend."""
+    return state.backend.schedules
 
 
 @router.get("", response_model=list[ScheduleInfo])

@@ -7,7 +7,6 @@ session's synchroniser CSRF token, and a POST without the right one is refused w
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 from datetime import UTC, datetime
@@ -20,10 +19,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from bandmaster._types import TERMINAL_STATUSES
-from bandmaster.errors import AlreadyDecided, BandmasterError, InvalidInput, NotAuthorized, RunNotFound
-from bandmaster.observe.stats import Stats, StepStats, compute
+from bandmaster.engine.backend import AliasState
+from bandmaster.errors import (
+    AlreadyDecided,
+    BandmasterError,
+    InvalidInput,
+    NoModelRegistry,
+    NotAuthorized,
+    NotSupported,
+    RunNotFound,
+)
+from bandmaster.observe.stats import Stats, StepStats
 from bandmaster.server.auth import Session, close_session, csrf_matches, open_session, session_of, verify
-from bandmaster.server.backend import MODELS_INSTEAD, STATS_INSTEAD, TEMPORAL_STATUSES
 from bandmaster.server.deps import ServerState, admit, state_of
 from bandmaster.server.errors import ApiError, scrubbed, shorter
 from bandmaster.server.exposure import shown_run
@@ -47,7 +54,6 @@ templates.env.filters["usd"] = usd
 
 COOKIE = "bm_session"
 LOGIN_CSRF = "bm_login_csrf"
-STATUSES = ("queued", "running", "waiting", "completed", "failed", "cancelled")
 
 
 class Refused(Exception):
@@ -212,13 +218,13 @@ def _age(stamp: datetime) -> str:
 @router.get("/ui/runs")
 async def runs_page(request: Request, status: str = "", workflow: str = "", offset: int = 0) -> HTMLResponse:
     state, session = _page(request)
-    statuses = STATUSES if state.temporal is None else TEMPORAL_STATUSES
+    statuses = state.backend.capabilities.statuses
     chosen = status if status in statuses else None
     limit = 50
     offset = min(max(0, offset), MAX_OFFSET)
-    runs = await state.runs.list(status=chosen, workflow=workflow or None, limit=limit + 1, offset=offset)
-    # Costs are summed from the embedded journal's steps; Temporal runs have none there.
-    costs = run_costs(state.engine.path, [r.id for r in runs[:limit]]) if state.temporal is None else {}
+    runs = await state.backend.list(status=chosen, workflow=workflow or None, limit=limit + 1, offset=offset)
+    # Costs are summed from the server journal's steps (none there when runs live elsewhere).
+    costs = run_costs(state.engine.path, [r.id for r in runs[:limit]])
     return _render(
         request,
         "runs.html",
@@ -230,7 +236,7 @@ async def runs_page(request: Request, status: str = "", workflow: str = "", offs
         statuses=statuses,
         status=chosen or "",
         workflow=workflow,
-        workflows=sorted(state.runs.workflows),
+        workflows=sorted(state.backend.workflows),
         offset=offset,
         more=len(runs) > limit,
         limit=limit,
@@ -242,7 +248,7 @@ async def runs_page(request: Request, status: str = "", workflow: str = "", offs
 async def run_page(request: Request, run_id: str) -> HTMLResponse:
     state, session = _page(request)
     try:
-        info = shown_run(await state.runs.describe(run_id), internals=state.settings.show_internals)
+        info = shown_run(await state.backend.describe(run_id), internals=state.settings.show_internals)
     except RunNotFound:
         return _render(
             request,
@@ -253,7 +259,7 @@ async def run_page(request: Request, run_id: str) -> HTMLResponse:
             message=f"No run {shorter(run_id)}.",
         )
     end = info.ended_at or datetime.now(UTC)
-    approvals = await state.runs.approvals.list(status=None, run_id=run_id)
+    approvals = await state.backend.approvals.list(status=None, run_id=run_id)
     cost = sum(float(s.meta.get("cost") or 0.0) for s in info.steps)
     tokens = sum(
         int(s.meta["tokens"].get("input", 0)) + int(s.meta["tokens"].get("output", 0))
@@ -285,7 +291,7 @@ def _pretty(value: Any) -> str:
 async def cancel_run(request: Request, run_id: str) -> Response:
     state, session = _page(request, "runs:write")
     await _form(request, session)
-    await state.runs.cancel(run_id)
+    await state.backend.cancel(run_id)
     TokenStore(state.store).audit(session.principal.name, "run.cancel", run_id)
     return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
 
@@ -307,7 +313,7 @@ async def decide(request: Request, run_id: str) -> Response:
     if action not in ("approve", "override"):
         return await _approvals_with(request, state, session, f"Unknown action {action!r}.", 422)
     try:
-        await state.runs.approvals.decide(
+        await state.backend.approvals.decide(
             run_id,
             action,
             by=session.principal.name,
@@ -316,9 +322,8 @@ async def decide(request: Request, run_id: str) -> Response:
         )
     except (NotAuthorized, AlreadyDecided) as exc:
         code = 403 if isinstance(exc, NotAuthorized) else 409
-        if state.temporal is not None:  # the embedded desk audits refusals in its own table
-            why = {"action": action, "why": type(exc).__name__}
-            TokenStore(state.store).audit(session.principal.name, "approval.refused", run_id, why)
+        why = {"action": action, "why": type(exc).__name__}
+        TokenStore(state.store).audit(session.principal.name, "approval.refused", run_id, why)
         return await _approvals_with(request, state, session, str(exc), code)
     except BandmasterError as exc:
         return await _approvals_with(request, state, session, str(exc), 400)
@@ -329,8 +334,8 @@ async def decide(request: Request, run_id: str) -> Response:
 async def _approvals_with(
     request: Request, state: ServerState, session: Session, error: str, status: int
 ) -> HTMLResponse:
-    pending = await state.runs.approvals.list(status="pending")
-    decided = (await state.runs.approvals.list(status="decided", limit=1000))[-20:][::-1]
+    pending = await state.backend.approvals.list(status="pending")
+    decided = (await state.backend.approvals.list(status="decided", limit=1000))[-20:][::-1]
     return _render(
         request,
         "approvals.html",
@@ -352,25 +357,42 @@ async def _approvals_with(
 @router.get("/ui/models")
 async def models_page(request: Request) -> HTMLResponse:
     state, session = _page(request)
-    return _models(request, state, session)
+    return await _models(request, state, session)
 
 
-def _models(
+async def _models(
     request: Request, state: ServerState, session: Session, error: str = "", status: int = 200
 ) -> HTMLResponse:
-    views = state.hub.describe() if state.hub is not None else []
+    try:
+        desk = state.backend.models
+        views, has_registry = await desk.describe(), True
+        history = {v.alias: (await desk.history(v.alias))[:5] for v in views}
+    except NoModelRegistry:
+        views, has_registry, history = [], False, {}
+    except NotSupported as exc:
+        return _render(request, "error.html", 501, session=session, title="Models", message=str(exc))
     return _render(
         request,
         "models.html",
         status,
         session=session,
         title="Models",
-        has_registry=state.hub is not None,
+        has_registry=has_registry,
         views=views,
-        history={v.alias: state.hub.history(v.alias)[:5] for v in views} if state.hub is not None else {},
+        history=history,
         can_admin=session.principal.allows("models:admin"),
         error=error,
     )
+
+
+async def _alias(state: ServerState, alias: str) -> AliasState | None:
+    return next((v for v in await state.backend.models.describe() if v.alias == alias), None)
+
+
+def _check_labels(view: AliasState, weights: dict[str, float]) -> None:
+    unknown = sorted(set(weights) - set(view.versions))
+    if unknown:
+        raise ValueError(f"{view.alias} has no version {', '.join(map(repr, unknown))}")
 
 
 def _weights(form: dict[str, str]) -> dict[str, float]:
@@ -391,16 +413,17 @@ async def review_weights(request: Request, alias: str) -> HTMLResponse:
     """Step one of a change: show old and new weights and ask for confirmation."""
     state, session = _page(request, "models:admin")
     form = await _form(request, session)
-    if state.temporal is not None:
-        return _models(request, state, session, f"Not on the Temporal backend: {MODELS_INSTEAD}.", 501)
-    view = next((v for v in (state.hub.describe() if state.hub else []) if v.alias == alias), None)
-    if view is None or state.hub is None:
-        return _models(request, state, session, f"No alias {alias!r} in the registry.", 404)
+    try:
+        view = await _alias(state, alias)
+    except (NoModelRegistry, NotSupported) as exc:
+        return await _models(request, state, session, str(exc), 501 if isinstance(exc, NotSupported) else 404)
+    if view is None:
+        return await _models(request, state, session, f"No alias {alias!r} in the registry.", 404)
     try:
         weights = _weights(form)
-        state.hub.registry.with_alias(alias, weights=weights)  # the registry's checks, nothing applied
-    except (ValueError, BandmasterError) as exc:
-        return _models(request, state, session, str(exc), 422)
+        _check_labels(view, weights)  # the full checks run when the change is applied
+    except ValueError as exc:
+        return await _models(request, state, session, str(exc), 422)
     return _render(
         request, "models_confirm.html", session=session, title=f"Confirm {alias}", view=view, weights=weights
     )
@@ -411,15 +434,15 @@ async def apply_weights(request: Request, alias: str) -> Response:
     """Step two: apply the confirmed weights (audited with the principal)."""
     state, session = _page(request, "models:admin")
     form = await _form(request, session)
-    if state.temporal is not None:
-        return _models(request, state, session, f"Not on the Temporal backend: {MODELS_INSTEAD}.", 501)
-    if state.hub is None:
-        return _models(request, state, session, "This server has no model registry.", 404)
     try:
         weights = _weights(form)
-        state.hub.set_alias(alias, weights=weights, changed_by=session.principal.name)
+        await state.backend.models.switch(alias, weights=weights, by=session.principal.name)
+    except NotSupported as exc:
+        return await _models(request, state, session, str(exc), 501)
+    except NoModelRegistry:
+        return await _models(request, state, session, "This server has no model registry.", 404)
     except (ValueError, BandmasterError) as exc:
-        return _models(request, state, session, str(exc), 422)
+        return await _models(request, state, session, str(exc), 422)
     TokenStore(state.store).audit(session.principal.name, "models.set", alias, {"weights": weights})
     return RedirectResponse("/ui/models", status_code=303)
 
@@ -434,19 +457,10 @@ async def stats_page(request: Request, workflow: str = "", since: str = DEFAULT_
     """``since`` defaults to a day: the whole of a big journal takes seconds (README, Statistics);
     an empty value asks for it all the same."""
     state, session = _page(request)
-    if state.temporal is not None:
-        return _render(
-            request,
-            "error.html",
-            501,
-            session=session,
-            title="Stats",
-            message=f"Not on Temporal: {STATS_INSTEAD}.",
-        )
     try:
-        found = await asyncio.to_thread(
-            compute, state.engine.path, workflow=workflow or None, since=since.strip() or None
-        )
+        found = await state.backend.stats(workflow=workflow or None, since=since.strip() or None)
+    except NotSupported as exc:
+        return _render(request, "error.html", 501, session=session, title="Stats", message=str(exc))
     except InvalidInput as exc:
         return _render(request, "error.html", 422, session=session, title="Bad filter", message=str(exc))
     steps = found.step_stats
@@ -460,7 +474,7 @@ async def stats_page(request: Request, workflow: str = "", since: str = DEFAULT_
         total_cost=sum(w.cost for w in found.workflows),
         workflow=workflow,
         since=since,
-        workflows=sorted(state.runs.workflows),
+        workflows=sorted(state.backend.workflows),
         p50=bars("p50 latency per step (ms)", [(_label(s), (s.p50 or 0.0) * 1000) for s in steps], " ms"),
         p99=bars("p99 latency per step (ms)", [(_label(s), (s.p99 or 0.0) * 1000) for s in steps], " ms"),
         failures=bars("failure rate per step", [(_label(s), s.failure_rate) for s in steps]),

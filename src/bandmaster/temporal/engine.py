@@ -27,17 +27,26 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from bandmaster._types import RunStatus
+from bandmaster.engine.backend import Capabilities, ModelDesk
 from bandmaster.engine.redaction import Redactor, redactor_from_spec, redactor_spec
 from bandmaster.engine.run_id import check_run_id
 from bandmaster.engine.runtime import RunHandle, RunInfo
 from bandmaster.engine.serde import ANY, rebuild_error
 from bandmaster.engine.workflow import Workflow, redactor_for
-from bandmaster.errors import InvalidInput, RunCancelled, RunFailed, RunNotFound, UsageError
+from bandmaster.errors import (
+    IdempotencyConflict,
+    InvalidInput,
+    RunCancelled,
+    RunFailed,
+    RunNotFound,
+    UsageError,
+)
 from bandmaster.temporal.desk import TemporalApprovals
 from bandmaster.temporal.failures import record_of
 from bandmaster.temporal.history import STATUS, run_info
 from bandmaster.temporal.hosting import checked
 from bandmaster.temporal.redaction import refuse_vault
+from bandmaster.temporal.schedules import TemporalSchedules
 from bandmaster.temporal.schedules import declare as declare_schedules
 from bandmaster.temporal.worker import create_worker
 from bandmaster.triggers.schedule import Schedule, check_schedules, schedules_of
@@ -100,7 +109,7 @@ class TemporalEngine:
             refuse_vault(wf.redact, f"@bm.workflow {wf.name!r} (redact=...)")
         self.run_worker = bool(self.workflows) if worker is None else worker
         # Temporal Schedules (bandmaster.temporal.schedules), created or updated by workers.
-        self.schedules = check_schedules(
+        self.schedule_specs = check_schedules(
             [*schedules, *schedules_of(self.workflows.values())], self.workflows, limit=MAX_PAYLOAD
         )
         self.registry = registry
@@ -151,8 +160,8 @@ class TemporalEngine:
                 redact=self.redact,
             )
             self._worker_task = asyncio.create_task(self._worker.run(), name="bandmaster-temporal-worker")
-            if self.schedules:
-                await declare_schedules(self, self.schedules)
+            if self.schedule_specs:
+                await declare_schedules(self, self.schedule_specs)
 
     async def close(self) -> None:
         if self._worker is not None:
@@ -175,9 +184,10 @@ class TemporalEngine:
     async def start(
         self, workflow: Workflow[..., R] | str, /, *args: Any, run_id: str | None = None, **kwargs: Any
     ) -> TemporalRunHandle[R]:
-        """Start a run. With ``run_id``, starting is idempotent: an existing run of that id
-        (running or finished) is returned instead of a new one; its workflow must match. It
-        must follow the run id rule (``bandmaster.engine.run_id``), as on the embedded engine."""
+        """Start a run. With ``run_id``, starting is idempotent: the same request returns the
+        existing run of that id, running or finished (``handle.created`` is False); another
+        workflow or input raises ``IdempotencyConflict``. The id follows the run id rule
+        (``bandmaster.engine.run_id``), as on the embedded engine."""
         if run_id is not None:
             check_run_id(run_id)
         wf = workflow if isinstance(workflow, Workflow) else self.workflows.get(str(workflow))
@@ -193,6 +203,8 @@ class TemporalEngine:
         redactor = redactor_for(wf, self.redact)
         if redactor is not None:  # the start event is history: redacted here, before it is sent
             payload = redactor.redact(payload)
+        if run_id is not None and (existing := await self._same_request(run_id, name, payload)) is not None:
+            return TemporalRunHandle(self, run_id, wf, created=False, status=existing)
         given_id = run_id is not None
         run_id = run_id if run_id is not None else uuid.uuid4().hex
         memo: dict[str, Any] = {"bandmaster.version": wf.version} if wf is not None and wf.version else {}
@@ -208,13 +220,74 @@ class TemporalEngine:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 memo=memo or None,
             )
-        if given_id:  # only a caller's id can name an existing run (one more round trip)
-            existing = await self.client.get_workflow_handle(run_id).describe()
-            if existing.workflow_type != name:
-                raise InvalidInput(
-                    f"run id {run_id!r} is already used by a run of workflow {existing.workflow_type!r}"
-                )
-        return TemporalRunHandle(self, run_id, wf)
+        if given_id and (raced := await self._same_request(run_id, name, payload)) != "running":
+            return TemporalRunHandle(self, run_id, wf, created=False, status=raced)  # a twin started it
+        return TemporalRunHandle(self, run_id, wf, status="running")
+
+    async def _same_request(self, run_id: str, workflow: str, payload: Any) -> RunStatus | None:
+        """The status of run ``run_id`` when it exists and was started by this request (its start
+        event holds the input redacted as ``payload`` is), None when there is no such run;
+        ``IdempotencyConflict`` for a run of another workflow or input."""
+        try:
+            run = await self.describe(run_id)
+        except RunNotFound:
+            return None
+        if run.workflow != workflow or run.input != payload:
+            raise IdempotencyConflict(
+                f"run id {run_id!r} was already used for a different request (a run of {run.workflow!r} "
+                "with another input); use a new id for a new run"
+            )
+        return run.status
+
+    # --- the Backend interface (engine/backend.py) beyond runs: the simple members --------
+
+    capabilities = Capabilities(
+        "temporal",
+        missing={
+            "stats": "statistics are computed from the embedded SQLite journal, and runs live in "
+            "Temporal; use the Temporal UI or `temporal workflow list` for runs and Temporal's "
+            "Prometheus metrics for latencies",
+            "model_switch": "Temporal workers read their registry from their own models.yaml; edit it and "
+            "restart the workers (`bandmaster worker --backend temporal --models ...`)",
+            "shared_breakers": "each Temporal worker keeps its own circuit-breaker state",
+            "token_streaming": "Temporal activities publish no model stream chunks; a stream's text arrives "
+            "whole with its step",
+        },
+        statuses=("running", "completed", "failed", "cancelled"),
+        min_poll=0.5,
+    )
+
+    async def health(self) -> str | None:
+        """None when the Temporal frontend answers its health check, else why not."""
+        try:
+            async with asyncio.timeout(5.0):
+                healthy = await self.client.service_client.check_health()
+        except Exception as exc:  # any failure to answer means: not ready
+            healthy, why = False, f"{type(exc).__name__}: {exc}"
+        else:
+            why = "its health check answered not serving"
+        return (
+            None
+            if healthy
+            else f"the Temporal cluster at {self.target} (namespace {self.namespace!r}): {why}"
+        )
+
+    @property
+    def schedules(self) -> TemporalSchedules:
+        """Temporal Schedules: list, pause, resume."""
+        return TemporalSchedules(self)
+
+    @property
+    def models(self) -> ModelDesk:
+        self.capabilities.require("model_switch")
+        raise AssertionError("unreachable")
+
+    async def stats(self, *, workflow: str | None = None, since: str | float | None = None) -> Any:
+        self.capabilities.require("stats")
+
+    def chunks(self, run_id: str, after: int) -> list[Any]:
+        self.capabilities.require("token_streaming")
+        return []
 
     @property
     def approvals(self) -> TemporalApprovals:

