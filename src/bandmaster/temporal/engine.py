@@ -27,11 +27,18 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from bandmaster._types import RunStatus
-from bandmaster.engine.redaction import Redactor, redactor_from_spec, redactor_spec
-from bandmaster.engine.run_id import check_run_id
-from bandmaster.engine.runtime import RunHandle, RunInfo
-from bandmaster.engine.serde import ANY, rebuild_error
-from bandmaster.engine.workflow import Workflow, redactor_for
+from bandmaster.engine.backend_kit import (
+    ANY,
+    Redactor,
+    RunHandle,
+    RunInfo,
+    Workflow,
+    check_run_id,
+    rebuild_error,
+    redactor_for,
+    redactor_from_spec,
+    redactor_spec,
+)
 from bandmaster.errors import InvalidInput, RunCancelled, RunFailed, RunNotFound, UsageError
 from bandmaster.temporal.desk import TemporalApprovals
 from bandmaster.temporal.failures import record_of
@@ -39,6 +46,7 @@ from bandmaster.temporal.history import STATUS, run_info
 from bandmaster.temporal.hosting import checked
 from bandmaster.temporal.redaction import refuse_vault
 from bandmaster.temporal.schedules import declare as declare_schedules
+from bandmaster.temporal.visibility import quote, runs_query
 from bandmaster.temporal.worker import create_worker
 from bandmaster.triggers.schedule import Schedule, check_schedules, schedules_of
 
@@ -320,7 +328,7 @@ class TemporalEngine:
 
     async def run_ids_starting(self, prefix: str, *, limit: int = 10) -> list[str]:
         """Ids of runs on this task queue that begin with ``prefix`` (at most ``limit``)."""
-        query = f"TaskQueue = '{_quote(self.task_queue)}' AND WorkflowId STARTS_WITH '{_quote(prefix)}'"
+        query = f"{runs_query(self.task_queue)} AND WorkflowId STARTS_WITH '{quote(prefix)}'"
         found: list[str] = []
         async for execution in self.client.list_workflows(query):
             if execution.id not in found:
@@ -335,16 +343,14 @@ class TemporalEngine:
         """Runs on this task queue, newest first (without their steps)."""
         if workflow is not None and not workflow.isprintable():
             return []  # no workflow has such a name, and a NUL breaks the cluster's visibility query
-        clauses = [f"TaskQueue = '{_quote(self.task_queue)}'"]
-        if workflow is not None:
-            clauses.append(f"WorkflowType = '{_quote(workflow)}'")
-        if status is not None:
-            if status not in _QUERY_STATUS:
-                raise InvalidInput(f"status {status!r}: use one of {', '.join(_QUERY_STATUS)}")
-            clauses.append(f"ExecutionStatus = '{_QUERY_STATUS[status]}'")
+        if status is not None and status not in _QUERY_STATUS:
+            raise InvalidInput(f"status {status!r}: use one of {', '.join(_QUERY_STATUS)}")
+        query = runs_query(
+            self.task_queue, workflow=workflow, status=_QUERY_STATUS[status] if status is not None else None
+        )
         runs: list[RunInfo] = []
         seen = 0
-        async for execution in self.client.list_workflows(" AND ".join(clauses)):
+        async for execution in self.client.list_workflows(query):
             seen += 1
             if seen <= offset:
                 continue
@@ -375,10 +381,6 @@ def _tracing_interceptors(tracing: object) -> list[ClientInterceptor]:
             f"tracing=True needs OpenTelemetry's SDK ({exc}): pip install 'bandmaster[temporal]'"
         ) from exc
     return [TracingInterceptor(None if tracing is True else tracing)]  # type: ignore[arg-type]
-
-
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 __all__ = ["TemporalEngine", "TemporalRunHandle", "WorkflowExecutionStatus"]

@@ -20,8 +20,7 @@ from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionSta
 from temporalio.converter import DataConverter
 
 from bandmaster._types import RunStatus
-from bandmaster.engine.runtime import RunInfo, StepInfo
-from bandmaster.engine.serde import error_record
+from bandmaster.engine.backend_kit import RunInfo, StepInfo, error_record
 from bandmaster.temporal.activities import response_of
 from bandmaster.temporal.failures import meta_of, record_of
 from bandmaster.temporal.workflow import MEMO_PREFIX

@@ -19,9 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bandmaster.engine.redaction import Redactor
-from bandmaster.engine.step import Step
-from bandmaster.engine.workflow import Workflow
+from bandmaster.engine.backend_kit import Redactor, Step, Workflow
 from bandmaster.errors import UsageError
 
 if TYPE_CHECKING:

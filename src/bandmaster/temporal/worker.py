@@ -20,8 +20,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from bandmaster.engine.redaction import Redactor
-from bandmaster.engine.workflow import Workflow
+from bandmaster.engine.backend_kit import Redactor, Workflow
 from bandmaster.temporal.activities import Activities
 from bandmaster.temporal.hosting import host
 from bandmaster.temporal.notify import notify_activity
