@@ -40,12 +40,15 @@ from bandmaster.engine.backend_kit import (
     redactor_spec,
 )
 from bandmaster.errors import InvalidInput, RunCancelled, RunFailed, RunNotFound, UsageError
+from bandmaster.observe.stats_model import Stats
 from bandmaster.temporal.desk import TemporalApprovals
 from bandmaster.temporal.failures import record_of
 from bandmaster.temporal.history import STATUS, run_info
 from bandmaster.temporal.hosting import checked
 from bandmaster.temporal.redaction import refuse_vault
 from bandmaster.temporal.schedules import declare as declare_schedules
+from bandmaster.temporal.stats import SCAN as STATS_SCAN
+from bandmaster.temporal.stats import compute_stats
 from bandmaster.temporal.visibility import quote, runs_query
 from bandmaster.temporal.worker import create_worker
 from bandmaster.triggers.schedule import Schedule, check_schedules, schedules_of
@@ -73,7 +76,8 @@ class TemporalEngine:
     ``TracingInterceptor``), so one trace covers start → workflow → steps → model calls; pass an
     OpenTelemetry ``Tracer`` instead of ``True`` to choose the tracer. ``redact`` (e.g.
     ``bm.RedactPII()``) rewrites every value before it reaches Temporal's history, for workflows
-    without a ``redact=`` of their own, as ``bm.Engine(redact=...)`` does for its journal."""
+    without a ``redact=`` of their own, as ``bm.Engine(redact=...)`` does for its journal.
+    ``stats_scan`` is the most runs ``stats()`` reads, newest first (it reads run by run)."""
 
     def __init__(
         self,
@@ -91,6 +95,7 @@ class TemporalEngine:
         tracing: object = False,
         redact: Redactor | None = None,
         schedules: Iterable[Schedule] = (),
+        stats_scan: int = STATS_SCAN,
     ) -> None:
         if redact is not None and not isinstance(redact, Redactor):
             raise UsageError(
@@ -116,6 +121,9 @@ class TemporalEngine:
         self.default_timeout = default_timeout
         self.heartbeat = heartbeat
         self.max_concurrent_activities = max_concurrent_activities
+        if stats_scan < 1:
+            raise UsageError(f"TemporalEngine(stats_scan={stats_scan!r}): read at least one run")
+        self.stats_scan = stats_scan
         self._client: Client | None = None
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
@@ -223,6 +231,11 @@ class TemporalEngine:
                     f"run id {run_id!r} is already used by a run of workflow {existing.workflow_type!r}"
                 )
         return TemporalRunHandle(self, run_id, wf)
+
+    async def stats(self, *, workflow: str | None = None, since: str | float | None = None) -> Stats:
+        """The embedded engine's statistics, from the newest ``stats_scan`` runs of this task
+        queue (of ``workflow``, started within ``since``), each rebuilt from its history."""
+        return await compute_stats(self, workflow=workflow, since=since, scan=self.stats_scan)
 
     @property
     def approvals(self) -> TemporalApprovals:

@@ -16,7 +16,7 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 from temporalio.converter import DataConverter
 
 from bandmaster._types import RunStatus
@@ -191,7 +191,7 @@ class _Timeline:
 
 
 async def run_info(
-    description: WorkflowExecutionDescription, events: list[HistoryEvent], converter: DataConverter
+    description: WorkflowExecution, events: list[HistoryEvent], converter: DataConverter
 ) -> RunInfo:
     timeline = _Timeline(converter)
     run_input: Any = None
