@@ -21,6 +21,7 @@ from bandmaster.engine.backend_kit import Codec, OpRecord, Redactor, Step, codec
 from bandmaster.errors import RedactionError, StepTimeout, UsageError
 from bandmaster.temporal.failures import exhausted, to_application_error
 from bandmaster.temporal.hosting import GRAPH_REF, hosted
+from bandmaster.temporal.model_sync import ModelSync
 from bandmaster.temporal.policy_data import breaker_from_data, retry_from_data
 from bandmaster.temporal.redaction import activity_redactor
 
@@ -157,8 +158,9 @@ async def heartbeating() -> AsyncIterator[None]:
 class Activities:
     """Activities bound to one worker's model registry."""
 
-    def __init__(self, registry: object | None = None) -> None:
+    def __init__(self, registry: object | None = None, models: ModelSync | None = None) -> None:
         self.registry = registry
+        self.models = models  # keeps the registry's overrides and breakers shared (model_sync.py)
 
     @activity.defn(name=STEP_ACTIVITY)
     async def run_step(self, call: StepCall) -> Any:
@@ -216,6 +218,8 @@ class Activities:
                     options["retry"] = retry_from_data(options["retry"])
                 if options.get("breaker") is not None:
                     options["breaker"] = breaker_from_data(options["breaker"])
+                if self.models is not None and call.registry is None:
+                    await self.models.ready()  # a restarted worker: switches first
                 async with heartbeating():
                     response = await call_model_recorded(
                         call.target,

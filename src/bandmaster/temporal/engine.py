@@ -45,6 +45,8 @@ from bandmaster.temporal.desk import TemporalApprovals
 from bandmaster.temporal.failures import record_of
 from bandmaster.temporal.history import STATUS, run_info
 from bandmaster.temporal.hosting import checked
+from bandmaster.temporal.model_desk import TemporalModels
+from bandmaster.temporal.model_sync import ModelSync, serving
 from bandmaster.temporal.redaction import refuse_vault
 from bandmaster.temporal.schedules import declare as declare_schedules
 from bandmaster.temporal.stats import SCAN as STATS_SCAN
@@ -127,6 +129,7 @@ class TemporalEngine:
         self._client: Client | None = None
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        self._models_sync: ModelSync | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -155,11 +158,12 @@ class TemporalEngine:
                 "start one (temporal server start-dev) or pass target=/set BANDMASTER_TEMPORAL_TARGET"
             ) from exc
         if self.run_worker:
+            self._models_sync = ModelSync(self._client, self.task_queue, serving(self.registry))
             self._worker = create_worker(
                 self._client,
                 self.workflows.values(),
                 task_queue=self.task_queue,
-                registry=self.registry,
+                models=self._models_sync,
                 local_activities=self.local_activities,
                 default_timeout=self.default_timeout,
                 heartbeat=self.heartbeat,
@@ -167,10 +171,14 @@ class TemporalEngine:
                 redact=self.redact,
             )
             self._worker_task = asyncio.create_task(self._worker.run(), name="bandmaster-temporal-worker")
+            await self._models_sync.start()
             if self.schedules:
                 await declare_schedules(self, self.schedules)
 
     async def close(self) -> None:
+        if self._models_sync is not None:
+            await self._models_sync.stop()
+            self._models_sync = None
         if self._worker is not None:
             await self._worker.shutdown()
             if self._worker_task is not None:
@@ -236,6 +244,11 @@ class TemporalEngine:
         """The embedded engine's statistics, from the newest ``stats_scan`` runs of this task
         queue (of ``workflow``, started within ``since``), each rebuilt from its history."""
         return await compute_stats(self, workflow=workflow, since=since, scan=self.stats_scan)
+
+    @property
+    def models(self) -> TemporalModels:
+        """The model desk: describe the workers' aliases, their history, switch them."""
+        return TemporalModels(self)
 
     @property
     def approvals(self) -> TemporalApprovals:
