@@ -18,7 +18,7 @@ from bandmaster.errors import BackendUnavailable, InvalidInput, RegistryError, U
 from bandmaster.temporal.model_registry import (
     CHANGED,
     DESCRIBE_QUERY,
-    HISTORY_QUERY,
+    HISTORY_MEMO,
     PREVIEW_QUERY,
     SWITCH_UPDATE,
     ensure_registry,
@@ -55,8 +55,12 @@ class TemporalModels:
         return [AliasState(**row) for row in rows]
 
     async def history(self, alias: str) -> builtins.list[dict[str, Any]]:
-        """The alias's switches, newest first: ``{"spec", "changed_at", "changed_by"}``."""
-        return await self._ask(HISTORY_QUERY, alias)  # type: ignore[no-any-return]
+        """The alias's switches, newest first: ``{"spec", "changed_at", "changed_by"}`` (the
+        registry workflow's memo: no worker is asked)."""
+        client, task_queue = self.engine.client, self.engine.task_queue
+        await ensure_registry(client, task_queue)
+        memo = await (await client.get_workflow_handle(registry_id(task_queue)).describe()).memo()
+        return list(reversed((memo.get(HISTORY_MEMO) or {}).get(alias, [])))
 
     async def switch(
         self,

@@ -10,7 +10,11 @@ registry tables: alias overrides with their history, and one circuit-breaker sta
 - **Breakers**: workers ``report`` each model call's outcome (batched); this workflow runs the
   breaker state machine over the reports of every worker, so failures seen by different
   workers add up, and answers the states, which workers adopt.
-- Workers read the whole state with the ``state`` query every ``model_sync.POLL`` seconds.
+- The state workers need (revision, overrides, breakers) is also the workflow's memo
+  ``bandmaster.models.state``, and the switch history ``bandmaster.models.history``, both
+  rewritten on each change; workers read the state every ``model_sync.POLL`` seconds with a
+  describe call, which the server answers itself: no worker is asked, so a crashed worker that
+  held this workflow delays nobody. (A query would wait until Temporal notices the crash.)
 
 It continues as new when Temporal suggests it (its history grows with every report), carrying
 its state; nothing else ends it. Its handlers are pure: times come from the requests, and the
@@ -37,13 +41,17 @@ REGISTRY_WORKFLOW = "bandmaster.models"
 STATE_QUERY = "bandmaster.models.state"
 PREVIEW_QUERY = "bandmaster.models.preview"
 DESCRIBE_QUERY = "bandmaster.models.describe"
-HISTORY_QUERY = "bandmaster.models.history"
 SWITCH_UPDATE = "bandmaster.models.switch"
 REPORT_UPDATE = "bandmaster.models.report"
+STATE_MEMO = "bandmaster.models.state"
+"""The memo entry holding what workers adopt: ``{"rev", "overrides", "breakers"}``."""
+HISTORY_MEMO = "bandmaster.models.history"
+"""The memo entry holding each alias's switches, oldest first: ``{alias: [change, ...]}``."""
 CHANGED = "RegistryChanged"
 """The ``ApplicationError`` type of a switch previewed against an older revision."""
-HISTORY = 50
-"""Changes kept per alias (the embedded journal keeps all; ``history()`` shows the newest)."""
+HISTORY = 20
+"""Changes kept per alias (the embedded journal keeps all, and its ``history()`` shows the 20
+newest)."""
 MAX_EVENTS = 10_000
 """History length at which the workflow continues as new even if Temporal does not suggest it."""
 
@@ -148,6 +156,8 @@ class ModelRegistryWorkflow:
 
     @workflow.run
     async def run(self, state: dict[str, Any] | None) -> None:
+        if self.state["rev"] or self.state["breakers"]:  # continued as new: the memo starts empty
+            self._publish()
         info = workflow.info()
         await workflow.wait_condition(
             lambda: info.is_continue_as_new_suggested() or info.get_current_history_length() > MAX_EVENTS
@@ -167,11 +177,6 @@ class ModelRegistryWorkflow:
         registry = with_overrides(serving_registry(workflow.info().task_queue), self.state["overrides"])
         breakers = self.state["breakers"]
         return [alias_state(a, spec, breakers) for a, spec in sorted(registry.config.aliases.items())]
-
-    @workflow.query(name=HISTORY_QUERY)
-    def history(self, alias: str) -> list[dict[str, Any]]:
-        """The alias's changes, newest first."""
-        return list(reversed(self.state["history"].get(alias, [])))
 
     @workflow.query(name=PREVIEW_QUERY)
     def preview(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -199,6 +204,7 @@ class ModelRegistryWorkflow:
         changes.append({"spec": spec, "changed_at": workflow.time(), "changed_by": request.get("by")})
         del changes[:-HISTORY]
         state["rev"] += 1
+        self._publish()
         return alias_state(alias, AliasSpec.model_validate(spec), state["breakers"])
 
     @switch.validator
@@ -228,4 +234,8 @@ class ModelRegistryWorkflow:
         breakers = self.state["breakers"]
         for event in request["events"]:
             apply_report(breakers, event)
+        self._publish()
         return {m: breakers[m] for m in {str(e["model"]) for e in request["events"]}}
+
+    def _publish(self) -> None:
+        workflow.upsert_memo({STATE_MEMO: self.read_state(), HISTORY_MEMO: self.state["history"]})

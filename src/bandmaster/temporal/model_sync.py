@@ -1,6 +1,7 @@
 """A worker's side of the shared model registry state (temporal/model_registry.py).
 
-Every ``POLL`` seconds the worker reads the registry workflow's state with a query and applies
+Every ``POLL`` seconds the worker reads the registry workflow's state (its memo, which the
+server answers without asking a worker) and applies
 it to the model hub its activities call models through: alias overrides go into its registry
 (so a switch reaches every worker within ``POLL`` plus a query's round trip), breaker states
 are adopted by its breakers. Its breakers are ``SharedBreakerState``: each call's outcome is
@@ -23,7 +24,13 @@ from temporalio.client import Client
 from bandmaster.hub import ModelHub, hub_for
 from bandmaster.models.registry import AliasSpec, Registry
 from bandmaster.policies.breaker import Breaker, BreakerState
-from bandmaster.temporal.model_registry import REPORT_UPDATE, STATE_QUERY, ensure_registry, registry_id
+from bandmaster.temporal.model_registry import (
+    REPORT_UPDATE,
+    STATE_MEMO,
+    empty_state,
+    ensure_registry,
+    registry_id,
+)
 
 log = logging.getLogger("bandmaster.temporal.models")
 
@@ -143,8 +150,8 @@ class ModelSync:
         while True:
             try:
                 async with asyncio.timeout(CALL_TIMEOUT):
-                    state = await handle.query(STATE_QUERY, result_type=dict)
-                self.adopt(state)
+                    memo = await (await handle.describe()).memo()
+                self.adopt(memo.get(STATE_MEMO) or empty_state())
                 self._synced.set()
             except asyncio.CancelledError:
                 raise
