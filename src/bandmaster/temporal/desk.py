@@ -246,9 +246,10 @@ def _redacts(memo: Mapping[str, Any], name: str | None) -> bool:
 
 
 def _no_approval(run_id: str, name: str | None) -> ApprovalNotFound:
-    what = f"named {name!r} " if name is not None else ""
+    what = f"named {name[:80]!r} " if name is not None else ""
+    shown = run_id if len(run_id) <= 80 else f"{run_id[:80]}…"  # a run id is user input
     return ApprovalNotFound(
-        f"run {run_id!r} has no approval {what}open; GET /api/v1/approvals (or engine.approvals.list()) "
+        f"run {shown!r} has no approval {what}open; GET /api/v1/approvals (or engine.approvals.list()) "
         "shows pending ones"
     )
 
