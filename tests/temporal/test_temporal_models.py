@@ -69,6 +69,8 @@ async def test_switch_is_validated_applied_and_kept_in_history(engine: bm.Tempor
     with pytest.raises(bm.RegistryError, match="must sum to 1"):
         await engine.models.switch("colour", weights={"production": 0.5, "canary": 0.2}, by="ops")
     assert await engine.models.history("colour") == []
+    with pytest.raises(bm.UnknownModel, match="no alias 'nope'"):
+        await engine.models.history("nope")
 
     state = await engine.models.switch("colour", weights={"production": 0.0, "canary": 1.0}, by="alice")
     assert (state.alias, state.weights) == ("colour", {"production": 0.0, "canary": 1.0})

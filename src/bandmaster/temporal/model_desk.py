@@ -52,7 +52,7 @@ class TemporalModels:
     async def describe(self) -> builtins.list[AliasState]:
         """Every alias of the workers' registry, with overrides and breaker states applied."""
         rows = await self._ask(DESCRIBE_QUERY)
-        return [AliasState(**row) for row in rows]
+        return [_alias_state(row) for row in rows]
 
     async def history(self, alias: str) -> builtins.list[dict[str, Any]]:
         """The alias's switches, newest first: ``{"spec", "changed_at", "changed_by"}`` (the
@@ -60,7 +60,10 @@ class TemporalModels:
         client, task_queue = self.engine.client, self.engine.task_queue
         await ensure_registry(client, task_queue)
         memo = await (await client.get_workflow_handle(registry_id(task_queue)).describe()).memo()
-        return list(reversed((memo.get(HISTORY_MEMO) or {}).get(alias, [])))
+        changes = (memo.get(HISTORY_MEMO) or {}).get(alias, [])
+        if not changes and alias not in {a.alias for a in await self.describe()}:
+            raise UnknownModel(f"no alias {alias!r} in the workers' registry; describe() lists the aliases")
+        return list(reversed(changes))
 
     async def switch(
         self,
@@ -91,7 +94,7 @@ class TemporalModels:
                 if isinstance(cause, ApplicationError):
                     raise _ERRORS.get(cause.type or "", RegistryError)(cause.message) from None
                 raise
-            return AliasState(**row)
+            return _alias_state(row)
         raise RegistryError(
             f"alias {alias!r} kept changing while it was being switched ({ATTEMPTS} tries); try again"
         )
@@ -117,3 +120,10 @@ class TemporalModels:
             if "hosts no model registry" in str(exc):
                 raise RegistryError(str(exc)) from None
             raise
+
+
+def _alias_state(row: dict[str, Any]) -> AliasState:
+    """An ``AliasState`` from the registry workflow's answer (fields it does not have yet, e.g.
+    from a newer worker, are left out)."""
+    known = set(AliasState.__dataclass_fields__)
+    return AliasState(**{k: v for k, v in row.items() if k in known})

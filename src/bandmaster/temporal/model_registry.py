@@ -109,6 +109,7 @@ def alias_state(alias: str, spec: AliasSpec, breakers: dict[str, Any]) -> dict[s
         "weights": dict(spec.weights),
         "fallback": list(spec.policy.fallback),
         "breakers": {m: breakers.get(m, {}).get("status", "closed") for m in models},
+        "policy": spec.policy.model_dump(mode="json"),
     }
 
 
