@@ -15,7 +15,6 @@ argument.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -152,13 +151,3 @@ async def temp_engine(
             yield engine
         finally:
             await engine.close(grace=1.0)
-
-
-if importlib.util.find_spec("pytest") is not None:  # always, when pytest loads this module
-    # Fixtures, registered under their fixture names (bm_engine, scripted_model, ...).
-    from bandmaster.replay.pytest_plugin import (  # noqa: F401
-        _bm_engine,
-        _fake_clock,
-        _replay_runs,
-        _scripted_model,
-    )

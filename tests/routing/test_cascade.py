@@ -20,7 +20,8 @@ from bandmaster.errors import TargetUnreachable
 from bandmaster.models import ModelRequest, ModelResponse
 from bandmaster.models.providers import Recorded, RecordedAnswer
 from bandmaster.routing import AgreementScorer, Cascade, Example
-from bandmaster.routing.cascade import NEVER, CascadeSearch
+from bandmaster.routing.cascade import CascadeSearch
+from bandmaster.routing.cascade_fit import NEVER
 from bandmaster.routing.fit import Panel, collect, similarity, view
 from bandmaster.routing.thresholds import Decisions, OperatingPoint, simulate, sweep, z_score
 
@@ -516,7 +517,7 @@ async def test_the_deployed_cascade_reproduces_its_training_estimate_on_the_trai
 def test_a_point_the_refitted_scorer_cannot_reproduce_gives_way_to_one_it_can() -> None:
     """The refitted stage-1 score is one constant (it happened on RouterBench): any threshold
     accepts all or nothing, so a point accepting half out of fold cannot be deployed."""
-    from bandmaster.routing.cascade import _configure
+    from bandmaster.routing.cascade_fit import configure as _configure
     from bandmaster.testing import ScriptedModel
 
     rng = np.random.default_rng(4)

@@ -22,7 +22,7 @@ import asyncio
 import copy
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bandmaster.calls import call_model, default_registry
 from bandmaster.engine.context import journaling
@@ -32,8 +32,7 @@ from bandmaster.engine.step import Step as JournaledStep
 from bandmaster.engine.workflow import Workflow
 from bandmaster.errors import UsageError
 from bandmaster.graph.errors import GraphError
-from bandmaster.graph.graph import AnyNode, Graph
-from bandmaster.graph.spec import AIStep, End, Human, MapReduce, Parallel, Router, Step
+from bandmaster.graph.spec import AIStep, AnyNode, End, Human, MapReduce, Parallel, Router, Step
 from bandmaster.graph.template import render, render_partial
 from bandmaster.graph.validate import MAP_NAMES, REDUCE_NAMES, check_models
 from bandmaster.guard.base import Guard
@@ -42,6 +41,9 @@ from bandmaster.models.base import ModelResponse
 from bandmaster.models.registry import Registry
 from bandmaster.routing.expr import Expression
 from bandmaster.routing.router import Router as RuleRouter
+
+if TYPE_CHECKING:
+    from bandmaster.graph.graph import Graph
 
 State = dict[str, Any]
 

@@ -26,17 +26,18 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from bandmaster.graph.errors import GraphError, Problem
 from bandmaster.graph.loader import Lines, parse_yaml, read_graph_file
-from bandmaster.graph.spec import KINDS, NODE_ID, AIStep, End, Human, MapReduce, Node, Parallel, Router, Step
+from bandmaster.graph.spec import (
+    KINDS,
+    NODE_ID,
+    AnyNode,
+    Node,
+)
 
 if TYPE_CHECKING:
     from bandmaster.graph.compile import GraphWorkflow
     from bandmaster.models.registry import Registry
 
-AnyNode = AIStep | Step | Router | Parallel | MapReduce | Human | End
 _NODE: TypeAdapter[AnyNode] = TypeAdapter(Node)
-
-RESERVED_KEYS = frozenset({"errors"})
-"""State keys the graph itself writes: ``errors`` maps a failed node to its error."""
 
 
 class _Header(BaseModel):

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 from bandmaster.graph.spec import AIStep, End, Human, MapReduce, Parallel, Router, Step
 
 if TYPE_CHECKING:
-    from bandmaster.graph.graph import AnyNode, Graph
+    from bandmaster.graph.graph import Graph
+    from bandmaster.graph.spec import AnyNode
 
 SHAPES = {
     "ai": ('("', '")'),

@@ -245,4 +245,8 @@ class End(_Node):
 
 
 Node = Annotated[AIStep | Step | Router | Parallel | MapReduce | Human | End, Field(discriminator="kind")]
+AnyNode = AIStep | Step | Router | Parallel | MapReduce | Human | End
+
+RESERVED_KEYS = frozenset({"errors"})
+"""State keys the graph itself writes: ``errors`` maps a failed node to its error."""
 KINDS = ("ai", "step", "router", "parallel", "map_reduce", "human", "end")

@@ -18,8 +18,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bandmaster.graph.errors import Problem
-from bandmaster.graph.graph import RESERVED_KEYS, AnyNode
-from bandmaster.graph.spec import NODE_ID, AIStep, End, MapReduce, Parallel, Router, Step
+from bandmaster.graph.spec import (
+    NODE_ID,
+    RESERVED_KEYS,
+    AIStep,
+    AnyNode,
+    End,
+    MapReduce,
+    Parallel,
+    Router,
+    Step,
+)
 from bandmaster.graph.template import TemplateError, references
 from bandmaster.guard.spec import GuardSpec
 from bandmaster.routing.expr import Expression, ExpressionError

@@ -223,7 +223,7 @@ class MaxTokens(Guard):
     def tokenizer(self) -> Any:
         if self._bytes_bound is None:
             # Imported here: bandmaster.graph imports this module through call_model.
-            from bandmaster.graph.chunking import ApproxTokenizer, TiktokenTokenizer, default_tokenizer
+            from bandmaster.models.tokenizers import ApproxTokenizer, TiktokenTokenizer, default_tokenizer
 
             if self._tokenizer is None:
                 self._tokenizer = default_tokenizer()

@@ -1,14 +1,7 @@
 """Deciding between models: rule routers over safe expressions, and learned cascades."""
 
-from bandmaster.routing.cascade import (
-    Cascade,
-    CascadeSearch,
-    ConfidenceScorer,
-    Evaluation,
-    FitReport,
-    Scorer,
-    StageAnswer,
-)
+from bandmaster.routing.cascade import Cascade, CascadeSearch, ConfidenceScorer, Scorer, StageAnswer
+from bandmaster.routing.cascade_fit import Evaluation, FitReport
 from bandmaster.routing.expr import Expression, ExpressionError
 from bandmaster.routing.fit import AgreementScorer, Example
 from bandmaster.routing.question import (

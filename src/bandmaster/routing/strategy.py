@@ -35,7 +35,8 @@ import numpy as np
 
 from bandmaster.errors import TargetUnreachable, UsageError
 from bandmaster.models.base import Model, ModelRequest
-from bandmaster.routing.cascade import FINALS, NEVER, Cascade, CascadeSearch, Scorer
+from bandmaster.routing.cascade import Cascade, CascadeSearch, Scorer
+from bandmaster.routing.cascade_fit import FINALS, NEVER
 from bandmaster.routing.fit import (
     AgreementScorer,
     Example,
