@@ -204,3 +204,40 @@ async def test_failures_seen_by_two_workers_open_the_breaker_for_both(
         later = served(tmp_path)[before:]
         assert [name for name, _ in later] == ["spare", "spare"]  # the primary was not called again
         assert {pid for _, pid in later} == {p.pid for p in procs}  # by either worker
+
+
+async def test_the_registry_continues_as_new_with_its_state(
+    temporal_server: TemporalServer, models_yaml: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bandmaster.temporal import model_registry
+
+    monkeypatch.setattr(model_registry, "MAX_EVENTS", 40)  # instead of Temporal's suggestion
+    async with bm.TemporalEngine(
+        temporal_server.target,
+        task_queue=f"models-{uuid.uuid4().hex[:8]}",
+        workflows=[models_app.colour_once],
+        registry=bm.Registry.load(models_yaml),
+    ) as engine:
+        handle = engine.client.get_workflow_handle(model_registry.registry_id(engine.task_queue))
+        first = (await handle.describe()).run_id
+        shares = [0.1 * i for i in range(1, 10)]
+        for share in shares:
+            await engine.models.switch(
+                "colour", weights={"production": 1 - share, "canary": share}, by=f"{share:.1f}"
+            )
+        assert (await handle.describe()).run_id != first  # continued as new, at least once
+        history = await engine.models.history("colour")
+        assert [h["changed_by"] for h in history] == [f"{s:.1f}" for s in reversed(shares)]
+        colour = next(a for a in await engine.models.describe() if a.alias == "colour")
+        assert colour.weights["canary"] == pytest.approx(0.9)
+
+
+async def test_concurrent_switches_are_all_applied_one_after_another(engine: bm.TemporalEngine) -> None:
+    """Each is computed from the alias as the one before left it (a preview made against an
+    older revision is made again), so none is lost."""
+    people = ["ann", "ben", "cat"]
+    await asyncio.gather(
+        *(engine.models.switch("colour", weights={"production": 0.5, "canary": 0.5}, by=p) for p in people)
+    )
+    history = await engine.models.history("colour")
+    assert sorted(h["changed_by"] for h in history) == people
