@@ -45,6 +45,7 @@ from bandmaster.temporal.desk import TemporalApprovals
 from bandmaster.temporal.failures import record_of
 from bandmaster.temporal.history import STATUS, run_info
 from bandmaster.temporal.hosting import checked
+from bandmaster.temporal.limits import MAX_PAYLOAD
 from bandmaster.temporal.model_desk import TemporalModels
 from bandmaster.temporal.model_sync import ModelSync, serving
 from bandmaster.temporal.redaction import refuse_vault
@@ -57,7 +58,6 @@ from bandmaster.triggers.schedule import Schedule, check_schedules, schedules_of
 
 R = TypeVar("R")
 
-MAX_PAYLOAD = 2 * 1024 * 1024  # Temporal's own limit per payload
 REDACTION_MEMO = "bandmaster.redaction"
 """The run's memo entry recording, as data, the redactor its start was redacted with."""
 _QUERY_STATUS = {"running": "Running", "completed": "Completed", "failed": "Failed", "cancelled": "Canceled"}
@@ -409,4 +409,4 @@ def _tracing_interceptors(tracing: object) -> list[ClientInterceptor]:
     return [TracingInterceptor(None if tracing is True else tracing)]  # type: ignore[arg-type]
 
 
-__all__ = ["TemporalEngine", "TemporalRunHandle", "WorkflowExecutionStatus"]
+__all__ = ["MAX_PAYLOAD", "TemporalEngine", "TemporalRunHandle", "WorkflowExecutionStatus"]
