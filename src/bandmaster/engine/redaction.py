@@ -9,10 +9,10 @@ so a live execution and a replay of the same journal see the same thing.
 
 from __future__ import annotations
 
-import importlib
 import json
 from typing import Any, Protocol, runtime_checkable
 
+from bandmaster._moved import import_module
 from bandmaster.engine.serde import Codec, What, _label, error_record
 from bandmaster.errors import RedactionError
 
@@ -116,7 +116,7 @@ def redactor_from_spec(spec: dict[str, Any], *, workflow: str) -> Redactor:
         )
     module_name, _, qualname = str(spec.get("type", "")).partition(":")
     try:
-        cls: Any = importlib.import_module(module_name)
+        cls: Any = import_module(module_name)
         for part in qualname.split("."):
             cls = getattr(cls, part)
         redactor = cls(**config)

@@ -7,7 +7,6 @@ be serialised raise ``InvalidInput`` before anything is written (never a silent 
 
 from __future__ import annotations
 
-import importlib
 import traceback
 from collections.abc import Callable
 from functools import lru_cache
@@ -16,6 +15,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError
 
+from bandmaster._moved import import_module
 from bandmaster.errors import InvalidInput, PayloadTooLarge, ReplayTypeMismatch, StepFailed
 
 DEFAULT_MAX_PAYLOAD = 2 * 1024 * 1024
@@ -167,7 +167,7 @@ def rebuild_error(record: dict[str, Any]) -> BaseException:
     module_name, _, qualname = type_name.rpartition(".")
     message = record.get("message", "")
     try:
-        obj: Any = importlib.import_module(module_name)
+        obj: Any = import_module(module_name)
         for part in qualname.split("."):
             obj = getattr(obj, part)
         if not (isinstance(obj, type) and issubclass(obj, BaseException)):

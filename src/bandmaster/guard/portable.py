@@ -14,12 +14,12 @@ by the worker. Anything else is a ``UsageError`` that says what to change.
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from bandmaster._moved import import_module
 from bandmaster.errors import UsageError
 from bandmaster.guard.base import Guard
 
@@ -134,7 +134,7 @@ def _import(ref: str, *, what: str) -> Any:
     if not sep or not module_name or not qualname:
         raise UsageError(f"{what} {ref!r} is not 'module:qualname'")
     try:
-        module = sys.modules.get(module_name) or importlib.import_module(module_name)
+        module = sys.modules.get(module_name) or import_module(module_name)
     except ImportError as exc:
         raise UsageError(
             f"{what} {ref}: cannot import {module_name!r} ({exc}); deploy the same code to every worker"
