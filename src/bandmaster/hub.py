@@ -11,6 +11,7 @@ import json
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,13 +42,16 @@ class ModelHub:
         self.registry = registry
         self.store = store
         self.breakers: dict[str, BreakerState] = {}
+        self.new_breaker: Callable[[str], BreakerState] = lambda _model: BreakerState()
+        """Makes the breaker state of a model. A backend whose workers share breakers elsewhere
+        sets one that reports each call's outcome there (``bandmaster.temporal.model_sync``)."""
         self._rev = -1
         self._checked = float("-inf")
 
     def breaker(self, model: str) -> BreakerState:
         state = self.breakers.get(model)
         if state is None:
-            state = self.breakers[model] = BreakerState()
+            state = self.breakers[model] = self.new_breaker(model)
         return state
 
     def refresh(self, *, force: bool = False) -> None:

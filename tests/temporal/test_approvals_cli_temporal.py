@@ -152,8 +152,8 @@ async def test_list_refusals_and_a_redacted_comment_through_the_cli(cluster: Clu
     assert b"Garcia" not in history
 
     late = await cluster.cli("approve", handle.id, "--by", "carol")
-    assert late.code == 2
-    assert "completed; its approval 'phi_review' can no longer be decided" in late.err
+    assert late.code == 1  # as on the embedded engine: the decision that stands is named
+    assert "was already decided" in late.err
 
 
 async def test_a_run_without_redactor_takes_a_comment_and_a_second_decision_is_refused(
@@ -179,7 +179,7 @@ async def test_a_run_without_redactor_takes_a_comment_and_a_second_decision_is_r
 async def test_mistakes_exit_2_with_what_to_do(cluster: Cluster) -> None:
     missing = await cluster.cli("approve", "no-such-run", "--by", "alice")
     assert missing.code == 2
-    assert "no run 'no-such-run'" in missing.err
+    assert "run 'no-such-run' has no approval" in missing.err
     bad_module = await cluster.cli("approve", "no-such-run", "--module", "no_such_module_xyz")
     assert bad_module.code == 2
     assert "cannot import module 'no_such_module_xyz'" in bad_module.err

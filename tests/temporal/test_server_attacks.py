@@ -44,7 +44,7 @@ ATTACKS = [
     ("GET", f"/api/v1/runs/{LONG_ID}/events", None, 404, "run_not_found"),
     ("POST", f"/api/v1/runs/{LONG_ID}/cancel", None, 404, "run_not_found"),
     ("POST", f"/api/v1/runs/{LONG_ID}/signals", '{"name": "go"}', 404, "run_not_found"),
-    ("POST", f"/api/v1/approvals/{LONG_ID}/decision", '{"action": "approve"}', 404, "run_not_found"),
+    ("POST", f"/api/v1/approvals/{LONG_ID}/decision", '{"action": "approve"}', 404, "approval_not_found"),
     ("GET", "/api/v1/runs/%ED%A0%80", None, 404, "run_not_found"),
     ("GET", "/api/v1/runs/%00", None, 404, "run_not_found"),
     ("GET", "/api/v1/runs?workflow=%00", None, 200, ""),

@@ -239,7 +239,7 @@ def test_approvals_are_listed_and_decided_by_allowed_principals_only(served: Ser
         late = http.post(f"/api/v1/approvals/{run_id}/decision", json=decision)
         audit = http.get("/api/v1/audit").json()
         decided_list = http.get("/api/v1/approvals", params={"status": "decided"}).json()
-    assert (late.status_code, late.json()["error"]["code"]) == (409, "run_finished")
+    assert (late.status_code, late.json()["error"]["code"]) == (409, "already_decided")  # as embedded
     mine = [(a["principal"], a["action"]) for a in audit if a["target"] == run_id]
     assert ("alice", "approval.decide") in mine
     assert ("mallory", "approval.refused") in mine

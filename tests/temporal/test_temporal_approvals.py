@@ -71,7 +71,7 @@ async def test_a_person_decides_and_the_desk_lists_it(engine: bm.TemporalEngine)
         "alice",
     )
 
-    with pytest.raises(bm.UsageError, match="completed; its approval 'phi_review' can no longer be decided"):
+    with pytest.raises(bm.AlreadyDecided, match="'override' by 'alice'"):  # as on the embedded desk
         await engine.approvals.approve(handle.id, by="carol")
 
 
@@ -82,6 +82,8 @@ async def test_the_timed_default_wins_and_a_late_decision_is_refused(engine: bm.
     [approval] = await engine.approvals.list(status=None, run_id=handle.id)
     assert approval.decision is not None
     assert approval.decision.timed_out
+    with pytest.raises(bm.AlreadyDecided, match="by its timed default"):
+        await engine.approvals.approve(handle.id, by="alice")
 
 
 async def test_already_decided_when_the_run_waits_on_its_next_approval(engine: bm.TemporalEngine) -> None:
@@ -100,7 +102,7 @@ async def test_already_decided_when_the_run_waits_on_its_next_approval(engine: b
 
 
 async def test_mistakes_get_specific_errors(engine: bm.TemporalEngine) -> None:
-    with pytest.raises(bm.RunNotFound):
+    with pytest.raises(bm.ApprovalNotFound):  # as on the embedded desk
         await engine.approvals.approve("no-such-run", by="alice")
     handle = await engine.start(wfs.triage, TICKET)
     await handle.result(timeout=30)

@@ -154,3 +154,8 @@ class Stats(BaseModel):
     percentiles_exact: bool = True
     """False when p50/p95/p99 come from the rollup histograms (within 0.5 % of the exact
     values); every count and sum is exact either way."""
+    scan_limit: int | None = None
+    """The most runs read, newest first, by a backend that reads run by run (Temporal:
+    ``TemporalEngine(stats_scan=...)``); ``None`` when every run in the window was read."""
+    truncated: bool = False
+    """True when the window held more runs than ``scan_limit``: the figures cover the newest."""

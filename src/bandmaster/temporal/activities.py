@@ -17,14 +17,11 @@ from typing import Any, get_type_hints
 
 from temporalio import activity
 
-from bandmaster.engine.context import StepContext, current_step_var
-from bandmaster.engine.operation import OpRecord
-from bandmaster.engine.redaction import Redactor, redact_value
-from bandmaster.engine.serde import Codec, codec_for
-from bandmaster.engine.step import Step
+from bandmaster.engine.backend_kit import Codec, OpRecord, Redactor, Step, codec_for, redact_value, step_scope
 from bandmaster.errors import RedactionError, StepTimeout, UsageError
 from bandmaster.temporal.failures import exhausted, to_application_error
 from bandmaster.temporal.hosting import GRAPH_REF, hosted
+from bandmaster.temporal.model_sync import ModelSync
 from bandmaster.temporal.policy_data import breaker_from_data, retry_from_data
 from bandmaster.temporal.redaction import activity_redactor
 
@@ -161,16 +158,16 @@ async def heartbeating() -> AsyncIterator[None]:
 class Activities:
     """Activities bound to one worker's model registry."""
 
-    def __init__(self, registry: object | None = None) -> None:
+    def __init__(self, registry: object | None = None, models: ModelSync | None = None) -> None:
         self.registry = registry
+        self.models = models  # keeps the registry's overrides and breakers shared (model_sync.py)
 
     @activity.defn(name=STEP_ACTIVITY)
     async def run_step(self, call: StepCall) -> Any:
         info = activity.info()
         step = resolve_step(call.ref, info.task_queue)
         redactor = activity_redactor(call.redact)
-        token = current_step_var.set(StepContext(info.workflow_id or "", call.seq, step.name, info.attempt))
-        try:
+        with step_scope(info.workflow_id or "", call.seq, step.name, info.attempt):
             args, kwargs = _bind(step, call.args, call.kwargs)
             try:
                 async with heartbeating():
@@ -185,8 +182,6 @@ class Activities:
             if redactor is not None:
                 text = _redacted(redactor, step.codec, text, what)
             return json.loads(text)
-        finally:
-            current_step_var.reset(token)
 
     @staticmethod
     async def _attempt(step: Step[..., Any], args: list[Any], kwargs: dict[str, Any], attempt: int) -> Any:
@@ -213,8 +208,7 @@ class Activities:
         registry: object = self.registry
         redactor = activity_redactor(call.redact)
         record = OpRecord()
-        token = current_step_var.set(StepContext(info.workflow_id or "", call.seq, call.target, info.attempt))
-        try:
+        with step_scope(info.workflow_id or "", call.seq, call.target, info.attempt):
             try:
                 if call.registry is not None:
                     registry = _hosted_registry(call.registry, info.task_queue)
@@ -224,6 +218,8 @@ class Activities:
                     options["retry"] = retry_from_data(options["retry"])
                 if options.get("breaker") is not None:
                     options["breaker"] = breaker_from_data(options["breaker"])
+                if self.models is not None and call.registry is None:
+                    await self.models.ready()  # a restarted worker: switches first
                 async with heartbeating():
                     response = await call_model_recorded(
                         call.target,
@@ -248,8 +244,6 @@ class Activities:
                 answer = json.loads(_redacted(redactor, _response_codec(), json.dumps(answer), what))
                 meta = redactor.redact(meta)
             return {"response": answer, "meta": meta, "attempts": max(record.attempts, 1)}
-        finally:
-            current_step_var.reset(token)
 
 
 @lru_cache(maxsize=1)

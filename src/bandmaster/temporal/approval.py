@@ -23,8 +23,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from bandmaster.engine.approval import Decision, Notifier
-from bandmaster.engine.serde import ANY
+from bandmaster.engine.backend_kit import ANY, Decision, Notifier
 from bandmaster.temporal.notify import send_notifications
 from bandmaster.temporal.redaction import redacted
 
@@ -72,21 +71,22 @@ class ApprovalBook:
         return pending[0] if pending else max(rows, key=lambda r: r["seq"])
 
     def check(self, request: dict[str, Any]) -> None:
-        """The update's validator: refuse without writing anything."""
+        """The update's validator: refuse without writing anything. The order is the embedded
+        desk's: a decider outside the allow-list first, then an approval already decided."""
         row = self._target(request)
-        if row["status"] != "pending":
-            raise ApplicationError(
-                f"approval {row['name']!r} was already decided",
-                row["decision"],
-                type=ALREADY_DECIDED,
-                non_retryable=True,
-            )
         approvers = row["approvers"]
         if approvers is not None and request.get("by") not in approvers:
             raise ApplicationError(
                 f"{request.get('by')!r} is not among the approvers of {row['name']!r}",
                 approvers,
                 type=NOT_AUTHORIZED,
+                non_retryable=True,
+            )
+        if row["status"] != "pending":
+            raise ApplicationError(
+                f"approval {row['name']!r} was already decided",
+                row["decision"],
+                type=ALREADY_DECIDED,
                 non_retryable=True,
             )
 

@@ -18,15 +18,21 @@ import asyncio
 import builtins
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from bandmaster.engine.approval import Decision
-from bandmaster.engine.approvals import Approval, AuditEntry, check_list_status
-from bandmaster.engine.workflow import redactor_for
+from bandmaster.engine.backend_kit import (
+    Approval,
+    AuditEntry,
+    Decision,
+    Redactor,
+    Workflow,
+    check_list_status,
+    redactor_for,
+)
 from bandmaster.errors import (
     AlreadyDecided,
     ApprovalNotFound,
@@ -44,9 +50,7 @@ from bandmaster.temporal.approval import (
     NOT_FOUND,
 )
 from bandmaster.temporal.history import STATUS
-
-if TYPE_CHECKING:
-    from bandmaster.temporal.engine import TemporalEngine
+from bandmaster.temporal.visibility import runs_query
 
 DECIDE_TIMEOUT = 30.0  # seconds a decision waits for a worker to run the workflow's update
 SCAN = 1000  # runs read, newest first, when looking for approvals across runs
@@ -81,10 +85,26 @@ def approvals_in(memo: Mapping[str, Any]) -> builtins.list[Approval]:
     return sorted(out, key=lambda a: a.seq)
 
 
+class DeskHost(Protocol):
+    """What the desk needs of its engine (a ``TemporalEngine``)."""
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def task_queue(self) -> str: ...
+
+    @property
+    def workflows(self) -> Mapping[str, Workflow[..., Any]]: ...
+
+    @property
+    def redact(self) -> Redactor | None: ...
+
+
 class TemporalApprovals:
     """The approvals desk of a ``TemporalEngine``: ``engine.approvals``."""
 
-    def __init__(self, engine: TemporalEngine, *, scan: int = SCAN, decide_timeout: float = DECIDE_TIMEOUT):
+    def __init__(self, engine: DeskHost, *, scan: int = SCAN, decide_timeout: float = DECIDE_TIMEOUT):
         self.engine = engine
         self.scan = scan
         self.decide_timeout = decide_timeout
@@ -102,9 +122,8 @@ class TemporalApprovals:
         if run_id is not None:
             found = await self._of_run(run_id)
         else:
-            query = f"TaskQueue = '{_quote(self.engine.task_queue)}'"
-            if status == "pending":  # only running executions can wait for a decision
-                query += " AND ExecutionStatus = 'Running'"
+            # Only running executions can wait for a decision.
+            query = runs_query(self.engine.task_queue, status="Running" if status == "pending" else None)
             found = []
             seen = 0
             async for execution in self.engine.client.list_workflows(query):
@@ -119,11 +138,17 @@ class TemporalApprovals:
         return chosen[:limit]
 
     async def _of_run(self, run_id: str) -> builtins.list[Approval]:
+        """The run's approvals; none for a run that does not exist (as on the embedded desk)."""
+        description = await self._describe(run_id)
+        return approvals_in(await description.memo()) if description is not None else []
+
+    async def _describe(self, run_id: str) -> WorkflowExecutionDescription | None:
         try:
-            description = await self.engine.client.get_workflow_handle(run_id).describe()
+            return await self.engine.client.get_workflow_handle(run_id).describe()
         except RPCError as exc:
-            raise self.engine._not_found(run_id, exc) from None
-        return approvals_in(await description.memo())
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
 
     async def get(self, run_id: str, *, name: str | None = None) -> Approval:
         """The run's pending approval (of ``name``), else its latest one."""
@@ -138,27 +163,26 @@ class TemporalApprovals:
     ) -> Decision:
         """Decide the run's pending approval (``name`` picks one when several are pending).
 
-        Raises ``NotAuthorized`` when ``by`` is not in its allow-list, ``AlreadyDecided`` when a
-        person or the timed default was first (nothing changes then), ``UsageError`` when the
-        run has finished, ``BackendUnavailable`` when no worker runs the update in time."""
+        Raises what the embedded desk raises, in the same order: ``ApprovalNotFound`` (no such
+        run or approval), ``NotAuthorized`` when ``by`` is not in its allow-list,
+        ``AlreadyDecided`` when a person or the timed default was first (nothing changes then,
+        also after the run has ended), ``UsageError`` when the run ended with the approval still
+        open; and ``BackendUnavailable`` when no worker runs the update in time."""
         if not isinstance(action, str) or not action.strip():
             raise InvalidInput(f"decide(action={action!r}): give an action, e.g. 'approve' or 'override'")
         if not isinstance(by, str) or not by.strip():
             raise InvalidInput(f"decide(by={by!r}): say who decides (it is audited)")
         handle = self.engine.client.get_workflow_handle(run_id)
-        try:
-            description = await handle.describe()
-        except RPCError as exc:
-            raise self.engine._not_found(run_id, exc) from None
+        description = await self._describe(run_id)
+        if description is None:
+            raise _no_approval(run_id, name)
         memo = await description.memo()
         known = [a for a in approvals_in(memo) if name is None or a.name == name]
         if not known:
             raise _no_approval(run_id, name)
         run_status = STATUS.get(description.status, "running")
-        if run_status != "running":
-            raise UsageError(
-                f"run {run_id} is {run_status}; its approval {known[-1].name!r} can no longer be decided"
-            )
+        if run_status != "running":  # no worker answers for an ended run: its memo does
+            raise _refused_after_end(run_id, known, by, run_status)
         wf = self.engine.workflows.get(description.workflow_type)
         redactor = redactor_for(wf, self.engine.redact)
         if comment and redactor is not None:  # a person's free text leaves us
@@ -182,10 +206,13 @@ class TemporalApprovals:
         except WorkflowUpdateFailedError as exc:
             raise _refusal(run_id, known[-1].name, by, exc.cause) from None
         except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:  # finished between describe and update
-                raise UsageError(
-                    f"run {run_id} has finished; its approval {known[-1].name!r} can no longer be decided"
-                ) from None
+            if exc.status == RPCStatusCode.NOT_FOUND:  # ended between describe and update
+                ended = await self._describe(run_id)
+                if ended is None:
+                    raise _no_approval(run_id, name) from None
+                rows = [a for a in approvals_in(await ended.memo()) if name is None or a.name == name]
+                status = STATUS.get(ended.status, "completed")
+                raise _refused_after_end(run_id, rows or known, by, status) from None
             raise
         return Decision.model_validate(answer)
 
@@ -219,9 +246,10 @@ def _redacts(memo: Mapping[str, Any], name: str | None) -> bool:
 
 
 def _no_approval(run_id: str, name: str | None) -> ApprovalNotFound:
-    what = f"named {name!r} " if name is not None else ""
+    what = f"named {name[:80]!r} " if name is not None else ""
+    shown = run_id if len(run_id) <= 80 else f"{run_id[:80]}…"  # a run id is user input
     return ApprovalNotFound(
-        f"run {run_id!r} has no approval {what}open; GET /api/v1/approvals (or engine.approvals.list()) "
+        f"run {shown!r} has no approval {what}open; GET /api/v1/approvals (or engine.approvals.list()) "
         "shows pending ones"
     )
 
@@ -234,14 +262,7 @@ def _refusal(run_id: str, name: str, by: str, cause: BaseException | None) -> Ex
     if cause.type == NOT_AUTHORIZED:
         return NotAuthorized(run_id, name, by, list(details or []))
     if cause.type == ALREADY_DECIDED and isinstance(details, dict):
-        return AlreadyDecided(
-            run_id,
-            name,
-            action=details.get("action"),
-            by=details.get("by"),
-            at=str(details.get("at")),
-            timed_out=bool(details.get("timed_out")),
-        )
+        return _already_decided(run_id, name, Decision.model_validate(details))
     if cause.type == NOT_FOUND:
         return ApprovalNotFound(cause.message)
     if cause.type == AMBIGUOUS:
@@ -249,5 +270,36 @@ def _refusal(run_id: str, name: str, by: str, cause: BaseException | None) -> Ex
     return UsageError(f"the decision on run {run_id} failed: {cause.message}")
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
+def _target(run_id: str, rows: builtins.list[Approval]) -> Approval:
+    """The approval a decision is for, as the embedded desk picks it: the pending one (of the
+    one pending name), else the latest."""
+    pending = [a for a in rows if a.status == "pending"]
+    names = sorted({a.name for a in pending})
+    if len(names) > 1:
+        raise UsageError(
+            f"run {run_id} has {len(pending)} pending approvals ({', '.join(names)}); pass name=..."
+        )
+    return pending[0] if pending else rows[-1]
+
+
+def _refused_after_end(run_id: str, rows: builtins.list[Approval], by: str, run_status: str) -> Exception:
+    """Why a decision on a run that has ended is refused, in the embedded desk's order: a
+    decider outside the allow-list, then a decision already made, then a run that ended with
+    its approval open."""
+    row = _target(run_id, rows)
+    if row.approvers is not None and by not in row.approvers:
+        return NotAuthorized(run_id, row.name, by, row.approvers)
+    if row.decision is not None:
+        return _already_decided(run_id, row.name, row.decision)
+    return UsageError(f"run {run_id} is {run_status}; its approval {row.name!r} can no longer be decided")
+
+
+def _already_decided(run_id: str, name: str, decision: Decision) -> AlreadyDecided:
+    return AlreadyDecided(
+        run_id,
+        name,
+        action=decision.action,
+        by=decision.by,
+        at=decision.at.isoformat(timespec="seconds"),
+        timed_out=decision.timed_out,
+    )

@@ -27,12 +27,19 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from bandmaster._types import RunStatus
-from bandmaster.engine.backend import Capabilities, ModelDesk
-from bandmaster.engine.redaction import Redactor, redactor_from_spec, redactor_spec
-from bandmaster.engine.run_id import check_run_id
-from bandmaster.engine.runtime import RunHandle, RunInfo
-from bandmaster.engine.serde import ANY, rebuild_error
-from bandmaster.engine.workflow import Workflow, redactor_for
+from bandmaster.engine.backend import Capabilities
+from bandmaster.engine.backend_kit import (
+    ANY,
+    Redactor,
+    RunHandle,
+    RunInfo,
+    Workflow,
+    check_run_id,
+    rebuild_error,
+    redactor_for,
+    redactor_from_spec,
+    redactor_spec,
+)
 from bandmaster.errors import (
     IdempotencyConflict,
     InvalidInput,
@@ -41,19 +48,25 @@ from bandmaster.errors import (
     RunNotFound,
     UsageError,
 )
+from bandmaster.observe.stats_model import Stats
 from bandmaster.temporal.desk import TemporalApprovals
 from bandmaster.temporal.failures import record_of
 from bandmaster.temporal.history import STATUS, run_info
 from bandmaster.temporal.hosting import checked
+from bandmaster.temporal.limits import MAX_PAYLOAD
+from bandmaster.temporal.model_desk import TemporalModels
+from bandmaster.temporal.model_sync import ModelSync, serving
 from bandmaster.temporal.redaction import refuse_vault
 from bandmaster.temporal.schedules import TemporalSchedules
 from bandmaster.temporal.schedules import declare as declare_schedules
+from bandmaster.temporal.stats import SCAN as STATS_SCAN
+from bandmaster.temporal.stats import compute_stats
+from bandmaster.temporal.visibility import quote, runs_query
 from bandmaster.temporal.worker import create_worker
 from bandmaster.triggers.schedule import Schedule, check_schedules, schedules_of
 
 R = TypeVar("R")
 
-MAX_PAYLOAD = 2 * 1024 * 1024  # Temporal's own limit per payload
 REDACTION_MEMO = "bandmaster.redaction"
 """The run's memo entry recording, as data, the redactor its start was redacted with."""
 _QUERY_STATUS = {"running": "Running", "completed": "Completed", "failed": "Failed", "cancelled": "Canceled"}
@@ -74,7 +87,8 @@ class TemporalEngine:
     ``TracingInterceptor``), so one trace covers start → workflow → steps → model calls; pass an
     OpenTelemetry ``Tracer`` instead of ``True`` to choose the tracer. ``redact`` (e.g.
     ``bm.RedactPII()``) rewrites every value before it reaches Temporal's history, for workflows
-    without a ``redact=`` of their own, as ``bm.Engine(redact=...)`` does for its journal."""
+    without a ``redact=`` of their own, as ``bm.Engine(redact=...)`` does for its journal.
+    ``stats_scan`` is the most runs ``stats()`` reads, newest first (it reads run by run)."""
 
     def __init__(
         self,
@@ -92,6 +106,7 @@ class TemporalEngine:
         tracing: object = False,
         redact: Redactor | None = None,
         schedules: Iterable[Schedule] = (),
+        stats_scan: int = STATS_SCAN,
     ) -> None:
         if redact is not None and not isinstance(redact, Redactor):
             raise UsageError(
@@ -117,9 +132,13 @@ class TemporalEngine:
         self.default_timeout = default_timeout
         self.heartbeat = heartbeat
         self.max_concurrent_activities = max_concurrent_activities
+        if stats_scan < 1:
+            raise UsageError(f"TemporalEngine(stats_scan={stats_scan!r}): read at least one run")
+        self.stats_scan = stats_scan
         self._client: Client | None = None
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        self._models_sync: ModelSync | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -148,11 +167,12 @@ class TemporalEngine:
                 "start one (temporal server start-dev) or pass target=/set BANDMASTER_TEMPORAL_TARGET"
             ) from exc
         if self.run_worker:
+            self._models_sync = ModelSync(self._client, self.task_queue, serving(self.registry))
             self._worker = create_worker(
                 self._client,
                 self.workflows.values(),
                 task_queue=self.task_queue,
-                registry=self.registry,
+                models=self._models_sync,
                 local_activities=self.local_activities,
                 default_timeout=self.default_timeout,
                 heartbeat=self.heartbeat,
@@ -160,10 +180,14 @@ class TemporalEngine:
                 redact=self.redact,
             )
             self._worker_task = asyncio.create_task(self._worker.run(), name="bandmaster-temporal-worker")
+            await self._models_sync.start()
             if self.schedule_specs:
                 await declare_schedules(self, self.schedule_specs)
 
     async def close(self) -> None:
+        if self._models_sync is not None:
+            await self._models_sync.stop()
+            self._models_sync = None
         if self._worker is not None:
             await self._worker.shutdown()
             if self._worker_task is not None:
@@ -244,12 +268,6 @@ class TemporalEngine:
     capabilities = Capabilities(
         "temporal",
         missing={
-            "stats": "statistics are computed from the embedded SQLite journal, and runs live in "
-            "Temporal; use the Temporal UI or `temporal workflow list` for runs and Temporal's "
-            "Prometheus metrics for latencies",
-            "model_switch": "Temporal workers read their registry from their own models.yaml; edit it and "
-            "restart the workers (`bandmaster worker --backend temporal --models ...`)",
-            "shared_breakers": "each Temporal worker keeps its own circuit-breaker state",
             "token_streaming": "Temporal activities publish no model stream chunks; a stream's text arrives "
             "whole with its step",
         },
@@ -277,17 +295,19 @@ class TemporalEngine:
         """Temporal Schedules: list, pause, resume."""
         return TemporalSchedules(self)
 
-    @property
-    def models(self) -> ModelDesk:
-        self.capabilities.require("model_switch")
-        raise AssertionError("unreachable")
-
-    async def stats(self, *, workflow: str | None = None, since: str | float | None = None) -> Any:
-        self.capabilities.require("stats")
-
     def chunks(self, run_id: str, after: int) -> list[Any]:
         self.capabilities.require("token_streaming")
         return []
+
+    async def stats(self, *, workflow: str | None = None, since: str | float | None = None) -> Stats:
+        """The embedded engine's statistics, from the newest ``stats_scan`` runs of this task
+        queue (of ``workflow``, started within ``since``), each rebuilt from its history."""
+        return await compute_stats(self, workflow=workflow, since=since, scan=self.stats_scan)
+
+    @property
+    def models(self) -> TemporalModels:
+        """The model desk: describe the workers' aliases, their history, switch them."""
+        return TemporalModels(self)
 
     @property
     def approvals(self) -> TemporalApprovals:
@@ -393,7 +413,7 @@ class TemporalEngine:
 
     async def run_ids_starting(self, prefix: str, *, limit: int = 10) -> list[str]:
         """Ids of runs on this task queue that begin with ``prefix`` (at most ``limit``)."""
-        query = f"TaskQueue = '{_quote(self.task_queue)}' AND WorkflowId STARTS_WITH '{_quote(prefix)}'"
+        query = f"{runs_query(self.task_queue)} AND WorkflowId STARTS_WITH '{quote(prefix)}'"
         found: list[str] = []
         async for execution in self.client.list_workflows(query):
             if execution.id not in found:
@@ -408,16 +428,14 @@ class TemporalEngine:
         """Runs on this task queue, newest first (without their steps)."""
         if workflow is not None and not workflow.isprintable():
             return []  # no workflow has such a name, and a NUL breaks the cluster's visibility query
-        clauses = [f"TaskQueue = '{_quote(self.task_queue)}'"]
-        if workflow is not None:
-            clauses.append(f"WorkflowType = '{_quote(workflow)}'")
-        if status is not None:
-            if status not in _QUERY_STATUS:
-                raise InvalidInput(f"status {status!r}: use one of {', '.join(_QUERY_STATUS)}")
-            clauses.append(f"ExecutionStatus = '{_QUERY_STATUS[status]}'")
+        if status is not None and status not in _QUERY_STATUS:
+            raise InvalidInput(f"status {status!r}: use one of {', '.join(_QUERY_STATUS)}")
+        query = runs_query(
+            self.task_queue, workflow=workflow, status=_QUERY_STATUS[status] if status is not None else None
+        )
         runs: list[RunInfo] = []
         seen = 0
-        async for execution in self.client.list_workflows(" AND ".join(clauses)):
+        async for execution in self.client.list_workflows(query):
             seen += 1
             if seen <= offset:
                 continue
@@ -450,8 +468,4 @@ def _tracing_interceptors(tracing: object) -> list[ClientInterceptor]:
     return [TracingInterceptor(None if tracing is True else tracing)]  # type: ignore[arg-type]
 
 
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
-
-
-__all__ = ["TemporalEngine", "TemporalRunHandle", "WorkflowExecutionStatus"]
+__all__ = ["MAX_PAYLOAD", "TemporalEngine", "TemporalRunHandle", "WorkflowExecutionStatus"]

@@ -17,8 +17,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, RetryState
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
-from bandmaster.engine.redaction import Redactor, redact_error_record
-from bandmaster.engine.serde import error_record, rebuild_error
+from bandmaster.engine.backend_kit import Redactor, error_record, rebuild_error, redact_error_record
 from bandmaster.errors import BandmasterError, RateLimited, RetriesExhausted, RetryableError, StepTimeout
 from bandmaster.policies.retry import DEFAULT_RETRY_ON, Retry
 

@@ -16,12 +16,11 @@ from typing import Any
 
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 from temporalio.converter import DataConverter
 
 from bandmaster._types import RunStatus
-from bandmaster.engine.runtime import RunInfo, StepInfo
-from bandmaster.engine.serde import error_record
+from bandmaster.engine.backend_kit import RunInfo, StepInfo, error_record
 from bandmaster.temporal.activities import response_of
 from bandmaster.temporal.failures import meta_of, record_of
 from bandmaster.temporal.workflow import MEMO_PREFIX
@@ -192,7 +191,7 @@ class _Timeline:
 
 
 async def run_info(
-    description: WorkflowExecutionDescription, events: list[HistoryEvent], converter: DataConverter
+    description: WorkflowExecution, events: list[HistoryEvent], converter: DataConverter
 ) -> RunInfo:
     timeline = _Timeline(converter)
     run_input: Any = None

@@ -19,9 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from bandmaster.engine.redaction import Redactor
-from bandmaster.engine.step import Step
-from bandmaster.engine.workflow import Workflow
+from bandmaster.engine.backend_kit import Redactor, Step, Workflow
 from bandmaster.errors import UsageError
 
 if TYPE_CHECKING:
@@ -42,6 +40,7 @@ class Hosted:
     steps: dict[str, Step[..., Any]] = field(default_factory=dict)  # graph step nodes by reference
     registries: dict[str, object] = field(default_factory=dict)  # graphs' own registries by reference
     refs: dict[int, str] = field(default_factory=dict)  # id() of each object above -> its reference
+    registry: object | None = None  # the worker's model registry (temporal/model_registry.py reads it)
 
     def ref_of(self, obj: object) -> str | None:
         """The reference ``obj`` is hosted under, if it is a graph's compile-time object."""
@@ -80,7 +79,7 @@ def host(
     without a registry of their own are checked against it now, so a worker for a graph whose
     models it cannot serve fails at start, naming file, line and node."""
     table = checked(workflows)
-    hosted = Hosted(table, **options)
+    hosted = Hosted(table, registry=registry, **options)
     _refuse_vaults(hosted)
     for wf in table.values():
         graph = _as_graph(wf)

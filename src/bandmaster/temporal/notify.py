@@ -27,8 +27,7 @@ from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from bandmaster.engine.approval import ApprovalRequest, Notifier, deliver_notification
-from bandmaster.engine.operation import OpRecord
+from bandmaster.engine.backend_kit import ApprovalRequest, Notifier, OpRecord, deliver_notification
 from bandmaster.temporal.redaction import activity_redactor
 
 NOTIFY_ACTIVITY = "bandmaster.notify"

@@ -27,8 +27,7 @@ from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
-from bandmaster.engine.redaction import Redactor, redact_error_record
-from bandmaster.engine.workflow import redactor_for
+from bandmaster.engine.backend_kit import Redactor, redact_error_record, redactor_for
 from bandmaster.errors import UsageError
 from bandmaster.temporal.hosting import hosted
 

@@ -13,10 +13,12 @@ it starts the first missed tick and buffers at most one more while that runs.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from temporalio.client import (
+    Client,
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
@@ -28,13 +30,29 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from bandmaster.engine import Workflow
 from bandmaster.errors import ScheduleNotFound
+from bandmaster.temporal.limits import MAX_PAYLOAD
 from bandmaster.triggers.desk import ScheduleInfo
 from bandmaster.triggers.schedule import Schedule as BmSchedule
 from bandmaster.triggers.schedule import next_tick
 
-if TYPE_CHECKING:
-    from bandmaster.temporal.engine import TemporalEngine
+
+class ScheduleHost(Protocol):
+    """What schedules need of their engine (a ``TemporalEngine``)."""
+
+    @property
+    def client(self) -> Client: ...
+
+    @property
+    def namespace(self) -> str: ...
+
+    @property
+    def task_queue(self) -> str: ...
+
+    @property
+    def workflows(self) -> Mapping[str, Workflow[..., Any]]: ...
+
 
 MEMO = "bandmaster.schedule"  # the bandmaster definition, kept on the Temporal Schedule
 MIN_CATCHUP = 10.0  # Temporal refuses a shorter catch-up window
@@ -48,11 +66,9 @@ def temporal_cron(cron: str) -> str:
     return cron
 
 
-def temporal_schedule(engine: TemporalEngine, s: BmSchedule) -> Schedule:
+def temporal_schedule(engine: ScheduleHost, s: BmSchedule) -> Schedule:
     wf = engine.workflows[s.workflow]
     args, kwargs = wf.input_from_json(s.input)
-    from bandmaster.temporal.engine import MAX_PAYLOAD
-
     payload = json.loads(wf.encode_input(args, kwargs, limit=MAX_PAYLOAD))
     if s.catchup == "skip":
         policy = SchedulePolicy(
@@ -74,7 +90,7 @@ def _definition(s: BmSchedule) -> dict[str, Any]:
     return {"workflow": s.workflow, "cron": s.cron, "catchup": s.catchup}
 
 
-async def declare(engine: TemporalEngine, schedules: list[BmSchedule]) -> None:
+async def declare(engine: ScheduleHost, schedules: list[BmSchedule]) -> None:
     """Create each schedule, or bring an existing one up to date (workers race here: the
     first creates, the others update to the same definition; the pause state is kept)."""
     client = engine.client
@@ -94,7 +110,7 @@ async def declare(engine: TemporalEngine, schedules: list[BmSchedule]) -> None:
 class TemporalSchedules:
     """List, pause and resume the bandmaster schedules of a Temporal namespace."""
 
-    def __init__(self, engine: TemporalEngine) -> None:
+    def __init__(self, engine: ScheduleHost) -> None:
         self.engine = engine
 
     async def list(self) -> list[ScheduleInfo]:

@@ -20,10 +20,11 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from bandmaster.engine.redaction import Redactor
-from bandmaster.engine.workflow import Workflow
+from bandmaster.engine.backend_kit import Redactor, Workflow
 from bandmaster.temporal.activities import Activities
 from bandmaster.temporal.hosting import host
+from bandmaster.temporal.model_registry import ModelRegistryWorkflow
+from bandmaster.temporal.model_sync import ModelSync, serving
 from bandmaster.temporal.notify import notify_activity
 from bandmaster.temporal.redaction import redact_activity
 from bandmaster.temporal.workflow import BandmasterWorkflow
@@ -57,9 +58,13 @@ def create_worker(
     heartbeat: float = 10.0,
     max_concurrent_activities: int = 100,
     redact: Redactor | None = None,
+    models: ModelSync | None = None,
 ) -> Worker:
-    """A worker for ``task_queue`` running these workflows and every step they call."""
+    """A worker for ``task_queue`` running these workflows and every step they call, and the
+    task queue's model registry workflow. ``models`` (started by the caller once the worker
+    runs) keeps the registry's alias switches and breakers shared with the other workers."""
     workflows = list(workflows)
+    registry = models.registry if models is not None else serving(registry)
     host(
         task_queue,
         workflows,
@@ -69,12 +74,12 @@ def create_worker(
         heartbeat=heartbeat,
         redact=redact,
     )
-    activities = Activities(registry)
+    activities = Activities(registry, models)
     user_modules = {wf.fn.__module__ for wf in workflows if wf.fn.__module__ != "__main__"}
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[BandmasterWorkflow],
+        workflows=[BandmasterWorkflow, ModelRegistryWorkflow],
         activities=[activities.run_step, activities.call_model, redact_activity, notify_activity],
         workflow_runner=sandbox_runner(user_modules),
         max_concurrent_activities=max_concurrent_activities,

@@ -25,11 +25,16 @@ from temporalio import workflow
 from temporalio.common import RawValue, RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from bandmaster.engine.backend import current_backend
-from bandmaster.engine.operations import MISSING
-from bandmaster.engine.serde import ANY, Codec, codec_for, error_record
-from bandmaster.engine.step import Step
-from bandmaster.engine.workflow import redactor_for
+from bandmaster.engine.backend_kit import (
+    ANY,
+    MISSING,
+    Codec,
+    Step,
+    codec_for,
+    error_record,
+    redactor_for,
+    use_backend,
+)
 from bandmaster.errors import InvalidInput, UsageError, WaitTimeout, WorkflowNotFound
 from bandmaster.guard.portable import guards_as_data
 from bandmaster.models.base import ModelResponse
@@ -319,9 +324,7 @@ class BandmasterWorkflow:
             ops.on_signal(name, payload)
         converter = workflow.payload_converter()
         raw = converter.from_payload(args[0].payload) if args else []
-        # Each workflow runs in a task of its own, whose context dies with it: no reset, which
-        # would fail when an evicted workflow's coroutine is closed from another context.
-        current_backend.set(ops)
+        use_backend(ops)  # for this workflow's task, which dies with the run
         try:
             values = wf.decode_input(json.dumps(raw))
             result = await wf.fn(*values)
