@@ -35,12 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from routerbench import load_task
 
 from bandmaster.errors import TargetUnreachable
-from bandmaster.models.base import Model
-from bandmaster.routing.fit import Example, Outcomes, collect
-from bandmaster.routing.routerbench import load_task
-from bandmaster.routing.strategy import FAMILIES, Comparison, Option, select
+from bandmaster.models import Model
+from bandmaster.routing import FAMILIES, Comparison, Example, Option, Outcomes, collect, select
 
 GPT4 = "gpt-4-1106-preview"
 PAIRS = {"mixtral>gpt4": ("mistralai/mixtral-8x7b-chat", GPT4), "gpt35>gpt4": ("gpt-3.5-turbo-1106", GPT4)}

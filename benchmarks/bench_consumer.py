@@ -7,7 +7,7 @@ on free ports, publishes ``--messages`` persistent JSON messages, and drains the
 in one process and one run so the ratio compares like with like:
 
 1. baseline: plain aio-pika, ``consume`` + ``json.loads`` + ``ack`` per message, no bandmaster;
-2. bandmaster: ``bandmaster.triggers.amqp.Consumer`` into a ``bm.Engine(worker=False)`` on a
+2. bandmaster: ``bandmaster.triggers._amqp.Consumer`` into a ``bm.Engine(worker=False)`` on a
    fresh SQLite journal: decode, validate the input, insert the run (group commit), then ack.
 
 Each phase's clock runs from the first delivery to the last acknowledgement (publishing is
@@ -33,7 +33,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from tests.triggers.rabbit import Rabbit, rabbit_missing, start_rabbit
 
 import bandmaster as bm
-from bandmaster.triggers.amqp import Consumer
+from bandmaster.triggers import Consumer
 
 
 @bm.workflow

@@ -34,8 +34,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
 from prometheus_client import CollectorRegistry
 
 import bandmaster as bm
-from bandmaster.observe.metrics import Metrics
-from bandmaster.observe.tracing import Tracing
+from bandmaster.observe import Metrics, Tracing
 
 TARGET_TRACING_US = 20.0
 

@@ -198,8 +198,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the numbers here too")
     args = parser.parse_args()
 
-    from bandmaster.server.auth import create_token
-    from bandmaster.store.sqlite import SQLiteStore
+    from bandmaster.server import create_token
+    from bandmaster.store import SQLiteStore
 
     tmp = Path(tempfile.mkdtemp(prefix="bm-bench-server-"))
     db = tmp / "bench.db"

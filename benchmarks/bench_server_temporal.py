@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_temporal import dev_server, pct
 
-from bandmaster.temporal.devserver import free_port
+from bandmaster.temporal import free_port
 
 WORKFLOW = textwrap.dedent(
     """
@@ -92,8 +92,8 @@ async def measure(target: str, folder: Path, runs: int, clients: int) -> dict[st
     import httpx2
 
     import bandmaster as bm
-    from bandmaster.server.auth import create_token
-    from bandmaster.store.sqlite import SQLiteStore
+    from bandmaster.server import create_token
+    from bandmaster.store import SQLiteStore
 
     sys.path.insert(0, str(folder))
     import bench_wf  # written by main()

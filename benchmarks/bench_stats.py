@@ -37,11 +37,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bandmaster.observe.stats import Stats, archive, compute
-from bandmaster.observe.stats_plot import timeline
-from bandmaster.observe.stats_rollup import catch_up_before_reading
-from bandmaster.store import rollups
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.observe.stats import Stats, archive, catch_up_before_reading, compute, timeline
+from bandmaster.store import SQLiteStore
+from bandmaster.store import _rollups as rollups
 
 DAYS = 30
 # name, kind, median latency (s), failure rate, retry rate

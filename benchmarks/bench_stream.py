@@ -41,7 +41,7 @@ from typing import Any
 import openai
 
 import bandmaster as bm
-from bandmaster.models.base import ModelChunk
+from bandmaster.models import ModelChunk
 from bandmaster.models.openai_compat import OpenAIModel
 
 ROOT = Path(__file__).resolve().parents[1]

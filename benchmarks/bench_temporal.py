@@ -41,8 +41,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 import bandmaster as bm
-from bandmaster.temporal import sandbox_runner
-from bandmaster.temporal.devserver import DevServer
+from bandmaster.temporal import DevServer, sandbox_runner
 
 BIN = Path(sys.executable).parent
 

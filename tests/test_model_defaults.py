@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import bandmaster as bm
-from bandmaster.hub import hub_for
-from bandmaster.model_defaults import default_registry, reset_models
+from bandmaster.calls._defaults import default_registry, reset_models
+from bandmaster.calls.hub import hub_for
 
 MODELS_YAML = """
 models:

@@ -31,7 +31,7 @@ from triage_models import build_models
 
 import bandmaster as bm
 from bandmaster.observe.stats import Stats, compute
-from bandmaster.routing.feedback import ThresholdTuner
+from bandmaster.routing import ThresholdTuner
 
 
 class StepLatency(BaseModel):

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING
 from bandmaster import _wiring  # noqa: F401  registers the embedded engine's model desk and stats
 from bandmaster._lazy import lazy_loader
 from bandmaster.calls import call_model
+from bandmaster.calls._defaults import use_registry
+from bandmaster.calls.hub import ModelHub
+from bandmaster.calls.streaming import ModelStream, StreamChunk, stream_model
 from bandmaster.engine import (
     Engine,
     Hooks,
@@ -37,7 +40,7 @@ from bandmaster.engine import (
     wait_for,
     workflow,
 )
-from bandmaster.engine.approval import Decision, approval
+from bandmaster.engine._approval_pause import Decision, approval
 from bandmaster.engine.backend import Backend, Capabilities
 from bandmaster.errors import (
     AlreadyDecided,
@@ -85,8 +88,6 @@ from bandmaster.errors import (
     WorkflowNotFound,
 )
 from bandmaster.guard import BannedTopics, Guard, JsonSchema, MaxTokens, ModelSettings, RequiredFields
-from bandmaster.hub import ModelHub
-from bandmaster.model_defaults import use_registry
 from bandmaster.models import (
     CallableModel,
     Message,
@@ -99,7 +100,6 @@ from bandmaster.models import (
     Usage,
 )
 from bandmaster.policies import Breaker, Retry
-from bandmaster.streaming import ModelStream, StreamChunk, stream_model
 from bandmaster.triggers import Schedule, schedule
 
 __version__ = "0.1.0"
@@ -115,13 +115,13 @@ _LAZY = {
     "Webhook": "bandmaster.approvals",
     # Presidio + spaCy (extra "pii"): loaded on first use of either name.
     "RedactPII": "bandmaster.guard.pii",
-    "TokenVault": "bandmaster.guard.pii_vault",
+    "TokenVault": "bandmaster.guard.pii.vault",
 }
 
 if TYPE_CHECKING:  # the real types for checkers; the same names as _LAZY (tests/test_public_api.py)
     from bandmaster.approvals import Webhook
     from bandmaster.guard.pii import RedactPII
-    from bandmaster.guard.pii_vault import TokenVault
+    from bandmaster.guard.pii.vault import TokenVault
     from bandmaster.routing import Cascade, Example, RouteDecision, Router
     from bandmaster.temporal import TemporalEngine
 else:

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 from bandmaster.engine.backend import ModelDesk, provide
 
 if TYPE_CHECKING:
-    from bandmaster.observe.stats_model import Stats
-    from bandmaster.store.sqlite import SQLiteStore
+    from bandmaster.engine.stats_report import Stats
+    from bandmaster.store import SQLiteStore
 
 
 def _model_desk(registry: Any, store: SQLiteStore) -> ModelDesk:
-    from bandmaster.hub import HubModelDesk
+    from bandmaster.calls.hub import HubModelDesk
 
     return HubModelDesk(registry, store)
 

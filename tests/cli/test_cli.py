@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import bandmaster as bm
-from bandmaster.cli.loader import import_module
+from bandmaster.cli._loader import import_module
 
 WF = Path(__file__).resolve().parent / "wf_cli.py"
 TIMEOUT = 60

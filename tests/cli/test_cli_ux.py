@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import bandmaster as bm
-from bandmaster.cli.loader import import_module
+from bandmaster.cli._loader import import_module
 
 from .test_cli import WF, Cli, _env, _exe, background, cli, db, ok_json, wait_for_status
 

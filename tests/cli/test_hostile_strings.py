@@ -19,7 +19,7 @@ from typer.testing import CliRunner, Result
 
 import bandmaster as bm
 from bandmaster.cli import app
-from bandmaster.cli.loader import import_module
+from bandmaster.cli._loader import import_module
 
 WF = Path(__file__).resolve().parent / "wf_hostile.py"
 wf = import_module(str(WF))
@@ -205,8 +205,8 @@ def test_models_and_tokens_print_names_verbatim(tmp_path: Path) -> None:
 def test_guard_notes_keep_a_long_attempt_error_whole_off_a_tty() -> None:
     from datetime import UTC, datetime
 
-    from bandmaster.cli.guard_notes import guard_notes
-    from bandmaster.engine.runtime import StepInfo
+    from bandmaster.cli._guard_notes import guard_notes
+    from bandmaster.engine._runtime import StepInfo
 
     attempts = [{"model": "[ship]", "attempt": 1, "error": f"{HOSTILE} {LONG}"}, {"model": "b", "attempt": 2}]
     step = StepInfo(

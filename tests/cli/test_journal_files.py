@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import bandmaster as bm
-from bandmaster.cli.loader import import_module
+from bandmaster.cli._loader import import_module
 
 WF = Path(__file__).resolve().parent / "wf_cli.py"
 RUNS = 30

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from bandmaster.cli.app import app
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.cli._app import app
+from bandmaster.store._sqlite import SQLiteStore
 
 WF = Path(__file__).resolve().parent / "wf_cli.py"
 BINARY = bytes(range(256)) * 4  # not UTF-8 from byte 0x80 on

@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 import bandmaster as bm
 from bandmaster.cli import app
-from bandmaster.models.base import ModelChunk
+from bandmaster.models._base import ModelChunk
 
 HOSTILE = ["[bold red]not markup[/] ", ":smile: ", "\x1b[31mred? ", "{0} %s"]
 

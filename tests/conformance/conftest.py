@@ -15,7 +15,7 @@ from conformance_support import BACKENDS, skip_without_temporal
 
 import bandmaster as bm
 from bandmaster.engine.backend import Backend
-from bandmaster.temporal.devserver import DevServer, free_port
+from bandmaster.temporal._devserver import DevServer, free_port
 
 
 @pytest.fixture(scope="session")

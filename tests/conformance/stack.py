@@ -21,9 +21,9 @@ from typing import Any
 import httpx2
 import wf_conformance
 
-from bandmaster.server.auth import create_token
-from bandmaster.store.sqlite import SQLiteStore
-from bandmaster.temporal.devserver import free_port
+from bandmaster.server._auth import create_token
+from bandmaster.store._sqlite import SQLiteStore
+from bandmaster.temporal._devserver import free_port
 
 WORKFLOWS = str(Path(wf_conformance.__file__).resolve())
 MODELS = str(Path(wf_conformance.__file__).with_name("models.yaml"))

@@ -21,7 +21,7 @@ from conformance_support import BACKENDS, skip_without_temporal
 from stack import HOOK_SECRET, Stack, served
 from tests.triggers.rabbit import Rabbit, rabbit_missing, start_rabbit
 
-from bandmaster.approvals.signing import standard_headers
+from bandmaster.approvals._signing import standard_headers
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]
 

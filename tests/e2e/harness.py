@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from bandmaster.cli.loader import import_module
+from bandmaster.cli._loader import import_module
 
 E2E_DIR = Path(__file__).resolve().parent
 WF_CHAIN = E2E_DIR / "wf_chain.py"

@@ -29,7 +29,7 @@ ENDED = 1800
 # batches, prints how many runs it added.
 CATCH_UP = """
 import os, sqlite3, sys, time
-from bandmaster.store.rollups import catch_up
+from bandmaster.store._rollups import catch_up
 db, go, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
 conn = sqlite3.connect(db, isolation_level=None, timeout=30)
 print("ready", flush=True)

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import bandmaster as bm
-from bandmaster.engine.context import RunContext
-from bandmaster.store.base import StepRow
+from bandmaster.engine._context import RunContext
+from bandmaster.store._base import StepRow
 from bandmaster.testing import FakeClock
 
 CALLS: Counter[str] = Counter()

@@ -1,4 +1,4 @@
-"""The run id rule (``bandmaster.engine.run_id``): every writer refuses an id that is not one
+"""The run id rule (``bandmaster.engine._run_id``): every writer refuses an id that is not one
 URL path segment as it is, so every run that exists can be fetched, cancelled and signalled by
 URL. The embedded engine, the Temporal engine (before it reaches the cluster), the CLI."""
 
@@ -59,7 +59,7 @@ async def test_the_engine_accepts_ids_that_are_one_path_segment(engine: bm.Engin
 
 async def test_the_temporal_engine_refuses_before_it_calls_the_cluster() -> None:
     pytest.importorskip("temporalio")
-    from bandmaster.temporal.engine import TemporalEngine
+    from bandmaster.temporal._engine import TemporalEngine
 
     client = TemporalEngine("127.0.0.1:9", workflows=[wf_id], worker=False)  # nothing listens
     with pytest.raises(bm.InvalidInput, match="one URL path segment"):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 import bandmaster as bm
-from bandmaster.graph.chunking import (
+from bandmaster.graph._chunking import (
     ApproxTokenizer,
     TiktokenTokenizer,
     Tokenizer,

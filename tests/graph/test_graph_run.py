@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 import bandmaster as bm
-from bandmaster.cli.loader import import_module
+from bandmaster.cli._loader import import_module
 from bandmaster.graph import AIStep, End, Graph, GraphError, Human, Parallel, Router, Step
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "graphs"

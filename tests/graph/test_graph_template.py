@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from bandmaster.errors import UsageError
-from bandmaster.graph.template import TemplateError, references, render, render_partial
+from bandmaster.graph._template import TemplateError, references, render, render_partial
 
 
 class Ticket(BaseModel):

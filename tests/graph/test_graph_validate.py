@@ -13,7 +13,7 @@ from tests.extras import needs
 
 import bandmaster as bm
 from bandmaster.graph import AIStep, End, Graph, GraphError, Human, Parallel, Router, Step
-from bandmaster.graph.spec import Route
+from bandmaster.graph._spec import Route
 
 json_schema = needs("guard", "jsonschema")
 

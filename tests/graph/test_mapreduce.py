@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 import bandmaster as bm
-from bandmaster.graph.chunking import ApproxTokenizer, default_tokenizer
-from bandmaster.graph.mapreduce import MapReduceResult, map_reduce
+from bandmaster.graph._chunking import ApproxTokenizer, default_tokenizer
+from bandmaster.graph._mapreduce import MapReduceResult, map_reduce
 
 TOKENS = ApproxTokenizer()
 FILLER_TEXT = "the parties agree that notice must be given in writing before the term ends"

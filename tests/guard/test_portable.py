@@ -1,4 +1,4 @@
-"""Guards as data (``bandmaster.guard.portable``): what carries ``call_model(guard=...)`` to a
+"""Guards as data (``bandmaster.guard._portable``): what carries ``call_model(guard=...)`` to a
 worker process. Every built-in guard, the flagship's reply guard and the YAML guard set
 survive the trip as JSON and behave the same after it; what cannot travel says why."""
 
@@ -14,9 +14,9 @@ from pydantic import BaseModel
 from tests.extras import DEMO, needs
 
 import bandmaster as bm
-from bandmaster.guard.base import Reask
-from bandmaster.guard.portable import guard_from_data, guards_as_data, guards_from_data
-from bandmaster.guard.spec import GuardSpec
+from bandmaster.guard._base import Reask
+from bandmaster.guard._portable import guard_from_data, guards_as_data, guards_from_data
+from bandmaster.guard._spec import GuardSpec
 
 demo = needs("demo", *DEMO)
 
@@ -155,14 +155,17 @@ def test_config_values_that_are_not_json_are_refused() -> None:
         ({"config": {}}, "does not describe a guard"),
         ({"type": "no_colon"}, "is not 'module:qualname'"),
         ({"type": "bandmaster.no_such_module:Guard"}, "cannot import 'bandmaster.no_such_module'"),
-        ({"type": "bandmaster.guard.rules:NoSuchGuard"}, "has no 'NoSuchGuard'"),
-        ({"type": "bandmaster.models.base:ModelRequest"}, "is not a bm.Guard subclass"),
-        ({"type": "bandmaster.guard.rules:MaxTokens", "config": {"limit": 0}}, r"MaxTokens\(limit\) must be"),
+        ({"type": "bandmaster.guard._rules:NoSuchGuard"}, "has no 'NoSuchGuard'"),
+        ({"type": "bandmaster.models._base:ModelRequest"}, "is not a bm.Guard subclass"),
         (
-            {"type": "bandmaster.guard.rules:MaxTokens", "config": {"size": 3}},
+            {"type": "bandmaster.guard._rules:MaxTokens", "config": {"limit": 0}},
+            r"MaxTokens\(limit\) must be",
+        ),
+        (
+            {"type": "bandmaster.guard._rules:MaxTokens", "config": {"size": 3}},
             "cannot be rebuilt from its to_config",
         ),
-        ({"type": "bandmaster.guard.rules:MaxTokens", "config": [1]}, "must be a dict"),
+        ({"type": "bandmaster.guard._rules:MaxTokens", "config": [1]}, "must be a dict"),
     ],
 )
 def test_bad_data_is_a_usage_error_saying_what_is_wrong(data: dict[str, Any], message: str) -> None:

@@ -12,7 +12,7 @@ from guarded_models import BACKUP, PRIMARY
 from tests.extras import needs
 
 import bandmaster as bm
-from bandmaster.graph.chunking import ApproxTokenizer, default_tokenizer
+from bandmaster.graph._chunking import ApproxTokenizer, default_tokenizer
 from models.helpers import ScriptedServer
 
 json_schema = needs("guard", "jsonschema")

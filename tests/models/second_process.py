@@ -15,7 +15,7 @@ from typing import Any
 
 import bandmaster as bm
 from bandmaster.calls import bind_store
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.store._sqlite import SQLiteStore
 
 
 @bm.workflow

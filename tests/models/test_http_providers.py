@@ -313,7 +313,7 @@ def test_provider_connections_are_released(server: ScriptedServer, tmp_path: Pat
 
 
 async def test_openai_logprobs_reach_the_response_and_a_logprob_confidence(server: ScriptedServer) -> None:
-    from bandmaster.routing.signals import LogprobConfidence
+    from bandmaster.routing._signals import LogprobConfidence
 
     server.script(GPT, {"kind": "ok", "text": "B", "logprobs": [["B", -0.105]]})
     model = server.openai(GPT)

@@ -14,7 +14,7 @@ import pytest
 from tests.extras import needs
 
 import bandmaster as bm
-from bandmaster.models.registry import sticky_fraction
+from bandmaster.models._registry import sticky_fraction
 
 
 def write(path: Path, text: str) -> Path:

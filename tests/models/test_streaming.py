@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import bandmaster as bm
-from bandmaster.models.base import ModelChunk
+from bandmaster.models._base import ModelChunk
 
 from .helpers import ScriptedServer
 from .wf_stream import chat, chat_guarded, chat_redacted, chat_then_wait, first_chunk_only

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import bandmaster as bm
+from bandmaster.calls.hub import ModelHub
 from bandmaster.errors import RegistryError
-from bandmaster.hub import ModelHub
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.store._sqlite import SQLiteStore
 
 CONFIG = {
     "models": {"a": {"provider": "callable", "function": "json:dumps"}},

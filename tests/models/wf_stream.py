@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import bandmaster as bm
-from bandmaster.models.base import ModelChunk
+from bandmaster.models._base import ModelChunk
 
 
 async def collect(stream: bm.ModelStream) -> list[str]:

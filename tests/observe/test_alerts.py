@@ -21,9 +21,9 @@ from tests.approvals.conftest import SECRET, Receiver, start_receiver
 from tests.models.helpers import bandmaster_exe, subprocess_env
 
 import bandmaster as bm
-from bandmaster.approvals.webhook import Webhook
+from bandmaster.approvals._webhook import Webhook
 from bandmaster.engine.hooks import StepFinished, StepStarted
-from bandmaster.observe.alerts import Alerts
+from bandmaster.observe._alerts import Alerts
 
 from .conftest import HERE
 from .test_prometheus import process, wait_for

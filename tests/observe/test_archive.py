@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 import bandmaster as bm
-from bandmaster.observe.stats_archive import _claim, _write_atomically, archive
-from bandmaster.observe.stats_db import connect
-from bandmaster.observe.stats_export import import_runs, read_records
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.store._sqlite import SQLiteStore
+from bandmaster.store.archive import _claim, _write_atomically, archive
+from bandmaster.store.export import import_runs, read_records
+from bandmaster.store.reading import connect
 
 HERE = Path(__file__).resolve().parent
 OLD = time.time() - 10 * 86400
@@ -296,7 +296,7 @@ def test_worker_retention_keeps_the_journal_bounded(
 def test_cli_archive_and_worker_option_errors(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from bandmaster.cli.app import app
+    from bandmaster.cli._app import app
 
     db, out = tmp_path / "bm.db", tmp_path / "archive"
     _journal(db, old=40)

@@ -20,9 +20,9 @@ from opentelemetry.trace import StatusCode
 from prometheus_client import CollectorRegistry
 
 import bandmaster as bm
-from bandmaster.observe.genai_metrics import GenAIMetrics
-from bandmaster.observe.metrics import Metrics
-from bandmaster.observe.tracing import Tracing
+from bandmaster.observe._genai_metrics import GenAIMetrics
+from bandmaster.observe._metrics import Metrics
+from bandmaster.observe._tracing import Tracing
 
 from .conftest import Spans
 from .test_metrics import value

@@ -13,7 +13,7 @@ pytest.importorskip("opentelemetry.exporter.otlp.proto.http", reason="needs band
 from tests.models.helpers import ScriptedServer
 
 import bandmaster as bm
-from bandmaster.observe.tracing import Tracing, otlp_provider
+from bandmaster.observe._tracing import Tracing, otlp_provider
 
 from .conftest import Spans
 

@@ -14,10 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 import bandmaster as bm
-from bandmaster.cli.app import app
-from bandmaster.observe.stats_archive import archive
-from bandmaster.observe.stats_export import export_runs, import_runs, read_records
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.cli._app import app
+from bandmaster.store._sqlite import SQLiteStore
+from bandmaster.store.archive import archive
+from bandmaster.store.export import export_runs, import_runs, read_records
 
 
 @bm.step

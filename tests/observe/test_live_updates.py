@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import bandmaster as bm
-from bandmaster.observe.live import run_updates
-from bandmaster.store.sqlite import SQLiteStore
-from bandmaster.store.streams import ChunkPublisher, StepMarkers, chunks_after
+from bandmaster.observe._live import run_updates
+from bandmaster.store._sqlite import SQLiteStore
+from bandmaster.store._streams import ChunkPublisher, StepMarkers, chunks_after
 
 
 @bm.workflow

@@ -15,7 +15,7 @@ pytest.importorskip("opentelemetry.sdk", reason="needs bandmaster[metrics,otel]"
 from prometheus_client import CollectorRegistry
 
 import bandmaster as bm
-from bandmaster.observe.metrics import Metrics
+from bandmaster.observe._metrics import Metrics
 
 from .test_tracing import _registry, calls, failing, pipeline
 

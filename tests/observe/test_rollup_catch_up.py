@@ -15,9 +15,9 @@ from tests.observe.test_stats_rollup import assert_all_views_same, counts, rando
 import bandmaster as bm
 from bandmaster.errors import UsageError
 from bandmaster.observe.stats import compute
-from bandmaster.store import rollups
-from bandmaster.store.schema import MIGRATIONS
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.store import _rollups as rollups
+from bandmaster.store._schema import MIGRATIONS
+from bandmaster.store._sqlite import SQLiteStore
 
 ENDED = 360  # of random_journal's 400 runs; 4 step rows each
 

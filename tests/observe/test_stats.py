@@ -16,10 +16,10 @@ from tests.observe.test_stats_rollup import write_locked
 from typer.testing import CliRunner
 
 import bandmaster as bm
-from bandmaster.cli.app import app
+from bandmaster.cli._app import app
 from bandmaster.observe.stats import compute
-from bandmaster.store import rollups
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.store import _rollups as rollups
+from bandmaster.store._sqlite import SQLiteStore
 
 plot = needs("plot", "matplotlib")
 

@@ -19,12 +19,12 @@ import pytest
 from typer.testing import CliRunner
 
 import bandmaster as bm
-from bandmaster.cli.app import app
-from bandmaster.observe import stats_rollup
+from bandmaster.cli._app import app
 from bandmaster.observe.stats import Stats, archive, compute, export_runs, import_runs
-from bandmaster.store import rollups
-from bandmaster.store.schema import MIGRATIONS
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.observe.stats import _rollup as stats_rollup
+from bandmaster.store import _rollups as rollups
+from bandmaster.store._schema import MIGRATIONS
+from bandmaster.store._sqlite import SQLiteStore
 
 PERCENTILE_ERROR = 0.005  # half of a 1 % bucket
 NOW = time.time()

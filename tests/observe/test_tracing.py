@@ -14,7 +14,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from tests.conftest import StatusWaiter
 
 import bandmaster as bm
-from bandmaster.observe.tracing import Tracing
+from bandmaster.observe._tracing import Tracing
 
 from .conftest import Spans
 

@@ -1,5 +1,5 @@
 """The cheap path of the tracing hook: spans below a run are built when they end and handed to
-the SDK's processors (``bandmaster.observe.deferred_spans``). What it must keep: times and
+the SDK's processors (``bandmaster.observe._deferred_spans``). What it must keep: times and
 parents of plain steps, the run (or, with ``step_context``, the step) as the current span of
 the step's code, sampling, and the public API for providers whose processors work on start."""
 
@@ -22,8 +22,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 import bandmaster as bm
-from bandmaster.observe.deferred_spans import DeferredSpan, SpanSink
-from bandmaster.observe.tracing import Tracing
+from bandmaster.observe._deferred_spans import DeferredSpan, SpanSink
+from bandmaster.observe._tracing import Tracing
 
 from .conftest import Spans
 

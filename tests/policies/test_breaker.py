@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bandmaster.policies.breaker import Breaker, BreakerState
+from bandmaster.policies._breaker import Breaker, BreakerState
 
 POLICY = Breaker(failures=3, window=10.0, reset=5.0)
 

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 import bandmaster as bm
-from bandmaster.policies.retry import DEFAULT_RETRY_ON, NO_RETRY, Retry
+from bandmaster.policies._retry import DEFAULT_RETRY_ON, NO_RETRY, Retry
 
 
 def fixed(value: float):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 import bandmaster as bm
-from bandmaster.policies.breaker import BreakerState
+from bandmaster.policies._breaker import BreakerState
 from bandmaster.testing import FakeClock, ScriptedModel, temp_engine
 
 pytest_plugins = ["pytester"]

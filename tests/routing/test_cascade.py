@@ -18,12 +18,12 @@ from tests.extras import needs
 import bandmaster as bm
 from bandmaster.errors import TargetUnreachable
 from bandmaster.models import ModelRequest, ModelResponse
-from bandmaster.models.providers import Recorded, RecordedAnswer
+from bandmaster.models.builtin import Recorded, RecordedAnswer
 from bandmaster.routing import AgreementScorer, Cascade, Example
-from bandmaster.routing.cascade import CascadeSearch
-from bandmaster.routing.cascade_fit import NEVER
-from bandmaster.routing.fit import Panel, collect, similarity, view
-from bandmaster.routing.thresholds import Decisions, OperatingPoint, simulate, sweep, z_score
+from bandmaster.routing._cascade import CascadeSearch
+from bandmaster.routing._cascade_fit import NEVER
+from bandmaster.routing._fit import Panel, collect, similarity, view
+from bandmaster.routing._thresholds import Decisions, OperatingPoint, simulate, sweep, z_score
 
 plot = needs("plot", "matplotlib")
 
@@ -327,7 +327,7 @@ SHARED = next(
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="RouterBench tables not next to the repo")
 async def test_real_arc_cascade_beats_its_cheapest_model_for_less_than_gpt4() -> None:
-    from bandmaster.routing.routerbench import load_task
+    from benchmarks.routerbench import load_task
 
     task = load_task(SHARED, "arc")
     assert (len(task.train), len(task.test)) == (1031, 439)
@@ -350,7 +350,7 @@ async def test_real_arc_cascade_beats_its_cheapest_model_for_less_than_gpt4() ->
 
 
 def test_thresholds_carry_over_to_the_refitted_scorer_by_share() -> None:
-    from bandmaster.routing.thresholds import transfer_thresholds
+    from bandmaster.routing._thresholds import transfer_thresholds
 
     # Two agreement patterns; folds scored the "agree" pattern 0.9439..0.9446, the refit 0.9436.
     oof = np.array([[0.9439], [0.9446], [0.9441], [0.9440], [0.60], [0.59]])
@@ -517,7 +517,7 @@ async def test_the_deployed_cascade_reproduces_its_training_estimate_on_the_trai
 def test_a_point_the_refitted_scorer_cannot_reproduce_gives_way_to_one_it_can() -> None:
     """The refitted stage-1 score is one constant (it happened on RouterBench): any threshold
     accepts all or nothing, so a point accepting half out of fold cannot be deployed."""
-    from bandmaster.routing.cascade_fit import configure as _configure
+    from bandmaster.routing._cascade_fit import configure as _configure
     from bandmaster.testing import ScriptedModel
 
     rng = np.random.default_rng(4)

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 from pydantic import BaseModel
 
-from bandmaster.routing.expr import Expression, ExpressionError
+from bandmaster.routing._expr import Expression, ExpressionError
 
 
 class Intent(BaseModel):
@@ -163,8 +163,8 @@ def test_the_reported_gigabyte_formats_fail_fast_under_a_memory_limit() -> None:
         """
         import resource
         resource.setrlimit(resource.RLIMIT_AS, (1_500_000_000, 1_500_000_000))
-        from bandmaster.graph.template import render
-        from bandmaster.routing.expr import Expression
+        from bandmaster.graph._template import render
+        from bandmaster.routing._expr import Expression
 
         for attempt in (
             lambda: Expression("'%.999999999f' % score", rule="r").evaluate({"score": 0.5}),

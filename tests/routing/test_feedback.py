@@ -8,7 +8,7 @@ import pytest
 
 from bandmaster.models import CallableModel, ModelRequest
 from bandmaster.routing import Cascade
-from bandmaster.routing.feedback import ThresholdTuner
+from bandmaster.routing._feedback import ThresholdTuner
 
 
 def test_wrong_answers_raise_the_threshold_right_answers_lower_it() -> None:
@@ -57,8 +57,8 @@ async def test_cascade_feedback_uses_the_stage_that_answered() -> None:
 
 async def test_thresholds_are_shared_through_the_store(tmp_path: Path) -> None:
     """Two workers' copies of one cascade: feedback on one reaches the other."""
-    from bandmaster.routing import cascade as cascade_module
-    from bandmaster.store.sqlite import SQLiteStore
+    from bandmaster.routing import _cascade as cascade_module
+    from bandmaster.store._sqlite import SQLiteStore
 
     def build() -> Cascade:
         small = CallableModel(lambda text: ("billing", 0.95), name="small")

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 import bandmaster as bm
 from bandmaster.routing import Router
-from bandmaster.routing.expr import ExpressionError
+from bandmaster.routing._expr import ExpressionError
 
 
 class Intent(BaseModel):

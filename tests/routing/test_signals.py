@@ -11,7 +11,7 @@ import pytest
 import bandmaster as bm
 from bandmaster.models import ModelRequest
 from bandmaster.routing import Cascade, Example
-from bandmaster.routing.signals import LogprobConfidence, SelfConsistency, Verified
+from bandmaster.routing._signals import LogprobConfidence, SelfConsistency, Verified
 from bandmaster.testing import ScriptedModel
 
 

@@ -10,11 +10,11 @@ import pytest
 
 from bandmaster.errors import TargetUnreachable
 from bandmaster.models import ModelRequest
-from bandmaster.models.providers import Recorded, RecordedAnswer
+from bandmaster.models.builtin import Recorded, RecordedAnswer
 from bandmaster.routing import Example
-from bandmaster.routing.fit import collect
-from bandmaster.routing.question import QuestionModel, QuestionRouter, RandomMix, gain_score
-from bandmaster.routing.strategy import Comparison, Option, hull, select, select_strategy
+from bandmaster.routing._fit import collect
+from bandmaster.routing._question import QuestionModel, QuestionRouter, RandomMix, gain_score
+from bandmaster.routing._strategy import Comparison, Option, hull, select, select_strategy
 
 TOPICS = ("refund", "login", "parcel", "invoice", "password", "delivery")
 

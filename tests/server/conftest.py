@@ -19,8 +19,8 @@ pytest.importorskip("httpx2", reason="needs bandmaster[approvals] (httpx2, the t
 
 import httpx2
 
-from bandmaster.server.auth import create_token, revoke_token
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.server._auth import create_token, revoke_token
+from bandmaster.store._sqlite import SQLiteStore
 
 HERE = Path(__file__).parent
 START_TIMEOUT = 30.0

@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 import httpx2
 import pytest
 
-from bandmaster.server.auth import create_token
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.server._auth import create_token
+from bandmaster.store._sqlite import SQLiteStore
 
 from .conftest import HERE, Server, free_port, start_server, stop, wait_healthy
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bandmaster.errors import InvalidInput, TokenNotFound
-from bandmaster.server.auth import (
+from bandmaster.server._auth import (
     check_scopes,
     close_session,
     create_token,
@@ -19,8 +19,8 @@ from bandmaster.server.auth import (
     session_of,
     verify,
 )
-from bandmaster.server.limits import RateLimiter
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.server._limits import RateLimiter
+from bandmaster.store._sqlite import SQLiteStore
 
 
 @pytest.fixture

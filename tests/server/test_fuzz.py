@@ -22,9 +22,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from bandmaster.server.app import create_app
-from bandmaster.server.auth import create_token
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.server._app import create_app
+from bandmaster.server._auth import create_token
+from bandmaster.store._sqlite import SQLiteStore
 
 from .conftest import HERE, Server, start_server, stop, wait_healthy
 

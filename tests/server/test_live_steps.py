@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 import bandmaster as bm
-from bandmaster.server.auth import create_token
-from bandmaster.store.sqlite import SQLiteStore
-from bandmaster.store.streams import BATCH_INTERVAL
+from bandmaster.server._auth import create_token
+from bandmaster.store._sqlite import SQLiteStore
+from bandmaster.store._streams import BATCH_INTERVAL
 
 from .conftest import Server, start_server, stop, wait_healthy
 from .wf_live_steps import gated

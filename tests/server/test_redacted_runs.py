@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bandmaster.server.auth import create_token
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.server._auth import create_token
+from bandmaster.store._sqlite import SQLiteStore
 
 from .conftest import HERE, Server, start_server, stop, wait_healthy
 

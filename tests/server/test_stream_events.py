@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bandmaster.server.auth import create_token
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.server._auth import create_token
+from bandmaster.store._sqlite import SQLiteStore
 
 from .conftest import Server, start_server, stop, wait_healthy
 from .wf_stream_server import WORDS

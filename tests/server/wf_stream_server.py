@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import bandmaster as bm
-from bandmaster.models.base import ModelChunk
+from bandmaster.models._base import ModelChunk
 
 WORDS = ["Streams ", "arrive ", "word ", "by ", "word."]
 PAUSE = 0.3  # longer than the publisher's batch interval: several token events

@@ -15,7 +15,7 @@ import pytest
 import bandmaster as bm
 from bandmaster.errors import JournalCorrupt, JournalError, JournalReadOnly, NotAJournal
 from bandmaster.store import RunRow, SQLiteStore, StepRow
-from bandmaster.store.journal_file import check_readable
+from bandmaster.store._journal_file import check_readable
 
 OWNER = "host/1/aaaa"
 BIG = '"' + "x" * 20_000 + '"'  # a step output that needs new pages

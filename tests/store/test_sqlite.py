@@ -12,7 +12,7 @@ import pytest
 
 from bandmaster.errors import RunNotFound, StoreError
 from bandmaster.store import RunRow, SQLiteStore, StepRow, resolve_db_path
-from bandmaster.store.schema import SCHEMA_VERSION
+from bandmaster.store._schema import SCHEMA_VERSION
 
 OWNER = "host/1/aaaa"
 OTHER = "host/2/bbbb"

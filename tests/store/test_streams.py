@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from bandmaster.store.sqlite import SQLiteStore
-from bandmaster.store.streams import RETENTION, ChunkPublisher, StepMarkers, chunks_after
+from bandmaster.store._sqlite import SQLiteStore
+from bandmaster.store._streams import RETENTION, ChunkPublisher, StepMarkers, chunks_after
 
 
 def rows(store: SQLiteStore, run_id: str) -> list[tuple[int, str, bool]]:

@@ -1,4 +1,4 @@
-"""The Temporal dev server the tests start (``bandmaster.temporal.devserver``), and helpers the
+"""The Temporal dev server the tests start (``bandmaster.temporal._devserver``), and helpers the
 test modules import.
 
 Kept out of conftest.py so that test modules import it by a name no other test folder uses
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from bandmaster.temporal.devserver import START_TIMEOUT, DevServer, free_port, temporal_cli
+from bandmaster.temporal._devserver import START_TIMEOUT, DevServer, free_port, temporal_cli
 
 __all__ = ["EngineFactory", "TemporalServer", "free_port"]
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 pytest.importorskip("temporalio", reason="the Temporal backend needs: pip install 'bandmaster[temporal]'")
-from bandmaster.temporal.model_registry import apply_report
+from bandmaster.temporal._model_registry import apply_report
 
 POLICY = {"failures": 3, "window": 60.0, "reset": 30.0}
 

@@ -184,7 +184,7 @@ async def test_an_activity_told_to_redact_fails_on_a_worker_without_the_redactor
     from temporalio.exceptions import ApplicationError
     from temporalio.testing import ActivityEnvironment
 
-    from bandmaster.temporal.redaction import RedactCall, redact_activity
+    from bandmaster.temporal._redaction import RedactCall, redact_activity
 
     with pytest.raises(ApplicationError, match="does not host it with its redactor"):
         await ActivityEnvironment().run(redact_activity, RedactCall("output", wfs.PATIENT))

@@ -32,9 +32,9 @@ from schemathesis.specs.openapi.checks import (
 )
 from temporal_support import TemporalServer, free_port
 
-from bandmaster.server.app import create_app
-from bandmaster.server.auth import create_token
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.server._app import create_app
+from bandmaster.server._auth import create_token
+from bandmaster.store._sqlite import SQLiteStore
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]
 

@@ -25,8 +25,8 @@ import httpx2
 import wf_tserver
 from temporal_support import TemporalServer, free_port
 
-from bandmaster.server.auth import create_token
-from bandmaster.store.sqlite import SQLiteStore
+from bandmaster.server._auth import create_token
+from bandmaster.store._sqlite import SQLiteStore
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]
 

@@ -209,7 +209,7 @@ async def test_failures_seen_by_two_workers_open_the_breaker_for_both(
 async def test_the_registry_continues_as_new_with_its_state(
     temporal_server: TemporalServer, models_yaml: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bandmaster.temporal import model_registry
+    from bandmaster.temporal import _model_registry as model_registry
 
     monkeypatch.setattr(model_registry, "MAX_EVENTS", 40)  # instead of Temporal's suggestion
     async with bm.TemporalEngine(

@@ -227,7 +227,7 @@ async def test_engine_wide_local_activities_keep_the_timeline(
 
 
 async def test_a_worker_that_does_not_host_the_graph_cannot_run_its_steps() -> None:
-    from bandmaster.temporal.activities import resolve_step
+    from bandmaster.temporal._activities import resolve_step
 
     with pytest.raises(bm.UsageError, match="a step of a graph this worker does not host"):
         resolve_step("graph:nowhere:shout", "no-such-queue")

@@ -18,8 +18,8 @@ from temporal_support import TemporalServer
 from tests.triggers.rabbit import rabbit_missing, start_rabbit
 
 import bandmaster as bm
-from bandmaster.temporal.schedules import TemporalSchedules, temporal_cron
-from bandmaster.triggers.amqp import Consumer
+from bandmaster.temporal._schedules import TemporalSchedules, temporal_cron
+from bandmaster.triggers._amqp import Consumer
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -143,8 +143,8 @@ def test_webhooks_and_the_schedules_api_on_a_temporal_backed_server(
     from standardwebhooks.webhooks import Webhook
     from tests.server.conftest import free_port, stop, wait_healthy
 
-    from bandmaster.server.auth import create_token
-    from bandmaster.store.sqlite import SQLiteStore
+    from bandmaster.server._auth import create_token
+    from bandmaster.store._sqlite import SQLiteStore
 
     secret = "whsec_" + base64.b64encode(b"temporal-hook-secret-0123456789").decode()
     (tmp_path / "hooks.yaml").write_text(

@@ -21,8 +21,8 @@ pytest.importorskip("standardwebhooks", reason="needs bandmaster[server]")
 from standardwebhooks.webhooks import Webhook  # noqa: E402
 from tests.server.conftest import Server, start_server, stop, wait_healthy  # noqa: E402
 
-from bandmaster.server.auth import create_token  # noqa: E402
-from bandmaster.store.sqlite import SQLiteStore  # noqa: E402
+from bandmaster.server._auth import create_token  # noqa: E402
+from bandmaster.store._sqlite import SQLiteStore  # noqa: E402
 
 HERE = Path(__file__).parent
 TICKETS_SECRET = "whsec_" + base64.b64encode(b"tickets-secret-0123456789abcdef").decode()
@@ -187,7 +187,7 @@ def test_approval_notifications_signed_as_standard_webhooks_start_a_run_by_hook(
 
 
 def test_standard_headers_verify_with_the_packages_own_verifier() -> None:
-    from bandmaster.approvals.signing import standard_headers
+    from bandmaster.approvals._signing import standard_headers
 
     body = b'{"text": "Approval needed"}'
     headers = standard_headers(INBOX_SECRET, "run-1:4", body)

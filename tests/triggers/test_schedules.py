@@ -16,10 +16,10 @@ import pytest
 from tests.e2e.harness import Workers, cli, wait_until
 
 import bandmaster as bm
-from bandmaster.engine.run_id import check_run_id
-from bandmaster.triggers.desk import Schedules
-from bandmaster.triggers.schedule import load_schedules, tick_run_id, ticks_between, ticks_to_start
-from bandmaster.triggers.ticker import Ticker
+from bandmaster.engine._run_id import check_run_id
+from bandmaster.engine._schedule import load_schedules, tick_run_id, ticks_between, ticks_to_start
+from bandmaster.engine._schedule_desk import Schedules
+from bandmaster.engine._ticker import Ticker
 
 WF_SCHEDULED = Path(__file__).with_name("wf_scheduled.py")
 

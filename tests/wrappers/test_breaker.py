@@ -6,8 +6,8 @@ import pytest
 from tests.wrappers.helpers import Clock, Scripted, down
 
 import bandmaster as bm
-from bandmaster.policies.breaker import Breaker
-from bandmaster.wrappers import BreakerGate, FallbackChain, LocalBreakers
+from bandmaster.calls.wrappers import BreakerGate, FallbackChain, LocalBreakers
+from bandmaster.policies._breaker import Breaker
 
 REQUEST = bm.ModelRequest(input="hello")
 POLICY = Breaker(failures=2, window=30, reset=60)

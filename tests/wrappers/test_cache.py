@@ -12,8 +12,8 @@ import pytest
 from tests.wrappers.helpers import Scripted
 
 import bandmaster as bm
-from bandmaster.store.sqlite import SQLiteStore
-from bandmaster.wrappers import ResponseCache
+from bandmaster.calls.wrappers import ResponseCache
+from bandmaster.store._sqlite import SQLiteStore
 
 
 async def ask(cache: ResponseCache, text: str) -> bm.ModelResponse:

@@ -10,9 +10,9 @@ import pytest
 from tests.wrappers.helpers import Scripted, down
 
 import bandmaster as bm
-from bandmaster.models.pricing import Price
-from bandmaster.policies.breaker import Breaker
-from bandmaster.wrappers import BreakerGate, FallbackChain, Priced, ResponseCache, Wrapper, innermost
+from bandmaster.calls.wrappers import BreakerGate, FallbackChain, Priced, ResponseCache, Wrapper, innermost
+from bandmaster.models._pricing import Price
+from bandmaster.policies._breaker import Breaker
 
 PRICES = bm.PriceTable({"backup": Price(input=1.0, output=1.0)}, bundled=False)
 
@@ -62,7 +62,7 @@ async def test_a_new_policy_is_one_class_that_composes_with_the_others() -> None
 
 
 async def test_a_cache_around_a_chain_answers_from_the_journal(tmp_path: Path) -> None:
-    from bandmaster.store.sqlite import SQLiteStore
+    from bandmaster.store._sqlite import SQLiteStore
 
     store = SQLiteStore(tmp_path / "journal.db")
     try:
@@ -77,7 +77,7 @@ async def test_a_cache_around_a_chain_answers_from_the_journal(tmp_path: Path) -
 
 
 def test_the_wrappers_package_face_is_pinned() -> None:
-    from bandmaster import wrappers
+    from bandmaster.calls import wrappers as wrappers
 
     assert wrappers.__all__ == [
         "BreakerGate",

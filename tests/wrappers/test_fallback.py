@@ -9,7 +9,7 @@ import pytest
 from tests.wrappers.helpers import Scripted, down
 
 import bandmaster as bm
-from bandmaster.wrappers import FallbackChain
+from bandmaster.calls.wrappers import FallbackChain
 
 REQUEST = bm.ModelRequest(input="hello")
 

@@ -6,8 +6,8 @@ import pytest
 from tests.wrappers.helpers import Scripted
 
 import bandmaster as bm
-from bandmaster.models.pricing import Price
-from bandmaster.wrappers import Priced
+from bandmaster.calls.wrappers import Priced
+from bandmaster.models._pricing import Price
 
 PRICES = bm.PriceTable({"m": Price(input=1.0, output=2.0)}, bundled=False)
 

@@ -10,20 +10,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bandmaster._lazy import lazy_loader
-from bandmaster.approvals.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature
-from bandmaster.engine.approval import ApprovalRequest, Decision, Notifier, approval
-from bandmaster.engine.approvals import Approval, Approvals, AuditEntry
+from bandmaster.approvals._signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify_signature
+from bandmaster.engine import Approval, ApprovalRequest, Approvals, AuditEntry, Decision, Notifier, approval
 
 # The HTTP client is imported on first use, so receivers can verify without it.
-_LAZY = {"Webhook": "bandmaster.approvals.webhook"}
+_LAZY = {"signed_headers": "bandmaster.approvals._signing", "Webhook": "bandmaster.approvals._webhook"}
 
 if TYPE_CHECKING:
-    from bandmaster.approvals.webhook import Webhook
+    from bandmaster.approvals._signing import signed_headers
+    from bandmaster.approvals._webhook import Webhook
 else:
     __getattr__, __dir__ = lazy_loader(__name__, _LAZY)
 
 
 __all__ = [
+    "signed_headers",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "Approval",

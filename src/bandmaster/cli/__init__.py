@@ -1,5 +1,5 @@
 """The ``bandmaster`` command line (typer + rich)."""
 
-from bandmaster.cli.app import app, main
+from bandmaster.cli._app import app, main
 
 __all__ = ["app", "main"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from bandmaster.engine.runtime import RunInfo
+from bandmaster.engine import RunInfo
 from bandmaster.errors import UsageError
 
 CANDIDATES_SHOWN = 5

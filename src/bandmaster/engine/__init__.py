@@ -1,15 +1,48 @@
 """The durable runtime: workflows, steps, journaled operations, the embedded engine."""
 
-from bandmaster.engine.clock import Clock, SystemClock
-from bandmaster.engine.context import StepContext, current_step
+from typing import TYPE_CHECKING
+
+from bandmaster._lazy import lazy_loader
+from bandmaster.engine._clock import Clock, SystemClock
+from bandmaster.engine._context import StepContext, current_step
+from bandmaster.engine._primitives import now, random, sleep, uuid, wait_for
+from bandmaster.engine._redaction import Redactor
+from bandmaster.engine._runtime import Engine, RunHandle, RunInfo, StepInfo, run
+from bandmaster.engine._step import Step, step
+from bandmaster.engine._workflow import Workflow, workflow
 from bandmaster.engine.hooks import Hooks
-from bandmaster.engine.operations import now, random, sleep, uuid, wait_for
-from bandmaster.engine.redaction import Redactor
-from bandmaster.engine.runtime import Engine, RunHandle, RunInfo, StepInfo, run
-from bandmaster.engine.step import Step, step
-from bandmaster.engine.workflow import Workflow, workflow
 
 __all__ = [
+    "ANY",
+    "Approval",
+    "ApprovalRequest",
+    "Approvals",
+    "AuditEntry",
+    "CatchUp",
+    "DEFAULT_MAX_PAYLOAD",
+    "Decision",
+    "Notifier",
+    "OpRecord",
+    "RunContext",
+    "Schedule",
+    "ScheduleDesk",
+    "ScheduleInfo",
+    "Suspend",
+    "approval",
+    "check_run_id",
+    "check_schedules",
+    "codec_for",
+    "current_clock",
+    "current_run",
+    "journaled",
+    "journaling",
+    "load_schedules",
+    "new_owner_id",
+    "next_tick",
+    "redact_json",
+    "run_attempts",
+    "schedule",
+    "schedules_of",
     "Clock",
     "Engine",
     "Hooks",
@@ -31,3 +64,59 @@ __all__ = [
     "wait_for",
     "workflow",
 ]
+
+# Names other rooms use, loaded on first use.
+_LAZY = {
+    "ANY": "bandmaster.engine._serde",
+    "Approval": "bandmaster.engine._approval_desk",
+    "ApprovalRequest": "bandmaster.engine._approval_pause",
+    "Approvals": "bandmaster.engine._approval_desk",
+    "AuditEntry": "bandmaster.engine._approval_desk",
+    "CatchUp": "bandmaster.engine._schedule",
+    "DEFAULT_MAX_PAYLOAD": "bandmaster.engine._serde",
+    "Decision": "bandmaster.engine._approval_pause",
+    "Notifier": "bandmaster.engine._approval_pause",
+    "OpRecord": "bandmaster.engine._journaled",
+    "RunContext": "bandmaster.engine._context",
+    "Schedule": "bandmaster.engine._schedule",
+    "ScheduleDesk": "bandmaster.engine._schedule_desk",
+    "ScheduleInfo": "bandmaster.engine._schedule_desk",
+    "Suspend": "bandmaster.engine._context",
+    "approval": "bandmaster.engine._approval_pause",
+    "check_run_id": "bandmaster.engine._run_id",
+    "check_schedules": "bandmaster.engine._schedule",
+    "codec_for": "bandmaster.engine._serde",
+    "current_clock": "bandmaster.engine._context",
+    "current_run": "bandmaster.engine._context",
+    "journaled": "bandmaster.engine._journaled",
+    "journaling": "bandmaster.engine._context",
+    "load_schedules": "bandmaster.engine._schedule",
+    "new_owner_id": "bandmaster.engine._worker",
+    "next_tick": "bandmaster.engine._schedule",
+    "redact_json": "bandmaster.engine._redaction",
+    "run_attempts": "bandmaster.engine._journaled",
+    "schedule": "bandmaster.engine._schedule",
+    "schedules_of": "bandmaster.engine._schedule",
+}
+
+if TYPE_CHECKING:
+    from bandmaster.engine._approval_desk import Approval, Approvals, AuditEntry
+    from bandmaster.engine._approval_pause import ApprovalRequest, Decision, Notifier, approval
+    from bandmaster.engine._context import RunContext, Suspend, current_clock, current_run, journaling
+    from bandmaster.engine._journaled import OpRecord, journaled, run_attempts
+    from bandmaster.engine._redaction import redact_json
+    from bandmaster.engine._run_id import check_run_id
+    from bandmaster.engine._schedule import (
+        CatchUp,
+        Schedule,
+        check_schedules,
+        load_schedules,
+        next_tick,
+        schedule,
+        schedules_of,
+    )
+    from bandmaster.engine._schedule_desk import ScheduleDesk, ScheduleInfo
+    from bandmaster.engine._serde import ANY, DEFAULT_MAX_PAYLOAD, codec_for
+    from bandmaster.engine._worker import new_owner_id
+else:
+    __getattr__, __dir__ = lazy_loader(__name__, _LAZY)

@@ -21,15 +21,15 @@ from uuid import UUID
 from bandmaster._types import RunStatus
 
 if TYPE_CHECKING:
-    from bandmaster.engine.approval import Decision
-    from bandmaster.engine.approvals import Approval, AuditEntry
-    from bandmaster.engine.runtime import RunHandle, RunInfo
-    from bandmaster.engine.serde import Codec
-    from bandmaster.engine.step import Step
-    from bandmaster.engine.workflow import Workflow
-    from bandmaster.observe.stats_model import Stats  # moves below the engine in the restructure
-    from bandmaster.store.sqlite import SQLiteStore
-    from bandmaster.triggers.desk import ScheduleDesk  # likewise
+    from bandmaster.engine._approval_desk import Approval, AuditEntry
+    from bandmaster.engine._approval_pause import Decision
+    from bandmaster.engine._runtime import RunHandle, RunInfo
+    from bandmaster.engine._schedule_desk import ScheduleDesk  # likewise
+    from bandmaster.engine._serde import Codec
+    from bandmaster.engine._step import Step
+    from bandmaster.engine._workflow import Workflow
+    from bandmaster.engine.stats_report import Stats  # moves below the engine in the restructure
+    from bandmaster.store import SQLiteStore
 
 
 class OperationBackend(Protocol):

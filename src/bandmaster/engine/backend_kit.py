@@ -28,24 +28,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bandmaster.engine.approval import ApprovalRequest, Decision, Notifier, deliver_notification
-from bandmaster.engine.approvals import Approval, AuditEntry, check_list_status
-from bandmaster.engine.backend import OperationBackend, current_backend
-from bandmaster.engine.context import StepContext, current_step_var
-from bandmaster.engine.operation import OpRecord
-from bandmaster.engine.operations import MISSING
-from bandmaster.engine.redaction import (
+from bandmaster.engine._approval_desk import Approval, AuditEntry, check_list_status
+from bandmaster.engine._approval_pause import ApprovalRequest, Decision, Notifier, deliver_notification
+from bandmaster.engine._context import StepContext, current_step_var
+from bandmaster.engine._journaled import OpRecord
+from bandmaster.engine._primitives import MISSING
+from bandmaster.engine._redaction import (
     Redactor,
     redact_error_record,
     redact_value,
     redactor_from_spec,
     redactor_spec,
 )
-from bandmaster.engine.run_id import check_run_id
-from bandmaster.engine.runtime import RunHandle, RunInfo, StepInfo
-from bandmaster.engine.serde import ANY, Codec, codec_for, error_record, rebuild_error
-from bandmaster.engine.step import Step
-from bandmaster.engine.workflow import Workflow, redactor_for
+from bandmaster.engine._run_id import check_run_id
+from bandmaster.engine._runtime import RunHandle, RunInfo, StepInfo
+from bandmaster.engine._serde import ANY, Codec, codec_for, error_record, rebuild_error
+from bandmaster.engine._step import Step
+from bandmaster.engine._workflow import Workflow, redactor_for
+from bandmaster.engine.backend import OperationBackend, current_backend
 
 
 def use_backend(ops: OperationBackend) -> None:

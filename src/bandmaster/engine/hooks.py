@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from bandmaster.errors import UsageError
 
 if TYPE_CHECKING:
-    from bandmaster.engine.redaction import Redactor
+    from bandmaster.engine._redaction import Redactor
 
 log = logging.getLogger("bandmaster.hooks")
 
@@ -193,7 +193,7 @@ class HookSet:
             if not isinstance(hook, Hooks):
                 raise UsageError(
                     f"{hook!r} is not an engine hook; subclass bandmaster.engine.hooks.Hooks "
-                    "(e.g. bandmaster.observe.tracing.Tracing or bandmaster.observe.metrics.Metrics)"
+                    "(e.g. bandmaster.observe._tracing.Tracing or bandmaster.observe._metrics.Metrics)"
                 )
         self.hooks = tuple(hooks)
         for event in _EVENTS:

@@ -12,12 +12,17 @@ Each node runs as journaled operations of the run (``bm.call_model``, a ``bm.Ste
 tracing behave exactly as for code-first workflows.
 """
 
-from bandmaster.graph.compile import GraphWorkflow
-from bandmaster.graph.errors import GraphError, Problem
-from bandmaster.graph.graph import Graph
-from bandmaster.graph.spec import AIStep, End, Human, MapReduce, Parallel, Route, Router, Step
+from typing import TYPE_CHECKING
+
+from bandmaster._lazy import lazy_loader
+from bandmaster.graph._compile import GraphWorkflow
+from bandmaster.graph._errors import GraphError, Problem
+from bandmaster.graph._graph import Graph
+from bandmaster.graph._spec import AIStep, End, Human, MapReduce, Parallel, Route, Router, Step
 
 __all__ = [
+    "check_models",
+    "default_tokenizer",
     "AIStep",
     "End",
     "Graph",
@@ -31,3 +36,15 @@ __all__ = [
     "Router",
     "Step",
 ]
+
+# Names other rooms use, loaded on first use.
+_LAZY = {
+    "check_models": "bandmaster.graph._validate",
+    "default_tokenizer": "bandmaster.graph._chunking",
+}
+
+if TYPE_CHECKING:
+    from bandmaster.graph._chunking import default_tokenizer
+    from bandmaster.graph._validate import check_models
+else:
+    __getattr__, __dir__ = lazy_loader(__name__, _LAZY)

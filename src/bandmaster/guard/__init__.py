@@ -14,12 +14,15 @@ Guards run in list order: ``check_input`` on the request before any model is cal
 validation error, then falls back or raises ``bm.OutputValidationFailed``; a rule hit raises
 ``bm.GuardViolation`` (rule, direction, span) or, with ``on_violation="fallback"``, moves the
 call to its fallback models. Write your own by subclassing ``bm.Guard`` (with ``to_config()``
-it also guards calls that run in worker processes: ``bandmaster.guard.portable``).
+it also guards calls that run in worker processes: ``bandmaster.guard._portable``).
 """
 
+from typing import TYPE_CHECKING
+
+from bandmaster._lazy import lazy_loader
 from bandmaster.errors import GuardViolation, OutputValidationFailed, Span
-from bandmaster.guard.base import Direction, Guard, OnViolation, Reask
-from bandmaster.guard.rules import (
+from bandmaster.guard._base import Direction, Guard, OnViolation, Reask
+from bandmaster.guard._rules import (
     BannedTopics,
     Classification,
     Classifier,
@@ -27,10 +30,18 @@ from bandmaster.guard.rules import (
     ModelSettings,
     RequiredFields,
 )
-from bandmaster.guard.schema import JsonSchema
-from bandmaster.models.jsontext import JsonNotFound, extract_json
+from bandmaster.guard._schema import JsonSchema
+from bandmaster.models import JsonNotFound, extract_json
 
 __all__ = [
+    "GuardLog",
+    "GuardSpec",
+    "ask",
+    "check_guards",
+    "check_input",
+    "guards_as_data",
+    "guards_from_data",
+    "revive",
     "BannedTopics",
     "Classification",
     "Classifier",
@@ -48,3 +59,22 @@ __all__ = [
     "Span",
     "extract_json",
 ]
+
+# Names other rooms use, loaded on first use.
+_LAZY = {
+    "GuardLog": "bandmaster.guard._enforce",
+    "GuardSpec": "bandmaster.guard._spec",
+    "ask": "bandmaster.guard._enforce",
+    "check_guards": "bandmaster.guard._enforce",
+    "check_input": "bandmaster.guard._enforce",
+    "guards_as_data": "bandmaster.guard._portable",
+    "guards_from_data": "bandmaster.guard._portable",
+    "revive": "bandmaster.guard._enforce",
+}
+
+if TYPE_CHECKING:
+    from bandmaster.guard._enforce import GuardLog, ask, check_guards, check_input, revive
+    from bandmaster.guard._portable import guards_as_data, guards_from_data
+    from bandmaster.guard._spec import GuardSpec
+else:
+    __getattr__, __dir__ = lazy_loader(__name__, _LAZY)

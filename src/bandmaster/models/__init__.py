@@ -5,7 +5,10 @@ Provider SDKs are optional: ``bandmaster.models.openai_compat`` (extra ``openai`
 ``sklearn``) are imported only when used.
 """
 
-from bandmaster.models.base import (
+from typing import TYPE_CHECKING
+
+from bandmaster._lazy import lazy_loader
+from bandmaster.models._base import (
     Message,
     Model,
     ModelChunk,
@@ -14,11 +17,17 @@ from bandmaster.models.base import (
     StreamingModel,
     Usage,
 )
-from bandmaster.models.pricing import Price, PriceTable
-from bandmaster.models.providers import CallableModel, Recorded, RecordedAnswer
-from bandmaster.models.registry import AliasSpec, Registry, RegistryConfig, Resolution
+from bandmaster.models._pricing import Price, PriceTable
+from bandmaster.models._registry import AliasSpec, Registry, RegistryConfig, Resolution
+from bandmaster.models.builtin import CallableModel, Recorded, RecordedAnswer
 
 __all__ = [
+    "BreakerSpec",
+    "JsonNotFound",
+    "RetrySpec",
+    "error_for_status",
+    "extract_json",
+    "stream_chunks",
     "AliasSpec",
     "CallableModel",
     "Message",
@@ -36,3 +45,21 @@ __all__ = [
     "StreamingModel",
     "Usage",
 ]
+
+# Names other rooms use, loaded on first use.
+_LAZY = {
+    "BreakerSpec": "bandmaster.models._registry",
+    "JsonNotFound": "bandmaster.models._jsontext",
+    "RetrySpec": "bandmaster.models._registry",
+    "error_for_status": "bandmaster.models._http_errors",
+    "extract_json": "bandmaster.models._jsontext",
+    "stream_chunks": "bandmaster.models._base",
+}
+
+if TYPE_CHECKING:
+    from bandmaster.models._base import stream_chunks
+    from bandmaster.models._http_errors import error_for_status
+    from bandmaster.models._jsontext import JsonNotFound, extract_json
+    from bandmaster.models._registry import BreakerSpec, RetrySpec
+else:
+    __getattr__, __dir__ = lazy_loader(__name__, _LAZY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bandmaster.errors import MalformedResponse
-from bandmaster.models.jsontext import JsonNotFound, extract_json
+from bandmaster.models._jsontext import JsonNotFound, extract_json
 
 
 def parse_json_output(text: str, *, model: str) -> Any:

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 import httpx
 
 from bandmaster.errors import MalformedResponse, ProviderUnavailable, StepTimeout, UsageError
-from bandmaster.models.http_errors import error_for_status
+from bandmaster.models._http_errors import error_for_status
 
 C = TypeVar("C")
 

@@ -9,10 +9,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from bandmaster.errors import MalformedResponse, ProviderUnavailable
+from bandmaster.models._base import ModelChunk, ModelRequest, ModelResponse, Usage
 from bandmaster.models._json_output import parse_json_output
+from bandmaster.models._pricing import PriceTable
 from bandmaster.models._sdk import PerLoopClient, mapped_errors, resolve_api_key, trace_headers
-from bandmaster.models.base import ModelChunk, ModelRequest, ModelResponse, Usage
-from bandmaster.models.pricing import PriceTable
 
 try:
     import anthropic as sdk

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bandmaster.errors import UsageError
-from bandmaster.models.base import ModelRequest, ModelResponse
+from bandmaster.models._base import ModelRequest, ModelResponse
 
 try:
     import joblib

@@ -1,6 +1,6 @@
 """Observability: statistics from the journal (``bandmaster.observe.stats``), and engine hooks
-``bandmaster.observe.tracing.Tracing``
-(OpenTelemetry, extra ``otel``) and ``bandmaster.observe.metrics.Metrics`` (Prometheus, extra
+``bandmaster.observe._tracing.Tracing``
+(OpenTelemetry, extra ``otel``) and ``bandmaster.observe._metrics.Metrics`` (Prometheus, extra
 ``metrics``), ``GenAIMetrics`` (OpenTelemetry GenAI client metrics) and ``Alerts`` (signed
 webhook alerts, extra ``approvals``). All load on first use, so importing this package needs
 no extra."""
@@ -12,20 +12,24 @@ from typing import TYPE_CHECKING
 from bandmaster._lazy import lazy_loader
 
 _LAZY = {
-    "Alerts": "bandmaster.observe.alerts",
-    "GenAIMetrics": "bandmaster.observe.genai_metrics",
-    "Metrics": "bandmaster.observe.metrics",
-    "Tracing": "bandmaster.observe.tracing",
-    "otlp_provider": "bandmaster.observe.tracing",
+    "ChunkReader": "bandmaster.observe._live",
+    "run_updates": "bandmaster.observe._live",
+    "Alerts": "bandmaster.observe._alerts",
+    "GenAIMetrics": "bandmaster.observe._genai_metrics",
+    "Metrics": "bandmaster.observe._metrics",
+    "Tracing": "bandmaster.observe._tracing",
+    "otlp_provider": "bandmaster.observe._tracing",
 }
 
-if TYPE_CHECKING:  # the real types for checkers; loaded on first use at run time
-    from bandmaster.observe.alerts import Alerts
-    from bandmaster.observe.genai_metrics import GenAIMetrics
-    from bandmaster.observe.metrics import Metrics
-    from bandmaster.observe.tracing import Tracing, otlp_provider
+if TYPE_CHECKING:
+    # the real types for checkers; loaded on first use at run time
+    from bandmaster.observe._alerts import Alerts
+    from bandmaster.observe._genai_metrics import GenAIMetrics
+    from bandmaster.observe._live import ChunkReader, run_updates
+    from bandmaster.observe._metrics import Metrics
+    from bandmaster.observe._tracing import Tracing, otlp_provider
 else:
     __getattr__, __dir__ = lazy_loader(__name__, _LAZY)
 
 
-__all__ = ["Alerts", "GenAIMetrics", "Metrics", "Tracing", "otlp_provider"]
+__all__ = ["ChunkReader", "run_updates", "Alerts", "GenAIMetrics", "Metrics", "Tracing", "otlp_provider"]

@@ -7,10 +7,10 @@
 See ``harness.replay_runs`` for the options (live models, golden labels).
 """
 
-from bandmaster.replay.golden import load_labels
-from bandmaster.replay.harness import replay_runs
-from bandmaster.replay.recording import Recording, RecordingSource, RunQuery
-from bandmaster.replay.report import (
+from bandmaster.replay._golden import load_labels
+from bandmaster.replay._harness import replay_runs
+from bandmaster.replay._recording import Recording, RecordingSource, RunQuery
+from bandmaster.replay._report import (
     DivergenceInfo,
     GoldenScore,
     ModelCall,

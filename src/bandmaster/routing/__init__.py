@@ -1,21 +1,31 @@
 """Deciding between models: rule routers over safe expressions, and learned cascades."""
 
-from bandmaster.routing.cascade import Cascade, CascadeSearch, ConfidenceScorer, Scorer, StageAnswer
-from bandmaster.routing.cascade_fit import Evaluation, FitReport
-from bandmaster.routing.expr import Expression, ExpressionError
-from bandmaster.routing.fit import AgreementScorer, Example
-from bandmaster.routing.question import (
+from typing import TYPE_CHECKING
+
+from bandmaster._lazy import lazy_loader
+from bandmaster.routing._cascade import Cascade, CascadeSearch, ConfidenceScorer, Scorer, StageAnswer
+from bandmaster.routing._cascade_fit import Evaluation, FitReport
+from bandmaster.routing._expr import Expression, ExpressionError
+from bandmaster.routing._fit import AgreementScorer, Example
+from bandmaster.routing._question import (
     GainScorer,
     QuestionModel,
     QuestionRouter,
     QuestionScorer,
     RandomMix,
 )
-from bandmaster.routing.router import RouteDecision, Router
-from bandmaster.routing.signals import LogprobConfidence, SelfConsistency, Verified
-from bandmaster.routing.strategy import StrategyReport, select_strategy
+from bandmaster.routing._router import RouteDecision, Router
+from bandmaster.routing._signals import LogprobConfidence, SelfConsistency, Verified
+from bandmaster.routing._strategy import StrategyReport, select_strategy
 
 __all__ = [
+    "Comparison",
+    "FAMILIES",
+    "Option",
+    "Outcomes",
+    "ThresholdTuner",
+    "collect",
+    "select",
     "AgreementScorer",
     "Cascade",
     "CascadeSearch",
@@ -40,3 +50,21 @@ __all__ = [
     "Verified",
     "select_strategy",
 ]
+
+# Names other rooms use, loaded on first use.
+_LAZY = {
+    "Comparison": "bandmaster.routing._strategy",
+    "FAMILIES": "bandmaster.routing._strategy",
+    "Option": "bandmaster.routing._strategy",
+    "Outcomes": "bandmaster.routing._fit",
+    "ThresholdTuner": "bandmaster.routing._feedback",
+    "collect": "bandmaster.routing._fit",
+    "select": "bandmaster.routing._strategy",
+}
+
+if TYPE_CHECKING:
+    from bandmaster.routing._feedback import ThresholdTuner
+    from bandmaster.routing._fit import Outcomes, collect
+    from bandmaster.routing._strategy import FAMILIES, Comparison, Option, select
+else:
+    __getattr__, __dir__ = lazy_loader(__name__, _LAZY)

@@ -15,9 +15,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         f"bandmaster.server needs the server extra ({exc.name} is missing): pip install 'bandmaster[server]'"
     ) from exc
 
-from bandmaster.server.app import create_app
-from bandmaster.server.auth import SCOPES, IssuedToken, Principal, create_token, revoke_token
-from bandmaster.server.settings import ServerSettings
+from bandmaster.server._app import create_app
+from bandmaster.server._auth import SCOPES, IssuedToken, Principal, create_token, revoke_token
+from bandmaster.server._settings import ServerSettings
 
 __all__ = [
     "SCOPES",

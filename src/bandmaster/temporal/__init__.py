@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bandmaster._lazy import lazy_loader
+
 INSTALL = "the Temporal backend needs the temporalio SDK: pip install 'bandmaster[temporal]'"
 
 try:
@@ -19,10 +21,18 @@ except ModuleNotFoundError:
     _installed = False
 
 if TYPE_CHECKING or _installed:
-    from bandmaster.temporal.engine import TemporalEngine, TemporalRunHandle
-    from bandmaster.temporal.worker import create_worker, sandbox_runner
+    from bandmaster.temporal._engine import TemporalEngine, TemporalRunHandle
+    from bandmaster.temporal._worker import create_worker, sandbox_runner
 
-    __all__ = ["INSTALL", "TemporalEngine", "TemporalRunHandle", "create_worker", "sandbox_runner"]
+    __all__ = [
+        "DevServer",
+        "TemporalEngine",
+        "free_port",
+        "INSTALL",
+        "TemporalRunHandle",
+        "create_worker",
+        "sandbox_runner",
+    ]
 else:
     # bm.TemporalEngine is in bandmaster.__all__, so `from bandmaster import *` resolves it:
     # without the extra that must still work, and the engine fail (with the command) when made.
@@ -35,3 +45,16 @@ else:
             raise ImportError(INSTALL)
 
     __all__ = ["INSTALL", "TemporalEngine"]
+
+# Names other rooms use, loaded on first use.
+_LAZY = {
+    "DevServer": "bandmaster.temporal._devserver",
+    "TemporalEngine": "bandmaster.temporal._engine",
+    "free_port": "bandmaster.temporal._devserver",
+}
+
+if TYPE_CHECKING:
+    from bandmaster.temporal._devserver import DevServer, free_port
+    from bandmaster.temporal._engine import TemporalEngine
+else:
+    __getattr__, __dir__ = lazy_loader(__name__, _LAZY)

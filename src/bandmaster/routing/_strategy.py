@@ -1,0 +1,487 @@
+"""Which way of spending on models is best for a target? ``select_strategy`` compares, on the
+training examples only and out of fold, every strategy family, simplest first:
+
+``single``        one model for every query;
+``mix``           random mixing of two models on the cost/accuracy hull (any budget between);
+``router``        the question router (``QuestionRouter``): one model per query, by the question;
+``cascade``       the agreement cascade (``CascadeSearch``: subsets, learned scorer, thresholds);
+``gain-cascade``  the same cascades escalating by expected gain in correctness per dollar
+                  (``GainScorer``: agreement trust plus the question model), so long, expensive
+                  queries are not the ones escalated by default.
+
+Every option's per-example outcome is out of fold (its scorer or router never saw that
+example). For the target, each family offers its best option; a family replaces a simpler one
+only when it is better by more than ``margin`` standard errors of the paired per-example
+difference, and no simpler family's estimate is better: cross-validation never picks a
+strategy that loses to a simpler one. The runner-up is reported.
+
+The whole selection is itself cross-validated (``nested``): on each outer fold, the choice is
+made on the other folds' out-of-fold outcomes and measured on the held fold, so the estimate
+includes the optimism of choosing among many options.
+
+Defaults are fixed on principle, not tuned to any data set: 5 folds (the usual bias/variance
+compromise), one standard error of margin (the "one-SE rule"), 16 frontier points per
+cascade subset, a log-spaced grid of 60 values for the router.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bandmaster.errors import TargetUnreachable, UsageError
+from bandmaster.models import Model, ModelRequest
+from bandmaster.routing._cascade import Cascade, CascadeSearch, Scorer
+from bandmaster.routing._cascade_fit import FINALS, NEVER
+from bandmaster.routing._fit import (
+    AgreementScorer,
+    Example,
+    Judge,
+    Outcomes,
+    collect,
+    default_judge,
+    fold_ids,
+    small_blas,
+    stage_scores,
+)
+from bandmaster.routing._question import (
+    GainScorer,
+    QuestionModel,
+    QuestionRouter,
+    RandomMix,
+    gain_score,
+    out_of_fold,
+    route,
+)
+from bandmaster.routing._thresholds import (
+    Decisions,
+    OperatingPoint,
+    accepting_stage,
+    check_target,
+    sweep,
+    transfer_thresholds,
+    wilson_low,
+    z_score,
+)
+
+FAMILIES = ("single", "mix", "router", "cascade", "gain-cascade")  # simplest first
+MARGIN = 1.0  # standard errors a more complex family must win by
+POINTS_PER_SUBSET = 16
+
+
+@dataclass(frozen=True)
+class Option:
+    """One deployable configuration and its out-of-fold outcome on every training example."""
+
+    family: str
+    label: str
+    correct: np.ndarray  # float [n]: 1/0, or the expected correctness (random mixing)
+    cost: np.ndarray  # float [n] USD
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def accuracy(self) -> float:
+        return float(self.correct.mean())
+
+    @property
+    def mean_cost(self) -> float:
+        return float(self.cost.mean())
+
+    def rows(self, index: np.ndarray) -> Option:
+        return Option(self.family, self.label, self.correct[index], self.cost[index], self.settings)
+
+
+@dataclass(frozen=True)
+class Selection:
+    chosen: Option
+    runner_up: Option | None
+    candidates: dict[str, Option]  # each family's best option for the target
+
+
+# --- the options of each family ------------------------------------------------------------
+
+
+def singles(correct: np.ndarray, cost: np.ndarray, names: Sequence[str]) -> list[Option]:
+    return [
+        Option("single", names[k], correct[:, k].astype(float), cost[:, k].astype(float), {"model": k})
+        for k in range(correct.shape[1])
+    ]
+
+
+def hull(accuracy: np.ndarray, cost: np.ndarray) -> list[int]:
+    """Models on the upper-left convex hull of (cost, accuracy), cheapest first: the only ones
+    random mixing ever needs."""
+    order = sorted(range(len(cost)), key=lambda k: (cost[k], -accuracy[k]))
+    points: list[int] = []
+    for k in order:
+        if points and accuracy[k] <= accuracy[points[-1]]:
+            continue  # dearer and no better
+        while len(points) >= 2:
+            a, b = points[-2], points[-1]
+            # drop b when it lies on or below the segment a -> k
+            if (accuracy[b] - accuracy[a]) * (cost[k] - cost[a]) <= (accuracy[k] - accuracy[a]) * (
+                cost[b] - cost[a]
+            ):
+                points.pop()
+            else:
+                break
+        points.append(k)
+    return points
+
+
+def mixes(correct: np.ndarray, cost: np.ndarray, names: Sequence[str], *, steps: int = 40) -> list[Option]:
+    """Random mixing between neighbours on the hull, in expectation per example."""
+    c, y = cost.astype(float), correct.astype(float)
+    corners = hull(y.mean(axis=0), c.mean(axis=0))
+    options = []
+    for a, b in itertools.pairwise(corners):
+        for share in np.linspace(0, 1, steps + 1)[1:-1]:
+            options.append(
+                Option(
+                    "mix",
+                    f"{names[a]} / {names[b]} {share:.0%}",
+                    (1 - share) * y[:, a] + share * y[:, b],
+                    (1 - share) * c[:, a] + share * c[:, b],
+                    {"weak": a, "strong": b, "share": float(share)},
+                )
+            )
+    return options
+
+
+def router_values(cost: np.ndarray, count: int = 60) -> np.ndarray:
+    """Worth of one correct answer in USD, log-spaced from a hundredth of the cheapest mean cost
+    to a thousand times the dearest: from "always the cheapest" to "always the likeliest"."""
+    means = cost.mean(axis=0)
+    low, high = max(means.min(), 1e-12) * 1e-2, max(means.max(), 1e-12) * 1e3
+    return np.geomspace(low, high, count)
+
+
+def routers(
+    p: np.ndarray, expected: np.ndarray, correct: np.ndarray, cost: np.ndarray, values: np.ndarray
+) -> list[Option]:
+    """The question router at each value of a correct answer (``p`` and ``expected``: out-of-fold
+    P(correct) and expected cost); outcomes are the chosen model's real ones."""
+    rows = np.arange(len(p))
+    options = []
+    for value in values:
+        chosen = route(p, expected, float(value))
+        options.append(
+            Option(
+                "router",
+                f"router value {value:.3g}",
+                correct[rows, chosen].astype(float),
+                cost[rows, chosen].astype(float),
+                {"value": float(value)},
+            )
+        )
+    return options
+
+
+def per_example(decisions: Decisions, thresholds: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Correctness and spend of each example under ``thresholds`` (as ``simulate``, unaveraged)."""
+    n, stages = decisions.correct.shape
+    accepted = accepting_stage(decisions.scores, thresholds, stages)
+    rows = np.arange(n)
+    spent = np.cumsum(decisions.cost, axis=1)[rows, accepted]
+    return decisions.correct[rows, accepted].astype(float), spent.astype(float)
+
+
+def thin(points: Sequence[OperatingPoint], count: int) -> list[OperatingPoint]:
+    """At most ``count`` frontier points, spread evenly over the logarithm of cost (a frontier
+    is often dense near the dearest end, where budgets rarely sit); its ends are kept."""
+    if len(points) <= count:
+        return list(points)
+    costs = np.log(np.maximum([p.cost for p in points], 1e-300))
+    levels = np.linspace(costs[0], costs[-1], count)
+    keep = sorted({int(np.argmin(np.abs(costs - level))) for level in levels} | {0, len(points) - 1})
+    return [points[i] for i in keep]
+
+
+def cascade_options(
+    family: str, label: str, decisions: Decisions, settings: dict[str, Any], *, count: int = POINTS_PER_SUBSET
+) -> list[Option]:
+    options = []
+    for point in thin(sweep(decisions).frontier(), count):
+        correct, spent = per_example(decisions, point.thresholds)
+        options.append(
+            Option(family, label, correct, spent, {**settings, "thresholds": list(point.thresholds)})
+        )
+    return options
+
+
+# --- choosing ------------------------------------------------------------------------------
+
+
+def _meets(option: Option, accuracy: float | None, budget: float | None, z: float) -> bool:
+    if accuracy is not None:
+        return float(wilson_low(np.asarray(option.accuracy), len(option.correct), z)) >= accuracy - 1e-12
+    return option.mean_cost <= (budget or 0.0) + 1e-15
+
+
+def _objective(option: Option, accuracy: float | None) -> tuple[float, float]:
+    """Smaller is better: cost at an accuracy target, lost accuracy within a budget."""
+    if accuracy is not None:
+        return option.mean_cost, -option.accuracy
+    return -option.accuracy, option.mean_cost
+
+
+def _beats(a: Option, b: Option, accuracy: float | None, margin: float) -> bool:
+    """Is ``a`` better than ``b`` by more than ``margin`` standard errors of the paired
+    per-example difference (cost at an accuracy target, correctness within a budget)?"""
+    d = (b.cost - a.cost) if accuracy is not None else (a.correct - b.correct)
+    if len(d) < 2:
+        return bool(d.mean() > 0)
+    se = float(d.std(ddof=1) / np.sqrt(len(d)))
+    return bool(d.mean() > margin * se and d.mean() > 0)
+
+
+def closest(options: Sequence[Option], accuracy: float | None) -> Option:
+    if accuracy is not None:
+        return max(options, key=lambda o: (o.accuracy, -o.mean_cost))
+    return min(options, key=lambda o: (o.mean_cost, -o.accuracy))
+
+
+def select(
+    options: Sequence[Option],
+    target: dict[str, float],
+    *,
+    confidence_z: float = 0.0,
+    margin: float = MARGIN,
+    families: Sequence[str] = FAMILIES,
+) -> Selection:
+    """The family and option to deploy for ``target`` (see the module doc)."""
+    accuracy, budget = check_target(target)
+    best: dict[str, Option] = {}
+    for option in options:
+        if option.family not in families or not _meets(option, accuracy, budget, confidence_z):
+            continue
+        held = best.get(option.family)
+        if held is None or _objective(option, accuracy) < _objective(held, accuracy):
+            best[option.family] = option
+    if not best:
+        near = closest(list(options), accuracy)
+        wanted = f"accuracy {accuracy:.3f}" if accuracy is not None else f"budget {budget:.3g} USD per query"
+        raise TargetUnreachable(
+            f"target {wanted} is out of reach for every strategy on the training examples: the "
+            f"closest is {near.label} ({near.family}) at accuracy {near.accuracy:.3f}, "
+            f"{near.mean_cost:.3g} USD per query",
+            best=OperatingPoint((), near.accuracy, near.mean_cost, (), examples=len(near.correct)),
+        )
+    ordered = [f for f in families if f in best]
+    chosen = best[ordered[0]]
+    for family in ordered[1:]:
+        challenger = best[family]
+        simpler = [best[f] for f in ordered[: ordered.index(family)]]
+        if _beats(challenger, chosen, accuracy, margin) and all(
+            _objective(challenger, accuracy) < _objective(s, accuracy) for s in simpler
+        ):
+            chosen = challenger
+    others = [o for f, o in best.items() if f != chosen.family]
+    runner_up = min(others, key=lambda o: _objective(o, accuracy)) if others else None
+    return Selection(chosen, runner_up, best)
+
+
+@dataclass(frozen=True)
+class NestedEstimate:
+    accuracy: float
+    cost: float
+    accuracy_low: float  # one-sided 95% Wilson bound
+    accuracy_high: float
+    picks: list[str]  # the family chosen on each outer fold
+
+
+def nested(
+    options: Sequence[Option],
+    target: dict[str, float],
+    *,
+    folds: int = 5,
+    seed: int = 1,
+    margin: float = MARGIN,
+    families: Sequence[str] = FAMILIES,
+) -> NestedEstimate:
+    """The outcome of running ``select`` on unseen data, estimated by an outer cross-validation
+    over the out-of-fold outcomes: choose on four folds, measure on the fifth."""
+    n = len(options[0].correct)
+    ids = np.random.default_rng(seed).permutation(n) % folds
+    correct = np.zeros(n)
+    cost = np.zeros(n)
+    picks = []
+    for fold in range(folds):
+        inner, outer = np.flatnonzero(ids != fold), np.flatnonzero(ids == fold)
+        try:
+            chosen = select([o.rows(inner) for o in options], target, margin=margin, families=families).chosen
+        except TargetUnreachable:  # unreachable on this part: the closest, as measured
+            chosen = closest([o.rows(inner) for o in options], target.get("accuracy"))
+        kept = next(o for o in options if o.label == chosen.label and o.settings == chosen.settings)
+        correct[outer], cost[outer] = kept.correct[outer], kept.cost[outer]
+        picks.append(chosen.family)
+    z = 1.6449  # one-sided 95%
+    accuracy = float(correct.mean())
+    low = float(wilson_low(np.asarray(accuracy), n, z))
+    high = 1.0 - float(wilson_low(np.asarray(1.0 - accuracy), n, z))
+    return NestedEstimate(accuracy, float(cost.mean()), low, high, picks)
+
+
+# --- building every option from the training answers, and deploying the chosen one ----------
+
+
+@dataclass
+class Comparison:
+    """Every strategy's out-of-fold options on the training examples, and what deploying one
+    needs (the cascade search and the question model's inputs)."""
+
+    models: list[Model]
+    texts: list[str]
+    outcomes: Outcomes
+    options: list[Option]
+    search: CascadeSearch | None
+    p: np.ndarray  # out-of-fold P(correct | question) [n, models]
+    expected: np.ndarray  # out-of-fold expected cost [n, models]
+    _questions: dict[tuple[int, ...], QuestionModel] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        models: Sequence[Model],
+        examples: Sequence[Example],
+        outcomes: Outcomes,
+        *,
+        families: Sequence[str] = FAMILIES,
+        max_stages: int = 3,
+        folds: int = 5,
+    ) -> Comparison:
+        names = [m.name for m in models]
+        texts = [ModelRequest(input=e.input).text() for e in examples]
+        correct, cost = outcomes.correct, outcomes.cost
+        options = singles(correct, cost, names) + mixes(correct, cost, names)
+        ids = fold_ids(len(texts), folds)
+        p, expected = np.zeros(correct.shape), np.zeros(cost.shape)
+        if {"router", "gain-cascade"} & set(families):
+            p, expected = out_of_fold(texts, correct, cost, folds=ids)
+        if "router" in families:
+            options += routers(p, expected, correct, cost, router_values(cost))
+        search = None
+        if {"cascade", "gain-cascade"} & set(families) and len(models) > 1:
+            search = CascadeSearch(models, examples, outcomes, max_stages=max_stages, folds=folds)
+            units = cost.mean(axis=0)
+            with small_blas():
+                for subset in search.subsets:
+                    label = " > ".join(names[i] for i in subset)
+                    for final in FINALS if "cascade" in families else ():
+                        decisions = search.oof.decisions(subset, cost, final=final)
+                        settings = {"subset": list(subset), "final": final}
+                        options += cascade_options("cascade", label, decisions, settings)
+                    for final in FINALS if "gain-cascade" in families else ():
+                        base = search.oof.decisions(subset, cost, final=final)
+                        gained = gain_scores(base.scores, p, expected, units, subset)
+                        settings = {"subset": list(subset), "final": final}
+                        decisions = Decisions(gained, base.correct, base.cost)
+                        options += cascade_options("gain-cascade", label, decisions, settings)
+        return cls(list(models), texts, outcomes, options, search, p, expected)
+
+    def question(self, columns: tuple[int, ...]) -> QuestionModel:
+        """The question model of these models, fitted on every training example (kept)."""
+        if columns not in self._questions:
+            correct, cost = self.outcomes.correct[:, list(columns)], self.outcomes.cost[:, list(columns)]
+            self._questions[columns] = QuestionModel().fit(self.texts, correct, cost)
+        return self._questions[columns]
+
+    def deploy(self, option: Option, *, name: str = "strategy") -> Model:
+        """The chosen option as a model: fitted on every training example."""
+        models, s = self.models, option.settings
+        if option.family == "single":
+            return models[int(s["model"])]
+        if option.family == "mix":
+            return RandomMix(models[s["weak"]], models[s["strong"]], share=s["share"], name=name)
+        correct, cost = self.outcomes.correct, self.outcomes.cost
+        if option.family == "router":
+            return QuestionRouter(
+                models, self.question(tuple(range(len(models)))), value=s["value"], name=name
+            )
+        assert self.search is not None
+        subset = tuple(s["subset"])
+        with small_blas():
+            agreement = AgreementScorer().fit(self.search.panel, correct, stages=subset)
+            refitted = stage_scores(agreement, self.search.panel, subset)
+            oof = self.search.oof.decisions(subset, cost, final=s["final"]).scores
+            scorer: Scorer = agreement
+            if option.family == "gain-cascade":
+                columns = list(subset)
+                question = self.question(subset)
+                units = cost.mean(axis=0)
+                scorer = GainScorer(agreement, question, units=[float(units[i]) for i in subset])
+                oof = gain_scores(oof, self.p, self.expected, units, subset)
+                inside = np.zeros(correct.shape)
+                inside[:, columns] = question.p_correct(self.texts)
+                spend = np.zeros(cost.shape)
+                spend[:, columns] = question.expected_cost(self.texts)
+                refitted = gain_scores(refitted, inside, spend, units, subset)
+        cascade = Cascade([models[i] for i in subset], scorer=scorer, final=s["final"], name=name)
+        moved = transfer_thresholds(oof, refitted, s["thresholds"])
+        cascade.thresholds = [t if np.isfinite(t) else NEVER for t in moved]
+        return cascade
+
+
+def gain_scores(
+    trust: np.ndarray, p: np.ndarray, expected: np.ndarray, units: np.ndarray, subset: Sequence[int]
+) -> np.ndarray:
+    """Cascade decision scores [n, S] with every stage but the last turned into gain scores."""
+    scores = trust.copy()
+    for k in range(len(subset) - 1):
+        nxt = subset[k + 1]
+        scores[:, k] = gain_score(trust[:, k], p[:, nxt], expected[:, nxt], float(units[nxt]))
+    return scores
+
+
+@dataclass(frozen=True)
+class StrategyReport:
+    chosen: str  # family
+    label: str
+    accuracy: float  # out-of-fold estimate of the chosen option
+    cost: float
+    runner_up: str | None
+    runner_up_accuracy: float | None
+    runner_up_cost: float | None
+    nested: NestedEstimate  # the selection itself, cross-validated
+    candidates: dict[str, tuple[float, float]]  # family -> (accuracy, cost) of its best option
+
+
+async def select_strategy(
+    models: Sequence[Model],
+    examples: Sequence[Example],
+    *,
+    target: dict[str, float],
+    judge: Judge = default_judge,
+    confidence: float | None = None,
+    families: Sequence[str] = FAMILIES,
+    max_stages: int = 3,
+    name: str = "strategy",
+) -> tuple[Model, StrategyReport]:
+    """Compare every strategy on ``examples`` (out of fold) and deploy the one to use for
+    ``target`` (``{"accuracy": x}`` or ``{"budget": usd}``), with its report. Raises
+    ``TargetUnreachable`` naming the closest option when no strategy meets the target."""
+    check_target(target)
+    z = z_score(confidence)
+    unknown = set(families) - set(FAMILIES)
+    if unknown:
+        raise UsageError(f"unknown strategy families {sorted(unknown)}; choose from {list(FAMILIES)}")
+    outcomes = await collect(models, examples, judge=judge)
+    comparison = Comparison.build(models, examples, outcomes, families=families, max_stages=max_stages)
+    selection = select(comparison.options, target, confidence_z=z, families=families)
+    chosen, runner = selection.chosen, selection.runner_up
+    report = StrategyReport(
+        chosen=chosen.family,
+        label=chosen.label,
+        accuracy=chosen.accuracy,
+        cost=chosen.mean_cost,
+        runner_up=runner.family if runner else None,
+        runner_up_accuracy=runner.accuracy if runner else None,
+        runner_up_cost=runner.mean_cost if runner else None,
+        nested=nested(comparison.options, target, families=families),
+        candidates={f: (o.accuracy, o.mean_cost) for f, o in selection.candidates.items()},
+    )
+    return comparison.deploy(chosen, name=name), report

@@ -1,0 +1,242 @@
+"""The model registry's run-time state on Temporal: one long-lived workflow per task queue
+(id ``bandmaster.models.<task queue>``) holding what the embedded engine keeps in its journal's
+registry tables: alias overrides with their history, and one circuit-breaker state per model.
+
+- A **switch** is two steps: the ``preview`` query computes the new alias from the registry
+  of the workers (``Registry.with_alias``: ``UnknownModel``/``RegistryError`` as on the
+  embedded engine), then the ``switch`` update stores it if nothing changed in between (the
+  revision matches; else the desk previews again). The update stores the spec it is given, so
+  a replay on a worker with another ``models.yaml`` replays the same state.
+- **Breakers**: workers ``report`` each model call's outcome (batched); this workflow runs the
+  breaker state machine over the reports of every worker, so failures seen by different
+  workers add up, and answers the states, which workers adopt.
+- The state workers need (revision, overrides, breakers) is also the workflow's memo
+  ``bandmaster.models.state``, and the switch history ``bandmaster.models.history``, both
+  rewritten on each change; workers read the state every ``model_sync.POLL`` seconds with a
+  describe call, which the server answers itself: no worker is asked, so a crashed worker that
+  held this workflow delays nobody. (A query would wait until Temporal notices the crash.)
+
+It continues as new when Temporal suggests it (its history grows with every report), carrying
+its state; nothing else ends it. Its handlers are pure: times come from the requests, and the
+registry is read only by queries and the update's validator (neither is replayed).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError
+
+from bandmaster.errors import BandmasterError, UnknownModel
+from bandmaster.models import AliasSpec, Registry
+from bandmaster.policies import Breaker, BreakerState
+from bandmaster.temporal._hosting import hosted
+
+REGISTRY_WORKFLOW = "bandmaster.models"
+STATE_QUERY = "bandmaster.models.state"
+PREVIEW_QUERY = "bandmaster.models.preview"
+DESCRIBE_QUERY = "bandmaster.models.describe"
+SWITCH_UPDATE = "bandmaster.models.switch"
+REPORT_UPDATE = "bandmaster.models.report"
+STATE_MEMO = "bandmaster.models.state"
+"""The memo entry holding what workers adopt: ``{"rev", "overrides", "breakers"}``."""
+HISTORY_MEMO = "bandmaster.models.history"
+"""The memo entry holding each alias's switches, oldest first: ``{alias: [change, ...]}``."""
+CHANGED = "RegistryChanged"
+"""The ``ApplicationError`` type of a switch previewed against an older revision."""
+HISTORY = 20
+"""Changes kept per alias (the embedded journal keeps all, and its ``history()`` shows the 20
+newest)."""
+MAX_EVENTS = 10_000
+"""History length at which the workflow continues as new even if Temporal does not suggest it."""
+
+
+def registry_id(task_queue: str) -> str:
+    return f"bandmaster.models.{task_queue}"
+
+
+async def ensure_registry(client: Client, task_queue: str) -> None:
+    """Start the registry workflow of ``task_queue`` unless it runs (workers and desks call
+    this before they use it; a terminated one starts again, empty)."""
+    await client.start_workflow(
+        REGISTRY_WORKFLOW,
+        None,
+        id=registry_id(task_queue),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+    )
+
+
+def empty_state() -> dict[str, Any]:
+    return {"rev": 0, "overrides": {}, "history": {}, "breakers": {}}
+
+
+def serving_registry(task_queue: str) -> Registry:
+    """The registry the workers of ``task_queue`` serve (what ``create_worker`` hosted)."""
+    options = hosted(task_queue)
+    registry = options.registry if options is not None else None
+    if not isinstance(registry, Registry):
+        raise ApplicationError(
+            f"this worker hosts no model registry for task queue {task_queue!r}; start workers with "
+            "TemporalEngine(registry=...) or `bandmaster worker --models models.yaml`",
+            type="RegistryError",
+            non_retryable=True,
+        )
+    return registry
+
+
+def with_overrides(registry: Registry, overrides: dict[str, Any]) -> Registry:
+    """A view of ``registry`` with ``overrides`` applied, leaving ``registry`` itself alone."""
+    view = copy.copy(registry)
+    aliases = {**registry.config.aliases}
+    aliases.update({alias: AliasSpec.model_validate(spec) for alias, spec in overrides.items()})
+    view.config = registry.config.model_copy(update={"aliases": aliases})
+    return view
+
+
+def alias_state(alias: str, spec: AliasSpec, breakers: dict[str, Any]) -> dict[str, Any]:
+    """One alias as ``backend.AliasState`` fields."""
+    models = [*spec.versions.values(), *spec.policy.fallback]
+    return {
+        "alias": alias,
+        "versions": dict(spec.versions),
+        "weights": dict(spec.weights),
+        "fallback": list(spec.policy.fallback),
+        "breakers": {m: breakers.get(m, {}).get("status", "closed") for m in models},
+        "policy": spec.policy.model_dump(mode="json"),
+    }
+
+
+def apply_report(breakers: dict[str, Any], event: dict[str, Any]) -> None:
+    """One call's outcome (``failure``/``success``, at ``at``, under ``policy``), reported by a
+    worker, applied to the shared state of its model. ``trial`` marks the one call a half-open
+    breaker lets through: its outcome closes or reopens the breaker."""
+    model = str(event["model"])
+    row = breakers.get(model, {})
+    state = BreakerState(
+        status=row.get("status", "closed"),
+        recent_failures=list(row.get("failures", [])),
+        opened_at=row.get("opened_at"),
+        changed_at=row.get("changed_at", 0.0),
+    )
+    at = float(event["at"])
+    if event["outcome"] == "failure":
+        if event.get("trial") and state.status != "closed":
+            state.status = "half_open"  # the trial failed: open again from now
+        state.record_failure(Breaker(**event["policy"]), at)
+    elif event.get("trial") or state.status == "closed":
+        state.record_success(at)  # a stale worker's success does not close an open breaker
+    breakers[model] = {
+        "status": state.status,
+        "opened_at": state.opened_at,
+        "changed_at": state.changed_at,
+        "failures": state.recent_failures,
+    }
+
+
+def _refusal(exc: BaseException) -> ApplicationError:
+    """A registry error, for the desk to raise again as the same bandmaster error."""
+    return ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True)
+
+
+# Not sandboxed: its queries and validator read the worker's registry object, and it does
+# nothing a sandbox guards against (no clock, no randomness, no I/O).
+@workflow.defn(name=REGISTRY_WORKFLOW, sandboxed=False)
+class ModelRegistryWorkflow:
+    """Alias overrides and breaker states shared by every worker of a task queue."""
+
+    @workflow.init
+    def __init__(self, state: dict[str, Any] | None) -> None:
+        self.state = state or empty_state()
+
+    @workflow.run
+    async def run(self, state: dict[str, Any] | None) -> None:
+        if self.state["rev"] or self.state["breakers"]:  # continued as new: the memo starts empty
+            self._publish()
+        info = workflow.info()
+        await workflow.wait_condition(
+            lambda: info.is_continue_as_new_suggested() or info.get_current_history_length() > MAX_EVENTS
+        )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(self.state)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    @workflow.query(name=STATE_QUERY)
+    def read_state(self) -> dict[str, Any]:
+        """What workers adopt: the revision, the overrides and the breaker states."""
+        return {k: self.state[k] for k in ("rev", "overrides", "breakers")}
+
+    @workflow.query(name=DESCRIBE_QUERY)
+    def describe(self) -> list[dict[str, Any]]:
+        registry = with_overrides(serving_registry(workflow.info().task_queue), self.state["overrides"])
+        breakers = self.state["breakers"]
+        return [alias_state(a, spec, breakers) for a, spec in sorted(registry.config.aliases.items())]
+
+    @workflow.query(name=PREVIEW_QUERY)
+    def preview(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The alias as a switch would make it, validated against the workers' registry, with
+        the revision it was computed at; or the error (``{"error": {"type", "message"}}``)."""
+        registry = with_overrides(serving_registry(workflow.info().task_queue), self.state["overrides"])
+        try:
+            spec = registry.with_alias(
+                request["alias"], versions=request.get("versions"), weights=request.get("weights")
+            )
+        except BandmasterError as exc:
+            return {"error": {"type": type(exc).__name__, "message": str(exc)}}
+        return {"spec": spec.model_dump(mode="json"), "rev": self.state["rev"]}
+
+    # --- writes ------------------------------------------------------------------------------
+
+    @workflow.update(name=SWITCH_UPDATE)
+    def switch(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Store a previewed alias (``alias``, ``spec``, ``by``, ``rev``); answers it as
+        ``AliasState`` fields."""
+        alias, spec = request["alias"], request["spec"]
+        state = self.state
+        state["overrides"][alias] = spec
+        changes = state["history"].setdefault(alias, [])
+        changes.append({"spec": spec, "changed_at": workflow.time(), "changed_by": request.get("by")})
+        del changes[:-HISTORY]
+        state["rev"] += 1
+        self._publish()
+        return alias_state(alias, AliasSpec.model_validate(spec), state["breakers"])
+
+    @switch.validator
+    def check_switch(self, request: dict[str, Any]) -> None:
+        if request.get("rev") != self.state["rev"]:
+            raise ApplicationError(
+                f"the registry changed while alias {request.get('alias')!r} was being switched",
+                type=CHANGED,
+                non_retryable=True,
+            )
+        try:
+            spec = AliasSpec.model_validate(request.get("spec"))
+        except ValidationError as exc:
+            raise ApplicationError(f"alias {request.get('alias')!r}: {exc}", type="RegistryError") from None
+        registry = serving_registry(workflow.info().task_queue)
+        for label, name in spec.versions.items():
+            if not registry.knows(name):
+                unknown = UnknownModel(
+                    f"alias {request['alias']!r}: version {label!r} names unknown model {name!r}"
+                )
+                raise _refusal(unknown)
+
+    @workflow.update(name=REPORT_UPDATE)
+    def report(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Apply a worker's batch of call outcomes (``events``); answers the states of the
+        models they name."""
+        breakers = self.state["breakers"]
+        for event in request["events"]:
+            apply_report(breakers, event)
+        self._publish()
+        return {m: breakers[m] for m in {str(e["model"]) for e in request["events"]}}
+
+    def _publish(self) -> None:
+        workflow.upsert_memo({STATE_MEMO: self.read_state(), HISTORY_MEMO: self.state["history"]})
