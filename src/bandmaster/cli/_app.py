@@ -19,6 +19,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bandmaster.cli import _console as ui
+from bandmaster.cli import _doctor, _graph, _pii, _replay, _stats
 from bandmaster.cli._approvals import approvals_app
 from bandmaster.cli._backends import Where, build, opened
 from bandmaster.cli._backends import serve as serve_backend
@@ -39,8 +40,10 @@ from bandmaster.cli._observe import (
     alert_hooks,
     worker_hooks,
 )
+from bandmaster.cli._options import RUN_ID_HELP, DbOption, ModelsOption
 from bandmaster.cli._runs import resolve_run_id, waiting_on
 from bandmaster.cli._schedules import schedules_app
+from bandmaster.cli._server import server as _server
 from bandmaster.cli._temporal import (
     BackendOption,
     LocalOption,
@@ -50,6 +53,7 @@ from bandmaster.cli._temporal import (
     check_backend,
     exit_now_if_temporal_was_used,
 )
+from bandmaster.cli._tokens import tokens_app as _tokens_app
 from bandmaster.engine import Engine, RunInfo, load_schedules
 from bandmaster.engine.backend import Backend
 from bandmaster.engine.hooks import Hooks, RunFinished
@@ -94,22 +98,6 @@ def _options(
     """Durable orchestration for AI workflows, embedded on SQLite."""
 
 
-ModelsOption = Annotated[
-    str | None,
-    typer.Option(
-        "--models", envvar="BANDMASTER_MODELS", help="Model registry file (models.yaml) for bm.call_model"
-    ),
-]
-RUN_ID_HELP = "Run id, or a unique start of one"
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="Journal path or sqlite:/// URL [default: $BANDMASTER_DB or ./bandmaster.db]"),
-]
-
-
-_fail = fail  # the name the command modules import
-
-
 def _parse_json(text: str, what: str) -> Any:
     return user_json(text, what)
 
@@ -120,11 +108,11 @@ def _run(coro: Any) -> Any:
     except typer.Exit:
         raise
     except (UsageError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     except BandmasterError as exc:
-        raise _fail(str(exc), 1) from exc
+        raise fail(str(exc), 1) from exc
     except sqlite3.Error as exc:  # a read the store did not translate: still one line
-        raise _fail(f"journal error: {exc}; run `bandmaster doctor` on the journal", 1) from exc
+        raise fail(f"journal error: {exc}; run `bandmaster doctor` on the journal", 1) from exc
 
 
 def _print_json(value: Any) -> None:
@@ -149,12 +137,12 @@ def run(
     """Run a workflow in this process and print its result (or a batch, with a summary)."""
     setup_logging(log_level, log_json)
     if (input is None) == (batch is None):
-        raise _fail("give exactly one of --input JSON and --batch FILE.jsonl")
+        raise fail("give exactly one of --input JSON and --batch FILE.jsonl")
     try:
         wf = load_workflow(target)
         registry = _registry(models)
     except BandmasterError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     if batch is not None:
         inputs = _read_jsonl(batch)
         code = _run(_run_batch(wf, inputs, db, concurrency, registry))
@@ -196,7 +184,7 @@ def start(
     try:
         wf = load_workflow(target)
     except BandmasterError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     value = _parse_json(input, "--input")
 
     async def queue() -> str:
@@ -237,7 +225,7 @@ def _read_jsonl(path: Path) -> list[Any]:
         if line.strip():
             inputs.append(loads(line, f"{path}:{number}"))
     if not inputs:
-        raise _fail(f"{path} has no inputs")
+        raise fail(f"{path} has no inputs")
     return inputs
 
 
@@ -375,7 +363,7 @@ def worker(
         if retention is not None:
             parse_duration(retention, what="--retention")
     except BandmasterError as exc:
-        raise _fail(str(exc)) from exc
+        raise fail(str(exc)) from exc
     where = Where(backend, db, target, namespace, task_queue)
     embedded = {
         "concurrency": concurrency,
@@ -430,7 +418,7 @@ def runs_list(
     """List runs, newest first."""
     statuses = ("queued", "running", "waiting", "completed", "failed", "cancelled")
     if status is not None and status not in statuses:
-        raise _fail(f"--status {status!r} is not a run status; use one of {', '.join(statuses)}")
+        raise fail(f"--status {status!r} is not a run status; use one of {', '.join(statuses)}")
 
     async def main() -> list[RunInfo]:
         engine = await _client(db)
@@ -590,13 +578,15 @@ def main() -> None:
         raise
 
 
-import bandmaster.cli._graph  # noqa: E402, F401  registers `bandmaster graph`
-from bandmaster.cli import _doctor as _doctor  # noqa: E402  registers `bandmaster doctor`
-from bandmaster.cli import _pii as _pii_commands  # noqa: E402, F401  registers `bandmaster pii`
-from bandmaster.cli import _replay as _replay  # noqa: E402  registers `bandmaster replay`
-from bandmaster.cli import _stats as _stats  # noqa: E402  registers stats, export, import, archive
-from bandmaster.cli._server import server as _server  # noqa: E402  registers `bandmaster server`
-from bandmaster.cli._tokens import tokens_app as _tokens_app  # noqa: E402  `bandmaster tokens`
-
 app.command("server")(_server)
 app.add_typer(_tokens_app, name="tokens")
+
+# Commands defined in their own modules, registered here (the modules do not import the app).
+app.command()(_doctor.doctor)
+app.command("graph")(_graph.graph_command)
+app.add_typer(_pii.pii_app, name="pii")
+app.command()(_replay.replay)
+app.command()(_stats.stats)
+app.command()(_stats.export)
+app.command("import")(_stats.import_)
+app.command("archive")(_stats.archive_cmd)

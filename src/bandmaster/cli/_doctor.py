@@ -20,7 +20,8 @@ import typer
 from pydantic import BaseModel
 
 from bandmaster.cli import _console as ui
-from bandmaster.cli._app import DbOption, _fail, app
+from bandmaster.cli._console import fail as _fail
+from bandmaster.cli._options import DbOption
 from bandmaster.errors import BandmasterError, JournalCorrupt, UsageError
 from bandmaster.store import (
     SCHEMA_VERSION,
@@ -162,7 +163,6 @@ def _readable_runs(conn: sqlite3.Connection, run_ids: list[str], unreadable: lis
             yield line
 
 
-@app.command()
 def doctor(
     db: DbOption = None,
     salvage: Annotated[

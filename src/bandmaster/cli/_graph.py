@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from bandmaster.cli import _console as ui
-from bandmaster.cli._app import ModelsOption, app
 from bandmaster.cli._loader import import_module
+from bandmaster.cli._options import ModelsOption
 from bandmaster.errors import BandmasterError, UsageError
 
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ def load_graph(target: str) -> Graph:
     raise UsageError(f"{target}: expected a bandmaster.graph.Graph or a graph workflow, found {found}")
 
 
-@app.command("graph")
 def graph_command(
     target: Annotated[
         str, typer.Argument(help="Graph YAML file, or MODULE:ATTR naming a Graph or a graph workflow")

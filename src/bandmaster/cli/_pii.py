@@ -19,14 +19,13 @@ from typing import Annotated
 import typer
 
 from bandmaster.cli import _console as ui
-from bandmaster.cli._app import DbOption, app
 from bandmaster.cli._files import read_text
+from bandmaster.cli._options import DbOption
 from bandmaster.errors import BandmasterError
 
 pii_app = typer.Typer(
     help="Find and redact PII/PHI; reveal vault tokens (extra 'pii').", no_args_is_help=True
 )
-app.add_typer(pii_app, name="pii")
 
 
 def _text(source: str) -> str:

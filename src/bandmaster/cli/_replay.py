@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bandmaster.cli import _console as ui
-from bandmaster.cli._app import DbOption, ModelsOption, app
 from bandmaster.cli._loader import load_workflow
+from bandmaster.cli._options import DbOption, ModelsOption
 from bandmaster.errors import BandmasterError, UsageError
 
 if TYPE_CHECKING:
@@ -43,7 +43,6 @@ def parse_max_diff(text: str) -> int | float:
     return value
 
 
-@app.command()
 def replay(
     target: Annotated[str, typer.Argument(help="MODULE:WORKFLOW: the current code to replay")],
     db: DbOption = None,

@@ -18,8 +18,9 @@ import typer
 from rich.table import Column
 
 from bandmaster.cli import _console as ui
-from bandmaster.cli._app import DbOption, _fail, app
 from bandmaster.cli._backends import Where, build
+from bandmaster.cli._console import fail as _fail
+from bandmaster.cli._options import DbOption
 from bandmaster.errors import BandmasterError, UsageError
 from bandmaster.observe.stats import Stats, compute
 from bandmaster.store import check_readable, journal_error, resolve_db_path
@@ -52,7 +53,6 @@ def _readable(path: Path) -> None:
         _call("journal", path, check_readable, path)
 
 
-@app.command()
 def stats(
     db: DbOption = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow")] = None,
@@ -196,7 +196,6 @@ def _print(s: Stats) -> None:
     ui.line(f"journal file: {s.file_bytes / 1e6:.1f} MB ({s.free_bytes / 1e6:.1f} MB free pages)")
 
 
-@app.command()
 def export(
     to: Annotated[Path, typer.Option("--to", help="Output file: .jsonl, or .jsonl.gz to compress")],
     db: DbOption = None,
@@ -224,7 +223,6 @@ def export(
     ui.line(f"exported {count} runs to {to}")
 
 
-@app.command("import")
 def import_(
     files: Annotated[list[Path], typer.Argument(help="Files written by export or archive")],
     db: DbOption = None,
@@ -235,7 +233,6 @@ def import_(
     ui.line(f"imported {result.imported} runs, skipped {result.skipped} already present")
 
 
-@app.command("archive")
 def archive_cmd(
     older_than: Annotated[str, typer.Option(help="Archive runs that ended more than this long ago: 7d")],
     to: Annotated[Path, typer.Option("--to", help="Directory for the compressed JSONL files")],

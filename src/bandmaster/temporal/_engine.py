@@ -53,11 +53,10 @@ from bandmaster.errors import (
 from bandmaster.temporal._approval_desk import TemporalApprovals
 from bandmaster.temporal._failures import record_of
 from bandmaster.temporal._history import STATUS, run_info
-from bandmaster.temporal._hosting import checked
+from bandmaster.temporal._hosting import checked, refuse_vault
 from bandmaster.temporal._limits import MAX_PAYLOAD
 from bandmaster.temporal._model_desk import TemporalModels
 from bandmaster.temporal._model_sync import ModelSync, serving
-from bandmaster.temporal._redaction import refuse_vault
 from bandmaster.temporal._schedules import TemporalSchedules
 from bandmaster.temporal._schedules import declare as declare_schedules
 from bandmaster.temporal._stats import SCAN as STATS_SCAN

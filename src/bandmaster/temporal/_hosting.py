@@ -89,9 +89,22 @@ def host(
     return hosted
 
 
-def _refuse_vaults(hosted: Hosted) -> None:
-    from bandmaster.temporal._redaction import refuse_vault  # redaction imports this module
+def refuse_vault(redactor: Redactor | None, where: str) -> None:
+    """Token mode keeps originals in a SQLite vault local to one machine; on Temporal values are
+    redacted in the client and in whichever worker runs each step, so tokens would be spread
+    over several vault files and ``reveal`` would miss them."""
+    if redactor is not None and getattr(redactor, "vault", None) is not None:
+        raise UsageError(
+            f"{where}: RedactPII(mode='token', vault=...) does not run on the Temporal backend: the "
+            "token vault is a SQLite file on one machine, while on Temporal values are redacted in "
+            "the client and in whichever worker runs each step, so tokens would land in several "
+            "vault files and could not be revealed. Use RedactPII(mode='hash', key=...) (the same "
+            "value gets the same hash, so records still link) or mode='replace', or run this "
+            "workflow on bm.Engine"
+        )
 
+
+def _refuse_vaults(hosted: Hosted) -> None:
     refuse_vault(hosted.redact, "TemporalEngine(redact=...)")
     for wf in hosted.workflows.values():
         refuse_vault(wf.redact, f"@bm.workflow {wf.name!r} (redact=...)")

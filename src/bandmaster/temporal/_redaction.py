@@ -28,7 +28,6 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from bandmaster.engine.backend_kit import Redactor, redact_error_record, redactor_for
-from bandmaster.errors import UsageError
 from bandmaster.temporal._hosting import hosted
 
 REDACT_ACTIVITY = "bandmaster.redact"
@@ -43,21 +42,6 @@ class RedactCall:
 
     kind: Kind
     value: Any = None
-
-
-def refuse_vault(redactor: Redactor | None, where: str) -> None:
-    """Token mode keeps originals in a SQLite vault local to one machine; on Temporal values are
-    redacted in the client and in whichever worker runs each step, so tokens would be spread
-    over several vault files and ``reveal`` would miss them."""
-    if redactor is not None and getattr(redactor, "vault", None) is not None:
-        raise UsageError(
-            f"{where}: RedactPII(mode='token', vault=...) does not run on the Temporal backend: the "
-            "token vault is a SQLite file on one machine, while on Temporal values are redacted in "
-            "the client and in whichever worker runs each step, so tokens would land in several "
-            "vault files and could not be revealed. Use RedactPII(mode='hash', key=...) (the same "
-            "value gets the same hash, so records still link) or mode='replace', or run this "
-            "workflow on bm.Engine"
-        )
 
 
 def activity_redactor(required: bool) -> Redactor | None:
