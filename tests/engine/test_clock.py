@@ -292,7 +292,7 @@ async def wf_report(region: str) -> str:
 
 
 async def test_schedule_ticks_come_on_the_clock(db_path: Path) -> None:
-    clock = FakeClock(1_800_000_000.0)  # 2027-01-15T08:00:00Z, on a five-minute tick
+    clock = FakeClock(1_700_000_100.0)  # 2023-11-14T22:15:00Z, on a five-minute tick, in the past
     every_5_min = bm.Schedule("reports", "*/5 * * * *", "wf_report", "skip", input="eu")
     async with bm.Engine(
         db_path, workflows=[wf_report], schedules=[every_5_min], clock=clock, lease=60.0
@@ -301,8 +301,11 @@ async def test_schedule_ticks_come_on_the_clock(db_path: Path) -> None:
         assert await engine.list() == []
         await clock.elapse(1)
         (run,) = await engine.list()
-        assert (run.id, run.created_at.timestamp()) == ("reports@20270115T080500Z", clock.now())
+        assert (run.id, run.created_at.timestamp()) == ("reports@20231114T222000Z", clock.now())
         assert await engine.result(run.id, timeout=5) == "report for eu"
+        (schedule,) = await engine.schedules.list()
+        assert schedule.next_tick is not None
+        assert schedule.next_tick.timestamp() == clock.now() + 300
         await clock.elapse(600)
         assert len(await engine.list()) == 3
 

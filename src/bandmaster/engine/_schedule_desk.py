@@ -6,7 +6,6 @@ Pausing is a journal write that every worker reads on its next pass (within a se
 from __future__ import annotations
 
 import builtins
-import time
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -57,16 +56,17 @@ class Schedules:
 
     def __init__(self, store: SQLiteStore) -> None:
         self.rows = ScheduleStore(store)
+        self._now = store.now  # the engine's clock: next ticks from a FakeClock's now in tests
 
     async def list(self) -> builtins.list[ScheduleInfo]:
-        now = time.time()
+        now = self._now()
         return [_info(r, now) for r in self.rows.list()]
 
     async def get(self, name: str) -> ScheduleInfo:
         row = self.rows.get(name)
         if row is None:
             raise self._missing(name)
-        return _info(row, time.time())
+        return _info(row, self._now())
 
     async def pause(self, name: str, *, by: str | None = None) -> ScheduleInfo:
         return self._set(name, True, by)
@@ -79,7 +79,7 @@ class Schedules:
         row = self.rows.set_paused(name, paused, by)
         if row is None:
             raise self._missing(name)
-        return _info(row, time.time())
+        return _info(row, self._now())
 
     def _missing(self, name: str) -> ScheduleNotFound:
         known = ", ".join(r.name for r in self.rows.list()) or "none"
