@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import bandmaster as bm
-from bandmaster.calls._defaults import reset_models
+from bandmaster.calls import reset_models
 from bandmaster.testing import FakeClock
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import bandmaster as bm
-from bandmaster.calls._defaults import default_registry, reset_models
+from bandmaster.calls import default_registry, reset_models
 from bandmaster.calls.hub import hub_for
 
 MODELS_YAML = """

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bandmaster.calls._defaults import default_registry, use_registry
+from bandmaster.calls._defaults import default_registry, reset_models, use_registry
 from bandmaster.calls._stack import (
     DEFAULT_RETRY,
     RESPONSE_CODEC,
@@ -39,6 +39,7 @@ __all__ = [
     "default_registry",
     "prepare_call",
     "redact_request",
+    "reset_models",
     "run_registry",
     "use_registry",
 ]
