@@ -43,6 +43,7 @@ class Stack:
     db: Path
     tokens: dict[str, str]
     env: dict[str, str]  # what points the CLI at this backend
+    missing: dict[str, str]  # its capabilities.missing: what it answers 501 / exit 2 for, and why
     logs: list[Path] = field(default_factory=list)
 
     def client(self, who: str) -> httpx2.Client:
@@ -91,6 +92,14 @@ class Stack:
         )
         found.stderr = " ".join(found.stderr.split())  # rich wraps long lines
         return found
+
+
+def _missing(name: str) -> dict[str, str]:
+    if name == "temporal":
+        from bandmaster import TemporalEngine
+
+        return dict(TemporalEngine.capabilities.missing)
+    return {}
 
 
 def _spawn(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -144,7 +153,7 @@ def served(name: str, tmp: Path, target: str | None) -> Iterator[Stack]:
         server_args += ["--workers", "8"]
     procs.append(_spawn(server_args, logs[0], base))
     url = f"http://127.0.0.1:{port}"
-    stack = Stack(name, url, db, secrets, env, logs)
+    stack = Stack(name, url, db, secrets, env, _missing(name), logs)
     try:
         deadline = time.monotonic() + 90
         while True:

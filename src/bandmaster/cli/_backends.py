@@ -85,6 +85,12 @@ def build(
     return engine
 
 
+def journal_of(backend: Backend) -> Path | None:
+    """The SQLite journal the backend keeps its runs in, if it has one: what the journal-file
+    tools (``stats --exact``/``--plot``, ``export``, ``doctor``) read directly."""
+    return backend.path if isinstance(backend, Engine) else None
+
+
 @asynccontextmanager
 async def opened(where: Where, **options: Any) -> AsyncIterator[Backend]:
     """``build(where, **options)``, open for the block."""

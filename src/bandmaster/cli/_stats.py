@@ -9,6 +9,7 @@ and kept to size.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -18,9 +19,10 @@ import typer
 from rich.table import Column
 
 from bandmaster.cli import _console as ui
-from bandmaster.cli._backends import Where, build
+from bandmaster.cli._backends import Where, build, journal_of
 from bandmaster.cli._console import fail as _fail
 from bandmaster.cli._options import DbOption
+from bandmaster.engine.backend import Backend
 from bandmaster.errors import BandmasterError, UsageError
 from bandmaster.observe.stats import Stats, compute
 from bandmaster.store import check_readable, journal_error, resolve_db_path
@@ -76,8 +78,14 @@ def stats(
     # Another backend (BANDMASTER_BACKEND) may have no statistics: NotSupported says why.
     backend = _call("stats", path, build, Where.from_env(db), must_exist=False)
     _call("stats", path, backend.capabilities.require, "stats")
+    if journal_of(backend) is None:  # runs live elsewhere: the backend computes them
+        if exact or plot is not None:
+            raise _fail("stats: --exact and --plot read the SQLite journal; this backend has none")
+        result = _call("stats", path, asyncio.run, _from_backend(backend, workflow, since))
+        _show(result, as_json)
+        return
     _readable(path)
-    # The same computation as `backend.stats()`, with the options only this command has (--exact).
+    # The same computation as `backend.stats()`, with the options only a journal has (--exact).
     result = _call("stats", path, compute, path, workflow=workflow, since=since, exact=exact)
     if plot is not None:
         from bandmaster.observe.stats import plot as draw  # matplotlib only when asked
@@ -85,6 +93,18 @@ def stats(
         slices = _call("--plot", path, draw, path, plot, workflow=workflow, since=since)
         if not as_json:
             ui.line(f"plot: {plot} ({slices} time slices)")
+    _show(result, as_json)
+
+
+async def _from_backend(backend: Backend, workflow: str | None, since: str | None) -> Stats:
+    await backend.open()
+    try:
+        return await backend.stats(workflow=workflow, since=since)
+    finally:
+        await backend.close()
+
+
+def _show(result: Stats, as_json: bool) -> None:
     if as_json:
         ui.print_json(text=result.model_dump_json())
         return
