@@ -19,7 +19,7 @@ from bandmaster.engine.backend import CAPABILITIES, Backend
 
 pytestmark = pytest.mark.timeout(90)
 
-TEMPORAL_MISSING = {"stats", "model_switch", "shared_breakers", "token_streaming"}
+TEMPORAL_MISSING = {"token_streaming"}
 
 
 def key() -> str:

@@ -25,11 +25,6 @@ from bandmaster.approvals._signing import standard_headers
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]
 
-TEMPORAL_REASONS = {
-    "stats": "statistics are computed from the embedded SQLite journal",
-    "model_switch": "Temporal workers read their registry from their own models.yaml",
-}
-
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -129,32 +124,21 @@ def test_approvals_decisions_refusals_and_audit(stack: Stack) -> None:
     assert {("alice", "approval.decide"), ("mallory", "approval.refused")} <= mine
 
 
-def test_models_read_and_change_or_not_supported(stack: Stack) -> None:
+def test_models_read_and_change(stack: Stack) -> None:
     with stack.client("alice") as http:
         listed = http.get("/api/v1/models")
         one = http.get("/api/v1/models/answer")
         changed = http.put("/api/v1/models/answer", json={"weights": {"production": 0.5, "canary": 0.5}})
-    if stack.name == "temporal":
-        for response in (listed, one, changed):
-            status, code, message = error_of(response)
-            assert (status, code) == (501, "not_supported")
-            assert TEMPORAL_REASONS["model_switch"] in message
-        return
     assert [a["alias"] for a in listed.json()] == ["answer"]
     assert one.json()["versions"] == {"production": "fast", "canary": "careful"}
     assert changed.json()["weights"] == {"production": 0.5, "canary": 0.5}
     assert [h["changed_by"] for h in changed.json()["history"]] == ["alice"]
 
 
-def test_stats_or_not_supported(stack: Stack) -> None:
+def test_stats(stack: Stack) -> None:
     stack.wait(stack.start("echo", "counted"), "completed")
     with stack.client("reader") as http:
         found = http.get("/api/v1/stats", params={"workflow": "echo"})
-    if stack.name == "temporal":
-        status, code, message = error_of(found)
-        assert (status, code) == (501, "not_supported")
-        assert TEMPORAL_REASONS["stats"] in message
-        return
     assert found.status_code == 200
     assert [w["workflow"] for w in found.json()["workflows"]] == ["echo"]
 
@@ -239,13 +223,6 @@ def test_dashboard_pages_and_forms(stack: Stack) -> None:
     assert (paused.status_code, resumed.status_code) == (303, 303)
     stack.wait(waiting, "completed")
     stack.wait(cancelled, "cancelled")
-    if stack.name == "temporal":
-        for answer, reason in ((models, "model_switch"), (review, "model_switch"), (applied, "model_switch")):
-            assert answer.status_code == 501
-            assert TEMPORAL_REASONS[reason] in answer.text
-        assert stats.status_code == 501
-        assert "Prometheus" in stats.text
-        return
     assert (models.status_code, stats.status_code, review.status_code) == (200, 200, 200)
     assert "answer" in models.text
     assert applied.status_code == 303
@@ -318,7 +295,7 @@ def test_cli_schedules_list_pause_resume(stack: Stack) -> None:
     assert (paused.returncode, resumed.returncode) == (0, 0), paused.stderr + resumed.stderr
 
 
-def test_cli_models_and_stats_or_not_supported(stack: Stack) -> None:
+def test_cli_models_and_stats(stack: Stack) -> None:
     from stack import MODELS
 
     listed = stack.cli("models", "list", "--json", "--models", MODELS)
@@ -327,13 +304,6 @@ def test_cli_models_and_stats_or_not_supported(stack: Stack) -> None:
         "models", "set", "answer", "--weights", "production=1,canary=0", "--by", "ops", "--models", MODELS
     )
     stats = stack.cli("stats", "--json")
-    if stack.name == "temporal":
-        for done in (listed, shown, changed):
-            assert done.returncode == 2
-            assert TEMPORAL_REASONS["model_switch"] in done.stderr
-        assert stats.returncode == 2
-        assert TEMPORAL_REASONS["stats"] in stats.stderr
-        return
     assert [a["alias"] for a in json.loads(listed.stdout)] == ["answer"], listed.stderr
     assert json.loads(shown.stdout)["versions"] == {"production": "fast", "canary": "careful"}
     assert changed.returncode == 0, changed.stderr

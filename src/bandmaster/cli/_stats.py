@@ -9,6 +9,7 @@ and kept to size.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,7 @@ import typer
 from rich.table import Column
 
 from bandmaster.cli import _console as ui
-from bandmaster.cli._backends import Where, build
+from bandmaster.cli._backends import Where, build, opened
 from bandmaster.cli._console import fail as _fail
 from bandmaster.cli._options import DbOption
 from bandmaster.errors import BandmasterError, UsageError
@@ -74,11 +75,17 @@ def stats(
     per model; completion and cost per workflow; journal size per run and per day."""
     path = resolve_db_path(db)
     # Another backend (BANDMASTER_BACKEND) may have no statistics: NotSupported says why.
-    backend = _call("stats", path, build, Where.from_env(db), must_exist=False)
+    where = Where.from_env(db)
+    backend = _call("stats", path, build, where, must_exist=False)
     _call("stats", path, backend.capabilities.require, "stats")
-    _readable(path)
-    # The same computation as `backend.stats()`, with the options only this command has (--exact).
-    result = _call("stats", path, compute, path, workflow=workflow, since=since, exact=exact)
+    if backend.capabilities.name != "embedded":  # no journal here: the backend computes them
+        if exact or plot is not None:
+            raise _fail("stats: --exact and --plot read an embedded journal; drop them on this backend")
+        result = _call("stats", path, asyncio.run, _backend_stats(where, workflow, since))
+    else:
+        _readable(path)
+        # The same computation as `backend.stats()`, with the options only this command has (--exact).
+        result = _call("stats", path, compute, path, workflow=workflow, since=since, exact=exact)
     if plot is not None:
         from bandmaster.observe.stats import plot as draw  # matplotlib only when asked
 
@@ -89,6 +96,11 @@ def stats(
         ui.print_json(text=result.model_dump_json())
         return
     _print(result)
+
+
+async def _backend_stats(where: Where, workflow: str | None, since: str | None) -> Stats:
+    async with opened(where, must_exist=False) as backend:
+        return await backend.stats(workflow=workflow, since=since)
 
 
 def _ms(value: float | None) -> str:
