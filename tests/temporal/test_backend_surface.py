@@ -1,6 +1,7 @@
 """``bandmaster.temporal`` uses only the engine's public surface: ``bandmaster.engine``,
-``bandmaster.engine.backend`` (the interface) and ``bandmaster.engine.backend_kit`` (what a
-backend author may use), never another engine module nor an underscore name."""
+``bandmaster.engine.backend`` (the interface), ``bandmaster.engine.stats_report`` (what
+``stats()`` returns) and ``bandmaster.engine.backend_kit`` (what a backend author may use),
+never another engine module nor an underscore name."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ from pathlib import Path
 import bandmaster.engine.backend_kit as kit
 
 TEMPORAL = Path(kit.__file__).resolve().parents[1] / "temporal"
-PUBLIC = {"bandmaster.engine", "bandmaster.engine.backend", "bandmaster.engine.backend_kit"}
+PUBLIC = {
+    "bandmaster.engine",
+    "bandmaster.engine.backend",
+    "bandmaster.engine.backend_kit",
+    "bandmaster.engine.stats_report",
+}
 
 
 def _engine_imports() -> list[tuple[str, str, str]]:

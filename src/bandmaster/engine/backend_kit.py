@@ -1,6 +1,7 @@
 """The engine's public surface for backend authors: everything a second backend
 (``bandmaster.temporal``) may use of the engine, and nothing more. A backend imports from here,
-from ``bandmaster.engine`` and from ``bandmaster.engine.backend`` only; the engine's other
+from ``bandmaster.engine``, ``bandmaster.engine.backend`` (the interface it implements) and
+``bandmaster.engine.stats_report`` (what ``stats()`` returns) only; the engine's private
 modules are its own and may change (tests/temporal/test_backend_surface.py holds
 ``bandmaster.temporal`` to this).
 

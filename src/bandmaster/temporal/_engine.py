@@ -306,7 +306,8 @@ class TemporalEngine:
     @property
     def models(self) -> TemporalModels:
         """The model desk: describe the workers' aliases, their history, switch them."""
-        return TemporalModels(self)
+        sync = self._models_sync
+        return TemporalModels(self, after_switch=sync.read_now if sync is not None else None)
 
     @property
     def approvals(self) -> TemporalApprovals:

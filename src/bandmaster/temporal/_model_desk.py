@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
@@ -45,9 +46,16 @@ class ModelsHost(Protocol):
 class TemporalModels:
     """The model desk of a ``TemporalEngine``: ``engine.models``."""
 
-    def __init__(self, engine: ModelsHost, *, timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self,
+        engine: ModelsHost,
+        *,
+        timeout: float = TIMEOUT,
+        after_switch: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self.engine = engine
         self.timeout = timeout
+        self.after_switch = after_switch  # the engine's own worker adopts a switch before it returns
 
     async def describe(self) -> builtins.list[AliasState]:
         """Every alias of the workers' registry, with overrides and breaker states applied."""
@@ -94,6 +102,8 @@ class TemporalModels:
                 if isinstance(cause, ApplicationError):
                     raise _ERRORS.get(cause.type or "", RegistryError)(cause.message) from None
                 raise
+            if self.after_switch is not None:
+                await self.after_switch()
             return _alias_state(row)
         raise RegistryError(
             f"alias {alias!r} kept changing while it was being switched ({ATTEMPTS} tries); try again"

@@ -145,14 +145,18 @@ class ModelSync:
 
     # --- reading ---------------------------------------------------------------------------
 
-    async def _read_loop(self) -> None:
+    async def read_now(self) -> None:
+        """Read and apply the state at once (this process's own switch: no poll to wait for)."""
         handle = self.client.get_workflow_handle(registry_id(self.task_queue))
+        async with asyncio.timeout(CALL_TIMEOUT):
+            memo = await (await handle.describe()).memo()
+        self.adopt(memo.get(STATE_MEMO) or empty_state())
+        self._synced.set()
+
+    async def _read_loop(self) -> None:
         while True:
             try:
-                async with asyncio.timeout(CALL_TIMEOUT):
-                    memo = await (await handle.describe()).memo()
-                self.adopt(memo.get(STATE_MEMO) or empty_state())
-                self._synced.set()
+                await self.read_now()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the next read tries again; say so once
