@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import bandmaster as bm
+from bandmaster.calls.hub import ModelHub
 
 CALLS = 10
 
@@ -129,7 +130,7 @@ async def hot_switch(tmp: Path, trials: int) -> list[float]:
     try:
         registry = bm.Registry.load(tmp / "models.yaml")
         async with bm.Engine(db, worker=False, poll_interval=0.01) as client:
-            hub = bm.ModelHub(registry, client.store)
+            hub = ModelHub(registry, client.store)
             for trial in range(trials):
                 want = "new" if trial % 2 == 0 else "old"
                 canary = 1.0 if want == "new" else 0.0

@@ -43,7 +43,6 @@ EXPECTED = [
     "MaxTokens",
     "Message",
     "Model",
-    "ModelHub",
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",

@@ -18,7 +18,6 @@ from bandmaster import _wiring  # noqa: F401  registers the embedded engine's mo
 from bandmaster._lazy import lazy_loader
 from bandmaster.calls import call_model
 from bandmaster.calls._defaults import use_registry
-from bandmaster.calls.hub import ModelHub
 from bandmaster.calls.streaming import ModelStream, StreamChunk, stream_model
 from bandmaster.engine import (
     Engine,
@@ -159,7 +158,6 @@ __all__ = [
     "MaxTokens",
     "Message",
     "Model",
-    "ModelHub",
     "ModelRequest",
     "ModelResponse",
     "ModelSettings",

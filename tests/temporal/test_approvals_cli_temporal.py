@@ -185,7 +185,7 @@ async def test_mistakes_exit_2_with_what_to_do(cluster: Cluster) -> None:
     assert "cannot import module 'no_such_module_xyz'" in bad_module.err
     audit = await cluster.cli("audit")
     assert audit.code == 2
-    assert "audit table is the embedded journal's" in audit.err
+    assert "approval_audit is not available on the temporal backend" in audit.err
     unknown = await cluster.cli("list", env={**cluster.env, "BANDMASTER_BACKEND": "kafka"})
     assert unknown.code == 2
     assert "backend 'kafka' is unknown" in unknown.err

@@ -38,6 +38,11 @@ class AliasView:
 
 
 class ModelHub:
+    """A registry bound to a journal store: the aliases' current versions and weights, and one
+    breaker state per model, shared by every worker on that store (re-read every
+    ``REFRESH`` seconds). ``call_model`` resolves each call through one; users reach it as
+    ``engine.models`` (a ``ModelDesk``), not directly."""
+
     def __init__(self, registry: Registry, store: SQLiteStore | None = None) -> None:
         self.registry = registry
         self.store = store

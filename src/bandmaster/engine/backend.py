@@ -111,6 +111,7 @@ CAPABILITIES = (
     "live_steps",  # step-started events for watchers
     "schedules",  # Backend.schedules
     "injected_clock",  # Engine(clock=...): timers, deadlines and leases on a FakeClock in tests
+    "approval_audit",  # ApprovalDesk.audit(): every decision, refusal and timed default
 )
 """Every capability name a backend may lack."""
 

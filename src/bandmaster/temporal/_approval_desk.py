@@ -24,6 +24,7 @@ from temporalio.client import Client, WorkflowExecutionDescription, WorkflowUpda
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
+from bandmaster.engine.backend import Capabilities
 from bandmaster.engine.backend_kit import (
     Approval,
     AuditEntry,
@@ -87,6 +88,9 @@ def approvals_in(memo: Mapping[str, Any]) -> builtins.list[Approval]:
 
 class DeskHost(Protocol):
     """What the desk needs of its engine (a ``TemporalEngine``)."""
+
+    @property
+    def capabilities(self) -> Capabilities: ...
 
     @property
     def client(self) -> Client: ...
@@ -227,11 +231,8 @@ class TemporalApprovals:
         return await self.decide(run_id, "override", by=by, comment=comment, name=name)
 
     async def audit(self, run_id: str | None = None, *, limit: int = 1000) -> builtins.list[AuditEntry]:
-        raise UsageError(
-            "the approvals audit table is the embedded journal's; on Temporal every decision is an "
-            "update in the run's history (Temporal UI, `temporal workflow show`), and `bandmaster "
-            "server` audits decisions made through it (GET /api/v1/audit)"
-        )
+        self.engine.capabilities.require("approval_audit")
+        return []
 
 
 def _redacts(memo: Mapping[str, Any], name: str | None) -> bool:

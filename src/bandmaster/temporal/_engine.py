@@ -269,6 +269,11 @@ class TemporalEngine:
         missing={
             "token_streaming": "Temporal activities publish no model stream chunks; a stream's text arrives "
             "whole with its step",
+            "injected_clock": "Temporal keeps its own time (workflow.now, server timers); in tests use "
+            "temporalio.testing.WorkflowEnvironment.start_time_skipping()",
+            "approval_audit": "every decision is an update in the run's history (Temporal UI, "
+            "`temporal workflow show`), and `bandmaster server` audits the decisions made through it "
+            "(GET /api/v1/audit)",
         },
         statuses=("running", "completed", "failed", "cancelled"),
         min_poll=0.5,

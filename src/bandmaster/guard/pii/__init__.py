@@ -275,3 +275,6 @@ def _resolve_overlaps(results: list[AnonymizerResult]) -> list[AnonymizerResult]
             continue
         kept.append(result)
     return kept
+
+
+__all__ = ["KNOWN_ENTITIES", "PIISpan", "RedactPII"]
