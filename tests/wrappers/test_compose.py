@@ -74,22 +74,3 @@ async def test_a_cache_around_a_chain_answers_from_the_journal(tmp_path: Path) -
         assert backup.calls == 1
     finally:
         store.close()
-
-
-def test_the_wrappers_package_face_is_pinned() -> None:
-    from bandmaster.calls import wrappers as wrappers
-
-    assert wrappers.__all__ == [
-        "BreakerGate",
-        "BreakerStates",
-        "CacheStore",
-        "FallbackChain",
-        "Guarded",
-        "LocalBreakers",
-        "Priced",
-        "ResponseCache",
-        "Retrying",
-        "Wrapper",
-        "falls_back",
-        "innermost",
-    ]
