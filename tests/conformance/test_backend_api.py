@@ -19,7 +19,7 @@ from bandmaster.engine.backend import CAPABILITIES, Backend
 
 pytestmark = pytest.mark.timeout(90)
 
-TEMPORAL_MISSING = {"token_streaming"}  # what Temporal truly cannot do (README, "Backends")
+TEMPORAL_MISSING = {"token_streaming", "approval_audit", "injected_clock"}  # README, "Backends"
 
 
 def key() -> str:
@@ -139,13 +139,7 @@ async def test_describe_list_and_run_ids_starting(backend: Backend) -> None:
         await backend.describe(f"{prefix}-missing")
 
 
-async def test_approvals_list_decide_audit_and_a_late_decision(
-    backend: Backend, request: pytest.FixtureRequest
-) -> None:
-    if backend.capabilities.name == "temporal":  # the Temporal desk is being unified (issue 14)
-        request.applymarker(
-            pytest.mark.xfail(raises=bm.UsageError, reason="a late decision on Temporal raises UsageError")
-        )
+async def test_approvals_list_decide_audit_and_a_late_decision(backend: Backend) -> None:
     handle = await backend.start(wfs.reviewed, "refund")
     await pending(backend, handle.id)
     (waiting,) = await backend.approvals.list(run_id=handle.id)
@@ -160,6 +154,10 @@ async def test_approvals_list_decide_audit_and_a_late_decision(
     assert [a.decision.action for a in decided if a.decision] == ["approve"]
     with pytest.raises(bm.AlreadyDecided):
         await backend.approvals.decide(handle.id, "override", by="alice")
+    if not backend.capabilities.supports("approval_audit"):
+        with pytest.raises(bm.NotSupported, match="approval_audit is not available"):
+            await backend.approvals.audit(handle.id)
+        return
     trail = await backend.approvals.audit(handle.id)
     assert any(e.who == "alice" and e.action == "approve" for e in trail)
 
