@@ -38,7 +38,7 @@ from typing import Any
 from pydantic import BaseModel
 
 import bandmaster as bm
-from bandmaster.graph import default_tokenizer
+from bandmaster.models.tokenizers import default_tokenizer
 
 CALLS_PER_RUN = 10
 PHRASES = [

@@ -120,7 +120,8 @@ FACES: dict[str, list[str]] = {
         "Router",
         "Step",
         "check_models",
-        "default_tokenizer",
+        "chunk_text",
+        "map_reduce",
     ],
     "bandmaster.guard": [
         "BannedTopics",

@@ -22,7 +22,8 @@ from bandmaster.graph._spec import AIStep, End, Human, MapReduce, Parallel, Rout
 
 __all__ = [
     "check_models",
-    "default_tokenizer",
+    "chunk_text",
+    "map_reduce",
     "AIStep",
     "End",
     "Graph",
@@ -40,11 +41,13 @@ __all__ = [
 # Names other rooms use, loaded on first use.
 _LAZY = {
     "check_models": "bandmaster.graph._validate",
-    "default_tokenizer": "bandmaster.graph._chunking",
+    "chunk_text": "bandmaster.graph._chunking",
+    "map_reduce": "bandmaster.graph._mapreduce",
 }
 
 if TYPE_CHECKING:
-    from bandmaster.graph._chunking import default_tokenizer
+    from bandmaster.graph._chunking import chunk_text
+    from bandmaster.graph._mapreduce import map_reduce
     from bandmaster.graph._validate import check_models
 else:
     __getattr__, __dir__ = lazy_loader(__name__, _LAZY)

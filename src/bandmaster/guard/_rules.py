@@ -195,7 +195,7 @@ class MaxTokens(Guard):
     violation. ``"both"``: both. The span starts at the first token over the budget.
 
     Tokens are counted by ``tokenizer`` (anything with ``encode``/``decode``), by default
-    ``bandmaster.graph._chunking.default_tokenizer()``: tiktoken's cl100k_base with the extra
+    ``bandmaster.models.tokenizers.default_tokenizer()``: tiktoken's cl100k_base with the extra
     ``tokens``, else an approximate counter that over-counts English (the safe side).
     """
 
