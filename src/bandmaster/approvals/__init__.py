@@ -24,7 +24,6 @@ else:
 
 
 __all__ = [
-    "signed_headers",
     "SIGNATURE_HEADER",
     "TIMESTAMP_HEADER",
     "Approval",
@@ -36,5 +35,6 @@ __all__ = [
     "Webhook",
     "approval",
     "sign",
+    "signed_headers",
     "verify_signature",
 ]

@@ -21,9 +21,6 @@ from bandmaster.graph._graph import Graph
 from bandmaster.graph._spec import AIStep, End, Human, MapReduce, Parallel, Route, Router, Step
 
 __all__ = [
-    "check_models",
-    "chunk_text",
-    "map_reduce",
     "AIStep",
     "End",
     "Graph",
@@ -36,6 +33,9 @@ __all__ = [
     "Route",
     "Router",
     "Step",
+    "check_models",
+    "chunk_text",
+    "map_reduce",
 ]
 
 # Names other rooms use, loaded on first use.

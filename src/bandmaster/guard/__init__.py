@@ -34,19 +34,13 @@ from bandmaster.guard._schema import JsonSchema
 from bandmaster.models import JsonNotFound, extract_json
 
 __all__ = [
-    "GuardLog",
-    "GuardSpec",
-    "ask",
-    "check_guards",
-    "check_input",
-    "guards_as_data",
-    "guards_from_data",
-    "revive",
     "BannedTopics",
     "Classification",
     "Classifier",
     "Direction",
     "Guard",
+    "GuardLog",
+    "GuardSpec",
     "GuardViolation",
     "JsonNotFound",
     "JsonSchema",
@@ -57,7 +51,13 @@ __all__ = [
     "Reask",
     "RequiredFields",
     "Span",
+    "ask",
+    "check_guards",
+    "check_input",
     "extract_json",
+    "guards_as_data",
+    "guards_from_data",
+    "revive",
 ]
 
 # Names other rooms use, loaded on first use.

@@ -22,14 +22,10 @@ from bandmaster.models._registry import AliasSpec, Registry, RegistryConfig, Res
 from bandmaster.models.builtin import CallableModel, Recorded, RecordedAnswer
 
 __all__ = [
-    "BreakerSpec",
-    "JsonNotFound",
-    "RetrySpec",
-    "error_for_status",
-    "extract_json",
-    "stream_chunks",
     "AliasSpec",
+    "BreakerSpec",
     "CallableModel",
+    "JsonNotFound",
     "Message",
     "Model",
     "ModelChunk",
@@ -42,8 +38,12 @@ __all__ = [
     "Registry",
     "RegistryConfig",
     "Resolution",
+    "RetrySpec",
     "StreamingModel",
     "Usage",
+    "error_for_status",
+    "extract_json",
+    "stream_chunks",
 ]
 
 # Names other rooms use, loaded on first use.

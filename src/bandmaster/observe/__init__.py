@@ -32,4 +32,4 @@ else:
     __getattr__, __dir__ = lazy_loader(__name__, _LAZY)
 
 
-__all__ = ["ChunkReader", "run_updates", "Alerts", "GenAIMetrics", "Metrics", "Tracing", "otlp_provider"]
+__all__ = ["Alerts", "ChunkReader", "GenAIMetrics", "Metrics", "Tracing", "otlp_provider", "run_updates"]

@@ -19,16 +19,11 @@ from bandmaster.routing._signals import LogprobConfidence, SelfConsistency, Veri
 from bandmaster.routing._strategy import StrategyReport, select_strategy
 
 __all__ = [
-    "Comparison",
     "FAMILIES",
-    "Option",
-    "Outcomes",
-    "ThresholdTuner",
-    "collect",
-    "select",
     "AgreementScorer",
     "Cascade",
     "CascadeSearch",
+    "Comparison",
     "ConfidenceScorer",
     "Evaluation",
     "Example",
@@ -37,6 +32,8 @@ __all__ = [
     "FitReport",
     "GainScorer",
     "LogprobConfidence",
+    "Option",
+    "Outcomes",
     "QuestionModel",
     "QuestionRouter",
     "QuestionScorer",
@@ -47,7 +44,10 @@ __all__ = [
     "SelfConsistency",
     "StageAnswer",
     "StrategyReport",
+    "ThresholdTuner",
     "Verified",
+    "collect",
+    "select",
     "select_strategy",
 ]
 

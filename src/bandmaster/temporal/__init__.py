@@ -25,12 +25,12 @@ if TYPE_CHECKING or _installed:
     from bandmaster.temporal._worker import create_worker, sandbox_runner
 
     __all__ = [
+        "INSTALL",
         "DevServer",
         "TemporalEngine",
-        "free_port",
-        "INSTALL",
         "TemporalRunHandle",
         "create_worker",
+        "free_port",
         "sandbox_runner",
     ]
 else:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 from bandmaster._lazy import lazy_loader
 from bandmaster.engine import CatchUp, Schedule, schedule
 
-__all__ = ["Consumer", "InboundHook", "load_hooks", "CatchUp", "Schedule", "schedule"]
+__all__ = ["CatchUp", "Consumer", "InboundHook", "Schedule", "load_hooks", "schedule"]
 
 # Names other rooms use, loaded on first use.
 _LAZY = {

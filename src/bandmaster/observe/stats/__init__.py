@@ -97,9 +97,6 @@ from bandmaster.store.archive import ArchiveResult, archive  # noqa: E402
 from bandmaster.store.export import ImportResult, RunRecord, export_runs, import_runs, read_records  # noqa: E402
 
 __all__ = [
-    "plot",
-    "stats_of_runs",
-    "timeline",
     "BOOKKEEPING_KINDS",
     "PERCENTILES",
     "ArchiveResult",
@@ -114,7 +111,10 @@ __all__ = [
     "compute",
     "export_runs",
     "import_runs",
+    "plot",
     "read_records",
+    "stats_of_runs",
+    "timeline",
 ]
 
 # Names other rooms use, loaded on first use.
