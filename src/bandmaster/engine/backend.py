@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
 
 from bandmaster._types import RunStatus
+from bandmaster.errors import NotSupported
 
 if TYPE_CHECKING:
     from bandmaster.engine._approval_desk import Approval, AuditEntry
@@ -96,11 +97,15 @@ class Capabilities:
 
     def require(self, capability: str) -> None:
         """Raise ``NotSupported`` (with the reason) unless this backend has ``capability``."""
-        reason = self.missing.get(capability)
-        if reason is not None:
-            from bandmaster.errors import NotSupported
+        if capability in self.missing:
+            raise self.unsupported(capability)
 
-            raise NotSupported(f"{capability} is not available on the {self.name} backend: {reason}")
+    def unsupported(self, capability: str) -> NotSupported:
+        """The error for using ``capability``, which this backend lacks: ``raise`` it from a
+        member that has nothing to return."""
+        return NotSupported(
+            f"{capability} is not available on the {self.name} backend: {self.missing[capability]}"
+        )
 
 
 CAPABILITIES = (

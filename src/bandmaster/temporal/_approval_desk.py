@@ -231,8 +231,7 @@ class TemporalApprovals:
         return await self.decide(run_id, "override", by=by, comment=comment, name=name)
 
     async def audit(self, run_id: str | None = None, *, limit: int = 1000) -> builtins.list[AuditEntry]:
-        self.engine.capabilities.require("approval_audit")
-        return []
+        raise self.engine.capabilities.unsupported("approval_audit")
 
 
 def _redacts(memo: Mapping[str, Any], name: str | None) -> bool:

@@ -300,8 +300,7 @@ class TemporalEngine:
         return TemporalSchedules(self)
 
     def chunks(self, run_id: str, after: int) -> list[Any]:
-        self.capabilities.require("token_streaming")
-        return []
+        raise self.capabilities.unsupported("token_streaming")
 
     async def stats(self, *, workflow: str | None = None, since: str | float | None = None) -> Stats:
         """The embedded engine's statistics, from the newest ``stats_scan`` runs of this task
