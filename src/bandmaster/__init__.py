@@ -40,6 +40,7 @@ from bandmaster.engine import (
     workflow,
 )
 from bandmaster.engine._approval_pause import Decision, approval
+from bandmaster.engine._terms import RunTerms
 from bandmaster.engine.backend import Backend, Capabilities
 from bandmaster.errors import (
     AlreadyDecided,
@@ -47,6 +48,7 @@ from bandmaster.errors import (
     AuthenticationFailed,
     BackendUnavailable,
     BandmasterError,
+    BudgetExceeded,
     Cancelled,
     CircuitOpen,
     FallbacksExhausted,
@@ -136,6 +138,7 @@ __all__ = [
     "BandmasterError",
     "BannedTopics",
     "Breaker",
+    "BudgetExceeded",
     "CallableModel",
     "Cancelled",
     "Capabilities",
@@ -190,6 +193,7 @@ __all__ = [
     "RunHandle",
     "RunInfo",
     "RunNotFound",
+    "RunTerms",
     "Schedule",
     "ScheduleNotFound",
     "Step",

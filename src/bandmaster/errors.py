@@ -22,6 +22,7 @@ __all__ = [
     "AuthenticationFailed",
     "BackendUnavailable",
     "BandmasterError",
+    "BudgetExceeded",
     "Cancelled",
     "CircuitOpen",
     "FallbacksExhausted",
@@ -223,6 +224,16 @@ class ProviderUnavailable(RetryableError):
 
 class CircuitOpen(ProviderUnavailable):
     """The model's circuit breaker is open: calls skip it until the reset timeout passes."""
+
+
+class BudgetExceeded(StepError):
+    """A model call would take a run or a tenant over its budget (``on_exceed: fail``). It is
+    not retried and does not fall back: the money is the limit, not the model. ``scope`` is
+    ``"run"`` or ``"tenant:<name>"``; amounts are USD."""
+
+    def __init__(self, message: str, *, scope: str, limit: float, spent: float, estimate: float) -> None:
+        super().__init__(message)
+        self.scope, self.limit, self.spent, self.estimate = scope, limit, spent, estimate
 
 
 class FallbacksExhausted(StepError):

@@ -30,6 +30,7 @@ __all__ = [
     "RunContext",
     "RunHandle",
     "RunInfo",
+    "RunTerms",
     "Schedule",
     "ScheduleDesk",
     "ScheduleInfo",
@@ -46,6 +47,7 @@ __all__ = [
     "current_clock",
     "current_run",
     "current_step",
+    "current_terms",
     "journaled",
     "journaling",
     "load_schedules",
@@ -60,6 +62,7 @@ __all__ = [
     "schedules_of",
     "sleep",
     "step",
+    "terms_scope",
     "uuid",
     "wait_for",
     "workflow",
@@ -78,6 +81,9 @@ _LAZY = {
     "Notifier": "bandmaster.engine._approval_pause",
     "OpRecord": "bandmaster.engine._journaled",
     "RunContext": "bandmaster.engine._context",
+    "RunTerms": "bandmaster.engine._terms",
+    "current_terms": "bandmaster.engine._terms",
+    "terms_scope": "bandmaster.engine._terms",
     "Schedule": "bandmaster.engine._schedule",
     "ScheduleDesk": "bandmaster.engine._schedule_desk",
     "ScheduleInfo": "bandmaster.engine._schedule_desk",
@@ -117,6 +123,7 @@ if TYPE_CHECKING:
     )
     from bandmaster.engine._schedule_desk import ScheduleDesk, ScheduleInfo
     from bandmaster.engine._serde import ANY, DEFAULT_MAX_PAYLOAD, codec_for
+    from bandmaster.engine._terms import RunTerms, current_terms, terms_scope
     from bandmaster.engine._worker import new_owner_id
 else:
     __getattr__, __dir__ = lazy_loader(__name__, _LAZY)

@@ -615,7 +615,15 @@ class Engine:
         raise UsageError(f"{workflow!r} is not a workflow; decorate it with @bm.workflow")
 
 
-EMBEDDED = Capabilities("embedded")
+EMBEDDED = Capabilities(
+    "embedded",
+    missing={
+        "rate_limits": "models.yaml limits are not enforced yet: calls are sent as they come (issue 16)",
+        "budgets": "budgets are not enforced yet: spend is recorded per step, not checked (issue 16)",
+        "priorities": "runs are served in start order, whatever their priority (issue 16)",
+        "tenant_fair_share": "runs are served in start order, not fairly between tenants (issue 16)",
+    },
+)
 
 
 def _conflict(run_id: str, workflow: str) -> IdempotencyConflict:

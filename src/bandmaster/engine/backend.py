@@ -117,6 +117,10 @@ CAPABILITIES = (
     "schedules",  # Backend.schedules
     "injected_clock",  # Engine(clock=...): timers, deadlines and leases on a FakeClock in tests
     "approval_audit",  # ApprovalDesk.audit(): every decision, refusal and timed default
+    "rate_limits",  # models.yaml limits (rpm, tpm, concurrency) held across every worker
+    "budgets",  # run and tenant budgets enforced before each model call, spend journaled
+    "priorities",  # start(priority=): higher-priority runs claimed and served first, with aging
+    "tenant_fair_share",  # start(tenant=): tenants share capacity fairly under saturation
 )
 """Every capability name a backend may lack."""
 
