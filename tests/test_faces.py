@@ -218,7 +218,9 @@ FACES: dict[str, list[str]] = {
         "Retry",
     ],
     "bandmaster.replay": [
+        "DeterminismReport",
         "DivergenceInfo",
+        "Divergent",
         "GoldenScore",
         "ModelCall",
         "Recording",
@@ -227,6 +229,7 @@ FACES: dict[str, list[str]] = {
         "RouteTaken",
         "RunQuery",
         "RunReplay",
+        "check_determinism",
         "describe",
         "load_labels",
         "replay_runs",

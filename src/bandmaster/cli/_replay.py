@@ -4,9 +4,11 @@
     bandmaster replay app.py:triage --db bm.db --runs "since=7d limit=500" --max-diff 0
     bandmaster replay app.py:triage --db bm.db --live-models --models models.yaml
     bandmaster replay app.py:triage --db bm.db --golden labels.jsonl --decision route
+    bandmaster replay app.py --db bm.db --determinism                 # safe to deploy?
 
 Exit codes: 0 within ``--max-diff`` (or no ``--max-diff``), 1 more runs changed than
-``--max-diff`` allows, 2 usage or input error.
+``--max-diff`` allows (with ``--determinism``: a run the code would not resume), 2 usage or
+input error.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from bandmaster.cli import _console as ui
-from bandmaster.cli._loader import load_workflow
+from bandmaster.cli._loader import load_workflow, load_workflows
 from bandmaster.cli._options import DbOption, ModelsOption
 from bandmaster.errors import BandmasterError, UsageError
 
 if TYPE_CHECKING:
-    from bandmaster.replay import ReplayReport
+    from bandmaster.replay import DeterminismReport, ReplayReport
 
 SHOWN = 50  # changed runs listed in the table; --json has them all
 
@@ -44,7 +46,10 @@ def parse_max_diff(text: str) -> int | float:
 
 
 def replay(
-    target: Annotated[str, typer.Argument(help="MODULE:WORKFLOW: the current code to replay")],
+    target: Annotated[
+        str,
+        typer.Argument(help="MODULE:WORKFLOW: the current code to replay (with --determinism, MODULE: all)"),
+    ],
     db: DbOption = None,
     runs: Annotated[
         str | None,
@@ -71,10 +76,20 @@ def replay(
         typer.Option("--max-diff", help="Exit 1 when more runs changed: a count (0) or fraction (5%)"),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON")] = False,
+    determinism: Annotated[
+        bool,
+        typer.Option(
+            "--determinism",
+            help="Check that the code would resume every recorded run (all statuses); exit 1 if not",
+        ),
+    ] = False,
 ) -> None:
     """Replay recorded runs with the current workflow code and report changed decisions."""
     from bandmaster.replay import replay_runs  # loaded on use: the other commands stay fast
 
+    if determinism:
+        _check_determinism(target, db, runs, as_json)
+        return
     try:
         limit = parse_max_diff(max_diff) if max_diff is not None else None
         wf = load_workflow(target)
@@ -112,6 +127,50 @@ def replay(
             err=True,
         )
         raise typer.Exit(1)
+
+
+def _check_determinism(target: str, db: str | None, runs: str | None, as_json: bool) -> None:
+    from bandmaster.replay import check_determinism
+
+    try:
+        workflows = load_workflows([target])
+        report = asyncio.run(check_determinism(workflows, db=db, runs=runs))
+    except (UsageError, ValueError) as exc:
+        raise ui.fail(str(exc)) from exc
+    except BandmasterError as exc:
+        raise ui.fail(str(exc), 1) from exc
+    if as_json:
+        ui.print_json(report.to_json())
+    else:
+        _print_determinism(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _print_determinism(report: DeterminismReport) -> None:
+    names = ", ".join(report.workflows)
+    ui.line(f"checked {report.checked} recorded runs of {names}: {len(report.divergent)} would not resume")
+    if not report.divergent:
+        return
+    shown = report.divergent[:SHOWN]
+    table = ui.table(
+        ui.id_column("run", (d.run_id for d in shown)),
+        "workflow",
+        "seq",
+        "recorded",
+        "code now",
+        "why",
+        title="runs the new code would not resume",
+    )
+    for d in shown:
+        table.add_row(d.run_id, d.workflow, str(d.seq), d.recorded, d.now or "(nothing)", d.reason)
+    ui.show(table)
+    if len(report.divergent) > SHOWN:
+        ui.line(f"… and {len(report.divergent) - SHOWN} more (--json lists them all)")
+    ui.line(
+        "Deploy the change under a new workflow version, or let these runs finish first.",
+        err=True,
+    )
 
 
 def _print(report: ReplayReport) -> None:

@@ -4,9 +4,11 @@
     report.changed          # runs whose routes, steps or output changed
     report.assert_no_changes()
 
-See ``harness.replay_runs`` for the options (live models, golden labels).
+See ``replay_runs`` for the options (live models, golden labels). Before a deploy,
+``check_determinism`` tells whether the new code would resume the recorded runs.
 """
 
+from bandmaster.replay._determinism import DeterminismReport, Divergent, check_determinism
 from bandmaster.replay._golden import load_labels
 from bandmaster.replay._harness import replay_runs
 from bandmaster.replay._recording import Recording, RecordingSource, RunQuery
@@ -21,7 +23,9 @@ from bandmaster.replay._report import (
 )
 
 __all__ = [
+    "DeterminismReport",
     "DivergenceInfo",
+    "Divergent",
     "GoldenScore",
     "ModelCall",
     "Recording",
@@ -30,6 +34,7 @@ __all__ = [
     "RouteTaken",
     "RunQuery",
     "RunReplay",
+    "check_determinism",
     "describe",
     "load_labels",
     "replay_runs",

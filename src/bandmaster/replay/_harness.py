@@ -22,7 +22,7 @@ from bandmaster.errors import ReplayDivergence, ReplayError
 from bandmaster.models import Registry
 from bandmaster.replay._context import DECISIONS, INCIDENTAL, ReplayContext
 from bandmaster.replay._golden import DecisionSpec, decision_reader, label_for, load_labels, score
-from bandmaster.replay._recording import Recording, RecordingSource, RunQuery
+from bandmaster.replay._recording import Recording, RecordingSource, RunQuery, scratch_run
 from bandmaster.replay._report import (
     Change,
     DivergenceInfo,
@@ -32,9 +32,8 @@ from bandmaster.replay._report import (
     RouteTaken,
     RunReplay,
 )
-from bandmaster.store import RunRow, SQLiteStore, StepRow
+from bandmaster.store import SQLiteStore, StepRow
 
-_CENTURY = 100 * 365 * 86400.0  # the scratch lease never expires during a replay
 Runs = str | RunQuery | Iterable[str] | None
 Golden = str | os.PathLike[str] | Iterable[Mapping[str, Any]] | None
 
@@ -145,7 +144,7 @@ class _Replayer:
             live_models=self.live_models,
             registry=self.registry,
         )
-        await store.insert_run(_scratch_run(original, self.owner))
+        await store.insert_run(scratch_run(original, self.owner))
         current_run.set(ctx)
         status: ReplayStatus = "completed"
         output: str | None = None
@@ -233,28 +232,6 @@ class _Replayer:
             changes.append("model_inputs")
         run.changes = changes
         return run
-
-
-def _scratch_run(original: RunRow, owner: str) -> RunRow:
-    """The run's row in the scratch journal, leased to the replayer so its writes are fenced
-    exactly as a worker's are."""
-    return RunRow(
-        id=original.id,
-        workflow=original.workflow,
-        version=original.version,
-        status="running",
-        input=original.input,
-        output=None,
-        error=None,
-        created_at=original.created_at,
-        updated_at=original.created_at,
-        ended_at=None,
-        ready_at=None,
-        lease_owner=owner,
-        lease_expires=original.created_at + _CENTURY,
-        cancel_requested=False,
-        claims=1,
-    )
 
 
 def _routes(rows: Iterable[StepRow]) -> list[RouteTaken]:

@@ -183,3 +183,28 @@ class RecordingSource:
                 f"{what} in {self.path} is stored as {fmt!r}; this bandmaster reads {FORMAT!r}: "
                 f"upgrade bandmaster"
             )
+
+
+_CENTURY = 100 * 365 * 86400.0  # a scratch lease never expires during a replay
+
+
+def scratch_run(original: RunRow, owner: str) -> RunRow:
+    """The run's row in the scratch journal, leased to the replayer so its writes are fenced
+    exactly as a worker's are (a replay or a determinism check)."""
+    return RunRow(
+        id=original.id,
+        workflow=original.workflow,
+        version=original.version,
+        status="running",
+        input=original.input,
+        output=None,
+        error=None,
+        created_at=original.created_at,
+        updated_at=original.created_at,
+        ended_at=None,
+        ready_at=None,
+        lease_owner=owner,
+        lease_expires=original.created_at + _CENTURY,
+        cancel_requested=False,
+        claims=1,
+    )
