@@ -67,6 +67,15 @@ RETYPED = ("async def price(order: str) -> Quote:\n    return Quote(amount=len(o
            "async def price(order: str) -> int:\n    return len(order)")  # fmt: skip
 RETYPED_USE = ("{quote.amount}", "{quote}")
 APPENDED = ('    return f"{checked}', '    await notify(order_id)\n    return f"{checked}')
+INSERTED = (
+    "    shipped = await ship(order_id)\n",
+    "    await notify(order_id)\n    shipped = await ship(order_id)\n",
+)
+PATCHED = (
+    "    shipped = await ship(order_id)\n",
+    "    if bm.patched('notify-first'):\n        await notify(order_id)\n"
+    "    shipped = await ship(order_id)\n",
+)
 REMOVED = ("    shipped = await ship(order_id)\n", "    shipped = 'not shipped'\n")
 
 
@@ -162,6 +171,16 @@ async def test_a_removed_step_is_caught(journal: tuple[Path, str, str], tmp_path
     db, done, _ = journal
     found = await check(db, write_variant(tmp_path, "removed", REMOVED))
     assert found == {done: (3, "step ship", "", "removed")}
+
+
+async def test_an_inserted_step_is_caught_unless_it_is_patched(
+    journal: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    db, done, _ = journal
+    found = await check(db, write_variant(tmp_path, "inserted", INSERTED))
+    assert found == {done: (3, "step ship", "step notify", "changed")}
+    # Under bm.patched, the finished run keeps its old branch: nothing to report.
+    assert await check(db, write_variant(tmp_path, "patched", PATCHED)) == {}
 
 
 async def test_bad_input_is_a_clear_error(tmp_path: Path) -> None:

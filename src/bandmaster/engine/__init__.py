@@ -5,6 +5,7 @@ from typing import TYPE_CHECKING
 from bandmaster._lazy import lazy_loader
 from bandmaster.engine._clock import Clock, SystemClock
 from bandmaster.engine._context import StepContext, current_step
+from bandmaster.engine._patches import deprecate_patch, patched
 from bandmaster.engine._primitives import now, random, sleep, uuid, wait_for
 from bandmaster.engine._redaction import Redactor
 from bandmaster.engine._runtime import Engine, RunHandle, RunInfo, StepInfo, run
@@ -48,12 +49,14 @@ __all__ = [
     "current_run",
     "current_step",
     "current_terms",
+    "deprecate_patch",
     "journaled",
     "journaling",
     "load_schedules",
     "new_owner_id",
     "next_tick",
     "now",
+    "patched",
     "random",
     "redact_json",
     "run",

@@ -58,6 +58,7 @@ class RunContext:
         "max_inline_sleep",
         "max_payload",
         "owner",
+        "patches",
         "recorded",
         "redactor",
         "registry",
@@ -92,6 +93,7 @@ class RunContext:
         self.owner = owner
         self.store = store
         self.recorded = recorded
+        self.patches: dict[str, bool] = {}  # each patch's answer in this run, once decided
         self.max_payload = max_payload
         self.max_inline_sleep = max_inline_sleep
         self.cancel_requested = False
@@ -130,6 +132,28 @@ class RunContext:
         if row is not None and (row.name != name or row.kind != kind):
             raise NonDeterminismError(self.run_id, seq, f"{row.kind} {row.name}", f"{kind} {name}")
         return row
+
+    def decide_patch(self, patch_id: str) -> bool:
+        """Whether this run takes the new code of ``bm.patched(patch_id)``: yes if it recorded
+        the patch's marker, no if it is replaying history recorded past this point without
+        one (it started under the old code), else yes, and the marker is journaled. Markers
+        have negative seqs, so they never shift the operations' numbering."""
+        decided = self.patches.get(patch_id)
+        if decided is not None:
+            return decided
+        markers = [row for seq, row in self.recorded.items() if seq < 0]
+        if any(row.kind == "patch" and row.name == patch_id for row in markers):
+            decided = True
+        elif any(seq > self._seq for seq in self.recorded):
+            decided = False
+        else:
+            decided = True
+            seq = -1 - len(markers) - sum(1 for taken in self.patches.values() if taken)
+            now = self.clock.time()
+            row = self.row(seq, patch_id, "patch", "completed", started=now, ended=now)
+            self.commit_nowait(row)
+        self.patches[patch_id] = decided
+        return decided
 
     def cancelled(self, exc: BaseException) -> BaseException:
         """What a cancellation of this run's task should raise: ``bm.Cancelled`` when the run

@@ -67,6 +67,12 @@ class OperationBackend(Protocol):
 
     def random(self) -> float: ...
 
+    def patched(self, patch_id: str) -> bool:
+        """Whether this run takes the new code of ``bm.patched(patch_id)``."""
+        ...
+
+    def deprecate_patch(self, patch_id: str) -> None: ...
+
 
 current_backend: ContextVar[OperationBackend | None] = ContextVar("bandmaster_backend", default=None)
 """Set by a backend while it runs workflow code; ``None`` on the embedded engine."""

@@ -29,8 +29,9 @@ from bandmaster.models import ModelRequest
 from bandmaster.replay._recording import Recording
 from bandmaster.store import SQLiteStore, StepRow
 
-# Operations whose value is incidental (not a decision): live values are harmless.
-INCIDENTAL = frozenset({"now", "uuid", "random"})
+# Operations whose value is incidental (not a decision): live values are harmless. Patch
+# markers too: which branch a run takes is answered from its recording (``decide_patch``).
+INCIDENTAL = frozenset({"now", "uuid", "random", "patch"})
 DECISIONS = frozenset({"route"})
 
 
@@ -125,6 +126,13 @@ class ReplayContext(RunContext):
         if self.divergence is None:
             self.divergence = Divergence(seq, kind, name, reason)
         raise ReplayDivergence(self.run_id, seq, kind, name)
+
+    def decide_patch(self, patch_id: str) -> bool:
+        """The branch the recorded run took: the new one if it recorded the patch's marker."""
+        decided = self.patches.get(patch_id)
+        if decided is None:
+            decided = self.patches[patch_id] = bool(self.pending.get(("patch", patch_id)))
+        return decided
 
     def unused(self) -> list[tuple[str, str]]:
         """Recorded step/model/wait operations the current code did not call."""

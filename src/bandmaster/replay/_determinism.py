@@ -171,7 +171,7 @@ async def _check(
         pass  # the recorded run may have failed the same way; what matters is what it called
     finally:
         current_run.reset(token)
-    missed = sorted(seq for seq in ctx.recorded if seq not in ctx.called)
+    missed = sorted(seq for seq in ctx.recorded if seq > 0 and seq not in ctx.called)  # < 0: patch markers
     if missed:
         seq = missed[0]
         return divergent(

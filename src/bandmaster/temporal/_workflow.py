@@ -297,6 +297,14 @@ class TemporalOperations:
         self._next()
         return workflow.random().random()
 
+    # --- patches: Temporal's own markers, which take no seq (as embedded ones take none) ----
+
+    def patched(self, patch_id: str) -> bool:
+        return workflow.patched(patch_id)
+
+    def deprecate_patch(self, patch_id: str) -> None:
+        workflow.deprecate_patch(patch_id)
+
 
 @workflow.defn(dynamic=True)
 class BandmasterWorkflow:
