@@ -317,6 +317,8 @@ FACES: dict[str, list[str]] = {
     "bandmaster.temporal": [
         "DevServer",
         "INSTALL",
+        "Outbox",
+        "OutboxEntry",
         "TemporalEngine",
         "TemporalRunHandle",
         "create_worker",

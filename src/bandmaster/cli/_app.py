@@ -41,6 +41,7 @@ from bandmaster.cli._observe import (
     worker_hooks,
 )
 from bandmaster.cli._options import RUN_ID_HELP, DbOption, ModelsOption
+from bandmaster.cli._outbox import outbox_app
 from bandmaster.cli._runs import resolve_run_id, waiting_on
 from bandmaster.cli._schedules import schedules_app
 from bandmaster.cli._server import server as _server
@@ -75,6 +76,7 @@ app.add_typer(models_app, name="models")
 app.command()(demo)
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(schedules_app, name="schedules")
+app.add_typer(outbox_app, name="outbox")
 app.command("consume")(consume)
 
 

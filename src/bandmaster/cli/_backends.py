@@ -68,6 +68,8 @@ def build(
             from bandmaster.temporal import TemporalEngine
         except ImportError as exc:  # the message is the install command
             raise UsageError(str(exc)) from exc
+        # A client (not a worker) keeps starts and signals in an outbox while Temporal is down.
+        outbox = None if worker else os.environ.get("BANDMASTER_TEMPORAL_OUTBOX") or None
         return TemporalEngine(
             where.target,
             namespace=where.namespace,
@@ -75,6 +77,7 @@ def build(
             workflows=workflows,
             worker=worker,
             registry=registry,
+            outbox=outbox,
             **(temporal or {}),
         )
     engine = Engine(where.db, workflows=workflows, worker=worker, registry=registry, **(embedded or {}))

@@ -27,6 +27,8 @@ if TYPE_CHECKING or _installed:
     __all__ = [
         "INSTALL",
         "DevServer",
+        "Outbox",
+        "OutboxEntry",
         "TemporalEngine",
         "TemporalRunHandle",
         "create_worker",
@@ -49,6 +51,8 @@ else:
 # Names other rooms use, loaded on first use.
 _LAZY = {
     "DevServer": "bandmaster.temporal._devserver",
+    "Outbox": "bandmaster.temporal._outbox",
+    "OutboxEntry": "bandmaster.temporal._outbox",
     "TemporalEngine": "bandmaster.temporal._engine",
     "free_port": "bandmaster.temporal._devserver",
 }
@@ -56,5 +60,6 @@ _LAZY = {
 if TYPE_CHECKING:
     from bandmaster.temporal._devserver import DevServer, free_port
     from bandmaster.temporal._engine import TemporalEngine
+    from bandmaster.temporal._outbox import Outbox, OutboxEntry
 else:
     __getattr__, __dir__ = lazy_loader(__name__, _LAZY)

@@ -4,8 +4,8 @@ describe, list) over a Temporal cluster, with an optional in-process worker."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
+import os
 import uuid
 from collections.abc import Iterable
 from types import TracebackType
@@ -20,9 +20,8 @@ from temporalio.client import (
 from temporalio.client import (
     Interceptor as ClientInterceptor,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import CancelledError, TerminatedError, WorkflowAlreadyStartedError
+from temporalio.exceptions import CancelledError, TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
@@ -43,6 +42,7 @@ from bandmaster.engine.backend_kit import (
 )
 from bandmaster.engine.stats_report import Stats
 from bandmaster.errors import (
+    BackendUnavailable,
     IdempotencyConflict,
     InvalidInput,
     RunCancelled,
@@ -52,11 +52,13 @@ from bandmaster.errors import (
 )
 from bandmaster.temporal._approval_desk import TemporalApprovals
 from bandmaster.temporal._failures import record_of
+from bandmaster.temporal._forwarding import Forwarder, send_start, unreachable
 from bandmaster.temporal._history import STATUS, run_info
 from bandmaster.temporal._hosting import checked, refuse_vault
 from bandmaster.temporal._limits import MAX_PAYLOAD
 from bandmaster.temporal._model_desk import TemporalModels
 from bandmaster.temporal._model_sync import ModelSync, serving
+from bandmaster.temporal._outbox import Outbox
 from bandmaster.temporal._schedules import TemporalSchedules
 from bandmaster.temporal._schedules import declare as declare_schedules
 from bandmaster.temporal._stats import SCAN as STATS_SCAN
@@ -87,7 +89,9 @@ class TemporalEngine:
     OpenTelemetry ``Tracer`` instead of ``True`` to choose the tracer. ``redact`` (e.g.
     ``bm.RedactPII()``) rewrites every value before it reaches Temporal's history, for workflows
     without a ``redact=`` of their own, as ``bm.Engine(redact=...)`` does for its journal.
-    ``stats_scan`` is the most runs ``stats()`` reads, newest first (it reads run by run)."""
+    ``stats_scan`` is the most runs ``stats()`` reads, newest first (it reads run by run).
+    ``outbox`` (a file path) keeps starts and signals while the frontend is unreachable, and
+    forwards them in order when it answers (``bandmaster.temporal._outbox``)."""
 
     def __init__(
         self,
@@ -106,6 +110,7 @@ class TemporalEngine:
         redact: Redactor | None = None,
         schedules: Iterable[Schedule] = (),
         stats_scan: int = STATS_SCAN,
+        outbox: str | os.PathLike[str] | None = None,
     ) -> None:
         if redact is not None and not isinstance(redact, Redactor):
             raise UsageError(
@@ -138,6 +143,8 @@ class TemporalEngine:
         self._worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self._models_sync: ModelSync | None = None
+        self.outbox_path = outbox
+        self._forwarder: Forwarder | None = None  # with its outbox, while open with one
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -151,21 +158,25 @@ class TemporalEngine:
         await self.close()
 
     async def open(self) -> None:
-        if self._client is not None:
+        if self._client is not None or self._forwarder is not None:
             return
+        if self.outbox_path is not None:
+            self._forwarder = Forwarder(Outbox(self.outbox_path), self._connect, self.task_queue)
         try:
-            self._client = await Client.connect(
-                self.target,
-                namespace=self.namespace,
-                data_converter=pydantic_data_converter,
-                interceptors=_tracing_interceptors(self.tracing) if self.tracing else [],
-            )
+            await self._connect()
         except RuntimeError as exc:  # the SDK's core reports connection failures this way
-            raise UsageError(
-                f"cannot reach the Temporal server at {self.target} (namespace {self.namespace!r}): {exc}; "
-                "start one (temporal server start-dev) or pass target=/set BANDMASTER_TEMPORAL_TARGET"
-            ) from exc
+            if self._forwarder is None or self.run_worker:
+                await self._close_outbox()
+                raise UsageError(
+                    f"cannot reach the Temporal server at {self.target} (namespace {self.namespace!r}): "
+                    f"{exc}; start one (temporal server start-dev) or pass target=/set "
+                    "BANDMASTER_TEMPORAL_TARGET"
+                ) from exc
+            self._forwarder.down = True  # starts and signals wait in the outbox until it answers
+        if self._forwarder is not None:
+            self._forwarder.start()
         if self.run_worker:
+            assert self._client is not None
             self._models_sync = ModelSync(self._client, self.task_queue, serving(self.registry))
             self._worker = create_worker(
                 self._client,
@@ -183,7 +194,24 @@ class TemporalEngine:
             if self.schedule_specs:
                 await declare_schedules(self, self.schedule_specs)
 
+    async def _connect(self) -> Client:
+        if self._client is None:
+            self._client = await Client.connect(
+                self.target,
+                namespace=self.namespace,
+                data_converter=pydantic_data_converter,
+                interceptors=_tracing_interceptors(self.tracing) if self.tracing else [],
+            )
+        return self._client
+
+    async def _close_outbox(self) -> None:
+        if self._forwarder is not None:
+            await self._forwarder.stop()
+            self._forwarder.outbox.close()
+            self._forwarder = None
+
     async def close(self) -> None:
+        await self._close_outbox()  # what is still in it is forwarded by the next open
         if self._models_sync is not None:
             await self._models_sync.stop()
             self._models_sync = None
@@ -194,8 +222,21 @@ class TemporalEngine:
             self._worker = self._worker_task = None
         self._client = None
 
+    async def drain_outbox(self, timeout: float = 60.0) -> int:
+        """Wait until every start and signal in the outbox was forwarded (or ``timeout``
+        seconds passed); the number still waiting. 0 without an outbox."""
+        if self._forwarder is None:
+            return 0
+        return await self._forwarder.drain(timeout)
+
     @property
     def client(self) -> Client:
+        if self._client is None and self._forwarder is not None:
+            raise BackendUnavailable(
+                f"the Temporal frontend at {self.target} has not answered since this engine opened; "
+                "starts and signals wait in its outbox (bandmaster outbox status), everything else "
+                "needs the frontend: check that it is up and reachable"
+            )
         if self._client is None:
             raise UsageError(
                 "the engine is not open: use `async with bm.TemporalEngine(...)` or await engine.open()"
@@ -226,26 +267,42 @@ class TemporalEngine:
         redactor = redactor_for(wf, self.redact)
         if redactor is not None:  # the start event is history: redacted here, before it is sent
             payload = redactor.redact(payload)
-        if run_id is not None and (existing := await self._same_request(run_id, name, payload)) is not None:
-            return TemporalRunHandle(self, run_id, wf, created=False, status=existing)
         given_id = run_id is not None
         run_id = run_id if run_id is not None else uuid.uuid4().hex
         memo: dict[str, Any] = {"bandmaster.version": wf.version} if wf is not None and wf.version else {}
         if redactor is not None:  # what a client that does not host the workflow redacts with
             memo[REDACTION_MEMO] = redactor_spec(redactor)
-        with contextlib.suppress(WorkflowAlreadyStartedError):  # finished run of this id: return it
-            await self.client.start_workflow(
-                name,
-                payload,
-                id=run_id,
-                task_queue=self.task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                memo=memo or None,
-            )
+        forwarder = self._forwarder
+        if forwarder is not None:
+            forwarder.outbox.remember(run_id, name, memo.get(REDACTION_MEMO))
+            if forwarder.queueing():
+                return self._queue_start(forwarder, wf, name, payload, run_id, memo)
+        try:
+            if given_id and (existing := await self._same_request(run_id, name, payload)) is not None:
+                return TemporalRunHandle(self, run_id, wf, created=False, status=existing)
+            await send_start(self.client, self.task_queue, name, payload, run_id, memo)
+        except Exception as exc:
+            if forwarder is None or not unreachable(exc):
+                raise
+            forwarder.down = True
+            return self._queue_start(forwarder, wf, name, payload, run_id, memo)
         if given_id and (raced := await self._same_request(run_id, name, payload)) != "running":
             return TemporalRunHandle(self, run_id, wf, created=False, status=raced)  # a twin started it
         return TemporalRunHandle(self, run_id, wf, status="running")
+
+    def _queue_start(
+        self,
+        forwarder: Forwarder,
+        wf: Workflow[..., R] | None,
+        name: str,
+        payload: Any,
+        run_id: str,
+        memo: dict[str, Any],
+    ) -> TemporalRunHandle[R]:
+        """Keep the start in the outbox: the run exists under ``run_id`` once it is forwarded."""
+        forwarder.outbox.put("start", run_id, name, payload, memo or None)
+        forwarder.wake()
+        return TemporalRunHandle(self, run_id, wf, status="queued")
 
     async def _same_request(self, run_id: str, workflow: str, payload: Any) -> RunStatus | None:
         """The status of run ``run_id`` when it exists and was started by this request (its start
@@ -361,12 +418,20 @@ class TemporalEngine:
         """Deliver ``payload`` to the run's ``bm.wait_for(name)``; kept until the wait is reached."""
         # Checked here, before anything reaches Temporal: InvalidInput / PayloadTooLarge name the value.
         value = json.loads(ANY.dump(payload, what=f"payload of signal {name!r}", limit=MAX_PAYLOAD))
-        redactor = await self._redactor_for_run(run_id)
-        if redactor is not None:  # the signal event is history: redacted before it is sent
-            value = redactor.redact(value)
+        forwarder = self._forwarder
+        if forwarder is not None and forwarder.queueing():
+            self._queue_signal(forwarder, run_id, name, value)
+            return
         try:
+            redactor = await self._redactor_for_run(run_id)
+            if redactor is not None:  # the signal event is history: redacted before it is sent
+                value = redactor.redact(value)
             await self._handle(run_id).signal(name, value)
         except RPCError as exc:
+            if forwarder is not None and unreachable(exc):
+                forwarder.down = True
+                self._queue_signal(forwarder, run_id, name, value)
+                return
             if exc.status == RPCStatusCode.NOT_FOUND:
                 status = await self._status(run_id)
                 if status is not None:
@@ -374,6 +439,23 @@ class TemporalEngine:
                         f"run {run_id} is already {status}; it cannot receive signal {name!r}"
                     ) from None
             raise self._not_found(run_id, exc) from None
+
+    def _queue_signal(self, forwarder: Forwarder, run_id: str, name: str, value: Any) -> None:
+        """Keep the signal in the outbox, redacted as the run redacts: known here only for runs
+        this client started; any other run's signal is refused rather than kept unredacted."""
+        started = forwarder.outbox.started(run_id)
+        if started is None:
+            raise BackendUnavailable(
+                f"the Temporal frontend at {self.target} is unreachable and run {run_id} was not started "
+                f"through this engine's outbox, so how its signals are redacted is unknown here: signal "
+                f"{name!r} was not kept. Send it again when Temporal answers"
+            )
+        workflow, spec = started
+        redactor = self._redactor_of(workflow, spec)
+        if redactor is not None:
+            value = redactor.redact(value)
+        forwarder.outbox.put("signal", run_id, name, value)
+        forwarder.wake()
 
     async def _redactor_for_run(self, run_id: str) -> Redactor | None:
         """The redactor of the run's workflow: its own, else the engine's, else the one the
@@ -383,10 +465,15 @@ class TemporalEngine:
         except RPCError as exc:
             raise self._not_found(run_id, exc) from None
         workflow_type = description.workflow_type
+        if redactor_for(self.workflows.get(workflow_type), self.redact) is not None:
+            return self._redactor_of(workflow_type, None)
+        return self._redactor_of(workflow_type, (await description.memo()).get(REDACTION_MEMO))
+
+    def _redactor_of(self, workflow_type: str, spec: Any) -> Redactor | None:
+        """The workflow's own redactor, else the engine's, else the recorded ``spec`` rebuilt."""
         own = redactor_for(self.workflows.get(workflow_type), self.redact)
         if own is not None:
             return own
-        spec = (await description.memo()).get(REDACTION_MEMO)
         if spec is None:
             return None
         text = json.dumps(spec, sort_keys=True)
