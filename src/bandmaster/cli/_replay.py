@@ -14,7 +14,8 @@ input error.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -26,6 +27,7 @@ from bandmaster.errors import BandmasterError, UsageError
 if TYPE_CHECKING:
     from bandmaster.replay import DeterminismReport, ReplayReport
 
+R = TypeVar("R")
 SHOWN = 50  # changed runs listed in the table; --json has them all
 
 
@@ -90,15 +92,16 @@ def replay(
     if determinism:
         _check_determinism(target, db, runs, as_json)
         return
-    try:
-        limit = parse_max_diff(max_diff) if max_diff is not None else None
+    limit = _reported(lambda: parse_max_diff(max_diff)) if max_diff is not None else None
+
+    def replay_now() -> ReplayReport:
         wf = load_workflow(target)
         registry = None
         if models is not None:
             from bandmaster.models import Registry
 
             registry = Registry.load(models)
-        report = asyncio.run(
+        return asyncio.run(
             replay_runs(
                 wf,
                 db=db,
@@ -110,10 +113,8 @@ def replay(
                 decision=decision,
             )
         )
-    except (UsageError, ValueError) as exc:
-        raise ui.fail(str(exc)) from exc
-    except BandmasterError as exc:
-        raise ui.fail(str(exc), 1) from exc
+
+    report = _reported(replay_now)
     if as_json:
         ui.print_json(report.to_json())
     else:
@@ -129,16 +130,20 @@ def replay(
         raise typer.Exit(1)
 
 
-def _check_determinism(target: str, db: str | None, runs: str | None, as_json: bool) -> None:
-    from bandmaster.replay import check_determinism
-
+def _reported(make: Callable[[], R]) -> R:
+    """``make()``'s report; a bad input exits 2, a failure of the replay itself 1."""
     try:
-        workflows = load_workflows([target])
-        report = asyncio.run(check_determinism(workflows, db=db, runs=runs))
+        return make()
     except (UsageError, ValueError) as exc:
         raise ui.fail(str(exc)) from exc
     except BandmasterError as exc:
         raise ui.fail(str(exc), 1) from exc
+
+
+def _check_determinism(target: str, db: str | None, runs: str | None, as_json: bool) -> None:
+    from bandmaster.replay import check_determinism
+
+    report = _reported(lambda: asyncio.run(check_determinism(load_workflows([target]), db=db, runs=runs)))
     if as_json:
         ui.print_json(report.to_json())
     else:
