@@ -40,6 +40,7 @@ FACES: dict[str, list[str]] = {
         "BreakerGate",
         "BreakerStates",
         "CacheStore",
+        "Clock",
         "FallbackChain",
         "Guarded",
         "LocalBreakers",

@@ -230,6 +230,13 @@ async def test_calling_at_once_no_call_starts_after_the_open_is_recorded(
     workers: Workers, scripted: ScriptedServer
 ) -> None:
     scripted.script(DEAD, default="500")
+    if workers.backend == "temporal":
+        # The documented residual window on Temporal: a worker whose synced view shows no
+        # failure admits a call without asking the registry workflow (no round trip on a
+        # healthy model), and its view is up to 0.25 s old. One failure per worker first
+        # (fewer than N in all) makes every worker ask the workflow before each later call.
+        for i in range(WORKERS):
+            await workers.send(i, f"call w{i}-first")
     bursts = await workers.everyone("burst w{i} 50")
     for i, burst in enumerate(bursts):
         assert burst["calls"][-1]["outcome"] == "CircuitOpen", f"worker {i} never saw it open: {burst}"
@@ -237,7 +244,7 @@ async def test_calling_at_once_no_call_starts_after_the_open_is_recorded(
     recorded = await workers.breaker()
     assert recorded["status"] == "open"
     assert recorded["failures"] == len(sent), "every failure is counted, in flight at the open or not"
-    assert N <= len(sent) <= N + WORKERS - 1
+    assert N <= len(sent) <= N + WORKERS - 1, f"{len(sent)} requests"
     arrivals = sorted(entry["t"] for entry in sent)
     assert recorded["opened_at"] >= arrivals[N - 1], "it opened at the N-th failure, not before"
     late = [entry["text"] for entry in sent if entry["t"] > recorded["opened_at"]]
@@ -273,8 +280,18 @@ async def test_a_trial_whose_worker_is_killed_does_not_wedge_the_breaker(
         await asyncio.sleep(0.02)
     claimed_at = time.time()
     workers.kill(0)
-    assert (await workers.send(1, "call while-claimed"))["outcome"] == "CircuitOpen"
-    await wait_past(claimed_at + RESET)
-    assert (await workers.send(1, "call next-trial"))["outcome"] == "ok", "the lapsed claim let w1 try"
+    refused = await workers.send(1, "call while-claimed")
+    assert refused["outcome"] == "CircuitOpen", refused
+    # The claim lapses `reset` seconds after it was made; then the next call is a new trial. On
+    # Temporal the killed worker may have held the registry workflow, which Temporal hands to
+    # another worker after its sticky timeout (10 s): until then the breaker stays open.
+    deadline = time.monotonic() + 30
+    while (answer := await workers.send(1, "call next-trial"))["outcome"] != "ok":
+        assert answer["outcome"] == "CircuitOpen", answer
+        assert answer["started"] < claimed_at + RESET + 15, "the lost trial wedged the breaker"
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.2)
+    assert answer["started"] >= claimed_at + RESET - 0.5, "a second trial while the first was claimed"
+    assert len(requests_to_dead(scripted)) == N + 2, "one lost trial, one new trial"
     assert (await workers.send(2, "call after"))["outcome"] == "ok"
     assert (await workers.breaker())["status"] == "closed"

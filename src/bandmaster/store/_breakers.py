@@ -4,13 +4,25 @@ Each change is one short ``BEGIN IMMEDIATE`` transaction: read the row, apply on
 breaker state machine (``bandmaster.policies.BreakerState``), write the row back and bump the
 revision ``kv.breakers_rev``. SQLite's write lock orders the steps of all workers, so the
 N-th failure counted opens the breaker, whichever worker records it, and only one worker
-claims a half-open trial. Workers read the revision (one primary-key read) before each call to
-know whether their view of the rows is still current.
+claims a half-open trial.
+
+Before each call a worker must know whether its view of the rows is still current. A SQLite
+read costs 5-25 µs (its WAL read lock), too much for every call of a healthy model, so the
+revision is also published in a small memory-mapped file beside the journal
+(``<journal>-breakers``): each change writes its new revision there inside its transaction,
+before the commit. A view read at SQLite revision ``r`` is current while that file says ``r``:
+any later commit wrote a larger revision there first. (A writer that dies between the two
+leaves a revision SQLite never got: readers then read SQLite at each call, still correct,
+until the next change.) Without the file (an in-memory journal, a directory we cannot write)
+workers read the revision from SQLite.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import mmap
+import os
 import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
@@ -50,11 +62,41 @@ def _values(state: BreakerState) -> tuple[object, ...]:
     )
 
 
+def _published(store: SQLiteStore) -> mmap.mmap | None:
+    """The revision file beside the journal, mapped (``None`` where there is none)."""
+    if str(store.path) == ":memory:" or store.read_only:
+        return None
+    path = f"{store.path}-breakers"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_size < 8:
+            os.ftruncate(fd, 8)  # zero-filled: revision 0, as a journal without changes
+        return mmap.mmap(fd, 8)
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
+
+
 class BreakerStore:
     """The breaker rows of one journal, by model name."""
 
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
+        self._published = _published(store)
+
+    def published(self) -> int | None:
+        """The newest revision any worker wrote (or is about to commit); ``None``: unknown."""
+        board = self._published
+        return None if board is None else int.from_bytes(board[:8], "little")
+
+    def close(self) -> None:
+        if self._published is not None:
+            with contextlib.suppress(BufferError):
+                self._published.close()
 
     def revision(self) -> int:
         """Changes made to any breaker so far (0: none): a view read at this revision is current."""
@@ -79,10 +121,12 @@ class BreakerStore:
                 conn.execute(
                     f"INSERT OR REPLACE INTO breakers ({_COLUMNS}) VALUES (?,?,?,?,?,?,?)", (key, *after)
                 )
-                conn.execute(
+                rev = conn.execute(
                     "INSERT INTO kv (key, value) VALUES ('breakers_rev', '1') ON CONFLICT(key) "
-                    "DO UPDATE SET value = CAST(value AS INTEGER) + 1"
-                )
+                    "DO UPDATE SET value = CAST(value AS INTEGER) + 1 RETURNING value"
+                ).fetchone()[0]
+                if self._published is not None:  # before the commit: see the module docstring
+                    self._published[:8] = int(rev).to_bytes(8, "little")
             return answer, state
 
         return self.store._write(op)

@@ -12,7 +12,10 @@ registry tables: alias overrides with their history, and one circuit-breaker sta
   the N-th failure of all workers learns "open" at once; before a call whose model has shown
   failures, a worker asks ``admit`` (an update: one handler runs at a time, so exactly one
   worker claims a half-open trial). Each row carries a revision, so a worker never adopts an
-  older row from a memo it reads after an update answered a newer one.
+  older row from a memo it reads after an update answered a newer one. The handlers stamp
+  breaker times with the workflow's time (``workflow.time()``, deterministic on replay), not
+  the workers' clocks: an open is stamped when it was recorded, and windows, resets and trial
+  claims are measured on one clock whatever the workers' clocks say.
 - The state workers need (revision, overrides, breakers) is also the workflow's memo
   ``bandmaster.models.state``, and the switch history ``bandmaster.models.history``, both
   rewritten on each change; workers read the state every ``model_sync.POLL`` seconds with a
@@ -20,8 +23,9 @@ registry tables: alias overrides with their history, and one circuit-breaker sta
   held this workflow delays nobody. (A query would wait until Temporal notices the crash.)
 
 It continues as new when Temporal suggests it (its history grows with every report), carrying
-its state; nothing else ends it. Its handlers are pure: times come from the requests, and the
-registry is read only by queries and the update's validator (neither is replayed).
+its state; nothing else ends it. Its handlers are deterministic: times come from
+``workflow.time()``, and the registry is read only by queries and the update's validator
+(neither is replayed).
 """
 
 from __future__ import annotations
@@ -277,8 +281,9 @@ class ModelRegistryWorkflow:
         they name."""
         breakers = self.state["breakers"]
         changed = False
+        now = workflow.time()  # breaker times on the workflow clock (module docstring)
         for event in request["events"]:
-            changed = apply_report(breakers, event) or changed
+            changed = apply_report(breakers, {**event, "at": now}) or changed
         if changed:
             self._publish()
         return {m: breakers[m] for m in {str(e["model"]) for e in request["events"]} if m in breakers}
@@ -287,7 +292,7 @@ class ModelRegistryWorkflow:
     def admit(self, request: dict[str, Any]) -> dict[str, Any]:
         """Admit a call of ``model`` at ``at`` under ``policy``: ``{"admission", "row"}``."""
         breakers = self.state["breakers"]
-        admission, changed = admit_call(breakers, request)
+        admission, changed = admit_call(breakers, {**request, "at": workflow.time()})
         if changed:
             self._publish()
         return {"admission": admission, "row": breakers.get(str(request["model"]))}

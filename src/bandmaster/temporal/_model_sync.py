@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from temporalio.client import Client
 
 from bandmaster.calls.hub import ModelHub, hub_for
-from bandmaster.calls.wrappers import BreakerStates, Outcome
+from bandmaster.calls.wrappers import BreakerStates, Clock, Outcome
 from bandmaster.models import AliasSpec, Registry
 from bandmaster.policies import Admission, Breaker, BreakerState, BreakerStatus
 from bandmaster.temporal._model_registry import (
@@ -156,8 +156,8 @@ class ModelSync:
     def view(self, model: str) -> BreakerState:
         return breaker_state(self.shared.get(model))
 
-    async def admit(self, model: str, policy: Breaker, now: float) -> tuple[Admission, BreakerState]:
-        state = self.view(model)
+    async def admit(self, model: str, policy: Breaker, clock: Clock) -> tuple[Admission, BreakerState]:
+        state, now = self.view(model), clock()
         if state.status == "closed" and not any(t > now - policy.window for t in state.recent_failures):
             return "go", state  # no failure seen: the synced state will do (no round trip)
         if state.status == "open" and state.opened_at is not None and now - state.opened_at < policy.reset:
@@ -165,18 +165,22 @@ class ModelSync:
         request = {"model": model, "at": now, "policy": _policy(policy)}
         try:
             answer = await self._update(ADMIT_UPDATE, request)
-        except Exception as exc:  # the registry cannot answer: decide on the synced state
-            self._warn("admit", "cannot ask the model registry to admit a call (deciding here): %s", exc)
-            return state.admit(policy, now), state
+        except Exception as exc:
+            # The registry cannot answer (say, the worker that had its workflow cached was
+            # killed: Temporal moves it to another worker after the sticky timeout, 10 s). A
+            # closed breaker lets the call go; a trial is only ever claimed in the workflow, so
+            # that no two workers send one: until it answers, the breaker stays open here.
+            self._warn("admit", "cannot ask the model registry to admit a call: %s", exc)
+            return ("go" if state.status == "closed" else "refused"), state
         row = answer.get("row")
         if row is not None:
             self.adopt_breakers({model: row})
         return answer["admission"], breaker_state(row)
 
     async def settle(
-        self, model: str, policy: Breaker, now: float, outcome: Outcome, *, trial: bool
+        self, model: str, policy: Breaker, clock: Clock, outcome: Outcome, *, trial: bool
     ) -> BreakerStatus:
-        state = self.view(model)
+        state, now = self.view(model), clock()
         if outcome == "success" and not trial and not state.has_news():
             return "closed"  # the common case: nothing to count
         if outcome == "void" and not trial:

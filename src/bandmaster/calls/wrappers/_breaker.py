@@ -11,6 +11,7 @@ from bandmaster.errors import CircuitOpen, GuardViolation, InvalidRequest, Outpu
 from bandmaster.models import Model, ModelRequest, ModelResponse
 from bandmaster.policies import Admission, Breaker, BreakerState, BreakerStatus
 
+Clock = Callable[[], float]
 Outcome = Literal["failure", "success", "void"]
 """How a call ended for its breaker: an outage, an answer, or nothing said about availability."""
 
@@ -20,12 +21,14 @@ class BreakerStates(Protocol):
     process; the embedded engine in its journal (every worker on it counts into the same row);
     Temporal in the registry workflow of the task queue. ``admit`` says whether a call may start
     (and whether it is the half-open trial); ``settle`` records how it ended and answers the
-    state after it; ``status`` is the last state known here (what ``models list`` shows)."""
+    state after it; ``status`` is the last state known here (what ``models list`` shows).
+    ``clock`` is read when the step is recorded (inside the journal's transaction: an open is
+    stamped with the time it became visible to every worker)."""
 
-    async def admit(self, model: str, policy: Breaker, now: float) -> tuple[Admission, BreakerState]: ...
+    async def admit(self, model: str, policy: Breaker, clock: Clock) -> tuple[Admission, BreakerState]: ...
 
     async def settle(
-        self, model: str, policy: Breaker, now: float, outcome: Outcome, *, trial: bool
+        self, model: str, policy: Breaker, clock: Clock, outcome: Outcome, *, trial: bool
     ) -> BreakerStatus: ...
 
     def status(self, model: str) -> BreakerStatus: ...
@@ -45,14 +48,14 @@ class LocalBreakers:
             state = self.breakers[model] = BreakerState()
         return state
 
-    async def admit(self, model: str, policy: Breaker, now: float) -> tuple[Admission, BreakerState]:
+    async def admit(self, model: str, policy: Breaker, clock: Clock) -> tuple[Admission, BreakerState]:
         state = self.breaker(model)
-        return state.admit(policy, now), state
+        return state.admit(policy, clock()), state
 
     async def settle(
-        self, model: str, policy: Breaker, now: float, outcome: Outcome, *, trial: bool
+        self, model: str, policy: Breaker, clock: Clock, outcome: Outcome, *, trial: bool
     ) -> BreakerStatus:
-        return settle_here(self.breaker(model), policy, now, outcome, trial=trial)
+        return settle_here(self.breaker(model), policy, clock(), outcome, trial=trial)
 
     def status(self, model: str) -> BreakerStatus:
         return self.breaker(model).status
@@ -101,8 +104,8 @@ class BreakerGate(Wrapper):
         self.clock = clock
 
     async def request(self, req: ModelRequest) -> ModelResponse:
-        label, states, policy = self.name, self.states, self.breaker
-        admission, state = await states.admit(label, policy, self.clock())
+        label, states, policy, clock = self.name, self.states, self.breaker, self.clock
+        admission, state = await states.admit(label, policy, clock)
         if admission == "refused":
             if self.seen is not None:
                 self.seen[label] = state.status
@@ -112,15 +115,15 @@ class BreakerGate(Wrapper):
             response = await self.inner.request(req)
         except Exception as exc:
             outcome: Outcome = "void" if isinstance(exc, _NOT_OUTAGES) else "failure"
-            status = await states.settle(label, policy, self.clock(), outcome, trial=trial)
+            status = await states.settle(label, policy, clock, outcome, trial=trial)
             if self.seen is not None and outcome == "failure":
                 self.seen[label] = status
             raise
         except BaseException:
             if trial:  # a cancelled half-open trial must not block the model
-                await states.settle(label, policy, self.clock(), "void", trial=True)
+                await states.settle(label, policy, clock, "void", trial=True)
             raise
-        status = await states.settle(label, policy, self.clock(), "success", trial=trial)
+        status = await states.settle(label, policy, clock, "success", trial=trial)
         if self.seen is not None:
             self.seen[label] = status
         return response
