@@ -1,13 +1,15 @@
 """What a shared circuit breaker adds to a healthy model's call, against the same call through
 an in-process breaker and through no breaker, all measured in one run.
 
-    .venv/bin/python benchmarks/bench_breakers.py [--calls 20000] [--repeat 5]
+    .venv/bin/python benchmarks/bench_breakers.py [--calls 20000] [--repeat 5] [--temporal]
 
 Each call goes through ``BreakerGate`` around a model that answers at once (no network), so
 the numbers are the breaker's own cost: for the journal's breakers (``JournalBreakers``, what
 every embedded worker uses), one read of the breaker revision at admission, no write. Also
 measured: one failure recorded in the journal (a short IMMEDIATE transaction), the cost the
-outage path pays per failed call. These are measurements, not tests: exit 0 whatever they say.
+outage path pays per failed call. ``--temporal`` also starts a Temporal dev server and measures
+a worker's failure report and an admission that asks the registry workflow (each an update).
+These are measurements, not tests: exit 0 whatever they say.
 """
 
 from __future__ import annotations
@@ -82,18 +84,60 @@ async def main(calls: int, repeat: int) -> None:
         failures = 200
         start = time.perf_counter()
         for i in range(failures):
-            await journal.settle(
-                f"m{i % 20}", bm.Breaker(failures=10**6), time.time(), "failure", trial=False
-            )
+            await journal.settle(f"m{i % 20}", bm.Breaker(failures=10**6), time.time, "failure", trial=False)
         spent = (time.perf_counter() - start) / failures
         print(f"  one failure recorded in the journal: {spent * 1e6:7.1f} µs (one IMMEDIATE transaction)")
         journal.rows.close()
         store._conn.close()
 
 
+async def temporal(rounds: int = 50) -> None:
+    """Median cost of a failure report and of an admission asking the registry workflow."""
+    import uuid
+
+    from bandmaster.calls.hub import hub_for
+    from bandmaster.temporal._devserver import DevServer, free_port
+
+    @bm.workflow
+    async def idle() -> None:
+        return None
+
+    with tempfile.TemporaryDirectory() as folder:
+        server = DevServer(Path(folder) / "temporal.db", Path(folder) / "server.log", free_port())
+        server.start()
+        try:
+            registry = bm.Registry(models={"m": bm.CallableModel(lambda req: "ok", name="m")})
+            queue = f"bench-{uuid.uuid4().hex[:6]}"
+            async with bm.TemporalEngine(
+                server.target, task_queue=queue, workflows=[idle], registry=registry
+            ):
+                states = hub_for(registry, None).breakers  # the worker's ModelSync
+                never = bm.Breaker(failures=10**6, window=600, reset=60)
+                reports, admissions = [], []
+                for _ in range(rounds):
+                    start = time.perf_counter()
+                    await states.settle("m", never, time.time, "failure", trial=False)
+                    reports.append(time.perf_counter() - start)
+                    start = time.perf_counter()
+                    await states.admit("m", never, time.time)  # failures in the window: asks
+                    admissions.append(time.perf_counter() - start)
+            print(f"Temporal ({type(states).__name__}), {rounds} rounds, median:")
+            print(f"  one failure reported (an update):          {statistics.median(reports) * 1e3:6.1f} ms")
+            print(
+                f"  one admission asking the registry workflow: {statistics.median(admissions) * 1e3:6.1f} ms"
+            )
+        finally:
+            server.stop()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--temporal", action="store_true", help="also measure the Temporal registry's updates"
+    )
     args = parser.parse_args()
     asyncio.run(main(args.calls, args.repeat))
+    if args.temporal:
+        asyncio.run(temporal())

@@ -51,8 +51,10 @@ class JournalBreakers:
     async def settle(
         self, model: str, policy: Breaker, clock: Clock, outcome: Outcome, *, trial: bool
     ) -> BreakerStatus:
-        if outcome == "success" and not trial and not self.current(model).has_news():
-            return "closed"  # the common case: nothing to count, nothing to write
+        # The common case: a success on a breaker that had no failures when this call was
+        # admitted (the view is that recent): nothing to count, nothing to write.
+        if outcome == "success" and not trial and not self.view.get(model, _CLOSED).has_news():
+            return "closed"
         if outcome == "void" and not trial:
             return self.current(model).status
         # The time is read inside the transaction: an open is stamped when it became visible.

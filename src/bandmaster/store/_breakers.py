@@ -24,6 +24,7 @@ import json
 import mmap
 import os
 import sqlite3
+import struct
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -33,6 +34,7 @@ from bandmaster.store._sqlite import SQLiteStore
 T = TypeVar("T")
 
 _COLUMNS = "key, status, opened_at, changed_at, recent, failures, trial_until"
+_REVISION = struct.Struct("<q")  # the revision file: one little-endian 64-bit integer
 _SLOTS = ",".join("?" * 7)
 _REV = "SELECT value FROM kv WHERE key = 'breakers_rev'"
 
@@ -91,7 +93,7 @@ class BreakerStore:
     def published(self) -> int | None:
         """The newest revision any worker wrote (or is about to commit); ``None``: unknown."""
         board = self._published
-        return None if board is None else int.from_bytes(board[:8], "little")
+        return None if board is None else int(_REVISION.unpack_from(board)[0])
 
     def close(self) -> None:
         if self._published is not None:
@@ -126,7 +128,7 @@ class BreakerStore:
                     "DO UPDATE SET value = CAST(value AS INTEGER) + 1 RETURNING value"
                 ).fetchone()[0]
                 if self._published is not None:  # before the commit: see the module docstring
-                    self._published[:8] = int(rev).to_bytes(8, "little")
+                    _REVISION.pack_into(self._published, 0, int(rev))
             return answer, state
 
         return self.store._write(op)
