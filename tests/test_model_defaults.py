@@ -10,7 +10,8 @@ import pytest
 
 import bandmaster as bm
 from bandmaster.calls import default_registry, reset_models
-from bandmaster.calls.hub import hub_for
+from bandmaster.calls.hub import ModelHub, hub_for
+from bandmaster.calls.wrappers import LocalBreakers
 
 MODELS_YAML = """
 models:
@@ -48,11 +49,16 @@ def test_the_environment_is_read_once_not_per_call(tmp_path: Path, monkeypatch: 
     assert default_registry() is first  # resolved at first use, kept
 
 
+def open_breaker(hub: ModelHub, model: str) -> None:
+    assert isinstance(hub.breakers, LocalBreakers)
+    hub.breakers.breaker(model).fail(bm.Breaker(failures=1), 1.0)
+
+
 def test_reset_forgets_the_registry_and_the_breakers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     chosen = bm.use_registry(bm.Registry(models={"shout": bm.CallableModel(shout, name="shout")}))
     hub = hub_for(chosen, None)
-    hub.breaker("shout").record_failure(bm.Breaker(failures=1), now=1.0)
-    assert hub_for(chosen, None).breaker("shout").status == "open"
+    open_breaker(hub, "shout")
+    assert hub_for(chosen, None).breakers.status("shout") == "open"
 
     reset_models()
 
@@ -61,7 +67,7 @@ def test_reset_forgets_the_registry_and_the_breakers(tmp_path: Path, monkeypatch
     assert default_registry() is not chosen  # resolved again, from the environment now
     assert default_registry().knows("echo")
     assert hub_for(chosen, None) is not hub  # a fresh hub: its breakers start closed
-    assert hub_for(chosen, None).breaker("shout").status == "closed"
+    assert hub_for(chosen, None).breakers.status("shout") == "closed"
 
 
 # Two tests in a row: the first leaves a registry and an open breaker behind; the autouse
@@ -71,7 +77,7 @@ LEFT: dict[str, object] = {}
 
 def test_isolation_first_leaves_state_behind() -> None:
     registry = bm.use_registry(bm.Registry(models={"shout": bm.CallableModel(shout, name="shout")}))
-    hub_for(registry, None).breaker("shout").record_failure(bm.Breaker(failures=1), now=1.0)
+    open_breaker(hub_for(registry, None), "shout")
     LEFT["registry"], LEFT["hub"] = registry, hub_for(registry, None)
 
 
@@ -84,4 +90,4 @@ def test_isolation_second_sees_none_of_it(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert isinstance(registry, bm.Registry)
     assert default_registry() is not registry
     assert hub_for(registry, None) is not LEFT["hub"]
-    assert hub_for(registry, None).breaker("shout").status == "closed"
+    assert hub_for(registry, None).breakers.status("shout") == "closed"

@@ -38,12 +38,12 @@ def test_fake_clock_drives_a_breaker() -> None:
     clock = FakeClock()
     breaker = bm.Breaker(failures=2, window=10, reset=30)
     state = BreakerState()
-    state.record_failure(breaker, clock())
+    state.fail(breaker, clock())
     clock.advance(1)
-    state.record_failure(breaker, clock())
-    assert not state.allow(breaker, clock())
+    state.fail(breaker, clock())
+    assert state.admit(breaker, clock()) == "refused"
     clock.advance(30)
-    assert state.allow(breaker, clock.now())  # half-open: one trial call
+    assert state.admit(breaker, clock.now()) == "trial"  # half-open: one trial call
     with pytest.raises(bm.UsageError, match="backwards"):
         clock.advance(-1)
 

@@ -130,7 +130,9 @@ async def invoke_model(
         if guards:
             wrapped = Guarded(wrapped, guards, log=log)
         if policy.breaker is not None:
-            wrapped = BreakerGate(wrapped, policy.breaker, states=hub, seen=breakers, clock=clock.time)
+            wrapped = BreakerGate(
+                wrapped, policy.breaker, states=hub.breakers, seen=breakers, clock=clock.time
+            )
         return wrapped
 
     only: Model | None = None

@@ -1,8 +1,9 @@
 """A model registry bound to a journal store, so that every worker on that store sees the same
-alias versions and weights, the same circuit-breaker states and the same response cache.
+alias versions and weights, the same circuit breakers and the same response cache.
 
-Workers re-read the shared state at most every ``REFRESH`` seconds (one indexed read of a
+Workers re-read the alias state at most every ``REFRESH`` seconds (one indexed read of a
 revision counter), so ``bandmaster models set`` reaches every worker well within a second.
+Breakers are counted in the journal itself, at each call (``JournalBreakers``).
 """
 
 from __future__ import annotations
@@ -11,16 +12,16 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
+from bandmaster.calls._journal_breakers import JournalBreakers
+from bandmaster.calls.wrappers import BreakerStates, LocalBreakers
 from bandmaster.engine.backend import AliasState
 from bandmaster.errors import NoModelRegistry, UnknownModel
 from bandmaster.models import AliasSpec, Registry
-from bandmaster.policies import BreakerState
 from bandmaster.store import SQLiteStore
 
 log = logging.getLogger("bandmaster.calls.hub")
@@ -38,29 +39,23 @@ class AliasView:
 
 
 class ModelHub:
-    """A registry bound to a journal store: the aliases' current versions and weights, and one
-    breaker state per model, shared by every worker on that store (re-read every
-    ``REFRESH`` seconds). ``call_model`` resolves each call through one; users reach it as
-    ``engine.models`` (a ``ModelDesk``), not directly."""
+    """A registry bound to a journal store: the aliases' current versions and weights (shared
+    by every worker on that store, re-read every ``REFRESH`` seconds) and the breakers of its
+    models. ``call_model`` resolves each call through one; users reach it as ``engine.models``
+    (a ``ModelDesk``), not directly."""
 
     def __init__(self, registry: Registry, store: SQLiteStore | None = None) -> None:
         self.registry = registry
         self.store = store
-        self.breakers: dict[str, BreakerState] = {}
-        self.new_breaker: Callable[[str], BreakerState] = lambda _model: BreakerState()
-        """Makes the breaker state of a model. A backend whose workers share breakers elsewhere
-        sets one that reports each call's outcome there (``bandmaster.temporal._model_sync``)."""
+        self.breakers: BreakerStates = LocalBreakers() if store is None else JournalBreakers(store)
+        """Where the breakers of this hub's calls are kept and counted: in this process, in the
+        journal, or (set by ``bandmaster.temporal._model_sync``) in the Temporal registry
+        workflow of the worker's task queue."""
         self._rev = -1
         self._checked = float("-inf")
 
-    def breaker(self, model: str) -> BreakerState:
-        state = self.breakers.get(model)
-        if state is None:
-            state = self.breakers[model] = self.new_breaker(model)
-        return state
-
     def refresh(self, *, force: bool = False) -> None:
-        """Adopt alias changes and breaker transitions made by other workers."""
+        """Adopt alias changes made by other workers."""
         store = self.store
         now = time.monotonic()
         if store is None or (not force and now - self._checked < REFRESH):
@@ -74,13 +69,6 @@ class ModelHub:
                     self.registry.apply_alias(alias, AliasSpec.model_validate_json(spec))
                 except ValidationError as exc:
                     log.error("ignoring invalid stored override of alias %r: %s", alias, exc)
-        for key, status, opened_at, changed_at in store.breakers():
-            self.breaker(key).adopt(status, opened_at, changed_at)  # type: ignore[arg-type]
-
-    def share_breaker(self, model: str) -> None:
-        state = self.breakers[model]
-        if self.store is not None:
-            self.store.put_breaker(model, state.status, state.opened_at, state.changed_at)
 
     def set_alias(
         self,
@@ -109,7 +97,7 @@ class ModelHub:
                     versions=dict(spec.versions),
                     weights=dict(spec.weights),
                     fallback=list(spec.policy.fallback),
-                    breakers={m: self.breaker(m).status for m in models},
+                    breakers={m: self.breakers.status(m) for m in models},
                 )
             )
         return views

@@ -3,10 +3,10 @@
 from typing import TYPE_CHECKING
 
 from bandmaster._lazy import lazy_loader
-from bandmaster.policies._breaker import Breaker, BreakerState
+from bandmaster.policies._breaker import Admission, Breaker, BreakerState, BreakerStatus
 from bandmaster.policies._retry import Retry
 
-__all__ = ["DEFAULT_RETRY_ON", "NO_RETRY", "Breaker", "BreakerState", "Retry"]
+__all__ = ["DEFAULT_RETRY_ON", "NO_RETRY", "Admission", "Breaker", "BreakerState", "BreakerStatus", "Retry"]
 
 # Names other rooms use, loaded on first use.
 _LAZY = {

@@ -19,6 +19,7 @@ __all__ = [
     "ApprovalRow",
     "ApprovalStore",
     "AuditRow",
+    "BreakerStore",
     "ChunkPublisher",
     "ChunkRow",
     "JournalStore",
@@ -50,6 +51,7 @@ _LAZY = {
     "ApprovalStore": "bandmaster.store._approvals",
     "AuditRow": "bandmaster.store._approvals",
     "BUCKET_RATIO": "bandmaster.store._rollups",
+    "BreakerStore": "bandmaster.store._breakers",
     "ChunkPublisher": "bandmaster.store._streams",
     "ChunkRow": "bandmaster.store._streams",
     "FORMAT": "bandmaster.store._sqlite",
@@ -80,6 +82,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from bandmaster.store._approvals import ApprovalRow, ApprovalStore, AuditRow
+    from bandmaster.store._breakers import BreakerStore
     from bandmaster.store._journal_file import (
         check_readable,
         check_schema,

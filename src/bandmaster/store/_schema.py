@@ -285,6 +285,19 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX stream_chunks_run ON stream_chunks (run_id, id)",
     ],
+    # 14-16: reserved for the limits, budgets and priority migrations of issue #16 (renumbered
+    # when those branches merge; empty here so that 17 keeps its number).
+    [],
+    [],
+    [],
+    # 17: breakers counted in the journal by every worker (store/_breakers.py): the failures in
+    # the window, the count since the last success, and the half-open trial's claim. Each change
+    # bumps kv 'breakers_rev', which workers read at each admission to know their view is current.
+    [
+        "ALTER TABLE breakers ADD COLUMN recent TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE breakers ADD COLUMN failures INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE breakers ADD COLUMN trial_until REAL",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -724,24 +724,6 @@ class SQLiteStore:
         return [(r[0], r[1], r[2]) for r in rows]
 
     @_reading
-    def breakers(self) -> list[tuple[str, str, float | None, float]]:
-        rows = self._conn.execute("SELECT key, status, opened_at, changed_at FROM breakers").fetchall()
-        return [(r[0], r[1], r[2], r[3]) for r in rows]
-
-    def put_breaker(self, key: str, status: str, opened_at: float | None, changed_at: float) -> None:
-        """Record a breaker transition unless a newer one is already stored (batched)."""
-
-        def op(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO breakers (key, status, opened_at, changed_at) VALUES (?,?,?,?) "
-                "ON CONFLICT(key) DO UPDATE SET status = excluded.status, opened_at = excluded.opened_at, "
-                "changed_at = excluded.changed_at WHERE excluded.changed_at > breakers.changed_at",
-                (key, status, opened_at, changed_at),
-            )
-
-        self._enqueue(op, wait=False)
-
-    @_reading
     def cache_get(self, key: str) -> str | None:
         row = self._conn.execute(
             "SELECT value FROM cache WHERE key = ? AND expires_at > ?", (key, self.now())

@@ -7,9 +7,15 @@ registry tables: alias overrides with their history, and one circuit-breaker sta
   embedded engine), then the ``switch`` update stores it if nothing changed in between (the
   revision matches; else the desk previews again). The update stores the spec it is given, so
   a replay on a worker with another ``models.yaml`` replays the same state.
-- **Breakers**: workers ``report`` each model call's outcome (batched); this workflow runs the
-  breaker state machine over the reports of every worker, so failures seen by different
-  workers add up, and answers the states, which workers adopt.
+- **Breakers** are counted here: a worker ``report``s each failure (and each success that
+  changes something) with an update that answers the new state, so the worker that records
+  the N-th failure of all workers learns "open" at once; before a call whose model has shown
+  failures, a worker asks ``admit`` (an update: one handler runs at a time, so exactly one
+  worker claims a half-open trial). Each row carries a revision, so a worker never adopts an
+  older row from a memo it reads after an update answered a newer one. The handlers stamp
+  breaker times with the workflow's time (``workflow.time()``, deterministic on replay), not
+  the workers' clocks: an open is stamped when it was recorded, and windows, resets and trial
+  claims are measured on one clock whatever the workers' clocks say.
 - The state workers need (revision, overrides, breakers) is also the workflow's memo
   ``bandmaster.models.state``, and the switch history ``bandmaster.models.history``, both
   rewritten on each change; workers read the state every ``model_sync.POLL`` seconds with a
@@ -17,8 +23,9 @@ registry tables: alias overrides with their history, and one circuit-breaker sta
   held this workflow delays nobody. (A query would wait until Temporal notices the crash.)
 
 It continues as new when Temporal suggests it (its history grows with every report), carrying
-its state; nothing else ends it. Its handlers are pure: times come from the requests, and the
-registry is read only by queries and the update's validator (neither is replayed).
+its state; nothing else ends it. Its handlers are deterministic: times come from
+``workflow.time()``, and the registry is read only by queries and the update's validator
+(neither is replayed).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ PREVIEW_QUERY = "bandmaster.models.preview"
 DESCRIBE_QUERY = "bandmaster.models.describe"
 SWITCH_UPDATE = "bandmaster.models.switch"
 REPORT_UPDATE = "bandmaster.models.report"
+ADMIT_UPDATE = "bandmaster.models.admit"
 STATE_MEMO = "bandmaster.models.state"
 """The memo entry holding what workers adopt: ``{"rev", "overrides", "breakers"}``."""
 HISTORY_MEMO = "bandmaster.models.history"
@@ -113,31 +121,70 @@ def alias_state(alias: str, spec: AliasSpec, breakers: dict[str, Any]) -> dict[s
     }
 
 
-def apply_report(breakers: dict[str, Any], event: dict[str, Any]) -> None:
-    """One call's outcome (``failure``/``success``, at ``at``, under ``policy``), reported by a
-    worker, applied to the shared state of its model. ``trial`` marks the one call a half-open
-    breaker lets through: its outcome closes or reopens the breaker."""
-    model = str(event["model"])
-    row = breakers.get(model, {})
-    state = BreakerState(
+def breaker_state(row: dict[str, Any] | None) -> BreakerState:
+    """A breaker row of the registry state as the state machine's ``BreakerState``."""
+    row = row or {}
+    recent = row.get("recent")
+    return BreakerState(
         status=row.get("status", "closed"),
-        recent_failures=list(row.get("failures", [])),
+        recent_failures=list(recent) if isinstance(recent, list) else [],
         opened_at=row.get("opened_at"),
         changed_at=row.get("changed_at", 0.0),
+        failures=int(row.get("failures") or 0) if not isinstance(row.get("failures"), list) else 0,
+        trial_until=row.get("trial_until"),
     )
-    at = float(event["at"])
-    if event["outcome"] == "failure":
-        if event.get("trial") and state.status != "closed":
-            state.status = "half_open"  # the trial failed: open again from now
-        state.record_failure(Breaker(**event["policy"]), at)
-    elif event.get("trial") or state.status == "closed":
-        state.record_success(at)  # a stale worker's success does not close an open breaker
-    breakers[model] = {
+
+
+def breaker_row(state: BreakerState, rev: int) -> dict[str, Any]:
+    return {
         "status": state.status,
         "opened_at": state.opened_at,
         "changed_at": state.changed_at,
-        "failures": state.recent_failures,
+        "recent": state.recent_failures,
+        "failures": state.failures,
+        "trial_until": state.trial_until,
+        "rev": rev,
     }
+
+
+def _policy(event: dict[str, Any]) -> Breaker:
+    return Breaker(**event["policy"]) if event.get("policy") else Breaker()
+
+
+def _change(breakers: dict[str, Any], model: str, state: BreakerState) -> bool:
+    """Store ``state`` as ``model``'s row if it differs; True when it did."""
+    old = breakers.get(model)
+    rev = int(old.get("rev", 0)) if old else 0
+    if old is not None and breaker_row(state, rev) == old:
+        return False
+    breakers[model] = breaker_row(state, rev + 1)
+    return True
+
+
+def apply_report(breakers: dict[str, Any], event: dict[str, Any]) -> bool:
+    """One call's outcome (``failure``/``success``/``void``, at ``at``, under ``policy``),
+    reported by a worker, applied to the shared state of its model; True when it changed.
+    ``trial`` marks the one call a half-open breaker let through: its outcome closes or reopens
+    the breaker (``void``: it said nothing, the next call tries)."""
+    model = str(event["model"])
+    state = breaker_state(breakers.get(model))
+    at, trial = float(event["at"]), bool(event.get("trial"))
+    if event["outcome"] == "failure":
+        state.fail(_policy(event), at, trial=trial)
+    elif event["outcome"] == "success":
+        state.succeed(at, trial=trial)
+    else:
+        state.release(trial=trial)
+    return _change(breakers, model, state)
+
+
+def admit_call(breakers: dict[str, Any], request: dict[str, Any]) -> tuple[str, bool]:
+    """May a call of ``model`` start at ``at``? The admission (``go``/``trial``/``refused``)
+    and whether the state changed (a trial claimed)."""
+    model = str(request["model"])
+    state = breaker_state(breakers.get(model))
+    admission = state.admit(_policy(request), float(request["at"]))
+    return admission, _change(breakers, model, state)
 
 
 def _refusal(exc: BaseException) -> ApplicationError:
@@ -230,13 +277,25 @@ class ModelRegistryWorkflow:
 
     @workflow.update(name=REPORT_UPDATE)
     def report(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Apply a worker's batch of call outcomes (``events``); answers the states of the
-        models they name."""
+        """Apply a worker's call outcomes (``events``, in order); answers the rows of the models
+        they name."""
         breakers = self.state["breakers"]
+        changed = False
+        now = workflow.time()  # breaker times on the workflow clock (module docstring)
         for event in request["events"]:
-            apply_report(breakers, event)
-        self._publish()
-        return {m: breakers[m] for m in {str(e["model"]) for e in request["events"]}}
+            changed = apply_report(breakers, {**event, "at": now}) or changed
+        if changed:
+            self._publish()
+        return {m: breakers[m] for m in {str(e["model"]) for e in request["events"]} if m in breakers}
+
+    @workflow.update(name=ADMIT_UPDATE)
+    def admit(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Admit a call of ``model`` at ``at`` under ``policy``: ``{"admission", "row"}``."""
+        breakers = self.state["breakers"]
+        admission, changed = admit_call(breakers, {**request, "at": workflow.time()})
+        if changed:
+            self._publish()
+        return {"admission": admission, "row": breakers.get(str(request["model"]))}
 
     def _publish(self) -> None:
         workflow.upsert_memo({STATE_MEMO: self.read_state(), HISTORY_MEMO: self.state["history"]})

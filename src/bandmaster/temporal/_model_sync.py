@@ -1,13 +1,20 @@
 """A worker's side of the shared model registry state (temporal/model_registry.py).
 
 Every ``POLL`` seconds the worker reads the registry workflow's state (its memo, which the
-server answers without asking a worker) and applies
-it to the model hub its activities call models through: alias overrides go into its registry
-(so a switch reaches every worker within ``POLL`` plus a query's round trip), breaker states
-are adopted by its breakers. Its breakers are ``SharedBreakerState``: each call's outcome is
-also reported to the registry workflow (in batches, off the call's path), which counts the
-failures of every worker together; the answer is adopted at once. A restarted worker reads the
-state before its first model call (``ready``), so a switch survives worker restarts.
+server answers without asking a worker) and applies it to the model hub its activities call
+models through: alias overrides go into its registry (so a switch reaches every worker within
+``POLL`` plus a query's round trip), breaker rows into its view of the breakers. A restarted
+worker reads the state before its first model call (``ready``), so a switch survives worker
+restarts.
+
+``ModelSync`` is also where the hub's breakers are kept (``BreakerStates``): the registry
+workflow counts every worker's failures. A failure, a success after failures and a trial's
+outcome are reported with an update whose answer is the new state (the worker that records the
+N-th failure learns "open" at once). Admission asks the workflow (an update: exact) whenever the
+view shows the breaker not closed or failures in the window; a clean view admits at once, so
+a healthy model costs no round trip. The residual window: a worker whose view is clean, because
+the first failures of another worker are younger than its last read (at most ``POLL`` plus a
+round trip), may start a call after the breaker opened.
 """
 
 from __future__ import annotations
@@ -15,22 +22,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from temporalio.client import Client
 
 from bandmaster.calls.hub import ModelHub, hub_for
+from bandmaster.calls.wrappers import BreakerStates, Clock, Outcome
 from bandmaster.models import AliasSpec, Registry
-from bandmaster.policies import Breaker, BreakerState
+from bandmaster.policies import Admission, Breaker, BreakerState, BreakerStatus
 from bandmaster.temporal._model_registry import (
+    ADMIT_UPDATE,
     REPORT_UPDATE,
     STATE_MEMO,
+    breaker_state,
     empty_state,
     ensure_registry,
     registry_id,
 )
+
+T = TypeVar("T")
 
 log = logging.getLogger("bandmaster.temporal.models")
 
@@ -52,30 +64,6 @@ def serving(registry: object | None) -> Registry:
     return default_registry()
 
 
-@dataclass(slots=True)
-class SharedBreakerState(BreakerState):
-    """A breaker whose call outcomes are also reported to the registry workflow."""
-
-    model: str = ""
-    sync: ModelSync | None = field(default=None, repr=False, compare=False)
-
-    def record_failure(self, policy: Breaker, now: float) -> bool:
-        trial = self.status == "half_open"
-        opened = BreakerState.record_failure(self, policy, now)
-        if self.sync is not None:
-            self.sync.report(self.model, "failure", now, policy, trial=trial)
-        return opened
-
-    def record_success(self, now: float) -> bool:
-        trial = self.status == "half_open"
-        # Only a success that changes something is news: most calls succeed.
-        news = trial or self.status != "closed" or bool(self.recent_failures)
-        closed = BreakerState.record_success(self, now)
-        if self.sync is not None and (news or self.sync.has_failures(self.model)):
-            self.sync.report(self.model, "success", now, None, trial=trial)
-        return closed
-
-
 class ModelSync:
     """Keeps one worker's registry and breakers in step with the registry workflow of its
     task queue, from ``start()`` to ``stop()``."""
@@ -89,24 +77,18 @@ class ModelSync:
         self.rev = -1  # the revision of the overrides applied
         self.shared: dict[str, dict[str, Any]] = {}  # model -> its breaker row in the workflow
         self._synced = asyncio.Event()
-        self._pending: list[dict[str, Any]] = []
-        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._warned: set[str] = set()
-        self._made_by = self.hub.new_breaker
+        self._before: BreakerStates = self.hub.breakers
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await ensure_registry(self.client, self.task_queue)
-        self._made_by = self.hub.new_breaker
-        self.hub.new_breaker = self._new_breaker
-        for model, state in list(self.hub.breakers.items()):  # made before: share them from now on
-            if not isinstance(state, SharedBreakerState):
-                self.hub.breakers[model] = self._new_breaker(model, state)
+        self._before = self.hub.breakers
+        self.hub.breakers = self
         self._tasks = [
             asyncio.create_task(self._read_loop(), name="bandmaster-models-read"),
-            asyncio.create_task(self._report_loop(), name="bandmaster-models-report"),
         ]
 
     async def stop(self) -> None:
@@ -114,8 +96,8 @@ class ModelSync:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if self.hub.new_breaker == self._new_breaker:
-            self.hub.new_breaker = self._made_by
+        if self.hub.breakers is self:
+            self.hub.breakers = self._before
 
     async def ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Wait (at most ``timeout``) until the state has been read once since ``start``."""
@@ -126,22 +108,6 @@ class ModelSync:
                 await self._synced.wait()
                 return
         self._warn("ready", "model call goes ahead before the registry state was read: %s", "timeout")
-
-    def has_failures(self, model: str) -> bool:
-        row = self.shared.get(model)
-        return row is not None and (row.get("status") != "closed" or bool(row.get("failures")))
-
-    def _new_breaker(self, model: str, old: BreakerState | None = None) -> BreakerState:
-        old = old or BreakerState()
-        return SharedBreakerState(
-            status=old.status,
-            recent_failures=old.recent_failures,
-            opened_at=old.opened_at,
-            changed_at=old.changed_at,
-            trial_in_flight=old.trial_in_flight,
-            model=model,
-            sync=self,
-        )
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -177,49 +143,90 @@ class ModelSync:
         self.adopt_breakers(state["breakers"])
 
     def adopt_breakers(self, rows: dict[str, dict[str, Any]]) -> None:
-        self.shared.update(rows)
+        """Take the rows newer than those known here (a memo read may be older than an update's
+        answer)."""
+        shared = self.shared
         for model, row in rows.items():
-            self.hub.breaker(model).adopt(row["status"], row["opened_at"], row["changed_at"])
+            known = shared.get(model)
+            if known is None or int(row.get("rev", 0)) >= int(known.get("rev", 0)):
+                shared[model] = row
 
-    # --- reporting -------------------------------------------------------------------------
+    # --- breakers (the hub's BreakerStates) ----------------------------------------------------
 
-    def report(self, model: str, outcome: str, at: float, policy: Breaker | None, *, trial: bool) -> None:
-        """Queue one call's outcome for the registry workflow (from any thread)."""
-        event: dict[str, Any] = {"model": model, "outcome": outcome, "at": at, "trial": trial}
-        if policy is not None:
-            event["policy"] = {"failures": policy.failures, "window": policy.window, "reset": policy.reset}
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return
+    def view(self, model: str) -> BreakerState:
+        return breaker_state(self.shared.get(model))
+
+    async def admit(self, model: str, policy: Breaker, clock: Clock) -> tuple[Admission, BreakerState]:
+        state, now = self.view(model), clock()
+        if state.status == "closed" and not any(t > now - policy.window for t in state.recent_failures):
+            return "go", state  # no failure seen: the synced state will do (no round trip)
+        if state.status == "open" and state.opened_at is not None and now - state.opened_at < policy.reset:
+            return "refused", state
+        request = {"model": model, "at": now, "policy": _policy(policy)}
         try:
-            here = asyncio.get_running_loop()
-        except RuntimeError:  # a model called from a sync step's thread
-            here = None
-        if here is loop:
-            self._queue(event)
-        else:
-            loop.call_soon_threadsafe(self._queue, event)
+            answer = await self._update(ADMIT_UPDATE, request)
+        except Exception as exc:
+            # The registry cannot answer (say, the worker that had its workflow cached was
+            # killed: Temporal moves it to another worker after the sticky timeout, 10 s). A
+            # closed breaker lets the call go; a trial is only ever claimed in the workflow, so
+            # that no two workers send one: until it answers, the breaker stays open here.
+            self._warn("admit", "cannot ask the model registry to admit a call: %s", exc)
+            return ("go" if state.status == "closed" else "refused"), state
+        row = answer.get("row")
+        if row is not None:
+            self.adopt_breakers({model: row})
+        return answer["admission"], breaker_state(row)
 
-    def _queue(self, event: dict[str, Any]) -> None:
-        self._pending.append(event)
-        self._wake.set()
+    async def settle(
+        self, model: str, policy: Breaker, clock: Clock, outcome: Outcome, *, trial: bool
+    ) -> BreakerStatus:
+        state, now = self.view(model), clock()
+        if outcome == "success" and not trial and not state.has_news():
+            return "closed"  # the common case: nothing to count
+        if outcome == "void" and not trial:
+            return state.status
+        event = {"model": model, "outcome": outcome, "at": now, "trial": trial, "policy": _policy(policy)}
+        try:
+            rows = await self._update(REPORT_UPDATE, {"events": [event]})
+        except Exception as exc:  # lost: this worker's view stays as it was
+            self._warn("report", "cannot report a model call's outcome to the model registry: %s", exc)
+            return state.status
+        self.adopt_breakers(rows)
+        return self.view(model).status
 
-    async def _report_loop(self) -> None:
+    def status(self, model: str) -> BreakerStatus:
+        return self.view(model).status
+
+    async def _update(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
+        """Run an update of the registry workflow on the client's event loop (a model may be
+        called from a sync step's thread, which runs a loop of its own)."""
         handle = self.client.get_workflow_handle(registry_id(self.task_queue))
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self._pending = self._pending, []
-            try:
-                async with asyncio.timeout(CALL_TIMEOUT):
-                    rows = await handle.execute_update(REPORT_UPDATE, {"events": batch}, result_type=dict)
-                self.adopt_breakers(rows)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # lost: the breaker then counts this worker's failures only
-                self._warn("report", "cannot report breaker events to the model registry: %s", exc)
+
+        async def update() -> dict[str, Any]:
+            async with asyncio.timeout(CALL_TIMEOUT):
+                answer: dict[str, Any] = await handle.execute_update(name, request, result_type=dict)
+                return answer
+
+        return await _on_loop(self._loop, update)
 
     def _warn(self, kind: str, message: str, detail: object) -> None:
         if kind not in self._warned:
             self._warned.add(kind)
             log.warning(message, detail)
+
+
+def _policy(policy: Breaker) -> dict[str, float]:
+    return {"failures": policy.failures, "window": policy.window, "reset": policy.reset}
+
+
+async def _on_loop(loop: asyncio.AbstractEventLoop | None, make: Callable[[], Awaitable[T]]) -> T:
+    async def run() -> T:
+        return await make()
+
+    try:
+        here = asyncio.get_running_loop()
+    except RuntimeError:  # pragma: no cover - always called from a coroutine
+        here = None
+    if loop is None or here is loop or loop.is_closed():
+        return await run()
+    return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), loop))

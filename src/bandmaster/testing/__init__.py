@@ -111,7 +111,7 @@ class ScriptedModel:
 class FakeClock:
     """A clock that moves only when told, for the pure policies and for the engine.
 
-    For a policy, call it where the policy takes the time: ``state.allow(breaker, clock())``,
+    For a policy, call it where the policy takes the time: ``state.admit(breaker, clock())``,
     then ``clock.advance(30)``. For the engine, pass it as ``bm.Engine(clock=clock)`` (or
     ``temp_engine(clock=clock)``): every journal stamp, durable timer (``bm.sleep``),
     ``bm.wait_for`` timeout, approval deadline, lease, heartbeat, retry delay and step timeout

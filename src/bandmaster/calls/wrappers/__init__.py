@@ -10,7 +10,14 @@ order and a new policy is one class (subclass ``Wrapper``, override ``request``)
 
 from bandmaster.calls.wrappers._attempts import Retrying
 from bandmaster.calls.wrappers._base import Wrapper, innermost
-from bandmaster.calls.wrappers._breaker import BreakerGate, BreakerStates, LocalBreakers
+from bandmaster.calls.wrappers._breaker import (
+    BreakerGate,
+    BreakerStates,
+    Clock,
+    LocalBreakers,
+    Outcome,
+    settle_here,
+)
 from bandmaster.calls.wrappers._cache import CacheStore, ResponseCache
 from bandmaster.calls.wrappers._fallback import FallbackChain, falls_back
 from bandmaster.calls.wrappers._guarded import Guarded
@@ -20,13 +27,16 @@ __all__ = [
     "BreakerGate",
     "BreakerStates",
     "CacheStore",
+    "Clock",
     "FallbackChain",
     "Guarded",
     "LocalBreakers",
+    "Outcome",
     "Priced",
     "ResponseCache",
     "Retrying",
     "Wrapper",
     "falls_back",
     "innermost",
+    "settle_here",
 ]
