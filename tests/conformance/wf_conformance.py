@@ -36,7 +36,27 @@ async def yearly(text: str) -> str:
     return await shout(text)
 
 
-WORKFLOWS = [echo, waits, reviewed, yearly]
+def _terms_data() -> dict[str, Any]:
+    terms = bm.engine.current_terms()
+    return {"priority": terms.priority, "tenant": terms.tenant, "budget_usd": terms.budget_usd}
+
+
+@bm.step(timeout=10)
+async def terms_in_step() -> dict[str, Any]:
+    return _terms_data()
+
+
+@bm.workflow
+async def terms_seen(wait: bool) -> dict[str, Any]:
+    """What a step and a model call see as the run's terms (before and after a wait)."""
+    before = await terms_in_step()
+    if wait:
+        await bm.wait_for("go", timeout=600)
+    model = await bm.call_model("terms_model", "which terms?")
+    return {"before": before, "step": await terms_in_step(), "model": model.output}
+
+
+WORKFLOWS = [echo, waits, reviewed, yearly, terms_seen]
 
 
 def fast(text: str) -> str:
@@ -46,3 +66,8 @@ def fast(text: str) -> str:
 
 def careful(text: str) -> str:
     return "careful"
+
+
+def terms_model(text: str) -> dict[str, Any]:
+    """A model that answers with the terms it sees (its call's context)."""
+    return {"output": _terms_data()}

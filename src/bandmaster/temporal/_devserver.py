@@ -25,6 +25,14 @@ from types import TracebackType
 from bandmaster.errors import BackendUnavailable, UsageError
 
 START_TIMEOUT = 60.0
+MATCHING = (
+    "--dynamic-config-value",
+    "matching.useNewMatcher=true",
+    "--dynamic-config-value",
+    "matching.enableFairness=true",
+)
+"""Task-queue priority and fairness on (runs' priority and tenant, ``temporal/_terms.py``):
+priority is on by default in server 1.28+, fairness is not."""
 """Seconds a server may take until its ``default`` namespace answers."""
 
 
@@ -62,7 +70,7 @@ class DevServer:
         command = [cli, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(self.port)]
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [*command, *database, "--log-level", "error"],
+                [*command, *database, *MATCHING, "--log-level", "error"],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
