@@ -3,6 +3,7 @@ and by a ``bandmaster worker`` process (``test_http_and_cli.py``) on either back
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import bandmaster as bm
@@ -56,7 +57,19 @@ async def terms_seen(wait: bool) -> dict[str, Any]:
     return {"before": before, "step": await terms_in_step(), "model": model.output}
 
 
-WORKFLOWS = [echo, waits, reviewed, yearly, terms_seen]
+@bm.step(timeout=10)
+async def nap(seconds: float) -> float:
+    await asyncio.sleep(seconds)
+    return seconds
+
+
+@bm.workflow
+async def paced(seconds: float) -> float:
+    """One step that takes ``seconds``: runs that hold a worker's capacity for a while."""
+    return await nap(seconds)
+
+
+WORKFLOWS = [echo, waits, reviewed, yearly, terms_seen, paced]
 
 
 def fast(text: str) -> str:

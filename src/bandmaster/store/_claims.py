@@ -32,15 +32,17 @@ PENDING = "status IN ('queued', 'waiting') AND ready_at IS NOT NULL"
 
 _TENANTS = f"""
 WITH RECURSIVE t(name) AS (
-    SELECT min(tenant) FROM runs WHERE {PENDING}
+    SELECT min(tenant) FROM runs INDEXED BY runs_claim_order WHERE {PENDING}
     UNION ALL
-    SELECT (SELECT min(tenant) FROM runs WHERE {PENDING} AND tenant > t.name) FROM t
+    SELECT (SELECT min(tenant) FROM runs INDEXED BY runs_claim_order WHERE {PENDING} AND tenant > t.name)
+    FROM t
     WHERE t.name IS NOT NULL
 )
 SELECT name FROM t WHERE name IS NOT NULL
 """
 _BEST_OF_TENANT = (
-    f"SELECT id, {CLAIM_ORDER} FROM runs WHERE tenant = :tenant AND {PENDING} AND ready_at <= :now "
+    f"SELECT id, {CLAIM_ORDER} FROM runs INDEXED BY runs_claim_order "
+    f"WHERE tenant = :tenant AND {PENDING} AND ready_at <= :now "
     f"AND workflow IN (SELECT value FROM json_each(:names)) ORDER BY {CLAIM_ORDER} LIMIT :limit"
 )
 _RUNNING = "SELECT tenant, count(*) FROM runs WHERE status = 'running' GROUP BY tenant"

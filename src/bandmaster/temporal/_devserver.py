@@ -30,9 +30,15 @@ MATCHING = (
     "matching.useNewMatcher=true",
     "--dynamic-config-value",
     "matching.enableFairness=true",
+    "--dynamic-config-value",
+    "matching.numTaskqueueReadPartitions=1",
+    "--dynamic-config-value",
+    "matching.numTaskqueueWritePartitions=1",
 )
 """Task-queue priority and fairness on (runs' priority and tenant, ``temporal/_terms.py``):
-priority is on by default in server 1.28+, fairness is not."""
+priority is on by default in server 1.28+, fairness is not. Both hold within one partition of a
+task queue, and a queue has four by default, between which tasks are spread at random: the dev
+server, which serves one machine, keeps one, so the order is exact."""
 """Seconds a server may take until its ``default`` namespace answers."""
 
 
