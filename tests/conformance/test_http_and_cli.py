@@ -408,6 +408,19 @@ def test_http_start_with_terms_shows_and_filters_them(stack: Stack) -> None:
         nobody = http.get("/api/v1/runs", params={"tenant": "no-such-tenant"}).json()["runs"]
     assert [(r["id"], r["tenant"], r["priority"]) for r in mine] == [(run_id, tenant, 5)]
     assert nobody == []
+    with stack.client("alice") as http:  # the dashboard's runs list and run page show them
+        login = http.get("/login")
+        csrf = login.text.split('name="csrf_token" value="')[1].split('"')[0]
+        form = {"csrf_token": csrf, "token": stack.tokens["alice"], "next": "/ui/runs"}
+        logged_in = http.post("/login", data=form, headers={"Cookie": f"bm_login_csrf={csrf}"})
+        cookie = {"Cookie": logged_in.headers["set-cookie"].split(";")[0]}
+        listed = http.get("/ui/runs", headers=cookie).text
+        page = http.get(f"/ui/runs/{run_id}", headers=cookie).text
+    row = listed.split(f'href="/ui/runs/{run_id}"')[1].split("</tr>")[0]
+    assert f"<td>{tenant}</td>" in row
+    assert "<td>5</td>" in row
+    assert f"<dt>Tenant</dt><dd>{tenant}</dd>" in page
+    assert "<dt>Priority</dt><dd>5</dd>" in page
 
 
 @pytest.mark.parametrize(

@@ -98,3 +98,20 @@ async def test_a_resumed_run_gets_its_terms_from_the_journal(tmp_path: Path) -> 
         info = await second.describe(handle.id)
     assert seen == {"before": TERMS, "step": TERMS, "model": TERMS}
     assert info.claims >= 2  # it was resumed, not run through once
+
+
+async def test_stats_per_tenant(backend: Backend) -> None:
+    """Runs, failures, model calls and cost per tenant (terms_model costs $0.001 a call)."""
+    acme, globex = f"acme-{uuid.uuid4().hex[:6]}", f"globex-{uuid.uuid4().hex[:6]}"
+    handles = [await backend.start(wfs.terms_seen, False, tenant=acme) for _ in range(2)]
+    handles.append(await backend.start(wfs.terms_seen, False, tenant=globex))
+    handles.append(await backend.start(wfs.terms_seen, False))  # no tenant: not listed
+    for handle in handles:
+        await handle.result(timeout=60)
+    stats = await backend.stats()
+    tenants = {t.tenant: t for t in stats.tenants}
+    assert set(tenants) >= {acme, globex}
+    assert (tenants[acme].runs, tenants[acme].failed, tenants[acme].model_calls) == (2, 0, 2)
+    assert tenants[acme].cost == pytest.approx(0.002)
+    assert (tenants[globex].runs, tenants[globex].model_calls) == (1, 1)
+    assert tenants[globex].cost == pytest.approx(0.001)

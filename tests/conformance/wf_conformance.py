@@ -83,4 +83,4 @@ def careful(text: str) -> str:
 
 def terms_model(text: str) -> dict[str, Any]:
     """A model that answers with the terms it sees (its call's context)."""
-    return {"output": _terms_data()}
+    return {"output": _terms_data(), "cost": 0.001}
