@@ -30,22 +30,31 @@ CLAIM_ORDER = f"ready_at - priority * {AGING:g}"
 PENDING = "status IN ('queued', 'waiting') AND ready_at IS NOT NULL"
 """Runs that may become claimable (the index's WHERE: queries repeat it to use the index)."""
 
-_TENANTS = f"""
+_READY = f"{PENDING} AND ready_at <= :now AND workflow IN (SELECT value FROM json_each(:names))"
+_HEADS = f"""
 WITH RECURSIVE t(name) AS (
     SELECT min(tenant) FROM runs INDEXED BY runs_claim_order WHERE {PENDING}
     UNION ALL
     SELECT (SELECT min(tenant) FROM runs INDEXED BY runs_claim_order WHERE {PENDING} AND tenant > t.name)
-    FROM t
-    WHERE t.name IS NOT NULL
+    FROM t WHERE t.name IS NOT NULL
 )
-SELECT name FROM t WHERE name IS NOT NULL
+SELECT name, (
+    SELECT {CLAIM_ORDER} FROM runs INDEXED BY runs_claim_order
+    WHERE tenant = t.name AND {PENDING} AND ready_at <= :now ORDER BY {CLAIM_ORDER} LIMIT 1
+) FROM t WHERE name IS NOT NULL
 """
+"""Each tenant with pending runs (a skip-scan: one seek per tenant), and the virtual ready
+time of its best ready run (NULL: none ready). Of any workflow: a workflow filter in the
+correlated subquery is rebuilt for every tenant (measured at 100 tenants: 5.8 ms a claim, not
+1.6 ms); a head of a workflow this worker does not host only ranks its tenant a little early."""
 _BEST_OF_TENANT = (
     f"SELECT id, {CLAIM_ORDER} FROM runs INDEXED BY runs_claim_order "
-    f"WHERE tenant = :tenant AND {PENDING} AND ready_at <= :now "
-    f"AND workflow IN (SELECT value FROM json_each(:names)) ORDER BY {CLAIM_ORDER} LIMIT :limit"
+    f"WHERE tenant = :tenant AND {_READY} ORDER BY {CLAIM_ORDER} LIMIT :limit"
 )
-_RUNNING = "SELECT tenant, count(*) FROM runs WHERE status = 'running' GROUP BY tenant"
+_RUNNING = (
+    "SELECT tenant, count(*) FROM runs INDEXED BY runs_running_tenant "
+    "WHERE status = 'running' GROUP BY tenant"
+)
 
 
 def pick_ready(conn: sqlite3.Connection, names: str, now: float, limit: int) -> list[str]:
@@ -53,22 +62,28 @@ def pick_ready(conn: sqlite3.Connection, names: str, now: float, limit: int) -> 
     claim order. Call it inside the claiming write transaction."""
     if limit <= 0:
         return []
-    tenants = [row[0] for row in conn.execute(_TENANTS)]
     params: dict[str, object] = {"now": now, "names": names, "limit": limit}
-    best: dict[str, list[tuple[str, float]]] = {}
-    for tenant in tenants:
-        rows = conn.execute(_BEST_OF_TENANT, params | {"tenant": tenant}).fetchall()
-        if rows:
-            best[tenant] = rows
-    if len(best) <= 1:
-        return [run_id for rows in best.values() for run_id, _ in rows]
+    heads = {tenant: head for tenant, head in conn.execute(_HEADS, params) if head is not None}
+    if len(heads) <= 1:
+        return [
+            run_id
+            for tenant in heads
+            for run_id, _ in conn.execute(_BEST_OF_TENANT, params | {"tenant": tenant})
+        ]
+    # Fair share: the best runs of a tenant are read when it is first picked (at most
+    # ``limit`` tenants per claim), ranked by virtual time plus its load.
     load = dict(conn.execute(_RUNNING).fetchall())
-    heap = [(rows[0][1] + SHARE * load.get(tenant, 0), tenant, 0) for tenant, rows in best.items()]
+    heap = [(head + SHARE * load.get(tenant, 0), tenant, 0) for tenant, head in heads.items()]
     heapq.heapify(heap)
+    best: dict[str, list[tuple[str, float]]] = {}
     picked: list[str] = []
     while heap and len(picked) < limit:
         _, tenant, index = heapq.heappop(heap)
-        rows = best[tenant]
+        rows = best.get(tenant)
+        if rows is None:
+            rows = best[tenant] = conn.execute(_BEST_OF_TENANT, params | {"tenant": tenant}).fetchall()
+        if index >= len(rows):
+            continue  # its head was the only ready run it had
         picked.append(rows[index][0])
         load[tenant] = load.get(tenant, 0) + 1
         if index + 1 < len(rows):

@@ -299,6 +299,7 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE runs ADD COLUMN budget_usd REAL",
         f"CREATE INDEX runs_claim_order ON runs (tenant, {claims.CLAIM_ORDER}) WHERE {claims.PENDING}",
         "CREATE INDEX runs_tenant ON runs (tenant, created_at)",
+        "CREATE INDEX runs_running_tenant ON runs (tenant) WHERE status = 'running'",
     ],
 ]
 
