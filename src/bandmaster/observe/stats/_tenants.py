@@ -15,8 +15,9 @@ _ANY_TENANT = "SELECT 1 FROM runs WHERE tenant > '' LIMIT 1"
 def tenants_of_journal(
     conn: sqlite3.Connection, workflow: str | None, cutoff: float | None
 ) -> list[TenantStats]:
-    if conn.execute(_ANY_TENANT).fetchone() is None:
-        return []
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if "tenant" not in columns or conn.execute(_ANY_TENANT).fetchone() is None:
+        return []  # a journal from before tenants (read as it is), or without any
     where = "r.tenant > ''"
     params: dict[str, object] = {"workflow": workflow, "cutoff": cutoff}
     if workflow is not None:
