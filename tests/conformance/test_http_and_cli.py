@@ -473,7 +473,7 @@ def test_cli_start_with_terms_and_list_by_tenant(stack: Stack) -> None:
     ("options", "message"),
     [
         (["--priority", "high"], "Invalid value for '--priority'"),
-        (["--tenant", "a/b"], "tenant 'a/b' is not a valid name"),
+        (["--tenant", "a/b"], "--tenant: tenant 'a/b' is not a valid name"),
         (["--budget-usd", "-1"], "budget_usd must be a finite number"),
         (["--priority", "2000000"], "out of range"),
     ],

@@ -42,4 +42,9 @@ def run_terms(priority: int, tenant: str | None, budget_usd: float | None) -> Ru
     try:
         return RunTerms(priority, tenant, budget_usd)
     except InvalidInput as exc:
-        raise fail(f"{exc} (--priority, --tenant, --budget-usd)") from exc
+        # RunTerms names the term first ("tenant 'a/b' is not a valid name: ..."): say its option.
+        option = next(o for term, o in _TERM_OPTIONS if str(exc).startswith(term))
+        raise fail(f"{option}: {exc}") from exc
+
+
+_TERM_OPTIONS = (("priority", "--priority"), ("tenant", "--tenant"), ("budget_usd", "--budget-usd"))
