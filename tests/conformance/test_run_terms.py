@@ -115,3 +115,9 @@ async def test_stats_per_tenant(backend: Backend) -> None:
     assert tenants[acme].cost == pytest.approx(0.002)
     assert (tenants[globex].runs, tenants[globex].model_calls) == (1, 1)
     assert tenants[globex].cost == pytest.approx(0.001)
+
+
+def test_bm_run_takes_the_terms(tmp_path: Path) -> None:
+    """``bm.run`` (one run in a fresh event loop) passes the terms like ``start``."""
+    seen = bm.run(wfs.terms_in_workflow, db=tmp_path / "j.db", priority=2, tenant="solo", budget_usd=1.0)
+    assert seen == {"priority": 2, "tenant": "solo", "budget_usd": 1.0}

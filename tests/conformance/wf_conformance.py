@@ -57,6 +57,11 @@ async def terms_seen(wait: bool) -> dict[str, Any]:
     return {"before": before, "step": await terms_in_step(), "model": model.output}
 
 
+@bm.workflow
+async def terms_in_workflow() -> dict[str, Any]:
+    return await terms_in_step()
+
+
 @bm.step(timeout=10)
 async def nap(seconds: float) -> float:
     await asyncio.sleep(seconds)
