@@ -389,3 +389,100 @@ def test_cli_consume_starts_one_run_per_message(stack: Stack, rabbit: Rabbit) ->
         consumer.send_signal(signal.SIGTERM)
         output = consumer.communicate(timeout=30)[0].decode()
     assert "4 messages started runs, 0 dead-lettered" in output, output
+
+
+# --- run terms: priority, tenant, budget --------------------------------------------------------
+
+
+def test_http_start_with_terms_shows_and_filters_them(stack: Stack) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    body = {"workflow": "echo", "input": "terms", "priority": 5, "tenant": tenant, "budget_usd": 0.25}
+    with stack.client("writer") as http:
+        started = http.post("/api/v1/runs", json=body)
+    assert started.status_code == 201, started.text
+    run_id = started.json()["id"]
+    run = stack.wait(run_id, "completed")
+    assert (run["priority"], run["tenant"], run["budget_usd"]) == (5, tenant, 0.25)
+    with stack.client("reader") as http:
+        mine = http.get("/api/v1/runs", params={"tenant": tenant}).json()["runs"]
+        nobody = http.get("/api/v1/runs", params={"tenant": "no-such-tenant"}).json()["runs"]
+    assert [(r["id"], r["tenant"], r["priority"]) for r in mine] == [(run_id, tenant, 5)]
+    assert nobody == []
+    with stack.client("alice") as http:  # the dashboard's runs list and run page show them
+        login = http.get("/login")
+        csrf = login.text.split('name="csrf_token" value="')[1].split('"')[0]
+        form = {"csrf_token": csrf, "token": stack.tokens["alice"], "next": "/ui/runs"}
+        logged_in = http.post("/login", data=form, headers={"Cookie": f"bm_login_csrf={csrf}"})
+        cookie = {"Cookie": logged_in.headers["set-cookie"].split(";")[0]}
+        listed = http.get("/ui/runs", headers=cookie).text
+        page = http.get(f"/ui/runs/{run_id}", headers=cookie).text
+    row = listed.split(f'href="/ui/runs/{run_id}"')[1].split("</tr>")[0]
+    assert f"<td>{tenant}</td>" in row
+    assert "<td>5</td>" in row
+    assert f"<dt>Tenant</dt><dd>{tenant}</dd>" in page
+    assert "<dt>Priority</dt><dd>5</dd>" in page
+
+
+@pytest.mark.parametrize(
+    ("terms", "message"),
+    [
+        ({"priority": "high"}, "priority"),
+        ({"priority": 1.5}, "priority"),
+        ({"priority": 10**9}, "priority 1000000000 out of range"),
+        ({"tenant": "acme/eu"}, "tenant 'acme/eu' is not a valid name"),
+        ({"tenant": 7}, "tenant"),
+        ({"budget_usd": -1}, "budget_usd must be a finite number of dollars >= 0"),
+        ({"budget_usd": "1"}, "budget_usd"),
+    ],
+)
+def test_http_bad_terms_are_422_and_nothing_is_journaled(
+    stack: Stack, terms: dict[str, object], message: str
+) -> None:
+    key = f"bad-{uuid.uuid4().hex[:10]}"
+    with stack.client("writer") as http:
+        refused = http.post(
+            "/api/v1/runs", json={"workflow": "echo", "input": "x", **terms}, headers={"Idempotency-Key": key}
+        )
+        missing = http.get(f"/api/v1/runs/{key}")
+    assert refused.status_code == 422, refused.text
+    assert message in refused.text
+    assert missing.status_code == 404
+
+
+def test_cli_start_with_terms_and_list_by_tenant(stack: Stack) -> None:
+    tenant = f"t{uuid.uuid4().hex[:8]}"
+    started = stack.cli(
+        "start", f"{WORKFLOWS_FILE}:echo", "--input", '"t"', "--priority", "-3", "--tenant", tenant,
+        "--budget-usd", "0.5",
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    run_id = started.stdout.strip()
+    stack.wait(run_id, "completed")
+    listed = stack.cli("runs", "list", "--json", "--tenant", tenant)
+    table = stack.cli("runs", "list", "--tenant", tenant)
+    shown = stack.cli("runs", "show", run_id)
+    assert [(r["id"], r["priority"], r["tenant"], r["budget_usd"]) for r in json.loads(listed.stdout)] == [
+        (run_id, -3, tenant, 0.5)
+    ], listed.stderr
+    assert tenant in table.stdout
+    assert "-3" in table.stdout
+    assert f"priority: -3  tenant: {tenant}  budget: $0.5" in shown.stdout
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--priority", "high"], "Invalid value for '--priority'"),
+        (["--tenant", "a/b"], "--tenant: tenant 'a/b' is not a valid name"),
+        (["--budget-usd", "-1"], "budget_usd must be a finite number"),
+        (["--priority", "2000000"], "out of range"),
+    ],
+)
+def test_cli_bad_terms_exit_2_and_nothing_is_journaled(
+    stack: Stack, options: list[str], message: str
+) -> None:
+    run_id = f"bad-{uuid.uuid4().hex[:10]}"
+    refused = stack.cli("start", f"{WORKFLOWS_FILE}:echo", "--input", '"x"', "--run-id", run_id, *options)
+    assert refused.returncode == 2
+    assert message in refused.stderr
+    assert stack.cli("runs", "show", run_id).returncode != 0

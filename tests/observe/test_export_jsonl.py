@@ -9,6 +9,7 @@ import json
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -39,7 +40,8 @@ async def _journal(path: Path) -> list[str]:
     ids = []
     async with bm.Engine(path, workflows=[export_wf], poll_interval=0.02) as engine:
         for x in range(4):
-            handle = await engine.start(export_wf, x)
+            terms: dict[str, Any] = {"priority": 3, "tenant": "acme", "budget_usd": 0.5} if x == 1 else {}
+            handle = await engine.start(export_wf, x, **terms)
             await handle.signal("go", 100)
             assert await handle.result() == 2 * x + 100
             ids.append(handle.id)
@@ -85,6 +87,7 @@ async def test_round_trip_is_exact_and_import_idempotent(tmp_path: Path, suffix:
     assert records[1].steps[0].decode("output") == 2
     assert records[1].signals[0].decode("payload") == 100
     assert records[4].run.decode("error")["message"].endswith("negative input")
+    assert (records[1].run.priority, records[1].run.tenant, records[1].run.budget_usd) == (3, "acme", 0.5)
 
     SQLiteStore(target).close()
     assert import_runs(target, [out]).model_dump() == {"imported": 5, "skipped": 0}
@@ -97,6 +100,7 @@ async def test_round_trip_is_exact_and_import_idempotent(tmp_path: Path, suffix:
     async with bm.Engine(source, worker=False) as a, bm.Engine(target, worker=False) as b:
         for run_id in ids:
             assert (await b.describe(run_id)) == (await a.describe(run_id))
+        assert (await b.describe(ids[1])).terms == bm.engine.RunTerms(3, "acme", 0.5)
 
 
 async def test_filters(tmp_path: Path) -> None:

@@ -121,3 +121,35 @@ async def test_queue_depth_counts_runs_no_worker_has_taken(
             await client.start(failing, "text")
         assert value(prom_registry, "bandmaster_queue_depth") == 2
         assert value(prom_registry, "bandmaster_approvals_pending") == 0
+
+
+async def test_tenants_label_their_own_series_and_are_bounded(
+    db_path: Path, prom_registry: CollectorRegistry
+) -> None:
+    metrics = Metrics(prom_registry, max_tenants=2)
+    async with bm.Engine(db_path, workflows=[pipeline, failing], registry=_registry(), hooks=[metrics]) as e:
+        for tenant in ("acme", "acme", "globex", "initech", None):
+            calls.clear()
+            await (await e.start(pipeline, "text", tenant=tenant)).result(timeout=20)
+        with pytest.raises(bm.RunFailed):
+            await (await e.start(failing, "text", tenant="acme")).result(timeout=20)
+    r = prom_registry
+    assert value(r, "bandmaster_tenant_runs_started_total", tenant="acme") == 3
+    assert value(r, "bandmaster_tenant_runs_total", tenant="acme", status="completed") == 2
+    assert value(r, "bandmaster_tenant_runs_total", tenant="acme", status="failed") == 1
+    assert value(r, "bandmaster_tenant_runs_total", tenant="globex", status="completed") == 1
+    # A third tenant is past max_tenants: counted as "other"; a run without a tenant, nowhere.
+    assert value(r, "bandmaster_tenant_runs_total", tenant="other", status="completed") == 1
+    assert value(r, "bandmaster_tenant_runs_total", tenant="initech", status="completed") == 0
+    cost = sum(
+        sample.value
+        for family in r.collect()
+        for sample in family.samples
+        if sample.name == "bandmaster_model_cost_usd_total"
+    )
+    assert cost > 0
+    tenant_cost = sum(
+        value(r, "bandmaster_tenant_model_cost_usd_total", tenant=t) for t in ("acme", "globex", "other")
+    )
+    assert tenant_cost == pytest.approx(cost * 4 / 5)  # the run without a tenant is not in a tenant's
+    assert value(r, "bandmaster_tenant_model_cost_usd_total", tenant="acme") == pytest.approx(cost * 2 / 5)

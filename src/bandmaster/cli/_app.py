@@ -40,7 +40,15 @@ from bandmaster.cli._observe import (
     alert_hooks,
     worker_hooks,
 )
-from bandmaster.cli._options import RUN_ID_HELP, DbOption, ModelsOption
+from bandmaster.cli._options import (
+    RUN_ID_HELP,
+    BudgetOption,
+    DbOption,
+    ModelsOption,
+    PriorityOption,
+    TenantOption,
+    run_terms,
+)
 from bandmaster.cli._outbox import outbox_app
 from bandmaster.cli._runs import resolve_run_id, waiting_on
 from bandmaster.cli._schedules import schedules_app
@@ -55,7 +63,7 @@ from bandmaster.cli._temporal import (
     exit_now_if_temporal_was_used,
 )
 from bandmaster.cli._tokens import tokens_app as _tokens_app
-from bandmaster.engine import Engine, RunInfo, load_schedules
+from bandmaster.engine import Engine, RunInfo, RunTerms, load_schedules
 from bandmaster.engine.backend import Backend
 from bandmaster.engine.hooks import Hooks, RunFinished
 from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageError
@@ -131,6 +139,9 @@ def run(
     batch: Annotated[Path | None, typer.Option(help="JSONL file: one run per line")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Runs in flight at once (batch)")] = 50,
     run_id: Annotated[str | None, typer.Option(help="Run id (idempotent start)")] = None,
+    priority: PriorityOption = 0,
+    tenant: TenantOption = None,
+    budget_usd: BudgetOption = None,
     db: DbOption = None,
     models: ModelsOption = None,
     log_level: LogLevelOption = "warning",
@@ -140,6 +151,7 @@ def run(
     setup_logging(log_level, log_json)
     if (input is None) == (batch is None):
         raise fail("give exactly one of --input JSON and --batch FILE.jsonl")
+    terms = run_terms(priority, tenant, budget_usd)
     try:
         wf = load_workflow(target)
         registry = _registry(models)
@@ -147,7 +159,7 @@ def run(
         raise fail(str(exc)) from exc
     if batch is not None:
         inputs = _read_jsonl(batch)
-        code = _run(_run_batch(wf, inputs, db, concurrency, registry))
+        code = _run(_run_batch(wf, inputs, db, concurrency, registry, terms))
         raise typer.Exit(code)
     value = _parse_json(input or "null", "--input")
 
@@ -155,7 +167,7 @@ def run(
         parked = _Parked()
         async with Engine(db, workflows=[wf], registry=registry, hooks=[parked]) as engine:
             args, kwargs = wf.input_from_json(value)
-            handle = await engine.start(wf, *args, run_id=run_id, **kwargs)
+            handle = await engine.start(wf, *args, run_id=run_id, **_terms_kwargs(terms), **kwargs)
             ui.line(f"run {handle.id} ({wf.name}) started in {engine.path}", err=True)
             announcer = asyncio.create_task(_announce_waits(engine, handle.id, parked, db))
             try:
@@ -179,10 +191,14 @@ def start(
     target: Annotated[str, typer.Argument(help="MODULE:WORKFLOW, e.g. examples/quickstart/triage.py:triage")],
     input: Annotated[str, typer.Option("--input", "-i", help="JSON input, or @file.json")] = "null",
     run_id: Annotated[str | None, typer.Option(help="Run id (idempotent start)")] = None,
+    priority: PriorityOption = 0,
+    tenant: TenantOption = None,
+    budget_usd: BudgetOption = None,
     db: DbOption = None,
 ) -> None:
     """Queue a run for `bandmaster worker` processes and print only its id (nothing executes
-    here): `id=$(bandmaster start app.py:triage --input '{...}')`."""
+    here): `id=$(bandmaster start app.py:triage --input '{...}' --priority 5 --tenant acme)`."""
+    terms = run_terms(priority, tenant, budget_usd)
     try:
         wf = load_workflow(target)
     except BandmasterError as exc:
@@ -192,10 +208,14 @@ def start(
     async def queue() -> str:
         async with opened(Where.from_env(db), must_exist=False) as engine:
             args, kwargs = wf.input_from_json(value)
-            handle = await engine.start(wf, *args, run_id=run_id, **kwargs)
+            handle = await engine.start(wf, *args, run_id=run_id, **_terms_kwargs(terms), **kwargs)
             return handle.id
 
     typer.echo(_run(queue()))
+
+
+def _terms_kwargs(terms: RunTerms) -> dict[str, Any]:
+    return {"priority": terms.priority, "tenant": terms.tenant, "budget_usd": terms.budget_usd}
 
 
 class _Parked(Hooks):
@@ -236,7 +256,7 @@ def _registry(models: str | None) -> Registry | None:
 
 
 async def _run_batch(
-    wf: Any, inputs: list[Any], db: str | None, concurrency: int, registry: Registry | None
+    wf: Any, inputs: list[Any], db: str | None, concurrency: int, registry: Registry | None, terms: RunTerms
 ) -> int:
     latencies: list[float] = []
     failures: list[str] = []
@@ -258,7 +278,7 @@ async def _run_batch(
                 async with gate:
                     t0 = time.perf_counter()
                     args, kwargs = wf.input_from_json(value)
-                    handle = await engine.start(wf, *args, **kwargs)
+                    handle = await engine.start(wf, *args, **_terms_kwargs(terms), **kwargs)
                     try:
                         results.append(await handle.result())
                     except (RunFailed, RunCancelled) as exc:
@@ -414,6 +434,7 @@ def runs_list(
         str | None, typer.Option(help="queued/running/waiting/completed/failed/cancelled")
     ] = None,
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only runs of this tenant")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
@@ -425,7 +446,7 @@ def runs_list(
     async def main() -> list[RunInfo]:
         engine = await _client(db)
         try:
-            return await engine.list(status=status, workflow=workflow, limit=limit)
+            return await engine.list(status=status, workflow=workflow, tenant=tenant, limit=limit)
         finally:
             await engine.close()
 
@@ -433,13 +454,23 @@ def runs_list(
     if as_json:
         _print_json([r.model_dump(mode="json", exclude={"steps"}) for r in found])
         return
-    table = ui.table(ui.id_column("run", (r.id for r in found)), "workflow", "status", "created", "duration")
+    table = ui.table(
+        ui.id_column("run", (r.id for r in found)),
+        "workflow",
+        "status",
+        "tenant",
+        "priority",
+        "created",
+        "duration",
+    )
     for r in found:
         end = r.ended_at or r.updated_at
         table.add_row(
             r.id,
             r.workflow,
             ui.status(r.status),
+            r.tenant or "",
+            str(r.priority),
             f"{r.created_at:%Y-%m-%d %H:%M:%S}",
             f"{(end - r.created_at).total_seconds():.2f} s",
         )
@@ -466,6 +497,9 @@ def runs_show(
         _print_json(info.model_dump(mode="json"))
         return
     ui.line((info.id, "bold"), f"  {info.workflow}  ", ui.status(info.status))
+    if not info.terms.default:
+        budget = f"${info.budget_usd:g}" if info.budget_usd is not None else "none"
+        ui.line(f"priority: {info.priority}  tenant: {info.tenant or '-'}  budget: {budget}")
     ui.line(f"input: {ui.cut(json.dumps(info.input, ensure_ascii=False), 200)}")
     if info.output is not None:
         ui.line(f"output: {ui.cut(json.dumps(info.output, ensure_ascii=False), 200)}")

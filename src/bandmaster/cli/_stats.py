@@ -209,6 +209,26 @@ def _print(s: Stats) -> None:
             f"{w.bytes_per_run / 1024:.1f}",
         )
     ui.show(workflows)
+    if s.tenants:
+        tenants = ui.table(
+            Column("tenant", no_wrap=True),
+            "runs",
+            "failed",
+            "model calls",
+            "calls failed",
+            "cost $",
+            title="tenants",
+        )
+        for t in s.tenants:
+            tenants.add_row(
+                t.tenant,
+                f"{t.runs:,}",
+                f"{t.failed:,}",
+                f"{t.model_calls:,}",
+                f"{t.model_failures:,}",
+                f"{t.cost:.4f}",
+            )
+        ui.show(tenants)
     days = ui.table("day (UTC)", "runs", "rows", "MB", title="storage growth")
     for d in s.days[-14:]:
         days.add_row(str(d.day), f"{d.runs:,}", f"{d.steps:,}", f"{d.journal_bytes / 1e6:.2f}")

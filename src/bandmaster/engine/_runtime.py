@@ -27,8 +27,9 @@ from bandmaster.engine._run_id import check_run_id
 from bandmaster.engine._schedule import Schedule, check_schedules, schedules_of
 from bandmaster.engine._schedule_desk import Schedules
 from bandmaster.engine._serde import ANY, DEFAULT_MAX_PAYLOAD, rebuild_error
+from bandmaster.engine._terms import RunTerms
 from bandmaster.engine._ticker import Ticker
-from bandmaster.engine._worker import Worker, new_owner_id
+from bandmaster.engine._worker import Worker, new_owner_id, run_terms
 from bandmaster.engine._workflow import Workflow
 from bandmaster.engine.backend import Capabilities, ModelDesk, embedded_services
 from bandmaster.engine.hooks import EngineClosed, EngineOpened, Hooks, RunCreated, emit, hook_set
@@ -84,7 +85,15 @@ class RunInfo(BaseModel):
     ended_at: datetime | None
     lease_owner: str | None
     claims: int
+    priority: int = 0
+    tenant: str | None = None
+    budget_usd: float | None = None
     steps: list[StepInfo] = []
+
+    @property
+    def terms(self) -> RunTerms:
+        """The terms the run was started with."""
+        return RunTerms(self.priority, self.tenant, self.budget_usd)
 
 
 def _dt(stamp: float | None) -> datetime | None:
@@ -109,6 +118,9 @@ def _run_info(row: RunRow, steps: Iterable[StepRow] = ()) -> RunInfo:
         ended_at=_dt(row.ended_at),
         lease_owner=row.lease_owner,
         claims=row.claims,
+        priority=row.priority,
+        tenant=row.tenant,
+        budget_usd=row.budget_usd,
         steps=[
             StepInfo(
                 seq=s.seq,
@@ -424,13 +436,19 @@ class Engine:
         /,
         *args: Any,
         run_id: str | None = None,
+        priority: int = 0,
+        tenant: str | None = None,
+        budget_usd: float | None = None,
         **kwargs: Any,
     ) -> RunHandle[R]:
-        """Start a run. With ``run_id``, starting is idempotent: the same request (workflow and
-        input) returns the existing run of that id (``handle.created`` is False); another
-        request under that id raises ``IdempotencyConflict``. The id must follow the run id
-        rule (``bandmaster.engine._run_id``). The input is journaled redacted when the workflow
-        redacts (``redaction_policy.py``)."""
+        """Start a run. With ``run_id``, starting is idempotent: the same request (workflow,
+        input and terms) returns the existing run of that id (``handle.created`` is False);
+        another request under that id raises ``IdempotencyConflict``. The id must follow the run
+        id rule (``bandmaster.engine._run_id``). The input is journaled redacted when the
+        workflow redacts (``redaction_policy.py``). ``priority``, ``tenant`` and ``budget_usd``
+        are the run's terms (``RunTerms``): journaled with the run, in context while it runs,
+        and the order in which workers claim ready runs (``store/_claims.py``)."""
+        terms = RunTerms(priority, tenant, budget_usd)  # validated before anything is written
         if run_id is not None:
             check_run_id(run_id)
         store = self.store
@@ -467,6 +485,9 @@ class Engine:
             lease_expires=now + self.lease if local else None,
             cancel_requested=False,
             claims=1 if local else 0,
+            priority=terms.priority,
+            tenant=terms.tenant,
+            budget_usd=terms.budget_usd,
         )
         headers = self.hooks.run_created(RunCreated(run_id, name)) if self.hooks is not None else None
         inserted = await store.insert_run(
@@ -478,6 +499,11 @@ class Engine:
             existing = store.get_run(run_id)
             if existing is None or not same_request(store, run_id, name, raw):
                 raise _conflict(run_id, existing.workflow if existing is not None else name)
+            if run_terms(existing) != terms:
+                raise IdempotencyConflict(
+                    f"run id {run_id!r} was already used with other terms ({run_terms(existing)}, "
+                    f"not {terms}); use a new id for a new run"
+                )
             return RunHandle(self, run_id, wf, created=False, status=existing.status)
         if local:
             assert self._worker is not None
@@ -587,10 +613,18 @@ class Engine:
         return self.store.run_ids_starting(prefix, limit)
 
     async def list(
-        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        tenant: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[RunInfo]:
-        """Runs, newest first (without their steps)."""
-        rows = self.store.list_runs(status=status, workflow=workflow, limit=limit, offset=offset)
+        """Runs, newest first (without their steps); ``tenant``: only that tenant's."""
+        rows = self.store.list_runs(
+            status=status, workflow=workflow, tenant=tenant, limit=limit, offset=offset
+        )
         return [_run_info(r) for r in rows]
 
     async def recover(self) -> int:
@@ -620,8 +654,6 @@ EMBEDDED = Capabilities(
     missing={
         "rate_limits": "models.yaml limits are not enforced yet: calls are sent as they come (issue 16)",
         "budgets": "budgets are not enforced yet: spend is recorded per step, not checked (issue 16)",
-        "priorities": "runs are served in start order, whatever their priority (issue 16)",
-        "tenant_fair_share": "runs are served in start order, not fairly between tenants (issue 16)",
     },
 )
 
@@ -639,13 +671,25 @@ def run(
     *args: Any,
     db: str | os.PathLike[str] | None = None,
     run_id: str | None = None,
+    priority: int = 0,
+    tenant: str | None = None,
+    budget_usd: float | None = None,
     **kwargs: Any,
 ) -> R:
-    """Run a workflow to completion in a fresh event loop and return its result."""
+    """Run a workflow to completion in a fresh event loop and return its result (the terms
+    as in ``Engine.start``)."""
 
     async def main() -> R:
         async with Engine(db, workflows=[workflow]) as engine:
-            handle = await engine.start(workflow, *args, run_id=run_id, **kwargs)
+            handle = await engine.start(
+                workflow,
+                *args,
+                run_id=run_id,
+                priority=priority,
+                tenant=tenant,
+                budget_usd=budget_usd,
+                **kwargs,
+            )
             return await handle.result()
 
     return asyncio.run(main())

@@ -17,12 +17,18 @@ from bandmaster.engine._redaction import Redactor, error_json, redact_json
 from bandmaster.engine._redaction_policy import RedactionPolicy
 from bandmaster.engine._rollup_pass import rollup_loop
 from bandmaster.engine._serde import error_record
+from bandmaster.engine._terms import RunTerms, terms_scope
 from bandmaster.engine._workflow import Workflow, redactor_for
 from bandmaster.engine.hooks import HookSet, RunFinished, RunOutcome, RunStarted, emit
 from bandmaster.errors import Cancelled, RedactionError, StoreError
 from bandmaster.store import RunRow, SQLiteStore
 
 log = logging.getLogger("bandmaster.worker")
+
+
+def run_terms(row: RunRow) -> RunTerms:
+    """The terms a run was started with, as its journal row keeps them."""
+    return RunTerms(row.priority, row.tenant, row.budget_usd)
 
 
 def new_owner_id() -> str:
@@ -298,10 +304,13 @@ class Worker:
             return
         wf = self.workflows[row.workflow]
         current_run.set(ctx)  # this task's own context; nothing else sees it
-        if self.hooks is not None and self.hooks.runs:
-            await self._observed(row, ctx, self.hooks, wf, headers)
-        else:
-            await self._execute(row, ctx, wf)
+        # The run's terms, from its journal row (so also after a crash): every step and model
+        # call of the run, in this task or the tasks it spawns, sees them (current_terms()).
+        with terms_scope(run_terms(row)):
+            if self.hooks is not None and self.hooks.runs:
+                await self._observed(row, ctx, self.hooks, wf, headers)
+            else:
+                await self._execute(row, ctx, wf)
 
     async def _observed(
         self,

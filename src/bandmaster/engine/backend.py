@@ -184,11 +184,21 @@ class Backend(Protocol):
         ...
 
     async def start(
-        self, workflow: Workflow[..., Any] | str, /, *args: Any, run_id: str | None = None, **kwargs: Any
+        self,
+        workflow: Workflow[..., Any] | str,
+        /,
+        *args: Any,
+        run_id: str | None = None,
+        priority: int = 0,
+        tenant: str | None = None,
+        budget_usd: float | None = None,
+        **kwargs: Any,
     ) -> RunHandle[Any]:
         """With ``run_id``, idempotent: the same request returns the existing run (its handle's
-        ``created`` is False); a different workflow or input under that id raises
-        ``IdempotencyConflict``."""
+        ``created`` is False); a different workflow, input or terms under that id raises
+        ``IdempotencyConflict``. ``priority``, ``tenant``, ``budget_usd``: the run's terms
+        (``RunTerms``, validated: ``InvalidInput``), kept with the run, shown by ``describe``
+        and ``list``, and in context (``current_terms()``) while its steps and model calls run."""
         ...
 
     async def result(
@@ -202,7 +212,13 @@ class Backend(Protocol):
     async def describe(self, run_id: str) -> RunInfo: ...
 
     async def list(
-        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        tenant: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> builtins.list[RunInfo]: ...
 
     async def run_ids_starting(self, prefix: str, *, limit: int = 10) -> builtins.list[str]: ...

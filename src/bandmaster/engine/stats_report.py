@@ -123,6 +123,30 @@ class WorkflowStats(BaseModel):
     bytes_per_run: float
 
 
+class TenantStats(BaseModel):
+    """One tenant's runs (``start(tenant=...)``); runs without a tenant are not listed."""
+
+    tenant: str
+    runs: int
+    failed: int
+    """Runs that ended failed."""
+    model_calls: int
+    model_failures: int
+    cost: float
+    """Model cost in USD of the tenant's runs."""
+
+
+def tenant_stats(rows: Iterable[tuple[str, int, int, int, int, float]]) -> list[TenantStats]:
+    """Rows of (tenant, runs, failed runs, model calls, failed model calls, cost), one per
+    tenant, as stats list them: by cost, then name."""
+    found = [
+        TenantStats(tenant=t, runs=r, failed=f, model_calls=c, model_failures=cf, cost=cost)
+        for t, r, f, c, cf, cost in rows
+        if t
+    ]
+    return sorted(found, key=lambda t: (-t.cost, t.tenant))
+
+
 class DayStats(BaseModel):
     """Storage growth: what the runs created that day (UTC) occupy."""
 
@@ -159,3 +183,5 @@ class Stats(BaseModel):
     ``TemporalEngine(stats_scan=...)``); ``None`` when every run in the window was read."""
     truncated: bool = False
     """True when the window held more runs than ``scan_limit``: the figures cover the newest."""
+    tenants: list[TenantStats] = []
+    """Per tenant (runs started with ``tenant=``); empty when no run has one."""

@@ -6,7 +6,9 @@
 
 Labels are bounded: workflow and step names come from code, model names from the registry
 and the providers' answers (capped at ``max_models`` distinct values, the rest is ``other``).
-Run ids never become labels.
+Tenants (``start(tenant=...)``) label only the ``bandmaster_tenant_*`` series, capped at
+``max_tenants`` distinct values (the rest is ``other``); runs without a tenant are not counted
+there. Run ids never become labels.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bandmaster.engine import current_terms
 from bandmaster.engine.hooks import (
     AttemptFinished,
     EngineOpened,
@@ -54,10 +57,13 @@ class Metrics(Hooks):
         *,
         buckets: Sequence[float] = DEFAULT_BUCKETS,
         max_models: int = 100,
+        max_tenants: int = 100,
     ) -> None:
         self.registry = registry if registry is not None else REGISTRY
         self.max_models = max_models
+        self.max_tenants = max_tenants
         self._models: set[str] = set()
+        self._tenants: set[str] = set()
         self._journals: list[Path] = []
         self._servers: list[Any] = []
         reg = self.registry
@@ -136,6 +142,21 @@ class Metrics(Hooks):
                 registry=reg,
             )
             self.active = Gauge("bandmaster_runs_active", "Runs executing now", ["workflow"], registry=reg)
+            self.tenant_started = Counter(
+                "bandmaster_tenant_runs_started",
+                "Runs started (first execution) per tenant",
+                ["tenant"],
+                registry=reg,
+            )
+            self.tenant_runs = Counter(
+                "bandmaster_tenant_runs",
+                "Run executions per tenant by how they ended (as bandmaster_runs)",
+                ["tenant", "status"],
+                registry=reg,
+            )
+            self.tenant_cost = Counter(
+                "bandmaster_tenant_model_cost_usd", "Model cost in USD per tenant", ["tenant"], registry=reg
+            )
             self.journal_bytes = Gauge(
                 "bandmaster_journal_bytes", "Size of the journal files (database and WAL)", registry=reg
             )
@@ -170,10 +191,16 @@ class Metrics(Hooks):
 
     def run_started(self, event: RunStarted) -> None:
         self.active.labels(event.workflow).inc()
+        tenant = self._tenant()
+        if tenant is not None and not event.resumed:
+            self.tenant_started.labels(tenant).inc()
 
     def run_finished(self, event: RunFinished) -> None:
         self.active.labels(event.workflow).dec()
         self.runs.labels(event.workflow, event.outcome).inc()
+        tenant = self._tenant()
+        if tenant is not None:
+            self.tenant_runs.labels(tenant, event.outcome).inc()
 
     def attempt_finished(self, event: AttemptFinished) -> None:
         # Counted when the attempt ends (as its span is), so a plain step's attempt builds no
@@ -211,8 +238,21 @@ class Metrics(Hooks):
         if meta.get("cost"):
             self.cost.labels(model).inc(meta["cost"])
             self.step_cost.labels(workflow, step).inc(meta["cost"])
+            tenant = self._tenant()
+            if tenant is not None:
+                self.tenant_cost.labels(tenant).inc(meta["cost"])
         if meta.get("fallback"):
             self.fallbacks.labels(workflow, step, self._model(meta["fallback"])).inc()
+
+    def _tenant(self) -> str | None:
+        """The running run's tenant as a bounded label (hooks run in the run's context)."""
+        tenant = current_terms().tenant
+        if tenant is None or tenant in self._tenants:
+            return tenant
+        if len(self._tenants) >= self.max_tenants:
+            return OTHER
+        self._tenants.add(tenant)
+        return tenant
 
     def _model(self, name: object) -> str:
         """Bound the ``model`` label's values."""

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from bandmaster._types import TERMINAL_STATUSES, RunStatus
-from bandmaster.engine import Approval, Decision, RunInfo, Workflow
+from bandmaster.engine import Approval, Decision, RunInfo, RunTerms, Workflow
 from bandmaster.engine.backend import AliasState, Backend
 from bandmaster.errors import (
     AlreadyDecided,
@@ -49,6 +49,17 @@ class StartRun(BaseModel):
         None,
         description="The JSON input: the whole value for a one-parameter workflow, "
         "else an object of keyword arguments or an array",
+    )
+    priority: int = Field(
+        0,
+        strict=True,
+        description="Higher is claimed and served first under saturation; waiting raises it (aging)",
+    )
+    tenant: str | None = Field(
+        None, strict=True, description="Whose run it is: fair share, tenant budgets, per-tenant stats"
+    )
+    budget_usd: float | None = Field(
+        None, strict=True, description="The most this run may spend on model calls, in dollars"
     )
 
 
@@ -102,14 +113,23 @@ def workflow_named(workflows: Mapping[str, Workflow[..., Any]], name: str) -> Wo
 
 
 async def start_keyed(
-    backend: Backend, workflow: str, value: Any, key: str | None
+    backend: Backend, workflow: str, value: Any, key: str | None, terms: RunTerms | None = None
 ) -> tuple[str, RunStatus, bool]:
-    """Start ``workflow`` with the JSON input ``value``; the key, when given, is the run id, so
-    a repeat of the same request finds its run (IdempotencyConflict, 409, for another request).
-    Returns the run's id, its status, and whether this call created it."""
+    """Start ``workflow`` with the JSON input ``value`` and ``terms``; the key, when given, is
+    the run id, so a repeat of the same request finds its run (IdempotencyConflict, 409, for
+    another request). Returns the run's id, its status, and whether this call created it."""
     wf = workflow_named(backend.workflows, workflow)
     args, kwargs = wf.input_from_json(value)
-    handle = await backend.start(wf, *args, run_id=key, **kwargs)
+    terms = terms or RunTerms()
+    handle = await backend.start(
+        wf,
+        *args,
+        run_id=key,
+        priority=terms.priority,
+        tenant=terms.tenant,
+        budget_usd=terms.budget_usd,
+        **kwargs,
+    )
     return handle.id, handle.status or "queued", handle.created
 
 
@@ -129,7 +149,8 @@ async def start_run(
     if idempotency_key is not None and (not idempotency_key.strip() or not idempotency_key.isprintable()):
         raise ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1-200 printable characters")
     backend = state_of(request).backend
-    run_id, status, created = await start_keyed(backend, body.workflow, body.input, idempotency_key)
+    terms = RunTerms(body.priority, body.tenant, body.budget_usd)  # InvalidInput: 422, nothing started
+    run_id, status, created = await start_keyed(backend, body.workflow, body.input, idempotency_key, terms)
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/runs/{run_id}"
@@ -142,13 +163,16 @@ async def list_runs(
     principal: Reader,
     status: RunStatus | None = None,
     workflow: str | None = None,
+    tenant: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> RunPage:
-    """Runs, newest first, without their steps. On Temporal, ``status`` is one of running,
-    completed, failed, cancelled (a waiting run is running there)."""
+    """Runs, newest first, without their steps (``tenant``: only that tenant's). On Temporal,
+    ``status`` is one of running, completed, failed, cancelled (a waiting run is running there)."""
     state = state_of(request)
-    runs = await state.backend.list(status=status, workflow=workflow, limit=limit + 1, offset=offset)
+    runs = await state.backend.list(
+        status=status, workflow=workflow, tenant=tenant, limit=limit + 1, offset=offset
+    )
     more = len(runs) > limit
     internals = state.settings.show_internals
     return RunPage(

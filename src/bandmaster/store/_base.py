@@ -27,6 +27,9 @@ class RunRow:
     lease_expires: float | None
     cancel_requested: bool
     claims: int
+    priority: int = 0
+    tenant: str | None = None
+    budget_usd: float | None = None
 
 
 @dataclass(slots=True)

@@ -6,6 +6,7 @@ applied in one transaction. Never edit a released migration: append a new one.
 
 from __future__ import annotations
 
+from bandmaster.store import _claims as claims
 from bandmaster.store import _rollups as rollups
 
 MIGRATIONS: list[list[str]] = [
@@ -285,11 +286,21 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX stream_chunks_run ON stream_chunks (run_id, id)",
     ],
-    # 14-16: reserved for the limits, budgets and priority migrations of issue #16 (renumbered
-    # when those branches merge; empty here so that 17 keeps its number).
+    # 14, 15: reserved for issue 16's rate limits and budgets (their branches fill them in)
     [],
     [],
-    [],
+    # 16: a run's terms (engine/_terms.py), and the claim order they give (store/_claims.py):
+    # tenant '' is no tenant (so the skip-scan of tenants needs no NULL case). The index
+    # orders each tenant's ready runs by "virtual ready time": a priority point is worth
+    # AGING seconds of waiting, so the order is exact and needs no per-claim arithmetic.
+    [
+        "ALTER TABLE runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runs ADD COLUMN tenant TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE runs ADD COLUMN budget_usd REAL",
+        f"CREATE INDEX runs_claim_order ON runs (tenant, {claims.CLAIM_ORDER}) WHERE {claims.PENDING}",
+        "CREATE INDEX runs_tenant ON runs (tenant, created_at)",
+        "CREATE INDEX runs_running_tenant ON runs (tenant) WHERE status = 'running'",
+    ],
     # 17: breakers counted in the journal by every worker (store/_breakers.py): the failures in
     # the window, the count since the last success, and the half-open trial's claim. Each change
     # bumps kv 'breakers_rev', which workers read at each admission to know their view is current.

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 from bandmaster._types import RunStatus
 from bandmaster.errors import JournalReadOnly, RunNotFound, StoreError
 from bandmaster.store._base import RunRow, StepRow
+from bandmaster.store._claims import pick_ready
 from bandmaster.store._journal_file import (
     cannot_open,
     check_schema,
@@ -48,7 +49,7 @@ FORMAT = "json1"
 """Format tag stored with every journal row, so the encoding can change without a guess."""
 _RUN_COLUMNS = (
     "id, workflow, version, status, input, output, error, created_at, updated_at, ended_at, "
-    "ready_at, lease_owner, lease_expires, cancel_requested, claims"
+    "ready_at, lease_owner, lease_expires, cancel_requested, claims, priority, tenant, budget_usd"
 )
 _STEP_COLUMNS = "run_id, seq, name, kind, status, output, error, attempts, started_at, ended_at, meta"
 
@@ -77,6 +78,7 @@ def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
 def _run_row(values: Sequence[Any]) -> RunRow:
     row = RunRow(*values)
     row.cancel_requested = bool(row.cancel_requested)
+    row.tenant = row.tenant or None  # '' in the journal: no tenant (store/_claims.py)
     return row
 
 
@@ -304,13 +306,16 @@ class SQLiteStore:
             row.lease_owner,
             row.lease_expires,
             row.claims,
+            row.priority,
+            row.tenant or "",
+            row.budget_usd,
         )
 
         def op(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
                 "INSERT INTO runs (id, workflow, version, status, input, fmt, created_at, "
-                "updated_at, ready_at, lease_owner, lease_expires, claims) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
+                "updated_at, ready_at, lease_owner, lease_expires, claims, priority, tenant, budget_usd) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO NOTHING",
                 values,
             )
             inserted = cursor.rowcount == 1
@@ -419,36 +424,43 @@ class SQLiteStore:
     def claim_runs(
         self, owner: str, workflows: Sequence[str], limit: int, lease: float, run_id: str | None = None
     ) -> list[RunRow]:
-        """Take up to ``limit`` runs that are ready, or whose owner's lease expired."""
+        """Take up to ``limit`` runs whose owner's lease expired (they were running: first),
+        then ready ones in claim order: priority with aging, fair between tenants
+        (``store/_claims.py``)."""
         now = self.now()
         names = json.dumps(list(workflows))
-        if run_id is None:
-            where = (
-                "id IN (SELECT id FROM runs WHERE status IN ('queued', 'waiting') AND ready_at <= :now "
-                "AND workflow IN (SELECT value FROM json_each(:names)) "
-                "UNION ALL SELECT id FROM runs WHERE status = 'running' AND lease_expires < :now "
-                "AND workflow IN (SELECT value FROM json_each(:names)) LIMIT :limit)"
-            )
-        else:
+        params = {"owner": owner, "expires": now + lease, "now": now, "names": names, "limit": limit}
+        claim = (
+            "UPDATE runs SET status = 'running', lease_owner = :owner, "
+            "lease_expires = :expires, claims = claims + 1, updated_at = :now WHERE "
+        )
+        returning = f" RETURNING {_RUN_COLUMNS}"
+        if run_id is not None:
             where = (
                 "id = :run_id AND (status IN ('queued', 'waiting') AND ready_at <= :now "
                 "OR status = 'running' AND lease_expires < :now)"
             )
 
+            def one(conn: sqlite3.Connection) -> list[RunRow]:
+                rows = conn.execute(claim + where + returning, params | {"run_id": run_id}).fetchall()
+                return [_run_row(r) for r in rows]
+
+            return self._write(one)
+        expired = (
+            "id IN (SELECT id FROM runs WHERE status = 'running' AND lease_expires < :now "
+            "AND workflow IN (SELECT value FROM json_each(:names)) LIMIT :limit)"
+        )
+
         def op(conn: sqlite3.Connection) -> list[RunRow]:
-            rows = conn.execute(
-                "UPDATE runs SET status = 'running', lease_owner = :owner, "
-                "lease_expires = :expires, claims = claims + 1, updated_at = :now "
-                f"WHERE {where} RETURNING {_RUN_COLUMNS}",
-                {
-                    "owner": owner,
-                    "expires": now + lease,
-                    "now": now,
-                    "names": names,
-                    "limit": limit,
-                    "run_id": run_id,
-                },
-            ).fetchall()
+            rows = conn.execute(claim + expired + returning, params).fetchall()
+            ready = pick_ready(conn, names, now, limit - len(rows))
+            if ready:
+                taken = conn.execute(
+                    claim + "id IN (SELECT value FROM json_each(:ids))" + returning,
+                    params | {"ids": json.dumps(ready)},
+                ).fetchall()
+                order = {run_id: i for i, run_id in enumerate(ready)}
+                rows += sorted(taken, key=lambda r: order[r[0]])  # started in claim order
             return [_run_row(r) for r in rows]
 
         return self._write(op)
@@ -559,9 +571,19 @@ class SQLiteStore:
 
     @_reading
     def list_runs(
-        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        tenant: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[RunRow]:
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[object] = []
+        if tenant is not None:
+            clauses.append("tenant = ?")
+            params.append(tenant)
         if status is not None:
             clauses.append("status = ?")
             params.append(status)

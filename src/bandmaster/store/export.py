@@ -62,6 +62,9 @@ class RunData(_Row):
     ready_at: float | None
     cancel_requested: bool
     claims: int
+    priority: int = 0  # the run's terms (absent from files written before they existed)
+    tenant: str = ""  # '' is no tenant, as in the journal
+    budget_usd: float | None = None
 
 
 class StepData(_Row):

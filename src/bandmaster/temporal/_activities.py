@@ -17,6 +17,7 @@ from typing import Any, get_type_hints
 
 from temporalio import activity
 
+from bandmaster.engine import terms_scope
 from bandmaster.engine.backend_kit import Codec, OpRecord, Redactor, Step, codec_for, redact_value, step_scope
 from bandmaster.errors import RedactionError, StepTimeout, UsageError
 from bandmaster.temporal._failures import exhausted, to_application_error
@@ -24,6 +25,7 @@ from bandmaster.temporal._hosting import GRAPH_REF, hosted
 from bandmaster.temporal._model_sync import ModelSync
 from bandmaster.temporal._policy_codec import breaker_from_data, retry_from_data
 from bandmaster.temporal._redaction import activity_redactor
+from bandmaster.temporal._terms import terms_from_data
 
 STEP_ACTIVITY = "bandmaster.step"
 MODEL_ACTIVITY = "bandmaster.call_model"
@@ -38,6 +40,7 @@ class StepCall:
     args: list[Any] = field(default_factory=list)
     kwargs: dict[str, Any] = field(default_factory=dict)
     redact: bool = False  # the run has a redactor: the activity redacts what it returns
+    terms: dict[str, Any] | None = None  # the run's terms (temporal/_terms.py); None: the defaults
 
 
 @dataclass
@@ -49,6 +52,7 @@ class ModelCall:
     registry: str | None = None  # a hosted graph's own registry ("graph:<workflow>"); else the worker's
     guards: list[dict[str, Any]] | None = None  # guard.portable data, rebuilt here
     redact: bool = False  # the run has a redactor: the activity redacts what it returns
+    terms: dict[str, Any] | None = None  # the run's terms (temporal/_terms.py); None: the defaults
 
 
 def response_of(value: Any) -> Any:
@@ -167,7 +171,10 @@ class Activities:
         info = activity.info()
         step = resolve_step(call.ref, info.task_queue)
         redactor = activity_redactor(call.redact)
-        with step_scope(info.workflow_id or "", call.seq, step.name, info.attempt):
+        with (
+            step_scope(info.workflow_id or "", call.seq, step.name, info.attempt),
+            terms_scope(terms_from_data(call.terms)),
+        ):
             args, kwargs = _bind(step, call.args, call.kwargs)
             try:
                 async with heartbeating():
@@ -208,7 +215,10 @@ class Activities:
         registry: object = self.registry
         redactor = activity_redactor(call.redact)
         record = OpRecord()
-        with step_scope(info.workflow_id or "", call.seq, call.target, info.attempt):
+        with (
+            step_scope(info.workflow_id or "", call.seq, call.target, info.attempt),
+            terms_scope(terms_from_data(call.terms)),
+        ):
             try:
                 if call.registry is not None:
                     registry = _hosted_registry(call.registry, info.task_queue)

@@ -27,6 +27,21 @@ from bandmaster.errors import BackendUnavailable, UsageError
 START_TIMEOUT = 60.0
 """Seconds a server may take until its ``default`` namespace answers."""
 
+MATCHING = (
+    "--dynamic-config-value",
+    "matching.useNewMatcher=true",
+    "--dynamic-config-value",
+    "matching.enableFairness=true",
+    "--dynamic-config-value",
+    "matching.numTaskqueueReadPartitions=1",
+    "--dynamic-config-value",
+    "matching.numTaskqueueWritePartitions=1",
+)
+"""Task-queue priority and fairness on (runs' priority and tenant, ``temporal/_terms.py``):
+priority is on by default in server 1.28+, fairness is not. Both hold within one partition of a
+task queue, and a queue has four by default, between which tasks are spread at random: the dev
+server, which serves one machine, keeps one, so the order is exact."""
+
 
 def temporal_cli() -> str | None:
     """The ``temporal`` executable beside this Python (a venv's ``bin``), else on ``PATH``."""
@@ -62,7 +77,7 @@ class DevServer:
         command = [cli, "server", "start-dev", "--headless", "--ip", "127.0.0.1", "--port", str(self.port)]
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [*command, *database, "--log-level", "error"],
+                [*command, *database, *MATCHING, "--log-level", "error"],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -26,7 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from bandmaster._types import RunStatus
-from bandmaster.engine import Schedule, check_schedules, schedules_of
+from bandmaster.engine import RunTerms, Schedule, check_schedules, schedules_of
 from bandmaster.engine.backend import Capabilities
 from bandmaster.engine.backend_kit import (
     ANY,
@@ -63,6 +63,7 @@ from bandmaster.temporal._schedules import TemporalSchedules
 from bandmaster.temporal._schedules import declare as declare_schedules
 from bandmaster.temporal._stats import SCAN as STATS_SCAN
 from bandmaster.temporal._stats import compute_stats
+from bandmaster.temporal._terms import TERMS_MEMO, terms_as_data, terms_from_data
 from bandmaster.temporal._visibility import quote, runs_query
 from bandmaster.temporal._worker import create_worker
 
@@ -246,12 +247,23 @@ class TemporalEngine:
     # --- client API -----------------------------------------------------------------------
 
     async def start(
-        self, workflow: Workflow[..., R] | str, /, *args: Any, run_id: str | None = None, **kwargs: Any
+        self,
+        workflow: Workflow[..., R] | str,
+        /,
+        *args: Any,
+        run_id: str | None = None,
+        priority: int = 0,
+        tenant: str | None = None,
+        budget_usd: float | None = None,
+        **kwargs: Any,
     ) -> TemporalRunHandle[R]:
         """Start a run. With ``run_id``, starting is idempotent: the same request returns the
         existing run of that id, running or finished (``handle.created`` is False); another
-        workflow or input raises ``IdempotencyConflict``. The id follows the run id rule
-        (``bandmaster.engine._run_id``), as on the embedded engine."""
+        workflow, input or terms raises ``IdempotencyConflict``. The id follows the run id rule
+        (``bandmaster.engine._run_id``), as on the embedded engine. The terms travel in the
+        run's memo (describe, list, and the activities read them) and as Temporal's task
+        priority and fairness key (``temporal/_terms.py``)."""
+        terms = RunTerms(priority, tenant, budget_usd)  # validated before anything is sent
         if run_id is not None:
             check_run_id(run_id)
         wf = workflow if isinstance(workflow, Workflow) else self.workflows.get(str(workflow))
@@ -272,13 +284,15 @@ class TemporalEngine:
         memo: dict[str, Any] = {"bandmaster.version": wf.version} if wf is not None and wf.version else {}
         if redactor is not None:  # what a client that does not host the workflow redacts with
             memo[REDACTION_MEMO] = redactor_spec(redactor)
+        if not terms.default:
+            memo[TERMS_MEMO] = terms_as_data(terms)
         forwarder = self._forwarder
         if forwarder is not None:
             forwarder.outbox.remember(run_id, name, memo.get(REDACTION_MEMO))
             if forwarder.queueing():
                 return self._queue_start(forwarder, wf, name, payload, run_id, memo)
         try:
-            if given_id and (existing := await self._same_request(run_id, name, payload)) is not None:
+            if given_id and (existing := await self._same_request(run_id, name, payload, terms)) is not None:
                 return TemporalRunHandle(self, run_id, wf, created=False, status=existing)
             await send_start(self.client, self.task_queue, name, payload, run_id, memo)
         except Exception as exc:
@@ -286,7 +300,7 @@ class TemporalEngine:
                 raise
             forwarder.down = True
             return self._queue_start(forwarder, wf, name, payload, run_id, memo)
-        if given_id and (raced := await self._same_request(run_id, name, payload)) != "running":
+        if given_id and (raced := await self._same_request(run_id, name, payload, terms)) != "running":
             return TemporalRunHandle(self, run_id, wf, created=False, status=raced)  # a twin started it
         return TemporalRunHandle(self, run_id, wf, status="running")
 
@@ -304,10 +318,12 @@ class TemporalEngine:
         forwarder.wake()
         return TemporalRunHandle(self, run_id, wf, status="queued")
 
-    async def _same_request(self, run_id: str, workflow: str, payload: Any) -> RunStatus | None:
+    async def _same_request(
+        self, run_id: str, workflow: str, payload: Any, terms: RunTerms
+    ) -> RunStatus | None:
         """The status of run ``run_id`` when it exists and was started by this request (its start
-        event holds the input redacted as ``payload`` is), None when there is no such run;
-        ``IdempotencyConflict`` for a run of another workflow or input."""
+        event holds the input redacted as ``payload`` is, its memo the same terms), None when
+        there is no such run; ``IdempotencyConflict`` for a run of another workflow, input or terms."""
         try:
             run = await self.describe(run_id)
         except RunNotFound:
@@ -316,6 +332,11 @@ class TemporalEngine:
             raise IdempotencyConflict(
                 f"run id {run_id!r} was already used for a different request (a run of {run.workflow!r} "
                 "with another input); use a new id for a new run"
+            )
+        if run.terms != terms:
+            raise IdempotencyConflict(
+                f"run id {run_id!r} was already used with other terms ({run.terms}, not {terms}); "
+                "use a new id for a new run"
             )
         return run.status
 
@@ -333,8 +354,6 @@ class TemporalEngine:
             "(GET /api/v1/audit)",
             "rate_limits": "models.yaml limits are not enforced yet: calls are sent as they come (issue 16)",
             "budgets": "budgets are not enforced yet: spend is recorded per step, not checked (issue 16)",
-            "priorities": "runs are served in start order, whatever their priority (issue 16)",
-            "tenant_fair_share": "runs are served in start order, not fairly between tenants (issue 16)",
         },
         statuses=("running", "completed", "failed", "cancelled"),
         min_poll=0.5,
@@ -518,9 +537,17 @@ class TemporalEngine:
         return sorted(found)
 
     async def list(
-        self, *, status: str | None = None, workflow: str | None = None, limit: int = 100, offset: int = 0
+        self,
+        *,
+        status: str | None = None,
+        workflow: str | None = None,
+        tenant: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[RunInfo]:
-        """Runs on this task queue, newest first (without their steps)."""
+        """Runs on this task queue, newest first (without their steps). ``tenant`` is matched
+        on the runs' memos (no custom search attribute to register on the cluster), so a
+        tenant's page reads the runs listed before it."""
         if workflow is not None and not workflow.isprintable():
             return []  # no workflow has such a name, and a NUL breaks the cluster's visibility query
         if status is not None and status not in _QUERY_STATUS:
@@ -531,10 +558,13 @@ class TemporalEngine:
         runs: list[RunInfo] = []
         seen = 0
         async for execution in self.client.list_workflows(query):
+            memo = await execution.memo()
+            terms = terms_from_data(memo.get(TERMS_MEMO))
+            if tenant is not None and terms.tenant != tenant:
+                continue
             seen += 1
             if seen <= offset:
                 continue
-            memo = await execution.memo()
             runs.append(
                 RunInfo(
                     id=execution.id,
@@ -546,6 +576,9 @@ class TemporalEngine:
                     ended_at=execution.close_time,
                     lease_owner=None,
                     claims=1,
+                    priority=terms.priority,
+                    tenant=terms.tenant,
+                    budget_usd=terms.budget_usd,
                 )
             )
             if len(runs) >= limit:

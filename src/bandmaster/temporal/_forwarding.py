@@ -23,6 +23,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from bandmaster.temporal._outbox import Outbox, OutboxEntry
+from bandmaster.temporal._terms import TERMS_MEMO, task_priority, terms_from_data
 
 log = logging.getLogger("bandmaster.temporal.outbox")
 
@@ -45,7 +46,9 @@ def unreachable(exc: BaseException) -> bool:
 async def send_start(
     client: Client, task_queue: str, workflow: str, payload: Any, run_id: str, memo: dict[str, Any] | None
 ) -> None:
-    """Start run ``run_id``; an existing run of that id (running or finished) is left as it is."""
+    """Start run ``run_id``; an existing run of that id (running or finished) is left as it is.
+    Its task priority and fairness key come from the terms in its memo."""
+    terms = terms_from_data((memo or {}).get(TERMS_MEMO))
     with contextlib.suppress(WorkflowAlreadyStartedError):  # finished run of this id: that is it
         async with asyncio.timeout(SEND_TIMEOUT):
             await client.start_workflow(
@@ -56,6 +59,7 @@ async def send_start(
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 memo=memo or None,
+                priority=task_priority(terms),
             )
 
 

@@ -23,6 +23,7 @@ from bandmaster._types import RunStatus
 from bandmaster.engine.backend_kit import RunInfo, StepInfo, error_record
 from bandmaster.temporal._activities import response_of
 from bandmaster.temporal._failures import meta_of, record_of
+from bandmaster.temporal._terms import TERMS_MEMO, terms_from_data
 from bandmaster.temporal._workflow import MEMO_PREFIX
 
 STATUS: dict[WorkflowExecutionStatus | None, RunStatus] = {
@@ -212,6 +213,7 @@ async def run_info(
     if status == "running" and steps and steps[-1].status == "waiting":
         status = "waiting"
     memo = await description.memo()
+    terms = terms_from_data(memo.get(TERMS_MEMO))
     return RunInfo(
         id=description.id,
         workflow=description.workflow_type,
@@ -225,5 +227,8 @@ async def run_info(
         ended_at=description.close_time,
         lease_owner=None,
         claims=1,
+        priority=terms.priority,
+        tenant=terms.tenant,
+        budget_usd=terms.budget_usd,
         steps=steps,
     )

@@ -51,6 +51,7 @@ from bandmaster.temporal._failures import CRASH_RETRIES, retry_policy, run_failu
 from bandmaster.temporal._hosting import Hosted, hosted
 from bandmaster.temporal._policy_codec import breaker_as_data, retry_as_data
 from bandmaster.temporal._redaction import redacted
+from bandmaster.temporal._terms import TERMS_MEMO
 
 MEMO_PREFIX = "bm.wait."
 """Waits are recorded as memo upserts (one history event at the start, one at the end), and so
@@ -67,9 +68,12 @@ def op_id(seq: int, kind: str, name: str) -> str:
 class TemporalOperations:
     """bandmaster's journaled operations for one Temporal workflow execution."""
 
-    def __init__(self, options: Hosted, *, redacting: bool = False) -> None:
+    def __init__(
+        self, options: Hosted, *, redacting: bool = False, terms: dict[str, Any] | None = None
+    ) -> None:
         self.options = options
         self.redacting = redacting  # the run has a redactor (it runs in activities, never here)
+        self.terms = terms  # the run's terms (its memo), handed to every activity
         self.seq = 0
         self.signals: dict[str, deque[Any]] = {}
         self.approvals = ApprovalBook()  # decided through BandmasterWorkflow's update
@@ -83,7 +87,14 @@ class TemporalOperations:
     def step(self, step: Step[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         seq = self._next()  # now, at call time: gather() numbers by call order
         ref = self.options.ref_of(step) or step_ref(step)  # a graph's step: by its hosted reference
-        call = StepCall(ref, seq, ANY.to_jsonable(list(args)), ANY.to_jsonable(kwargs), redact=self.redacting)
+        call = StepCall(
+            ref,
+            seq,
+            ANY.to_jsonable(list(args)),
+            ANY.to_jsonable(kwargs),
+            redact=self.redacting,
+            terms=self.terms,
+        )
         return self._step(seq, step, call)
 
     async def _step(self, seq: int, step: Step[..., Any], call: StepCall) -> Any:
@@ -121,6 +132,7 @@ class TemporalOperations:
             plain["breaker"] = breaker_as_data(options["breaker"])
         call = ModelCall(target, seq, ANY.to_jsonable(input), ANY.to_jsonable(plain), registry=registry_ref)
         call.redact = self.redacting
+        call.terms = self.terms
         if guards:
             call.guards = guards_as_data(guards)  # rebuilt in the activity from their config
         timeout = float(plain.get("timeout") or self.options.default_timeout)
@@ -327,7 +339,11 @@ class BandmasterWorkflow:
                     f"(known: {known}); start a worker that hosts it"
                 )
             )
-        ops = self.ops = TemporalOperations(options, redacting=redactor_for(wf, options.redact) is not None)
+        ops = self.ops = TemporalOperations(
+            options,
+            redacting=redactor_for(wf, options.redact) is not None,
+            terms=workflow.memo_value(TERMS_MEMO, None),
+        )
         for name, payload in self.early:
             ops.on_signal(name, payload)
         converter = workflow.payload_converter()

@@ -32,6 +32,7 @@ from bandmaster.engine.stats_report import (
 )
 from bandmaster.observe.stats._raw import compute_raw
 from bandmaster.observe.stats._rollup import catch_up_before_reading, compute_rollups, has_rollups
+from bandmaster.observe.stats._tenants import tenants_of_journal
 from bandmaster.store.reading import JournalRef, connect, journal_path, parse_duration
 
 
@@ -57,6 +58,7 @@ def compute(
         steps, models, workflows, days = (compute_rollups if from_rollups else compute_raw)(
             conn, workflow, cutoff
         )
+        tenants = tenants_of_journal(conn, workflow, cutoff)
         file_bytes, free_bytes = _file_sizes(conn, journal_path(db))
         conn.execute("COMMIT")
     finally:
@@ -78,6 +80,7 @@ def compute(
         workflows=workflows,
         days=days,
         percentiles_exact=not from_rollups,
+        tenants=tenants,
     )
 
 

@@ -21,8 +21,10 @@ from bandmaster.engine.stats_report import (
     PERCENTILES,
     Stats,
     StepStats,
+    TenantStats,
     model_flags,
     step_stats,
+    tenant_stats,
 )
 from bandmaster.observe.stats._raw import assemble_run_stats, model_stats
 
@@ -64,6 +66,25 @@ def stats_of_runs(
         days=days,
         scan_limit=scan_limit,
         truncated=truncated,
+        tenants=_tenants(runs),
+    )
+
+
+def _tenants(runs: list[RunInfo]) -> list[TenantStats]:
+    totals: dict[str, list[float]] = {}
+    for run in runs:
+        if run.tenant is None:
+            continue
+        t = totals.setdefault(run.tenant, [0, 0, 0, 0, 0.0])
+        t[0] += 1
+        t[1] += run.status == "failed"
+        for step in run.steps:
+            if step.kind == "model":
+                t[2] += 1
+                t[3] += step.status == "failed"
+                t[4] += float(step.meta.get("cost") or 0.0)
+    return tenant_stats(
+        (k, int(r), int(f), int(c), int(cf), cost) for k, (r, f, c, cf, cost) in totals.items()
     )
 
 
