@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import wf_conformance as wfs
-from conformance_support import BACKENDS, skip_without_temporal
+from conformance_support import BACKENDS, registry, skip_without_temporal
 
 import bandmaster as bm
 from bandmaster.engine.backend import Backend
@@ -27,14 +27,6 @@ def temporal_dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[De
         yield server
     finally:
         server.stop()
-
-
-MODELS = Path(__file__).with_name("models.yaml")
-
-
-def registry() -> bm.Registry:
-    """One alias over two callable models, so a model desk has something to show."""
-    return bm.Registry.load(MODELS)
 
 
 @pytest.fixture(params=BACKENDS)

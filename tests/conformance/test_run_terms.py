@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import wf_conformance as wfs
+from conformance_support import registry
 from test_backend_api import until
 
 import bandmaster as bm
@@ -85,8 +86,6 @@ async def test_an_idempotent_start_with_other_terms_is_another_request(backend: 
 async def test_a_resumed_run_gets_its_terms_from_the_journal(tmp_path: Path) -> None:
     """Embedded: a run suspended in one engine and resumed by another (a fresh process's
     view: nothing in memory) still runs its steps and model calls under its terms."""
-    from conftest import registry
-
     db = tmp_path / "journal.db"
     async with bm.Engine(db, workflows=wfs.WORKFLOWS, poll_interval=0.02, registry=registry()) as first:
         handle = await first.start(wfs.terms_seen, True, **TERMS)  # type: ignore[arg-type]
