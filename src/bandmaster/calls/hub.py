@@ -17,11 +17,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bandmaster.calls.wrappers import LocalLedger, SpendLedger
 from bandmaster.engine.backend import AliasState
 from bandmaster.errors import NoModelRegistry, UnknownModel
 from bandmaster.models import AliasSpec, Registry
 from bandmaster.policies import BreakerState
-from bandmaster.store import SQLiteStore
+from bandmaster.store import SpendStore, SQLiteStore
 
 log = logging.getLogger("bandmaster.calls.hub")
 
@@ -50,6 +51,9 @@ class ModelHub:
         self.new_breaker: Callable[[str], BreakerState] = lambda _model: BreakerState()
         """Makes the breaker state of a model. A backend whose workers share breakers elsewhere
         sets one that reports each call's outcome there (``bandmaster.temporal._model_sync``)."""
+        self.spend: SpendLedger = ledger_for(store)
+        """Where budgets hold and count money: the journal's spend table, shared by every worker
+        on it (a backend whose workers share it elsewhere sets its own)."""
         self._rev = -1
         self._checked = float("-inf")
 
@@ -121,6 +125,37 @@ class ModelHub:
             {"spec": json.loads(spec), "changed_at": changed_at, "changed_by": who}
             for spec, changed_at, who in self.store.alias_history(alias)
         ]
+
+
+class JournalLedger:
+    """A ``SpendLedger`` in the journal's ``budget_spend`` table (``bandmaster.store.SpendStore``):
+    each hold is one immediate transaction, so every worker on the journal shares it."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.table = SpendStore(store)
+
+    async def reserve(self, scope: str, day: str, limit: float, amount: float) -> float | None:
+        spend = self.table.reserve(scope, day, limit, amount)
+        return None if spend is None else spend.committed
+
+    async def settle(self, scope: str, day: str, held: float, cost: float) -> None:
+        self.table.settle(scope, day, held, cost)
+
+
+_ledgers: weakref.WeakKeyDictionary[object, SpendLedger] = weakref.WeakKeyDictionary()
+_local_ledger = LocalLedger()
+
+
+def ledger_for(store: SQLiteStore | None) -> SpendLedger:
+    """Where budgets of calls on ``store`` are kept (this process's memory without one)."""
+    if store is None:
+        return _local_ledger
+    ledger = _ledgers.get(store)
+    if ledger is None:
+        ledger = _ledgers[store] = JournalLedger(store)
+    return ledger
 
 
 _hubs: weakref.WeakKeyDictionary[object, dict[int, ModelHub]] = weakref.WeakKeyDictionary()

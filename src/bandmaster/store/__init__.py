@@ -27,6 +27,8 @@ __all__ = [
     "ScheduleRow",
     "ScheduleStore",
     "SessionRow",
+    "Spend",
+    "SpendStore",
     "StepMarkers",
     "StepRow",
     "TokenRow",
@@ -56,6 +58,8 @@ _LAZY = {
     "MODEL_KEY": "bandmaster.store._rollups",
     "MODEL_SUMS": "bandmaster.store._rollups",
     "SCHEMA_VERSION": "bandmaster.store._schema",
+    "Spend": "bandmaster.store._budgets",
+    "SpendStore": "bandmaster.store._budgets",
     "SMALLEST_BUCKET": "bandmaster.store._rollups",
     "STEP_KEY": "bandmaster.store._rollups",
     "STEP_SUMS": "bandmaster.store._rollups",
@@ -80,6 +84,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from bandmaster.store._approvals import ApprovalRow, ApprovalStore, AuditRow
+    from bandmaster.store._budgets import Spend, SpendStore
     from bandmaster.store._journal_file import (
         check_readable,
         check_schema,

@@ -6,6 +6,7 @@ applied in one transaction. Never edit a released migration: append a new one.
 
 from __future__ import annotations
 
+from bandmaster.store import _budgets as budgets
 from bandmaster.store import _rollups as rollups
 
 MIGRATIONS: list[list[str]] = [
@@ -285,6 +286,10 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX stream_chunks_run ON stream_chunks (run_id, id)",
     ],
+    # 14: reserved for the limits work of issue 16 (renumbered when it lands)
+    [],
+    # 15: money spent per budget scope and day, held before a model call and settled after it
+    budgets.MIGRATION,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

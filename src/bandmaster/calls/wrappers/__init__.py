@@ -11,6 +11,14 @@ order and a new policy is one class (subclass ``Wrapper``, override ``request``)
 from bandmaster.calls.wrappers._attempts import Retrying
 from bandmaster.calls.wrappers._base import Wrapper, innermost
 from bandmaster.calls.wrappers._breaker import BreakerGate, BreakerStates, LocalBreakers
+from bandmaster.calls.wrappers._budget import (
+    Budgeted,
+    BudgetRule,
+    CallPrices,
+    LocalLedger,
+    SpendLedger,
+    utc_day,
+)
 from bandmaster.calls.wrappers._cache import CacheStore, ResponseCache
 from bandmaster.calls.wrappers._fallback import FallbackChain, falls_back
 from bandmaster.calls.wrappers._guarded import Guarded
@@ -19,14 +27,20 @@ from bandmaster.calls.wrappers._pricing import Priced
 __all__ = [
     "BreakerGate",
     "BreakerStates",
+    "BudgetRule",
+    "Budgeted",
     "CacheStore",
+    "CallPrices",
     "FallbackChain",
     "Guarded",
     "LocalBreakers",
+    "LocalLedger",
     "Priced",
     "ResponseCache",
     "Retrying",
+    "SpendLedger",
     "Wrapper",
     "falls_back",
     "innermost",
+    "utc_day",
 ]
