@@ -10,14 +10,9 @@ are marked xfail (``NEEDS_TERMS``)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-import sqlite3
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +44,11 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
     engine: Any
     if request.param == "embedded":
         engine = bm.Engine(
-            tmp_path / "journal.db", workflows=wfs.WORKFLOWS, poll_interval=0.02, lease=2.0, registry=registry()
+            tmp_path / "journal.db",
+            workflows=wfs.WORKFLOWS,
+            poll_interval=0.02,
+            lease=2.0,
+            registry=registry(),
         )
     else:
         server: DevServer = request.getfixturevalue("temporal_dev_server")
@@ -97,7 +96,8 @@ async def test_a_tenant_budget_is_shared_by_the_tenants_runs(backend: Backend) -
     assert first["answers"] == ["big", "big"]
     assert second["answers"] == [], "the tenant's $2.50 a day was $2 spent by the first run"
     assert second["exceeded"] == "tenant:acme"
-    assert "tenant 'acme' budget for" in second["error"] and "(UTC)" in second["error"]
+    assert "tenant 'acme' budget for" in second["error"]
+    assert "(UTC)" in second["error"]
     assert "budgets.tenants.acme.usd_per_day" in second["error"]
     other = await run(backend, spend_workflow(backend), {"tenant": "down", "calls": 1})
     assert other["answers"] == ["big"], "another tenant has its own budget"
@@ -155,7 +155,9 @@ async def _approval_of(backend: Backend, run_id: str) -> Any:
 
 async def test_approve_asks_a_person_and_an_approved_call_proceeds(backend: Backend) -> None:
     if not isinstance(backend, bm.Engine):
-        pytest.xfail("needs start(tenant=, budget_usd=) from the priority helper: approve works at workflow level")
+        pytest.xfail(
+            "needs start(tenant=, budget_usd=) from the priority helper: approve works at workflow level"
+        )
     handle = await backend.start(wfs.spend, {"tenant": "ask", "calls": 2})
     waiting = await _approval_of(backend, handle.id)
     assert waiting.name == "budget:big"
@@ -168,7 +170,9 @@ async def test_approve_asks_a_person_and_an_approved_call_proceeds(backend: Back
 
 async def test_approve_rejected_fails_the_call(backend: Backend) -> None:
     if not isinstance(backend, bm.Engine):
-        pytest.xfail("needs start(tenant=, budget_usd=) from the priority helper: approve works at workflow level")
+        pytest.xfail(
+            "needs start(tenant=, budget_usd=) from the priority helper: approve works at workflow level"
+        )
     handle = await backend.start(wfs.spend, {"tenant": "ask", "calls": 2})
     await _approval_of(backend, handle.id)
     await backend.approvals.decide(handle.id, "reject", by="bob")
@@ -180,7 +184,9 @@ async def test_approve_rejected_fails_the_call(backend: Backend) -> None:
 
 async def test_approve_timed_out_fails_the_call(backend: Backend) -> None:
     if not isinstance(backend, bm.Engine):
-        pytest.xfail("needs start(tenant=, budget_usd=) from the priority helper: approve works at workflow level")
+        pytest.xfail(
+            "needs start(tenant=, budget_usd=) from the priority helper: approve works at workflow level"
+        )
     result = await run(backend, wfs.spend, {"tenant": "hasty", "calls": 2})
     assert result["answers"] == ["big"]
     assert result["exceeded"] == "tenant:hasty"

@@ -8,7 +8,10 @@ So a call with ``max_tokens=1000`` is estimated at, and costs, $1.00 on ``big`` 
 
 from __future__ import annotations
 
+import functools
 import os
+import time
+from pathlib import Path
 from typing import Any
 
 import bandmaster as bm
@@ -35,11 +38,13 @@ def _terms(plan: dict[str, Any]) -> RunTerms:
     return RunTerms(tenant=plan.get("tenant"), budget_usd=plan.get("budget"))
 
 
-async def _calls(plan: dict[str, Any]) -> dict[str, Any]:
+async def _calls(plan: dict[str, Any], registry: bm.Registry | None = None) -> dict[str, Any]:
     answers: list[str] = []
     for i in range(plan["calls"]):
         try:
-            response = await bm.call_model(plan.get("model", "big"), f"call {i}", max_tokens=CALL_TOKENS)
+            response = await bm.call_model(
+                plan.get("model", "big"), f"call {i}", max_tokens=CALL_TOKENS, registry=registry
+            )
         except bm.BudgetExceeded as exc:
             return {"answers": answers, "exceeded": exc.scope, "error": str(exc)}
         answers.append(str(response.output))
@@ -49,13 +54,11 @@ async def _calls(plan: dict[str, Any]) -> dict[str, Any]:
 
 
 @bm.step(timeout=60, retry=bm.Retry(attempts=1))
-async def paused(path: str) -> None:
+def paused(path: str) -> None:
     """Stands still while ``path`` exists (the test kills the worker meanwhile)."""
-    import asyncio
-
-    open(path + ".reached", "w").close()
+    Path(path + ".reached").touch()
     while os.path.exists(path):
-        await asyncio.sleep(0.05)
+        time.sleep(0.05)
 
 
 @bm.workflow
@@ -71,10 +74,16 @@ async def spend_by_terms(plan: dict[str, Any]) -> dict[str, Any]:
     return await _calls(plan)
 
 
+@functools.cache
+def step_registry() -> bm.Registry:
+    """What a step calls models with: a Temporal activity has no run registry to inherit."""
+    return bm.Registry.load(Path(__file__).with_name("budgets.yaml"))
+
+
 @bm.step(timeout=60, retry=bm.Retry(attempts=1))
 async def spend_step(plan: dict[str, Any]) -> dict[str, Any]:
     with terms_scope(_terms(plan)):
-        return await _calls(plan)
+        return await _calls(plan, step_registry())
 
 
 @bm.workflow

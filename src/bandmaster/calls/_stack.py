@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import overload
 
-from bandmaster.calls.hub import ModelHub
+from bandmaster.calls.hub import ModelHub, current_ledger
 from bandmaster.calls.wrappers import (
     BreakerGate,
     Budgeted,
@@ -152,7 +152,7 @@ async def invoke_model(
     rules = budget_rules(registry, clock.time())
     if rules:  # no budget: nothing more on the common path
         budgets = CallPrices(registry)
-        spend = ledger or hub.spend
+        spend = ledger or current_ledger.get() or hub.spend
 
         def budgeted(candidate: str | Model) -> Model:
             return Budgeted(

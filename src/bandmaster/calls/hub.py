@@ -11,7 +11,9 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,6 +148,24 @@ class JournalLedger:
 
 _ledgers: weakref.WeakKeyDictionary[object, SpendLedger] = weakref.WeakKeyDictionary()
 _local_ledger = LocalLedger()
+
+
+current_ledger: ContextVar[SpendLedger | None] = ContextVar("bandmaster_ledger", default=None)
+"""The ledger of the backend running this code, when it keeps spend elsewhere than the hub's
+(a Temporal worker's activities: the task queue's spend workflow)."""
+
+
+@contextmanager
+def ledger_scope(ledger: SpendLedger | None) -> Iterator[None]:
+    """Model calls in the body hold and count money in ``ledger`` (None: changes nothing)."""
+    if ledger is None:
+        yield
+        return
+    token = current_ledger.set(ledger)
+    try:
+        yield
+    finally:
+        current_ledger.reset(token)
 
 
 def ledger_for(store: SQLiteStore | None) -> SpendLedger:
