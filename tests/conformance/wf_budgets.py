@@ -48,8 +48,6 @@ async def _calls(plan: dict[str, Any], registry: bm.Registry | None = None) -> d
         except bm.BudgetExceeded as exc:
             return {"answers": answers, "exceeded": exc.scope, "error": str(exc)}
         answers.append(str(response.output))
-        if plan.get("pause_file") and i == 0:  # the crash test kills the worker here
-            await paused(plan["pause_file"])
     return {"answers": answers, "exceeded": None, "error": None}
 
 
@@ -92,4 +90,19 @@ async def spend_in_step(plan: dict[str, Any]) -> dict[str, Any]:
     return await spend_step(plan)
 
 
-WORKFLOWS = [spend, spend_by_terms, spend_in_step]
+@bm.workflow
+async def spend_across_steps(plan: dict[str, Any]) -> dict[str, Any]:
+    """One call in a step, a pause (the test kills the worker there), then the other calls in
+    another step: on either backend the second step must see the first step's spend."""
+    calls = {k: v for k, v in plan.items() if k != "pause_file"}
+    first = await spend_step({**calls, "calls": 1})
+    await paused(plan["pause_file"])
+    second = await spend_step({**calls, "calls": plan["calls"] - 1})
+    return {
+        "answers": first["answers"] + second["answers"],
+        "exceeded": first["exceeded"] or second["exceeded"],
+        "error": first["error"] or second["error"],
+    }
+
+
+WORKFLOWS = [spend, spend_by_terms, spend_in_step, spend_across_steps]
