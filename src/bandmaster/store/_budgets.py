@@ -31,6 +31,12 @@ MIGRATION: list[str] = [
         PRIMARY KEY (scope, day)
     ) WITHOUT ROWID
     """,
+    # Model calls of unknown price, for stats to count without reading every step's meta: a
+    # substring test of the compact meta JSON, cheap on every model-step write.
+    """
+    CREATE INDEX IF NOT EXISTS steps_unknown_cost ON steps (run_id)
+    WHERE kind = 'model' AND instr(meta, '"cost_known":false') > 0
+    """,
 ]
 """The schema migration that adds spend (number 15 in the migration list)."""
 

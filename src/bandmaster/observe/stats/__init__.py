@@ -30,7 +30,7 @@ from bandmaster.engine.stats_report import (
     StepStats,
     WorkflowStats,
 )
-from bandmaster.observe.stats._raw import compute_raw
+from bandmaster.observe.stats._raw import compute_raw, unknown_cost_calls, with_unknown_costs
 from bandmaster.observe.stats._rollup import catch_up_before_reading, compute_rollups, has_rollups
 from bandmaster.store.reading import JournalRef, connect, journal_path, parse_duration
 
@@ -57,6 +57,7 @@ def compute(
         steps, models, workflows, days = (compute_rollups if from_rollups else compute_raw)(
             conn, workflow, cutoff
         )
+        models = with_unknown_costs(models, unknown_cost_calls(conn, workflow, cutoff))
         file_bytes, free_bytes = _file_sizes(conn, journal_path(db))
         conn.execute("COMMIT")
     finally:
@@ -78,6 +79,7 @@ def compute(
         workflows=workflows,
         days=days,
         percentiles_exact=not from_rollups,
+        unknown_cost_calls=sum(m.unknown_cost_calls for m in models),
     )
 
 
