@@ -59,10 +59,15 @@ def unknown_cost_calls(
     index (so its cost is the number of such calls, not the size of the journal)."""
     where, params = run_filter(workflow, cutoff)
     runs = "" if where == "1" else f" AND s.run_id IN (SELECT r.id FROM runs r WHERE {where})"
+    indexed = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'steps_unknown_cost'"
+    ).fetchone()
+    # A journal not yet upgraded (read-only) has no index: one scan of its model steps instead.
+    source = "steps s INDEXED BY steps_unknown_cost" if indexed else "steps s"
     rows = conn.execute(
         "SELECT COALESCE(json_extract(s.meta, '$.model'), json_extract(s.meta, '$.served_by'), s.name), "
         "json_extract(s.meta, '$.alias'), json_extract(s.meta, '$.version'), COUNT(*) "
-        f"FROM steps s INDEXED BY steps_unknown_cost WHERE {UNKNOWN_COST}{runs} GROUP BY 1, 2, 3",
+        f"FROM {source} WHERE {UNKNOWN_COST}{runs} GROUP BY 1, 2, 3",
         params,
     )
     return {(str(model), alias, version): n for model, alias, version, n in rows}
