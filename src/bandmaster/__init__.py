@@ -98,6 +98,7 @@ from bandmaster.models import (
     PriceTable,
     Recorded,
     Registry,
+    UnknownPriceWarning,
     Usage,
 )
 from bandmaster.policies import Breaker, Retry
@@ -208,6 +209,7 @@ __all__ = [
     "TokenNotFound",
     "TokenVault",
     "UnknownModel",
+    "UnknownPriceWarning",
     "UnsafeBind",
     "Usage",
     "UsageError",
