@@ -214,3 +214,35 @@ def test_good_budgets_load() -> None:
     budgets = registry.config.budgets
     assert (budgets.runs.on_exceed, budgets.runs.approve_timeout) == ("approve", 60)
     assert budgets.tenants["acme"].downgrade_to == "small"
+
+
+async def test_the_server_shows_an_unknown_price_as_unknown(
+    tmp_path: Path, server: ScriptedServer, engine_for: EngineFactory, db_path: Path
+) -> None:
+    pytest.importorskip("bandmaster.server", reason="needs bandmaster[server]", exc_type=ImportError)
+    httpx2 = pytest.importorskip("httpx2", reason="needs bandmaster[approvals] (httpx2, the test client)")
+    from tests.server.conftest import start_server, stop, wait_healthy
+
+    from bandmaster.server._auth import create_token
+
+    server.script(UNKNOWN, {"kind": "ok", "text": "hi", "usage": [1000, 500]})
+    with pytest.warns(UnknownPriceWarning):
+        registry = bm.Registry.load(unknown_registry(tmp_path, server))
+    engine = await engine_for(registry)
+    await call_in_run(engine, "mystery")
+    engine.store.flush()
+    secret = create_token(engine.store, "alice", ["admin"]).secret
+    proc, url, log = start_server(tmp_path, db_path)
+    try:
+        await asyncio.to_thread(wait_healthy, proc, url, log)
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with httpx2.AsyncClient(base_url=url, headers=headers, timeout=15.0) as http:
+            (run,) = (await http.get("/api/v1/runs")).json()["runs"]
+            described = (await http.get(f"/api/v1/runs/{run['id']}")).json()
+            stats = (await http.get("/api/v1/stats")).json()
+    finally:
+        stop(proc)
+    (step,) = [s for s in described["steps"] if s["kind"] == "model"]
+    assert (step["meta"]["cost"], step["meta"]["cost_known"]) == (None, False)
+    assert stats["unknown_cost_calls"] == 1
+    assert stats["models"][0]["unknown_cost_calls"] == 1
