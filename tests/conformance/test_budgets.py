@@ -103,6 +103,15 @@ async def test_a_tenant_budget_is_shared_by_the_tenants_runs(backend: Backend) -
     assert other["answers"] == ["big"], "another tenant has its own budget"
 
 
+async def test_an_answer_dearer_than_its_estimate_overshoots_by_at_most_that_call(backend: Backend) -> None:
+    # No max_tokens: estimated at 1,024 output tokens ($1.024), it answers 2,000 ($2.00).
+    plan = {"budget": 1.5, "calls": 3, "model": "greedy", "max_tokens": None}
+    result = await run(backend, spend_workflow(backend), plan)
+    assert result["answers"] == ["greedy"], "the first call fit its estimate; none after it did"
+    assert "$2.000000 spent of $1.500000" in result["error"], "overshot by less than that one call's $2"
+    assert "estimated at up to $1.024" in result["error"]
+
+
 @NEEDS_TERMS
 async def test_start_terms_enforce_the_run_budget(backend: Backend) -> None:
     handle = await backend.start(wfs.spend_by_terms, {"calls": 5}, budget_usd=2.5)  # type: ignore[call-arg]

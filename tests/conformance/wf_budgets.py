@@ -33,6 +33,14 @@ def small(req: bm.ModelRequest) -> bm.ModelResponse:
     return _answer("small", req)
 
 
+def greedy(req: bm.ModelRequest) -> bm.ModelResponse:
+    """Answers 2,000 tokens whatever it was asked: more than a call without ``max_tokens`` is
+    estimated at (1,024)."""
+    return bm.ModelResponse(
+        output="greedy", text="greedy", usage=bm.Usage(input_tokens=0, output_tokens=2000)
+    )
+
+
 def _terms(plan: dict[str, Any]) -> RunTerms:
     """The run's terms from its input, until ``start(tenant=..., budget_usd=...)`` sets them."""
     return RunTerms(tenant=plan.get("tenant"), budget_usd=plan.get("budget"))
@@ -43,7 +51,10 @@ async def _calls(plan: dict[str, Any], registry: bm.Registry | None = None) -> d
     for i in range(plan["calls"]):
         try:
             response = await bm.call_model(
-                plan.get("model", "big"), f"call {i}", max_tokens=CALL_TOKENS, registry=registry
+                plan.get("model", "big"),
+                f"call {i}",
+                max_tokens=plan.get("max_tokens", CALL_TOKENS),
+                registry=registry,
             )
         except bm.BudgetExceeded as exc:
             return {"answers": answers, "exceeded": exc.scope, "error": str(exc)}
