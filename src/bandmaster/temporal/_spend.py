@@ -16,12 +16,14 @@ its state, less tenant days older than ``KEEP_DAYS`` and runs untouched for ``KE
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError
 
 SPEND_WORKFLOW = "bandmaster.spend"
 RESERVE_UPDATE = "bandmaster.spend.reserve"
@@ -31,6 +33,9 @@ MAX_EVENTS = 10_000
 """History length at which the workflow continues as new even if Temporal does not suggest it."""
 KEEP_DAYS = 7
 """Days a tenant's daily row, or an idle run's row, is kept."""
+ATTEMPTS = 3
+"""Tries of an update that met the workflow between two runs (continuing as new) or not started
+(terminated): a hold sent twice is counted twice, which errs on the side of the budget."""
 CALL_TIMEOUT = 30.0
 """Seconds a reserve or settle may take before the model call fails (a reserve) or the settle is
 given up (its hold then stays counted)."""
@@ -129,23 +134,26 @@ class TemporalLedger:
         return self.client.get_workflow_handle(spend_id(self.task_queue))
 
     async def reserve(self, scope: str, day: str, limit: float, amount: float) -> float | None:
-        request = {
-            "scope": scope,
-            "day": day,
-            "limit": None if limit == float("inf") else limit,
-            "amount": amount,
-        }
-        handle = await self._handle()
-        async with asyncio.timeout(CALL_TIMEOUT):
-            answer = await handle.execute_update(RESERVE_UPDATE, request, result_type=dict)
+        bound = None if limit == math.inf else limit  # a person approved: hold without a limit
+        request = {"scope": scope, "day": day, "limit": bound, "amount": amount}
+        answer = await self._update(RESERVE_UPDATE, request)
         return None if answer["held"] else float(answer["committed"])
 
     async def settle(self, scope: str, day: str, held: float, cost: float) -> None:
-        handle = await self._handle()
-        async with asyncio.timeout(CALL_TIMEOUT):
-            await handle.execute_update(
-                SETTLE_UPDATE, {"scope": scope, "day": day, "held": held, "cost": cost}
-            )
+        await self._update(SETTLE_UPDATE, {"scope": scope, "day": day, "held": held, "cost": cost})
+
+    async def _update(self, name: str, request: dict[str, Any]) -> Any:
+        for attempt in range(1, ATTEMPTS + 1):
+            handle = await self._handle()
+            try:
+                async with asyncio.timeout(CALL_TIMEOUT):
+                    return await handle.execute_update(name, request, result_type=dict)
+            except RPCError:
+                if attempt == ATTEMPTS:
+                    raise
+                self._started = False  # start it again if it was terminated
+                await asyncio.sleep(0.2 * attempt)
+        raise AssertionError("unreachable")
 
     async def spend(self, scope: str, day: str) -> dict[str, float]:
         handle = await self._handle()
