@@ -171,10 +171,8 @@ async def invoke_model(
         wrap_link = wrap
 
     def link(position: int, candidate: str | Model) -> Model:
-        if position == 0 and routed is not None:
-            return _Refused(
-                _model(registry, candidate, key)[1], routed
-            )  # an input rule sent it past the primary
+        if position == 0 and routed is not None:  # an input rule sent this request past the primary
+            return _Refused(_model(registry, candidate, key)[1], routed)
         return wrap_link(candidate)
 
     only: Model | None = None
