@@ -91,6 +91,7 @@ EXPECTED = [
     "TokenNotFound",
     "TokenVault",
     "UnknownModel",
+    "UnknownPriceWarning",
     "UnsafeBind",
     "Usage",
     "UsageError",

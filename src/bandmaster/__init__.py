@@ -100,6 +100,7 @@ from bandmaster.models import (
     PriceTable,
     Recorded,
     Registry,
+    UnknownPriceWarning,
     Usage,
 )
 from bandmaster.policies import Breaker, Retry
@@ -210,6 +211,7 @@ __all__ = [
     "TokenNotFound",
     "TokenVault",
     "UnknownModel",
+    "UnknownPriceWarning",
     "UnsafeBind",
     "Usage",
     "UsageError",

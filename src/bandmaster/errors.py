@@ -229,11 +229,13 @@ class CircuitOpen(ProviderUnavailable):
 class BudgetExceeded(StepError):
     """A model call would take a run or a tenant over its budget (``on_exceed: fail``). It is
     not retried and does not fall back: the money is the limit, not the model. ``scope`` is
-    ``"run"`` or ``"tenant:<name>"``; amounts are USD."""
+    ``"run:<run id>"`` or ``"tenant:<name>"``; amounts are USD. ``approve_timeout`` is set (in
+    seconds) when the budget's ``on_exceed: approve`` lets a person decide."""
 
     def __init__(self, message: str, *, scope: str, limit: float, spent: float, estimate: float) -> None:
         super().__init__(message)
         self.scope, self.limit, self.spent, self.estimate = scope, limit, spent, estimate
+        self.approve_timeout: float | None = None
 
 
 class FallbacksExhausted(StepError):

@@ -15,12 +15,13 @@ from models.helpers import ScriptedServer
 def registry(server: ScriptedServer) -> bm.Registry:  # noqa: F811
     """OpenAI-compatible ``primary`` and ``backup`` and an Anthropic ``claude``, all on the
     scripted server, with no retries (each request is one attempt the test scripts)."""
+    price = {"input": 1.0, "output": 2.0}  # made-up model ids: no catalogue price
     return bm.Registry.from_dict(
         {
             "models": {
-                "primary": server.openai_entry(PRIMARY),
-                "backup": server.openai_entry(BACKUP),
-                "claude": server.anthropic_entry(CLAUDE),
+                "primary": server.openai_entry(PRIMARY, price=price),
+                "backup": server.openai_entry(BACKUP, price=price),
+                "claude": server.anthropic_entry(CLAUDE, price=price),
             },
             "aliases": {"extractor": {"versions": {"production": "primary"}}},
         }

@@ -230,7 +230,7 @@ def test_cost_and_unknown_models() -> None:
     usage = bm.Usage(input_tokens=2_000_000, output_tokens=500_000)
     assert table.cost("gpt-4o-mini-2024-07-18", usage) == pytest.approx(2 * 0.15 + 0.5 * 0.6)
     assert table.lookup("llama-3-8b") is None
-    assert table.cost("llama-3-8b", usage) == 0.0
+    assert table.cost("llama-3-8b", usage) is None, "an unknown price is unknown, never $0"
 
 
 def test_custom_prices_override_and_extend() -> None:

@@ -26,7 +26,12 @@ def registry(
 ) -> bm.Registry:
     """Alias ``chat``: production ``primary`` (OpenAI API), fallbacks as the policy says;
     ``backup`` speaks the Anthropic API."""
-    primary = server.anthropic_entry(PRIMARY) if anthropic_primary else server.openai_entry(PRIMARY)
+    # An OpenAI model id behind the Anthropic API has no catalogue price there: give it one.
+    primary = (
+        server.anthropic_entry(PRIMARY, price={"input": 0.15, "output": 0.6})
+        if anthropic_primary
+        else server.openai_entry(PRIMARY)
+    )
     return bm.Registry.from_dict(
         {
             "models": {"primary": primary, "backup": server.anthropic_entry(BACKUP)},

@@ -25,9 +25,13 @@ VALID = {"subject": "Your refund", "body": "We refunded the second charge.", "to
 def registry(server: ScriptedServer) -> bm.Registry:  # noqa: F811
     """``drafter``: the primary on the scripted server, falling back to the backup; one
     attempt per model (each request is one behaviour the test scripts)."""
+    price = {"input": 1.0, "output": 2.0}  # made-up model ids: no catalogue price
     return bm.Registry.from_dict(
         {
-            "models": {"primary": server.openai_entry(PRIMARY), "backup": server.openai_entry(BACKUP)},
+            "models": {
+                "primary": server.openai_entry(PRIMARY, price=price),
+                "backup": server.openai_entry(BACKUP, price=price),
+            },
             "aliases": {
                 "drafter": {
                     "versions": {"production": "primary"},

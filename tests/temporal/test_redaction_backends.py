@@ -24,7 +24,8 @@ pytestmark = pytest.mark.timeout(180)
 
 
 def registry(server: ScriptedServer) -> bm.Registry:  # noqa: F811
-    return bm.Registry.from_dict({"models": {wfs.MODEL: server.openai_entry(wfs.MODEL)}})
+    entry = server.openai_entry(wfs.MODEL, price={"input": 1.0, "output": 2.0})  # a made-up model id
+    return bm.Registry.from_dict({"models": {wfs.MODEL: entry}})
 
 
 def _texts(message: Message, out: list[str]) -> None:

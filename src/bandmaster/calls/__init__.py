@@ -10,7 +10,7 @@ answered, attempts, fallback used, breaker states, tokens, cost and cache hit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from bandmaster.calls._defaults import default_registry, reset_models, use_registry
@@ -21,10 +21,10 @@ from bandmaster.calls._stack import (
     call_policy,
     invoke_model,
 )
-from bandmaster.calls.hub import ModelHub, hub_for
-from bandmaster.engine import OpRecord, Redactor, current_run, journaled, journaling
+from bandmaster.calls.hub import ModelHub, hub_for, ledger_for
+from bandmaster.engine import OpRecord, Redactor, approval, current_run, journaled, journaling
 from bandmaster.engine.backend import current_backend
-from bandmaster.errors import UsageError
+from bandmaster.errors import BudgetExceeded, UsageError
 from bandmaster.guard import Guard, check_guards, revive
 from bandmaster.models import Message, Model, ModelRequest, ModelResponse, Registry
 from bandmaster.policies import Breaker, Retry
@@ -154,7 +154,13 @@ async def call_model(
             )
         # The backend sends what can travel (guards as data, a registry it hosts) or says why not.
         options.update(registry=registry, guard=guards or None)
-        response = await backend.call_model(target, input, options)
+
+        async def ask_backend(approved: bool) -> ModelResponse:
+            sent = {**options, "budget_approved": True} if approved else options
+            answer: ModelResponse = await backend.call_model(target, input, sent)
+            return answer
+
+        response = await with_budget_approval(target, ask_backend)
         return revive(guards, response)  # the answer crossed a process as JSON
     ctx = journaling()
     registry, request, policy = prepare_call(
@@ -165,24 +171,76 @@ async def call_model(
     name = target if isinstance(target, str) else target.name
     if ctx is None:
         hub = hub_for(registry, None)
-        response = await invoke_model(hub, target, request, key, policy, OpRecord(), guards)
+        run = current_run.get()  # inside a step: its budgets are kept in the run's journal
+        ledger = ledger_for(run.store) if run is not None and isinstance(run.store, SQLiteStore) else None
+        response = await invoke_model(hub, target, request, key, policy, OpRecord(), guards, ledger=ledger)
         return revive(guards, response)
     hub = hub_for(registry, ctx.store)
-    seq = ctx.next_seq()
     if ctx.redactor is not None:
         # The model is sent what the journal keeps: the request redacted, also when the workflow
         # composed its text from something other than its (redacted) input.
         request = redact_request(ctx.redactor, request)
-    response = await journaled(
-        ctx,
-        seq,
-        name,
-        "model",
-        RESPONSE_CODEC,
-        lambda record: invoke_model(hub, target, request, key, policy, record, guards, ctx.redactor),
-        request=request,  # a replay harness matches recorded calls by it
-    )
+
+    async def ask_journaled(approved: bool) -> ModelResponse:
+        answer: ModelResponse = await journaled(
+            ctx,
+            ctx.next_seq(),
+            name,
+            "model",
+            RESPONSE_CODEC,
+            lambda record: invoke_model(
+                hub,
+                target,
+                request,
+                key,
+                policy,
+                record,
+                guards,
+                ctx.redactor,
+                approvable=True,
+                approved=approved,
+            ),
+            request=request,  # a replay harness matches recorded calls by it
+        )
+        return answer
+
+    response = await with_budget_approval(target, ask_journaled)
     return revive(guards, response)  # a replayed output is JSON: guards restore its type
+
+
+async def with_budget_approval(
+    target: str | Model, ask: Callable[[bool], Awaitable[ModelResponse]]
+) -> ModelResponse:
+    """``ask(False)``; if a budget with ``on_exceed: approve`` refused it, a timed
+    ``bm.approval`` (default ``reject``), then ``ask(True)`` once a person approved. The
+    refused call stays in the journal as a failed model step, then the approval, then the call."""
+    try:
+        return await ask(False)
+    except BudgetExceeded as exc:
+        timeout = getattr(exc, "approve_timeout", None)  # a replayed error has it from the journal
+        if timeout is None:
+            raise
+        name = target if isinstance(target, str) else target.name
+        payload = {
+            "model": name,
+            "scope": exc.scope,
+            "limit_usd": exc.limit,
+            "spent_usd": exc.spent,
+            "estimate_usd": exc.estimate,
+            "reason": str(exc),
+        }
+        decision = await approval(f"budget:{name}", payload, timeout=timeout, default="reject")
+        if decision.action != "approve":
+            why = "timed out" if decision.timed_out else f"was {decision.action!r} by {decision.by}"
+            refused = BudgetExceeded(
+                f"{exc}; the approval to go over it {why}",
+                scope=exc.scope,
+                limit=exc.limit,
+                spent=exc.spent,
+                estimate=exc.estimate,
+            )
+            raise refused from None
+        return await ask(True)
 
 
 async def call_model_recorded(
@@ -201,13 +259,17 @@ async def call_model_recorded(
     registry = registry or default_registry()
     request_fields = ("system", "temperature", "max_tokens", "json_schema", "stop")
     policy_fields = ("timeout", "retry", "fallback", "breaker", "cache_ttl")
+    approved = bool(options.pop("budget_approved", False))  # a person let it go over a budget
     unknown = set(options) - {*request_fields, *policy_fields}
     if unknown:
         raise UsageError(f"call_model({target!r}) got unknown option(s) {sorted(unknown)}")
     request = as_request(input, **{k: options.get(k) for k in request_fields})
     policy = call_policy(registry, target, **{k: options.get(k) for k in policy_fields})
     guards = check_guards(guard)
-    return await invoke_model(hub_for(registry, None), target, request, key, policy, record, guards)
+    hub = hub_for(registry, None)
+    return await invoke_model(
+        hub, target, request, key, policy, record, guards, approvable=True, approved=approved
+    )
 
 
 def redact_request(redactor: Redactor, request: ModelRequest) -> ModelRequest:

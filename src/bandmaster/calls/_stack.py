@@ -5,7 +5,8 @@ For each model of the chain (the alias's version, then each fallback), innermost
 
     Retrying (retries, per-attempt timeout) → Guarded (output guards, re-asks) → BreakerGate
 
-then ``FallbackChain`` over them (a call without fallbacks asks its one model directly) →
+each link held against the run's and tenant's budgets by ``Budgeted`` when any applies, then
+``FallbackChain`` over them (a call without fallbacks asks its one model directly) →
 ``Priced`` → ``ResponseCache``. ``bm.call_model``,
 ``bm.stream_model`` and a backend's model activity all call through ``invoke_model``; what the
 journal keeps about the call (alias, version, who served, tokens, cost, breaker states, cache
@@ -18,19 +19,32 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import overload
 
-from bandmaster.calls.hub import ModelHub
+from bandmaster.calls.hub import ModelHub, current_ledger
 from bandmaster.calls.wrappers import (
     BreakerGate,
+    Budgeted,
+    BudgetRule,
+    CallPrices,
     FallbackChain,
     Guarded,
     Priced,
     ResponseCache,
     Retrying,
+    SpendLedger,
     Wrapper,
     falls_back,
+    utc_day,
 )
 from bandmaster.calls.wrappers._fallback import note_served
-from bandmaster.engine import OpRecord, Redactor, codec_for, current_clock
+from bandmaster.engine import (
+    OpRecord,
+    Redactor,
+    codec_for,
+    current_clock,
+    current_run,
+    current_step,
+    current_terms,
+)
 from bandmaster.errors import GuardViolation
 from bandmaster.guard import Guard, GuardLog, check_input
 from bandmaster.models import Model, ModelRequest, ModelResponse, Registry
@@ -92,11 +106,15 @@ async def invoke_model(
     *,
     ask_model: AskModel | None = None,
     log: GuardLog | None = None,
+    ledger: SpendLedger | None = None,
+    approvable: bool = False,
+    approved: bool = False,
 ) -> ModelResponse:
     """Ask ``target`` through the call's wrappers, keeping in ``record`` what the journal keeps.
     ``ask_model`` replaces ``Model.request`` for each attempt; ``log`` is the guard log to fill
     in (a streaming call's partial checks log there too). ``redactor``: the request was
-    redacted before this, and the cache keeps answers redacted."""
+    redacted before this, and the cache keeps answers redacted. ``ledger``: where budgets hold
+    money (default: the hub's); ``approvable``/``approved``: see ``Budgeted``."""
     hub.refresh()
     registry = hub.registry
     meta = record.meta
@@ -121,10 +139,8 @@ async def invoke_model(
     breakers: dict[str, str] = {}
     clock = current_clock()  # the run's engine clock, so a FakeClock drives breakers and the cache
 
-    def link(position: int, candidate: str | Model) -> Model:
+    def wrap(candidate: str | Model) -> Model:
         model, label = _model(registry, candidate, key)
-        if position == 0 and routed is not None:
-            return _Refused(label, routed)  # an input rule sent this request past the primary
         asked: Model = model if ask_model is None else _AskedBy(model, ask_model)
         wrapped: Model = Retrying(asked, policy.retry, timeout=policy.timeout, name=label, record=record)
         if guards:
@@ -134,6 +150,32 @@ async def invoke_model(
                 wrapped, policy.breaker, states=hub.breakers, seen=breakers, clock=clock.time
             )
         return wrapped
+
+    rules = budget_rules(registry, clock.time())
+    if rules:  # no budget: nothing more on the common path
+        budgets = CallPrices(registry)
+        spend = ledger or current_ledger.get() or hub.spend
+
+        def budgeted(candidate: str | Model) -> Model:
+            return Budgeted(
+                wrap(candidate),
+                rules=rules,
+                ledger=spend,
+                prices=budgets,
+                downgrade=wrap,
+                notes=meta,
+                approvable=approvable,
+                approved=approved,
+            )
+
+        wrap_link: Callable[[str | Model], Model] = budgeted
+    else:
+        wrap_link = wrap
+
+    def link(position: int, candidate: str | Model) -> Model:
+        if position == 0 and routed is not None:  # an input rule sent this request past the primary
+            return _Refused(_model(registry, candidate, key)[1], routed)
+        return wrap_link(candidate)
 
     only: Model | None = None
     if len(targets) > 1:
@@ -171,13 +213,59 @@ async def invoke_model(
     meta.update(
         model=response.model or meta["served_by"],
         tokens=_tokens(response),
-        cost=response.cost,
+        cost=response.cost if response.cost_known else None,
         confidence=response.confidence,
         finish_reason=response.finish_reason,
     )
+    if not response.cost_known:  # a billed model without a price: unknown, never $0
+        meta["cost_known"] = False
     if breakers:
         meta["breakers"] = breakers
     return response
+
+
+def budget_rules(registry: Registry, now: float) -> tuple[BudgetRule, ...]:
+    """The budgets a call of the current run is held against: the run's (``budget_usd``) and
+    its tenant's daily one (``budgets.tenants`` in models.yaml), in that order."""
+    terms = current_terms()
+    if terms.budget_usd is None and terms.tenant is None:
+        return ()
+    config = registry.config.budgets
+    rules: list[BudgetRule] = []
+    if terms.budget_usd is not None:
+        step = current_step()
+        run = current_run.get()
+        run_id = step.run_id if step is not None else run.run_id if run is not None else None
+        if run_id is not None:
+            runs = config.runs
+            rules.append(
+                BudgetRule(
+                    f"run:{run_id}",
+                    "",
+                    terms.budget_usd,
+                    runs.on_exceed,
+                    runs.downgrade_to,
+                    runs.approve_timeout,
+                    how_to_raise="start the run with a larger budget_usd to allow more",
+                )
+            )
+    tenant = config.tenants.get(terms.tenant) if terms.tenant is not None else None
+    if tenant is not None:
+        rules.append(
+            BudgetRule(
+                f"tenant:{terms.tenant}",
+                utc_day(now),
+                tenant.usd_per_day,
+                tenant.on_exceed,
+                tenant.downgrade_to,
+                tenant.approve_timeout,
+                how_to_raise=(
+                    f"raise budgets.tenants.{terms.tenant}.usd_per_day in {registry.source} to allow "
+                    "more today, or wait for the next UTC day"
+                ),
+            )
+        )
+    return tuple(rules)
 
 
 class _Links(Sequence[Model]):
@@ -255,6 +343,7 @@ __all__ = [
     "RESPONSE_CODEC",
     "AskModel",
     "CallPolicy",
+    "budget_rules",
     "call_policy",
     "invoke_model",
 ]

@@ -12,17 +12,20 @@ import json
 import logging
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
 
 from bandmaster.calls._journal_breakers import JournalBreakers
-from bandmaster.calls.wrappers import BreakerStates, LocalBreakers
+from bandmaster.calls.wrappers import BreakerStates, LocalBreakers, LocalLedger, SpendLedger
 from bandmaster.engine.backend import AliasState
 from bandmaster.errors import NoModelRegistry, UnknownModel
 from bandmaster.models import AliasSpec, Registry
-from bandmaster.store import SQLiteStore
+from bandmaster.store import SpendStore, SQLiteStore
 
 log = logging.getLogger("bandmaster.calls.hub")
 
@@ -51,6 +54,9 @@ class ModelHub:
         """Where the breakers of this hub's calls are kept and counted: in this process, in the
         journal, or (set by ``bandmaster.temporal._model_sync``) in the Temporal registry
         workflow of the worker's task queue."""
+        self.spend: SpendLedger = ledger_for(store)
+        """Where budgets hold and count money: the journal's spend table, shared by every worker
+        on it (a backend whose workers share it elsewhere sets its own)."""
         self._rev = -1
         self._checked = float("-inf")
 
@@ -109,6 +115,55 @@ class ModelHub:
             {"spec": json.loads(spec), "changed_at": changed_at, "changed_by": who}
             for spec, changed_at, who in self.store.alias_history(alias)
         ]
+
+
+class JournalLedger:
+    """A ``SpendLedger`` in the journal's ``budget_spend`` table (``bandmaster.store.SpendStore``):
+    each hold is one immediate transaction, so every worker on the journal shares it."""
+
+    __slots__ = ("table",)
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.table = SpendStore(store)
+
+    async def reserve(self, scope: str, day: str, limit: float, amount: float) -> float | None:
+        spend = self.table.reserve(scope, day, limit, amount)
+        return None if spend is None else spend.committed
+
+    async def settle(self, scope: str, day: str, held: float, cost: float) -> None:
+        self.table.settle(scope, day, held, cost)
+
+
+_ledgers: weakref.WeakKeyDictionary[object, SpendLedger] = weakref.WeakKeyDictionary()
+_local_ledger = LocalLedger()
+
+
+current_ledger: ContextVar[SpendLedger | None] = ContextVar("bandmaster_ledger", default=None)
+"""The ledger of the backend running this code, when it keeps spend elsewhere than the hub's
+(a Temporal worker's activities: the task queue's spend workflow)."""
+
+
+@contextmanager
+def ledger_scope(ledger: SpendLedger | None) -> Iterator[None]:
+    """Model calls in the body hold and count money in ``ledger`` (None: changes nothing)."""
+    if ledger is None:
+        yield
+        return
+    token = current_ledger.set(ledger)
+    try:
+        yield
+    finally:
+        current_ledger.reset(token)
+
+
+def ledger_for(store: SQLiteStore | None) -> SpendLedger:
+    """Where budgets of calls on ``store`` are kept (this process's memory without one)."""
+    if store is None:
+        return _local_ledger
+    ledger = _ledgers.get(store)
+    if ledger is None:
+        ledger = _ledgers[store] = JournalLedger(store)
+    return ledger
 
 
 _hubs: weakref.WeakKeyDictionary[object, dict[int, ModelHub]] = weakref.WeakKeyDictionary()

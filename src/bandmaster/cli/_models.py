@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -15,7 +16,7 @@ from bandmaster.cli import _console as ui
 from bandmaster.cli._backends import Where, opened
 from bandmaster.engine.backend import ModelDesk
 from bandmaster.errors import BandmasterError
-from bandmaster.models import Registry
+from bandmaster.models import Registry, UnknownPriceWarning
 
 T = TypeVar("T")
 
@@ -33,7 +34,7 @@ DbOption = Annotated[
 
 def _with_desk(models: str, db: str | None, use: Callable[[ModelDesk], Awaitable[T]]) -> T:
     async def main() -> T:
-        registry = Registry.load(models)
+        registry = load_registry(models)
         async with opened(Where.from_env(db), registry=registry, must_exist=False) as backend:
             return await use(backend.models)
 
@@ -41,6 +42,20 @@ def _with_desk(models: str, db: str | None, use: Callable[[ModelDesk], Awaitable
         return asyncio.run(main())
     except BandmasterError as exc:
         raise ui.fail(str(exc)) from exc
+
+
+def load_registry(path: str) -> Registry:
+    """``models.yaml``, saying on stderr which billed models have no known price (their cost
+    shows as unknown, and budgets refuse their calls)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnknownPriceWarning)
+        registry = Registry.load(path)
+    for warning in caught:
+        if issubclass(warning.category, UnknownPriceWarning):
+            ui.warn(str(warning.message))
+        else:  # not ours to show: as if it was never caught
+            warnings.warn_explicit(warning.message, warning.category, warning.filename, warning.lineno)
+    return registry
 
 
 def _pairs(text: str, what: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from bandmaster.cli._backends import Where, build, journal_of
 from bandmaster.cli._console import fail as _fail
 from bandmaster.cli._options import DbOption
 from bandmaster.engine.backend import Backend
+from bandmaster.engine.stats_report import cost_text
 from bandmaster.errors import BandmasterError, UsageError
 from bandmaster.observe.stats import Stats, compute
 from bandmaster.store import check_readable, journal_error, resolve_db_path
@@ -131,6 +132,9 @@ def _print(s: Stats) -> None:
     if not s.runs:
         ui.line("no runs in this selection")
         return
+    if s.unknown_cost_calls:
+        total = sum(m.cost for m in s.models)
+        ui.line(f"model cost: {cost_text(total, s.unknown_cost_calls)}: add prices to models.yaml")
     steps = ui.table(
         Column("step", no_wrap=True),
         "kind",
@@ -169,7 +173,7 @@ def _print(s: Stats) -> None:
             "failed",
             "tokens in",
             "tokens out",
-            "cost $",
+            "cost",
             "as fallback",
             "cache hits",
             title="models",
@@ -183,7 +187,7 @@ def _print(s: Stats) -> None:
                 f"{m.failures:,}",
                 f"{m.input_tokens:,}",
                 f"{m.output_tokens:,}",
-                f"{m.cost:.4f}",
+                cost_text(m.cost, m.unknown_cost_calls),
                 f"{m.fallback_calls:,}",
                 f"{m.cache_hits:,}",
             )

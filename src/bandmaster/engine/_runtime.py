@@ -653,7 +653,6 @@ EMBEDDED = Capabilities(
     "embedded",
     missing={
         "rate_limits": "models.yaml limits are not enforced yet: calls are sent as they come (issue 16)",
-        "budgets": "budgets are not enforced yet: spend is recorded per step, not checked (issue 16)",
     },
 )
 

@@ -107,6 +107,18 @@ class ModelStats(BaseModel):
     cost: float
     fallback_calls: int
     cache_hits: int
+    unknown_cost_calls: int = 0
+    """Calls answered by a billed model whose price is unknown: ``cost`` leaves them out, so
+    it is a lower bound ("at least $X") whenever this is not 0."""
+
+
+def cost_text(cost: float, unknown_calls: int) -> str:
+    """A sum of costs as people should read it: ``$0.0123``, ``unknown`` when every call's
+    price is unknown, else ``at least $0.0123 (2 calls of unknown price)``."""
+    if not unknown_calls:
+        return f"${cost:.4f}"
+    calls = f"{unknown_calls} call{'s' if unknown_calls != 1 else ''} of unknown price"
+    return f"at least ${cost:.4f} ({calls})" if cost else f"unknown ({calls})"
 
 
 class WorkflowStats(BaseModel):
@@ -185,3 +197,6 @@ class Stats(BaseModel):
     """True when the window held more runs than ``scan_limit``: the figures cover the newest."""
     tenants: list[TenantStats] = []
     """Per tenant (runs started with ``tenant=``); empty when no run has one."""
+    unknown_cost_calls: int = 0
+    """Model calls whose price is unknown (summed over ``models``): every cost is then a lower
+    bound."""

@@ -24,6 +24,7 @@ from bandmaster.models.builtin import CallableModel, Recorded, RecordedAnswer
 __all__ = [
     "AliasSpec",
     "BreakerSpec",
+    "BudgetsSpec",
     "CallableModel",
     "JsonNotFound",
     "Message",
@@ -40,6 +41,8 @@ __all__ = [
     "Resolution",
     "RetrySpec",
     "StreamingModel",
+    "TenantBudget",
+    "UnknownPriceWarning",
     "Usage",
     "error_for_status",
     "extract_json",
@@ -49,6 +52,9 @@ __all__ = [
 # Names other rooms use, loaded on first use.
 _LAZY = {
     "BreakerSpec": "bandmaster.models._registry",
+    "BudgetsSpec": "bandmaster.models._budget_spec",
+    "TenantBudget": "bandmaster.models._budget_spec",
+    "UnknownPriceWarning": "bandmaster.models._pricing",
     "JsonNotFound": "bandmaster.models._jsontext",
     "RetrySpec": "bandmaster.models._registry",
     "error_for_status": "bandmaster.models._http_errors",
@@ -58,8 +64,10 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from bandmaster.models._base import stream_chunks
+    from bandmaster.models._budget_spec import BudgetsSpec, TenantBudget
     from bandmaster.models._http_errors import error_for_status
     from bandmaster.models._jsontext import JsonNotFound, extract_json
+    from bandmaster.models._pricing import UnknownPriceWarning
     from bandmaster.models._registry import BreakerSpec, RetrySpec
 else:
     __getattr__, __dir__ = lazy_loader(__name__, _LAZY)

@@ -73,13 +73,15 @@ class Usage(BaseModel):
 class ModelResponse(BaseModel):
     """A model's answer. ``output`` is the parsed result (text, a label, a JSON object);
     ``text`` the raw text; ``confidence`` in [0, 1] where the model or a calibrator gives one;
-    ``cost`` in USD; ``model`` the concrete version that answered."""
+    ``cost`` in USD (``cost_known`` False: the model's price is unknown, and ``cost`` is 0 only
+    because nothing could be counted); ``model`` the concrete version that answered."""
 
     output: Any = None
     text: str = ""
     confidence: float | None = Field(default=None, ge=0.0, le=1.0)
     usage: Usage = Field(default_factory=Usage)
     cost: float = 0.0
+    cost_known: bool = True
     model: str = ""
     latency: float = 0.0
     finish_reason: str | None = None

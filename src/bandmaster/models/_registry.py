@@ -32,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from bandmaster._types import URL_NAME, URL_NAME_RULE
 from bandmaster.errors import BandmasterError, RegistryError, UnknownModel
 from bandmaster.models._base import Model
-from bandmaster.models._pricing import Price, PriceTable
+from bandmaster.models._budget_spec import BudgetsSpec
+from bandmaster.models._pricing import BILLED_PROVIDERS, Price, PriceTable, warn_unknown_prices
 from bandmaster.policies import Breaker, Retry
 
 
@@ -129,6 +130,14 @@ class RegistryConfig(_Spec):
     models: dict[str, ModelSpec] = Field(default_factory=dict)
     aliases: dict[str, AliasSpec] = Field(default_factory=dict)
     prices: dict[str, Price] = Field(default_factory=dict)
+    budgets: BudgetsSpec = Field(default_factory=BudgetsSpec)
+
+    @model_validator(mode="after")
+    def _tenant_names(self) -> RegistryConfig:
+        for tenant in self.budgets.tenants:
+            if not URL_NAME.fullmatch(tenant):
+                raise ValueError(f"budgets: tenant {tenant[:80]!r} is not a valid name: use {URL_NAME_RULE}")
+        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +204,12 @@ class Registry:
         # registry instead of keeping every registry a process ever used alive.
         self.local_hub: object | None = None
         self._check_references()
+        self._check_budgets()
         self._check_sdks()
+        self.unpriced: dict[str, str] = self._unpriced()
+        """Billed models (name → provider model id) whose price nobody knows: a load-time
+        ``UnknownPriceWarning``, their cost shows as unknown and budgets refuse their calls."""
+        warn_unknown_prices(self.unpriced, self.source)
 
     # --- loading --------------------------------------------------------------------------
 
@@ -255,6 +269,34 @@ class Registry:
                         f"{self.source}: aliases.{alias}.policy.fallback[{index}]: unknown model {name!r}; "
                         f"register Python fallbacks with Registry(models={{{name!r}: ...}})"
                     )
+
+    def _unpriced(self) -> dict[str, str]:
+        unpriced: dict[str, str] = {}
+        for name, spec in self.config.models.items():
+            provider = BILLED_PROVIDERS.get(spec.provider)
+            if provider is not None and not self.prices.known(spec.model or name, provider):
+                unpriced[name] = spec.model or name
+        return unpriced
+
+    def provider_of(self, name: str) -> str | None:
+        """The ``genai-prices`` provider id of a registry model that bills per token (None: a
+        local model, a Python model, or an unknown name)."""
+        spec = self.config.models.get(name)
+        return BILLED_PROVIDERS.get(spec.provider) if spec is not None else None
+
+    def model_id(self, name: str) -> str:
+        """The provider's model id of a registry model (what prices are keyed by)."""
+        spec = self.config.models.get(name)
+        return (spec.model or name) if spec is not None else name
+
+    def _check_budgets(self) -> None:
+        for path, target in self.config.budgets.targets().items():
+            if not self.knows(target) and target not in self.config.aliases:
+                raise RegistryError(
+                    f"{self.source}: {path}: unknown alias or model {target!r} "
+                    f"(models: {', '.join(sorted(self.names())) or 'none'}; "
+                    f"aliases: {', '.join(sorted(self.config.aliases)) or 'none'})"
+                )
 
     def _check_sdks(self) -> None:
         """A provider's SDK is an extra: say which to install now, not at the first call."""

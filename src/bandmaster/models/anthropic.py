@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from bandmaster.errors import MalformedResponse, ProviderUnavailable
 from bandmaster.models._base import ModelChunk, ModelRequest, ModelResponse, Usage
 from bandmaster.models._json_output import parse_json_output
-from bandmaster.models._pricing import PriceTable
+from bandmaster.models._pricing import PriceTable, usage_cost
 from bandmaster.models._sdk import PerLoopClient, mapped_errors, resolve_api_key, trace_headers
 
 try:
@@ -144,7 +144,7 @@ class AnthropicModel:
             output=output,
             text=text,
             usage=usage,
-            cost=self.prices.cost(served, usage),
+            **usage_cost(self.prices, served, usage, "anthropic"),
             model=served,
             latency=latency,
             finish_reason=stop_reason,

@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 
 from bandmaster._types import TERMINAL_STATUSES
 from bandmaster.engine.backend import AliasState
+from bandmaster.engine.stats_report import cost_text
 from bandmaster.errors import (
     AlreadyDecided,
     BandmasterError,
@@ -51,6 +52,7 @@ def usd(value: float | None) -> str:
 
 
 templates.env.filters["usd"] = usd
+templates.env.filters["cost_text"] = cost_text  # a sum with calls of unknown price: "at least $x"
 
 COOKIE = "bm_session"
 LOGIN_CSRF = "bm_login_csrf"
@@ -261,6 +263,7 @@ async def run_page(request: Request, run_id: str) -> HTMLResponse:
     end = info.ended_at or datetime.now(UTC)
     approvals = await state.backend.approvals.list(status=None, run_id=run_id)
     cost = sum(float(s.meta.get("cost") or 0.0) for s in info.steps)
+    unknown_costs = sum(s.meta.get("cost_known") is False for s in info.steps)
     tokens = sum(
         int(s.meta["tokens"].get("input", 0)) + int(s.meta["tokens"].get("output", 0))
         for s in info.steps
@@ -276,6 +279,7 @@ async def run_page(request: Request, run_id: str) -> HTMLResponse:
         chart=gantt(info.steps, info.created_at, end),
         approvals=approvals,
         cost=cost,
+        unknown_costs=unknown_costs,
         tokens=tokens,
         pretty=_pretty,
         finished=finished,

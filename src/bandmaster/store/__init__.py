@@ -28,6 +28,8 @@ __all__ = [
     "ScheduleRow",
     "ScheduleStore",
     "SessionRow",
+    "Spend",
+    "SpendStore",
     "StepMarkers",
     "StepRow",
     "TokenRow",
@@ -58,6 +60,8 @@ _LAZY = {
     "MODEL_KEY": "bandmaster.store._rollups",
     "MODEL_SUMS": "bandmaster.store._rollups",
     "SCHEMA_VERSION": "bandmaster.store._schema",
+    "Spend": "bandmaster.store._budgets",
+    "SpendStore": "bandmaster.store._budgets",
     "SMALLEST_BUCKET": "bandmaster.store._rollups",
     "STEP_KEY": "bandmaster.store._rollups",
     "STEP_SUMS": "bandmaster.store._rollups",
@@ -83,6 +87,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from bandmaster.store._approvals import ApprovalRow, ApprovalStore, AuditRow
     from bandmaster.store._breakers import BreakerStore
+    from bandmaster.store._budgets import Spend, SpendStore
     from bandmaster.store._journal_file import (
         check_readable,
         check_schema,

@@ -6,6 +6,7 @@ applied in one transaction. Never edit a released migration: append a new one.
 
 from __future__ import annotations
 
+from bandmaster.store import _budgets as budgets
 from bandmaster.store import _claims as claims
 from bandmaster.store import _rollups as rollups
 
@@ -286,9 +287,10 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX stream_chunks_run ON stream_chunks (run_id, id)",
     ],
-    # 14, 15: reserved for issue 16's rate limits and budgets (their branches fill them in)
+    # 14: reserved for the limits work of issue 16 (its branch fills it in)
     [],
-    [],
+    # 15: money spent per budget scope and day, held before a model call and settled after it
+    budgets.MIGRATION,
     # 16: a run's terms (engine/_terms.py), and the claim order they give (store/_claims.py):
     # tenant '' is no tenant (so the skip-scan of tenants needs no NULL case). The index
     # orders each tenant's ready runs by "virtual ready time": a priority point is worth

@@ -25,6 +25,7 @@ from bandmaster.temporal._hosting import GRAPH_REF, hosted
 from bandmaster.temporal._model_sync import ModelSync
 from bandmaster.temporal._policy_codec import breaker_from_data, retry_from_data
 from bandmaster.temporal._redaction import activity_redactor
+from bandmaster.temporal._spend import TemporalLedger
 from bandmaster.temporal._terms import terms_from_data
 
 STEP_ACTIVITY = "bandmaster.step"
@@ -162,9 +163,23 @@ async def heartbeating() -> AsyncIterator[None]:
 class Activities:
     """Activities bound to one worker's model registry."""
 
-    def __init__(self, registry: object | None = None, models: ModelSync | None = None) -> None:
+    def __init__(
+        self,
+        registry: object | None = None,
+        models: ModelSync | None = None,
+        spend: TemporalLedger | None = None,
+    ) -> None:
         self.registry = registry
         self.models = models  # keeps the registry's overrides and breakers shared (model_sync.py)
+        self.spend = spend  # budgets' spend, shared through the task queue's spend workflow
+
+    def _spending(self) -> contextlib.AbstractContextManager[None]:
+        """Model calls of this activity hold money in the task queue's spend workflow."""
+        if self.spend is None:
+            return contextlib.nullcontext()
+        from bandmaster.calls.hub import ledger_scope  # the model layer: imported by serving()
+
+        return ledger_scope(self.spend)
 
     @activity.defn(name=STEP_ACTIVITY)
     async def run_step(self, call: StepCall) -> Any:
@@ -174,6 +189,7 @@ class Activities:
         with (
             step_scope(info.workflow_id or "", call.seq, step.name, info.attempt),
             terms_scope(terms_from_data(call.terms)),
+            self._spending(),
         ):
             args, kwargs = _bind(step, call.args, call.kwargs)
             try:
@@ -218,6 +234,7 @@ class Activities:
         with (
             step_scope(info.workflow_id or "", call.seq, call.target, info.attempt),
             terms_scope(terms_from_data(call.terms)),
+            self._spending(),
         ):
             try:
                 if call.registry is not None:

@@ -353,7 +353,6 @@ class TemporalEngine:
             "`temporal workflow show`), and `bandmaster server` audits the decisions made through it "
             "(GET /api/v1/audit)",
             "rate_limits": "models.yaml limits are not enforced yet: calls are sent as they come (issue 16)",
-            "budgets": "budgets are not enforced yet: spend is recorded per step, not checked (issue 16)",
         },
         statuses=("running", "completed", "failed", "cancelled"),
         min_poll=0.5,

@@ -27,6 +27,7 @@ from bandmaster.temporal._model_registry import ModelRegistryWorkflow
 from bandmaster.temporal._model_sync import ModelSync, serving
 from bandmaster.temporal._notify import notify_activity
 from bandmaster.temporal._redaction import redact_activity
+from bandmaster.temporal._spend import SpendWorkflow, TemporalLedger
 from bandmaster.temporal._workflow import BandmasterWorkflow
 
 PASSTHROUGH = (
@@ -74,12 +75,12 @@ def create_worker(
         heartbeat=heartbeat,
         redact=redact,
     )
-    activities = Activities(registry, models)
+    activities = Activities(registry, models, TemporalLedger(client, task_queue))
     user_modules = {wf.fn.__module__ for wf in workflows if wf.fn.__module__ != "__main__"}
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[BandmasterWorkflow, ModelRegistryWorkflow],
+        workflows=[BandmasterWorkflow, ModelRegistryWorkflow, SpendWorkflow],
         activities=[activities.run_step, activities.call_model, redact_activity, notify_activity],
         workflow_runner=sandbox_runner(user_modules),
         max_concurrent_activities=max_concurrent_activities,

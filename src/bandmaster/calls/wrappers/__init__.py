@@ -18,6 +18,14 @@ from bandmaster.calls.wrappers._breaker import (
     Outcome,
     settle_here,
 )
+from bandmaster.calls.wrappers._budget import (
+    Budgeted,
+    BudgetRule,
+    CallPrices,
+    LocalLedger,
+    SpendLedger,
+    utc_day,
+)
 from bandmaster.calls.wrappers._cache import CacheStore, ResponseCache
 from bandmaster.calls.wrappers._fallback import FallbackChain, falls_back
 from bandmaster.calls.wrappers._guarded import Guarded
@@ -26,17 +34,23 @@ from bandmaster.calls.wrappers._pricing import Priced
 __all__ = [
     "BreakerGate",
     "BreakerStates",
+    "BudgetRule",
+    "Budgeted",
     "CacheStore",
+    "CallPrices",
     "Clock",
     "FallbackChain",
     "Guarded",
     "LocalBreakers",
+    "LocalLedger",
     "Outcome",
     "Priced",
     "ResponseCache",
     "Retrying",
+    "SpendLedger",
     "Wrapper",
     "falls_back",
     "innermost",
     "settle_here",
+    "utc_day",
 ]

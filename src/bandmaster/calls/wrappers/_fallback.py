@@ -6,13 +6,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bandmaster.calls.wrappers._base import innermost
-from bandmaster.errors import FallbacksExhausted, GuardViolation, UsageError
+from bandmaster.errors import BudgetExceeded, FallbacksExhausted, GuardViolation, UsageError
 from bandmaster.models import Model, ModelRequest, ModelResponse
 
 
 def falls_back(error: Exception) -> bool:
     """Every failure moves on to the next model, except a guard violation that asked to be
-    raised (``on_violation="raise"``): that answer is refused whoever gives it."""
+    raised (``on_violation="raise"``): that answer is refused whoever gives it; and a budget
+    exceeded: the money is the limit, not the model."""
+    if isinstance(error, BudgetExceeded):
+        return False
     return not (isinstance(error, GuardViolation) and not error.fallback)
 
 

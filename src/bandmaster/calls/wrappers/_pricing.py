@@ -1,4 +1,7 @@
-"""``Priced``: the answer's cost from its token usage, when the provider did not give one."""
+"""``Priced``: the answer's cost from its token usage, when the provider did not give one.
+
+The models that reach it without a cost are local or Python models (the billed providers price
+their own answers, saying when the price is unknown): one whose price nobody knows costs $0."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ class Priced(Wrapper):
 
     async def request(self, req: ModelRequest) -> ModelResponse:
         response = await self.inner.request(req)
-        if not response.cost and response.usage.total_tokens:
-            response = response.model_copy(update={"cost": self.prices.cost(response.model, response.usage)})
+        if not response.cost and response.cost_known and response.usage.total_tokens:
+            cost = self.prices.cost(response.model, response.usage)
+            if cost:
+                response = response.model_copy(update={"cost": cost})
         return response

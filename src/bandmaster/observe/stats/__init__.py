@@ -30,7 +30,7 @@ from bandmaster.engine.stats_report import (
     StepStats,
     WorkflowStats,
 )
-from bandmaster.observe.stats._raw import compute_raw
+from bandmaster.observe.stats._raw import compute_raw, unknown_cost_calls, with_unknown_costs
 from bandmaster.observe.stats._rollup import catch_up_before_reading, compute_rollups, has_rollups
 from bandmaster.observe.stats._tenants import tenants_of_journal
 from bandmaster.store.reading import JournalRef, connect, journal_path, parse_duration
@@ -59,6 +59,7 @@ def compute(
             conn, workflow, cutoff
         )
         tenants = tenants_of_journal(conn, workflow, cutoff)
+        models = with_unknown_costs(models, unknown_cost_calls(conn, workflow, cutoff))
         file_bytes, free_bytes = _file_sizes(conn, journal_path(db))
         conn.execute("COMMIT")
     finally:
@@ -81,6 +82,7 @@ def compute(
         days=days,
         percentiles_exact=not from_rollups,
         tenants=tenants,
+        unknown_cost_calls=sum(m.unknown_cost_calls for m in models),
     )
 
 

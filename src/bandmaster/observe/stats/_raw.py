@@ -46,6 +46,44 @@ def compute_raw(
     return steps, models, workflows, days
 
 
+UNKNOWN_COST = "s.kind = 'model' AND instr(s.meta, '\"cost_known\":false') > 0"
+"""Model calls whose price was unknown, as the partial index ``steps_unknown_cost`` (schema 15)
+selects them: a substring test of the compact meta JSON (inside a JSON string a quote is
+escaped, so a prompt cannot fake it), cheap enough for every model-step write."""
+
+
+def unknown_cost_calls(
+    conn: sqlite3.Connection, workflow: str | None, cutoff: float | None
+) -> dict[tuple[str, str | None, str | None], int]:
+    """Calls of unknown price per answering model/alias/version, read through the partial
+    index (so its cost is the number of such calls, not the size of the journal)."""
+    where, params = run_filter(workflow, cutoff)
+    runs = "" if where == "1" else f" AND s.run_id IN (SELECT r.id FROM runs r WHERE {where})"
+    indexed = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'steps_unknown_cost'"
+    ).fetchone()
+    # A journal not yet upgraded (read-only) has no index: one scan of its model steps instead.
+    source = "steps s INDEXED BY steps_unknown_cost" if indexed else "steps s"
+    rows = conn.execute(
+        "SELECT COALESCE(json_extract(s.meta, '$.model'), json_extract(s.meta, '$.served_by'), s.name), "
+        "json_extract(s.meta, '$.alias'), json_extract(s.meta, '$.version'), COUNT(*) "
+        f"FROM {source} WHERE {UNKNOWN_COST}{runs} GROUP BY 1, 2, 3",
+        params,
+    )
+    return {(str(model), alias, version): n for model, alias, version, n in rows}
+
+
+def with_unknown_costs(
+    models: list[ModelStats], unknown: dict[tuple[str, str | None, str | None], int]
+) -> list[ModelStats]:
+    if not unknown:
+        return models
+    return [
+        m.model_copy(update={"unknown_cost_calls": unknown.get((m.model, m.alias, m.version), 0)})
+        for m in models
+    ]
+
+
 def run_filter(workflow: str | None, cutoff: float | None) -> tuple[str, dict[str, object]]:
     """A WHERE clause over ``runs`` (aliased ``r``) and its parameters."""
     clauses: list[str] = ["1"]
@@ -173,6 +211,9 @@ def model_stats(groups: list[dict[str, Any]]) -> list[ModelStats]:
             "cache_hits",
         ):
             merged[key][field] += group[field]
+        merged[key]["unknown_cost_calls"] = merged[key].get("unknown_cost_calls", 0) + group.get(
+            "unknown_cost_calls", 0
+        )
     models = [
         ModelStats(
             model=g["model"],
@@ -185,6 +226,7 @@ def model_stats(groups: list[dict[str, Any]]) -> list[ModelStats]:
             cost=g["cost"],
             fallback_calls=g["fallback_calls"],
             cache_hits=g["cache_hits"],
+            unknown_cost_calls=g.get("unknown_cost_calls", 0),
         )
         for g in merged.values()
     ]

@@ -49,6 +49,7 @@ def stats_of_runs(
     per_step = _step_stats((step for _, step in steps if step.kind not in BOOKKEEPING_KINDS), groups)
     workflows, days = assemble_run_stats(_run_rows(runs, sizes or {}))
     total = len(runs)
+    models = model_stats(groups)
     return Stats(
         db=source,
         workflow=workflow,
@@ -61,11 +62,12 @@ def stats_of_runs(
         file_bytes=0,
         free_bytes=0,
         step_stats=per_step,
-        models=model_stats(groups),
+        models=models,
         workflows=workflows,
         days=days,
         scan_limit=scan_limit,
         truncated=truncated,
+        unknown_cost_calls=sum(m.unknown_cost_calls for m in models),
         tenants=_tenants(runs),
     )
 
@@ -139,7 +141,7 @@ def _model_groups(steps: Iterable[StepInfo]) -> list[dict[str, Any]]:
             dict(
                 zip(("name", "model", "alias", "version"), key, strict=True),
                 calls=0, failures=0, input_tokens=0.0, output_tokens=0.0, cost=0.0,
-                fallback_calls=0, cache_hits=0, cache_known=0,
+                fallback_calls=0, cache_hits=0, cache_known=0, unknown_cost_calls=0,
             ),
         )  # fmt: skip
         tokens = meta.get("tokens") or {}
@@ -151,6 +153,7 @@ def _model_groups(steps: Iterable[StepInfo]) -> list[dict[str, Any]]:
         group["fallback_calls"] += meta.get("fallback") is not None
         group["cache_hits"] += meta.get("cache_hit") is True
         group["cache_known"] += meta.get("cache_hit") is not None
+        group["unknown_cost_calls"] += meta.get("cost_known") is False
     return list(groups.values())
 
 
