@@ -18,7 +18,8 @@ def test_core_is_bandmaster_without_extras() -> None:
     assert {"bandmaster", "pydantic", "numpy", "pytest"} <= core
     blocked = blocked_modules(core)
     assert not {"pydantic", "numpy", "yaml", "pytest", "pytest_asyncio"} & blocked
-    for module in ["fastapi", "httpx2", "opentelemetry", "sklearn", "temporalio"]:  # from extras
+    # From extras only (httpx2 came with genai-prices into the core).
+    for module in ["fastapi", "opentelemetry", "sklearn", "temporalio"]:
         assert (module in blocked) == (importlib.util.find_spec(module) is not None), module
 
 
