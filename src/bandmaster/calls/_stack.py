@@ -3,7 +3,8 @@ call's policies and ask it.
 
 For each model of the chain (the alias's version, then each fallback), innermost first::
 
-    Retrying (retries, per-attempt timeout) → Guarded (output guards, re-asks) → BreakerGate
+    Limited (rate/concurrency limits, if the model has them) → Retrying (retries, per-attempt
+    timeout) → Guarded (output guards, re-asks) → BreakerGate
 
 then ``FallbackChain`` over them (a call without fallbacks asks its one model directly) →
 ``Priced`` → ``ResponseCache``. ``bm.call_model``,
@@ -23,6 +24,7 @@ from bandmaster.calls.wrappers import (
     BreakerGate,
     FallbackChain,
     Guarded,
+    Limited,
     Priced,
     ResponseCache,
     Retrying,
@@ -126,6 +128,9 @@ async def invoke_model(
         if position == 0 and routed is not None:
             return _Refused(label, routed)  # an input rule sent this request past the primary
         asked: Model = model if ask_model is None else _AskedBy(model, ask_model)
+        limits = registry.limits(label)
+        if limits is not None:  # each attempt takes a permit, its wait inside the attempt's timeout
+            asked = Limited(asked, hub.gate(label, limits.policy()))
         wrapped: Model = Retrying(asked, policy.retry, timeout=policy.timeout, name=label, record=record)
         if guards:
             wrapped = Guarded(wrapped, guards, log=log)

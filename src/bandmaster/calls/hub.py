@@ -17,11 +17,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from bandmaster.calls.wrappers import LimitGate, LimitLedger, LocalLedger
 from bandmaster.engine.backend import AliasState
 from bandmaster.errors import NoModelRegistry, UnknownModel
 from bandmaster.models import AliasSpec, Registry
-from bandmaster.policies import BreakerState
-from bandmaster.store import SQLiteStore
+from bandmaster.policies import BreakerState, RateLimits
+from bandmaster.store import LimitStore, SQLiteStore
 
 log = logging.getLogger("bandmaster.calls.hub")
 
@@ -50,8 +51,22 @@ class ModelHub:
         self.new_breaker: Callable[[str], BreakerState] = lambda _model: BreakerState()
         """Makes the breaker state of a model. A backend whose workers share breakers elsewhere
         sets one that reports each call's outcome there (``bandmaster.temporal._model_sync``)."""
+        self.ledger: LimitLedger | None = None
+        """Where models' limits are shared: made on first use (the journal, or this process);
+        a backend whose workers share them elsewhere sets its own (``bandmaster.temporal``)."""
+        self.gates: dict[str, LimitGate] = {}
         self._rev = -1
         self._checked = float("-inf")
+
+    def gate(self, model: str, limits: RateLimits) -> LimitGate:
+        """The limit gate of ``model`` in this process (one per model, shared by its calls)."""
+        gate = self.gates.get(model)
+        if gate is None or gate.limits != limits:
+            ledger = self.ledger
+            if ledger is None:
+                ledger = self.ledger = LocalLedger() if self.store is None else LimitStore(self.store)
+            gate = self.gates[model] = LimitGate(model, limits, ledger)
+        return gate
 
     def breaker(self, model: str) -> BreakerState:
         state = self.breakers.get(model)

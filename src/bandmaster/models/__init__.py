@@ -26,6 +26,7 @@ __all__ = [
     "BreakerSpec",
     "CallableModel",
     "JsonNotFound",
+    "LimitsSpec",
     "Message",
     "Model",
     "ModelChunk",
@@ -50,6 +51,7 @@ __all__ = [
 _LAZY = {
     "BreakerSpec": "bandmaster.models._registry",
     "JsonNotFound": "bandmaster.models._jsontext",
+    "LimitsSpec": "bandmaster.models._registry",
     "RetrySpec": "bandmaster.models._registry",
     "error_for_status": "bandmaster.models._http_errors",
     "extract_json": "bandmaster.models._jsontext",
@@ -60,6 +62,6 @@ if TYPE_CHECKING:
     from bandmaster.models._base import stream_chunks
     from bandmaster.models._http_errors import error_for_status
     from bandmaster.models._jsontext import JsonNotFound, extract_json
-    from bandmaster.models._registry import BreakerSpec, RetrySpec
+    from bandmaster.models._registry import BreakerSpec, LimitsSpec, RetrySpec
 else:
     __getattr__, __dir__ = lazy_loader(__name__, _LAZY)

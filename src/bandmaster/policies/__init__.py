@@ -4,9 +4,20 @@ from typing import TYPE_CHECKING
 
 from bandmaster._lazy import lazy_loader
 from bandmaster.policies._breaker import Breaker, BreakerState
+from bandmaster.policies._limits import DEFAULT_RETRY_AFTER, Grant, LimitState, RateLimits
 from bandmaster.policies._retry import Retry
 
-__all__ = ["DEFAULT_RETRY_ON", "NO_RETRY", "Breaker", "BreakerState", "Retry"]
+__all__ = [
+    "DEFAULT_RETRY_AFTER",
+    "DEFAULT_RETRY_ON",
+    "NO_RETRY",
+    "Breaker",
+    "BreakerState",
+    "Grant",
+    "LimitState",
+    "RateLimits",
+    "Retry",
+]
 
 # Names other rooms use, loaded on first use.
 _LAZY = {

@@ -285,6 +285,29 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX stream_chunks_run ON stream_chunks (run_id, id)",
     ],
+    # 14: models' rate and concurrency limits, shared by every worker (store/_limits.py):
+    # GCRA clocks and the AIMD factor per model, and concurrency slots leased per worker
+    [
+        """
+        CREATE TABLE IF NOT EXISTS limit_rates (
+            model      TEXT PRIMARY KEY,
+            tat        REAL NOT NULL,     -- next request permit (GCRA), epoch seconds
+            tok_tat    REAL NOT NULL,     -- next token permit
+            factor     REAL NOT NULL,     -- AIMD rate factor as of factor_at (1: the full limit)
+            factor_at  REAL NOT NULL,
+            not_before REAL NOT NULL      -- a 429's Retry-After: nobody sends before
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS limit_slots (
+            model   TEXT NOT NULL,
+            owner   TEXT NOT NULL,        -- the worker process holding them
+            slots   INTEGER NOT NULL,
+            expires REAL NOT NULL,        -- renewed while held: a killed worker's come back
+            PRIMARY KEY (model, owner)
+        ) WITHOUT ROWID
+        """,
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

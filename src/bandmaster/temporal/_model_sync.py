@@ -24,6 +24,7 @@ from temporalio.client import Client
 from bandmaster.calls.hub import ModelHub, hub_for
 from bandmaster.models import AliasSpec, Registry
 from bandmaster.policies import Breaker, BreakerState
+from bandmaster.temporal._limiter import LimiterLedger
 from bandmaster.temporal._model_registry import (
     REPORT_UPDATE,
     STATE_MEMO,
@@ -95,10 +96,18 @@ class ModelSync:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._warned: set[str] = set()
         self._made_by = self.hub.new_breaker
+        self.limiter: LimiterLedger | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await ensure_registry(self.client, self.task_queue)
+        if any(spec.limits is not None for spec in self.registry.config.models.values()):
+            # Models' limits are shared through the task queue's limiter workflow (only when
+            # some model has limits: no workflow, no cost otherwise).
+            self.limiter = LimiterLedger(self.client, self.task_queue)
+            await self.limiter.start()
+            self.hub.ledger = self.limiter
+            self.hub.gates.clear()
         self._made_by = self.hub.new_breaker
         self.hub.new_breaker = self._new_breaker
         for model, state in list(self.hub.breakers.items()):  # made before: share them from now on
@@ -116,6 +125,12 @@ class ModelSync:
         self._tasks = []
         if self.hub.new_breaker == self._new_breaker:
             self.hub.new_breaker = self._made_by
+        if self.limiter is not None:
+            await self.limiter.stop()
+            if self.hub.ledger is self.limiter:
+                self.hub.ledger = None
+                self.hub.gates.clear()
+            self.limiter = None
 
     async def ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Wait (at most ``timeout``) until the state has been read once since ``start``."""

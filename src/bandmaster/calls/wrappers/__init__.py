@@ -14,6 +14,7 @@ from bandmaster.calls.wrappers._breaker import BreakerGate, BreakerStates, Local
 from bandmaster.calls.wrappers._cache import CacheStore, ResponseCache
 from bandmaster.calls.wrappers._fallback import FallbackChain, falls_back
 from bandmaster.calls.wrappers._guarded import Guarded
+from bandmaster.calls.wrappers._limits import Limited, LimitGate, LimitLedger, LocalLedger
 from bandmaster.calls.wrappers._pricing import Priced
 
 __all__ = [
@@ -22,7 +23,11 @@ __all__ = [
     "CacheStore",
     "FallbackChain",
     "Guarded",
+    "LimitGate",
+    "LimitLedger",
+    "Limited",
     "LocalBreakers",
+    "LocalLedger",
     "Priced",
     "ResponseCache",
     "Retrying",
