@@ -106,7 +106,7 @@ class LimitsSpec(_Spec):
     @model_validator(mode="after")
     def _some(self) -> LimitsSpec:
         if self.rpm is None and self.tpm is None and self.concurrency is None:
-            raise ValueError("limits: set at least one of rpm, tpm, concurrency (or remove limits:)")
+            raise ValueError("set at least one of rpm, tpm, concurrency (or remove limits:)")
         return self
 
 

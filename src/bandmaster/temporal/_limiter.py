@@ -34,6 +34,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.worker import Worker
 
 from bandmaster.policies import Grant, LimitState, RateLimits
 
@@ -52,13 +53,19 @@ def limiter_id(task_queue: str) -> str:
     return f"bandmaster.limits.{task_queue}"
 
 
+def limiter_queue(task_queue: str) -> str:
+    """The limiter workflow's own task queue: on the runs' queue, each Update would wait
+    behind every queued workflow task (hundreds, under the load the limiter is for)."""
+    return f"{task_queue}.bandmaster-limits"
+
+
 async def ensure_limiter(client: Client, task_queue: str) -> None:
     """Start the limiter workflow of ``task_queue`` unless it runs."""
     await client.start_workflow(
         LIMITER_WORKFLOW,
         None,
         id=limiter_id(task_queue),
-        task_queue=task_queue,
+        task_queue=limiter_queue(task_queue),
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
         id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
     )
@@ -152,20 +159,32 @@ class LimiterLedger:
         self._give_back: dict[str, int] = {}
         self._rate_limited: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._started = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._worker: Worker | None = None
 
     async def start(self) -> None:
+        """Host the limiter workflow (every worker does: whichever is alive serves it) and
+        start it unless it runs."""
+        worker = self._worker = Worker(
+            self.client, task_queue=limiter_queue(self.task_queue), workflows=[LimiterWorkflow]
+        )
+        self._tasks = [
+            asyncio.create_task(worker.run(), name="bandmaster-limits-worker"),
+            asyncio.create_task(self._note_loop(), name="bandmaster-limits-note"),
+        ]
         await ensure_limiter(self.client, self.task_queue)
-        self._task = asyncio.create_task(self._note_loop(), name="bandmaster-limits-note")
-        self._started = True
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        if self._worker is not None:
+            with contextlib.suppress(Exception):
+                await self._worker.shutdown()
+            self._worker = None
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
     async def take(
         self, model: str, limits: RateLimits, *, requests: int, tokens: int, slots: int, correction: int

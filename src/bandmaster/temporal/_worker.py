@@ -23,7 +23,6 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from bandmaster.engine.backend_kit import Redactor, Workflow
 from bandmaster.temporal._activities import Activities
 from bandmaster.temporal._hosting import host
-from bandmaster.temporal._limiter import LimiterWorkflow
 from bandmaster.temporal._model_registry import ModelRegistryWorkflow
 from bandmaster.temporal._model_sync import ModelSync, serving
 from bandmaster.temporal._notify import notify_activity
@@ -80,7 +79,7 @@ def create_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[BandmasterWorkflow, ModelRegistryWorkflow, LimiterWorkflow],
+        workflows=[BandmasterWorkflow, ModelRegistryWorkflow],
         activities=[activities.run_step, activities.call_model, redact_activity, notify_activity],
         workflow_runner=sandbox_runner(user_modules),
         max_concurrent_activities=max_concurrent_activities,

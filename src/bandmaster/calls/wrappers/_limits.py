@@ -18,6 +18,7 @@ nothing starves), then round-robin between tenants.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -30,10 +31,12 @@ from bandmaster.errors import RateLimited
 from bandmaster.models import Model, ModelRequest, ModelResponse
 from bandmaster.policies import DEFAULT_RETRY_AFTER, Grant, LimitState, RateLimits
 
+log = logging.getLogger("bandmaster.calls.limits")
+
 BLOCK_SPAN = 0.1
-"""At most this many seconds of a model's permits are reserved in one round trip: the batch
-that keeps an unsaturated call cheap, and the most a worker may send before it sees another
-worker's 429."""
+"""At most this many seconds of a model's permits are reserved in one round trip (the batch
+that keeps an unsaturated call cheap), and a worker sends only within this many seconds of its
+last round trip, so another worker's 429 stops it within about this long."""
 
 LINGER = 0.02
 """A concurrency slot a worker no longer uses goes back to the shared pool after this long
@@ -44,6 +47,10 @@ POLL = 0.01
 
 AGING = 1.0
 """Priority points a waiter gains per second waited: a low priority is served eventually."""
+
+RETRY_LEDGER = 0.5
+"""Seconds before a worker asks the ledger again after it failed to answer (waiters wait on,
+within their attempt's timeout)."""
 
 OUTPUT_GUESS = 256
 """Output tokens charged to a request without ``max_tokens`` until its usage is known."""
@@ -131,6 +138,7 @@ class LimitGate:
         self._tok_end = 0.0  # end of the reserved tokens
         self._tok_interval = 0.0
         self._not_before = 0.0
+        self._checked_at = float("-inf")  # when the ledger last answered
         self._held = 0  # concurrency slots leased from the ledger
         self._busy = 0  # of which in use
         self._used_since_linger = False
@@ -195,13 +203,24 @@ class LimitGate:
     # --- permits --------------------------------------------------------------------------
 
     def _ready(self, tokens: int, now: float) -> bool:
-        if now < self._not_before:
-            return False
+        if now < self._not_before or now - self._checked_at > BLOCK_SPAN:
+            return False  # held back, or not heard from the ledger lately (a 429 elsewhere?)
         if self.bounded and self._busy >= self._held:
             return False
-        if self.rated and (self._left <= 0 or self._next > now):
-            return False
+        if self.rated:
+            self._drop_stale(now)
+            if self._left <= 0 or self._next > now:
+                return False
         return not (self.counts_tokens and (self._tok_next > now or not self._fits(tokens)))
+
+    def _drop_stale(self, now: float) -> None:
+        """Permits whose time passed by a whole interval unused are dropped: sent late, they
+        would bunch with other workers' on-time permits (a burst the provider sees)."""
+        lag = now - self._next
+        if self._left > 0 and lag >= self._interval > 0:
+            skip = min(int(lag / self._interval), self._left)
+            self._next += skip * self._interval
+            self._left -= skip
 
     def _fits(self, tokens: int) -> bool:
         return self._tok_next + tokens * self._tok_interval <= self._tok_end + 1e-9
@@ -210,19 +229,15 @@ class LimitGate:
         if self.bounded:
             self._busy += 1
             self._used_since_linger = True
-        if self.rated:
-            interval = self._interval
-            lag = now - self._next
-            if lag >= interval > 0:  # permits whose time passed unused are dropped: no burst
-                skip = min(int(lag / interval), self._left - 1)
-                self._next += skip * interval
-                self._left -= skip
-            self._next += interval
+        if self.rated:  # the permit due now (``_ready`` dropped the stale ones)
+            self._next += self._interval
             self._left -= 1
         if self.counts_tokens:
             self._tok_next += tokens * self._tok_interval
 
     def _exhausted(self, tokens: int) -> bool:
+        if self.rated:
+            self._drop_stale(self.clock())
         return (self.rated and self._left <= 0) or (self.counts_tokens and not self._fits(tokens))
 
     def _block_size(self, tokens: int) -> int:
@@ -237,7 +252,8 @@ class LimitGate:
         return max(1, min(size, int(cap))) if cap != math.inf else max(1, size)
 
     async def _refill(self, tokens: int, now: float) -> bool:
-        """One round trip to the ledger for what the best waiter lacks; False: no slot free."""
+        """One round trip to the ledger for what the best waiter lacks (or just for news: a
+        later Retry-After); False: no slot free."""
         need_rate = (self.rated or self.counts_tokens) and self._exhausted(tokens)
         idle = self._held - self._busy
         need_slots = self.bounded and idle <= 0
@@ -256,6 +272,7 @@ class LimitGate:
             correction=correction,
         )
         self._not_before = max(self._not_before, grant.not_before)
+        self._checked_at = self.clock()
         if need_rate:
             self._block = min(2 * size, 1 << 20)
             if self.rated:
@@ -281,8 +298,18 @@ class LimitGate:
             while self._waiters:
                 now = self.clock()
                 best = self._best(now)
-                if (self.bounded and self._busy >= self._held) or self._exhausted(best.tokens):
-                    if not await self._refill(best.tokens, now):
+                if (
+                    (self.bounded and self._busy >= self._held)
+                    or self._exhausted(best.tokens)
+                    or now - self._checked_at > BLOCK_SPAN  # about to send: any news (a 429)?
+                ):
+                    try:
+                        got = await self._refill(best.tokens, now)
+                    except Exception as exc:  # the ledger is slow or away: the waiters wait on
+                        log.warning("limits of %s: shared state unreachable (retrying): %s", self.model, exc)
+                        await self._pause(RETRY_LEDGER)
+                        continue
+                    if not got:
                         await self._pause(self.poll)
                     continue
                 start = max(self._not_before, self._next if self.rated else 0.0)
@@ -295,17 +322,11 @@ class LimitGate:
                 self._take(best.tokens, now)
                 self._served[best.tenant] = self._served.get(best.tenant, 0) + 1
                 best.future.set_result(None)
-        except BaseException as exc:  # the ledger failed (or the loop is closing): tell the waiters
+        except BaseException:  # the loop is closing: the waiters end too
             for waiter in self._waiters:
-                if waiter.future.done():
-                    continue
-                if isinstance(exc, Exception):
-                    waiter.future.set_exception(exc)
-                else:
-                    waiter.future.cancel()
+                waiter.future.cancel()
             self._waiters.clear()
-            if not isinstance(exc, Exception):
-                raise
+            raise
         finally:
             self._driver = None
 
