@@ -20,7 +20,7 @@ from bandmaster.engine.backend import CAPABILITIES, Backend
 pytestmark = pytest.mark.timeout(90)
 
 TEMPORAL_MISSING = {"token_streaming", "approval_audit", "injected_clock"}  # README, "Backends"
-NOT_YET = {"rate_limits", "budgets", "priorities", "tenant_fair_share"}  # issue 16, under way
+NOT_YET = {"budgets", "priorities", "tenant_fair_share"}  # issue 16, under way
 
 
 def key() -> str:

@@ -182,9 +182,16 @@ def throughput(times: list[float]) -> float:
     return (len(times) - 1) / (times[-1] - times[0])
 
 
+def saturated_throughput(times: list[float]) -> float:
+    """Requests per second from the 10th to the 90th percentile arrival: while every worker
+    had calls waiting (the first calls wait for runs to be started and claimed, the last for
+    the slowest runs to finish: not the limiter's doing)."""
+    return throughput(times[len(times) // 10 : len(times) * 9 // 10])
+
+
 # --- three workers, one limit ------------------------------------------------------------------
 
-RATE = {"embedded": 20.0, "temporal": 4.0}
+RATE = {"embedded": 20.0, "temporal": 2.0}
 """Requests per second of the limit: what three workers of each backend sustain with room to
 spare on a small shared test machine (a Temporal run costs several server round trips)."""
 CONCURRENCY = 8
@@ -208,7 +215,8 @@ async def test_three_workers_share_the_limit_without_a_429(
     assert refused == [], f"{len(refused)} requests over the limit got a 429"
     times = [entry["t"] for entry in log]
     assert len(times) == 300
-    assert throughput(times) >= 0.9 * rate, f"{throughput(times):.1f}/s of a {rate:g}/s limit"
+    achieved = saturated_throughput(times)
+    assert achieved >= 0.9 * rate, f"{achieved:.1f}/s of a {rate:g}/s limit"
 
 
 # --- a 429 storm slows every worker -------------------------------------------------------------
@@ -240,7 +248,6 @@ async def test_a_429_storm_slows_every_worker_until_retry_after(
     await calls
 
     log = provider_log(provider)
-    import json; Path("/tmp/limits_smoke/storm.json").write_text(json.dumps([log, storm_end]))  # DEBUG
     for entry in log:
         if entry["limited"]:  # nobody sent while the provider said to wait
             early = [e["t"] - entry["t"] for e in log if entry["t"] + PROPAGATION <= e["t"] < entry["t"] + 1]

@@ -130,7 +130,7 @@ async def invoke_model(
         asked: Model = model if ask_model is None else _AskedBy(model, ask_model)
         limits = registry.limits(label)
         if limits is not None:  # each attempt takes a permit, its wait inside the attempt's timeout
-            asked = Limited(asked, hub.gate(label, limits.policy()))
+            asked = Limited(asked, hub.gate(label, limits))
         wrapped: Model = Retrying(asked, policy.retry, timeout=policy.timeout, name=label, record=record)
         if guards:
             wrapped = Guarded(wrapped, guards, log=log)

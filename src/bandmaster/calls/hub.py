@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from bandmaster.calls.wrappers import LimitGate, LimitLedger, LocalLedger
 from bandmaster.engine.backend import AliasState
 from bandmaster.errors import NoModelRegistry, UnknownModel
-from bandmaster.models import AliasSpec, Registry
-from bandmaster.policies import BreakerState, RateLimits
+from bandmaster.models import AliasSpec, LimitsSpec, Registry
+from bandmaster.policies import BreakerState
 from bandmaster.store import LimitStore, SQLiteStore
 
 log = logging.getLogger("bandmaster.calls.hub")
@@ -58,14 +58,15 @@ class ModelHub:
         self._rev = -1
         self._checked = float("-inf")
 
-    def gate(self, model: str, limits: RateLimits) -> LimitGate:
+    def gate(self, model: str, limits: LimitsSpec) -> LimitGate:
         """The limit gate of ``model`` in this process (one per model, shared by its calls)."""
         gate = self.gates.get(model)
-        if gate is None or gate.limits != limits:
+        if gate is None or gate.spec is not limits:  # first call, or the registry was reloaded
             ledger = self.ledger
             if ledger is None:
                 ledger = self.ledger = LocalLedger() if self.store is None else LimitStore(self.store)
-            gate = self.gates[model] = LimitGate(model, limits, ledger)
+            gate = self.gates[model] = LimitGate(model, limits.policy(), ledger)
+            gate.spec = limits
         return gate
 
     def breaker(self, model: str) -> BreakerState:

@@ -618,7 +618,6 @@ class Engine:
 EMBEDDED = Capabilities(
     "embedded",
     missing={
-        "rate_limits": "models.yaml limits are not enforced yet: calls are sent as they come (issue 16)",
         "budgets": "budgets are not enforced yet: spend is recorded per step, not checked (issue 16)",
         "priorities": "runs are served in start order, whatever their priority (issue 16)",
         "tenant_fair_share": "runs are served in start order, not fairly between tenants (issue 16)",

@@ -274,7 +274,6 @@ class TemporalEngine:
             "approval_audit": "every decision is an update in the run's history (Temporal UI, "
             "`temporal workflow show`), and `bandmaster server` audits the decisions made through it "
             "(GET /api/v1/audit)",
-            "rate_limits": "models.yaml limits are not enforced yet: calls are sent as they come (issue 16)",
             "budgets": "budgets are not enforced yet: spend is recorded per step, not checked (issue 16)",
             "priorities": "runs are served in start order, whatever their priority (issue 16)",
             "tenant_fair_share": "runs are served in start order, not fairly between tenants (issue 16)",

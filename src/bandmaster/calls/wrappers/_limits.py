@@ -126,6 +126,7 @@ class LimitGate:
         aging: float = AGING,
     ) -> None:
         self.model, self.limits, self.ledger, self.clock, self.aging = model, limits, ledger, clock, aging
+        self.spec: object = None  # what the limits were read from (the hub's cache key)
         self.poll: float = getattr(ledger, "poll", POLL)  # a ledger a round trip away polls less often
         self.rated = limits.rpm is not None
         self.counts_tokens = limits.tpm is not None
@@ -263,6 +264,11 @@ class LimitGate:
             assert self.limits.concurrency is not None
             wanted = max(1, min(len(self._waiters), self.limits.concurrency) - max(0, idle))
         correction, self._correction = self._correction, 0
+        if need_rate and self.counts_tokens and self._tok_interval > 0:
+            # Tokens reserved for permits that went unused go back: else the token clock runs
+            # ahead of time by a block per refill.
+            unused = self._tok_end - max(self._tok_next, now)
+            correction -= max(0, int(unused / self._tok_interval))
         grant = await self.ledger.take(
             self.model,
             self.limits,
