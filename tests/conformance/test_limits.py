@@ -221,9 +221,10 @@ async def test_three_workers_share_the_limit_without_a_429(
 
 # --- a 429 storm slows every worker -------------------------------------------------------------
 
-PROPAGATION = 0.3
-"""Seconds a 429 seen by one worker may take to stop the others (a reserved block of permits,
-a batched write, requests already in flight)."""
+PROPAGATION = {"embedded": 0.3, "temporal": 0.6}
+"""Seconds a 429 seen by one worker may take to stop the others: a worker sends within 0.1 s
+of its last round trip to the shared state, plus that round trip and the report's (a batched
+journal write; on Temporal two Updates, slow on a loaded dev server), plus requests in flight."""
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -250,7 +251,8 @@ async def test_a_429_storm_slows_every_worker_until_retry_after(
     log = provider_log(provider)
     for entry in log:
         if entry["limited"]:  # nobody sent while the provider said to wait
-            early = [e["t"] - entry["t"] for e in log if entry["t"] + PROPAGATION <= e["t"] < entry["t"] + 1]
+            since = entry["t"] + PROPAGATION[backend]
+            early = [e["t"] - entry["t"] for e in log if since <= e["t"] < entry["t"] + 1]
             assert early == [], f"requests {early} s after a 429 with Retry-After: 1"
     after = [entry["t"] for entry in log if entry["t"] > storm_end]
     assert not any(entry["limited"] for entry in log if entry["t"] > storm_end + 1)
