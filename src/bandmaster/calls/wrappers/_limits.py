@@ -255,9 +255,11 @@ class LimitGate:
     async def _refill(self, tokens: int, now: float) -> bool:
         """One round trip to the ledger for what the best waiter lacks (or just for news: a
         later Retry-After); False: no slot free."""
-        need_rate = (self.rated or self.counts_tokens) and self._exhausted(tokens)
         idle = self._held - self._busy
         need_slots = self.bounded and idle <= 0
+        # Permits only with a slot in hand: a permit that waits for a slot goes stale, lost to
+        # every worker.
+        need_rate = (self.rated or self.counts_tokens) and not need_slots and self._exhausted(tokens)
         size = self._block_size(tokens) if need_rate else 0
         wanted = 0
         if need_slots:
