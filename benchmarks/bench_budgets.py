@@ -23,7 +23,7 @@ from pathlib import Path
 import bandmaster as bm
 from bandmaster.calls._stack import DEFAULT_RETRY, CallPolicy, invoke_model
 from bandmaster.calls.hub import JournalLedger, hub_for
-from bandmaster.calls.wrappers import LocalLedger, SpendLedger
+from bandmaster.calls.wrappers import LocalSpendLedger, SpendLedger
 from bandmaster.engine import OpRecord, RunTerms, terms_scope
 
 
@@ -82,10 +82,10 @@ async def main(n: int) -> None:
 
     sys.path.insert(0, str(Path(__file__).parent))
     await per_call(200, None, None)  # warm up: imports, tokenizer, price lookups
-    await per_call(200, LocalLedger(), "acme")
+    await per_call(200, LocalSpendLedger(), "acme")
     print(f"deciding no budget applies: {rules_check(n * 10):.0f} ns per call")
     base = show("no budget (common path)", await per_call(n, None, None), None)
-    show("tenant budget, in memory", await per_call(n, LocalLedger(), "acme"), base)
+    show("tenant budget, in memory", await per_call(n, LocalSpendLedger(), "acme"), base)
     with tempfile.TemporaryDirectory() as folder:
         async with bm.Engine(Path(folder) / "j.db", worker=False) as engine:
             ledger = JournalLedger(engine.store)

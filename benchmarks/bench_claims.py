@@ -90,7 +90,8 @@ def main() -> None:
     args = parser.parse_args()
     runs = 2_000 if args.quick else 20_000
     print(f"claim_runs(limit={LIMIT}) x {CLAIMS}, {runs:,} ready runs, priorities 0..9")
-    print(f"{'tenants':>8} {'start order p50':>16} {'p99':>8} {'priority+fair p50':>18} {'p99':>8} {'ratio p50':>10}")
+    header = ("tenants", 8), ("start order p50", 16), ("p99", 8), ("priority+fair p50", 18), ("p99", 8)
+    print(" ".join(f"{text:>{width}}" for text, width in header), f"{'ratio p50':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         for tenants in (1, 10, 100):
             source = Path(tmp) / f"t{tenants}.db"

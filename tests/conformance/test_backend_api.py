@@ -20,7 +20,6 @@ from bandmaster.engine.backend import CAPABILITIES, Backend
 pytestmark = pytest.mark.timeout(90)
 
 TEMPORAL_MISSING = {"token_streaming", "approval_audit", "injected_clock"}  # README, "Backends"
-NOT_YET = {"rate_limits"}  # issue 16, under way
 
 
 def key() -> str:
@@ -66,7 +65,7 @@ async def test_capabilities_name_what_is_missing_and_why(backend: Backend) -> No
     caps = backend.capabilities
     assert caps.name in ("embedded", "temporal")
     assert set(caps.missing) <= set(CAPABILITIES)
-    expected = (set() if caps.name == "embedded" else TEMPORAL_MISSING) | NOT_YET
+    expected = set() if caps.name == "embedded" else TEMPORAL_MISSING
     assert set(caps.missing) == expected
     for capability, reason in caps.missing.items():
         assert not caps.supports(capability)

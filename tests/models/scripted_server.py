@@ -9,8 +9,18 @@ Endpoints:
 * ``POST /v1/chat/completions``: OpenAI chat-completions shape.
 * ``POST /v1/messages``: Anthropic messages shape.
 * ``POST /control``: ``{"reset": true}`` forgets scripts and counts; ``{"models": {name: {"queue":
-  [behaviour, ...], "default": behaviour}}}`` scripts models (merged into the current script).
-  A model's queue is consumed one behaviour per request; then its default (else ``"ok"``) applies.
+  [behaviour, ...], "default": behaviour, "limits": {...}}}}`` scripts models (merged into the
+  current script). A model's queue is consumed one behaviour per request; then its default
+  (else ``"ok"``) applies.
+* A model's ``limits`` are enforced like a provider's quota: ``{"rpm": R, "concurrency": C,
+  "burst": B, "retry_after": S, "delay": D}`` (each optional). A request is answered 429 with
+  ``Retry-After: S`` (default 1) when, counting it, more than ``R / 60 + B`` accepted requests
+  (``B`` default 2) arrived in the last second (the rpm scaled down to a 1-second sliding
+  window: a client that bursts, or several workers each sending at the full rate, exceed it;
+  ``B`` absorbs a request or two of network and scheduling jitter), or when ``C`` accepted
+  requests are already in flight (arrived and not yet answering). An accepted request answers
+  after ``D`` seconds (default 0). Refused requests are logged with behaviour ``"429"`` and
+  ``"limited": true`` and count toward neither limit.
 * ``GET /stats``: ``{"total": n, "models": {model: {path: count}}, "log": [...]}`` where ``log``
   lists every request as ``{"t", "path", "model", "behaviour", "traceparent", "text"}`` in
   arrival order (``traceparent``: the W3C trace-context header the client sent, or null;
@@ -51,7 +61,7 @@ import json
 import sys
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -64,6 +74,8 @@ _counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 _log: list[dict[str, Any]] = []
 _last_bodies: dict[str, Any] = {}
 _ids = 0
+_accepted: dict[str, deque[float]] = defaultdict(deque)  # arrival times of the last second
+_in_flight: dict[str, int] = defaultdict(int)
 
 
 def _normalise(behaviour: Any) -> dict[str, Any]:
@@ -81,21 +93,52 @@ def _next_behaviour(
     with _lock:
         _last_bodies[model] = body
         script = _scripts.get(model, {})
-        queue = script.get("queue", [])
-        behaviour = queue.pop(0) if queue else script.get("default", {"kind": "ok"})
+        now = time.time()
+        limits = script.get("limits")
+        refused = _over_limits(model, limits, now) if limits else None
+        if refused is not None:
+            behaviour = refused
+        else:
+            queue = script.get("queue", [])
+            behaviour = queue.pop(0) if queue else script.get("default", {"kind": "ok"})
+            if limits:
+                _accepted[model].append(now)
+                _in_flight[model] += 1
+                behaviour = {**behaviour, "_counted": True, "_delay": float(limits.get("delay", 0.0))}
         _counts[model][path] += 1
         _ids += 1
         _log.append(
             {
-                "t": time.time(),
+                "t": now,
                 "path": path,
                 "model": model,
                 "behaviour": behaviour["kind"],
                 "traceparent": traceparent,
                 "text": _last_user_text(body),  # which caller sent it: tests match requests to runs
+                "limited": refused is not None,
             }
         )
         return {**behaviour, "_id": _ids}
+
+
+def _over_limits(model: str, limits: dict[str, Any], now: float) -> dict[str, Any] | None:
+    """The 429 answering a request over the model's scripted limits, or None (under ``_lock``)."""
+    recent = _accepted[model]
+    while recent and recent[0] <= now - 1.0:
+        recent.popleft()
+    rpm, concurrency = limits.get("rpm"), limits.get("concurrency")
+    over_rate = rpm is not None and len(recent) + 1 > float(rpm) / 60.0 + int(limits.get("burst", 2))
+    over_concurrency = concurrency is not None and _in_flight[model] >= int(concurrency)
+    if over_rate or over_concurrency:
+        return {"kind": "429", "retry_after": limits.get("retry_after", 1)}
+    return None
+
+
+def _answered(model: str, behaviour: dict[str, Any]) -> None:
+    """A request accepted under the limits starts answering: no longer in flight."""
+    if behaviour.get("_counted"):
+        with _lock:
+            _in_flight[model] -= 1
 
 
 def _last_user_text(body: dict[str, Any]) -> str:
@@ -179,12 +222,16 @@ class Handler(BaseHTTPRequestHandler):
                     _counts.clear()
                     _log.clear()
                     _last_bodies.clear()
+                    _accepted.clear()
+                    _in_flight.clear()
                 for model, script in (body.get("models") or {}).items():
                     entry = _scripts.setdefault(model, {})
                     if "queue" in script:
                         entry["queue"] = [_normalise(b) for b in script["queue"]]
                     if "default" in script:
                         entry["default"] = _normalise(script["default"])
+                    if "limits" in script:
+                        entry["limits"] = dict(script["limits"] or {})
         except ValueError as exc:
             self._send_json(400, {"error": {"message": str(exc)}})
             return
@@ -196,6 +243,9 @@ class Handler(BaseHTTPRequestHandler):
         behaviour = _next_behaviour(model, self.path, body, self.headers.get("traceparent"))
         self.keep_alive = bool(behaviour.get("keep_alive", False))
         kind = behaviour["kind"]
+        if behaviour.get("_delay"):
+            time.sleep(behaviour["_delay"])
+        _answered(model, behaviour)
         if kind == "slow":
             time.sleep(float(behaviour.get("delay", 5.0)))
             kind = "ok"

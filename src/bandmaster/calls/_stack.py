@@ -3,7 +3,8 @@ call's policies and ask it.
 
 For each model of the chain (the alias's version, then each fallback), innermost first::
 
-    Retrying (retries, per-attempt timeout) → Guarded (output guards, re-asks) → BreakerGate
+    Limited (rate/concurrency limits, if the model has them) → Retrying (retries, per-attempt
+    timeout) → Guarded (output guards, re-asks) → BreakerGate
 
 each link held against the run's and tenant's budgets by ``Budgeted`` when any applies, then
 ``FallbackChain`` over them (a call without fallbacks asks its one model directly) →
@@ -27,6 +28,7 @@ from bandmaster.calls.wrappers import (
     CallPrices,
     FallbackChain,
     Guarded,
+    Limited,
     Priced,
     ResponseCache,
     Retrying,
@@ -142,6 +144,9 @@ async def invoke_model(
     def wrap(candidate: str | Model) -> Model:
         model, label = _model(registry, candidate, key)
         asked: Model = model if ask_model is None else _AskedBy(model, ask_model)
+        limits = registry.limits(label)
+        if limits is not None:  # each attempt takes a permit, its wait inside the attempt's timeout
+            asked = Limited(asked, hub.gate(label, limits))
         wrapped: Model = Retrying(asked, policy.retry, timeout=policy.timeout, name=label, record=record)
         if guards:
             wrapped = Guarded(wrapped, guards, log=log)

@@ -21,11 +21,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from bandmaster.calls._journal_breakers import JournalBreakers
-from bandmaster.calls.wrappers import BreakerStates, LocalBreakers, LocalLedger, SpendLedger
+from bandmaster.calls.wrappers import (
+    BreakerStates,
+    LimitGate,
+    LimitLedger,
+    LocalBreakers,
+    LocalLimitLedger,
+    LocalSpendLedger,
+    SpendLedger,
+)
 from bandmaster.engine.backend import AliasState
 from bandmaster.errors import NoModelRegistry, UnknownModel
-from bandmaster.models import AliasSpec, Registry
-from bandmaster.store import SpendStore, SQLiteStore
+from bandmaster.models import AliasSpec, LimitsSpec, Registry
+from bandmaster.store import LimitStore, SpendStore, SQLiteStore
 
 log = logging.getLogger("bandmaster.calls.hub")
 
@@ -57,8 +65,23 @@ class ModelHub:
         self.spend: SpendLedger = ledger_for(store)
         """Where budgets hold and count money: the journal's spend table, shared by every worker
         on it (a backend whose workers share it elsewhere sets its own)."""
+        self.ledger: LimitLedger | None = None
+        """Where models' limits are shared: made on first use (the journal, or this process);
+        a backend whose workers share them elsewhere sets its own (``bandmaster.temporal``)."""
+        self.gates: dict[str, LimitGate] = {}
         self._rev = -1
         self._checked = float("-inf")
+
+    def gate(self, model: str, limits: LimitsSpec) -> LimitGate:
+        """The limit gate of ``model`` in this process (one per model, shared by its calls)."""
+        gate = self.gates.get(model)
+        if gate is None or gate.spec is not limits:  # first call, or the registry was reloaded
+            ledger = self.ledger
+            if ledger is None:
+                ledger = self.ledger = LocalLimitLedger() if self.store is None else LimitStore(self.store)
+            gate = self.gates[model] = LimitGate(model, limits.policy(), ledger)
+            gate.spec = limits
+        return gate
 
     def refresh(self, *, force: bool = False) -> None:
         """Adopt alias changes made by other workers."""
@@ -135,7 +158,7 @@ class JournalLedger:
 
 
 _ledgers: weakref.WeakKeyDictionary[object, SpendLedger] = weakref.WeakKeyDictionary()
-_local_ledger = LocalLedger()
+_local_ledger = LocalSpendLedger()
 
 
 current_ledger: ContextVar[SpendLedger | None] = ContextVar("bandmaster_ledger", default=None)

@@ -649,12 +649,7 @@ class Engine:
         raise UsageError(f"{workflow!r} is not a workflow; decorate it with @bm.workflow")
 
 
-EMBEDDED = Capabilities(
-    "embedded",
-    missing={
-        "rate_limits": "models.yaml limits are not enforced yet: calls are sent as they come (issue 16)",
-    },
-)
+EMBEDDED = Capabilities("embedded")
 
 
 def _conflict(run_id: str, workflow: str) -> IdempotencyConflict:

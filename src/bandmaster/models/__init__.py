@@ -27,6 +27,7 @@ __all__ = [
     "BudgetsSpec",
     "CallableModel",
     "JsonNotFound",
+    "LimitsSpec",
     "Message",
     "Model",
     "ModelChunk",
@@ -56,6 +57,7 @@ _LAZY = {
     "TenantBudget": "bandmaster.models._budget_spec",
     "UnknownPriceWarning": "bandmaster.models._pricing",
     "JsonNotFound": "bandmaster.models._jsontext",
+    "LimitsSpec": "bandmaster.models._registry",
     "RetrySpec": "bandmaster.models._registry",
     "error_for_status": "bandmaster.models._http_errors",
     "extract_json": "bandmaster.models._jsontext",
@@ -68,6 +70,6 @@ if TYPE_CHECKING:
     from bandmaster.models._http_errors import error_for_status
     from bandmaster.models._jsontext import JsonNotFound, extract_json
     from bandmaster.models._pricing import UnknownPriceWarning
-    from bandmaster.models._registry import BreakerSpec, RetrySpec
+    from bandmaster.models._registry import BreakerSpec, LimitsSpec, RetrySpec
 else:
     __getattr__, __dir__ = lazy_loader(__name__, _LAZY)

@@ -3,7 +3,8 @@ traffic weights (production/canary, A/B) and a resilience policy.
 
     models:
       intent-small: {provider: sklearn, path: models/intent.joblib}
-      gpt-4o-mini:  {provider: openai, model: gpt-4o-mini, price: {input: 0.15, output: 0.6}}
+      gpt-4o-mini:  {provider: openai, model: gpt-4o-mini, price: {input: 0.15, output: 0.6},
+                     limits: {rpm: 600, tpm: 200000, concurrency: 16}}
     aliases:
       classification:
         versions: {production: intent-small, canary: gpt-4o-mini}
@@ -34,7 +35,7 @@ from bandmaster.errors import BandmasterError, RegistryError, UnknownModel
 from bandmaster.models._base import Model
 from bandmaster.models._budget_spec import BudgetsSpec
 from bandmaster.models._pricing import BILLED_PROVIDERS, Price, PriceTable, warn_unknown_prices
-from bandmaster.policies import Breaker, Retry
+from bandmaster.policies import Breaker, RateLimits, Retry
 
 
 class _Spec(BaseModel):
@@ -80,6 +81,39 @@ class PolicySpec(_Spec):
     cache: CacheSpec | None = None
 
 
+class LimitsSpec(_Spec):
+    """What a provider allows a model, shared by every worker: requests per minute, tokens
+    (input + output) per minute, and requests in flight. Each is optional."""
+
+    rpm: float | None = Field(default=None, gt=0)
+    tpm: float | None = Field(default=None, gt=0)
+    concurrency: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(str(key) for key in data if key not in _LIMIT_KEYS)
+            if unknown:
+                raise ValueError(
+                    f"{unknown[0]}: is not a limit; use rpm (requests per minute), tpm (tokens per "
+                    "minute) or concurrency (requests in flight), e.g. limits: {rpm: 600, concurrency: 16}"
+                )
+        return data
+
+    def policy(self) -> RateLimits:
+        return RateLimits(rpm=self.rpm, tpm=self.tpm, concurrency=self.concurrency)
+
+    @model_validator(mode="after")
+    def _some(self) -> LimitsSpec:
+        if self.rpm is None and self.tpm is None and self.concurrency is None:
+            raise ValueError("set at least one of rpm, tpm, concurrency (or remove limits:)")
+        return self
+
+
+_LIMIT_KEYS = frozenset(LimitsSpec.model_fields)
+
+
 class ModelSpec(_Spec):
     provider: Literal["openai", "anthropic", "sklearn", "callable", "recorded"]
     model: str | None = None  # the provider's model id (defaults to the registry name)
@@ -89,6 +123,7 @@ class ModelSpec(_Spec):
     function: str | None = None  # callable: "module:attribute"
     price: Price | None = None
     columns: dict[str, str] = Field(default_factory=dict)  # recorded: input_key, output_key, ...
+    limits: LimitsSpec | None = None  # rpm/tpm/concurrency, held across every worker
 
     @model_validator(mode="after")
     def _needs(self) -> ModelSpec:
@@ -337,6 +372,11 @@ class Registry:
 
     def alias(self, name: str) -> AliasSpec | None:
         return self.config.aliases.get(name)
+
+    def limits(self, name: str) -> LimitsSpec | None:
+        """The ``limits:`` of registry model ``name`` (None: none, or not a registry model)."""
+        spec = self.config.models.get(name)
+        return None if spec is None else spec.limits
 
     def model(self, name: str) -> Model:
         """The model instance for a registry name, built on first use."""

@@ -23,6 +23,7 @@ __all__ = [
     "ChunkPublisher",
     "ChunkRow",
     "JournalStore",
+    "LimitStore",
     "RunRow",
     "SQLiteStore",
     "ScheduleRow",
@@ -65,6 +66,7 @@ _LAZY = {
     "SMALLEST_BUCKET": "bandmaster.store._rollups",
     "STEP_KEY": "bandmaster.store._rollups",
     "STEP_SUMS": "bandmaster.store._rollups",
+    "LimitStore": "bandmaster.store._limits",
     "ScheduleRow": "bandmaster.store._schedules",
     "ScheduleStore": "bandmaster.store._schedules",
     "SessionRow": "bandmaster.store._tokens",
@@ -96,6 +98,7 @@ if TYPE_CHECKING:
         journal_error,
         require_sound,
     )
+    from bandmaster.store._limits import LimitStore
     from bandmaster.store._rollups import (
         BUCKET_RATIO,
         MODEL_KEY,

@@ -287,8 +287,29 @@ MIGRATIONS: list[list[str]] = [
         """,
         "CREATE INDEX stream_chunks_run ON stream_chunks (run_id, id)",
     ],
-    # 14: reserved for the limits work of issue 16 (its branch fills it in)
-    [],
+    # 14: models' rate and concurrency limits, shared by every worker (store/_limits.py):
+    # GCRA clocks and the AIMD factor per model, and concurrency slots leased per worker
+    [
+        """
+        CREATE TABLE IF NOT EXISTS limit_rates (
+            model      TEXT PRIMARY KEY,
+            tat        REAL NOT NULL,     -- next request permit (GCRA), epoch seconds
+            tok_tat    REAL NOT NULL,     -- next token permit
+            factor     REAL NOT NULL,     -- AIMD rate factor as of factor_at (1: the full limit)
+            factor_at  REAL NOT NULL,
+            not_before REAL NOT NULL      -- a 429's Retry-After: nobody sends before
+        ) WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE IF NOT EXISTS limit_slots (
+            model   TEXT NOT NULL,
+            owner   TEXT NOT NULL,        -- the worker process holding them
+            slots   INTEGER NOT NULL,
+            expires REAL NOT NULL,        -- renewed while held: a killed worker's come back
+            PRIMARY KEY (model, owner)
+        ) WITHOUT ROWID
+        """,
+    ],
     # 15: money spent per budget scope and day, held before a model call and settled after it
     budgets.MIGRATION,
     # 16: a run's terms (engine/_terms.py), and the claim order they give (store/_claims.py):

@@ -352,7 +352,6 @@ class TemporalEngine:
             "approval_audit": "every decision is an update in the run's history (Temporal UI, "
             "`temporal workflow show`), and `bandmaster server` audits the decisions made through it "
             "(GET /api/v1/audit)",
-            "rate_limits": "models.yaml limits are not enforced yet: calls are sent as they come (issue 16)",
         },
         statuses=("running", "completed", "failed", "cancelled"),
         min_poll=0.5,

@@ -32,6 +32,7 @@ from bandmaster.calls.hub import ModelHub, hub_for
 from bandmaster.calls.wrappers import BreakerStates, Clock, Outcome
 from bandmaster.models import AliasSpec, Registry
 from bandmaster.policies import Admission, Breaker, BreakerState, BreakerStatus
+from bandmaster.temporal._limiter import LimiterLedger
 from bandmaster.temporal._model_registry import (
     ADMIT_UPDATE,
     REPORT_UPDATE,
@@ -81,10 +82,18 @@ class ModelSync:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._warned: set[str] = set()
         self._before: BreakerStates = self.hub.breakers
+        self.limiter: LimiterLedger | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await ensure_registry(self.client, self.task_queue)
+        if any(spec.limits is not None for spec in self.registry.config.models.values()):
+            # Models' limits are shared through the task queue's limiter workflow (only when
+            # some model has limits: no workflow, no cost otherwise).
+            self.limiter = LimiterLedger(self.client, self.task_queue)
+            await self.limiter.start()
+            self.hub.ledger = self.limiter
+            self.hub.gates.clear()
         self._before = self.hub.breakers
         self.hub.breakers = self
         self._tasks = [
@@ -98,6 +107,12 @@ class ModelSync:
         self._tasks = []
         if self.hub.breakers is self:
             self.hub.breakers = self._before
+        if self.limiter is not None:
+            await self.limiter.stop()
+            if self.hub.ledger is self.limiter:
+                self.hub.ledger = None
+                self.hub.gates.clear()
+            self.limiter = None
 
     async def ready(self, timeout: float = READY_TIMEOUT) -> None:
         """Wait (at most ``timeout``) until the state has been read once since ``start``."""

@@ -22,13 +22,14 @@ from bandmaster.calls.wrappers._budget import (
     Budgeted,
     BudgetRule,
     CallPrices,
-    LocalLedger,
+    LocalSpendLedger,
     SpendLedger,
     utc_day,
 )
 from bandmaster.calls.wrappers._cache import CacheStore, ResponseCache
 from bandmaster.calls.wrappers._fallback import FallbackChain, falls_back
 from bandmaster.calls.wrappers._guarded import Guarded
+from bandmaster.calls.wrappers._limits import Limited, LimitGate, LimitLedger, LocalLimitLedger
 from bandmaster.calls.wrappers._pricing import Priced
 
 __all__ = [
@@ -41,8 +42,12 @@ __all__ = [
     "Clock",
     "FallbackChain",
     "Guarded",
+    "LimitGate",
+    "LimitLedger",
+    "Limited",
     "LocalBreakers",
-    "LocalLedger",
+    "LocalLimitLedger",
+    "LocalSpendLedger",
     "Outcome",
     "Priced",
     "ResponseCache",

@@ -42,7 +42,7 @@ class SpendLedger(Protocol):
     async def settle(self, scope: str, day: str, held: float, cost: float) -> None: ...
 
 
-class LocalLedger:
+class LocalSpendLedger:
     """A ``SpendLedger`` in this process's memory: for calls outside any journal."""
 
     def __init__(self) -> None:
