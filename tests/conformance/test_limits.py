@@ -5,6 +5,7 @@ on both backends, against the scripted server enforcing the same limits as a pro
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -307,6 +308,28 @@ async def test_aging_lets_a_low_priority_waiter_through_a_stream_of_high_ones() 
     await low
     position = order.index("low")
     assert 0 < position < 55, order  # not first (priority counts), not last (aging counts)
+
+
+async def test_permits_closer_than_a_driver_pass_are_served_without_a_pause_each() -> None:
+    """At a rate faster than the waiters' driver runs, a waiter must not sit through the stale
+    permits one pause at a time: that stalled each call for up to a block of them (a second
+    and more at a very high rpm)."""
+    readings = itertools.count()
+    clock = lambda: 1_000.0 + next(readings) * 2e-5  # noqa: E731 (each reading 20 µs later)
+    ledger = LocalLimitLedger(clock)
+    gate = LimitGate("m", RateLimits(rpm=60_000_000), ledger, clock=clock)  # a permit every µs
+    pauses = 0
+    pause = gate._pause
+
+    async def counted(seconds: float) -> None:
+        nonlocal pauses
+        pauses += 1
+        await pause(seconds)
+
+    gate._pause = counted  # type: ignore[method-assign]
+    waiters = [asyncio.create_task(gate.acquire(0)) for _ in range(50)]  # through the driver
+    await asyncio.gather(*waiters)
+    assert pauses <= 5, f"{pauses} pauses to serve 50 waiters"
 
 
 async def test_a_cancelled_waiter_leaves_its_place_and_takes_no_permit() -> None:

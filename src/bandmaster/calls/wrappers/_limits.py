@@ -236,9 +236,12 @@ class LimitGate:
         if self.counts_tokens:
             self._tok_next += tokens * self._tok_interval
 
-    def _exhausted(self, tokens: int) -> bool:
+    def _exhausted(self, tokens: int, now: float) -> bool:
+        # The caller's ``now``, not a fresh reading: with permits closer than one pass of the
+        # driver (a high rpm), dropping by a later clock put the next permit just past ``now``
+        # every pass, and the driver paused once per permit through a whole block.
         if self.rated:
-            self._drop_stale(self.clock())
+            self._drop_stale(now)
         return (self.rated and self._left <= 0) or (self.counts_tokens and not self._fits(tokens))
 
     def _block_size(self, tokens: int) -> int:
@@ -259,7 +262,7 @@ class LimitGate:
         need_slots = self.bounded and idle <= 0
         # Permits only with a slot in hand: a permit that waits for a slot goes stale, lost to
         # every worker.
-        need_rate = (self.rated or self.counts_tokens) and not need_slots and self._exhausted(tokens)
+        need_rate = (self.rated or self.counts_tokens) and not need_slots and self._exhausted(tokens, now)
         size = self._block_size(tokens) if need_rate else 0
         wanted = 0
         if need_slots:
@@ -308,7 +311,7 @@ class LimitGate:
                 best = self._best(now)
                 if (
                     (self.bounded and self._busy >= self._held)
-                    or self._exhausted(best.tokens)
+                    or self._exhausted(best.tokens, now)
                     or now - self._checked_at > BLOCK_SPAN  # about to send: any news (a 429)?
                 ):
                     try:
