@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from conformance_support import BACKENDS, skip_without_temporal
-from tests.models.helpers import SCRIPTED_SERVER, ScriptedServer, bandmaster_exe, subprocess_env
+from tests.models.helpers import ScriptedServer, bandmaster_exe, scripted_server_process, subprocess_env
 
 import bandmaster as bm
 from bandmaster.calls.wrappers import LimitGate, LocalLimitLedger
@@ -42,25 +42,8 @@ READY_TIMEOUT = 60.0
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScriptedServer]:
     pytest.importorskip("openai", reason="needs bandmaster[openai] (the scripted server's client)")
-    log = tmp_path_factory.mktemp("limits-server") / "server.err"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, str(SCRIPTED_SERVER), "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("PORT "), f"scripted server did not start: {line!r} {log.read_text()}"
-        yield ScriptedServer(int(line.split()[1]))
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with scripted_server_process(tmp_path_factory.mktemp("limits-server") / "server.err") as server:
+        yield server
 
 
 BURST = 4

@@ -21,10 +21,8 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
 import sys
 import time
-import urllib.error
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -33,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 from conformance_support import BACKENDS, skip_without_temporal
-from tests.models.helpers import SCRIPTED_SERVER, ScriptedServer, subprocess_env
+from tests.models.helpers import ScriptedServer, scripted_server_process, subprocess_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -46,35 +44,11 @@ START_TIMEOUT = 60.0
 
 
 @pytest.fixture(scope="module")
-def scripted() -> Iterator[ScriptedServer]:
+def scripted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScriptedServer]:
     """``scripted_server.py`` in a process of its own, on a port the OS picked."""
     pytest.importorskip("openai", reason="needs bandmaster[openai] (the scripted server's client)")
-    proc = subprocess.Popen(
-        [sys.executable, str(SCRIPTED_SERVER), "--port", "0"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("PORT "), f"scripted server did not start: {line!r}"
-        server = ScriptedServer(int(line.split()[1]))
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                server.stats()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert time.monotonic() < deadline, "scripted server does not answer"
-                time.sleep(0.02)
+    with scripted_server_process(tmp_path_factory.mktemp("breakers-server") / "server.err") as server:
         yield server
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 class Workers:

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import subprocess
-import sys
-import time
-import urllib.error
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +13,7 @@ import pytest
 
 import bandmaster as bm
 
-from .helpers import SCRIPTED_SERVER, ScriptedServer, ask
+from .helpers import ScriptedServer, ask, scripted_server_process
 
 START_TIMEOUT = 15.0
 
@@ -31,34 +27,8 @@ def scripted_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scrip
     pytest.importorskip("openai", reason="needs bandmaster[openai] (the scripted server's client)")
     pytest.importorskip("anthropic", reason="needs bandmaster[anthropic] (the scripted server's client)")
     log = tmp_path_factory.mktemp("scripted") / "server.err"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            [sys.executable, str(SCRIPTED_SERVER), "--port", "0"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("PORT "), f"scripted server did not start: {line!r} {log.read_text()}"
-        server = ScriptedServer(int(line.split()[1]))
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                server.stats()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert proc.poll() is None, f"scripted server exited: {log.read_text()}"
-                assert time.monotonic() < deadline, "scripted server does not answer"
-                time.sleep(0.02)
+    with scripted_server_process(log, timeout=START_TIMEOUT) as server:
         yield server
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 @pytest.fixture

@@ -3,10 +3,15 @@ pointing at it, and a workflow that makes one journaled model call."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,3 +131,38 @@ def model_step(info: bm.RunInfo) -> bm.StepInfo:
     steps = [s for s in info.steps if s.kind == "model"]
     assert len(steps) == 1, info.steps
     return steps[0]
+
+
+@contextlib.contextmanager
+def scripted_server_process(log: Path, *, timeout: float = 15.0) -> Iterator[ScriptedServer]:
+    """``scripted_server.py`` as a separate process on 127.0.0.1, its stderr in ``log``. It binds
+    port 0 (a free port the OS picks, so no race with other processes) and prints it; this waits
+    until it answers, and kills it on exit."""
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(SCRIPTED_SERVER), "--port", "0"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("PORT "), f"scripted server did not start: {line!r} {log.read_text()}"
+        server = ScriptedServer(int(line.split()[1]))
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                server.stats()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None, f"scripted server exited: {log.read_text()}"
+                assert time.monotonic() < deadline, "scripted server does not answer"
+                time.sleep(0.02)
+        yield server
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
