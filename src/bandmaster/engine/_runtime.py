@@ -8,7 +8,7 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -29,10 +29,12 @@ from bandmaster.engine._schedule_desk import Schedules
 from bandmaster.engine._serde import ANY, DEFAULT_MAX_PAYLOAD, rebuild_error
 from bandmaster.engine._terms import RunTerms
 from bandmaster.engine._ticker import Ticker
+from bandmaster.engine._versions import HostedWorkflows, describe_key
 from bandmaster.engine._worker import Worker, new_owner_id, run_terms
 from bandmaster.engine._workflow import Workflow
 from bandmaster.engine.backend import Capabilities, ModelDesk, embedded_services
 from bandmaster.engine.hooks import EngineClosed, EngineOpened, Hooks, RunCreated, emit, hook_set
+from bandmaster.engine.stats_report import Unserved, unserved_of
 from bandmaster.errors import (
     IdempotencyConflict,
     InvalidInput,
@@ -44,7 +46,15 @@ from bandmaster.errors import (
     WorkflowNotFound,
 )
 from bandmaster.policies import Retry
-from bandmaster.store import ChunkRow, RunRow, SQLiteStore, StepRow, chunks_after, resolve_db_path
+from bandmaster.store import (
+    ChunkRow,
+    RunRow,
+    SQLiteStore,
+    StepRow,
+    WorkerRoster,
+    chunks_after,
+    resolve_db_path,
+)
 
 if TYPE_CHECKING:
     from bandmaster.engine.stats_report import Stats  # moves below the engine in the restructure
@@ -88,6 +98,12 @@ class RunInfo(BaseModel):
     priority: int = 0
     tenant: str | None = None
     budget_usd: float | None = None
+
+    @property
+    def workflow_key(self) -> str:
+        """``triage@2``: the workflow and the version the run runs on (``triage``: none)."""
+        return describe_key(self.workflow, self.version)
+
     steps: list[StepInfo] = []
 
     @property
@@ -238,6 +254,7 @@ class Engine:
         schedules: Iterable[Schedule] = (),
         live_steps: bool = False,
         clock: Clock = SYSTEM_CLOCK,
+        default_versions: Mapping[str, str] | None = None,
     ) -> None:
         if concurrency < 1:
             raise UsageError(f"Engine(concurrency={concurrency}): must be at least 1")
@@ -250,9 +267,9 @@ class Engine:
             )
         self.clock = clock
         self.path: Path = resolve_db_path(db)
-        self.workflows: dict[str, Workflow[..., Any]] = {}
-        for wf in workflows:
-            self.register(wf)
+        self.hosted = HostedWorkflows(workflows, default_versions=default_versions)
+        """Every workflow version this engine hosts (``engine/_versions.py``)."""
+        self.hosted.check_pins()
         self.run_worker = worker
         self.concurrency = concurrency
         self.lease = lease
@@ -280,13 +297,13 @@ class Engine:
         self._finished: dict[str, asyncio.Future[None]] = {}
         self._result_poller: asyncio.Task[None] | None = None
 
+    @property
+    def workflows(self) -> dict[str, Workflow[..., Any]]:
+        """Each hosted workflow name's default version (what starting it by name runs)."""
+        return self.hosted.defaults
+
     def register(self, wf: Workflow[..., Any]) -> None:
-        if not isinstance(wf, Workflow):
-            raise UsageError(f"{wf!r} is not a workflow; decorate it with @bm.workflow")
-        other = self.workflows.get(wf.name)
-        if other is not None and other is not wf:
-            raise UsageError(f"two workflows are named {wf.name!r}; give one @bm.workflow(name=...)")
-        self.workflows[wf.name] = wf
+        self.hosted.add(wf)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -329,7 +346,7 @@ class Engine:
         if self.run_worker:
             self._worker = Worker(
                 self._store,
-                self.workflows,
+                self.hosted,
                 owner=self.owner,
                 concurrency=self.concurrency,
                 lease=self.lease,
@@ -419,6 +436,11 @@ class Engine:
         self.store  # noqa: B018  refuse on a closed engine, as every other call does
         return await asyncio.to_thread(reader, self.path, workflow, since)
 
+    async def unserved(self) -> list[Unserved]:
+        """Unfinished runs, per workflow version, that no live worker of this journal hosts
+        (``store/_workers.py``): they wait for one and never fail for that reason."""
+        return unserved_of(WorkerRoster(self.store).unserved())
+
     @property
     def schedules(self) -> Schedules:
         """The schedules declared in this journal: list, pause, resume."""
@@ -504,7 +526,10 @@ class Engine:
                     f"run id {run_id!r} was already used with other terms ({run_terms(existing)}, "
                     f"not {terms}); use a new id for a new run"
                 )
-            return RunHandle(self, run_id, wf, created=False, status=existing.status)
+            same_version = wf is not None and wf.version == existing.version
+            return RunHandle(
+                self, run_id, wf if same_version else None, created=False, status=existing.status
+            )
         if local:
             assert self._worker is not None
             self._worker.execute(row, fresh=True, headers=headers or {})  # saves reading them back
@@ -551,7 +576,7 @@ class Engine:
     def _outcome(self, row: RunRow, workflow: Workflow[..., Any] | None) -> Any:
         self._finished.pop(row.id, None)
         if row.status == "completed":
-            wf = workflow or self.workflows.get(row.workflow)
+            wf = workflow or self.hosted.get(row.workflow, row.version)
             return wf.output_codec.load(row.output) if wf is not None else _json(row.output)
         if row.status == "cancelled":
             raise RunCancelled(row.id)
@@ -635,7 +660,7 @@ class Engine:
 
     def _resolve(self, workflow: Workflow[..., Any] | str) -> Workflow[..., Any] | None:
         if isinstance(workflow, Workflow):
-            if self._worker is not None and workflow.name not in self.workflows:
+            if self._worker is not None and self.hosted.get(workflow.name, workflow.version) is None:
                 self.register(workflow)  # starting it here is registering it
             return workflow
         if isinstance(workflow, str):

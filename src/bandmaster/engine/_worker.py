@@ -18,10 +18,11 @@ from bandmaster.engine._redaction_policy import RedactionPolicy
 from bandmaster.engine._rollup_pass import rollup_loop
 from bandmaster.engine._serde import error_record
 from bandmaster.engine._terms import RunTerms, terms_scope
+from bandmaster.engine._versions import HostedWorkflows, describe_key
 from bandmaster.engine._workflow import Workflow, redactor_for
 from bandmaster.engine.hooks import HookSet, RunFinished, RunOutcome, RunStarted, emit
 from bandmaster.errors import Cancelled, RedactionError, StoreError
-from bandmaster.store import RunRow, SQLiteStore
+from bandmaster.store import RunRow, SQLiteStore, WorkerRoster
 
 log = logging.getLogger("bandmaster.worker")
 
@@ -66,7 +67,7 @@ class Worker:
     def __init__(
         self,
         store: SQLiteStore,
-        workflows: Mapping[str, Workflow[..., object]],
+        workflows: HostedWorkflows,
         *,
         owner: str,
         concurrency: int,
@@ -91,6 +92,7 @@ class Worker:
         # the workflow's own redactor, else the engine's.
         self.redaction = redaction
         self.workflows = workflows
+        self.roster = WorkerRoster(store)
         self.owner = owner
         self.concurrency = concurrency
         self.lease = lease
@@ -115,6 +117,7 @@ class Worker:
 
     async def start(self) -> None:
         self.recover()
+        self._enrol()
         self._loops = [
             asyncio.create_task(self._poll_loop(), name="bandmaster-poll"),
             asyncio.create_task(self._heartbeat_loop(), name="bandmaster-heartbeat"),
@@ -153,6 +156,14 @@ class Worker:
             self.store.release_runs(self.owner, leftover)
         heartbeat.cancel()
         self.store.flush()
+        try:
+            self.roster.leave(self.owner)
+        except StoreError as exc:  # the row expires on its own
+            log.warning("leaving the worker roster failed: %s", exc)
+
+    def _enrol(self) -> None:
+        """Publish the versions hosted here (``store/_workers.py``), for as long as three beats."""
+        self.roster.enrol(self.owner, self.workflows.keys(), self.lease)
 
     def poke(self) -> None:
         """Poll now (a run was queued or signalled by this process)."""
@@ -169,7 +180,9 @@ class Worker:
             claimed = 0
             if self.capacity > 0:
                 try:
-                    rows = self.store.claim_runs(self.owner, list(self.workflows), self.capacity, self.lease)
+                    rows = self.store.claim_runs(
+                        self.owner, self.workflows.keys(), self.workflows.pins(), self.capacity, self.lease
+                    )
                 except StoreError as exc:
                     log.warning("claiming runs failed: %s", exc)
                     rows = []
@@ -194,6 +207,8 @@ class Worker:
             try:
                 if beats % 10 == 0 and not self._stopping:
                     self.recover()  # a peer on this host may have died since we started
+                if not self._stopping:
+                    self._enrol()
                 cancel = self.store.heartbeat(self.owner, self.lease, list(self.active))
                 taken = self.store.runs_taken_over(self.owner, list(self.active))
             except StoreError as exc:
@@ -243,7 +258,7 @@ class Worker:
     def _redactor(self, workflow: str) -> Redactor | None:
         if self.redaction is not None:
             return self.redaction.for_workflow(workflow)
-        return redactor_for(self.workflows.get(workflow), self.redactor)
+        return redactor_for(self.workflows.defaults.get(workflow), self.redactor)
 
     def _forget(self, run_id: str, task: asyncio.Task[None]) -> None:
         entry = self.active.get(run_id)
@@ -302,7 +317,11 @@ class Worker:
                 return
             self.on_finished(row.id)
             return
-        wf = self.workflows[row.workflow]
+        wf = self.workflows.get(row.workflow, row.version)
+        if wf is None:  # claimed by a query that matched its key: only if hosting changed since
+            log.warning("run %s: version %r is not hosted here; handing it back", row.id, row.version)
+            self.give_up(row.id, LookupError(f"{describe_key(row.workflow, row.version)} is not hosted here"))
+            return
         current_run.set(ctx)  # this task's own context; nothing else sees it
         # The run's terms, from its journal row (so also after a crash): every step and model
         # call of the run, in this task or the tasks it spawns, sees them (current_terms()).

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, ParamSpec, TypeVar, get_type_hints, overload
 
@@ -39,7 +40,7 @@ class Workflow(Generic[P, R]):
                 )
         self.fn = fn
         self.name = name or fn.__name__
-        self.version = version
+        self.version = _checked_version(self.name, version)
         if redact is not None and not isinstance(redact, Redactor):
             raise UsageError(
                 f"workflow {fn.__qualname__}: redact={redact!r} has no redact(value) method; "
@@ -149,6 +150,18 @@ def workflow(
         return Workflow(f, name=name, version=version, redact=redact)
 
     return decorate(fn) if fn is not None else decorate
+
+
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+
+
+def _checked_version(name: str, version: str | None) -> str | None:
+    if version is None or (isinstance(version, str) and _VERSION.fullmatch(version)):
+        return version
+    raise UsageError(
+        f"workflow {name!r}: version={version!r} is not a version; use up to 64 letters, digits, "
+        "'.', '_', '+' or '-', starting with a letter or digit, e.g. version=\"2\" or \"2024-06-01\""
+    )
 
 
 def redactor_for(wf: Workflow[..., Any] | None, default: Redactor | None) -> Redactor | None:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from bandmaster.engine._serde import Codec
     from bandmaster.engine._step import Step
     from bandmaster.engine._workflow import Workflow
-    from bandmaster.engine.stats_report import Stats  # moves below the engine in the restructure
+    from bandmaster.engine.stats_report import Stats, Unserved
     from bandmaster.store import SQLiteStore
 
 
@@ -230,6 +230,11 @@ class Backend(Protocol):
     def models(self) -> ModelDesk: ...
 
     async def stats(self, *, workflow: str | None = None, since: str | float | None = None) -> Stats: ...
+
+    async def unserved(self) -> builtins.list[Unserved]:
+        """Unfinished runs, per workflow version, that no live worker hosts ("no worker for
+        triage@1"): they wait, and never fail for that reason."""
+        ...
 
     @property
     def schedules(self) -> ScheduleDesk: ...

@@ -19,6 +19,8 @@ What is here, by the job it does for a backend:
   does; ``error_record``/``rebuild_error`` turn errors into records and back.
 - **Redaction**: ``redactor_for`` picks a run's redactor; ``redact_value``/``redact_error_record``
   redact what is stored; ``redactor_spec``/``redactor_from_spec`` record a redactor as data.
+- **Versions**: ``HostedWorkflows`` keeps the workflows a worker hosts by name and version,
+  with each name's default; ``describe_key`` names one for people (``triage@2``).
 - **Runs and approvals, as users see them**: ``RunHandle``, ``RunInfo``, ``StepInfo``,
   ``check_run_id``; ``Approval``, ``AuditEntry``, ``Decision``, ``Notifier``,
   ``ApprovalRequest``, ``check_list_status``.
@@ -45,6 +47,7 @@ from bandmaster.engine._run_id import check_run_id
 from bandmaster.engine._runtime import RunHandle, RunInfo, StepInfo
 from bandmaster.engine._serde import ANY, Codec, codec_for, error_record, rebuild_error
 from bandmaster.engine._step import Step
+from bandmaster.engine._versions import HostedWorkflows, describe_key
 from bandmaster.engine._workflow import Workflow, redactor_for
 from bandmaster.engine.backend import OperationBackend, current_backend
 
@@ -78,6 +81,7 @@ __all__ = [
     "AuditEntry",
     "Codec",
     "Decision",
+    "HostedWorkflows",
     "Notifier",
     "OpRecord",
     "OperationBackend",
@@ -92,6 +96,7 @@ __all__ = [
     "check_run_id",
     "codec_for",
     "deliver_notification",
+    "describe_key",
     "error_record",
     "rebuild_error",
     "redact_error_record",

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from bandmaster.store import UnservedRow
 
 # Journaled bookkeeping, not work: their "latency" is a timer or a wait for a person.
 BOOKKEEPING_KINDS = ("now", "uuid", "random", "sleep", "wait")
@@ -148,6 +151,45 @@ class TenantStats(BaseModel):
     """Model cost in USD of the tenant's runs."""
 
 
+class Unserved(BaseModel):
+    """Unfinished runs of one workflow version that no live worker hosts: they wait (never
+    fail) until a worker that hosts that version starts."""
+
+    workflow: str
+    version: str | None
+    """``None``: the workflow has no version, or the run is unpinned."""
+    unpinned: bool = False
+    """Started by name where no version was hosted and never claimed: any version would do."""
+    runs: int
+    statuses: dict[str, int] = {}
+    """Those runs by status (``queued``, ``waiting``, ``running`` with a lapsed lease)."""
+
+    @property
+    def label(self) -> str:
+        """``no worker for triage@1``: what run lists, stats and the dashboard print."""
+        if self.unpinned:
+            return f"no worker for {self.workflow} (any version)"
+        return (
+            f"no worker for {self.workflow}@{self.version}"
+            if self.version
+            else f"no worker for {self.workflow}"
+        )
+
+
+def unserved_of(rows: Iterable[UnservedRow]) -> list[Unserved]:
+    """The journal's rows of runs no worker hosts (``store/_workers.py``), as stats show them."""
+    return [
+        Unserved(
+            workflow=row.workflow,
+            version=row.version,
+            unpinned=row.unpinned,
+            runs=sum(row.statuses.values()),
+            statuses=row.statuses,
+        )
+        for row in rows
+    ]
+
+
 def tenant_stats(rows: Iterable[tuple[str, int, int, int, int, float]]) -> list[TenantStats]:
     """Rows of (tenant, runs, failed runs, model calls, failed model calls, cost), one per
     tenant, as stats list them: by cost, then name."""
@@ -197,6 +239,8 @@ class Stats(BaseModel):
     """True when the window held more runs than ``scan_limit``: the figures cover the newest."""
     tenants: list[TenantStats] = []
     """Per tenant (runs started with ``tenant=``); empty when no run has one."""
+    unserved: list[Unserved] = []
+    """Unfinished runs whose workflow version no live worker hosts (``Backend.unserved``)."""
     unknown_cost_calls: int = 0
     """Model calls whose price is unknown (summed over ``models``): every cost is then a lower
     bound."""

@@ -35,6 +35,8 @@ __all__ = [
     "StepRow",
     "TokenRow",
     "TokenStore",
+    "UnservedRow",
+    "WorkerRoster",
     "catch_up",
     "check_readable",
     "check_schema",
@@ -46,10 +48,13 @@ __all__ = [
     "require_sound",
     "resolve_db_path",
     "step_rows_sql",
+    "unserved_rows",
 ]
 
 # Names other rooms use, loaded on first use.
 _LAZY = {
+    "UnservedRow": "bandmaster.store._workers",
+    "WorkerRoster": "bandmaster.store._workers",
     "ApprovalRow": "bandmaster.store._approvals",
     "ApprovalStore": "bandmaster.store._approvals",
     "AuditRow": "bandmaster.store._approvals",
@@ -84,6 +89,7 @@ _LAZY = {
     "model_rows_sql": "bandmaster.store._rollups",
     "require_sound": "bandmaster.store._journal_file",
     "step_rows_sql": "bandmaster.store._rollups",
+    "unserved_rows": "bandmaster.store._workers",
 }
 
 if TYPE_CHECKING:
@@ -116,5 +122,6 @@ if TYPE_CHECKING:
     from bandmaster.store._sqlite import FORMAT
     from bandmaster.store._streams import ChunkPublisher, ChunkRow, StepMarkers, chunks_after
     from bandmaster.store._tokens import SessionRow, TokenRow, TokenStore
+    from bandmaster.store._workers import UnservedRow, WorkerRoster, unserved_rows
 else:
     __getattr__, __dir__ = lazy_loader(__name__, _LAZY)

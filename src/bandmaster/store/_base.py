@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -68,7 +68,9 @@ class JournalStore(Protocol):
 
     def suspend_run(self, run_id: str, owner: str, ready_at: float | None) -> asyncio.Future[bool]: ...
 
-    def claim_runs(self, owner: str, workflows: Sequence[str], limit: int, lease: float) -> list[RunRow]: ...
+    def claim_runs(
+        self, owner: str, keys: Sequence[str], pins: Mapping[str, str | None], limit: int, lease: float
+    ) -> list[RunRow]: ...
 
     def heartbeat(self, owner: str, lease: float, run_ids: Sequence[str]) -> list[str]: ...
 

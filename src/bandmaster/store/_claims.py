@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import sqlite3
+from collections.abc import Mapping
 
 AGING = 60.0
 """Seconds of waiting worth one priority point."""
@@ -30,7 +31,19 @@ CLAIM_ORDER = f"ready_at - priority * {AGING:g}"
 PENDING = "status IN ('queued', 'waiting') AND ready_at IS NOT NULL"
 """Runs that may become claimable (the index's WHERE: queries repeat it to use the index)."""
 
-_READY = f"{PENDING} AND ready_at <= :now AND workflow IN (SELECT value FROM json_each(:names))"
+HOSTED = (
+    "(workflow || '@' || ifnull(version, '') IN (SELECT value FROM json_each(:keys)) "
+    "OR version IS NULL AND claims = 0 AND workflow IN (SELECT key FROM json_each(:pins)))"
+)
+"""A run whose version the worker hosts (``:keys``), or an unpinned run of a name it hosts
+(``:pins``: each name's default version; ``engine/_versions.py``)."""
+PINNED_VERSION = (
+    "CASE WHEN version IS NULL AND claims = 0 "
+    "THEN (SELECT value FROM json_each(:pins) WHERE key = workflow) ELSE version END"
+)
+"""The version a claimed run runs on: its own, or for an unpinned run the worker's default."""
+
+_READY = f"{PENDING} AND ready_at <= :now AND {HOSTED}"
 _HEADS = f"""
 WITH RECURSIVE t(name) AS (
     SELECT min(tenant) FROM runs INDEXED BY runs_claim_order WHERE {PENDING}
@@ -57,12 +70,13 @@ _RUNNING = (
 )
 
 
-def pick_ready(conn: sqlite3.Connection, names: str, now: float, limit: int) -> list[str]:
-    """The ids of the next ``limit`` ready runs of the workflows ``names`` (a JSON list), in
-    claim order. Call it inside the claiming write transaction."""
+def pick_ready(conn: sqlite3.Connection, params: Mapping[str, object], limit: int) -> list[str]:
+    """The ids of the next ``limit`` ready runs the worker hosts, in claim order: ``params``
+    holds ``now``, and the worker's ``keys`` and ``pins`` (JSON, see ``HOSTED``). Call it
+    inside the claiming write transaction."""
     if limit <= 0:
         return []
-    params: dict[str, object] = {"now": now, "names": names, "limit": limit}
+    params = {**params, "limit": limit}
     heads = {tenant: head for tenant, head in conn.execute(_HEADS, params) if head is not None}
     if len(heads) <= 1:
         return [

@@ -9,6 +9,7 @@ from __future__ import annotations
 from bandmaster.store import _budgets as budgets
 from bandmaster.store import _claims as claims
 from bandmaster.store import _rollups as rollups
+from bandmaster.store import _workers as workers
 
 MIGRATIONS: list[list[str]] = [
     # 1: runs, steps, signals
@@ -332,6 +333,9 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE breakers ADD COLUMN failures INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE breakers ADD COLUMN trial_until REAL",
     ],
+    # 18: the workflow versions live workers host (store/_workers.py), so runs of a version no
+    # worker hosts show as waiting for one
+    workers.MIGRATION,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -15,14 +15,14 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from bandmaster._types import RunStatus
 from bandmaster.errors import JournalReadOnly, RunNotFound, StoreError
 from bandmaster.store._base import RunRow, StepRow
-from bandmaster.store._claims import pick_ready
+from bandmaster.store._claims import HOSTED, PINNED_VERSION, pick_ready
 from bandmaster.store._journal_file import (
     cannot_open,
     check_schema,
@@ -422,38 +422,42 @@ class SQLiteStore:
         return result
 
     def claim_runs(
-        self, owner: str, workflows: Sequence[str], limit: int, lease: float, run_id: str | None = None
+        self,
+        owner: str,
+        keys: Sequence[str],
+        pins: Mapping[str, str | None],
+        limit: int,
+        lease: float,
     ) -> list[RunRow]:
-        """Take up to ``limit`` runs whose owner's lease expired (they were running: first),
-        then ready ones in claim order: priority with aging, fair between tenants
-        (``store/_claims.py``)."""
+        """Take up to ``limit`` runs of the hosted ``keys`` (``name@version``, ``name@`` for
+        no version) whose owner's lease expired (they were running: first), then ready ones in
+        claim order: priority with aging, fair between tenants (``store/_claims.py``). An
+        unpinned run (started by name where no version was hosted, never claimed) is taken by
+        any worker that hosts a version of its name, listed in ``pins``, and pinned to the
+        version ``pins`` gives (``engine/_versions.py``)."""
         now = self.now()
-        names = json.dumps(list(workflows))
-        params = {"owner": owner, "expires": now + lease, "now": now, "names": names, "limit": limit}
+        params = {
+            "owner": owner,
+            "expires": now + lease,
+            "now": now,
+            "keys": json.dumps(list(keys)),
+            "pins": json.dumps(dict(pins)),
+            "limit": limit,
+        }
         claim = (
             "UPDATE runs SET status = 'running', lease_owner = :owner, "
-            "lease_expires = :expires, claims = claims + 1, updated_at = :now WHERE "
+            "lease_expires = :expires, claims = claims + 1, updated_at = :now, "
+            f"version = {PINNED_VERSION} WHERE "
         )
         returning = f" RETURNING {_RUN_COLUMNS}"
-        if run_id is not None:
-            where = (
-                "id = :run_id AND (status IN ('queued', 'waiting') AND ready_at <= :now "
-                "OR status = 'running' AND lease_expires < :now)"
-            )
-
-            def one(conn: sqlite3.Connection) -> list[RunRow]:
-                rows = conn.execute(claim + where + returning, params | {"run_id": run_id}).fetchall()
-                return [_run_row(r) for r in rows]
-
-            return self._write(one)
         expired = (
             "id IN (SELECT id FROM runs WHERE status = 'running' AND lease_expires < :now "
-            "AND workflow IN (SELECT value FROM json_each(:names)) LIMIT :limit)"
+            f"AND {HOSTED} LIMIT :limit)"
         )
 
         def op(conn: sqlite3.Connection) -> list[RunRow]:
             rows = conn.execute(claim + expired + returning, params).fetchall()
-            ready = pick_ready(conn, names, now, limit - len(rows))
+            ready = pick_ready(conn, params, limit - len(rows))
             if ready:
                 taken = conn.execute(
                     claim + "id IN (SELECT value FROM json_each(:ids))" + returning,

@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from bandmaster.engine import RunTerms, Schedule, check_schedules, schedules_of
 from bandmaster.engine.backend import Capabilities
 from bandmaster.engine.backend_kit import (
     ANY,
+    HostedWorkflows,
     Redactor,
     RunHandle,
     RunInfo,
@@ -40,7 +41,7 @@ from bandmaster.engine.backend_kit import (
     redactor_from_spec,
     redactor_spec,
 )
-from bandmaster.engine.stats_report import Stats
+from bandmaster.engine.stats_report import Stats, Unserved
 from bandmaster.errors import (
     BackendUnavailable,
     IdempotencyConflict,
@@ -54,7 +55,7 @@ from bandmaster.temporal._approval_desk import TemporalApprovals
 from bandmaster.temporal._failures import record_of
 from bandmaster.temporal._forwarding import Forwarder, send_start, unreachable
 from bandmaster.temporal._history import STATUS, run_info
-from bandmaster.temporal._hosting import checked, refuse_vault
+from bandmaster.temporal._hosting import refuse_vault
 from bandmaster.temporal._limits import MAX_PAYLOAD
 from bandmaster.temporal._model_desk import TemporalModels
 from bandmaster.temporal._model_sync import ModelSync, serving
@@ -64,6 +65,7 @@ from bandmaster.temporal._schedules import declare as declare_schedules
 from bandmaster.temporal._stats import SCAN as STATS_SCAN
 from bandmaster.temporal._stats import compute_stats
 from bandmaster.temporal._terms import TERMS_MEMO, terms_as_data, terms_from_data
+from bandmaster.temporal._versions import VERSION_MEMO, memo_version, unserved, version_queue
 from bandmaster.temporal._visibility import quote, runs_query
 from bandmaster.temporal._worker import create_worker
 
@@ -112,6 +114,7 @@ class TemporalEngine:
         schedules: Iterable[Schedule] = (),
         stats_scan: int = STATS_SCAN,
         outbox: str | os.PathLike[str] | None = None,
+        default_versions: Mapping[str, str] | None = None,
     ) -> None:
         if redact is not None and not isinstance(redact, Redactor):
             raise UsageError(
@@ -124,10 +127,12 @@ class TemporalEngine:
         self.tracing = tracing
         self.namespace = namespace
         self.task_queue = task_queue
-        self.workflows = checked(workflows)
-        for wf in self.workflows.values():
+        self.hosted = HostedWorkflows(workflows, default_versions=default_versions)
+        """Every workflow version this engine hosts (``temporal/_versions.py``)."""
+        self.hosted.check_pins()
+        for wf in self.hosted:
             refuse_vault(wf.redact, f"@bm.workflow {wf.name!r} (redact=...)")
-        self.run_worker = bool(self.workflows) if worker is None else worker
+        self.run_worker = bool(len(self.hosted)) if worker is None else worker
         # Temporal Schedules (bandmaster.temporal._schedules), created or updated by workers.
         self.schedule_specs = check_schedules(
             [*schedules, *schedules_of(self.workflows.values())], self.workflows, limit=MAX_PAYLOAD
@@ -141,11 +146,16 @@ class TemporalEngine:
             raise UsageError(f"TemporalEngine(stats_scan={stats_scan!r}): read at least one run")
         self.stats_scan = stats_scan
         self._client: Client | None = None
-        self._worker: Worker | None = None
-        self._worker_task: asyncio.Task[None] | None = None
+        self._workers: list[Worker] = []  # the engine's queue's, then one per version hosted
+        self._worker_tasks: list[asyncio.Task[None]] = []
         self._models_sync: ModelSync | None = None
         self.outbox_path = outbox
         self._forwarder: Forwarder | None = None  # with its outbox, while open with one
+
+    @property
+    def workflows(self) -> dict[str, Workflow[..., Any]]:
+        """Each hosted workflow name's default version (what starting it by name runs)."""
+        return self.hosted.defaults
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -179,18 +189,35 @@ class TemporalEngine:
         if self.run_worker:
             assert self._client is not None
             self._models_sync = ModelSync(self._client, self.task_queue, serving(self.registry))
-            self._worker = create_worker(
-                self._client,
-                self.workflows.values(),
-                task_queue=self.task_queue,
-                models=self._models_sync,
-                local_activities=self.local_activities,
-                default_timeout=self.default_timeout,
-                heartbeat=self.heartbeat,
-                max_concurrent_activities=self.max_concurrent_activities,
-                redact=self.redact,
-            )
-            self._worker_task = asyncio.create_task(self._worker.run(), name="bandmaster-temporal-worker")
+            options: dict[str, Any] = {  # every queue's worker alike
+                "models": self._models_sync,
+                "local_activities": self.local_activities,
+                "default_timeout": self.default_timeout,
+                "heartbeat": self.heartbeat,
+                "max_concurrent_activities": self.max_concurrent_activities,
+                "redact": self.redact,
+            }
+            unversioned = [wf for wf in self.hosted if wf.version is None]
+            forward = {
+                name: version_queue(self.task_queue, name, wf.version)
+                for name, wf in self.workflows.items()
+                if wf.version is not None and self.hosted.get(name, None) is None
+            }
+            self._workers = [
+                create_worker(
+                    self._client, unversioned, task_queue=self.task_queue, forward=forward, **options
+                )
+            ]
+            for wf in self.hosted:
+                if wf.version is not None:
+                    queue = version_queue(self.task_queue, wf.name, wf.version)
+                    self._workers.append(
+                        create_worker(self._client, [wf], task_queue=queue, home=self.task_queue, **options)
+                    )
+            self._worker_tasks = [
+                asyncio.create_task(w.run(), name=f"bandmaster-temporal-worker-{w.task_queue}")
+                for w in self._workers
+            ]
             await self._models_sync.start()
             if self.schedule_specs:
                 await declare_schedules(self, self.schedule_specs)
@@ -216,11 +243,10 @@ class TemporalEngine:
         if self._models_sync is not None:
             await self._models_sync.stop()
             self._models_sync = None
-        if self._worker is not None:
-            await self._worker.shutdown()
-            if self._worker_task is not None:
-                await asyncio.gather(self._worker_task, return_exceptions=True)
-            self._worker = self._worker_task = None
+        if self._workers:
+            await asyncio.gather(*(w.shutdown() for w in self._workers))
+            await asyncio.gather(*self._worker_tasks, return_exceptions=True)
+            self._workers, self._worker_tasks = [], []
         self._client = None
 
     async def drain_outbox(self, timeout: float = 60.0) -> int:
@@ -281,7 +307,7 @@ class TemporalEngine:
             payload = redactor.redact(payload)
         given_id = run_id is not None
         run_id = run_id if run_id is not None else uuid.uuid4().hex
-        memo: dict[str, Any] = {"bandmaster.version": wf.version} if wf is not None and wf.version else {}
+        memo: dict[str, Any] = {VERSION_MEMO: wf.version} if wf is not None and wf.version else {}
         if redactor is not None:  # what a client that does not host the workflow redacts with
             memo[REDACTION_MEMO] = redactor_spec(redactor)
         if not terms.default:
@@ -383,7 +409,15 @@ class TemporalEngine:
     async def stats(self, *, workflow: str | None = None, since: str | float | None = None) -> Stats:
         """The embedded engine's statistics, from the newest ``stats_scan`` runs of this task
         queue (of ``workflow``, started within ``since``), each rebuilt from its history."""
-        return await compute_stats(self, workflow=workflow, since=since, scan=self.stats_scan)
+        stats = await compute_stats(self, workflow=workflow, since=since, scan=self.stats_scan)
+        unserved = [u for u in await self.unserved() if workflow is None or u.workflow == workflow]
+        return stats.model_copy(update={"unserved": unserved})
+
+    async def unserved(self) -> list[Unserved]:
+        """Running runs, per workflow version, whose task queue no worker polls (the newest
+        ``stats_scan``; a stopped worker counts as gone ``POLLER_FRESH`` seconds after its last
+        poll, ``temporal/_versions.py``)."""
+        return await unserved(self.client, runs_query(self.task_queue, status="Running"), self.stats_scan)
 
     @property
     def models(self) -> TemporalModels:
@@ -423,7 +457,10 @@ class TemporalEngine:
             raise RunFailed(run_id, record) from rebuild_error(record)
         except RPCError as exc:
             raise self._not_found(run_id, exc) from None
-        wf = workflow or self.workflows.get((await self._handle(run_id).describe()).workflow_type)
+        wf = workflow
+        if wf is None:  # the version the run ran on decodes its output
+            described = await self._handle(run_id).describe()
+            wf = self.hosted.get(described.workflow_type, memo_version(await described.memo()))
         return wf.output_codec.validate(value, what=f"output of run {run_id}") if wf is not None else value
 
     def _not_found(self, run_id: str, exc: RPCError) -> BaseException:
@@ -567,7 +604,7 @@ class TemporalEngine:
                 RunInfo(
                     id=execution.id,
                     workflow=execution.workflow_type,
-                    version=memo.get("bandmaster.version"),
+                    version=memo_version(memo),
                     status=STATUS.get(execution.status, "running"),
                     created_at=execution.start_time,
                     updated_at=execution.close_time or execution.start_time,

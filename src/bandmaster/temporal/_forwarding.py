@@ -24,6 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bandmaster.temporal._outbox import Outbox, OutboxEntry
 from bandmaster.temporal._terms import TERMS_MEMO, task_priority, terms_from_data
+from bandmaster.temporal._versions import memo_version, version_queue
 
 log = logging.getLogger("bandmaster.temporal.outbox")
 
@@ -47,7 +48,8 @@ async def send_start(
     client: Client, task_queue: str, workflow: str, payload: Any, run_id: str, memo: dict[str, Any] | None
 ) -> None:
     """Start run ``run_id``; an existing run of that id (running or finished) is left as it is.
-    Its task priority and fairness key come from the terms in its memo."""
+    Its task priority and fairness key come from the terms in its memo, and its task queue from
+    the version there (``temporal/_versions.py``)."""
     terms = terms_from_data((memo or {}).get(TERMS_MEMO))
     with contextlib.suppress(WorkflowAlreadyStartedError):  # finished run of this id: that is it
         async with asyncio.timeout(SEND_TIMEOUT):
@@ -55,7 +57,7 @@ async def send_start(
                 workflow,
                 payload,
                 id=run_id,
-                task_queue=task_queue,
+                task_queue=version_queue(task_queue, workflow, memo_version(memo)),
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 memo=memo or None,

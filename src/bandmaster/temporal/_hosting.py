@@ -41,6 +41,9 @@ class Hosted:
     registries: dict[str, object] = field(default_factory=dict)  # graphs' own registries by reference
     refs: dict[int, str] = field(default_factory=dict)  # id() of each object above -> its reference
     registry: object | None = None  # the worker's model registry (temporal/model_registry.py reads it)
+    forward: dict[str, str] = field(default_factory=dict)
+    """Names hosted only in versions: the queue of the version a run started by name goes to
+    (``temporal/_versions.py``)."""
 
     def ref_of(self, obj: object) -> str | None:
         """The reference ``obj`` is hosted under, if it is a graph's compile-time object."""
@@ -72,6 +75,7 @@ def host(
     workflows: Iterable[Workflow[..., Any]],
     *,
     registry: object | None = None,
+    forward: dict[str, str] | None = None,
     **options: Any,
 ) -> Hosted:
     """Register ``workflows`` for ``task_queue`` in this process (one worker per queue), with
@@ -79,7 +83,7 @@ def host(
     without a registry of their own are checked against it now, so a worker for a graph whose
     models it cannot serve fails at start, naming file, line and node."""
     table = checked(workflows)
-    hosted = Hosted(table, registry=registry, **options)
+    hosted = Hosted(table, registry=registry, forward=dict(forward or {}), **options)
     _refuse_vaults(hosted)
     for wf in table.values():
         graph = _as_graph(wf)

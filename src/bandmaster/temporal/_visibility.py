@@ -24,14 +24,18 @@ def runs_query(
     status: str | None = None,
     since: datetime | None = None,
 ) -> str:
-    """Runs on ``task_queue`` (of ``workflow``, with Temporal ``status``, started at or after
-    ``since``), bandmaster's own workflows left out."""
-    clauses = [f"TaskQueue = '{quote(task_queue)}'"]
+    """Runs on ``task_queue`` and its versions' queues (``temporal/_versions.py``; of
+    ``workflow``, with Temporal ``status``, started at or after ``since``), bandmaster's own
+    workflows left out, and so are the first executions of runs dispatched to a version."""
+    queue = quote(task_queue)
+    clauses = [f"(TaskQueue = '{queue}' OR TaskQueue STARTS_WITH '{queue}@')"]
     clauses += [f"WorkflowType != '{quote(name)}'" for name in INTERNAL_TYPES]
     if workflow is not None:
         clauses.append(f"WorkflowType = '{quote(workflow)}'")
     if status is not None:
         clauses.append(f"ExecutionStatus = '{quote(status)}'")
+    else:
+        clauses.append("ExecutionStatus != 'ContinuedAsNew'")
     if since is not None:
         clauses.append(f"StartTime >= '{since.isoformat()}'")
     return " AND ".join(clauses)

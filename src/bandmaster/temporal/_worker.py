@@ -60,27 +60,34 @@ def create_worker(
     max_concurrent_activities: int = 100,
     redact: Redactor | None = None,
     models: ModelSync | None = None,
+    home: str | None = None,
+    forward: dict[str, str] | None = None,
 ) -> Worker:
     """A worker for ``task_queue`` running these workflows and every step they call, and the
     task queue's model registry workflow. ``models`` (started by the caller once the worker
-    runs) keeps the registry's alias switches and breakers shared with the other workers."""
+    runs) keeps the registry's alias switches and breakers shared with the other workers.
+    ``home``: ``task_queue`` is the queue of a workflow version (``temporal/_versions.py``) and
+    ``home`` the engine's queue, whose spend and registry workflows it shares; ``forward``: the
+    version queues runs started by name are dispatched to."""
     workflows = list(workflows)
     registry = models.registry if models is not None else serving(registry)
     host(
         task_queue,
         workflows,
         registry=registry,
+        forward=forward,
         local_activities=local_activities,
         default_timeout=default_timeout,
         heartbeat=heartbeat,
         redact=redact,
     )
-    activities = Activities(registry, models, TemporalLedger(client, task_queue))
+    activities = Activities(registry, models, TemporalLedger(client, home or task_queue))
     user_modules = {wf.fn.__module__ for wf in workflows if wf.fn.__module__ != "__main__"}
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[BandmasterWorkflow, ModelRegistryWorkflow, SpendWorkflow],
+        # a version's queue runs its runs only; the engine's queue also the shared workflows
+        workflows=[BandmasterWorkflow, *([] if home else [ModelRegistryWorkflow, SpendWorkflow])],
         activities=[activities.run_step, activities.call_model, redact_activity, notify_activity],
         workflow_runner=sandbox_runner(user_modules),
         max_concurrent_activities=max_concurrent_activities,

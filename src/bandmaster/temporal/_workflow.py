@@ -18,7 +18,7 @@ import json
 from collections import deque
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 from uuid import UUID
 
 from temporalio import workflow
@@ -52,6 +52,7 @@ from bandmaster.temporal._hosting import Hosted, hosted
 from bandmaster.temporal._policy_codec import breaker_as_data, retry_as_data
 from bandmaster.temporal._redaction import redacted
 from bandmaster.temporal._terms import TERMS_MEMO
+from bandmaster.temporal._versions import VERSION_MEMO
 
 MEMO_PREFIX = "bm.wait."
 """Waits are recorded as memo upserts (one history event at the start, one at the end), and so
@@ -331,6 +332,13 @@ class BandmasterWorkflow:
         info = workflow.info()
         options = hosted(info.task_queue)
         wf = options.workflows.get(info.workflow_type) if options is not None else None
+        converter = workflow.payload_converter()
+        raw = converter.from_payload(args[0].payload) if args else []
+        if len(args) > 1:  # signals that reached the execution this run was dispatched from
+            carried = converter.from_payload(args[1].payload)
+            self.early[:0] = [(str(name), payload) for name, payload in carried]
+        if wf is None and options is not None and info.workflow_type in options.forward:
+            self._dispatch(options.forward[info.workflow_type], raw)
         if options is None or wf is None:
             known = ", ".join(sorted(options.workflows)) if options is not None else "none"
             raise run_failure(
@@ -346,8 +354,6 @@ class BandmasterWorkflow:
         )
         for name, payload in self.early:
             ops.on_signal(name, payload)
-        converter = workflow.payload_converter()
-        raw = converter.from_payload(args[0].payload) if args else []
         use_backend(ops)  # for this workflow's task, which dies with the run
         try:
             values = wf.decode_input(json.dumps(raw))
@@ -360,6 +366,15 @@ class BandmasterWorkflow:
             if ops.redacting:  # no cause: Temporal would record its raw message too
                 raise run_failure(exc, await redacted("error", error_record(exc))) from None
             raise run_failure(exc) from exc
+
+    def _dispatch(self, queue: str, raw: Any) -> NoReturn:
+        """Continue this run, which has no history yet, as new on the queue of the version it
+        is pinned to (``temporal/_versions.py``): same run id, input and memo, and the signals
+        that arrived meanwhile."""
+        version = queue.rpartition("@")[2]
+        memo = {**workflow.memo(), VERSION_MEMO: version}
+        early = [[name, payload] for name, payload in self.early]
+        workflow.continue_as_new(args=[raw, early], task_queue=queue, memo=memo)
 
     @workflow.signal(dynamic=True)
     def signal(self, name: str, args: Sequence[RawValue]) -> None:

@@ -29,10 +29,12 @@ from bandmaster.engine.stats_report import (
     Stats,
     StepStats,
     WorkflowStats,
+    unserved_of,
 )
 from bandmaster.observe.stats._raw import compute_raw, unknown_cost_calls, with_unknown_costs
 from bandmaster.observe.stats._rollup import catch_up_before_reading, compute_rollups, has_rollups
 from bandmaster.observe.stats._tenants import tenants_of_journal
+from bandmaster.store import unserved_rows
 from bandmaster.store.reading import JournalRef, connect, journal_path, parse_duration
 
 
@@ -59,6 +61,9 @@ def compute(
             conn, workflow, cutoff
         )
         tenants = tenants_of_journal(conn, workflow, cutoff)
+        unserved = [
+            u for u in unserved_of(unserved_rows(conn, time.time())) if workflow in (None, u.workflow)
+        ]
         models = with_unknown_costs(models, unknown_cost_calls(conn, workflow, cutoff))
         file_bytes, free_bytes = _file_sizes(conn, journal_path(db))
         conn.execute("COMMIT")
@@ -82,6 +87,7 @@ def compute(
         days=days,
         percentiles_exact=not from_rollups,
         tenants=tenants,
+        unserved=unserved,
         unknown_cost_calls=sum(m.unknown_cost_calls for m in models),
     )
 
