@@ -149,8 +149,10 @@ async def test_runs_no_worker_takes_and_approvals_near_their_deadline(
             if await engine.approvals.list(run_id=handle.id):
                 break
             await asyncio.sleep(0.05)
-    async with bm.Engine(db_path, workflows=[orphan], worker=False) as client:
+    orphan_v1 = bm.workflow(name="triage", version="1")(orphan.fn)
+    async with bm.Engine(db_path, workflows=[orphan, orphan_v1], worker=False) as client:
         await client.start(orphan, "nobody serves me")
+        await client.start(orphan_v1, "nor my version")
 
     later = time.time() + 120  # two minutes on: the orphan waited, the approval nears its deadline
     hook = Alerts(
@@ -163,12 +165,13 @@ async def test_runs_no_worker_takes_and_approvals_near_their_deadline(
     hook.check_journal(db_path)
     hook.check_journal(db_path)  # the same state again: nothing new to send
     hook.close()
-    got = {a["alert"]: a for a in alerts(alert_receiver)}
-    assert len(alerts(alert_receiver)) == 2, alerts(alert_receiver)
-    assert got["runs_waiting"]["subject"] == "orphan"
-    assert got["runs_waiting"]["link"] == f"{DASHBOARD}/ui/runs?workflow=orphan&status=queued"
-    assert got["approval_deadline"]["subject"] == f"{handle.id}/release"
-    assert got["approval_deadline"]["link"] == f"{DASHBOARD}/ui/runs/{handle.id}"
+    got = {(a["alert"], a["subject"]): a for a in alerts(alert_receiver)}
+    assert len(alerts(alert_receiver)) == 3, alerts(alert_receiver)
+    assert got["runs_waiting", "orphan"]["link"] == f"{DASHBOARD}/ui/runs?workflow=orphan&status=queued"
+    versioned = got["runs_waiting", "triage@1"]  # a version with no worker is its own subject
+    assert versioned["link"] == f"{DASHBOARD}/ui/runs?workflow=triage&status=queued"
+    assert versioned["summary"].startswith("1 runs of triage@1 ready for over 60 s")
+    assert got["approval_deadline", f"{handle.id}/release"]["link"] == f"{DASHBOARD}/ui/runs/{handle.id}"
     assert all(a["verified"] for a in got.values())
 
 

@@ -167,18 +167,21 @@ class Alerts(Hooks):
         except sqlite3.Error as exc:
             log.warning("alerts: cannot read %s: %s", journal, exc)
             return
-        stuck = {str(workflow): int(count) for workflow, count in waiting}
+        stuck = {  # subject (triage@1, or triage without a version) -> workflow, runs
+            f"{workflow}@{version}" if version else str(workflow): (str(workflow), int(count))
+            for workflow, version, count in waiting
+        }
         with self._lock:
             firing = list(self._firing)
         for name, subject in firing:
             if name == "runs_waiting" and subject not in stuck:
                 self._transition(name, subject, False, f"runs of {subject} are being taken again", None)
-        for workflow, count in stuck.items():
+        for subject, (workflow, count) in stuck.items():
             summary = (
-                f"{count} runs of {workflow} ready for over {self.queue_wait:g} s and no worker serves it"
+                f"{count} runs of {subject} ready for over {self.queue_wait:g} s and no worker serves it"
             )
             link = self._link("/ui/runs", workflow=workflow, status="queued")
-            self._transition("runs_waiting", workflow, True, summary, link)
+            self._transition("runs_waiting", subject, True, summary, link)
         near = {f"{run_id}/{name}": (run_id, deadline) for run_id, name, deadline in approvals}
         for name, subject in firing:
             if name == "approval_deadline" and subject not in near:
@@ -332,12 +335,13 @@ def alert_message(alert: Alert) -> dict[str, Any]:
 
 # Ready runs older than the wait, per workflow, where no run of that workflow is leased now.
 _WAITING = """
-    SELECT workflow, count(*) FROM runs AS r
+    SELECT workflow, version, count(*) FROM runs AS r
     WHERE status IN ('queued', 'waiting') AND ready_at <= ?
-      AND NOT EXISTS (SELECT 1 FROM runs AS l WHERE l.workflow = r.workflow
+      AND NOT EXISTS (SELECT 1 FROM runs AS l WHERE l.workflow = r.workflow AND l.version IS r.version
                       AND l.status = 'running' AND l.lease_expires > ?)
-    GROUP BY workflow
+    GROUP BY workflow, version
 """
+"""Ready runs of a workflow version (``triage@1``) that no run of that version is executing."""
 _APPROVALS = (
     "SELECT run_id, name, deadline FROM approvals "
     "WHERE status = 'pending' AND deadline IS NOT NULL AND deadline <= ?"
