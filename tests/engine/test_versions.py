@@ -175,3 +175,25 @@ def test_a_worker_refuses_a_default_version_it_does_not_host(tmp_path: Path) -> 
         )
         assert done.returncode == 2
         assert message in done.stderr
+
+
+def test_the_cli_runs_one_version_or_the_newest(tmp_path: Path) -> None:
+    module = tmp_path / "greetings.py"
+    versions = (
+        f"@bm.workflow(name='greet', version='{v}')\n"
+        f"async def greet_v{v}(name: str) -> str:\n    return 'v{v} ' + name\n\n"
+        for v in ("1", "2")
+    )
+    module.write_text("import bandmaster as bm\n\n" + "".join(versions))
+    db = str(tmp_path / "bm.db")
+    assert cli("run", f"{module}:greet", "--input", '"Ada"', "--db", db).stdout.strip() == '"v2 Ada"'
+    assert cli("run", f"{module}:greet@1", "--input", '"Ada"', "--db", db).stdout.strip() == '"v1 Ada"'
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANDMASTER_")}
+    missing = subprocess.run(
+        [sys.executable, "-m", "bandmaster.cli", "run", f"{module}:greet@3", "--input", "1", "--db", db],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert missing.returncode == 2
+    assert "has no workflow 'greet@3' (workflows there: greet@1, greet@2)" in missing.stderr

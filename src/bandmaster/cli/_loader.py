@@ -11,6 +11,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bandmaster.engine import Workflow
+from bandmaster.engine.backend_kit import HostedWorkflows, describe_key
 from bandmaster.errors import UsageError, WorkflowNotFound
 
 
@@ -70,7 +71,8 @@ def workflows_in(module: ModuleType) -> list[Workflow[..., object]]:
 
 
 def load_workflow(target: str) -> Workflow[..., object]:
-    """``module:workflow``; the workflow may be named by attribute or by workflow name."""
+    """``module:workflow``; the workflow may be named by attribute or by workflow name, and by
+    ``name@version`` for one version (by name alone: the newest the module defines)."""
     module_spec, sep, attribute = target.rpartition(":")
     if not sep or not module_spec or not attribute:
         raise UsageError(f"expected MODULE:WORKFLOW (e.g. examples/app.py:triage), got {target!r}")
@@ -78,10 +80,11 @@ def load_workflow(target: str) -> Workflow[..., object]:
     value = getattr(module, attribute, None)
     if isinstance(value, Workflow):
         return value
-    for wf in workflows_in(module):
-        if wf.name == attribute:
-            return wf
-    known = ", ".join(wf.name for wf in workflows_in(module)) or "none"
+    name, _, version = attribute.partition("@")
+    matches = [wf for wf in workflows_in(module) if wf.name == name and version in ("", wf.version)]
+    if matches:
+        return HostedWorkflows(matches).defaults[name]
+    known = ", ".join(describe_key(wf.name, wf.version) for wf in workflows_in(module)) or "none"
     raise WorkflowNotFound(f"{module_spec} has no workflow {attribute!r} (workflows there: {known})")
 
 
