@@ -318,8 +318,7 @@ class Worker:
             self.on_finished(row.id)
             return
         wf = self.workflows.get(row.workflow, row.version)
-        if wf is None:  # claimed by a query that matched its key: only if hosting changed since
-            log.warning("run %s: version %r is not hosted here; handing it back", row.id, row.version)
+        if wf is None:  # the claim matched its key, so only if hosting changed since: hand it back
             self.give_up(row.id, LookupError(f"{describe_key(row.workflow, row.version)} is not hosted here"))
             return
         current_run.set(ctx)  # this task's own context; nothing else sees it
