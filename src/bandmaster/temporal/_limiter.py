@@ -33,10 +33,10 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.worker import Worker
 
 from bandmaster.policies import Grant, LimitState, RateLimits
+from bandmaster.temporal._singletons import ensure_running
 
 LIMITER_WORKFLOW = "bandmaster.limits"
 TAKE_UPDATE = "bandmaster.limits.take"
@@ -61,14 +61,7 @@ def limiter_queue(task_queue: str) -> str:
 
 async def ensure_limiter(client: Client, task_queue: str) -> None:
     """Start the limiter workflow of ``task_queue`` unless it runs."""
-    await client.start_workflow(
-        LIMITER_WORKFLOW,
-        None,
-        id=limiter_id(task_queue),
-        task_queue=limiter_queue(task_queue),
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-    )
+    await ensure_running(client, LIMITER_WORKFLOW, limiter_id(task_queue), limiter_queue(task_queue))
 
 
 def _limits(raw: dict[str, Any]) -> RateLimits:

@@ -36,13 +36,13 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio import workflow
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 
 from bandmaster.errors import BandmasterError, UnknownModel
 from bandmaster.models import AliasSpec, Registry
 from bandmaster.policies import Breaker, BreakerState
 from bandmaster.temporal._hosting import hosted
+from bandmaster.temporal._singletons import ensure_running
 
 REGISTRY_WORKFLOW = "bandmaster.models"
 STATE_QUERY = "bandmaster.models.state"
@@ -71,14 +71,7 @@ def registry_id(task_queue: str) -> str:
 async def ensure_registry(client: Client, task_queue: str) -> None:
     """Start the registry workflow of ``task_queue`` unless it runs (workers and desks call
     this before they use it; a terminated one starts again, empty)."""
-    await client.start_workflow(
-        REGISTRY_WORKFLOW,
-        None,
-        id=registry_id(task_queue),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-    )
+    await ensure_running(client, REGISTRY_WORKFLOW, registry_id(task_queue), task_queue)
 
 
 def empty_state() -> dict[str, Any]:

@@ -22,8 +22,9 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.client import Client
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError
+
+from bandmaster.temporal._singletons import ensure_running
 
 SPEND_WORKFLOW = "bandmaster.spend"
 RESERVE_UPDATE = "bandmaster.spend.reserve"
@@ -47,14 +48,7 @@ def spend_id(task_queue: str) -> str:
 
 async def ensure_spend(client: Client, task_queue: str) -> None:
     """Start the spend workflow of ``task_queue`` unless it runs."""
-    await client.start_workflow(
-        SPEND_WORKFLOW,
-        None,
-        id=spend_id(task_queue),
-        task_queue=task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-    )
+    await ensure_running(client, SPEND_WORKFLOW, spend_id(task_queue), task_queue)
 
 
 def _key(scope: str, day: str) -> str:
