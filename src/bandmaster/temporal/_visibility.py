@@ -23,6 +23,8 @@ def runs_query(
     workflow: str | None = None,
     status: str | None = None,
     since: datetime | None = None,
+    before: datetime | None = None,
+    id_prefix: str | None = None,
 ) -> str:
     """Runs on ``task_queue`` (of ``workflow``, with Temporal ``status``, started at or after
     ``since``), bandmaster's own workflows left out."""
@@ -34,4 +36,8 @@ def runs_query(
         clauses.append(f"ExecutionStatus = '{quote(status)}'")
     if since is not None:
         clauses.append(f"StartTime >= '{since.isoformat()}'")
+    if before is not None:
+        clauses.append(f"StartTime < '{before.isoformat()}'")
+    if id_prefix:
+        clauses.append(f"WorkflowId STARTS_WITH '{quote(id_prefix)}'")
     return " AND ".join(clauses)
