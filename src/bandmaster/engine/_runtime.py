@@ -639,8 +639,9 @@ class Engine:
             offset=offset,
             search=search or None,
             id_prefix=id_prefix or None,
-            created_after=created_after.timestamp() if created_after is not None else None,
-            created_before=created_before.timestamp() if created_before is not None else None,
+            # A run's time as shown (a datetime) is its journaled float rounded to the µs.
+            created_after=created_after.timestamp() - 1e-6 if created_after is not None else None,
+            created_before=created_before.timestamp() - 1e-6 if created_before is not None else None,
             order=order,
         )
         return [_run_info(r) for r in rows]

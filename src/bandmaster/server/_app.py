@@ -128,12 +128,19 @@ def create_app(
     async def home() -> RedirectResponse:
         return RedirectResponse("/ui/runs", status_code=303)
 
-    @app.get("/healthz", tags=["health"], responses=errors.documented(*errors.EVERY_REQUEST))
+    @app.get(
+        "/healthz", operation_id="health", tags=["health"], responses=errors.documented(*errors.EVERY_REQUEST)
+    )
     async def healthz() -> dict[str, str]:
         """The process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], responses=errors.documented(*errors.EVERY_REQUEST, 503))
+    @app.get(
+        "/readyz",
+        operation_id="readiness",
+        tags=["health"],
+        responses=errors.documented(*errors.EVERY_REQUEST, 503),
+    )
     async def readyz(request: Request) -> JSONResponse:
         """The journal is reachable and its schema is this version's. Unauthenticated, so it
         names no path or address: the server log has them."""
@@ -163,6 +170,7 @@ def create_app(
 
     @app.get(
         "/metrics",
+        operation_id="prometheusMetrics",
         tags=["health"],
         response_class=PlainTextResponse,
         responses=errors.documented(*errors.EVERY_REQUEST),
