@@ -106,9 +106,7 @@ def test_openapi_has_a_bearer_scheme_operation_ids_and_error_shapes(server: Serv
         spec = http.get("/openapi.json").json()
     scheme = spec["components"]["securitySchemes"]["token"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
-    operations = [
-        (path, method, op) for path, item in spec["paths"].items() for method, op in item.items()
-    ]
+    operations = [(path, method, op) for path, item in spec["paths"].items() for method, op in item.items()]
     ids = [op["operationId"] for _, _, op in operations]
     assert len(ids) == len(set(ids))
     assert all(re.fullmatch(r"[a-z]+[A-Za-z]*", i) for i in ids), ids  # ours, not FastAPI's generated
@@ -124,7 +122,8 @@ def test_openapi_has_a_bearer_scheme_operation_ids_and_error_shapes(server: Serv
     assert body["properties"]["error"] == {"$ref": "#/components/schemas/ErrorDetail"}
     with server.client() as http:  # the documented shape is the one answered
         missing = http.get("/api/v1/runs")
-    assert set(missing.json()) == {"error"} and set(missing.json()["error"]) == {"code", "message"}
+    assert set(missing.json()) == {"error"}
+    assert set(missing.json()["error"]) == {"code", "message"}
 
 
 def test_idempotency_key_is_the_run_id(server: Server) -> None:
