@@ -24,8 +24,10 @@ from bandmaster.models import Registry
 from bandmaster.server import _api as api
 from bandmaster.server import _errors as errors
 from bandmaster.server import _hooks as hooks
+from bandmaster.server import _runs_ui as runs_ui
 from bandmaster.server import _schedules as schedules
 from bandmaster.server import _schedules_ui as schedules_ui
+from bandmaster.server import _stats_ui as stats_ui
 from bandmaster.server import _ui as ui
 from bandmaster.server._deps import ServerState
 from bandmaster.server._journal import reading
@@ -121,6 +123,8 @@ def create_app(
     app.include_router(schedules.router)
     app.include_router(hooks.router)
     app.include_router(ui.router)
+    app.include_router(runs_ui.router)
+    app.include_router(stats_ui.router)
     app.include_router(schedules_ui.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -104,3 +104,12 @@ def ticks(span: float, most: int = 6) -> list[float]:
             step = minute_step
             break
     return [n * step for n in range(int(span / step + 1e-9) + 1)]
+
+
+def cost_text(cost: float, unknown_calls: int) -> str:
+    """A sum of costs, honest about calls of unknown price: ``$0.0012``, ``unknown (2 calls of
+    unknown price)``, ``at least $0.0012 (1 call of unknown price)``."""
+    if not unknown_calls:
+        return usd(cost)
+    calls = f"{unknown_calls} call{'s' if unknown_calls != 1 else ''} of unknown price"
+    return f"at least {usd(cost)} ({calls})" if cost else f"unknown ({calls})"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,41 +17,32 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from bandmaster._types import TERMINAL_STATUSES
 from bandmaster.engine.backend import AliasState
-from bandmaster.engine.stats_report import cost_text
 from bandmaster.errors import (
     AlreadyDecided,
     BandmasterError,
-    InvalidInput,
     NoModelRegistry,
     NotAuthorized,
     NotSupported,
-    RunNotFound,
 )
-from bandmaster.observe.stats import Stats, StepStats
+from bandmaster.server import _format as fmt
 from bandmaster.server._auth import Session, close_session, csrf_matches, open_session, session_of, verify
 from bandmaster.server._deps import ServerState, admit, state_of
-from bandmaster.server._errors import ApiError, scrubbed, shorter
-from bandmaster.server._exposure import shown_run
-from bandmaster.server._journal import run_costs
-from bandmaster.server._limits import MAX_OFFSET
-from bandmaster.server._svg import bars, gantt
+from bandmaster.server._errors import ApiError, scrubbed
 from bandmaster.store import TokenStore
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
-def usd(value: float | None) -> str:
-    """Model costs are often fractions of a cent: keep three significant digits."""
-    if not value:
-        return "\u2013"  # an en dash: no cost recorded
-    return f"${value:.2f}" if value >= 0.01 else f"${value:.3g}"
+def short_type(name: object) -> str:
+    """An error's type as journaled (``builtins.ValueError``) without the builtins module."""
+    return str(name or "").removeprefix("builtins.")
 
 
-templates.env.filters["usd"] = usd
-templates.env.filters["cost_text"] = cost_text  # a sum with calls of unknown price: "at least $x"
+for _name in ("usd", "seconds", "count", "percent", "plain", "time_left", "human", "cost_text"):
+    templates.env.filters[_name] = getattr(fmt, _name)
+templates.env.filters["short_type"] = short_type
 
 COOKIE = "bm_session"
 LOGIN_CSRF = "bm_login_csrf"
@@ -206,98 +196,8 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, *, 
     )
 
 
-# --- runs ----------------------------------------------------------------------------------
-
-
-def _age(stamp: datetime) -> str:
-    seconds = (datetime.now(UTC) - stamp).total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
-
-
-@router.get("/ui/runs")
-async def runs_page(request: Request, status: str = "", workflow: str = "", offset: int = 0) -> HTMLResponse:
-    state, session = _page(request)
-    statuses = state.backend.capabilities.statuses
-    chosen = status if status in statuses else None
-    limit = 50
-    offset = min(max(0, offset), MAX_OFFSET)
-    runs = await state.backend.list(status=chosen, workflow=workflow or None, limit=limit + 1, offset=offset)
-    # Costs are summed from the server journal's steps (none there when runs live elsewhere).
-    costs = run_costs(state.engine.path, [r.id for r in runs[:limit]])
-    return _render(
-        request,
-        "runs.html",
-        session=session,
-        title="Runs",
-        runs=runs[:limit],
-        costs=costs,
-        age=_age,
-        statuses=statuses,
-        status=chosen or "",
-        workflow=workflow,
-        workflows=sorted(state.backend.workflows),
-        offset=offset,
-        more=len(runs) > limit,
-        limit=limit,
-        live=state.settings.refresh_seconds,  # live.js updates the table: the filter form keeps its text
-    )
-
-
-@router.get("/ui/runs/{run_id}")
-async def run_page(request: Request, run_id: str) -> HTMLResponse:
-    state, session = _page(request)
-    try:
-        info = shown_run(await state.backend.describe(run_id), internals=state.settings.show_internals)
-    except RunNotFound:
-        return _render(
-            request,
-            "error.html",
-            404,
-            session=session,
-            title="No such run",
-            message=f"No run {shorter(run_id)}.",
-        )
-    end = info.ended_at or datetime.now(UTC)
-    approvals = await state.backend.approvals.list(status=None, run_id=run_id)
-    cost = sum(float(s.meta.get("cost") or 0.0) for s in info.steps)
-    unknown_costs = sum(s.meta.get("cost_known") is False for s in info.steps)
-    tokens = sum(
-        int(s.meta["tokens"].get("input", 0)) + int(s.meta["tokens"].get("output", 0))
-        for s in info.steps
-        if isinstance(s.meta.get("tokens"), dict)
-    )
-    finished = info.status in TERMINAL_STATUSES
-    return _render(
-        request,
-        "run.html",
-        session=session,
-        title=f"Run {run_id}",
-        run=info,
-        chart=gantt(info.steps, info.created_at, end),
-        approvals=approvals,
-        cost=cost,
-        unknown_costs=unknown_costs,
-        tokens=tokens,
-        pretty=_pretty,
-        finished=finished,
-        refresh=0 if finished else state.settings.refresh_seconds,
-    )
-
-
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)[:20_000]
-
-
-@router.post("/ui/runs/{run_id}/cancel")
-async def cancel_run(request: Request, run_id: str) -> Response:
-    state, session = _page(request, "runs:write")
-    await _form(request, session)
-    await state.backend.cancel(run_id)
-    TokenStore(state.store).audit(session.principal.name, "run.cancel", run_id)
-    return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
 
 
 # --- approvals -----------------------------------------------------------------------------
@@ -449,63 +349,3 @@ async def apply_weights(request: Request, alias: str) -> Response:
         return await _models(request, state, session, str(exc), 422)
     TokenStore(state.store).audit(session.principal.name, "models.set", alias, {"weights": weights})
     return RedirectResponse("/ui/models", status_code=303)
-
-
-# --- stats ---------------------------------------------------------------------------------
-
-DEFAULT_SINCE = "24h"
-
-
-@router.get("/ui/stats")
-async def stats_page(request: Request, workflow: str = "", since: str = DEFAULT_SINCE) -> HTMLResponse:
-    """``since`` defaults to a day: the whole of a big journal takes seconds (README, Statistics);
-    an empty value asks for it all the same."""
-    state, session = _page(request)
-    try:
-        found = await state.backend.stats(workflow=workflow or None, since=since.strip() or None)
-    except NotSupported as exc:
-        return _render(request, "error.html", 501, session=session, title="Stats", message=str(exc))
-    except InvalidInput as exc:
-        return _render(request, "error.html", 422, session=session, title="Bad filter", message=str(exc))
-    steps = found.step_stats
-    return _render(
-        request,
-        "stats.html",
-        session=session,
-        title="Stats",
-        stats=found,
-        runs_by_status=_runs_by_status(found),
-        total_cost=sum(w.cost for w in found.workflows),
-        workflow=workflow,
-        since=since,
-        workflows=sorted(state.backend.workflows),
-        p50=bars("p50 latency per step (ms)", [(_label(s), (s.p50 or 0.0) * 1000) for s in steps], " ms"),
-        p99=bars("p99 latency per step (ms)", [(_label(s), (s.p99 or 0.0) * 1000) for s in steps], " ms"),
-        failures=bars("failure rate per step", [(_label(s), s.failure_rate) for s in steps]),
-        fallbacks=bars(
-            "fallback rate per model step", [(s.name, s.fallback_rate) for s in steps if s.kind == "model"]
-        ),
-        costs=bars("cost per model (USD)", _cost_per_model(found), " $"),
-        step_costs=bars("cost per step (USD)", [(s.name, s.cost) for s in steps if s.kind == "model"], " $"),
-    )
-
-
-def _label(step: StepStats) -> str:
-    """An approval is journaled as two kinds under one name: tell their bars apart."""
-    return step.name if step.kind in ("step", "model") else f"{step.name} ({step.kind})"
-
-
-def _runs_by_status(stats: Stats) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for wf in stats.workflows:
-        for status, count in wf.by_status.items():
-            counts[status] = counts.get(status, 0) + count
-    return dict(sorted(counts.items()))
-
-
-def _cost_per_model(stats: Stats) -> list[tuple[str, float]]:
-    """One bar per model: ``Stats.models`` splits a model by the alias and version that served it."""
-    costs: dict[str, float] = {}
-    for m in stats.models:
-        costs[m.model] = costs.get(m.model, 0.0) + m.cost
-    return sorted(costs.items(), key=lambda item: -item[1])
