@@ -121,8 +121,8 @@ def gantt(steps: Sequence[StepInfo], start: datetime, end: datetime) -> Markup:
                 f'height="{_ROW - 8}" fill="{FAILED}" class="failed-attempt">'
                 f"<title>attempt {attempt} failed after {escape(fmt.seconds(failed - tried))}</title></rect>"
             )
-            if retried < finished + 1e-9:
-                mark = x_of(retried)
+            if retried <= finished + 0.05:  # the sleep's clock and the journal's may differ by ms
+                mark = x_of(min(retried, finished))
                 out.append(
                     f'<line x1="{mark:.1f}" y1="{y - 2}" x2="{mark:.1f}" y2="{y + _ROW - 6}" class="retry">'
                     f"<title>attempt {attempt + 1} at +{escape(fmt.seconds(retried - origin))}</title></line>"
