@@ -184,10 +184,14 @@ async def list_runs(
     ] = None,
     id_prefix: Annotated[str | None, Query(max_length=200, description="The run id begins with this")] = None,
     created_after: Annotated[
-        datetime | None, Query(description="Created at or after (ISO 8601, or Unix seconds)")
+        str | None,
+        Query(
+            max_length=40, description="Created at or after: ISO 8601 (UTC without a zone) or Unix seconds"
+        ),
     ] = None,
     created_before: Annotated[
-        datetime | None, Query(description="Created before (ISO 8601, or Unix seconds)")
+        str | None,
+        Query(max_length=40, description="Created before: ISO 8601 (UTC without a zone) or Unix seconds"),
     ] = None,
     order: Annotated[
         RunOrder,
@@ -206,8 +210,8 @@ async def list_runs(
         offset=offset,
         search=search or None,
         id_prefix=id_prefix or None,
-        created_after=_aware(created_after),
-        created_before=_aware(created_before),
+        created_after=_moment(created_after, "created_after"),
+        created_before=_moment(created_before, "created_before"),
         order=order,
     )
     more = len(runs) > limit
@@ -218,9 +222,32 @@ async def list_runs(
     )
 
 
-def _aware(stamp: datetime | None) -> datetime | None:
-    """A time without a zone is read as UTC (the dashboard's times are UTC)."""
-    return stamp.replace(tzinfo=UTC) if stamp is not None and stamp.tzinfo is None else stamp
+def _moment(text: str | None, name: str) -> datetime | None:
+    """A query's time: ISO 8601 (read as UTC without a zone) or Unix seconds."""
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if not (math.isfinite(seconds) and 0 <= seconds <= MAX_UNIX):
+            raise ApiError(
+                422, "invalid_input", f"{name}={shorter(text)} is not a time; give Unix seconds or ISO 8601"
+            )
+        return datetime.fromtimestamp(seconds, UTC)
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"{name}={shorter(text)} is not a time; write ISO 8601 (2026-12-06T13:00:00Z) or Unix seconds",
+        ) from None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+
+
+MAX_UNIX = 253_402_300_799.0  # 9999-12-31: later times overflow a datetime
 
 
 @router.get(
