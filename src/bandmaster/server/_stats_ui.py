@@ -102,8 +102,13 @@ async def stats_page(request: Request, workflow: str = "", since: str = DEFAULT_
         after, before = (t.strftime("%Y-%m-%dT%H:%M:%S") for t in (bucket.start, bucket.end))
         return RunFilters(workflow=workflow, after=after, before=before).url(**changes)
 
-    def stamp(at: datetime) -> str:
-        return at.strftime("%H:%M" if (now - start) <= timedelta(days=2) else "%b %d")
+    span = now - start
+
+    def stamp(at: datetime) -> str:  # slices of seconds, minutes or hours tell apart
+        pattern = (
+            "%H:%M:%S" if span <= timedelta(minutes=10) else "%H:%M" if span <= timedelta(days=2) else "%b %d"
+        )
+        return at.strftime(pattern)
 
     steps = found.step_stats
     by_status = _runs_by_status(found)
@@ -153,7 +158,7 @@ async def stats_page(request: Request, workflow: str = "", since: str = DEFAULT_
                     [window_url(b, status="failed") for b in slices],
                 ),
             ],
-            fmt.count,
+            fmt.plain,
             stamp,
         ),
         cost_chart=over_time(

@@ -123,6 +123,13 @@ def gantt(steps: Sequence[StepInfo], start: datetime, end: datetime) -> Markup:
             )
             if retried <= finished + 0.05:  # the sleep's clock and the journal's may differ by ms
                 mark = x_of(min(retried, finished))
+                gap = mark - x_of(failed)
+                if gap > 1:  # the wait before the retry: neither failing nor working
+                    out.append(
+                        f'<rect x="{x_of(failed):.1f}" y="{y}" width="{gap:.1f}" height="{_ROW - 8}" '
+                        f'class="retry-wait"><title>waited {escape(fmt.seconds(retried - failed))} '
+                        f"before attempt {attempt + 1}</title></rect>"
+                    )
                 out.append(
                     f'<line x1="{mark:.1f}" y1="{y - 2}" x2="{mark:.1f}" y2="{y + _ROW - 6}" class="retry">'
                     f"<title>attempt {attempt + 1} at +{escape(fmt.seconds(retried - origin))}</title></line>"
