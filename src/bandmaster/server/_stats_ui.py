@@ -99,7 +99,10 @@ async def stats_page(request: Request, workflow: str = "", since: str = DEFAULT_
     base = RunFilters(workflow=workflow, since=since)
 
     def window_url(bucket: Bucket, **changes: str) -> str:
-        after, before = (t.strftime("%Y-%m-%dT%H:%M:%S") for t in (bucket.start, bucket.end))
+        # To the microsecond: the runs list must find exactly the runs the slice counted.
+        after, before = (
+            t.replace(tzinfo=None).isoformat(timespec="microseconds") for t in (bucket.start, bucket.end)
+        )
         return RunFilters(workflow=workflow, after=after, before=before).url(**changes)
 
     span = now - start
