@@ -38,6 +38,8 @@ class ServerState:
     limiter: RateLimiter
     touched: dict[str, float] = field(default_factory=dict)
     hooks: dict[str, InboundHook] = field(default_factory=dict)  # POST /hooks/{name} (--hooks)
+    # Answers the dashboard may reuse for a while: name -> (when, value). See ``_ui.live_stats``.
+    recent: dict[str, tuple[float, object]] = field(default_factory=dict)
 
     @property
     def store(self) -> SQLiteStore:

@@ -29,7 +29,7 @@ from bandmaster.errors import (
     NotAuthorized,
     NotSupported,
 )
-from bandmaster.observe.stats import StepStats
+from bandmaster.observe.stats import Stats, StepStats
 from bandmaster.server import _format as fmt
 from bandmaster.server._auth import Session, close_session, csrf_matches, open_session, session_of, verify
 from bandmaster.server._deps import ServerState, admit, state_of
@@ -413,6 +413,23 @@ async def _models(
     )
 
 
+async def live_stats(state: ServerState) -> Stats:
+    """``stats(since=LIVE_WINDOW)``, reused for ``STATS_REUSE`` seconds on a backend whose
+    reads are history fetches (Temporal rebuilds up to 500 runs per call), so that open models
+    pages refreshing every few seconds do not each rescan the cluster."""
+    reuse = STATS_REUSE if state.backend.capabilities.min_poll > 0 else 0.0
+    kept = state.recent.get("models.stats")
+    now = time.monotonic()
+    if kept is not None and now - kept[0] < reuse and isinstance(kept[1], Stats):
+        return kept[1]
+    found = await state.backend.stats(since=LIVE_WINDOW)
+    state.recent["models.stats"] = (now, found)
+    return found
+
+
+STATS_REUSE = 30.0
+
+
 async def _live_numbers(
     state: ServerState, views: list[AliasState]
 ) -> tuple[dict[str, list[ModelLive]], dict[str, StepStats], str]:
@@ -421,7 +438,7 @@ async def _live_numbers(
     if not views:
         return {}, {}, ""
     try:
-        found = await state.backend.stats(since=LIVE_WINDOW)
+        found = await live_stats(state)
     except NotSupported as exc:
         return {}, {}, str(exc)
     rows: dict[str, list[ModelLive]] = {}
