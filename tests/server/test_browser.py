@@ -367,3 +367,16 @@ def test_approvals_filter_and_decide_in_bulk(context: BrowserContext, server: Se
         audit = http.get("/api/v1/audit").json()
     decided = {a["target"] for a in audit if a["action"] == "approval.decide"}
     assert set(runs) <= decided  # each decided and audited on its own
+
+
+def test_model_numbers_update_live(context: BrowserContext, server: Server) -> None:
+    page = context.new_page()
+    login(page, server.tokens["reader"], "/ui/models")
+    live = page.get_by_role("table", name="Live numbers of intent")
+    production = live.get_by_role("row").filter(has=page.get_by_role("cell", name="production", exact=True))
+    before = int(production.locator("td").nth(4).inner_text().replace(",", ""))
+    page.evaluate("window.notReloaded = true")
+    server.wait_status(start(server, "classify", "I was charged twice"), {"completed"})
+    expect(production.locator("td").nth(4)).to_have_text(f"{before + 1:,}", timeout=20_000)
+    assert page.evaluate("window.notReloaded") is True
+    expect(page.locator("#live-intent")).to_contain_text(re.compile(r"p50 \d+(\.\d+)? (ms|s)"))
