@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,13 @@ from bandmaster.engine.backend import CAPABILITIES, Backend
 
 pytestmark = pytest.mark.timeout(90)
 
-TEMPORAL_MISSING = {"token_streaming", "approval_audit", "injected_clock"}  # README, "Backends"
+TEMPORAL_MISSING = {
+    "token_streaming",
+    "approval_audit",
+    "injected_clock",
+    "run_input_search",
+    "run_ordering",
+}  # README, "Backends"
 
 
 def key() -> str:
@@ -137,6 +144,36 @@ async def test_describe_list_and_run_ids_starting(backend: Backend) -> None:
     assert set(two) <= set(ids)
     with pytest.raises(bm.RunNotFound):
         await backend.describe(f"{prefix}-missing")
+
+
+async def test_list_filters_by_time_and_id_and_says_what_it_cannot(backend: Backend) -> None:
+    prefix = f"f{uuid.uuid4().hex[:6]}"
+    first = await backend.start(wfs.echo, "needle <b>in</b> a haystack", run_id=f"{prefix}-a")
+    await first.result(timeout=30)
+    middle = (await backend.describe(first.id)).created_at + timedelta(milliseconds=1)
+    await asyncio.sleep(0.05)
+    second = await backend.start(wfs.echo, "plain hay", run_id=f"{prefix}-b")
+    await second.result(timeout=30)
+    ids = {first.id, second.id}
+    by_prefix = [r.id for r in await backend.list(id_prefix=prefix)]
+    assert by_prefix == [second.id, first.id]  # newest first
+    later = {r.id for r in await backend.list(id_prefix=prefix, created_after=middle)}
+    earlier = {r.id for r in await backend.list(id_prefix=prefix, created_before=middle)}
+    assert (later, earlier) == ({second.id}, {first.id})
+    if backend.capabilities.supports("run_input_search"):
+        assert [r.id for r in await backend.list(search="<b>IN</b> a hay")] == [first.id]
+        assert {r.id for r in await backend.list(search=prefix)} == ids  # ids match too
+        assert await backend.list(search="100%_") == []  # LIKE wildcards are plain text
+    else:
+        with pytest.raises(bm.NotSupported, match=r"run_input_search.*id_prefix"):
+            await backend.list(search="needle")
+    if backend.capabilities.supports("run_ordering"):
+        oldest = [r.id for r in await backend.list(id_prefix=prefix, order="oldest")]
+        assert oldest == [first.id, second.id]
+        assert {r.id for r in await backend.list(id_prefix=prefix, order="longest")} == ids
+    else:
+        with pytest.raises(bm.NotSupported, match=r"run_ordering.*newest first"):
+            await backend.list(order="oldest")
 
 
 async def test_approvals_list_decide_audit_and_a_late_decision(backend: Backend) -> None:

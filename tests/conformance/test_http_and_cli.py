@@ -248,6 +248,55 @@ def test_dashboard_pages_and_forms(stack: Stack) -> None:
         assert stats.status_code == 200
 
 
+def _dashboard_login(http: object, stack: Stack) -> dict[str, str]:
+    """Log in as alice; the session cookie as a header (Secure: httpx keeps it off http)."""
+    login = http.get("/login")  # type: ignore[attr-defined]
+    csrf = login.text.split('name="csrf_token" value="')[1].split('"')[0]
+    form = {"csrf_token": csrf, "token": stack.tokens["alice"], "next": "/ui/runs"}
+    answer = http.post("/login", data=form, headers={"Cookie": f"bm_login_csrf={csrf}"})  # type: ignore[attr-defined]
+    return {"Cookie": answer.headers["set-cookie"].split(";")[0]}
+
+
+def test_runs_search_time_and_order_or_not_supported(stack: Stack) -> None:
+    """The runs list's filters on both backends: input search and ordering are the embedded
+    journal's; Temporal answers 501 with why (API) and searches ids by prefix (dashboard)."""
+    tag = uuid.uuid4().hex[:8]
+    run_id = stack.start("echo", f"needle {tag}")
+    stack.wait(run_id, "completed")
+    with stack.client("reader") as http:
+        by_text = http.get("/api/v1/runs", params={"search": tag})
+        by_prefix = http.get("/api/v1/runs", params={"id_prefix": run_id[:12]})
+        oldest = http.get("/api/v1/runs", params={"order": "oldest", "limit": 5})
+        recent = http.get(
+            "/api/v1/runs", params={"created_after": "2000-01-01T00:00:00Z", "workflow": "echo"}
+        )
+    with stack.client("alice") as http:
+        cookie = _dashboard_login(http, stack)
+        page = http.get("/ui/runs", params={"q": run_id[:12]}, headers=cookie)
+        sorted_page = http.get("/ui/runs", params={"order": "oldest"}, headers=cookie)
+        stats = http.get("/ui/stats", headers=cookie)
+    assert run_id in [r["id"] for r in by_prefix.json()["runs"]]
+    assert run_id in [r["id"] for r in recent.json()["runs"]]
+    assert page.status_code == 200
+    assert run_id in page.text
+    if "run_input_search" in stack.missing:
+        assert error_of(by_text)[:2] == (501, "not_supported")
+        assert stack.missing["run_input_search"] in error_of(by_text)[2]
+        assert "Run id starts with" in page.text  # the search box says what it searches
+        assert "does not index workflow inputs" in page.text
+    else:
+        assert [r["id"] for r in by_text.json()["runs"]] == [run_id]
+        assert "Search id or input" in page.text
+    if "run_ordering" in stack.missing:
+        assert error_of(oldest)[:2] == (501, "not_supported")
+        assert sorted_page.status_code == 501
+        assert stack.missing["run_ordering"] in sorted_page.text
+    else:
+        assert oldest.status_code == 200
+        assert sorted_page.status_code == 200
+    assert stats.status_code == (501 if "stats" in stack.missing else 200)
+
+
 # --- CLI -------------------------------------------------------------------------------------
 
 

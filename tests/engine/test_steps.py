@@ -402,7 +402,13 @@ async def test_retryable_errors_are_retried_and_attempt_errors_recorded(
     assert await handle.result(timeout=10) == "up"
     (step,) = (await handle.describe()).steps
     assert (step.status, step.attempts) == ("completed", 3)
-    assert step.meta == {"attempt_errors": ["ProviderUnavailable: down 1", "ProviderUnavailable: down 2"]}
+    assert step.meta["attempt_errors"] == ["ProviderUnavailable: down 1", "ProviderUnavailable: down 2"]
+    # When each failed attempt ended and the wait after it: a timeline places the retries there.
+    failures = step.meta["attempt_failures"]
+    assert len(failures) == 2
+    assert step.ended_at is not None
+    assert step.started_at.timestamp() <= failures[0][0] <= failures[1][0] <= step.ended_at.timestamp()
+    assert all(delay >= 0 for _, delay in failures)
     assert calls["flaky"] == 3
 
 
@@ -428,7 +434,8 @@ async def test_non_retryable_error_fails_after_one_attempt(engine: bm.Engine, ca
     assert (step.status, step.attempts) == ("failed", 1)
     assert step.error is not None
     assert step.error["type"] == "bandmaster.errors.InvalidRequest"
-    assert step.meta == {"attempt_errors": ["InvalidRequest: 422: bad schema"]}
+    assert step.meta["attempt_errors"] == ["InvalidRequest: 422: bad schema"]
+    assert len(step.meta["attempt_failures"]) == 1
 
 
 @bm.step(retry=bm.Retry(attempts=5, initial=0.0))
@@ -475,4 +482,5 @@ async def test_sync_steps_are_retried_too(engine: bm.Engine, calls: Counter[str]
     assert await handle.result(timeout=10) == "ok"
     (step,) = (await handle.describe()).steps
     assert step.attempts == 2
-    assert step.meta == {"attempt_errors": ["ConnectionError: reset by peer"]}
+    assert step.meta["attempt_errors"] == ["ConnectionError: reset by peer"]
+    assert len(step.meta["attempt_failures"]) == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 import uuid
@@ -67,6 +68,62 @@ def test_list_runs_filters_and_pages(server: Server) -> None:
         seen = {r["id"] for r in first["runs"] + second["runs"]}
         assert len(seen) == len(first["runs"]) + len(second["runs"])
         assert http.get("/api/v1/runs", params={"status": "bogus"}).status_code == 422
+
+
+def test_list_runs_searches_input_and_ids_by_time_and_order(server: Server) -> None:
+    tag = uuid.uuid4().hex[:8]
+    needle = _start(server, "broken", f"order {tag} <script>alert(1)</script>")
+    plain = _start(server, "calc", 7)
+    for run in (needle, plain):
+        server.wait_status(str(run["id"]), {"completed", "failed"})
+    with server.client("reader") as http:
+
+        def ids(**params: object) -> list[str]:
+            response = http.get("/api/v1/runs", params={"limit": 500, **params})
+            assert response.status_code == 200, response.text
+            return [r["id"] for r in response.json()["runs"]]
+
+        assert ids(search=f"{tag} <SCRIPT>") == [needle["id"]]  # input text, any case
+        assert ids(search=str(plain["id"])[4:12]) == [plain["id"]]  # part of an id
+        assert ids(id_prefix=str(plain["id"])) == [plain["id"]]
+        failed = http.get("/api/v1/runs", params={"search": tag}).json()["runs"][0]
+        assert failed["error"]["type"].endswith("ValueError")  # the list carries the error column's data
+        created = http.get(f"/api/v1/runs/{plain['id']}").json()["created_at"]
+        assert plain["id"] in ids(created_after=created, workflow="calc")
+        assert plain["id"] not in ids(created_before=created, workflow="calc")
+        stamp = time.time() + 3600  # Unix seconds work too
+        assert ids(created_after=stamp) == []
+        newest, oldest = ids(workflow="calc"), ids(workflow="calc", order="oldest")
+        assert newest == oldest[::-1]
+        assert len(ids(order="longest")) == len(ids())
+        _error(http.get("/api/v1/runs", params={"order": "sideways"}), 422, "invalid_input")
+        _error(http.get("/api/v1/runs", params={"created_after": "yesterday"}), 422, "invalid_input")
+        _error(http.get("/api/v1/runs", params={"search": "x" * 201}), 422, "invalid_input")
+
+
+def test_openapi_has_a_bearer_scheme_operation_ids_and_error_shapes(server: Server) -> None:
+    with server.client() as http:
+        spec = http.get("/openapi.json").json()
+    scheme = spec["components"]["securitySchemes"]["token"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    operations = [(path, method, op) for path, item in spec["paths"].items() for method, op in item.items()]
+    ids = [op["operationId"] for _, _, op in operations]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[a-z]+[A-Za-z]*", i) for i in ids), ids  # ours, not FastAPI's generated
+    assert {"listRuns", "startRun", "getRun", "decideApproval", "getStats", "health"} <= set(ids)
+    error_ref = "#/components/schemas/ErrorBody"
+    for path, method, op in operations:
+        if path.startswith("/api/v1"):
+            assert op["security"] == [{"token": []}], (path, method)
+            for status in ("401", "403", "422", "429", "500"):
+                content = op["responses"][status]["content"]["application/json"]["schema"]
+                assert content == {"$ref": error_ref}, (path, method, status)
+    body = spec["components"]["schemas"]["ErrorBody"]
+    assert body["properties"]["error"] == {"$ref": "#/components/schemas/ErrorDetail"}
+    with server.client() as http:  # the documented shape is the one answered
+        missing = http.get("/api/v1/runs")
+    assert set(missing.json()) == {"error"}
+    assert set(missing.json()["error"]) == {"code", "message"}
 
 
 def test_idempotency_key_is_the_run_id(server: Server) -> None:

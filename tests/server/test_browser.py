@@ -5,11 +5,14 @@ refused; the pages fit a phone. Screenshots go to test-artifacts/ (ignored by gi
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
+
+from bandmaster.server._format import seconds
 
 from .conftest import Server
 
@@ -80,7 +83,7 @@ def test_override_an_approval_and_watch_the_run_finish(context: BrowserContext, 
     card = page.locator(f"section[id^='approval-{run_id}-']")
     expect(card).to_contain_text("<PERSON> asks about her invoice")  # the payload, as journaled
     expect(card).to_contain_text("alice, reviewer")  # who is asked
-    expect(card).to_contain_text(re.compile(r"send\s+in \d+ s"))  # the default and time left
+    expect(card).to_contain_text(re.compile(r"send\s+in (9|10) min( \d+ s)?"))  # default, time left
     shot(page, "approvals")
     card.get_by_label("Comment").fill("not PHI, a billing question")
     card.get_by_role("button", name="Override").click()
@@ -128,6 +131,11 @@ def test_login_refuses_a_wrong_or_revoked_token(context: BrowserContext, server:
 def test_change_weights_with_a_confirmation_step(context: BrowserContext, server: Server) -> None:
     page = context.new_page()
     login(page, server.tokens["alice"], "/ui/models")
+    expect(page.get_by_role("table", name="Live numbers of intent")).to_contain_text("production")
+    page.get_by_label("Weight of production").fill("0.6")
+    page.get_by_label("Weight of canary").fill("0.3")
+    page.get_by_role("button", name="Review weight change").click()
+    expect(page.get_by_role("alert")).to_contain_text("must sum to 1, and they sum to 0.9")
     page.get_by_label("Weight of production").fill("0.7")
     page.get_by_label("Weight of canary").fill("0.3")
     page.get_by_role("button", name="Review weight change").click()
@@ -139,6 +147,9 @@ def test_change_weights_with_a_confirmation_step(context: BrowserContext, server
     page.get_by_role("button", name="Confirm change").click()
     expect(page).to_have_url(re.compile(r"/ui/models$"))
     expect(page.get_by_label("Weight of canary")).to_have_value("0.3")
+    history = page.get_by_role("table", name="Change history of intent")
+    expect(history.locator("tbody tr").first).to_contain_text("alice")
+    expect(history.locator("tbody tr").first).to_contain_text("canary 30 %")
     with server.client("alice") as http:
         history = http.get("/api/v1/models/intent").json()["history"]
         assert history[0]["changed_by"] == "alice"
@@ -181,8 +192,8 @@ def test_stats_page_shows_the_numbers_of_the_stats_api(context: BrowserContext, 
     login(page, server.tokens["reader"], "/ui/stats?workflow=classify")
     steps = page.get_by_role("table", name="Per step")
     row = steps.get_by_role("row").filter(has=page.get_by_role("cell", name="intent", exact=True))
-    expect(row).to_contain_text(f"{step['p50'] * 1000:.1f} ms")
-    expect(row).to_contain_text(f"{step['p99'] * 1000:.1f} ms")
+    expect(row).to_contain_text(seconds(step["p50"]))  # the dashboard's one number format
+    expect(row).to_contain_text(seconds(step["p99"]))
     expect(row.get_by_role("cell", name=str(step["calls"]), exact=True)).to_be_visible()
     models = page.get_by_role("table", name="Per model (the version that answered)")
     model_row = models.get_by_role("row").filter(
@@ -252,10 +263,120 @@ def test_the_runs_filter_keeps_its_text_while_the_table_updates(
     page = context.new_page()
     login(page, server.tokens["reader"], "/ui/runs")
     page.evaluate("window.notReloaded = true")
-    field = page.get_by_label("Workflow")
+    field = page.get_by_label("Search id or input")
     field.click()
     field.type("cla")
     run_id = start(server, "calc", 4)
     expect(page.locator("#runs-rows")).to_contain_text(run_id, timeout=20_000)
     expect(field).to_have_value("cla")
     assert page.evaluate("window.notReloaded") is True
+
+
+MARKUP = "<img src=x onerror=window.pwned=1><b>bold</b><script>window.pwned=2</script>"
+EXPONENT = re.compile(r"\b\d+(\.\d+)?[eE][+-]\d+\b")  # 2e-05, 1.72e+03: never on a page
+
+
+def test_runs_list_searches_filters_sorts_and_shows_markup_as_text(
+    context: BrowserContext, server: Server
+) -> None:
+    tag = f"tag{int(time.time() * 1000)}"
+    failed = start(server, "broken", f"{tag} {MARKUP}")
+    server.wait_status(failed, {"failed"})
+    page = context.new_page()
+    login(page, server.tokens["reader"], "/ui/runs")
+    page.get_by_label("Search id or input").fill(tag)
+    page.get_by_label("Status").select_option("failed")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(rf"q={tag}.*status=failed"))
+    rows = page.locator("#runs-rows tr")
+    expect(rows).to_have_count(1)
+    row = rows.first
+    expect(row).to_contain_text(failed)
+    expect(row).to_contain_text("ValueError: cannot handle")
+    expect(row).to_contain_text("<img src=x")  # the user's text, as text
+    expect(row.locator("td").nth(6)).to_have_text(re.compile(r"^\d+(\.\d+)? (ms|s)$"))  # duration
+    shot(page, "runs-search")
+    page.get_by_role("link", name=re.compile("^Duration")).click()
+    expect(page).to_have_url(re.compile(r"order=longest"))
+    expect(page.locator("#runs-rows tr")).to_have_count(1)  # the filters stay applied
+    page.get_by_role("link", name=failed).click()
+    expect(page.locator("#run-input")).to_contain_text(MARKUP)
+    expect(page.locator(".error[role=alert]")).to_contain_text("<b>bold</b>")
+    expect(page.locator("main img, main b, main script")).to_have_count(0)  # nothing became markup
+    assert page.evaluate("window.pwned") is None
+    assert not EXPONENT.search(page.locator("main").inner_text())
+
+
+def test_run_page_follows_the_run_live_and_marks_the_retry(context: BrowserContext, server: Server) -> None:
+    run_id = start(server, "retried", f"live{int(time.time() * 1000)}")
+    page = context.new_page()
+    login(page, server.tokens["reader"], f"/ui/runs/{run_id}")
+    expect(page.locator("#run-status")).to_have_text(re.compile("queued|running|waiting"))
+    assert page.locator("main[data-events]").count() == 1
+    page.evaluate("window.notReloaded = true")
+    expect(page.locator("#run-status")).to_have_text("completed", timeout=20_000)
+    assert page.evaluate("window.notReloaded") is True  # the events redrew it, no reload
+    chart = page.locator("svg.gantt")
+    expect(chart.locator("rect.failed-attempt")).to_have_count(1)  # the first attempt, in red
+    expect(chart.locator("line.retry")).to_have_count(1)  # and where the second began
+    expect(page.locator("#run-steps")).to_contain_text("attempt 1 failed: ConnectionError")
+    axis = [t for t in chart.locator("text.axis").all_text_contents() if t != "0"]
+    assert axis, "the timeline has no axis"
+    assert all(re.fullmatch(r"\d+(\.\d+)? (ms|s)", t) for t in axis), axis
+    failed_x = float(chart.locator("rect.failed-attempt").get_attribute("x") or 0)
+    retry_x = float(chart.locator("line.retry").get_attribute("x1") or 0)
+    assert retry_x > failed_x  # the retry after the failure and its 0.3 s wait, not evenly spread
+    shot(page, "run-live-retried")
+
+
+def test_stats_charts_over_time_link_to_their_runs(context: BrowserContext, server: Server) -> None:
+    server.wait_status(start(server, "broken", "for the failure chart"), {"failed"})
+    page = context.new_page()
+    login(page, server.tokens["reader"], "/ui/stats")
+    latency = page.get_by_role("img", name=re.compile("^Run latency over time"))
+    expect(latency).to_contain_text("p50")  # the legend
+    expect(latency).to_contain_text("p95")
+    expect(page.get_by_role("img", name="Runs and failures over time")).to_contain_text("failed")
+    assert not EXPONENT.search(page.locator("main").inner_text())
+    slices = page.get_by_role("table", name="Per slice of the window")
+    last = slices.locator("tbody tr").last
+    failed = int(last.locator("td").nth(2).inner_text().replace(",", ""))
+    assert failed >= 1
+    last.locator("td").nth(2).get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"/ui/runs\?.*status=failed.*after=.*before="))
+    expect(page.locator("#runs-rows tr")).to_have_count(failed)  # the runs behind the number
+    expect(page.locator("#runs-rows .badge").first).to_have_text("failed")
+
+
+def test_approvals_filter_and_decide_in_bulk(context: BrowserContext, server: Server) -> None:
+    runs = [start(server, "reviewed", f"bulk {n}") for n in range(2)]
+    for run_id in runs:
+        server.wait_status(run_id, {"waiting"})
+    page = context.new_page()
+    login(page, server.tokens["alice"], "/ui/approvals?workflow=reviewed&mine=1")
+    for run_id in runs:
+        page.locator(f"section[id^='approval-{run_id}-'] input.pick-one").check()
+    page.get_by_label("Comment for the ticked approvals").fill("batch <i>ok</i>")
+    shot(page, "approvals-bulk")
+    page.get_by_role("button", name="Approve ticked").click()
+    expect(page.get_by_role("status").filter(has_text="Approved 2 of 2")).to_be_visible()
+    for run_id in runs:
+        server.wait_status(run_id, {"completed"})
+    expect(page.locator("#decided")).to_contain_text("batch <i>ok</i>")
+    with server.client("alice") as http:
+        audit = http.get("/api/v1/audit").json()
+    decided = {a["target"] for a in audit if a["action"] == "approval.decide"}
+    assert set(runs) <= decided  # each decided and audited on its own
+
+
+def test_model_numbers_update_live(context: BrowserContext, server: Server) -> None:
+    page = context.new_page()
+    login(page, server.tokens["reader"], "/ui/models")
+    live = page.get_by_role("table", name="Live numbers of intent")
+    production = live.get_by_role("row").filter(has=page.get_by_role("cell", name="production", exact=True))
+    before = int(production.locator("td").nth(4).inner_text().replace(",", ""))
+    page.evaluate("window.notReloaded = true")
+    server.wait_status(start(server, "classify", "I was charged twice"), {"completed"})
+    expect(production.locator("td").nth(4)).to_have_text(f"{before + 1:,}", timeout=20_000)
+    assert page.evaluate("window.notReloaded") is True
+    expect(page.locator("#live-intent")).to_contain_text(re.compile(r"p50 \d+(\.\d+)? (ms|s)"))

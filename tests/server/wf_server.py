@@ -63,3 +63,21 @@ async def classify(text: str) -> str:
 @bm.workflow
 async def broken(text: str) -> str:
     raise ValueError(f"cannot handle {text}")
+
+
+_TRIES: dict[str, int] = {}
+
+
+@bm.step(retry=bm.Retry(attempts=3, initial=0.3, max_delay=0.3))
+async def shaky(label: str) -> str:
+    """Fails its first attempt (per label), then answers: a retry the run page marks."""
+    _TRIES[label] = _TRIES.get(label, 0) + 1
+    if _TRIES[label] == 1:
+        raise ConnectionError(f"{label}: connection reset")
+    return label.upper()
+
+
+@bm.workflow
+async def retried(label: str) -> str:
+    await bm.sleep(1.5)  # time for a browser to open the page while the run runs
+    return await shaky(label)

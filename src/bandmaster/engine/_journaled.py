@@ -36,6 +36,9 @@ class OpRecord:
 
     attempts: int = 0
     errors: list[BaseException] = field(default_factory=list)
+    # (when, delay) per failed attempt: the clock's time it failed and the wait before the next
+    # one, so a timeline can place every attempt (nothing is recorded when the first succeeds).
+    failed_at: list[tuple[float, float]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     # Set only when the engine has hooks: what ``run_attempts`` reports each attempt against.
     hooks: HookSet | None = None
@@ -48,6 +51,8 @@ class OpRecord:
         if self.errors:
             # Failed attempts stay visible even when a later attempt succeeded.
             meta["attempt_errors"] = [f"{type(e).__name__}: {e}" for e in self.errors]
+        if self.failed_at:
+            meta["attempt_failures"] = [[round(at, 6), round(delay, 6)] for at, delay in self.failed_at]
         # pydantic-core's encoder: ~10x faster than json.dumps, and it takes models as they are.
         return to_json(meta, serialize_unknown=True).decode() if meta else None
 
@@ -191,6 +196,7 @@ async def run_attempts(
         except Exception as exc:
             record.errors.append(exc)
             delay = retry.next_delay(attempt, exc, waited)
+            record.failed_at.append((current_clock().time(), delay or 0.0))
             if hooks is not None and hooks.attempt_finished:
                 _attempt_finished(record, attempt, name, exc, delay)
             if delay is None:

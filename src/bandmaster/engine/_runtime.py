@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
-from bandmaster._types import TERMINAL_STATUSES, RunStatus
+from bandmaster._types import RUN_ORDERS, TERMINAL_STATUSES, RunOrder, RunStatus
 from bandmaster.engine._approval_desk import Approvals
 from bandmaster.engine._clock import SYSTEM_CLOCK, Clock
 from bandmaster.engine._idempotency import request_digest, same_request
@@ -645,10 +645,29 @@ class Engine:
         tenant: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        search: str | None = None,
+        id_prefix: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        order: RunOrder = "newest",
     ) -> list[RunInfo]:
-        """Runs, newest first (without their steps); ``tenant``: only that tenant's."""
+        """Runs matching every filter given, newest first unless ``order`` says otherwise
+        (without their steps); ``tenant``: only that tenant's; ``search``: the id or the
+        journaled input (as stored: redacted when the workflow redacts) contains the text."""
+        if order not in RUN_ORDERS:
+            raise InvalidInput(f"order {order!r}: use one of {', '.join(RUN_ORDERS)}")
         rows = self.store.list_runs(
-            status=status, workflow=workflow, tenant=tenant, limit=limit, offset=offset
+            status=status,
+            workflow=workflow,
+            tenant=tenant,
+            limit=limit,
+            offset=offset,
+            search=search or None,
+            id_prefix=id_prefix or None,
+            # A run's time as shown (a datetime) is its journaled float rounded to the µs.
+            created_after=created_after.timestamp() - 1e-6 if created_after is not None else None,
+            created_before=created_before.timestamp() - 1e-6 if created_before is not None else None,
+            order=order,
         )
         return [_run_info(r) for r in rows]
 

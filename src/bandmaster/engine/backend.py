@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
 
-from bandmaster._types import RunStatus
+from bandmaster._types import RunOrder, RunStatus
 from bandmaster.errors import NotSupported
 
 if TYPE_CHECKING:
@@ -127,6 +127,8 @@ CAPABILITIES = (
     "budgets",  # run and tenant budgets enforced before each model call, spend journaled
     "priorities",  # start(priority=): higher-priority runs claimed and served first, with aging
     "tenant_fair_share",  # start(tenant=): tenants share capacity fairly under saturation
+    "run_input_search",  # list(search=): runs whose input contains a text
+    "run_ordering",  # list(order=): oldest first, or by duration
 )
 """Every capability name a backend may lack."""
 
@@ -219,7 +221,18 @@ class Backend(Protocol):
         tenant: str | None = None,
         limit: int = 100,
         offset: int = 0,
-    ) -> builtins.list[RunInfo]: ...
+        search: str | None = None,
+        id_prefix: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        order: RunOrder = "newest",
+    ) -> builtins.list[RunInfo]:
+        """Runs matching every filter given, without their steps. ``search``: the run id or the
+        journaled input contains the text (capability ``run_input_search``); ``id_prefix``: the
+        id begins with it; ``created_after``/``created_before``: a time range (inclusive,
+        exclusive); ``order``: newest (the default), oldest, longest or shortest (capability
+        ``run_ordering`` for all but newest)."""
+        ...
 
     async def run_ids_starting(self, prefix: str, *, limit: int = 10) -> builtins.list[str]: ...
 

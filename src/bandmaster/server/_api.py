@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from bandmaster._types import TERMINAL_STATUSES, RunStatus
+from bandmaster._types import TERMINAL_STATUSES, RunOrder, RunStatus
 from bandmaster.engine import Approval, Decision, RunInfo, RunTerms, Workflow
 from bandmaster.engine.backend import AliasState, Backend
 from bandmaster.errors import (
@@ -134,7 +135,12 @@ async def start_keyed(
 
 
 @router.post(
-    "/runs", status_code=201, response_model=StartedRun, responses=documented(400, 404, 409), tags=["runs"]
+    "/runs",
+    operation_id="startRun",
+    status_code=201,
+    response_model=StartedRun,
+    responses=documented(400, 404, 409),
+    tags=["runs"],
 )
 async def start_run(
     body: StartRun,
@@ -157,7 +163,9 @@ async def start_run(
     return StartedRun(id=run_id, workflow=body.workflow, status=status, created=created)
 
 
-@router.get("/runs", response_model=RunPage, tags=["runs"])
+@router.get(
+    "/runs", operation_id="listRuns", response_model=RunPage, responses=documented(501), tags=["runs"]
+)
 async def list_runs(
     request: Request,
     principal: Reader,
@@ -166,12 +174,45 @@ async def list_runs(
     tenant: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    search: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="The run id or the journaled input contains this text (embedded engine only: "
+            "on Temporal a 501 not_supported; use id_prefix)",
+        ),
+    ] = None,
+    id_prefix: Annotated[str | None, Query(max_length=200, description="The run id begins with this")] = None,
+    created_after: Annotated[
+        str | None,
+        Query(
+            max_length=40, description="Created at or after: ISO 8601 (UTC without a zone) or Unix seconds"
+        ),
+    ] = None,
+    created_before: Annotated[
+        str | None,
+        Query(max_length=40, description="Created before: ISO 8601 (UTC without a zone) or Unix seconds"),
+    ] = None,
+    order: Annotated[
+        RunOrder,
+        Query(description="newest (default), oldest, longest or shortest (duration); Temporal: newest only"),
+    ] = "newest",
 ) -> RunPage:
-    """Runs, newest first, without their steps (``tenant``: only that tenant's). On Temporal,
-    ``status`` is one of running, completed, failed, cancelled (a waiting run is running there)."""
+    """Runs matching every filter given, newest first, without their steps (``tenant``: only
+    that tenant's). On Temporal, ``status`` is one of running, completed, failed, cancelled (a
+    waiting run is running there), and ``search`` and ``order`` answer 501 ``not_supported``."""
     state = state_of(request)
     runs = await state.backend.list(
-        status=status, workflow=workflow, tenant=tenant, limit=limit + 1, offset=offset
+        status=status,
+        workflow=workflow,
+        tenant=tenant,
+        limit=limit + 1,
+        offset=offset,
+        search=search or None,
+        id_prefix=id_prefix or None,
+        created_after=_moment(created_after, "created_after"),
+        created_before=_moment(created_before, "created_before"),
+        order=order,
     )
     more = len(runs) > limit
     internals = state.settings.show_internals
@@ -181,7 +222,37 @@ async def list_runs(
     )
 
 
-@router.get("/runs/{run_id}", response_model=RunInfo, responses=documented(404), tags=["runs"])
+def _moment(text: str | None, name: str) -> datetime | None:
+    """A query's time: ISO 8601 (read as UTC without a zone) or Unix seconds."""
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        if not (math.isfinite(seconds) and 0 <= seconds <= MAX_UNIX):
+            raise ApiError(
+                422, "invalid_input", f"{name}={shorter(text)} is not a time; give Unix seconds or ISO 8601"
+            )
+        return datetime.fromtimestamp(seconds, UTC)
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(
+            422,
+            "invalid_input",
+            f"{name}={shorter(text)} is not a time; write ISO 8601 (2026-12-06T13:00:00Z) or Unix seconds",
+        ) from None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
+
+
+MAX_UNIX = 253_402_300_799.0  # 9999-12-31: later times overflow a datetime
+
+
+@router.get(
+    "/runs/{run_id}", operation_id="getRun", response_model=RunInfo, responses=documented(404), tags=["runs"]
+)
 async def get_run(run_id: str, request: Request, principal: Reader) -> RunInfo:
     """A run with its steps (attempts, model versions, tokens, cost, errors in ``meta``).
     Errors carry type and message; tracebacks only when the server runs with ``--show-internals``."""
@@ -191,6 +262,7 @@ async def get_run(run_id: str, request: Request, principal: Reader) -> RunInfo:
 
 @router.get(
     "/runs/{run_id}/events",
+    operation_id="streamEvents",
     tags=["runs"],
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}, **documented(404)},
@@ -213,7 +285,13 @@ async def stream_events(run_id: str, request: Request, principal: Reader) -> Str
     )
 
 
-@router.post("/runs/{run_id}/signals", status_code=202, responses=documented(404, 409), tags=["runs"])
+@router.post(
+    "/runs/{run_id}/signals",
+    operation_id="sendSignal",
+    status_code=202,
+    responses=documented(404, 409),
+    tags=["runs"],
+)
 async def send_signal(run_id: str, body: SignalIn, request: Request, principal: Writer) -> dict[str, str]:
     """Deliver a signal to the run's ``bm.wait_for(name)`` (kept until the wait is reached)."""
     engine = state_of(request).backend
@@ -225,7 +303,7 @@ async def send_signal(run_id: str, body: SignalIn, request: Request, principal: 
     return {"run_id": run_id, "signal": body.name, "status": "accepted"}
 
 
-@router.post("/runs/{run_id}/cancel", responses=documented(404), tags=["runs"])
+@router.post("/runs/{run_id}/cancel", operation_id="cancelRun", responses=documented(404), tags=["runs"])
 async def cancel_run(run_id: str, request: Request, principal: Writer) -> dict[str, str]:
     """Cancel: at once when queued or waiting; a running run stops at its next await point."""
     engine = state_of(request).backend
@@ -234,7 +312,7 @@ async def cancel_run(run_id: str, request: Request, principal: Writer) -> dict[s
     return {"run_id": run_id, "status": status}
 
 
-@router.get("/approvals", response_model=list[Approval], tags=["approvals"])
+@router.get("/approvals", operation_id="listApprovals", response_model=list[Approval], tags=["approvals"])
 async def list_approvals(
     request: Request,
     principal: Reader,
@@ -249,6 +327,7 @@ async def list_approvals(
 
 @router.post(
     "/approvals/{run_id}/decision",
+    operation_id="decideApproval",
     response_model=Decision,
     responses=documented(400, 404, 409),
     tags=["approvals"],
@@ -282,13 +361,25 @@ async def _finished(state: ServerState, run_id: str) -> bool:
         return False
 
 
-@router.get("/models", response_model=list[AliasOut], responses=documented(404, 501), tags=["models"])
+@router.get(
+    "/models",
+    operation_id="listModels",
+    response_model=list[AliasOut],
+    responses=documented(404, 501),
+    tags=["models"],
+)
 async def list_models(request: Request, principal: Reader) -> list[AliasOut]:
     """Aliases with versions, traffic weights, fallbacks and breaker states."""
     return [_alias_out(a) for a in await state_of(request).backend.models.describe()]
 
 
-@router.get("/models/{alias}", response_model=AliasOut, responses=documented(404, 501), tags=["models"])
+@router.get(
+    "/models/{alias}",
+    operation_id="getModel",
+    response_model=AliasOut,
+    responses=documented(404, 501),
+    tags=["models"],
+)
 async def get_model(alias: str, request: Request, principal: Reader) -> AliasOut:
     desk = state_of(request).backend.models
     for state in await desk.describe():
@@ -299,7 +390,13 @@ async def get_model(alias: str, request: Request, principal: Reader) -> AliasOut
     )
 
 
-@router.put("/models/{alias}", response_model=AliasOut, responses=documented(404, 501), tags=["models"])
+@router.put(
+    "/models/{alias}",
+    operation_id="changeModel",
+    response_model=AliasOut,
+    responses=documented(404, 501),
+    tags=["models"],
+)
 async def change_model(alias: str, body: AliasChange, request: Request, principal: ModelAdmin) -> AliasOut:
     """Change versions and/or weights (validated against models.yaml; every worker adopts it
     within a second); audited with the principal."""
@@ -323,7 +420,9 @@ def _alias_out(state: AliasState, history: list[dict[str, Any]] | None = None) -
     )
 
 
-@router.get("/stats", response_model=Stats, responses=documented(501), tags=["stats"])
+@router.get(
+    "/stats", operation_id="getStats", response_model=Stats, responses=documented(501), tags=["stats"]
+)
 async def stats(
     request: Request, principal: Reader, workflow: str | None = None, since: str | None = None
 ) -> Stats:
@@ -362,7 +461,7 @@ class AuditOut(BaseModel):
     detail: dict[str, Any] | None
 
 
-@router.get("/audit", response_model=list[AuditOut], tags=["admin"])
+@router.get("/audit", operation_id="listAudit", response_model=list[AuditOut], tags=["admin"])
 async def audit(
     request: Request, principal: Admin, limit: Annotated[int, Query(ge=1, le=1000)] = 200
 ) -> list[AuditOut]:

@@ -24,8 +24,10 @@ from bandmaster.models import Registry
 from bandmaster.server import _api as api
 from bandmaster.server import _errors as errors
 from bandmaster.server import _hooks as hooks
+from bandmaster.server import _runs_ui as runs_ui
 from bandmaster.server import _schedules as schedules
 from bandmaster.server import _schedules_ui as schedules_ui
+from bandmaster.server import _stats_ui as stats_ui
 from bandmaster.server import _ui as ui
 from bandmaster.server._deps import ServerState
 from bandmaster.server._journal import reading
@@ -121,6 +123,8 @@ def create_app(
     app.include_router(schedules.router)
     app.include_router(hooks.router)
     app.include_router(ui.router)
+    app.include_router(runs_ui.router)
+    app.include_router(stats_ui.router)
     app.include_router(schedules_ui.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -128,12 +132,19 @@ def create_app(
     async def home() -> RedirectResponse:
         return RedirectResponse("/ui/runs", status_code=303)
 
-    @app.get("/healthz", tags=["health"], responses=errors.documented(*errors.EVERY_REQUEST))
+    @app.get(
+        "/healthz", operation_id="health", tags=["health"], responses=errors.documented(*errors.EVERY_REQUEST)
+    )
     async def healthz() -> dict[str, str]:
         """The process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], responses=errors.documented(*errors.EVERY_REQUEST, 503))
+    @app.get(
+        "/readyz",
+        operation_id="readiness",
+        tags=["health"],
+        responses=errors.documented(*errors.EVERY_REQUEST, 503),
+    )
     async def readyz(request: Request) -> JSONResponse:
         """The journal is reachable and its schema is this version's. Unauthenticated, so it
         names no path or address: the server log has them."""
@@ -163,6 +174,7 @@ def create_app(
 
     @app.get(
         "/metrics",
+        operation_id="prometheusMetrics",
         tags=["health"],
         response_class=PlainTextResponse,
         responses=errors.documented(*errors.EVERY_REQUEST),

@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from bandmaster.engine import Engine
 from bandmaster.engine.backend import Backend
@@ -37,6 +38,8 @@ class ServerState:
     limiter: RateLimiter
     touched: dict[str, float] = field(default_factory=dict)
     hooks: dict[str, InboundHook] = field(default_factory=dict)  # POST /hooks/{name} (--hooks)
+    # Answers the dashboard may reuse for a while: name -> (when, value). See ``_ui.live_stats``.
+    recent: dict[str, tuple[float, object]] = field(default_factory=dict)
 
     @property
     def store(self) -> SQLiteStore:
@@ -85,10 +88,21 @@ def admit(state: ServerState, principal: Principal, scope: str) -> None:
         )
 
 
-def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
+BEARER = HTTPBearer(
+    auto_error=False,  # the checks below answer in the API's own error shape
+    scheme_name="token",
+    bearerFormat="bm_<id>_<secret>",
+    description=f"An API token: {TOKEN_HINT}.",
+)
+"""The OpenAPI security scheme of every token-checked route (``/docs`` gets Authorize)."""
+
+
+def require(scope: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the bearer token's principal, admitted for ``scope``."""
 
-    async def principal(request: Request) -> Principal:
+    async def principal(
+        request: Request, _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+    ) -> Principal:
         state = state_of(request)
         header = request.headers.get("authorization")
         if not header:

@@ -28,6 +28,7 @@ class HookAccepted(BaseModel):
 
 @router.post(
     "/hooks/{name}",
+    operation_id="receiveHook",
     status_code=202,
     response_model=HookAccepted,
     responses=documented(400, 401, 404, 409, 503),

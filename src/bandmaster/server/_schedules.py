@@ -24,18 +24,20 @@ def desk_of(state: ServerState) -> ScheduleDesk:
     return state.backend.schedules
 
 
-@router.get("", response_model=list[ScheduleInfo])
+@router.get("", operation_id="listSchedules", response_model=list[ScheduleInfo])
 async def list_schedules(request: Request, principal: Reader) -> list[ScheduleInfo]:
     """Schedules declared by the workers, by name, with their next tick (UTC)."""
     return await desk_of(state_of(request)).list()
 
 
-@router.get("/{name}", response_model=ScheduleInfo, responses=documented(404))
+@router.get("/{name}", operation_id="getSchedule", response_model=ScheduleInfo, responses=documented(404))
 async def get_schedule(name: str, request: Request, principal: Reader) -> ScheduleInfo:
     return await desk_of(state_of(request)).get(name)
 
 
-@router.post("/{name}/pause", response_model=ScheduleInfo, responses=documented(404))
+@router.post(
+    "/{name}/pause", operation_id="pauseSchedule", response_model=ScheduleInfo, responses=documented(404)
+)
 async def pause_schedule(name: str, request: Request, principal: Writer) -> ScheduleInfo:
     """Stop starting runs of the schedule on every worker (within a second)."""
     state = state_of(request)
@@ -44,7 +46,9 @@ async def pause_schedule(name: str, request: Request, principal: Writer) -> Sche
     return info
 
 
-@router.post("/{name}/resume", response_model=ScheduleInfo, responses=documented(404))
+@router.post(
+    "/{name}/resume", operation_id="resumeSchedule", response_model=ScheduleInfo, responses=documented(404)
+)
 async def resume_schedule(name: str, request: Request, principal: Writer) -> ScheduleInfo:
     """Start runs again from the next tick; ticks missed while paused are not started."""
     state = state_of(request)

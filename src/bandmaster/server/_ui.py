@@ -8,8 +8,10 @@ session's synchroniser CSRF token, and a POST without the right one is refused w
 from __future__ import annotations
 
 import json
+import math
 import secrets
-from datetime import UTC, datetime
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,41 +20,34 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from bandmaster._types import TERMINAL_STATUSES
+from bandmaster.engine import Approval
 from bandmaster.engine.backend import AliasState
-from bandmaster.engine.stats_report import cost_text
 from bandmaster.errors import (
     AlreadyDecided,
     BandmasterError,
-    InvalidInput,
     NoModelRegistry,
     NotAuthorized,
     NotSupported,
-    RunNotFound,
 )
 from bandmaster.observe.stats import Stats, StepStats
+from bandmaster.server import _format as fmt
 from bandmaster.server._auth import Session, close_session, csrf_matches, open_session, session_of, verify
 from bandmaster.server._deps import ServerState, admit, state_of
-from bandmaster.server._errors import ApiError, scrubbed, shorter
-from bandmaster.server._exposure import shown_run
-from bandmaster.server._journal import run_costs
-from bandmaster.server._limits import MAX_OFFSET
-from bandmaster.server._svg import bars, gantt
+from bandmaster.server._errors import ApiError, scrubbed
 from bandmaster.store import TokenStore
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 
 
-def usd(value: float | None) -> str:
-    """Model costs are often fractions of a cent: keep three significant digits."""
-    if not value:
-        return "\u2013"  # an en dash: no cost recorded
-    return f"${value:.2f}" if value >= 0.01 else f"${value:.3g}"
+def short_type(name: object) -> str:
+    """An error's type as journaled (``builtins.ValueError``) without the builtins module."""
+    return str(name or "").removeprefix("builtins.")
 
 
-templates.env.filters["usd"] = usd
-templates.env.filters["cost_text"] = cost_text  # a sum with calls of unknown price: "at least $x"
+for _name in ("usd", "seconds", "count", "percent", "plain", "time_left", "human", "cost_text"):
+    templates.env.filters[_name] = getattr(fmt, _name)
+templates.env.filters["short_type"] = short_type
 
 COOKIE = "bm_session"
 LOGIN_CSRF = "bm_login_csrf"
@@ -110,6 +105,11 @@ def _page(request: Request, scope: str = "runs:read") -> tuple[ServerState, Sess
 async def _form(request: Request, session: Session) -> dict[str, str]:
     """The posted form, after its CSRF token was checked against the session's."""
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    await _form_checked(request, session, form)
+    return form
+
+
+async def _form_checked(request: Request, session: Session, form: dict[str, str]) -> None:
     if not csrf_matches(session.csrf, form.get("csrf_token")):
         raise Refused(
             _render(
@@ -122,7 +122,6 @@ async def _form(request: Request, session: Session) -> dict[str, str]:
                 "site). Reload the page and submit it again.",
             )
         )
-    return form
 
 
 def install(app: FastAPI) -> None:
@@ -206,107 +205,34 @@ def _set_cookie(request: Request, response: Response, name: str, value: str, *, 
     )
 
 
-# --- runs ----------------------------------------------------------------------------------
-
-
-def _age(stamp: datetime) -> str:
-    seconds = (datetime.now(UTC) - stamp).total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit}"
-    return f"{seconds:.0f}s"
-
-
-@router.get("/ui/runs")
-async def runs_page(request: Request, status: str = "", workflow: str = "", offset: int = 0) -> HTMLResponse:
-    state, session = _page(request)
-    statuses = state.backend.capabilities.statuses
-    chosen = status if status in statuses else None
-    limit = 50
-    offset = min(max(0, offset), MAX_OFFSET)
-    runs = await state.backend.list(status=chosen, workflow=workflow or None, limit=limit + 1, offset=offset)
-    # Costs are summed from the server journal's steps (none there when runs live elsewhere).
-    costs = run_costs(state.engine.path, [r.id for r in runs[:limit]])
-    return _render(
-        request,
-        "runs.html",
-        session=session,
-        title="Runs",
-        runs=runs[:limit],
-        costs=costs,
-        age=_age,
-        statuses=statuses,
-        status=chosen or "",
-        workflow=workflow,
-        workflows=sorted(state.backend.workflows),
-        offset=offset,
-        more=len(runs) > limit,
-        limit=limit,
-        live=state.settings.refresh_seconds,  # live.js updates the table: the filter form keeps its text
-    )
-
-
-@router.get("/ui/runs/{run_id}")
-async def run_page(request: Request, run_id: str) -> HTMLResponse:
-    state, session = _page(request)
-    try:
-        info = shown_run(await state.backend.describe(run_id), internals=state.settings.show_internals)
-    except RunNotFound:
-        return _render(
-            request,
-            "error.html",
-            404,
-            session=session,
-            title="No such run",
-            message=f"No run {shorter(run_id)}.",
-        )
-    end = info.ended_at or datetime.now(UTC)
-    approvals = await state.backend.approvals.list(status=None, run_id=run_id)
-    cost = sum(float(s.meta.get("cost") or 0.0) for s in info.steps)
-    unknown_costs = sum(s.meta.get("cost_known") is False for s in info.steps)
-    tokens = sum(
-        int(s.meta["tokens"].get("input", 0)) + int(s.meta["tokens"].get("output", 0))
-        for s in info.steps
-        if isinstance(s.meta.get("tokens"), dict)
-    )
-    finished = info.status in TERMINAL_STATUSES
-    return _render(
-        request,
-        "run.html",
-        session=session,
-        title=f"Run {run_id}",
-        run=info,
-        chart=gantt(info.steps, info.created_at, end),
-        approvals=approvals,
-        cost=cost,
-        unknown_costs=unknown_costs,
-        tokens=tokens,
-        pretty=_pretty,
-        finished=finished,
-        refresh=0 if finished else state.settings.refresh_seconds,
-    )
-
-
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)[:20_000]
-
-
-@router.post("/ui/runs/{run_id}/cancel")
-async def cancel_run(request: Request, run_id: str) -> Response:
-    state, session = _page(request, "runs:write")
-    await _form(request, session)
-    await state.backend.cancel(run_id)
-    TokenStore(state.store).audit(session.principal.name, "run.cancel", run_id)
-    return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
 
 
 # --- approvals -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class ApprovalFilters:
+    """The approvals page's query: which workflow, which approval, only those I may decide."""
+
+    workflow: str = ""
+    name: str = ""
+    mine: bool = False
+
+    def keep(self, approval: Approval, principal: str) -> bool:
+        return (not self.workflow or approval.workflow == self.workflow) and (
+            not self.mine or not approval.approvers or principal in approval.approvers
+        )
+
+
 @router.get("/ui/approvals")
-async def approvals_page(request: Request) -> HTMLResponse:
+async def approvals_page(
+    request: Request, workflow: str = "", name: str = "", mine: str = ""
+) -> HTMLResponse:
     state, session = _page(request)
-    return await _approvals_with(request, state, session, "", 200)
+    filters = ApprovalFilters(workflow.strip(), name.strip(), mine == "1")
+    return await _approvals_with(request, state, session, "", 200, filters=filters)
 
 
 @router.post("/ui/approvals/{run_id}/decide")
@@ -317,29 +243,97 @@ async def decide(request: Request, run_id: str) -> Response:
     if action not in ("approve", "override"):
         return await _approvals_with(request, state, session, f"Unknown action {action!r}.", 422)
     try:
-        await state.backend.approvals.decide(
-            run_id,
-            action,
-            by=session.principal.name,
-            comment=form.get("comment") or None,
-            name=form.get("name") or None,
+        await _decide_one(
+            state, session, run_id, action, form.get("comment") or None, form.get("name") or None
         )
     except (NotAuthorized, AlreadyDecided) as exc:
         code = 403 if isinstance(exc, NotAuthorized) else 409
-        why = {"action": action, "why": type(exc).__name__}
-        TokenStore(state.store).audit(session.principal.name, "approval.refused", run_id, why)
         return await _approvals_with(request, state, session, str(exc), code)
     except BandmasterError as exc:
         return await _approvals_with(request, state, session, str(exc), 400)
-    TokenStore(state.store).audit(session.principal.name, "approval.decide", run_id, {"action": action})
     return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
 
 
+MAX_BULK = 200
+
+
+@router.post("/ui/approvals/bulk")
+async def decide_many(request: Request) -> Response:
+    """Decide every ticked approval with one action and comment; each is decided (and audited)
+    on its own, so one refused or already decided does not stop the others."""
+    state, session = _page(request, "approvals:decide")
+    form = await request.form()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    await _form_checked(request, session, fields)
+    action = fields.get("action", "")
+    picked = [v for v in form.getlist("pick") if isinstance(v, str)][:MAX_BULK]
+    if action not in ("approve", "override"):
+        return await _approvals_with(request, state, session, f"Unknown action {action!r}.", 422)
+    if not picked:
+        return await _approvals_with(
+            request, state, session, "Tick the approvals to decide first, then press the button again.", 422
+        )
+    done, refused = 0, []
+    for item in picked:
+        try:
+            run_id, name = _pick(item)
+        except ValueError:
+            refused.append(f"{item[:80]!r} is not an approval of this page")
+            continue
+        try:
+            await _decide_one(state, session, run_id, action, fields.get("comment") or None, name or None)
+            done += 1
+        except BandmasterError as exc:
+            refused.append(f"{run_id}: {exc}")
+    note = f"{action.capitalize()}d {done} of {len(picked)}."
+    if refused:
+        note += " Not decided: " + "; ".join(refused[:10]) + (" ..." if len(refused) > 10 else "")
+    return await _approvals_with(
+        request, state, session, note if refused else "", 409 if refused and not done else 200, notice=note
+    )
+
+
+def _pick(item: str) -> tuple[str, str]:
+    """A ticked box's value: the JSON ``[run_id, approval name]`` the page wrote."""
+    value = json.loads(item)
+    if not (isinstance(value, list) and len(value) == 2 and all(isinstance(v, str) for v in value)):
+        raise ValueError(item)
+    return value[0], value[1]
+
+
+async def _decide_one(
+    state: ServerState, session: Session, run_id: str, action: str, comment: str | None, name: str | None
+) -> None:
+    """Decide as the session's principal; audit the decision, or the refusal and why."""
+    try:
+        await state.backend.approvals.decide(
+            run_id, action, by=session.principal.name, comment=comment, name=name
+        )
+    except (NotAuthorized, AlreadyDecided) as exc:
+        why = {"action": action, "why": type(exc).__name__}
+        TokenStore(state.store).audit(session.principal.name, "approval.refused", run_id, why)
+        raise
+    TokenStore(state.store).audit(session.principal.name, "approval.decide", run_id, {"action": action})
+
+
 async def _approvals_with(
-    request: Request, state: ServerState, session: Session, error: str, status: int
+    request: Request,
+    state: ServerState,
+    session: Session,
+    error: str,
+    status: int,
+    *,
+    filters: ApprovalFilters | None = None,
+    notice: str = "",
 ) -> HTMLResponse:
-    pending = await state.backend.approvals.list(status="pending")
-    decided = (await state.backend.approvals.list(status="decided", limit=1000))[-20:][::-1]
+    filters = filters or ApprovalFilters()
+    desk = state.backend.approvals
+    who = session.principal.name
+    pending = [
+        a for a in await desk.list(status="pending", name=filters.name or None) if filters.keep(a, who)
+    ]
+    decided = (await desk.list(status="decided", name=filters.name or None, limit=1000))[::-1]
+    decided = [a for a in decided if filters.keep(a, who)][:20]
     return _render(
         request,
         "approvals.html",
@@ -347,8 +341,12 @@ async def _approvals_with(
         session=session,
         title="Approvals",
         error=error,
+        notice=notice,
         pending=pending,
         decided=decided,
+        filters=filters,
+        workflows=sorted(state.backend.workflows),
+        now=time.time(),
         can_decide=session.principal.allows("approvals:decide"),
         pretty=_pretty,
         live=state.settings.refresh_seconds,  # live.js updates the list: a comment being typed stays
@@ -364,17 +362,37 @@ async def models_page(request: Request) -> HTMLResponse:
     return await _models(request, state, session)
 
 
+LIVE_WINDOW = "1h"
+"""The window of the models page's live per-model numbers."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelLive:
+    """One served version of an alias over ``LIVE_WINDOW``: calls, failures, cost."""
+
+    label: str
+    model: str
+    calls: int
+    failures: int
+    cost: float
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.failures / self.calls if self.calls else None
+
+
 async def _models(
     request: Request, state: ServerState, session: Session, error: str = "", status: int = 200
 ) -> HTMLResponse:
     try:
         desk = state.backend.models
         views, has_registry = await desk.describe(), True
-        history = {v.alias: (await desk.history(v.alias))[:5] for v in views}
+        history = {v.alias: (await desk.history(v.alias))[:10] for v in views}
     except NoModelRegistry:
         views, has_registry, history = [], False, {}
     except NotSupported as exc:
         return _render(request, "error.html", 501, session=session, title="Models", message=str(exc))
+    live, latency, live_note = await _live_numbers(state, views)
     return _render(
         request,
         "models.html",
@@ -384,19 +402,84 @@ async def _models(
         has_registry=has_registry,
         views=views,
         history=history,
+        live_rows=live,
+        latency=latency,
+        live_note=live_note,
+        live_window=LIVE_WINDOW,
+        now=time.time(),
         can_admin=session.principal.allows("models:admin"),
         error=error,
+        live=state.settings.refresh_seconds,  # the numbers update; the weight fields are left alone
     )
+
+
+async def live_stats(state: ServerState) -> Stats:
+    """``stats(since=LIVE_WINDOW)``, reused for ``STATS_REUSE`` seconds on a backend whose
+    reads are history fetches (Temporal rebuilds up to 500 runs per call), so that open models
+    pages refreshing every few seconds do not each rescan the cluster."""
+    reuse = STATS_REUSE if state.backend.capabilities.min_poll > 0 else 0.0
+    kept = state.recent.get("models.stats")
+    now = time.monotonic()
+    if kept is not None and now - kept[0] < reuse and isinstance(kept[1], Stats):
+        return kept[1]
+    found = await state.backend.stats(since=LIVE_WINDOW)
+    state.recent["models.stats"] = (now, found)
+    return found
+
+
+STATS_REUSE = 30.0
+
+
+async def _live_numbers(
+    state: ServerState, views: list[AliasState]
+) -> tuple[dict[str, list[ModelLive]], dict[str, StepStats], str]:
+    """Per alias: each version's calls, failures and cost, and the alias's latency (its model
+    steps, which are named after the alias) over ``LIVE_WINDOW``; or why there are none."""
+    if not views:
+        return {}, {}, ""
+    try:
+        found = await live_stats(state)
+    except NotSupported as exc:
+        return {}, {}, str(exc)
+    rows: dict[str, list[ModelLive]] = {}
+    for view in views:
+        for label, model in view.versions.items():
+            served = [m for m in found.models if m.alias == view.alias and m.model == model]
+            rows.setdefault(view.alias, []).append(
+                ModelLive(
+                    label,
+                    model,
+                    sum(m.calls for m in served),
+                    sum(m.failures for m in served),
+                    sum(m.cost for m in served),
+                )
+            )
+    latency = {s.name: s for s in found.step_stats if s.kind == "model"}
+    return rows, latency, ""
 
 
 async def _alias(state: ServerState, alias: str) -> AliasState | None:
     return next((v for v in await state.backend.models.describe() if v.alias == alias), None)
 
 
-def _check_labels(view: AliasState, weights: dict[str, float]) -> None:
+def _check_weights(view: AliasState, weights: dict[str, float]) -> None:
+    """What the registry checks when the change is applied, said before the confirmation:
+    known labels, finite shares from 0 to 1 that sum to 1."""
     unknown = sorted(set(weights) - set(view.versions))
     if unknown:
         raise ValueError(f"{view.alias} has no version {', '.join(map(repr, unknown))}")
+    for label, weight in weights.items():
+        if not (math.isfinite(weight) and 0.0 <= weight <= 1.0):
+            raise ValueError(
+                f"weight of {label!r} is {weight!r}: give a share from 0 to 1 (0.25 is a quarter)"
+            )
+    total = sum(weights.values())
+    if abs(total - 1.0) > 1e-6:
+        shares = ", ".join(f"{label} {fmt.plain(w)}" for label, w in weights.items())
+        raise ValueError(
+            f"the weights of {view.alias} must sum to 1, and they sum to {fmt.plain(total, 6)} "
+            f"({shares}); change them so that they do"
+        )
 
 
 def _weights(form: dict[str, str]) -> dict[str, float]:
@@ -425,7 +508,7 @@ async def review_weights(request: Request, alias: str) -> HTMLResponse:
         return await _models(request, state, session, f"No alias {alias!r} in the registry.", 404)
     try:
         weights = _weights(form)
-        _check_labels(view, weights)  # the full checks run when the change is applied
+        _check_weights(view, weights)  # the registry checks again when the change is applied
     except ValueError as exc:
         return await _models(request, state, session, str(exc), 422)
     return _render(
@@ -449,63 +532,3 @@ async def apply_weights(request: Request, alias: str) -> Response:
         return await _models(request, state, session, str(exc), 422)
     TokenStore(state.store).audit(session.principal.name, "models.set", alias, {"weights": weights})
     return RedirectResponse("/ui/models", status_code=303)
-
-
-# --- stats ---------------------------------------------------------------------------------
-
-DEFAULT_SINCE = "24h"
-
-
-@router.get("/ui/stats")
-async def stats_page(request: Request, workflow: str = "", since: str = DEFAULT_SINCE) -> HTMLResponse:
-    """``since`` defaults to a day: the whole of a big journal takes seconds (README, Statistics);
-    an empty value asks for it all the same."""
-    state, session = _page(request)
-    try:
-        found = await state.backend.stats(workflow=workflow or None, since=since.strip() or None)
-    except NotSupported as exc:
-        return _render(request, "error.html", 501, session=session, title="Stats", message=str(exc))
-    except InvalidInput as exc:
-        return _render(request, "error.html", 422, session=session, title="Bad filter", message=str(exc))
-    steps = found.step_stats
-    return _render(
-        request,
-        "stats.html",
-        session=session,
-        title="Stats",
-        stats=found,
-        runs_by_status=_runs_by_status(found),
-        total_cost=sum(w.cost for w in found.workflows),
-        workflow=workflow,
-        since=since,
-        workflows=sorted(state.backend.workflows),
-        p50=bars("p50 latency per step (ms)", [(_label(s), (s.p50 or 0.0) * 1000) for s in steps], " ms"),
-        p99=bars("p99 latency per step (ms)", [(_label(s), (s.p99 or 0.0) * 1000) for s in steps], " ms"),
-        failures=bars("failure rate per step", [(_label(s), s.failure_rate) for s in steps]),
-        fallbacks=bars(
-            "fallback rate per model step", [(s.name, s.fallback_rate) for s in steps if s.kind == "model"]
-        ),
-        costs=bars("cost per model (USD)", _cost_per_model(found), " $"),
-        step_costs=bars("cost per step (USD)", [(s.name, s.cost) for s in steps if s.kind == "model"], " $"),
-    )
-
-
-def _label(step: StepStats) -> str:
-    """An approval is journaled as two kinds under one name: tell their bars apart."""
-    return step.name if step.kind in ("step", "model") else f"{step.name} ({step.kind})"
-
-
-def _runs_by_status(stats: Stats) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for wf in stats.workflows:
-        for status, count in wf.by_status.items():
-            counts[status] = counts.get(status, 0) + count
-    return dict(sorted(counts.items()))
-
-
-def _cost_per_model(stats: Stats) -> list[tuple[str, float]]:
-    """One bar per model: ``Stats.models`` splits a model by the alias and version that served it."""
-    costs: dict[str, float] = {}
-    for m in stats.models:
-        costs[m.model] = costs.get(m.model, 0.0) + m.cost
-    return sorted(costs.items(), key=lambda item: -item[1])

@@ -75,6 +75,20 @@ def resolve_db_path(db: str | os.PathLike[str] | None) -> Path:
     return Path(raw)
 
 
+# ``list_runs(order=...)``: newest first is the index order; a running run's duration is so far.
+_DURATION = "(COALESCE(ended_at, (julianday('now') - 2440587.5) * 86400.0) - created_at)"
+_ORDER_BY = {
+    "newest": "created_at DESC, id",
+    "oldest": "created_at, id",
+    "longest": f"{_DURATION} DESC, id",
+    "shortest": f"{_DURATION}, id",
+}
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _run_row(values: Sequence[Any]) -> RunRow:
     row = RunRow(*values)
     row.cancel_requested = bool(row.cancel_requested)
@@ -582,7 +596,15 @@ class SQLiteStore:
         tenant: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        search: str | None = None,
+        id_prefix: str | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        order: str = "newest",
     ) -> list[RunRow]:
+        """Runs matching every filter given. ``search``: the id or the journaled input contains
+        the text (case-insensitive for ASCII; a scan of the runs in the other filters).
+        ``order``: one of ``RUN_ORDERS``."""
         clauses: list[str] = []
         params: list[object] = []
         if tenant is not None:
@@ -594,9 +616,23 @@ class SQLiteStore:
         if workflow is not None:
             clauses.append("workflow = ?")
             params.append(workflow)
+        if id_prefix is not None:  # a range scan of the primary key
+            clauses.append("id >= ? AND id < ?")
+            params += [id_prefix, id_prefix + "\U0010ffff"]
+        if created_after is not None:
+            clauses.append("created_at >= ?")
+            params.append(created_after)
+        if created_before is not None:
+            clauses.append("created_at < ?")
+            params.append(created_before)
+        if search:
+            # The input is JSON text: look for the term as it is written inside a JSON string.
+            term = _like_escaped(json.dumps(search, ensure_ascii=False)[1:-1])
+            clauses.append("(id LIKE ? ESCAPE '\\' OR input LIKE ? ESCAPE '\\')")
+            params += [f"%{_like_escaped(search)}%", f"%{term}%"]
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self._conn.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+            f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY {_ORDER_BY[order]} LIMIT ? OFFSET ?",
             (*params, limit, offset),
         ).fetchall()
         return [_run_row(r) for r in rows]

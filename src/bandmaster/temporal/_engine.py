@@ -8,6 +8,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -25,7 +26,7 @@ from temporalio.exceptions import CancelledError, TerminatedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
-from bandmaster._types import RunStatus
+from bandmaster._types import RunOrder, RunStatus
 from bandmaster.engine import RunTerms, Schedule, check_schedules, schedules_of
 from bandmaster.engine.backend import Capabilities
 from bandmaster.engine.backend_kit import (
@@ -378,6 +379,10 @@ class TemporalEngine:
             "approval_audit": "every decision is an update in the run's history (Temporal UI, "
             "`temporal workflow show`), and `bandmaster server` audits the decisions made through it "
             "(GET /api/v1/audit)",
+            "run_input_search": "Temporal's visibility store indexes run ids, workflow types, times and "
+            "statuses, not workflow inputs; search by run id (id_prefix=) or filter by workflow and time",
+            "run_ordering": "Temporal lists runs newest first only (its SQL visibility store has no ORDER "
+            "BY); filter by time range and status instead",
         },
         statuses=("running", "completed", "failed", "cancelled"),
         min_poll=0.5,
@@ -579,16 +584,31 @@ class TemporalEngine:
         tenant: str | None = None,
         limit: int = 100,
         offset: int = 0,
+        search: str | None = None,
+        id_prefix: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        order: RunOrder = "newest",
     ) -> list[RunInfo]:
         """Runs on this task queue, newest first (without their steps). ``tenant`` is matched
         on the runs' memos (no custom search attribute to register on the cluster), so a
-        tenant's page reads the runs listed before it."""
-        if workflow is not None and not workflow.isprintable():
-            return []  # no workflow has such a name, and a NUL breaks the cluster's visibility query
+        tenant's page reads the runs listed before it. ``search`` and any order but newest
+        raise ``NotSupported`` (capabilities ``run_input_search``, ``run_ordering``)."""
+        if search:
+            raise self.capabilities.unsupported("run_input_search")
+        if order != "newest":
+            raise self.capabilities.unsupported("run_ordering")
+        if any(t is not None and not t.isprintable() for t in (workflow, id_prefix)):
+            return []  # no run has such a name, and a NUL breaks the cluster's visibility query
         if status is not None and status not in _QUERY_STATUS:
             raise InvalidInput(f"status {status!r}: use one of {', '.join(_QUERY_STATUS)}")
         query = runs_query(
-            self.task_queue, workflow=workflow, status=_QUERY_STATUS[status] if status is not None else None
+            self.task_queue,
+            workflow=workflow,
+            status=_QUERY_STATUS[status] if status is not None else None,
+            since=created_after,
+            before=created_before,
+            id_prefix=id_prefix or None,
         )
         runs: list[RunInfo] = []
         seen = 0

@@ -23,6 +23,8 @@ def runs_query(
     workflow: str | None = None,
     status: str | None = None,
     since: datetime | None = None,
+    before: datetime | None = None,
+    id_prefix: str | None = None,
 ) -> str:
     """Runs on ``task_queue`` and its versions' queues (``temporal/_versions.py``; of
     ``workflow``, with Temporal ``status``, started at or after ``since``), bandmaster's own
@@ -38,4 +40,8 @@ def runs_query(
         clauses.append("ExecutionStatus != 'ContinuedAsNew'")
     if since is not None:
         clauses.append(f"StartTime >= '{since.isoformat()}'")
+    if before is not None:
+        clauses.append(f"StartTime < '{before.isoformat()}'")
+    if id_prefix:
+        clauses.append(f"WorkflowId STARTS_WITH '{quote(id_prefix)}'")
     return " AND ".join(clauses)

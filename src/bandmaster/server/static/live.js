@@ -1,17 +1,22 @@
 // Live updates of a dashboard page without reloading it, so that a comment being typed, a
-// focused field or a scrolled position survive. Every few seconds the page's own URL is
-// fetched again, and its regions are carried over by id:
+// focused field or a scrolled position survive. The page's own URL is fetched again and its
+// regions are carried over by id:
 //   data-live="replace"  the region's content is replaced (a table body, a card's facts);
 //   data-live="merge"    children are matched by id: new ones are inserted, existing ones
 //                        stay in place (their forms untouched) with their own replace regions
 //                        updated, gone ones are removed, unless text was typed into them:
 //                        those stay, marked as no longer pending, their buttons disabled.
+// When: every data-live-every seconds; or, on a page with data-events (a running run), each
+// time the run's server-sent events say something changed, until its "end" event. Token
+// events append the model's streamed text to #live-text as it arrives.
 (function () {
   "use strict";
-  const root = document.querySelector("[data-live-every]");
+  const root = document.querySelector("[data-live-every], [data-events]");
   if (!root) return;
-  const every = Math.max(1, Number(root.dataset.liveEvery)) * 1000;
+  const every = Math.max(1, Number(root.dataset.liveEvery || 5)) * 1000;
   const note = document.getElementById("live-status");
+  let pending = null;
+  let source = null;
 
   function say(text) {
     if (note) note.textContent = text;
@@ -31,7 +36,7 @@
     notice.className = "error";
     notice.textContent = "This approval is no longer pending (decided or timed out elsewhere); your text is kept here.";
     element.prepend(notice);
-    element.querySelectorAll("button").forEach((button) => (button.disabled = true));
+    element.querySelectorAll("button, input[type=checkbox]").forEach((control) => (control.disabled = true));
   }
 
   function replaceRegions(scope, fresh) {
@@ -61,17 +66,18 @@
     }
   }
 
-  async function update() {
+  // Fetch the page again and carry its regions over; false when updates must stop.
+  async function refresh() {
     let response;
     try {
       response = await fetch(location.href, { credentials: "same-origin", cache: "no-store" });
     } catch (error) {
       say("Live updates paused: the server does not answer; retrying.");
-      return setTimeout(update, every);
+      return true;
     }
     if (response.redirected || !response.ok) {
       say("Live updates stopped (the session ended or the server refused); reload the page.");
-      return;
+      return false;
     }
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
     for (const region of document.querySelectorAll("[data-live]")) {
@@ -81,9 +87,48 @@
       if (region.dataset.live === "merge") merge(region, next);
       else region.replaceChildren(...next.childNodes);
     }
+    document.dispatchEvent(new CustomEvent("bm:updated"));
     say("");
-    setTimeout(update, every);
+    return true;
   }
 
-  setTimeout(update, every);
+  function soon(delay) {
+    if (pending !== null) return;
+    pending = setTimeout(async () => {
+      pending = null;
+      await refresh();
+    }, delay);
+  }
+
+  function follow(url) {
+    source = new EventSource(url);
+    const changed = () => soon(200);
+    source.addEventListener("status", changed);
+    source.addEventListener("step", changed);
+    source.addEventListener("token", (event) => {
+      const box = document.getElementById("live-text");
+      if (!box) return;
+      const chunk = JSON.parse(event.data);
+      if (chunk.restart) box.textContent = "";
+      box.hidden = false;
+      box.textContent += chunk.text || "";
+    });
+    source.addEventListener("end", () => {
+      source.close();
+      soon(0);
+    });
+    source.onerror = () => {
+      // The stream ended or broke: fall back to reading the page every few seconds.
+      source.close();
+      say("Live events interrupted; updating every few seconds instead.");
+      poll();
+    };
+  }
+
+  async function poll() {
+    if (await refresh()) setTimeout(poll, every);
+  }
+
+  if (root.dataset.events && window.EventSource) follow(root.dataset.events);
+  else setTimeout(poll, every);
 })();
