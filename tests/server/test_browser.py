@@ -4,14 +4,17 @@ refused; the pages fit a phone. Screenshots go to test-artifacts/ (ignored by gi
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect, sync_playwright
 
+import bandmaster as bm
 from bandmaster.server._format import seconds
 
 from .conftest import Server
@@ -380,3 +383,31 @@ def test_model_numbers_update_live(context: BrowserContext, server: Server) -> N
     expect(production.locator("td").nth(4)).to_have_text(f"{before + 1:,}", timeout=20_000)
     assert page.evaluate("window.notReloaded") is True
     expect(page.locator("#live-intent")).to_contain_text(re.compile(r"p50 \d+(\.\d+)? (ms|s)"))
+
+
+def test_runs_of_a_version_nobody_hosts_say_so(context: BrowserContext, server: Server) -> None:
+    """Last in this module: the run it leaves waits for a worker for good."""
+
+    async def orphan() -> str:
+        @bm.workflow(name="orphaned", version="9")
+        async def orphaned(text: str) -> str:
+            return text
+
+        async with bm.Engine(server.db, worker=False) as client:
+            return (await client.start(orphaned, "<b>nobody hosts me</b>")).id
+
+    with ThreadPoolExecutor(1) as thread:  # Playwright's sync API holds this thread's event loop
+        run_id = thread.submit(asyncio.run, orphan()).result()
+    page = context.new_page()
+    login(page, server.tokens["reader"], "/ui/runs?workflow=orphaned")
+    expect(page.locator(".no-worker").first).to_contain_text("no worker for orphaned@9")
+    row = page.locator("#runs-rows tr")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("orphaned@9")
+    expect(row).to_contain_text("queued no worker for orphaned@9")
+    page.get_by_role("link", name=run_id).click()
+    expect(page.locator("#run-facts")).to_contain_text("no worker for orphaned@9: it waits until a worker")
+    page.goto(f"{server.url}/ui/stats")
+    banner = page.locator(".no-worker").filter(has_text="orphaned@9")
+    expect(banner).to_contain_text("1 unfinished run wait")
+    shot(page, "stats-no-worker")

@@ -66,7 +66,7 @@ from bandmaster.cli._tokens import tokens_app as _tokens_app
 from bandmaster.engine import Engine, RunInfo, RunTerms, load_schedules
 from bandmaster.engine.backend import Backend
 from bandmaster.engine.hooks import Hooks, RunFinished
-from bandmaster.engine.stats_report import Unserved
+from bandmaster.engine.stats_report import Unserved, no_worker_note
 from bandmaster.errors import BandmasterError, RunCancelled, RunFailed, UsageError
 from bandmaster.models import Registry
 from bandmaster.store.reading import parse_duration
@@ -475,7 +475,7 @@ def runs_list(
             await engine.close()
 
     found, unserved = _run(main())
-    notes = {r.id: note for r in found if (note := _no_worker(r, unserved))}
+    notes = {r.id: note for r in found if (note := no_worker_note(unserved, r))}
     if as_json:
         _print_json([r.model_dump(mode="json", exclude={"steps"}) | _note(notes.get(r.id)) for r in found])
         return
@@ -501,17 +501,6 @@ def runs_list(
             f"{(end - r.created_at).total_seconds():.2f} s",
         )
     ui.show(table)
-
-
-def _no_worker(run: RunInfo, unserved: list[Unserved]) -> str | None:
-    """``no worker for triage@1`` when no live worker hosts the unfinished run's version."""
-    if run.status not in ("queued", "running", "waiting"):
-        return None
-    unpinned = run.version is None and run.claims == 0
-    for u in unserved:
-        if u.workflow == run.workflow and (u.unpinned == unpinned) and (unpinned or u.version == run.version):
-            return u.label
-    return None
 
 
 def _note(note: str | None) -> dict[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -174,6 +174,26 @@ class Unserved(BaseModel):
             if self.version
             else f"no worker for {self.workflow}"
         )
+
+
+class _RunLike(Protocol):
+    workflow: str
+    version: str | None
+    status: str
+    claims: int
+
+
+def no_worker_note(unserved: Sequence[Unserved], run: _RunLike) -> str | None:
+    """``no worker for triage@1`` when ``run`` is unfinished and no live worker hosts its
+    version (``unserved``: ``Backend.unserved()``); None otherwise."""
+    if run.status not in ("queued", "running", "waiting"):
+        return None
+    unpinned = run.version is None and run.claims == 0
+    for u in unserved:
+        same_version = u.unpinned if unpinned else not u.unpinned and u.version == run.version
+        if u.workflow == run.workflow and same_version:
+            return u.label
+    return None
 
 
 def unserved_of(rows: Iterable[UnservedRow]) -> list[Unserved]:

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from bandmaster._types import RUN_ORDERS, TERMINAL_STATUSES
 from bandmaster.engine import RunInfo
+from bandmaster.engine.stats_report import no_worker_note
 from bandmaster.errors import InvalidInput, NotSupported, RunNotFound
 from bandmaster.server._errors import shorter
 from bandmaster.server._events import run_events
@@ -126,6 +127,7 @@ async def runs_page(
         runs, more = found[:PAGE], len(found) > PAGE
     internals = state.settings.show_internals
     runs = [shown_run(r, internals=internals) for r in runs]
+    unserved = await backend.unserved()  # versions no live worker hosts: their runs wait
     return _render(
         request,
         "runs.html",
@@ -144,6 +146,8 @@ async def runs_page(
         statuses=caps.statuses,
         since_choices=SINCE_CHOICES,
         workflows=sorted(backend.workflows),
+        unserved=unserved,
+        no_worker={r.id: note for r in runs if (note := no_worker_note(unserved, r))},
         offset=offset,
         more=more,
         page=PAGE,
@@ -176,6 +180,7 @@ async def run_page(request: Request, run_id: str) -> HTMLResponse:
         if isinstance(s.meta.get("tokens"), dict)
     )
     finished = info.status in TERMINAL_STATUSES
+    no_worker = None if finished else no_worker_note(await state.backend.unserved(), info)
     return _render(
         request,
         "run.html",
@@ -190,6 +195,7 @@ async def run_page(request: Request, run_id: str) -> HTMLResponse:
         duration=(end - info.created_at).total_seconds(),
         pretty=_pretty,
         finished=finished,
+        no_worker=no_worker,
         # While it runs, live.js follows the run's events and redraws the page's regions.
         events=None if finished else f"/ui/runs/{run_id}/events",
     )
