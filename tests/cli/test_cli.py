@@ -433,3 +433,27 @@ def test_worker_stops_cleanly_on_sigint(
     _, rest = worker.communicate(timeout=30)
     assert worker.returncode == 0, rest
     assert "draining" in rest
+
+
+def test_runs_list_filters_by_search_age_and_order(cli: Cli, db: Path) -> None:
+    @bm.workflow(name="ticket")
+    async def ticket(text: str) -> str:
+        return text
+
+    async def start() -> list[str]:
+        async with bm.Engine(db, worker=False) as client:
+            return [
+                (await client.start(ticket, text)).id
+                for text in ("charged twice", "lost card", "charged once")
+            ]
+
+    twice, lost, once = asyncio.run(start())
+    found = json.loads(cli("runs", "list", "--db", db, "--search", "charged", "--json").stdout)
+    assert [r["id"] for r in found] == [once, twice]  # newest first
+    oldest = json.loads(
+        cli("runs", "list", "--db", db, "--order", "oldest", "--since", "1h", "--json").stdout
+    )
+    assert [r["id"] for r in oldest] == [twice, lost, once]
+    bad = cli("runs", "list", "--db", db, "--order", "random")
+    assert bad.returncode == 2
+    assert "--order 'random': use one of newest, oldest, longest, shortest" in bad.stderr

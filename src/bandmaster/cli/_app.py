@@ -12,12 +12,14 @@ import sqlite3
 import statistics
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from bandmaster._types import RUN_ORDERS
 from bandmaster.cli import _console as ui
 from bandmaster.cli import _doctor, _graph, _pii, _replay, _stats
 from bandmaster.cli._approvals import approvals_app
@@ -459,17 +461,40 @@ def runs_list(
     workflow: Annotated[str | None, typer.Option(help="Only runs of this workflow")] = None,
     tenant: Annotated[str | None, typer.Option(help="Only runs of this tenant")] = None,
     limit: Annotated[int, typer.Option(min=1)] = 50,
+    search: Annotated[
+        str | None, typer.Option(help="Only runs whose id or journaled input contains this text")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only runs created within this long: 24h, 7d, 90m")
+    ] = None,
+    order: Annotated[str, typer.Option(help="newest, oldest, longest or shortest first")] = "newest",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (or in --order)."""
     statuses = ("queued", "running", "waiting", "completed", "failed", "cancelled")
     if status is not None and status not in statuses:
         raise fail(f"--status {status!r} is not a run status; use one of {', '.join(statuses)}")
+    if order not in RUN_ORDERS:
+        raise fail(f"--order {order!r}: use one of {', '.join(RUN_ORDERS)}")
+    try:
+        after = (
+            datetime.now(UTC) - timedelta(seconds=parse_duration(since, what="--since")) if since else None
+        )
+    except BandmasterError as exc:
+        raise fail(str(exc)) from exc
 
     async def main() -> tuple[list[RunInfo], list[Unserved]]:
         engine = await _client(db)
         try:
-            found = await engine.list(status=status, workflow=workflow, tenant=tenant, limit=limit)
+            found = await engine.list(
+                status=status,
+                workflow=workflow,
+                tenant=tenant,
+                limit=limit,
+                search=search,
+                created_after=after,
+                order=order,  # checked above
+            )
             return found, await engine.unserved()
         finally:
             await engine.close()

@@ -176,11 +176,15 @@ class Unserved(BaseModel):
         )
 
 
-class _RunLike(Protocol):
-    workflow: str
-    version: str | None
-    status: str
-    claims: int
+class _RunLike(Protocol):  # a RunInfo (read-only: engine/_runtime.py imports this module)
+    @property
+    def workflow(self) -> str: ...
+    @property
+    def version(self) -> str | None: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def claims(self) -> int: ...
 
 
 def no_worker_note(unserved: Sequence[Unserved], run: _RunLike) -> str | None:
