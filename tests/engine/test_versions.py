@@ -197,3 +197,14 @@ def test_the_cli_runs_one_version_or_the_newest(tmp_path: Path) -> None:
     )
     assert missing.returncode == 2
     assert "has no workflow 'greet@3' (workflows there: greet@1, greet@2)" in missing.stderr
+
+
+async def test_an_unpinned_run_stays_unversioned_where_that_is_hosted(tmp_path: Path) -> None:
+    """As on Temporal, where such a run starts on the unversioned workflow's queue."""
+    db = tmp_path / "bm.db"
+    async with bm.Engine(db, worker=False) as client:
+        handle = await client.start("triage", "T-1")
+        await client.signal(handle.id, "go", "ok")
+        async with bm.Engine(db, workflows=[PLAIN, V2], poll_interval=0.02):
+            assert await client.result(handle.id, timeout=30) == "T-1:ok:vNone"
+    assert versions_in(db) == {handle.id: None}

@@ -5,7 +5,8 @@ A run stays on the version it started on (its journal row keeps it), so a worker
 the runs whose *key* it hosts: ``name@version``, or ``name@`` for a workflow without a version.
 A run started by name from a process that hosts no version of it is *unpinned* (no version,
 never claimed): it has no history yet, so the first worker that claims it runs it on that
-worker's default version and pins it there (``store.SQLiteStore.claim_runs``).
+worker's default version and pins it there (``store.SQLiteStore.claim_runs``), or on the
+workflow without a version where that worker hosts one.
 
 The default of a name is the version ``default_versions`` pins, else the newest, by natural
 order (``"10"`` is newer than ``"9"``, ``"2.1"`` than ``"2"``); a workflow without a version is
@@ -104,8 +105,12 @@ class HostedWorkflows:
         return [run_key(name, version) for name, version in self._by_key]
 
     def pins(self) -> dict[str, str | None]:
-        """What an unpinned run of each name is pinned to when claimed here."""
-        return {name: wf.version for name, wf in self.defaults.items()}
+        """What an unpinned run of each name is pinned to when claimed here: the default
+        version, or none where the workflow without a version is hosted (as on Temporal, where
+        such a run starts on the queue of the unversioned workflow, ``temporal/_versions.py``)."""
+        return {
+            name: None if (name, None) in self._by_key else wf.version for name, wf in self.defaults.items()
+        }
 
     def __iter__(self) -> Iterator[Workflow[..., Any]]:
         return iter(self._by_key.values())
