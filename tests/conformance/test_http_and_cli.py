@@ -467,7 +467,7 @@ def test_http_start_with_terms_shows_and_filters_them(stack: Stack) -> None:
         page = http.get(f"/ui/runs/{run_id}", headers=cookie).text
     row = listed.split(f'href="/ui/runs/{run_id}"')[1].split("</tr>")[0]
     assert f"<td>{tenant}</td>" in row
-    assert "<td>5</td>" in row
+    assert '<td class="num">5</td>' in row
     assert f"<dt>Tenant</dt><dd>{tenant}</dd>" in page
     assert "<dt>Priority</dt><dd>5</dd>" in page
 

@@ -27,6 +27,7 @@ from bandmaster.server._auth import create_token
 from bandmaster.store._sqlite import SQLiteStore
 
 from .conftest import HERE, Server, start_server, stop, wait_healthy
+from .fuzz_auth import authenticated, with_token
 
 # Examples per operation (endpoint and method); the whole schema takes about a minute on 2 cores.
 MAX_EXAMPLES = int(os.environ.get("BM_FUZZ_EXAMPLES", "100"))
@@ -60,7 +61,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def session(fuzzed: Server) -> Iterator[requests.Session]:
     # One connection for all cases, as a client keeps it. No token here: each case carries its
-    # own (FuzzerToken), and one that schemathesis sends without it must be refused.
+    # own (fuzz_auth.py), and one that schemathesis sends without it must be refused.
     with requests.Session() as kept_alive:
         yield kept_alive
 
@@ -69,24 +70,7 @@ def session(fuzzed: Server) -> Iterator[requests.Session]:
 # loader of schemathesis does not work with pytest 9); the first test checks the process serves
 # this very schema.
 SCHEMA = create_app(HERE / "never-opened.db").openapi()
-schema = schemathesis.openapi.from_dict(SCHEMA)
-
-
-PLACEHOLDER = "set-by-the-test"
-
-
-@schema.auth()
-class FuzzerToken:
-    """The schema's bearer scheme, satisfied: schemathesis then knows each case is
-    authenticated (else it counts a case without the header as invalid data, which the session
-    sends with the header, and which is accepted). Cases are made before the server has a
-    token; the test puts the real one in."""
-
-    def get(self, case: schemathesis.Case[Any], context: Any) -> str:
-        return PLACEHOLDER
-
-    def set(self, case: schemathesis.Case[Any], data: str, context: Any) -> None:
-        case.headers = {**(case.headers or {}), "Authorization": data}
+schema = authenticated(schemathesis.openapi.from_dict(SCHEMA))
 
 
 def test_the_server_serves_the_schema_fuzzed_here(fuzzed: Server) -> None:
@@ -103,6 +87,5 @@ def test_the_server_serves_the_schema_fuzzed_here(fuzzed: Server) -> None:
 def test_every_endpoint_answers_in_its_documented_shape(
     case: schemathesis.Case[Any], fuzzed: Server, session: requests.Session
 ) -> None:
-    if case.headers and case.headers.get("Authorization") == PLACEHOLDER:  # not one made invalid
-        case.headers["Authorization"] = f"Bearer {fuzzed.tokens['fuzzer']}"
+    with_token(case, fuzzed.tokens["fuzzer"])
     case.call_and_validate(base_url=fuzzed.url, session=session, checks=CHECKS, timeout=30)

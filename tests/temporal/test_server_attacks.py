@@ -31,6 +31,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 from temporal_support import TemporalServer, free_port
+from tests.server.fuzz_auth import authenticated, with_token
 
 from bandmaster.server._app import create_app
 from bandmaster.server._auth import create_token
@@ -167,7 +168,7 @@ def test_readyz_names_no_address_on_temporal(served: tuple[str, str]) -> None:
 
 
 SCHEMA = create_app(Path(__file__).parent / "never-opened.db").openapi()
-schema = schemathesis.openapi.from_dict(SCHEMA)
+schema = authenticated(schemathesis.openapi.from_dict(SCHEMA))
 
 
 def no_5xx_but_not_supported(
@@ -190,9 +191,9 @@ def test_every_endpoint_on_temporal_answers_in_its_documented_shape(
     case: schemathesis.Case[Any], served: tuple[str, str]
 ) -> None:
     url, secret = served
+    with_token(case, secret)
     case.call_and_validate(
         base_url=url,
-        headers={"Authorization": f"Bearer {secret}"},
         checks=[
             no_5xx_but_not_supported,
             status_code_conformance,
