@@ -10,10 +10,15 @@ training examples only and out of fold, every strategy family, simplest first:
                   queries are not the ones escalated by default.
 
 Every option's per-example outcome is out of fold (its scorer or router never saw that
-example). For the target, each family offers its best option; a family replaces a simpler one
-only when it is better by more than ``margin`` standard errors of the paired per-example
-difference, and no simpler family's estimate is better: cross-validation never picks a
-strategy that loses to a simpler one. The runner-up is reported.
+example). For the target, each family offers its best option. Families are compared on what
+choosing within them does on unseen examples (``family_outcomes``: the family's best option is
+chosen on four folds and measured on the fifth), not on their best option's in-sample estimate,
+which for a family of thousands of options is the luckiest of many. A family replaces a simpler
+one only when it is better by more than ``margin`` standard errors of the paired per-example
+difference, still meets the target within noise, and no simpler family's estimate is better:
+cross-validation never picks a strategy that loses to a simpler one. Since the simple families
+are among the candidates and are reproduced exactly, the choice is never worse than the best
+simple baseline beyond that noise. The runner-up is reported.
 
 The whole selection is itself cross-validated (``nested``): on each outer fold, the choice is
 made on the other folds' out-of-fold outcomes and measured on the held fold, so the estimate
@@ -519,6 +524,8 @@ class StrategyReport:
     runner_up_cost: float | None
     nested: NestedEstimate  # the selection itself, cross-validated
     candidates: dict[str, tuple[float, float]]  # family -> (accuracy, cost) of its best option
+    # family -> (accuracy, cost) when its option is chosen on other folds (what families are compared on)
+    out_of_fold: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 async def select_strategy(
@@ -554,5 +561,6 @@ async def select_strategy(
         runner_up_cost=runner.mean_cost if runner else None,
         nested=nested(comparison.options, target, families=families),
         candidates={f: (o.accuracy, o.mean_cost) for f, o in selection.candidates.items()},
+        out_of_fold={f: (o.accuracy, o.mean_cost) for f, o in selection.unseen.items()},
     )
     return comparison.deploy(chosen, name=name), report
