@@ -192,3 +192,17 @@ def test_at_an_accuracy_target_a_cheaper_family_missing_it_out_of_fold_loses() -
     assert picked.candidates["router"].mean_cost < picked.candidates["single"].mean_cost
     assert picked.unseen["router"].accuracy < target["accuracy"] - 0.03
     assert picked.chosen.family == "single"
+
+
+def test_two_lucky_examples_are_not_evidence() -> None:
+    n = 300
+    base = np.zeros(n)
+    base[: n // 2] = 1
+    single = option("single", base.astype(int).tolist(), [1.0] * n)
+    two = base.copy()
+    two[-2:] = 1  # right on two more examples, wrong on none: 1.4 plain standard errors
+    assert _beats(option("cascade", two.astype(int).tolist(), [1.0] * n), single, None, 1.0, 1.0) is False
+    many = base.copy()
+    many[-12:] = 1
+    many[0] = 0  # twelve more right, one more wrong: a real difference
+    assert _beats(option("cascade", many.astype(int).tolist(), [1.0] * n), single, None, 1.0, 1.0)

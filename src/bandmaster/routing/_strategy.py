@@ -243,6 +243,16 @@ def _paired(d: np.ndarray) -> tuple[float, float]:
     return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
 
 
+def _evidence(d: np.ndarray) -> tuple[float, float]:
+    """Mean and standard error of a paired difference, counting one pseudo-win and one
+    pseudo-loss of the largest size seen (as Agresti and Caffo adjust a difference of
+    proportions): when two options differ on only a handful of examples, the plain standard
+    error is as small as the difference and two lucky examples would count as evidence. With
+    it, a one-SE win needs about what an exact sign test at that level needs (3 of 3, 10 of 14)."""
+    size = float(np.abs(d).max()) if len(d) else 0.0
+    return _paired(np.concatenate([d, [size, -size]]))
+
+
 def _beats(a: Option, b: Option, accuracy: float | None, budget: float | None, margin: float) -> bool:
     """Is ``a`` better than ``b`` by more than ``margin`` standard errors of the paired
     per-example difference, while still meeting the target within ``margin`` of its own
@@ -250,10 +260,10 @@ def _beats(a: Option, b: Option, accuracy: float | None, budget: float | None, m
     noise. At an accuracy target: cheaper, and not short of the target beyond noise (a cheaper
     option that misses the target on unseen examples is no better)."""
     if accuracy is None:
-        mean, se = _paired(a.correct - b.correct)
+        mean, se = _evidence(a.correct - b.correct)
         spend, spread = _paired(a.cost)
         return mean > margin * se and mean > 0 and spend - margin * spread <= (budget or 0.0) + 1e-15
-    saved, se = _paired(b.cost - a.cost)
+    saved, se = _evidence(b.cost - a.cost)
     reached, spread = _paired(a.correct)
     return saved > margin * se and saved > 0 and reached + margin * spread >= accuracy - 1e-12
 
