@@ -539,6 +539,7 @@ def test_a_point_the_refitted_scorer_cannot_reproduce_gives_way_to_one_it_can() 
         cascade, "last", table, best, learned=True, refitted=refitted, target=(0.9, None, 0.0)
     )
     assert report.reproduced
-    assert report.escalation[1] in (0.0, 1.0)  # all or nothing: what the deployed scorer can do
-    assert report.deployed_escalation == pytest.approx(report.escalation)
+    assert report.deployed_escalation[1] in (0.0, 1.0)  # all or nothing: what it can do
+    # The estimate is a point that all or nothing reproduces (within the 2-point tolerance).
+    assert report.deployed_escalation == pytest.approx(report.escalation, abs=0.02)
     assert report.accuracy >= 0.9
