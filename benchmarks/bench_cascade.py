@@ -55,7 +55,7 @@ class DataSet:
     train: list[Example]
     test: list[Example]
     signals: str
-    pair: bool = False
+    pair: tuple[int, int] | None = None  # columns of the weak and the strong model of a pair
 
 
 @dataclass
@@ -90,6 +90,7 @@ class SetResult:
     rows: list[BudgetRow]
     apgr: dict[str, float] = field(default_factory=dict)
     cut: dict[str, Any] = field(default_factory=dict)
+    bound: dict[str, Any] = field(default_factory=dict)  # pairs: what each signal can give (train)
     seconds: float = 0.0
 
 
@@ -177,6 +178,7 @@ def run_set(data: DataSet, budgets: Sequence[float]) -> SetResult:
     )
     if data.pair:
         result.apgr, result.cut = pair_metrics(comparison, train, test, data, outcome, train_unit, test_unit)
+        result.bound = signal_bound(comparison, train, data.pair)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -192,7 +194,9 @@ def pair_metrics(
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """APGR (RouteLLM: performance gap recovered, averaged over the strong model's cost share
     0.1 ... 1.0, test) per family, and the dollar cut at 95% of the strong model's accuracy."""
-    weak_acc, strong_acc = float(test.correct[:, 0].mean()), float(test.correct[:, 1].mean())
+    assert data.pair is not None
+    weak, strong = data.pair
+    weak_acc, strong_acc = float(test.correct[:, weak].mean()), float(test.correct[:, strong].mean())
     gap = strong_acc - weak_acc
     apgr: dict[str, list[float]] = {f: [] for f in (*FAMILIES, "chosen")}
     for share in np.linspace(0.1, 1.0, 10):
@@ -204,7 +208,7 @@ def pair_metrics(
         for family, option in picks.items():
             recovered = (float(outcome(option)[0].mean()) - weak_acc) / gap if gap > 0 else 1.0
             apgr[family].append(recovered)
-    target = 0.95 * float(train.correct[:, 1].mean())
+    target = 0.95 * float(train.correct[:, strong].mean())
     cut: dict[str, Any] = {"target_train": target, "test_needed": 0.95 * strong_acc}
     try:
         selection = select(comparison.options, {"accuracy": target})
@@ -222,10 +226,75 @@ def pair_metrics(
     return {f: float(np.mean(v)) for f, v in apgr.items() if v}, cut
 
 
+def escalation_cut(
+    order: np.ndarray, train: Outcomes, weak: int, strong: int, probes: Sequence[int] = ()
+) -> tuple[float, float]:
+    """Escalating the weak model's queries to the strong one in ``order`` (a cascade: both are
+    paid, and the ``probes`` asked before them): the dollar cut and the share escalated at the
+    fewest escalations reaching 95% of the strong model's accuracy, in hindsight on ``train``
+    (the best threshold for that order)."""
+    yw, ys = train.correct[:, weak].astype(float), train.correct[:, strong].astype(float)
+    cw, cs = train.cost[:, weak], train.cost[:, strong]
+    n = len(yw)
+    reached = (yw.sum() + np.concatenate([[0.0], np.cumsum((ys - yw)[order])])) / n
+    first = int(np.flatnonzero(reached >= 0.95 * ys.mean() - 1e-12)[0])
+    spent = (cw.sum() + train.cost[:, list(probes)].sum() + cs[order[:first]].sum()) / n
+    return 1 - spent / float(cs.mean()), first / n
+
+
+def signal_bound(comparison: Comparison, train: Outcomes, pair: tuple[int, int]) -> dict[str, Any]:
+    """What each signal a pair has can give at 95% of the strong model's accuracy, on train: its
+    out-of-fold AUC for "the weak model is wrong" and the dollar cut of escalating in its order
+    with the threshold picked in hindsight (optimistic: an upper bound for that signal), against
+    random order (in expectation: random mixing) and the oracle that knows the outcomes."""
+    weak, strong = pair
+    wrong = ~train.correct[:, weak]
+    n = len(wrong)
+    signals: dict[str, tuple[np.ndarray, tuple[int, ...]]] = {  # score, probes it needs
+        "question (TF-IDF P(weak wrong))": (1 - comparison.p[:, weak], ()),
+        "question length": (np.array([len(t) for t in comparison.texts], float), ()),
+    }
+    if comparison.search is not None:
+        for subset in comparison.search.subsets:
+            if subset[-1] == strong and weak in subset:
+                head = subset[: subset.index(weak) + 1]
+                names = " + ".join(comparison.models[i].name.split("/")[-1] for i in head)
+                probes = tuple(i for i in head if i != weak)
+                signals[f"answers ({names}): 1 - trust"] = (1 - comparison.search.oof.stage(head)[0], probes)
+    result: dict[str, Any] = {}
+    rng = np.random.default_rng(0)
+    cuts = [escalation_cut(rng.permutation(n), train, weak, strong)[0] for _ in range(200)]
+    result["random order (a cascade escalating at random; mean of 200)"] = {
+        "auc": 0.5,
+        "cut": float(np.mean(cuts)),
+    }
+    oracle = np.argsort(-(train.correct[:, strong] & wrong).astype(float), kind="stable")
+    result["oracle"] = {"auc": 1.0, "cut": escalation_cut(oracle, train, weak, strong)[0]}
+    for name, (score, probes) in signals.items():
+        order = np.argsort(-score, kind="stable")
+        cut, share = escalation_cut(order, train, weak, strong, probes)
+        result[name] = {"auc": auc(score, wrong), "cut": cut, "escalated": share}
+    return result
+
+
+def auc(score: np.ndarray, positive: np.ndarray) -> float:
+    """Area under the ROC curve (Mann-Whitney, ties count half)."""
+    _, inverse, counts = np.unique(score, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - (counts - 1) / 2)[inverse]  # average ranks, 1-based
+    k = int(positive.sum())
+    if k in (0, len(score)):
+        return 0.5
+    return float((ranks[positive].sum() - k * (k + 1) / 2) / (k * (len(score) - k)))
+
+
 # --- the sets --------------------------------------------------------------------------------
 
 
 def routerbench_sets(folder: Path, quick: bool) -> list[DataSet]:
+    """Each task with all 11 models, and each pair (weak → strong) alone and with a probe: the
+    task's cheapest model (on train), asked first for a second opinion whose agreement with the
+    weak model's answer is a signal (its cost counted), standing in for the self-consistency
+    samples RouterBench does not have."""
     sets = []
     for key in ("arc",) if quick else ("arc", "mbpp"):
         task = load_task(folder, key)  # type: ignore[arg-type]
@@ -235,11 +304,19 @@ def routerbench_sets(folder: Path, quick: bool) -> list[DataSet]:
             sets.append(
                 DataSet(f"{key.upper()} (11 models)", list(task.models.values()), train, test, signals)
             )
+        spent = asyncio.run(collect(list(task.models.values()), train)).cost.mean(axis=0)
+        probe = list(task.models)[int(np.argmin(spent))]
         for pair, (weak, strong) in PAIRS.items():
             if quick and pair != "mixtral>gpt4":
                 continue
             models: list[Model] = [task.models[weak], task.models[strong]]
-            sets.append(DataSet(f"{key.upper()} {pair}", models, train, test, signals, pair=True))
+            pair_signals = "the weak answer's form, question text"
+            sets.append(DataSet(f"{key.upper()} {pair}", models, train, test, pair_signals, pair=(0, 1)))
+            if quick:
+                continue
+            probed: list[Model] = [task.models[probe], *models]
+            name = f"{key.upper()} {pair} + probe {probe.split('/')[-1]}"
+            sets.append(DataSet(name, probed, train, test, signals, pair=(1, 2)))
     return sets
 
 
@@ -316,6 +393,11 @@ def print_set(result: SetResult) -> None:
                 f"{c['test_accuracy']:.3f} ±{c['margin']:.3f} at {c['test_cost_ratio']:.1%} of its "
                 f"dollars, a cut of {c['dollar_cut']:.1%} -> {'PASS' if ok else 'MISS'} (target >= 45%)"
             )
+    if result.bound:
+        print("what each signal gives at 95% of the strong model (train; cut in hindsight, an upper bound):")
+        for name, b in result.bound.items():
+            share = f", escalating {b['escalated']:.1%}" if "escalated" in b else ""
+            print(f"  {name:<60} AUC(weak wrong) {b['auc']:.3f}  cut {b['cut']:.1%}{share}")
     print(f"({result.seconds:.1f} s)")
 
 

@@ -36,6 +36,10 @@ def test_the_quick_benchmark_runs_and_reports_every_family(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     assert "APGR (test)" in done.stdout
     assert "at 95% of the strong model" in done.stdout
+    # Pairs say what each of their signals can give, against random order and the oracle.
+    assert "what each signal gives at 95% of the strong model" in done.stdout
+    for line in ("random order", "oracle", "question (TF-IDF", "answers (mixtral-8x7b-chat)"):
+        assert line in done.stdout
     for family in ("single", "mix", "router", "cascade", "gain-cascade"):
         assert family in done.stdout
     assert out.is_file()

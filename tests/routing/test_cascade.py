@@ -361,6 +361,11 @@ def test_thresholds_carry_over_to_the_refitted_scorer_by_share() -> None:
     assert (final[:, 0] >= pattern).sum() == 4
     assert 0.5938 < pattern < 0.9436  # halfway between distinct scores, not on one
     assert transfer_thresholds(oof, final, [math.inf]) == [math.inf]
+    # One example of 200 accepted out of fold, while the refit's highest score is a pattern of
+    # a quarter of them: accepting none is the closer share, not accepting the whole pattern.
+    few = np.array([[0.9]] + [[0.5]] * 199)
+    patterns = np.array([[0.8]] * 50 + [[0.4]] * 150)
+    assert transfer_thresholds(few, patterns, [0.9]) == [math.inf]
 
 
 # --- meeting a target with confidence ---------------------------------------------------------
@@ -534,6 +539,7 @@ def test_a_point_the_refitted_scorer_cannot_reproduce_gives_way_to_one_it_can() 
         cascade, "last", table, best, learned=True, refitted=refitted, target=(0.9, None, 0.0)
     )
     assert report.reproduced
-    assert report.escalation[1] in (0.0, 1.0)  # all or nothing: what the deployed scorer can do
-    assert report.deployed_escalation == pytest.approx(report.escalation)
+    assert report.deployed_escalation[1] in (0.0, 1.0)  # all or nothing: what it can do
+    # The estimate is a point that all or nothing reproduces (within the 2-point tolerance).
+    assert report.deployed_escalation == pytest.approx(report.escalation, abs=0.02)
     assert report.accuracy >= 0.9

@@ -14,7 +14,7 @@ from bandmaster.models.builtin import Recorded, RecordedAnswer
 from bandmaster.routing import Example
 from bandmaster.routing._fit import collect
 from bandmaster.routing._question import QuestionModel, QuestionRouter, RandomMix, gain_score
-from bandmaster.routing._strategy import Comparison, Option, hull, select, select_strategy
+from bandmaster.routing._strategy import Comparison, Option, _beats, hull, select, select_strategy
 
 TOPICS = ("refund", "login", "parcel", "invoice", "password", "delivery")
 
@@ -156,3 +156,53 @@ async def test_a_cascade_can_escalate_on_the_question_alone(
     calm = next(e.input for e in test if "urgent" not in e.input)
     assert len((await cascade.request(ModelRequest(input=urgent))).raw["stages"]) == 2  # type: ignore[index]
     assert len((await cascade.request(ModelRequest(input=calm))).raw["stages"]) == 1  # type: ignore[index]
+
+
+def test_a_family_of_many_lucky_options_does_not_beat_a_single_model() -> None:
+    # 300 cascade options that are each as good as the single model, plus noise: the luckiest
+    # looks better in sample by more than a standard error, but not when chosen out of fold.
+    n, draws = 400, 10
+    fooled = picked_cascade = 0
+    for seed in range(draws):
+        rng = np.random.default_rng(seed)
+        single = option("single", (rng.random(n) < 0.7).astype(int).tolist(), [1.0] * n)
+        lucky = [option("cascade", (rng.random(n) < 0.7).astype(int).tolist(), [1.0] * n) for _ in range(300)]
+        luckiest = max(lucky, key=lambda o: o.accuracy)
+        fooled += _beats(luckiest, single, None, 1.0, 1.0)  # what the in-sample comparison does
+        picked = select([single, *lucky], {"budget": 1.0})
+        picked_cascade += picked.chosen.family == "cascade"
+        assert picked.candidates["cascade"] is luckiest
+        # A simple family with one option is reproduced exactly out of fold.
+        assert np.array_equal(picked.unseen["single"].correct, single.correct)
+    assert fooled >= 8
+    assert picked_cascade <= 2  # a one-SE rule on honest estimates errs about one time in six
+    # A family that is truly better still wins.
+    better = option("cascade", (rng.random(n) < 0.9).astype(int).tolist(), [1.0] * n)
+    assert select([single, *lucky, better], {"budget": 1.0}).chosen.family == "cascade"
+
+
+def test_at_an_accuracy_target_a_cheaper_family_missing_it_out_of_fold_loses() -> None:
+    rng = np.random.default_rng(5)
+    n = 400
+    single = option("single", (rng.random(n) < 0.95).astype(int).tolist(), [1.0] * n)
+    # Many cheap options at about 0.85: one reaches 0.9 in sample by luck only.
+    cheap = [option("router", (rng.random(n) < 0.85).astype(int).tolist(), [0.2] * n) for _ in range(400)]
+    target = {"accuracy": max(o.accuracy for o in cheap)}
+    picked = select([single, *cheap], target)
+    assert picked.candidates["router"].mean_cost < picked.candidates["single"].mean_cost
+    assert picked.unseen["router"].accuracy < target["accuracy"] - 0.03
+    assert picked.chosen.family == "single"
+
+
+def test_two_lucky_examples_are_not_evidence() -> None:
+    n = 300
+    base = np.zeros(n)
+    base[: n // 2] = 1
+    single = option("single", base.astype(int).tolist(), [1.0] * n)
+    two = base.copy()
+    two[-2:] = 1  # right on two more examples, wrong on none: 1.4 plain standard errors
+    assert _beats(option("cascade", two.astype(int).tolist(), [1.0] * n), single, None, 1.0, 1.0) is False
+    many = base.copy()
+    many[-12:] = 1
+    many[0] = 0  # twelve more right, one more wrong: a real difference
+    assert _beats(option("cascade", many.astype(int).tolist(), [1.0] * n), single, None, 1.0, 1.0)

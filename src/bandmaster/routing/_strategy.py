@@ -10,10 +10,15 @@ training examples only and out of fold, every strategy family, simplest first:
                   queries are not the ones escalated by default.
 
 Every option's per-example outcome is out of fold (its scorer or router never saw that
-example). For the target, each family offers its best option; a family replaces a simpler one
-only when it is better by more than ``margin`` standard errors of the paired per-example
-difference, and no simpler family's estimate is better: cross-validation never picks a
-strategy that loses to a simpler one. The runner-up is reported.
+example). For the target, each family offers its best option. Families are compared on what
+choosing within them does on unseen examples (``family_outcomes``: the family's best option is
+chosen on four folds and measured on the fifth), not on their best option's in-sample estimate,
+which for a family of thousands of options is the luckiest of many. A family replaces a simpler
+one only when it is better by more than ``margin`` standard errors of the paired per-example
+difference, still meets the target within noise, and no simpler family's estimate is better:
+cross-validation never picks a strategy that loses to a simpler one. Since the simple families
+are among the candidates and are reproduced exactly, the choice is never worse than the best
+simple baseline beyond that noise. The runner-up is reported.
 
 The whole selection is itself cross-validated (``nested``): on each outer fold, the choice is
 made on the other folds' out-of-fold outcomes and measured on the held fold, so the estimate
@@ -70,6 +75,7 @@ from bandmaster.routing._thresholds import (
 
 FAMILIES = ("single", "mix", "router", "cascade", "gain-cascade")  # simplest first
 MARGIN = 1.0  # standard errors a more complex family must win by
+FOLDS = 5
 POINTS_PER_SUBSET = 16
 
 
@@ -100,6 +106,7 @@ class Selection:
     chosen: Option
     runner_up: Option | None
     candidates: dict[str, Option]  # each family's best option for the target
+    unseen: dict[str, Option] = field(default_factory=dict)  # each family, chosen out of fold
 
 
 # --- the options of each family ------------------------------------------------------------
@@ -229,20 +236,98 @@ def _objective(option: Option, accuracy: float | None) -> tuple[float, float]:
     return -option.accuracy, option.mean_cost
 
 
-def _beats(a: Option, b: Option, accuracy: float | None, margin: float) -> bool:
-    """Is ``a`` better than ``b`` by more than ``margin`` standard errors of the paired
-    per-example difference (cost at an accuracy target, correctness within a budget)?"""
-    d = (b.cost - a.cost) if accuracy is not None else (a.correct - b.correct)
+def _paired(d: np.ndarray) -> tuple[float, float]:
+    """Mean and standard error of a paired per-example difference."""
     if len(d) < 2:
-        return bool(d.mean() > 0)
-    se = float(d.std(ddof=1) / np.sqrt(len(d)))
-    return bool(d.mean() > margin * se and d.mean() > 0)
+        return float(d.mean()), 0.0
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(len(d)))
+
+
+def _evidence(d: np.ndarray) -> tuple[float, float]:
+    """Mean and standard error of a paired difference, counting one pseudo-win and one
+    pseudo-loss of the largest size seen (as Agresti and Caffo adjust a difference of
+    proportions): when two options differ on only a handful of examples, the plain standard
+    error is as small as the difference and two lucky examples would count as evidence. With
+    it, a one-SE win needs about what an exact sign test at that level needs (3 of 3, 10 of 14)."""
+    size = float(np.abs(d).max()) if len(d) else 0.0
+    return _paired(np.concatenate([d, [size, -size]]))
+
+
+def _beats(a: Option, b: Option, accuracy: float | None, budget: float | None, margin: float) -> bool:
+    """Is ``a`` better than ``b`` by more than ``margin`` standard errors of the paired
+    per-example difference, while still meeting the target within ``margin`` of its own
+    standard error? Within a budget: more accurate, and not dearer than the budget beyond
+    noise. At an accuracy target: cheaper, and not short of the target beyond noise (a cheaper
+    option that misses the target on unseen examples is no better)."""
+    if accuracy is None:
+        mean, se = _evidence(a.correct - b.correct)
+        spend, spread = _paired(a.cost)
+        return mean > margin * se and mean > 0 and spend - margin * spread <= (budget or 0.0) + 1e-15
+    saved, se = _evidence(b.cost - a.cost)
+    reached, spread = _paired(a.correct)
+    return saved > margin * se and saved > 0 and reached + margin * spread >= accuracy - 1e-12
 
 
 def closest(options: Sequence[Option], accuracy: float | None) -> Option:
     if accuracy is not None:
         return max(options, key=lambda o: (o.accuracy, -o.mean_cost))
     return min(options, key=lambda o: (o.mean_cost, -o.accuracy))
+
+
+def _best_index(
+    correct: np.ndarray, cost: np.ndarray, accuracy: float | None, budget: float | None, z: float
+) -> int:
+    """Index of the best of K options (rows of ``correct`` / ``cost``, [K, n]) for the target,
+    as ``select`` ranks a family's options; the closest when none meets it."""
+    n = correct.shape[1]
+    acc, usd = correct.mean(axis=1), cost.mean(axis=1)
+    if accuracy is not None:
+        feasible = wilson_low(acc, n, z) >= accuracy - 1e-12
+        if not feasible.any():
+            return int(np.lexsort((usd, -acc))[0])
+        pool = np.flatnonzero(feasible)
+        return int(pool[np.lexsort((-acc[pool], usd[pool]))[0]])
+    feasible = usd <= (budget or 0.0) + 1e-15
+    if not feasible.any():
+        return int(np.lexsort((-acc, usd))[0])
+    pool = np.flatnonzero(feasible)
+    return int(pool[np.lexsort((usd[pool], -acc[pool]))[0]])
+
+
+def family_outcomes(
+    options: Sequence[Option],
+    target: dict[str, float],
+    *,
+    confidence_z: float = 0.0,
+    folds: int = FOLDS,
+    seed: int = 1,
+) -> dict[str, Option]:
+    """Per family, what choosing within it does on unseen examples: on each fold, the family's
+    best option for ``target`` is chosen on the other folds and its outcome taken on the held
+    fold. A family with thousands of options (cascade subsets x thresholds) has a best option
+    whose in-sample estimate is the luckiest of many; this estimate is not, so families are
+    compared on it and a rich family cannot win by its winner's curse."""
+    accuracy, budget = check_target(target)
+    grouped: dict[str, list[Option]] = {}
+    for option in options:
+        grouped.setdefault(option.family, []).append(option)
+    n = len(options[0].correct) if options else 0
+    ids = np.random.default_rng(seed).permutation(n) % folds
+    result = {}
+    for family, members in grouped.items():
+        correct = np.stack([o.correct for o in members])
+        cost = np.stack([o.cost for o in members])
+        if n < 2 * folds:  # too few examples to hold any out: the in-sample choice
+            k = _best_index(correct, cost, accuracy, budget, confidence_z)
+            result[family] = Option(family, members[k].label, correct[k], cost[k], members[k].settings)
+            continue
+        got_correct, got_cost = np.zeros(n), np.zeros(n)
+        for fold in range(folds):
+            inner, outer = ids != fold, ids == fold
+            k = _best_index(correct[:, inner], cost[:, inner], accuracy, budget, confidence_z)
+            got_correct[outer], got_cost[outer] = correct[k, outer], cost[k, outer]
+        result[family] = Option(family, f"{family} (chosen out of fold)", got_correct, got_cost)
+    return result
 
 
 def select(
@@ -272,17 +357,18 @@ def select(
             best=OperatingPoint((), near.accuracy, near.mean_cost, (), examples=len(near.correct)),
         )
     ordered = [f for f in families if f in best]
-    chosen = best[ordered[0]]
+    # Families are compared on what choosing within them does on held-out examples.
+    unseen = family_outcomes([o for o in options if o.family in best], target, confidence_z=confidence_z)
+    chosen = ordered[0]
     for family in ordered[1:]:
-        challenger = best[family]
-        simpler = [best[f] for f in ordered[: ordered.index(family)]]
-        if _beats(challenger, chosen, accuracy, margin) and all(
-            _objective(challenger, accuracy) < _objective(s, accuracy) for s in simpler
+        simpler = [unseen[f] for f in ordered[: ordered.index(family)]]
+        if _beats(unseen[family], unseen[chosen], accuracy, budget, margin) and all(
+            _objective(unseen[family], accuracy) < _objective(s, accuracy) for s in simpler
         ):
-            chosen = challenger
-    others = [o for f, o in best.items() if f != chosen.family]
-    runner_up = min(others, key=lambda o: _objective(o, accuracy)) if others else None
-    return Selection(chosen, runner_up, best)
+            chosen = family
+    others = [f for f in ordered if f != chosen]
+    runner_up = best[min(others, key=lambda f: _objective(unseen[f], accuracy))] if others else None
+    return Selection(best[chosen], runner_up, best, unseen)
 
 
 @dataclass(frozen=True)
@@ -448,6 +534,8 @@ class StrategyReport:
     runner_up_cost: float | None
     nested: NestedEstimate  # the selection itself, cross-validated
     candidates: dict[str, tuple[float, float]]  # family -> (accuracy, cost) of its best option
+    # family -> (accuracy, cost) when its option is chosen on other folds (what families are compared on)
+    out_of_fold: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 async def select_strategy(
@@ -483,5 +571,6 @@ async def select_strategy(
         runner_up_cost=runner.mean_cost if runner else None,
         nested=nested(comparison.options, target, families=families),
         candidates={f: (o.accuracy, o.mean_cost) for f, o in selection.candidates.items()},
+        out_of_fold={f: (o.accuracy, o.mean_cost) for f, o in selection.unseen.items()},
     )
     return comparison.deploy(chosen, name=name), report

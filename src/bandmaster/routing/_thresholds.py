@@ -131,6 +131,11 @@ def transfer_thresholds(oof: np.ndarray, final: np.ndarray, thresholds: Sequence
         values = np.unique(column)[::-1]  # distinct scores, highest first
         shares = np.array([(column >= v).mean() for v in values])
         i = int(np.argmin(np.abs(shares - share)))  # accept scores >= values[i]
+        if share < abs(shares[i] - share):
+            # Accepting nothing is closer: a few examples out of fold, while the refit's top
+            # score is a whole pattern (a quarter of the examples, say) that was never accepted.
+            result.append(math.inf)
+            continue
         lower = values[i + 1] if i + 1 < len(values) else values[i] - 1e-3
         result.append(float((values[i] + lower) / 2))
     return result
