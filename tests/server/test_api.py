@@ -375,3 +375,17 @@ def test_deciding_an_approval_of_a_cancelled_run_is_a_conflict(server: Server) -
         late = http.post(f"/api/v1/approvals/{run_id}/decision", json={"action": "approve"})
     assert late.status_code == 409, late.text
     assert late.json()["error"]["code"] in ("run_finished", "already_decided")
+
+
+def test_a_run_starts_on_the_version_asked_for_else_the_newest(server: Server) -> None:
+    with server.client("writer") as http:
+        asked = http.post("/api/v1/runs", json={"workflow": "versioned", "input": "a", "version": "1"})
+        newest = http.post("/api/v1/runs", json={"workflow": "versioned", "input": "b"})
+        missing = http.post("/api/v1/runs", json={"workflow": "versioned", "input": "c", "version": "3"})
+    message = _error(missing, 404, "workflow_not_found")
+    assert "no workflow 'versioned@3'" in message
+    assert "versioned@1, versioned@2" in message
+    for started, expected in ((asked, ("1", "v1:a")), (newest, ("2", "v2:b"))):
+        assert started.status_code == 201, started.text
+        run = server.wait_status(started.json()["id"], {"completed"})
+        assert (run["version"], run["output"]) == expected

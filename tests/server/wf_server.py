@@ -81,3 +81,13 @@ async def shaky(label: str) -> str:
 async def retried(label: str) -> str:
     await bm.sleep(1.5)  # time for a browser to open the page while the run runs
     return await shaky(label)
+
+
+@bm.workflow(name="versioned", version="1")
+async def versioned_v1(text: str) -> str:
+    return f"v1:{text}"
+
+
+@bm.workflow(name="versioned", version="2")
+async def versioned_v2(text: str) -> str:
+    return f"v2:{text}"

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bandmaster.engine._schedule_desk import ScheduleDesk  # likewise
     from bandmaster.engine._serde import Codec
     from bandmaster.engine._step import Step
+    from bandmaster.engine._versions import HostedWorkflows
     from bandmaster.engine._workflow import Workflow
     from bandmaster.engine.stats_report import Stats, Unserved
     from bandmaster.store import SQLiteStore
@@ -175,7 +176,14 @@ class Backend(Protocol):
     def capabilities(self) -> Capabilities: ...
 
     @property
-    def workflows(self) -> Mapping[str, Workflow[..., Any]]: ...
+    def workflows(self) -> Mapping[str, Workflow[..., Any]]:
+        """Each hosted workflow name's default version (what starting it by name runs)."""
+        ...
+
+    @property
+    def hosted(self) -> HostedWorkflows:
+        """Every workflow version hosted, by name and version (``engine/_versions.py``)."""
+        ...
 
     async def open(self) -> None: ...
 

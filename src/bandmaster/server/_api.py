@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -15,6 +14,7 @@ from pydantic import BaseModel, Field
 from bandmaster._types import TERMINAL_STATUSES, RunOrder, RunStatus
 from bandmaster.engine import Approval, Decision, RunInfo, RunTerms, Workflow
 from bandmaster.engine.backend import AliasState, Backend
+from bandmaster.engine.backend_kit import describe_key
 from bandmaster.errors import (
     AlreadyDecided,
     ApprovalNotFound,
@@ -62,6 +62,12 @@ class StartRun(BaseModel):
     budget_usd: float | None = Field(
         None, strict=True, description="The most this run may spend on model calls, in dollars"
     )
+    version: str | None = Field(
+        None,
+        strict=True,
+        max_length=64,
+        description="A version of the workflow the server hosts (default: the newest, or its pinned default)",
+    )
 
 
 class StartedRun(BaseModel):
@@ -103,23 +109,32 @@ class AliasChange(BaseModel):
     weights: dict[str, float] | None = None
 
 
-def workflow_named(workflows: Mapping[str, Workflow[..., Any]], name: str) -> Workflow[..., Any]:
-    wf = workflows.get(name)
+def workflow_named(backend: Backend, name: str, version: str | None = None) -> Workflow[..., Any]:
+    """The workflow to start: ``name``'s default version, or ``version`` of it."""
+    wf = backend.workflows.get(name) if version is None else backend.hosted.get(name, version)
     if wf is None:
+        known = sorted(describe_key(w.name, w.version) for w in backend.hosted)
+        wanted = shorter(name if version is None else f"{name}@{version}")
         raise WorkflowNotFound(
-            f"no workflow {shorter(name)} on this server (known: {', '.join(sorted(workflows)) or 'none'}); "
+            f"no workflow {wanted} on this server (known: {', '.join(known) or 'none'}); "
             "start the server with the module that defines it"
         )
     return wf
 
 
 async def start_keyed(
-    backend: Backend, workflow: str, value: Any, key: str | None, terms: RunTerms | None = None
+    backend: Backend,
+    workflow: str,
+    value: Any,
+    key: str | None,
+    terms: RunTerms | None = None,
+    version: str | None = None,
 ) -> tuple[str, RunStatus, bool]:
-    """Start ``workflow`` with the JSON input ``value`` and ``terms``; the key, when given, is
-    the run id, so a repeat of the same request finds its run (IdempotencyConflict, 409, for
-    another request). Returns the run's id, its status, and whether this call created it."""
-    wf = workflow_named(backend.workflows, workflow)
+    """Start ``workflow`` (at ``version``, else its default) with the JSON input ``value`` and
+    ``terms``; the key, when given, is the run id, so a repeat of the same request finds its run
+    (IdempotencyConflict, 409, for another request). Returns the run's id, its status, and
+    whether this call created it."""
+    wf = workflow_named(backend, workflow, version)
     args, kwargs = wf.input_from_json(value)
     terms = terms or RunTerms()
     handle = await backend.start(
@@ -156,7 +171,9 @@ async def start_run(
         raise ApiError(400, "bad_idempotency_key", "Idempotency-Key must be 1-200 printable characters")
     backend = state_of(request).backend
     terms = RunTerms(body.priority, body.tenant, body.budget_usd)  # InvalidInput: 422, nothing started
-    run_id, status, created = await start_keyed(backend, body.workflow, body.input, idempotency_key, terms)
+    run_id, status, created = await start_keyed(
+        backend, body.workflow, body.input, idempotency_key, terms, body.version
+    )
     if not created:
         response.status_code = 200
     response.headers["Location"] = f"/api/v1/runs/{run_id}"
