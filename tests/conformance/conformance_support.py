@@ -83,6 +83,28 @@ class Where:
 
 
 @asynccontextmanager
+async def hosting(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    workflows: Sequence[bm.Workflow[..., Any]],
+    registry: bm.Registry,
+) -> AsyncIterator[Backend]:
+    """An open backend of ``request.param`` hosting ``workflows`` with a worker in this process:
+    a journal in ``tmp_path``, or a task queue of its own on the session's dev server."""
+    skip_without_temporal(request.param)
+    engine: Any
+    if request.param == "embedded":
+        journal = tmp_path / "journal.db"
+        engine = bm.Engine(journal, workflows=workflows, poll_interval=0.02, lease=2.0, registry=registry)
+    else:
+        target = request.getfixturevalue("temporal_dev_server").target
+        queue = f"conf-{uuid.uuid4().hex[:8]}"
+        engine = bm.TemporalEngine(target, task_queue=queue, workflows=workflows, registry=registry)
+    async with opened(engine) as backend:
+        yield backend
+
+
+@asynccontextmanager
 async def opened(engine: Any) -> AsyncIterator[Backend]:
     await engine.open()
     try:

@@ -4,16 +4,13 @@ server, started once per session). The Temporal side skips, saying why, without 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import wf_conformance as wfs
-from conformance_support import BACKENDS, Where, registry, skip_without_temporal
+from conformance_support import BACKENDS, Where, hosting, registry, skip_without_temporal
 
-import bandmaster as bm
 from bandmaster.engine.backend import Backend
 from bandmaster.temporal._devserver import DevServer, free_port
 
@@ -32,29 +29,8 @@ def temporal_dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[De
 @pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     """An open backend hosting the conformance workflows (with a worker in this process)."""
-    skip_without_temporal(request.param)
-    engine: Any
-    if request.param == "embedded":
-        engine = bm.Engine(
-            tmp_path / "journal.db",
-            workflows=wfs.WORKFLOWS,
-            poll_interval=0.02,
-            lease=2.0,
-            registry=registry(),
-        )
-    else:
-        server: DevServer = request.getfixturevalue("temporal_dev_server")
-        engine = bm.TemporalEngine(
-            server.target,
-            task_queue=f"conf-{uuid.uuid4().hex[:8]}",
-            workflows=wfs.WORKFLOWS,
-            registry=registry(),
-        )
-    await engine.open()
-    try:
-        yield engine
-    finally:
-        await engine.close()
+    async with hosting(request, tmp_path, wfs.WORKFLOWS, registry()) as opened:
+        yield opened
 
 
 @pytest.fixture(params=BACKENDS)

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import wf_budgets as wfs
-from conformance_support import BACKENDS, skip_without_temporal
+from conformance_support import BACKENDS, hosting
 
 import bandmaster as bm
 from bandmaster.engine.backend import Backend
-from bandmaster.temporal._devserver import DevServer
 
 HERE = Path(__file__).parent
 MODELS = HERE / "budgets.yaml"
@@ -35,29 +33,9 @@ def registry() -> bm.Registry:
 
 @pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    skip_without_temporal(request.param)
-    engine: Any
-    if request.param == "embedded":
-        engine = bm.Engine(
-            tmp_path / "journal.db",
-            workflows=wfs.WORKFLOWS,
-            poll_interval=0.02,
-            lease=2.0,
-            registry=registry(),
-        )
-    else:
-        server: DevServer = request.getfixturevalue("temporal_dev_server")
-        engine = bm.TemporalEngine(
-            server.target,
-            task_queue=f"budget-{uuid.uuid4().hex[:8]}",
-            workflows=wfs.WORKFLOWS,
-            registry=registry(),
-        )
-    await engine.open()
-    try:
-        yield engine
-    finally:
-        await engine.close()
+    """The conformance backend, hosting the budget workflows with the budgets' registry."""
+    async with hosting(request, tmp_path, wfs.WORKFLOWS, registry()) as opened:
+        yield opened
 
 
 def spend_workflow(backend: Backend) -> Any:

@@ -210,8 +210,9 @@ async def test_the_registry_continues_as_new_with_its_state(
     temporal_server: TemporalServer, models_yaml: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bandmaster.temporal import _model_registry as model_registry
+    from bandmaster.temporal import _singletons as singletons
 
-    monkeypatch.setattr(model_registry, "MAX_EVENTS", 40)  # instead of Temporal's suggestion
+    monkeypatch.setattr(singletons, "MAX_EVENTS", 40)  # instead of Temporal's suggestion
     async with bm.TemporalEngine(
         temporal_server.target,
         task_queue=f"models-{uuid.uuid4().hex[:8]}",

@@ -36,7 +36,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from bandmaster.policies import Grant, LimitState, RateLimits
-from bandmaster.temporal._singletons import ensure_running
+from bandmaster.temporal._singletons import ensure_running, until_history_is_long
 
 LIMITER_WORKFLOW = "bandmaster.limits"
 TAKE_UPDATE = "bandmaster.limits.take"
@@ -46,7 +46,6 @@ LEASE = 10.0
 POLL = 0.05
 """How often a worker waiting for a slot another worker holds asks again (an Update each)."""
 CALL_TIMEOUT = 10.0
-MAX_EVENTS = 10_000
 
 
 def limiter_id(task_queue: str) -> str:
@@ -83,11 +82,7 @@ class LimiterWorkflow:
 
     @workflow.run
     async def run(self, state: dict[str, Any] | None) -> None:
-        info = workflow.info()
-        await workflow.wait_condition(
-            lambda: info.is_continue_as_new_suggested() or info.get_current_history_length() > MAX_EVENTS
-        )
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await until_history_is_long()
         workflow.continue_as_new(
             {"rates": {m: asdict(s) for m, s in self.rates.items()}, "slots": self.slots}
         )

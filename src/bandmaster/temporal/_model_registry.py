@@ -42,7 +42,7 @@ from bandmaster.errors import BandmasterError, UnknownModel
 from bandmaster.models import AliasSpec, Registry
 from bandmaster.policies import Breaker, BreakerState
 from bandmaster.temporal._hosting import hosted
-from bandmaster.temporal._singletons import ensure_running
+from bandmaster.temporal._singletons import ensure_running, until_history_is_long
 
 REGISTRY_WORKFLOW = "bandmaster.models"
 STATE_QUERY = "bandmaster.models.state"
@@ -60,8 +60,6 @@ CHANGED = "RegistryChanged"
 HISTORY = 20
 """Changes kept per alias (the embedded journal keeps all, and its ``history()`` shows the 20
 newest)."""
-MAX_EVENTS = 10_000
-"""History length at which the workflow continues as new even if Temporal does not suggest it."""
 
 
 def registry_id(task_queue: str) -> str:
@@ -199,11 +197,7 @@ class ModelRegistryWorkflow:
     async def run(self, state: dict[str, Any] | None) -> None:
         if self.state["rev"] or self.state["breakers"]:  # continued as new: the memo starts empty
             self._publish()
-        info = workflow.info()
-        await workflow.wait_condition(
-            lambda: info.is_continue_as_new_suggested() or info.get_current_history_length() > MAX_EVENTS
-        )
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await until_history_is_long()
         workflow.continue_as_new(self.state)
 
     # --- reads -------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ worker of the task queue: two workers cannot both take a tenant's last dollars. 
 in the workflow's history, so it survives any worker's crash (a crash between reserve and settle
 leaves the hold counted, as on the embedded engine: the provider may have billed the call).
 
-It continues as new when Temporal suggests it or its history passes ``MAX_EVENTS``, carrying
+It continues as new when Temporal suggests it or its history grows long (``_singletons.py``), carrying
 its state, less tenant days older than ``KEEP_DAYS`` and runs untouched for ``KEEP_DAYS``.
 """
 
@@ -24,14 +24,12 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from bandmaster.temporal._singletons import ensure_running
+from bandmaster.temporal._singletons import ensure_running, until_history_is_long
 
 SPEND_WORKFLOW = "bandmaster.spend"
 RESERVE_UPDATE = "bandmaster.spend.reserve"
 SETTLE_UPDATE = "bandmaster.spend.settle"
 SPEND_QUERY = "bandmaster.spend.read"
-MAX_EVENTS = 10_000
-"""History length at which the workflow continues as new even if Temporal does not suggest it."""
 KEEP_DAYS = 7
 """Days a tenant's daily row, or an idle run's row, is kept."""
 ATTEMPTS = 3
@@ -78,11 +76,7 @@ class SpendWorkflow:
 
     @workflow.run
     async def run(self, state: dict[str, Any] | None) -> None:
-        info = workflow.info()
-        await workflow.wait_condition(
-            lambda: info.is_continue_as_new_suggested() or info.get_current_history_length() > MAX_EVENTS
-        )
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await until_history_is_long()
         workflow.continue_as_new({"rows": pruned(self.rows, workflow.time())})
 
     @workflow.update(name=RESERVE_UPDATE)
