@@ -20,7 +20,7 @@ from bandmaster.server._exposure import shown_run
 from bandmaster.server._journal import run_costs
 from bandmaster.server._limits import MAX_OFFSET
 from bandmaster.server._svg import gantt
-from bandmaster.server._ui import _form, _page, _pretty, _render
+from bandmaster.server._ui import _form, _page, _pretty, _render, reused
 from bandmaster.store import TokenStore
 from bandmaster.store.reading import parse_duration
 
@@ -127,7 +127,7 @@ async def runs_page(
         runs, more = found[:PAGE], len(found) > PAGE
     internals = state.settings.show_internals
     runs = [shown_run(r, internals=internals) for r in runs]
-    unserved = await backend.unserved()  # versions no live worker hosts: their runs wait
+    unserved = await reused(state, "unserved", backend.unserved)  # their runs wait for a worker
     return _render(
         request,
         "runs.html",
@@ -180,7 +180,8 @@ async def run_page(request: Request, run_id: str) -> HTMLResponse:
         if isinstance(s.meta.get("tokens"), dict)
     )
     finished = info.status in TERMINAL_STATUSES
-    no_worker = None if finished else no_worker_note(await state.backend.unserved(), info)
+    unserved = [] if finished else await reused(state, "unserved", state.backend.unserved)
+    no_worker = no_worker_note(unserved, info)
     return _render(
         request,
         "run.html",

@@ -11,9 +11,10 @@ import json
 import math
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
@@ -35,6 +36,8 @@ from bandmaster.server._auth import Session, close_session, csrf_matches, open_s
 from bandmaster.server._deps import ServerState, admit, state_of
 from bandmaster.server._errors import ApiError, scrubbed
 from bandmaster.store import TokenStore
+
+T = TypeVar("T")
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -413,18 +416,23 @@ async def _models(
     )
 
 
-async def live_stats(state: ServerState) -> Stats:
-    """``stats(since=LIVE_WINDOW)``, reused for ``STATS_REUSE`` seconds on a backend whose
-    reads are history fetches (Temporal rebuilds up to 500 runs per call), so that open models
-    pages refreshing every few seconds do not each rescan the cluster."""
+async def reused(state: ServerState, key: str, read: Callable[[], Awaitable[T]]) -> T:
+    """``read()``, reused for ``STATS_REUSE`` seconds on a backend whose reads are history
+    fetches (Temporal rebuilds up to 500 runs per stats call), so that open pages refreshing
+    every few seconds do not each rescan the cluster."""
     reuse = STATS_REUSE if state.backend.capabilities.min_poll > 0 else 0.0
-    kept = state.recent.get("models.stats")
+    kept = state.recent.get(key)
     now = time.monotonic()
-    if kept is not None and now - kept[0] < reuse and isinstance(kept[1], Stats):
-        return kept[1]
-    found = await state.backend.stats(since=LIVE_WINDOW)
-    state.recent["models.stats"] = (now, found)
+    if kept is not None and now - kept[0] < reuse:
+        return cast(T, kept[1])
+    found = await read()
+    state.recent[key] = (now, found)
     return found
+
+
+async def live_stats(state: ServerState) -> Stats:
+    """``stats(since=LIVE_WINDOW)``, reused (``reused``) on a backend whose reads are costly."""
+    return await reused(state, "models.stats", lambda: state.backend.stats(since=LIVE_WINDOW))
 
 
 STATS_REUSE = 30.0
