@@ -39,7 +39,7 @@ from routerbench import load_task
 
 from bandmaster.errors import TargetUnreachable
 from bandmaster.models import Model
-from bandmaster.routing import FAMILIES, Comparison, Example, Option, Outcomes, collect, select
+from bandmaster.routing import FAMILIES, Comparison, Example, Option, Outcomes, collect
 
 GPT4 = "gpt-4-1106-preview"
 PAIRS = {"mixtral>gpt4": ("mistralai/mixtral-8x7b-chat", GPT4), "gpt35>gpt4": ("gpt-3.5-turbo-1106", GPT4)}
@@ -150,7 +150,7 @@ def run_set(data: DataSet, budgets: Sequence[float]) -> SetResult:
     for share in budgets:
         target = {"budget": share * train_unit}
         try:
-            selection = select(comparison.options, target)
+            selection = comparison.choose(target)
         except TargetUnreachable:
             rows.append(BudgetRow(share, None, None, {}, None, 0.0, None))
             continue
@@ -201,7 +201,7 @@ def pair_metrics(
     apgr: dict[str, list[float]] = {f: [] for f in (*FAMILIES, "chosen")}
     for share in np.linspace(0.1, 1.0, 10):
         try:
-            selection = select(comparison.options, {"budget": float(share) * train_unit})
+            selection = comparison.choose({"budget": float(share) * train_unit})
         except TargetUnreachable:
             continue
         picks = {**selection.candidates, "chosen": selection.chosen}
@@ -211,7 +211,7 @@ def pair_metrics(
     target = 0.95 * float(train.correct[:, strong].mean())
     cut: dict[str, Any] = {"target_train": target, "test_needed": 0.95 * strong_acc}
     try:
-        selection = select(comparison.options, {"accuracy": target})
+        selection = comparison.choose({"accuracy": target})
         got = outcome(selection.chosen)
         cut |= {
             "family": selection.chosen.family,

@@ -206,3 +206,71 @@ def test_two_lucky_examples_are_not_evidence() -> None:
     many[-12:] = 1
     many[0] = 0  # twelve more right, one more wrong: a real difference
     assert _beats(option("cascade", many.astype(int).tolist(), [1.0] * n), single, None, 1.0, 1.0)
+
+
+CASCADES = ("single", "mix", "cascade", "gain-cascade")
+
+
+@pytest.fixture
+def hedging() -> tuple[list[Example], list[Recorded]]:
+    """The cheap model mostly hedges when it is wrong: its answer's form is a signal a cascade
+    can use and a mix cannot."""
+    rng = random.Random(7)
+    examples, answers = [], {"cheap": {}, "strong": {}}
+    for i in range(400):
+        text = f"question {i}: " + " ".join(rng.choice(TOPICS) for _ in range(5))
+        right = rng.random() < 0.75
+        hedge = rng.random() < (0.1 if right else 0.8)
+        letter = "B" if right else "C"
+        said = f"I am not sure, it might be {letter} or something else" if hedge else letter
+        answers["cheap"][text] = RecordedAnswer(output=said, cost=1e-4, correct=right)
+        answers["strong"][text] = RecordedAnswer(output="B", cost=1e-3, correct=rng.random() < 0.95)
+        examples.append(Example(input=text))
+    return examples, [Recorded(answers[m], name=m) for m in ("cheap", "strong")]
+
+
+async def test_the_chosen_cascade_does_on_the_training_data_what_its_estimate_says(
+    hedging: tuple[list[Example], list[Recorded]],
+) -> None:
+    train, models = hedging
+    outcomes = await collect(models, train)
+    target = {"accuracy": float(0.95 * outcomes.correct[:, 1].mean())}
+    deployed, report = await select_strategy(models, train, target=target, families=CASCADES)
+    assert report.chosen in ("cascade", "gain-cascade")
+    answers = [await deployed.request(ModelRequest(input=e.input)) for e in train]
+    escalated = float(np.mean([len((a.raw or {})["stages"]) > 1 for a in answers]))
+    # The report says what the deployed cascade does (it is run here as requests run it) ...
+    assert escalated == pytest.approx(report.deployed_escalation[1], abs=1e-9)
+    assert float(np.mean([a.cost for a in answers])) == pytest.approx(report.deployed_cost, rel=1e-9)
+    # ... and that is what the out-of-fold estimate it was chosen on said.
+    assert report.deployed_escalation == pytest.approx(report.escalation, abs=0.02)
+    assert report.deployed_cost == pytest.approx(report.cost, rel=0.05)
+
+
+async def test_a_cascade_option_its_deployment_cannot_reproduce_is_passed_over(
+    hedging: tuple[list[Example], list[Recorded]],
+) -> None:
+    from dataclasses import replace
+
+    train, models = hedging
+    outcomes = await collect(models, train)
+    comparison = Comparison.build(models, train, outcomes, families=CASCADES)
+    target = {"accuracy": float(0.95 * outcomes.correct[:, 1].mean())}
+    first = select(comparison.options, target, families=CASCADES).chosen
+    assert first.family in ("cascade", "gain-cascade")
+    # The refitted scorer gives one constant: it can accept all of the training examples or
+    # none, not the part the estimate accepts (what happened on RouterBench). (Here the best
+    # point out of fold may already be one that accepts hedged answers of some folds only.)
+    plan = comparison._plan(first)
+    constant = replace(plan, refitted=np.full(plan.refitted.shape, 0.5))
+    for option in comparison.options:
+        if option.family == first.family and option.settings["subset"] == first.settings["subset"]:
+            key = (option.family, tuple(option.settings["subset"]), option.settings["final"])
+            comparison._plans[key] = constant
+    assert not comparison.deployable(first)
+    chosen = comparison.choose(target, families=CASCADES).chosen
+    assert chosen is not first
+    assert comparison.deployable(chosen)
+    if chosen.family in ("cascade", "gain-cascade"):
+        estimate, deployed = comparison.training_points(chosen)
+        assert deployed.escalation == pytest.approx(estimate.escalation, abs=0.02)

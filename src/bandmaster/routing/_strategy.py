@@ -67,6 +67,8 @@ from bandmaster.routing._thresholds import (
     OperatingPoint,
     accepting_stage,
     check_target,
+    reproduces,
+    simulate,
     sweep,
     transfer_thresholds,
     wilson_low,
@@ -77,6 +79,8 @@ FAMILIES = ("single", "mix", "router", "cascade", "gain-cascade")  # simplest fi
 MARGIN = 1.0  # standard errors a more complex family must win by
 FOLDS = 5
 POINTS_PER_SUBSET = 16
+CASCADES = ("cascade", "gain-cascade")
+DEPLOY_TRIES = 200  # cascade options passed over, best first, before keeping to exact families
 
 
 @dataclass(frozen=True)
@@ -428,6 +432,7 @@ class Comparison:
     p: np.ndarray  # out-of-fold P(correct | question) [n, models]
     expected: np.ndarray  # out-of-fold expected cost [n, models]
     _questions: dict[tuple[int, ...], QuestionModel] = field(default_factory=dict)
+    _plans: dict[tuple[str, tuple[int, ...], str], _CascadePlan] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -476,6 +481,45 @@ class Comparison:
             self._questions[columns] = QuestionModel().fit(self.texts, correct, cost)
         return self._questions[columns]
 
+    def choose(
+        self,
+        target: dict[str, float],
+        *,
+        confidence_z: float = 0.0,
+        families: Sequence[str] = FAMILIES,
+        tries: int = DEPLOY_TRIES,
+    ) -> Selection:
+        """``select`` over these options, passing over any cascade option that, deployed (its
+        scorer refitted on every training example, its thresholds carried over), would not do
+        on the training examples what its out-of-fold estimate says (``deployable``)."""
+        options = list(self.options)
+        for _ in range(tries):
+            selection = select(options, target, confidence_z=confidence_z, families=families)
+            if self.deployable(selection.chosen):
+                return selection
+            options = [o for o in options if o is not selection.chosen]
+        # Many near-identical cascade points in a row that cannot be deployed: keep to the
+        # families that are reproduced exactly.
+        plain = [f for f in families if f not in CASCADES]
+        return select(options, target, confidence_z=confidence_z, families=plain)
+
+    def deployable(self, option: Option) -> bool:
+        """Does ``option`` deployed send as many training examples to each stage, at about the
+        same cost, as its out-of-fold estimate? Single models, mixing and the router carry no
+        thresholds over and are deployed as estimated."""
+        if option.family not in CASCADES:
+            return True
+        estimate, deployed = self.training_points(option)
+        return reproduces(estimate, deployed)
+
+    def training_points(self, option: Option) -> tuple[OperatingPoint, OperatingPoint]:
+        """A cascade option's out-of-fold estimate and what its deployment does, both on the
+        training examples."""
+        plan = self._plan(option)
+        d, thresholds = plan.decisions, option.settings["thresholds"]
+        estimate = simulate(d.scores, d.correct, d.cost, thresholds)
+        return estimate, simulate(plan.refitted, d.correct, d.cost, plan.moved(thresholds))
+
     def deploy(self, option: Option, *, name: str = "strategy") -> Model:
         """The chosen option as a model: fitted on every training example."""
         models, s = self.models, option.settings
@@ -483,33 +527,57 @@ class Comparison:
             return models[int(s["model"])]
         if option.family == "mix":
             return RandomMix(models[s["weak"]], models[s["strong"]], share=s["share"], name=name)
-        correct, cost = self.outcomes.correct, self.outcomes.cost
         if option.family == "router":
             return QuestionRouter(
                 models, self.question(tuple(range(len(models)))), value=s["value"], name=name
             )
+        plan = self._plan(option)
+        cascade = Cascade([models[i] for i in s["subset"]], scorer=plan.scorer, final=s["final"], name=name)
+        cascade.thresholds = [t if np.isfinite(t) else NEVER for t in plan.moved(s["thresholds"])]
+        return cascade
+
+    def _plan(self, option: Option) -> _CascadePlan:
+        """The scorer of a cascade option refitted on every training example, its scores there
+        and the out-of-fold decisions its thresholds were chosen on (kept per subset)."""
+        s = option.settings
+        key = (option.family, tuple(s["subset"]), s["final"])
+        if key in self._plans:
+            return self._plans[key]
         assert self.search is not None
-        subset = tuple(s["subset"])
+        subset, correct, cost = tuple(s["subset"]), self.outcomes.correct, self.outcomes.cost
         with small_blas():
             agreement = AgreementScorer().fit(self.search.panel, correct, stages=subset)
             refitted = stage_scores(agreement, self.search.panel, subset)
-            oof = self.search.oof.decisions(subset, cost, final=s["final"]).scores
+            decisions = self.search.oof.decisions(subset, cost, final=s["final"])
             scorer: Scorer = agreement
             if option.family == "gain-cascade":
                 columns = list(subset)
                 question = self.question(subset)
                 units = cost.mean(axis=0)
                 scorer = GainScorer(agreement, question, units=[float(units[i]) for i in subset])
-                oof = gain_scores(oof, self.p, self.expected, units, subset)
+                decisions = Decisions(
+                    gain_scores(decisions.scores, self.p, self.expected, units, subset),
+                    decisions.correct,
+                    decisions.cost,
+                )
                 inside = np.zeros(correct.shape)
                 inside[:, columns] = question.p_correct(self.texts)
                 spend = np.zeros(cost.shape)
                 spend[:, columns] = question.expected_cost(self.texts)
                 refitted = gain_scores(refitted, inside, spend, units, subset)
-        cascade = Cascade([models[i] for i in subset], scorer=scorer, final=s["final"], name=name)
-        moved = transfer_thresholds(oof, refitted, s["thresholds"])
-        cascade.thresholds = [t if np.isfinite(t) else NEVER for t in moved]
-        return cascade
+        plan = _CascadePlan(scorer, decisions, refitted)
+        self._plans[key] = plan
+        return plan
+
+
+@dataclass(frozen=True)
+class _CascadePlan:
+    scorer: Scorer
+    decisions: Decisions  # out of fold: what the option's thresholds were chosen on
+    refitted: np.ndarray  # the deployed scorer's scores on the training examples
+
+    def moved(self, thresholds: Sequence[float]) -> list[float]:
+        return transfer_thresholds(self.decisions.scores, self.refitted, thresholds)
 
 
 def gain_scores(
@@ -536,6 +604,11 @@ class StrategyReport:
     candidates: dict[str, tuple[float, float]]  # family -> (accuracy, cost) of its best option
     # family -> (accuracy, cost) when its option is chosen on other folds (what families are compared on)
     out_of_fold: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # What the deployed model does on the training examples (cascades: their refitted scorer and
+    # carried-over thresholds; ``escalation`` is the share reaching each stage, out of fold).
+    deployed_cost: float = 0.0
+    escalation: list[float] = field(default_factory=list)
+    deployed_escalation: list[float] = field(default_factory=list)
 
 
 async def select_strategy(
@@ -559,8 +632,13 @@ async def select_strategy(
         raise UsageError(f"unknown strategy families {sorted(unknown)}; choose from {list(FAMILIES)}")
     outcomes = await collect(models, examples, judge=judge)
     comparison = Comparison.build(models, examples, outcomes, families=families, max_stages=max_stages)
-    selection = select(comparison.options, target, confidence_z=z, families=families)
+    selection = comparison.choose(target, confidence_z=z, families=families)
     chosen, runner = selection.chosen, selection.runner_up
+    deployed_cost, escalation, deployed_escalation = chosen.mean_cost, [], []
+    if chosen.family in CASCADES:
+        estimate, deployed = comparison.training_points(chosen)
+        deployed_cost = deployed.cost
+        escalation, deployed_escalation = list(estimate.escalation), list(deployed.escalation)
     report = StrategyReport(
         chosen=chosen.family,
         label=chosen.label,
@@ -572,5 +650,8 @@ async def select_strategy(
         nested=nested(comparison.options, target, families=families),
         candidates={f: (o.accuracy, o.mean_cost) for f, o in selection.candidates.items()},
         out_of_fold={f: (o.accuracy, o.mean_cost) for f, o in selection.unseen.items()},
+        deployed_cost=deployed_cost,
+        escalation=escalation,
+        deployed_escalation=deployed_escalation,
     )
     return comparison.deploy(chosen, name=name), report
