@@ -4,10 +4,13 @@ baseline, on sets it was never tuned on. Each set is train → test; everything 
 
     .venv/bin/python benchmarks/bench_cascade.py --routerbench DIR --banking77 DIR --clinc150 DIR
     .venv/bin/python benchmarks/bench_cascade.py --routerbench DIR --quick       # a smoke test
+    .venv/bin/python benchmarks/bench_cascade.py --routerbench DIR --task winogrande --pair WEAK STRONG
     .venv/bin/python benchmarks/bench_cascade.py ... --json results.json
 
-Sets: RouterBench ARC-Challenge and MBPP with 11 LLMs; two-model pairs from them (Mixtral →
-GPT-4, GPT-3.5 → GPT-4); Banking77 and CLINC150 with the support-triage demo's three local
+Sets: every RouterBench task in the folder (ARC-Challenge and MBPP here, any other table in the
+same format alike) with all its LLMs; two-model pairs from them (Mixtral → GPT-4, GPT-3.5 →
+GPT-4, or those given with --pair; a task without those models gets its most accurate model and
+the best one costing at most a fifth of it); Banking77 and CLINC150 with the support-triage demo's three local
 models (real class probabilities). Signals each set supports: RouterBench has answers, costs
 and correctness only (agreement between answers and the question text; no logprobs, no
 samples, no verifier); the local models add their predicted probability.
@@ -35,14 +38,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from routerbench import load_task
+from routerbench import load_task, tasks
 
-from bandmaster.errors import TargetUnreachable
+from bandmaster.errors import TargetUnreachable, UsageError
 from bandmaster.models import Model
 from bandmaster.routing import FAMILIES, Comparison, Example, Option, Outcomes, collect
 
 GPT4 = "gpt-4-1106-preview"
 PAIRS = {"mixtral>gpt4": ("mistralai/mixtral-8x7b-chat", GPT4), "gpt35>gpt4": ("gpt-3.5-turbo-1106", GPT4)}
+SHORT = {"arc_challenge": "arc"}  # set names as printed
 BUDGETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8)  # x the strongest model's mean training cost
 SIMPLE = ("single", "mix")
 Z95 = 1.96
@@ -290,34 +294,71 @@ def auc(score: np.ndarray, positive: np.ndarray) -> float:
 # --- the sets --------------------------------------------------------------------------------
 
 
-def routerbench_sets(folder: Path, quick: bool) -> list[DataSet]:
-    """Each task with all 11 models, and each pair (weak → strong) alone and with a probe: the
-    task's cheapest model (on train), asked first for a second opinion whose agreement with the
-    weak model's answer is a signal (its cost counted), standing in for the self-consistency
-    samples RouterBench does not have."""
+def routerbench_sets(
+    folder: Path, quick: bool, names: Sequence[str] = (), pairs: Sequence[tuple[str, str]] = ()
+) -> list[DataSet]:
+    """Each task (``names``, default every one in ``folder``) with all its models, and each
+    pair (weak → strong) alone and with a probe: the task's cheapest model (on train) outside
+    the pair, asked first for a second opinion whose agreement with the weak model's answer is a
+    signal (its cost counted), standing in for the self-consistency samples RouterBench does not
+    have. Pairs: ``pairs``, else the named ones (``PAIRS``) the task has, else ``default_pair``."""
     sets = []
-    for key in ("arc",) if quick else ("arc", "mbpp"):
-        task = load_task(folder, key)  # type: ignore[arg-type]
+    for key in names or tasks(folder):
+        task = load_task(folder, key)
         train, test = (task.train[:200], task.test[:100]) if quick else (task.train, task.test)
+        label = SHORT.get(task.name, task.name).upper()
         signals = "answer agreement, question text"
         if not quick:
             sets.append(
-                DataSet(f"{key.upper()} (11 models)", list(task.models.values()), train, test, signals)
+                DataSet(
+                    f"{label} ({len(task.models)} models)", list(task.models.values()), train, test, signals
+                )
             )
-        spent = asyncio.run(collect(list(task.models.values()), train)).cost.mean(axis=0)
-        probe = list(task.models)[int(np.argmin(spent))]
-        for pair, (weak, strong) in PAIRS.items():
-            if quick and pair != "mixtral>gpt4":
-                continue
+        outcomes = asyncio.run(collect(list(task.models.values()), train))
+        chosen = task_pairs(task.models, outcomes, pairs)
+        for pair, (weak, strong) in chosen[:1] if quick else chosen:
             models: list[Model] = [task.models[weak], task.models[strong]]
             pair_signals = "the weak answer's form, question text"
-            sets.append(DataSet(f"{key.upper()} {pair}", models, train, test, pair_signals, pair=(0, 1)))
-            if quick:
+            sets.append(DataSet(f"{label} {pair}", models, train, test, pair_signals, pair=(0, 1)))
+            outside = [k for k, m in enumerate(task.models) if m not in (weak, strong)]
+            if quick or not outside:
                 continue
+            probe = list(task.models)[min(outside, key=lambda k: outcomes.cost[:, k].mean())]
             probed: list[Model] = [task.models[probe], *models]
-            name = f"{key.upper()} {pair} + probe {probe.split('/')[-1]}"
+            name = f"{label} {pair} + probe {probe.split('/')[-1]}"
             sets.append(DataSet(name, probed, train, test, signals, pair=(1, 2)))
     return sets
+
+
+def task_pairs(
+    models: dict[str, Model], train: Outcomes, wanted: Sequence[tuple[str, str]]
+) -> list[tuple[str, tuple[str, str]]]:
+    """The (label, (weak, strong)) pairs to measure on one task."""
+    names = list(models)
+    if wanted:
+        missing = sorted({m for pair in wanted for m in pair} - set(names))
+        if missing:
+            raise UsageError(f"--pair names models this task does not have: {missing}; it has {names}")
+        return [(f"{short(w)}>{short(s)}", (w, s)) for w, s in wanted]
+    named = [(label, pair) for label, pair in PAIRS.items() if set(pair) <= set(names)]
+    return named or default_pair(names, train)
+
+
+def default_pair(names: Sequence[str], train: Outcomes) -> list[tuple[str, tuple[str, str]]]:
+    """For a task without the named models: the most accurate model on train as the strong one,
+    and as the weak one the most accurate of those costing at most a fifth of it (a cheap model
+    worth routing to), if any."""
+    accuracy, cost = train.correct.mean(axis=0), train.cost.mean(axis=0)
+    strong = int(np.argmax(accuracy))
+    cheap = [k for k in range(len(names)) if k != strong and cost[k] <= cost[strong] / 5]
+    if not cheap:
+        return []
+    weak = max(cheap, key=lambda k: accuracy[k])
+    return [(f"{short(names[weak])}>{short(names[strong])}", (names[weak], names[strong]))]
+
+
+def short(model: str) -> str:
+    return model.split("/")[-1]
 
 
 def local_sets(banking77: Path | None, clinc150: Path | None, limit: int) -> list[DataSet]:
@@ -411,12 +452,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--limit", type=int, default=1500, help="routing train and test examples per local set"
     )
+    parser.add_argument(
+        "--task",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a RouterBench task (routerbench_NAME_train/test.csv.gz); repeat; default: every one "
+        "in the folder (--quick: ARC, else the first)",
+    )
+    parser.add_argument(
+        "--pair",
+        action="append",
+        nargs=2,
+        default=[],
+        metavar=("WEAK", "STRONG"),
+        help="a weak → strong model pair to measure on each task; repeat; default: Mixtral → GPT-4 and "
+        "GPT-3.5 → GPT-4 where the task has them, else its most accurate model and the best one "
+        "costing at most a fifth of it",
+    )
     parser.add_argument("--quick", action="store_true", help="one small pair: a smoke test")
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every number as JSON to PATH")
     args = parser.parse_args(argv)
     sets: list[DataSet] = []
     if args.routerbench:
-        sets += routerbench_sets(args.routerbench, args.quick)
+        found = tasks(args.routerbench)
+        if not found:
+            parser.error(
+                f"no RouterBench tables (routerbench_TASK_train.csv.gz and _test) in {args.routerbench}"
+            )
+        quick = ["arc_challenge" if "arc_challenge" in found else found[0]] if args.quick and found else []
+        try:
+            sets += routerbench_sets(
+                args.routerbench, args.quick, args.task or quick, [tuple(p) for p in args.pair]
+            )
+        except UsageError as error:
+            parser.error(str(error))
     if not args.quick:
         sets += local_sets(args.banking77, args.clinc150, args.limit)
     if not sets:

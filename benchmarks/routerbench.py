@@ -3,9 +3,11 @@
 
 The tables are not part of bandmaster: point ``load_task`` at a folder holding
 ``routerbench_<task>_<split>.csv.gz`` (RouterDC's train/test split of RouterBench: a prompt
-column, then per model its correctness, raw answer and USD cost). Each model becomes one
-``Recorded`` model answering every prompt of both splits; correctness travels in the
-response (``raw["correct"]``), which the default judge reads.
+column, then per model its correctness, raw answer and USD cost). Any task so named is found
+(``tasks``), and its models are read from the header (every ``<model>|model_response`` column
+with a correctness column beside it), so a task or a model never seen here loads the same way.
+Each model becomes one ``Recorded`` model answering every prompt of both splits; correctness
+travels in the response (``raw["correct"]``), which the default judge reads.
 
 Cleaning: a few ARC rows are artifacts with no correctness for (nearly) every model; rows where
 most models are unscored are dropped. A model left unscored in a kept row counts as wrong. A
@@ -20,13 +22,12 @@ import gzip
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from bandmaster.errors import UsageError
 from bandmaster.models.builtin import Recorded, RecordedAnswer
 from bandmaster.routing import Example
 
-MODELS = (
+MODELS = (  # the models of the ARC and MBPP tables, cheapest first (the order results print in)
     "mistralai/mistral-7b-chat",
     "WizardLM/WizardLM-13B-V1.2",
     "mistralai/mixtral-8x7b-chat",
@@ -39,8 +40,8 @@ MODELS = (
     "claude-v2",
     "gpt-4-1106-preview",
 )
-FILES = {"arc": "arc_challenge", "mbpp": "mbpp"}
-Task = Literal["arc", "mbpp"]
+ALIASES = {"arc": "arc_challenge"}  # short names the benchmark has always used
+ANSWER = "|model_response"
 
 
 @dataclass
@@ -71,17 +72,56 @@ def _first(literal: str) -> str:
     return str(value)
 
 
-def load_task(data_dir: str | Path, task: Task, *, models: tuple[str, ...] = MODELS) -> RouterBenchTask:
+def tasks(data_dir: str | Path) -> list[str]:
+    """Every task with both a train and a test table in ``data_dir``, by file name."""
     folder = Path(data_dir)
-    if task not in FILES:
-        raise UsageError(f"unknown RouterBench task {task!r}; expected one of {sorted(FILES)}")
+    found = []
+    for path in sorted(folder.glob("routerbench_*_train.csv.gz")):
+        task = path.name.removeprefix("routerbench_").removesuffix("_train.csv.gz")
+        if (folder / f"routerbench_{task}_test.csv.gz").is_file():
+            found.append(task)
+    return found
+
+
+def table_models(path: Path) -> tuple[str, ...]:
+    """The models of one table, from its header: known ones in ``MODELS`` order, then others
+    in the order their columns come."""
+    with gzip.open(path, "rt", newline="") as f:
+        header = next(csv.reader(f), [])
+    columns = set(header)
+    named = [
+        c.removesuffix(ANSWER) for c in header if c.endswith(ANSWER) and c.removesuffix(ANSWER) in columns
+    ]
+    return tuple(
+        sorted(named, key=lambda m: (MODELS.index(m) if m in MODELS else len(MODELS), named.index(m)))
+    )
+
+
+def load_task(data_dir: str | Path, task: str, *, models: tuple[str, ...] | None = None) -> RouterBenchTask:
+    """``task``: a table's name (``arc_challenge``, ``mbpp``, ...) or ``arc``; ``models``: the
+    columns to load (default: every model of the table)."""
+    folder = Path(data_dir)
+    stem = ALIASES.get(task, task)
+    found = tasks(folder)
+    if stem not in found:
+        raise UsageError(
+            f"no RouterBench task {task!r} in {folder}: expected routerbench_{stem}_train.csv.gz and "
+            f"routerbench_{stem}_test.csv.gz; tasks there: {found or 'none'}"
+        )
+    header_models = table_models(folder / f"routerbench_{stem}_train.csv.gz")
+    unknown = sorted(set(models or ()) - set(header_models))
+    if unknown:
+        raise UsageError(
+            f"models {unknown} have no columns in the {stem} tables; they have {list(header_models)}"
+        )
+    models = models or header_models
+    if not models:
+        raise UsageError(f"the {stem} tables have no '<model>{ANSWER}' columns with a correctness column")
     answers: dict[str, dict[str, RecordedAnswer]] = {m: {} for m in models}
     splits: dict[str, list[Example]] = {}
     ids: dict[str, str] = {}
     for split in ("test", "train"):  # test first: a prompt in both splits stays out of training
-        path = folder / f"routerbench_{FILES[task]}_{split}.csv.gz"
-        if not path.is_file():
-            raise UsageError(f"RouterBench table {path} not found")
+        path = folder / f"routerbench_{stem}_{split}.csv.gz"
         examples: list[Example] = []
         with gzip.open(path, "rt", newline="") as f:
             for row in csv.DictReader(f):
@@ -103,7 +143,7 @@ def load_task(data_dir: str | Path, task: Task, *, models: tuple[str, ...] = MOD
                 examples.append(Example(input=prompt))
         splits[split] = examples
     return RouterBenchTask(
-        name=task,
+        name=stem,
         models={m: Recorded(answers[m], name=m) for m in models},
         train=splits["train"],
         test=splits["test"],

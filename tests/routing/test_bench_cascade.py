@@ -3,6 +3,7 @@ asserted here, they live in benchmarks/README.md)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,83 @@ def test_the_quick_benchmark_runs_and_reports_every_family(tmp_path: Path) -> No
     for family in ("single", "mix", "router", "cascade", "gain-cascade"):
         assert family in done.stdout
     assert out.is_file()
+
+
+MODELS = {  # model: (accuracy, USD per query); an unseen task and unseen model names
+    "acme/tiny": (0.55, 2e-5),
+    "acme/mid": (0.70, 1e-4),
+    "other/huge": (0.85, 3e-3),
+}
+
+
+def write_table(path: Path, rows: int, seed: int) -> None:
+    """A RouterBench-format table (gzip CSV, Python-literal prompt and answer lists) for a
+    two-option task whose answers are "1" or "2", like Winogrande's."""
+    import csv
+    import gzip
+    import random
+
+    rng = random.Random(seed)
+    columns = ["Unnamed: 0", "sample_id", "prompt", "eval_name"]
+    for model in MODELS:
+        columns += [model, f"{model}|model_response", f"{model}|total_cost"]
+    with gzip.open(path, "wt", newline="") as f:
+        out = csv.DictWriter(f, columns)
+        out.writeheader()
+        for i in range(rows):
+            truth = rng.choice("12")
+            row = {"Unnamed: 0": i, "sample_id": f"coin.{seed}.{i}", "eval_name": "coin"}
+            row["prompt"] = repr([f"Option 1 or option 2? case {seed}-{i} " + "word " * rng.randint(1, 40)])
+            for model, (accuracy, price) in MODELS.items():
+                right = rng.random() < accuracy
+                said = truth if right else ("2" if truth == "1" else "1")
+                row[model] = 1.0 if right else 0.0
+                row[f"{model}|model_response"] = repr([said])
+                row[f"{model}|total_cost"] = price * (1 + len(row["prompt"]) / 200)
+            out.writerow(row)
+
+
+@pytest.mark.parametrize("pair", [[], ["--pair", "acme/tiny", "acme/mid"]])
+def test_an_unseen_task_and_pair_run_through_the_same_procedure(tmp_path: Path, pair: list[str]) -> None:
+    write_table(tmp_path / "routerbench_coin_train.csv.gz", 240, 1)
+    write_table(tmp_path / "routerbench_coin_test.csv.gz", 120, 2)
+    out = tmp_path / "results.json"
+    command = [sys.executable, str(REPO / "benchmarks" / "bench_cascade.py"), "--routerbench", str(tmp_path)]
+    done = subprocess.run(
+        [*command, "--quick", *pair, "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads(out.read_text())
+    # Without --pair: the most accurate model, and the best one at most a fifth of its price.
+    name = "COIN tiny>mid" if pair else "COIN mid>huge"
+    assert [r["name"] for r in results] == [name]
+    (result,) = results
+    assert result["cut"]["test_needed"] > 0
+    assert result["rows"][0]["passed"] is not None
+
+
+def test_a_task_that_is_not_there_is_named_with_the_ones_that_are(tmp_path: Path) -> None:
+    write_table(tmp_path / "routerbench_coin_train.csv.gz", 20, 1)
+    write_table(tmp_path / "routerbench_coin_test.csv.gz", 20, 2)
+    command = [sys.executable, str(REPO / "benchmarks" / "bench_cascade.py"), "--routerbench", str(tmp_path)]
+    done = subprocess.run(
+        [*command, "--task", "winogrande"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "no RouterBench task 'winogrande'" in done.stderr
+    assert "['coin']" in done.stderr
+    done = subprocess.run(
+        [*command, "--task", "coin", "--pair", "acme/tiny", "acme/giant"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "acme/giant" in done.stderr
+    assert "other/huge" in done.stderr
