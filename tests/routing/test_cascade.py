@@ -299,6 +299,10 @@ def test_answers_are_compared_by_option_letter_and_by_code_tokens() -> None:
     assert similarity(view(answer("B) the moon")), view(answer("b"))) == 1.0
     assert similarity(view(answer("B")), view(answer("C"))) == 0.0
     assert view(answer("I do not know.")).key != "i"
+    # A choice stated in words agrees with the bare one (Winogrande-style options too).
+    for stated, bare in [("The answer is (B).", "B"), ("Option 2", "2"), ("Correct answer: C) Paris", "C")]:
+        assert similarity(view(answer(stated)), view(answer(bare))) == 1.0
+    assert view(answer("The answer is that we cannot tell")).key != "that"
     one = "Here:\n```python\ndef add(a, b):\n    return a + b\n```"
     two = "[PYTHON]\ndef add_numbers(x, y):\n    # sum\n    return x + y\n[/PYTHON]"
     three = "```python\ndef add(a, b, c):\n    print(a)\n```"

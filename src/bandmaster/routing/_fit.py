@@ -99,6 +99,12 @@ async def collect(
 # A bare choice: "B", "B)", "(B)", "b." or "B) the answer text". Multiple-choice answers are
 # compared by that letter, so "B\n" and "B)" agree.
 _CHOICE = re.compile(r"^\(?([A-Za-z0-9]{1,2})(?:[).:]|\)\s.*)?$", re.S)
+# A choice stated in words: "The answer is (B).", "Option 2", "Correct answer: C) Paris".
+_STATED = re.compile(
+    r"^(?:the\s+)?(?:correct\s+|best\s+|final\s+|right\s+)?(?:answer|option|choice)"
+    r"(?:\s+is)?\s*[:=-]?\s*\(?([A-Za-z0-9]{1,2})(?:[).:,]\s*.*|\s*)$",
+    re.S | re.I,
+)
 _FENCE = re.compile(r"```[A-Za-z0-9_+-]*\n(.*?)```|\[PYTHON\](.*?)\[/PYTHON\]", re.S)
 _DEF = re.compile(r"^\s*(?:async\s+)?(?:def|function|fn|func)\s+([A-Za-z_]\w*)\s*\(([^)]*)\)", re.M)
 _TOKEN = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d+)?|[^\s\w]")
@@ -122,7 +128,7 @@ class AnswerView:
 def view(response: ModelResponse) -> AnswerView:
     text = response.text or ("" if response.output is None else str(response.output))
     stripped = text.strip()
-    choice = _CHOICE.match(stripped)
+    choice = _CHOICE.match(stripped) or _STATED.match(stripped)
     # The whole answer is one short label ("B", "spam"): compare labels exactly.
     short = choice is not None or (len(stripped) <= 24 and len(stripped.split()) <= 1)
     key = (choice.group(1) if choice else " ".join(stripped.split())).lower()
