@@ -32,7 +32,7 @@ cascade subset, a log-spaced grid of 60 values for the router.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +80,6 @@ MARGIN = 1.0  # standard errors a more complex family must win by
 FOLDS = 5
 POINTS_PER_SUBSET = 16
 CASCADES = ("cascade", "gain-cascade")
-DEPLOY_TRIES = 200  # cascade options passed over, best first, before keeping to exact families
 
 
 @dataclass(frozen=True)
@@ -341,16 +340,21 @@ def select(
     confidence_z: float = 0.0,
     margin: float = MARGIN,
     families: Sequence[str] = FAMILIES,
+    deployable: Callable[[Option], bool] | None = None,
 ) -> Selection:
-    """The family and option to deploy for ``target`` (see the module doc)."""
+    """The family and option to deploy for ``target`` (see the module doc). Each family offers
+    its best option that meets the target and that ``deployable`` (if given) accepts."""
     accuracy, budget = check_target(target)
-    best: dict[str, Option] = {}
+    meeting: dict[str, list[Option]] = {}
     for option in options:
-        if option.family not in families or not _meets(option, accuracy, budget, confidence_z):
-            continue
-        held = best.get(option.family)
-        if held is None or _objective(option, accuracy) < _objective(held, accuracy):
-            best[option.family] = option
+        if option.family in families and _meets(option, accuracy, budget, confidence_z):
+            meeting.setdefault(option.family, []).append(option)
+    best: dict[str, Option] = {}
+    for family, group in meeting.items():
+        ranked = sorted(group, key=lambda o: _objective(o, accuracy))  # stable: ties keep their order
+        offered = next((o for o in ranked if deployable is None or deployable(o)), None)
+        if offered is not None:
+            best[family] = offered
     if not best:
         near = closest(list(options), accuracy)
         wanted = f"accuracy {accuracy:.3f}" if accuracy is not None else f"budget {budget:.3g} USD per query"
@@ -482,26 +486,14 @@ class Comparison:
         return self._questions[columns]
 
     def choose(
-        self,
-        target: dict[str, float],
-        *,
-        confidence_z: float = 0.0,
-        families: Sequence[str] = FAMILIES,
-        tries: int = DEPLOY_TRIES,
+        self, target: dict[str, float], *, confidence_z: float = 0.0, families: Sequence[str] = FAMILIES
     ) -> Selection:
         """``select`` over these options, passing over any cascade option that, deployed (its
         scorer refitted on every training example, its thresholds carried over), would not do
         on the training examples what its out-of-fold estimate says (``deployable``)."""
-        options = list(self.options)
-        for _ in range(tries):
-            selection = select(options, target, confidence_z=confidence_z, families=families)
-            if self.deployable(selection.chosen):
-                return selection
-            options = [o for o in options if o is not selection.chosen]
-        # Many near-identical cascade points in a row that cannot be deployed: keep to the
-        # families that are reproduced exactly.
-        plain = [f for f in families if f not in CASCADES]
-        return select(options, target, confidence_z=confidence_z, families=plain)
+        return select(
+            self.options, target, confidence_z=confidence_z, families=families, deployable=self.deployable
+        )
 
     def deployable(self, option: Option) -> bool:
         """Does ``option`` deployed send as many training examples to each stage, at about the
