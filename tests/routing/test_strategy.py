@@ -274,3 +274,53 @@ async def test_a_cascade_option_its_deployment_cannot_reproduce_is_passed_over(
     if chosen.family in ("cascade", "gain-cascade"):
         estimate, deployed = comparison.training_points(chosen)
         assert deployed.escalation == pytest.approx(estimate.escalation, abs=0.02)
+
+
+def two_models(
+    n: int, accuracy: tuple[float, float], cost: tuple[float, float], *, words: bool = True
+) -> tuple[list[Example], list[Recorded]]:
+    rng = random.Random(3)
+    examples, answers = [], {"a": {}, "b": {}}
+    for i in range(n):
+        text = f"ticket {i} " + " ".join(rng.choice(TOPICS) for _ in range(4)) if words else f"X{i:05d}"
+        for name, right, price in zip("ab", accuracy, cost, strict=True):
+            answers[name][text] = RecordedAnswer(output=name, cost=price, correct=rng.random() < right)
+        examples.append(Example(input=text))
+    return examples, [Recorded(answers[m], name=m) for m in "ab"]
+
+
+async def test_too_few_examples_is_a_usage_error_before_any_model_is_asked() -> None:
+    from bandmaster.errors import UsageError
+    from bandmaster.routing import Cascade
+
+    examples, models = two_models(6, (0.6, 0.9), (1e-4, 1e-3))
+    for attempt in (
+        select_strategy(models, examples, target={"accuracy": 0.8}),
+        Cascade(models).fit(examples, target={"accuracy": 0.8}),
+        Cascade.search(models, examples, target={"accuracy": 0.8}),
+        Cascade(models).fit([], target={"accuracy": 0.8}),
+    ):
+        with pytest.raises(UsageError, match="at least 10 labelled examples"):
+            await attempt
+    with pytest.raises(UsageError, match="evaluate needs at least one labelled example"):
+        await Cascade(models, thresholds=[0.5]).evaluate([])
+
+
+async def test_a_model_cheapest_and_best_is_chosen_alone_without_a_cascade_error() -> None:
+    examples, models = two_models(60, (1.0, 1.0), (1e-4, 1e-3))
+    _, report = await select_strategy(models, examples, target={"accuracy": 0.9})
+    assert (report.chosen, report.label) == ("single", "a")
+    examples, models = two_models(60, (0.0, 0.0), (1e-4, 1e-3))
+    with pytest.raises(TargetUnreachable, match="closest is a"):
+        await select_strategy(models, examples, target={"accuracy": 0.5})
+
+
+async def test_questions_sharing_no_word_leave_the_router_at_base_rates() -> None:
+    examples, models = two_models(60, (0.5, 0.9), (1e-4, 1e-3), words=False)
+    outcomes = await collect(models, examples)
+    question = QuestionModel().fit([e.input for e in examples], outcomes.correct, outcomes.cost)
+    p = question.p_correct(["X99999", "never seen"])
+    assert np.allclose(p[0], p[1])  # the question says nothing
+    assert p[0, 0] < p[0, 1]  # but each model's own rate still shows
+    _, report = await select_strategy(models, examples, target={"budget": 5e-4})
+    assert report.chosen in ("single", "mix", "router")

@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 from pydantic import BaseModel
 
 from bandmaster.engine import current_run
@@ -43,6 +44,7 @@ from bandmaster.routing._fit import (
     Outcomes,
     OutOfFold,
     Panel,
+    check_examples,
     collect,
     default_judge,
     small_blas,
@@ -288,7 +290,12 @@ class CascadeSearch:
         self.oof = OutOfFold(self.panel, outcomes.correct, folds=folds)
         self.mean_cost = outcomes.cost.mean(axis=0)
         self.accuracy = outcomes.correct.mean(axis=0)
-        self.subsets = self._subsets(max_stages)
+        self.subsets = cascade_subsets(self.accuracy, self.mean_cost, max_stages)
+        if not self.subsets:
+            raise UsageError(
+                "no candidate cascade: one candidate is cheapest and at least as accurate as every "
+                "other, or all cost the same; use that model alone"
+            )
         self._tables: dict[tuple[int, ...], list[tuple[FinalAnswer, Sweep]]] = {}
 
     @classmethod
@@ -302,33 +309,9 @@ class CascadeSearch:
         folds: int = 5,
     ) -> CascadeSearch:
         """Ask every candidate every example (the only model calls of the search)."""
+        check_examples(len(examples), folds)
         outcomes = await collect(candidates, examples, judge=judge)
         return cls(candidates, examples, outcomes, max_stages=max_stages, folds=folds)
-
-    def _subsets(self, max_stages: int) -> list[tuple[int, ...]]:
-        cost, acc = self.mean_cost, self.accuracy
-        order = sorted(range(len(self.candidates)), key=lambda i: (cost[i], -acc[i]))
-        rank = {model: position for position, model in enumerate(order)}
-
-        def dominated(i: int) -> bool:  # another model is no dearer and no worse (ties: cheaper first)
-            return any(
-                j != i
-                and cost[j] <= cost[i]
-                and acc[j] >= acc[i]
-                and (cost[j], -acc[j], rank[j]) < (cost[i], -acc[i], rank[i])
-                for j in order
-            )
-
-        subsets = []
-        for last in (i for i in order if not dominated(i)):
-            cheaper = order[: rank[last]]
-            for size in range(1, max_stages):
-                for head in itertools.combinations(cheaper, size):
-                    if sum(cost[i] for i in head) < cost[last] or cost[last] == 0:
-                        subsets.append((*head, last))
-        if not subsets:
-            raise UsageError("no candidate cascade: every candidate costs the same or beats the others")
-        return subsets
 
     def tables(self, subset: tuple[int, ...]) -> list[tuple[FinalAnswer, Sweep]]:
         """Out-of-fold threshold tables of one subset, both ways of answering at the last stage
@@ -376,3 +359,28 @@ class CascadeSearch:
                 confidence=confidence,
             )
         return cascade
+
+
+def cascade_subsets(accuracy: np.ndarray, cost: np.ndarray, max_stages: int) -> list[tuple[int, ...]]:
+    """Ordered subsets (cheap → expensive, 2 to ``max_stages`` models) worth fitting: the last
+    model is on the cost/accuracy frontier and the earlier ones together cost less than it."""
+    order = sorted(range(len(cost)), key=lambda i: (cost[i], -accuracy[i]))
+    rank = {model: position for position, model in enumerate(order)}
+
+    def dominated(i: int) -> bool:  # another model is no dearer and no worse (ties: cheaper first)
+        return any(
+            j != i
+            and cost[j] <= cost[i]
+            and accuracy[j] >= accuracy[i]
+            and (cost[j], -accuracy[j], rank[j]) < (cost[i], -accuracy[i], rank[i])
+            for j in order
+        )
+
+    subsets = []
+    for last in (i for i in order if not dominated(i)):
+        cheaper = order[: rank[last]]
+        for size in range(1, max_stages):
+            for head in itertools.combinations(cheaper, size):
+                if sum(cost[i] for i in head) < cost[last] or cost[last] == 0:
+                    subsets.append((*head, last))
+    return subsets

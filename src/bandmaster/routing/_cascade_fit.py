@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from pydantic import BaseModel
 
-from bandmaster.errors import TargetUnreachable
+from bandmaster.errors import TargetUnreachable, UsageError
 from bandmaster.models import ModelRequest
 from bandmaster.routing._fit import (
     AgreementScorer,
@@ -21,6 +21,7 @@ from bandmaster.routing._fit import (
     Outcomes,
     OutOfFold,
     Panel,
+    check_examples,
     collect,
     default_judge,
     small_blas,
@@ -129,6 +130,7 @@ async def fit_cascade(
     ``TargetUnreachable`` naming the closest one. Only ``examples`` are sent to the models."""
     accuracy, budget = check_target(target)
     z = z_score(confidence)
+    check_examples(len(examples), folds)
     outcomes = await collect(cascade.models, examples, judge=judge)
     if learn_scorer is None:
         learn_scorer = any(r.confidence is None for row in outcomes.responses for r in row[:-1])
@@ -266,6 +268,8 @@ async def evaluate_cascade(
     model and the oracle, on ``examples`` (use held-out ones). Every model answers every
     example (for the single-model numbers); the cascade's own choices are replayed from those
     answers with the same ``decide`` that ``request`` uses."""
+    if not examples:
+        raise UsageError("evaluate needs at least one labelled example (use held-out ones)")
     outcomes = await collect(cascade.models, examples, judge=judge)
     n, stages = outcomes.correct.shape
     scores = np.zeros((n, stages))

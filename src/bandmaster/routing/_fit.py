@@ -347,9 +347,15 @@ def _single(request: ModelRequest, answered: Sequence[ModelResponse]) -> np.ndar
     return np.asarray(panel.features(range(len(answered)))[0])
 
 
-def fold_ids(n: int, folds: int, seed: int = 0) -> np.ndarray:
+def check_examples(n: int, folds: int) -> None:
+    """Enough labelled examples for ``folds``-fold cross-validation (two per fold)? Checked
+    before any model is asked."""
     if n < 2 * folds:
         raise UsageError(f"fitting needs at least {2 * folds} labelled examples, got {n}")
+
+
+def fold_ids(n: int, folds: int, seed: int = 0) -> np.ndarray:
+    check_examples(n, folds)
     ids = np.empty(n, int)
     ids[np.random.default_rng(seed).permutation(n)] = np.arange(n) % folds
     return ids

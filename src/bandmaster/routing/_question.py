@@ -37,13 +37,34 @@ class TextFeatures(Protocol):
 
 def tfidf() -> TextFeatures:
     try:
-        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.feature_extraction.text import TfidfVectorizer  # noqa: F401
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise UsageError("question routing needs scikit-learn: pip install 'bandmaster[sklearn]'") from exc
-    vectorizer: TextFeatures = TfidfVectorizer(
-        ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000
-    )
-    return vectorizer
+    return _Words()
+
+
+class _Words:
+    """Word uni- and bigram TF-IDF over words seen in at least two training questions. When no
+    word is (every question a one-off code, or empty), one constant feature: the question then
+    says nothing, and each model's classifier learns its base rate."""
+
+    def __init__(self) -> None:
+        self.vectorizer: Any = None
+
+    def fit_transform(self, texts: Sequence[str]) -> Any:
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=50_000)
+        try:
+            x = vectorizer.fit_transform(texts)
+        except ValueError:  # "no terms remain": no word shared by two questions
+            self.vectorizer = None
+            return np.ones((len(texts), 1))
+        self.vectorizer = vectorizer
+        return x
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        return np.ones((len(texts), 1)) if self.vectorizer is None else self.vectorizer.transform(texts)
 
 
 CALIBRATION_FOLDS = 3

@@ -40,13 +40,14 @@ import numpy as np
 
 from bandmaster.errors import TargetUnreachable, UsageError
 from bandmaster.models import Model, ModelRequest
-from bandmaster.routing._cascade import Cascade, CascadeSearch, Scorer
+from bandmaster.routing._cascade import Cascade, CascadeSearch, Scorer, cascade_subsets
 from bandmaster.routing._cascade_fit import FINALS, NEVER
 from bandmaster.routing._fit import (
     AgreementScorer,
     Example,
     Judge,
     Outcomes,
+    check_examples,
     collect,
     default_judge,
     fold_ids,
@@ -460,7 +461,8 @@ class Comparison:
         if "router" in families:
             options += routers(p, expected, correct, cost, router_values(cost))
         search = None
-        if {"cascade", "gain-cascade"} & set(families) and len(models) > 1:
+        worth = cascade_subsets(correct.mean(axis=0), cost.mean(axis=0), max_stages)
+        if {"cascade", "gain-cascade"} & set(families) and len(models) > 1 and worth:
             search = CascadeSearch(models, examples, outcomes, max_stages=max_stages, folds=folds)
             units = cost.mean(axis=0)
             with small_blas():
@@ -622,6 +624,7 @@ async def select_strategy(
     unknown = set(families) - set(FAMILIES)
     if unknown:
         raise UsageError(f"unknown strategy families {sorted(unknown)}; choose from {list(FAMILIES)}")
+    check_examples(len(examples), FOLDS)
     outcomes = await collect(models, examples, judge=judge)
     comparison = Comparison.build(models, examples, outcomes, families=families, max_stages=max_stages)
     selection = comparison.choose(target, confidence_z=z, families=families)
