@@ -54,8 +54,12 @@ class RouterBenchTask:
 
 
 def _number(value: str | None) -> float | None:
+    """A score or cost cell: a number, or True/False; empty, NaN or anything else is None."""
+    text = (value or "").strip().lower()
+    if text in ("true", "false"):
+        return float(text == "true")
     try:
-        number = float(value) if value not in (None, "") else math.nan
+        number = float(text) if text else math.nan
     except ValueError:
         return None
     return None if math.isnan(number) else number

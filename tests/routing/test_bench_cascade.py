@@ -74,7 +74,8 @@ def write_table(path: Path, rows: int, seed: int) -> None:
             for model, (accuracy, price) in MODELS.items():
                 right = rng.random() < accuracy
                 said = truth if right else ("2" if truth == "1" else "1")
-                row[model] = 1.0 if right else 0.0
+                # Scores as numbers, or as True/False (another export of the same table).
+                row[model] = str(right) if model == "acme/mid" else (1.0 if right else 0.0)
                 row[f"{model}|model_response"] = repr([said])
                 row[f"{model}|total_cost"] = price * (1 + len(row["prompt"]) / 200)
             out.writerow(row)
@@ -124,3 +125,17 @@ def test_a_task_that_is_not_there_is_named_with_the_ones_that_are(tmp_path: Path
     assert done.returncode == 2
     assert "acme/giant" in done.stderr
     assert "other/huge" in done.stderr
+
+
+def test_an_unseen_table_loads_every_model_from_its_header(tmp_path: Path) -> None:
+    from benchmarks.routerbench import load_task, tasks
+
+    write_table(tmp_path / "routerbench_coin_train.csv.gz", 40, 1)
+    write_table(tmp_path / "routerbench_coin_test.csv.gz", 20, 2)
+    assert tasks(tmp_path) == ["coin"]
+    task = load_task(tmp_path, "coin")
+    assert list(task.models) == list(MODELS)
+    assert (len(task.train), len(task.test)) == (40, 20)
+    # True/False scores read as 1/0: no row of the table is lost to them.
+    answered = [task.models["acme/mid"].answers[e.input].correct for e in task.train]
+    assert 0 < sum(answered) < len(answered)
