@@ -303,6 +303,8 @@ def test_answers_are_compared_by_option_letter_and_by_code_tokens() -> None:
     for stated, bare in [("The answer is (B).", "B"), ("Option 2", "2"), ("Correct answer: C) Paris", "C")]:
         assert similarity(view(answer(stated)), view(answer(bare))) == 1.0
     assert view(answer("The answer is that we cannot tell")).key != "that"
+    assert not view(answer("answer" + " " * 100_000 + "!")).choice  # long: not read as a choice
+
     one = "Here:\n```python\ndef add(a, b):\n    return a + b\n```"
     two = "[PYTHON]\ndef add_numbers(x, y):\n    # sum\n    return x + y\n[/PYTHON]"
     three = "```python\ndef add(a, b, c):\n    print(a)\n```"
@@ -312,6 +314,17 @@ def test_answers_are_compared_by_option_letter_and_by_code_tokens() -> None:
     assert not v1.choice
     assert 0.3 < similarity(v1, v2) < 1.0
     assert similarity(v1, v1) == 1.0
+
+
+@pytest.mark.parametrize(
+    "garbage", ["\n" * 200_000 + "x", "[PYTHON]" * 50_000, "```python\n" * 50_000, "def f(" * 50_000]
+)
+def test_garbage_answers_are_read_in_one_pass(garbage: str) -> None:
+    """Each of these took time quadratic in its length (minutes here; the suite's timeout fails
+    it) while a regex rescanned the rest of the text from every line or unclosed opening."""
+    seen = view(ModelResponse(output=garbage, text=garbage))
+    assert seen.function is None
+    assert seen.arity is None
 
 
 def test_a_never_threshold_always_escalates() -> None:

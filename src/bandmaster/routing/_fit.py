@@ -100,13 +100,18 @@ async def collect(
 # compared by that letter, so "B\n" and "B)" agree.
 _CHOICE = re.compile(r"^\(?([A-Za-z0-9]{1,2})(?:[).:]|\)\s.*)?$", re.S)
 # A choice stated in words: "The answer is (B).", "Option 2", "Correct answer: C) Paris".
+# Matched only on short answers: the pattern's optional spaces backtrack on long runs of them.
 _STATED = re.compile(
     r"^(?:the\s+)?(?:correct\s+|best\s+|final\s+|right\s+)?(?:answer|option|choice)"
     r"(?:\s+is)?\s*[:=-]?\s*\(?([A-Za-z0-9]{1,2})(?:[).:,]\s*.*|\s*)$",
     re.S | re.I,
 )
-_FENCE = re.compile(r"```[A-Za-z0-9_+-]*\n(.*?)```|\[PYTHON\](.*?)\[/PYTHON\]", re.S)
-_DEF = re.compile(r"^\s*(?:async\s+)?(?:def|function|fn|func)\s+([A-Za-z_]\w*)\s*\(([^)]*)\)", re.M)
+STATED_MAX = 120  # characters
+_FENCE_INFO = re.compile(r"[A-Za-z0-9_+-]*\n")  # a fence's language tag and newline
+# Indentation is spaces and tabs only: "\s*" here would span blank lines and backtrack.
+_DEF = re.compile(
+    r"^[ \t]*(?:async[ \t]+)?(?:def|function|fn|func)[ \t]+([A-Za-z_]\w*)[ \t]*\(([^)]*)\)", re.M
+)
 _TOKEN = re.compile(r"[A-Za-z_]\w*|\d+(?:\.\d+)?|[^\s\w]")
 _COMMENT = re.compile(r"#[^\n]*")
 
@@ -128,11 +133,11 @@ class AnswerView:
 def view(response: ModelResponse) -> AnswerView:
     text = response.text or ("" if response.output is None else str(response.output))
     stripped = text.strip()
-    choice = _CHOICE.match(stripped) or _STATED.match(stripped)
+    choice = _CHOICE.match(stripped) or (_STATED.match(stripped) if len(stripped) <= STATED_MAX else None)
     # The whole answer is one short label ("B", "spam"): compare labels exactly.
     short = choice is not None or (len(stripped) <= 24 and len(stripped.split()) <= 1)
     key = (choice.group(1) if choice else " ".join(stripped.split())).lower()
-    blocks = [a or b for a, b in _FENCE.findall(text)]
+    blocks = code_blocks(text)
     body = "\n".join(blocks) if blocks else text
     definition = _DEF.search(body)
     return AnswerView(
@@ -145,6 +150,26 @@ def view(response: ModelResponse) -> AnswerView:
         length=math.log1p(len(stripped)) / 10,
         confidence=response.confidence,
     )
+
+
+def code_blocks(text: str) -> list[str]:
+    """The code in ```lang fences and [PYTHON] ... [/PYTHON] tags, in one pass over ``text``
+    (a lazy regex rescans the rest of the text for every unclosed opening: quadratic on
+    garbage output)."""
+    blocks = []
+    parts = text.split("```")
+    for inside in parts[1:-1:2]:  # between an opening and its closing fence
+        info = _FENCE_INFO.match(inside)
+        if info:
+            blocks.append(inside[info.end() :])
+    start = 0
+    while (opening := text.find("[PYTHON]", start)) >= 0:
+        closing = text.find("[/PYTHON]", opening)
+        if closing < 0:
+            break
+        blocks.append(text[opening + len("[PYTHON]") : closing])
+        start = closing + len("[/PYTHON]")
+    return blocks
 
 
 def _arity(parameters: str) -> int:
