@@ -258,10 +258,10 @@ async def test_a_cascade_option_its_deployment_cannot_reproduce_is_passed_over(
     target = {"accuracy": float(0.95 * outcomes.correct[:, 1].mean())}
     first = select(comparison.options, target, families=CASCADES).chosen
     assert first.family in ("cascade", "gain-cascade")
-    # The refitted scorer gives one constant: it can accept all of the training examples or
-    # none, not the part the estimate accepts (what happened on RouterBench). (Here the best
-    # point out of fold may already be one that accepts hedged answers of some folds only.)
-    plan = comparison._plan(first)
+    assert comparison.deployable(first)  # options are built from reproducible points only
+    # Should the refitted scorer give one constant (it happened on RouterBench), it can accept
+    # all of the training examples or none, not the part the estimate accepts.
+    plan = comparison._plan_of(first)
     constant = replace(plan, refitted=np.full(plan.refitted.shape, 0.5))
     for option in comparison.options:
         if option.family == first.family and option.settings["subset"] == first.settings["subset"]:
@@ -324,3 +324,21 @@ async def test_questions_sharing_no_word_leave_the_router_at_base_rates() -> Non
     assert p[0, 0] < p[0, 1]  # but each model's own rate still shows
     _, report = await select_strategy(models, examples, target={"budget": 5e-4})
     assert report.chosen in ("single", "mix", "router")
+
+
+async def test_cascade_options_are_only_points_their_deployment_reproduces(
+    hedging: tuple[list[Example], list[Recorded]],
+) -> None:
+    from bandmaster.routing._thresholds import sweep
+
+    train, models = hedging
+    outcomes = await collect(models, train)
+    comparison = Comparison.build(models, train, outcomes, families=CASCADES)
+    cascades = [o for o in comparison.options if o.family in ("cascade", "gain-cascade")]
+    assert cascades
+    assert all(comparison.deployable(o) for o in cascades)
+    # Out of fold, the hedged answers' score differs a little by fold: the frontier has points
+    # accepting them in some folds only, which no deployed scorer can do; they are left out.
+    plan = comparison._plan("cascade", (0, 1), "last")
+    frontier = sweep(plan.decisions).frontier()
+    assert any(not plan.reproducible(p.thresholds) for p in frontier)

@@ -104,6 +104,16 @@ class QuestionModel:
         self.cost_floor = cost.min(axis=0)
         return self
 
+    def columns(self, models: Sequence[int]) -> QuestionModel:
+        """The same model for some of its models, in this order (each model's classifier and
+        cost fit are its own, so nothing is refitted)."""
+        part = QuestionModel(features=self.make_features)
+        part.features = self.features
+        part.classifiers = [self.classifiers[k] for k in models]
+        part.cost_fit = self.cost_fit[list(models)]
+        part.cost_floor = self.cost_floor[list(models)]
+        return part
+
     def p_correct(self, texts: Sequence[str]) -> np.ndarray:
         if self.features is None:
             raise UsageError("QuestionModel.fit must run before it predicts")

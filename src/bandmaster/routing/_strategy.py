@@ -45,6 +45,7 @@ from bandmaster.routing._cascade_fit import FINALS, NEVER
 from bandmaster.routing._fit import (
     AgreementScorer,
     Example,
+    FinalAnswer,
     Judge,
     Outcomes,
     check_examples,
@@ -213,11 +214,16 @@ def thin(points: Sequence[OperatingPoint], count: int) -> list[OperatingPoint]:
 
 
 def cascade_options(
-    family: str, label: str, decisions: Decisions, settings: dict[str, Any], *, count: int = POINTS_PER_SUBSET
+    family: str, label: str, plan: _CascadePlan, settings: dict[str, Any], *, count: int = POINTS_PER_SUBSET
 ) -> list[Option]:
+    """Up to ``count`` points of the cascade's out-of-fold frontier, among those its deployment
+    reproduces. Most frontier points are not: where answers fall into a few agreement patterns,
+    each pattern's out-of-fold score differs a little by fold, and a threshold between those
+    values accepts the pattern in some folds only, an operating point no one scorer can have."""
     options = []
-    for point in thin(sweep(decisions).frontier(), count):
-        correct, spent = per_example(decisions, point.thresholds)
+    frontier = [p for p in sweep(plan.decisions).frontier() if plan.reproducible(p.thresholds)]
+    for point in thin(frontier, count):
+        correct, spent = per_example(plan.decisions, point.thresholds)
         options.append(
             Option(family, label, correct, spent, {**settings, "thresholds": list(point.thresholds)})
         )
@@ -438,6 +444,7 @@ class Comparison:
     expected: np.ndarray  # out-of-fold expected cost [n, models]
     _questions: dict[tuple[int, ...], QuestionModel] = field(default_factory=dict)
     _plans: dict[tuple[str, tuple[int, ...], str], _CascadePlan] = field(default_factory=dict)
+    _agreement: dict[tuple[int, ...], tuple[AgreementScorer, np.ndarray]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -460,32 +467,28 @@ class Comparison:
             p, expected = out_of_fold(texts, correct, cost, folds=ids)
         if "router" in families:
             options += routers(p, expected, correct, cost, router_values(cost))
-        search = None
+        comparison = cls(list(models), texts, outcomes, options, None, p, expected)
         worth = cascade_subsets(correct.mean(axis=0), cost.mean(axis=0), max_stages)
         if {"cascade", "gain-cascade"} & set(families) and len(models) > 1 and worth:
-            search = CascadeSearch(models, examples, outcomes, max_stages=max_stages, folds=folds)
-            units = cost.mean(axis=0)
+            comparison.search = CascadeSearch(models, examples, outcomes, max_stages=max_stages, folds=folds)
             with small_blas():
-                for subset in search.subsets:
+                for subset in comparison.search.subsets:
                     label = " > ".join(names[i] for i in subset)
-                    for final in FINALS if "cascade" in families else ():
-                        decisions = search.oof.decisions(subset, cost, final=final)
-                        settings = {"subset": list(subset), "final": final}
-                        options += cascade_options("cascade", label, decisions, settings)
-                    for final in FINALS if "gain-cascade" in families else ():
-                        base = search.oof.decisions(subset, cost, final=final)
-                        gained = gain_scores(base.scores, p, expected, units, subset)
-                        settings = {"subset": list(subset), "final": final}
-                        decisions = Decisions(gained, base.correct, base.cost)
-                        options += cascade_options("gain-cascade", label, decisions, settings)
-        return cls(list(models), texts, outcomes, options, search, p, expected)
+                    for family, final in itertools.product(CASCADES, FINALS):
+                        if family in families:
+                            plan = comparison._plan(family, subset, final)
+                            settings = {"subset": list(subset), "final": final}
+                            options += cascade_options(family, label, plan, settings)
+        return comparison
 
     def question(self, columns: tuple[int, ...]) -> QuestionModel:
         """The question model of these models, fitted on every training example (kept)."""
-        if columns not in self._questions:
-            correct, cost = self.outcomes.correct[:, list(columns)], self.outcomes.cost[:, list(columns)]
-            self._questions[columns] = QuestionModel().fit(self.texts, correct, cost)
-        return self._questions[columns]
+        everyone = tuple(range(len(self.models)))
+        if everyone not in self._questions:
+            self._questions[everyone] = QuestionModel().fit(
+                self.texts, self.outcomes.correct, self.outcomes.cost
+            )
+        return self._questions[everyone].columns(columns)
 
     def choose(
         self, target: dict[str, float], *, confidence_z: float = 0.0, families: Sequence[str] = FAMILIES
@@ -503,16 +506,13 @@ class Comparison:
         thresholds over and are deployed as estimated."""
         if option.family not in CASCADES:
             return True
-        estimate, deployed = self.training_points(option)
-        return reproduces(estimate, deployed)
+        return self._plan_of(option).reproducible(option.settings["thresholds"])
 
     def training_points(self, option: Option) -> tuple[OperatingPoint, OperatingPoint]:
         """A cascade option's out-of-fold estimate and what its deployment does, both on the
         training examples."""
-        plan = self._plan(option)
-        d, thresholds = plan.decisions, option.settings["thresholds"]
-        estimate = simulate(d.scores, d.correct, d.cost, thresholds)
-        return estimate, simulate(plan.refitted, d.correct, d.cost, plan.moved(thresholds))
+        plan, thresholds = self._plan_of(option), option.settings["thresholds"]
+        return plan.estimate(thresholds), plan.deployed(thresholds)
 
     def deploy(self, option: Option, *, name: str = "strategy") -> Model:
         """The chosen option as a model: fitted on every training example."""
@@ -525,40 +525,41 @@ class Comparison:
             return QuestionRouter(
                 models, self.question(tuple(range(len(models)))), value=s["value"], name=name
             )
-        plan = self._plan(option)
+        plan = self._plan_of(option)
         cascade = Cascade([models[i] for i in s["subset"]], scorer=plan.scorer, final=s["final"], name=name)
         cascade.thresholds = [t if np.isfinite(t) else NEVER for t in plan.moved(s["thresholds"])]
         return cascade
 
-    def _plan(self, option: Option) -> _CascadePlan:
-        """The scorer of a cascade option refitted on every training example, its scores there
-        and the out-of-fold decisions its thresholds were chosen on (kept per subset)."""
+    def _plan_of(self, option: Option) -> _CascadePlan:
         s = option.settings
-        key = (option.family, tuple(s["subset"]), s["final"])
+        return self._plan(option.family, tuple(s["subset"]), s["final"])
+
+    def _plan(self, family: str, subset: tuple[int, ...], final: FinalAnswer) -> _CascadePlan:
+        """A cascade's scorer refitted on every training example, its scores there and the
+        out-of-fold decisions its thresholds are chosen on (kept)."""
+        key = (family, subset, final)
         if key in self._plans:
             return self._plans[key]
         assert self.search is not None
-        subset, correct, cost = tuple(s["subset"]), self.outcomes.correct, self.outcomes.cost
-        with small_blas():
+        correct, cost = self.outcomes.correct, self.outcomes.cost
+        if subset not in self._agreement:
             agreement = AgreementScorer().fit(self.search.panel, correct, stages=subset)
-            refitted = stage_scores(agreement, self.search.panel, subset)
-            decisions = self.search.oof.decisions(subset, cost, final=s["final"])
-            scorer: Scorer = agreement
-            if option.family == "gain-cascade":
-                columns = list(subset)
-                question = self.question(subset)
-                units = cost.mean(axis=0)
-                scorer = GainScorer(agreement, question, units=[float(units[i]) for i in subset])
-                decisions = Decisions(
-                    gain_scores(decisions.scores, self.p, self.expected, units, subset),
-                    decisions.correct,
-                    decisions.cost,
-                )
-                inside = np.zeros(correct.shape)
-                inside[:, columns] = question.p_correct(self.texts)
-                spend = np.zeros(cost.shape)
-                spend[:, columns] = question.expected_cost(self.texts)
-                refitted = gain_scores(refitted, inside, spend, units, subset)
+            self._agreement[subset] = (agreement, stage_scores(agreement, self.search.panel, subset))
+        agreement, refitted = self._agreement[subset]
+        decisions = self.search.oof.decisions(subset, cost, final=final)
+        scorer: Scorer = agreement
+        if family == "gain-cascade":
+            columns = list(subset)
+            question = self.question(subset)
+            units = cost.mean(axis=0)
+            scorer = GainScorer(agreement, question, units=[float(units[i]) for i in subset])
+            gained = gain_scores(decisions.scores, self.p, self.expected, units, subset)
+            decisions = Decisions(gained, decisions.correct, decisions.cost)
+            inside = np.zeros(correct.shape)
+            inside[:, columns] = question.p_correct(self.texts)
+            spend = np.zeros(cost.shape)
+            spend[:, columns] = question.expected_cost(self.texts)
+            refitted = gain_scores(refitted, inside, spend, units, subset)
         plan = _CascadePlan(scorer, decisions, refitted)
         self._plans[key] = plan
         return plan
@@ -572,6 +573,18 @@ class _CascadePlan:
 
     def moved(self, thresholds: Sequence[float]) -> list[float]:
         return transfer_thresholds(self.decisions.scores, self.refitted, thresholds)
+
+    def estimate(self, thresholds: Sequence[float]) -> OperatingPoint:
+        d = self.decisions
+        return simulate(d.scores, d.correct, d.cost, thresholds)
+
+    def deployed(self, thresholds: Sequence[float]) -> OperatingPoint:
+        """What the deployed cascade does on the training examples."""
+        d = self.decisions
+        return simulate(self.refitted, d.correct, d.cost, self.moved(thresholds))
+
+    def reproducible(self, thresholds: Sequence[float]) -> bool:
+        return reproduces(self.estimate(thresholds), self.deployed(thresholds))
 
 
 def gain_scores(

@@ -118,18 +118,26 @@ def transfer_thresholds(oof: np.ndarray, final: np.ndarray, thresholds: Sequence
     into a few agreement patterns, every example of a pattern has nearly the same score: a
     threshold taken as is can land between folds' values for one pattern and flip the whole
     pattern. Matching the share keeps what the fit measured, and each threshold sits halfway
-    between two distinct scores so a small shift does not flip a pattern either."""
+    between two distinct scores so a small shift does not flip a pattern either. Shares are
+    matched stage by stage among the examples that reach the stage, so the deployed cascade
+    sends as many examples to each stage as the estimate (a stage's refitted scores can rank
+    the examples that reach it differently from the out-of-fold ones)."""
+    n = oof.shape[0]
+    reaching_oof = np.ones(n, bool)
+    reaching = np.ones(n, bool)
     result = []
     for k, threshold in enumerate(thresholds):
-        share = float((oof[:, k] >= threshold).mean())
-        if share == 0.0 or not math.isfinite(threshold):
+        taken = reaching_oof & (oof[:, k] >= threshold)
+        reaching_oof &= ~taken
+        share = float(taken.mean()) if n else 0.0  # of all examples, accepted here out of fold
+        if share == 0.0 or not math.isfinite(threshold) or not reaching.any():
             result.append(math.inf)  # never accepts
             continue
         # Scores closer than TIE are one value: the scorer's fit is only that precise, and a
         # threshold between them would split a pattern on noise.
-        column = np.round(final[:, k] / TIE) * TIE
+        column = np.round(final[reaching, k] / TIE) * TIE
         values = np.unique(column)[::-1]  # distinct scores, highest first
-        shares = np.array([(column >= v).mean() for v in values])
+        shares = np.cumsum(np.unique(column, return_counts=True)[1][::-1]) / n  # accepted at >= each
         i = int(np.argmin(np.abs(shares - share)))  # accept scores >= values[i]
         if share < abs(shares[i] - share):
             # Accepting nothing is closer: a few examples out of fold, while the refit's top
@@ -137,7 +145,9 @@ def transfer_thresholds(oof: np.ndarray, final: np.ndarray, thresholds: Sequence
             result.append(math.inf)
             continue
         lower = values[i + 1] if i + 1 < len(values) else values[i] - 1e-3
-        result.append(float((values[i] + lower) / 2))
+        cut = float((values[i] + lower) / 2)
+        result.append(cut)
+        reaching &= ~(final[:, k] >= cut)
     return result
 
 
