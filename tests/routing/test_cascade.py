@@ -534,6 +534,8 @@ async def test_the_deployed_cascade_reproduces_its_training_estimate_on_the_trai
         # ... and the deployed cascade sends as many training queries to each stage as estimated.
         assert replayed.escalation == pytest.approx(report.escalation, abs=0.02)
         assert replayed.cost == pytest.approx(report.cost, rel=0.05)
+        # ... and answers about as well: the refitted scorer picks answers as the folds' did.
+        assert replayed.accuracy == pytest.approx(report.accuracy, abs=0.03)
 
 
 def test_a_point_the_refitted_scorer_cannot_reproduce_gives_way_to_one_it_can() -> None:
@@ -560,3 +562,34 @@ def test_a_point_the_refitted_scorer_cannot_reproduce_gives_way_to_one_it_can() 
     # The estimate is a point that all or nothing reproduces (within the 2-point tolerance).
     assert report.deployed_escalation == pytest.approx(report.escalation, abs=0.02)
     assert report.accuracy >= 0.9
+
+
+def agreement_like(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate features as a three-stage panel has them: which model gave the answer, whom
+    it agrees with, its vote share, and a form every answer has (a bare option letter), which
+    with the model indicators is collinear with the intercept."""
+    rng = np.random.default_rng(seed)
+    right = rng.random((n, 3)) < np.array([0.9, 0.85, 0.95])
+    x = np.zeros((n, 3, 8))
+    x[:, :, :3] = np.eye(3)
+    for i, j in itertools.permutations(range(3), 2):
+        x[:, i, 3 + j] = (right[:, i] & right[:, j]) | (~right[:, i] & ~right[:, j] & (rng.random(n) < 0.3))
+    x[:, :, 6] = x[:, :, 3:6].sum(axis=2) / 2
+    x[:, :, 7] = 1.0
+    return x, right
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_stage_regression_converges_where_a_full_newton_step_diverges(seed: int) -> None:
+    """From zero, plain Newton steps blew up on three of these five panels (weights ~3e9, every
+    answer scored 0 or 1; it happened on ARC); the fit must agree with scikit-learn's."""
+    from sklearn.linear_model import LogisticRegression
+
+    from bandmaster.routing._fit import L2, _predict, fit_stage
+
+    x, y = agreement_like(1000, seed)
+    w = fit_stage(x, y)
+    flat, labels = x.reshape(-1, x.shape[2]), y.reshape(-1)
+    reference = LogisticRegression(C=1 / L2, tol=1e-10, max_iter=10_000).fit(flat, labels)
+    assert np.abs(w).max() < 20
+    assert np.allclose(_predict(w, flat), reference.predict_proba(flat)[:, 1], atol=1e-3)

@@ -245,6 +245,8 @@ async def test_the_chosen_cascade_does_on_the_training_data_what_its_estimate_sa
     # ... and that is what the out-of-fold estimate it was chosen on said.
     assert report.deployed_escalation == pytest.approx(report.escalation, abs=0.02)
     assert report.deployed_cost == pytest.approx(report.cost, rel=0.05)
+    live = float(np.mean([bool((a.raw or {}).get("correct")) for a in answers]))
+    assert live == pytest.approx(report.accuracy, abs=0.03)
 
 
 async def test_a_cascade_option_its_deployment_cannot_reproduce_is_passed_over(

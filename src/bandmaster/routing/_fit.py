@@ -295,7 +295,10 @@ def fit_logistic(
     x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iterations: int = 30, start: np.ndarray | None = None
 ) -> np.ndarray:
     """L2-regularised logistic regression by Newton steps; returns weights, intercept last.
-    ``start`` (weights fitted on similar data, e.g. another fold) saves most of the steps."""
+    ``start`` (weights fitted on similar data, e.g. another fold) saves most of the steps.
+    Each step is halved until the penalised loss goes down: a full Newton step from zero can
+    overshoot and diverge (weights in the hundreds) where features are nearly collinear, as the
+    model indicators and the intercept are."""
     n, d = x.shape
     xb = np.hstack([x, np.ones((n, 1))])
     w = np.zeros(d + 1)
@@ -307,15 +310,30 @@ def fit_logistic(
         w = start.copy()
     penalty = np.full(d + 1, l2)
     penalty[-1] = 1e-6  # the intercept is (almost) free
+    loss = _penalised_loss(xb, y, w, penalty)
     for _ in range(iterations):
         p = _sigmoid(xb @ w)
         gradient = xb.T @ (p - y) + penalty * w
         hessian = (xb.T * (p * (1 - p))) @ xb + np.diag(penalty)
         step = np.linalg.solve(hessian, gradient)
-        w -= step
+        for _ in range(30):  # halve the step until the loss does not rise
+            tried = w - step
+            tried_loss = _penalised_loss(xb, y, tried, penalty)
+            if tried_loss <= loss:
+                break
+            step = step / 2
+        else:
+            break  # no step lowers the loss: at the minimum, to numerical precision
+        w, loss = tried, tried_loss
         if np.abs(step).max() < 1e-5:  # scores stable to ~1e-5
             break
     return w
+
+
+def _penalised_loss(xb: np.ndarray, y: np.ndarray, w: np.ndarray, penalty: np.ndarray) -> float:
+    """Negative log-likelihood plus the ridge term whose gradient ``fit_logistic`` uses."""
+    z = xb @ w
+    return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * np.sum(penalty * w * w))
 
 
 def _predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
