@@ -16,7 +16,8 @@ chosen on four folds and measured on the fifth), not on their best option's in-s
 which for a family of thousands of options is the luckiest of many. A family replaces a simpler
 one only when it is better by more than ``margin`` standard errors of the paired per-example
 difference, still meets the target within noise, and no simpler family's estimate is better:
-cross-validation never picks a strategy that loses to a simpler one. Since the simple families
+cross-validation never picks a strategy that loses to a simpler one. Within a budget, better is
+more accurate, or as accurate (not less in the estimate) and cheaper by that margin. Since the simple families
 are among the candidates and are reproduced exactly, the choice is never worse than the best
 simple baseline beyond that noise. The runner-up is reported.
 
@@ -266,13 +267,19 @@ def _evidence(d: np.ndarray) -> tuple[float, float]:
 def _beats(a: Option, b: Option, accuracy: float | None, budget: float | None, margin: float) -> bool:
     """Is ``a`` better than ``b`` by more than ``margin`` standard errors of the paired
     per-example difference, while still meeting the target within ``margin`` of its own
-    standard error? Within a budget: more accurate, and not dearer than the budget beyond
-    noise. At an accuracy target: cheaper, and not short of the target beyond noise (a cheaper
-    option that misses the target on unseen examples is no better)."""
+    standard error? Within a budget: more accurate, or as accurate (not less in the estimate)
+    and cheaper, and not dearer than the budget beyond noise. At an accuracy target: cheaper,
+    and not short of the target beyond noise (a cheaper option that misses the target on unseen
+    examples is no better)."""
     if accuracy is None:
-        mean, se = _evidence(a.correct - b.correct)
         spend, spread = _paired(a.cost)
-        return mean > margin * se and mean > 0 and spend - margin * spread <= (budget or 0.0) + 1e-15
+        if spend - margin * spread > (budget or 0.0) + 1e-15:
+            return False
+        mean, se = _evidence(a.correct - b.correct)
+        if mean > margin * se and mean > 0:
+            return True
+        saved, saved_se = _evidence(b.cost - a.cost)
+        return mean >= 0 and saved > margin * saved_se and saved > 0
     saved, se = _evidence(b.cost - a.cost)
     reached, spread = _paired(a.correct)
     return saved > margin * se and saved > 0 and reached + margin * spread >= accuracy - 1e-12
