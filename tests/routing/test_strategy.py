@@ -249,15 +249,21 @@ async def test_the_chosen_cascade_does_on_the_training_data_what_its_estimate_sa
     assert live == pytest.approx(report.accuracy, abs=0.03)
 
 
+@pytest.fixture
+async def hedged(hedging: tuple[list[Example], list[Recorded]]) -> tuple[Comparison, np.ndarray]:
+    """Every strategy but the router compared on the hedging data, and its correctness matrix."""
+    train, models = hedging
+    outcomes = await collect(models, train)
+    return Comparison.build(models, train, outcomes, families=CASCADES), outcomes.correct
+
+
 async def test_a_cascade_option_its_deployment_cannot_reproduce_is_passed_over(
-    hedging: tuple[list[Example], list[Recorded]],
+    hedged: tuple[Comparison, np.ndarray],
 ) -> None:
     from dataclasses import replace
 
-    train, models = hedging
-    outcomes = await collect(models, train)
-    comparison = Comparison.build(models, train, outcomes, families=CASCADES)
-    target = {"accuracy": float(0.95 * outcomes.correct[:, 1].mean())}
+    comparison, correct = hedged
+    target = {"accuracy": float(0.95 * correct[:, 1].mean())}
     first = select(comparison.options, target, families=CASCADES).chosen
     assert first.family in ("cascade", "gain-cascade")
     assert comparison.deployable(first)  # options are built from reproducible points only
@@ -329,13 +335,11 @@ async def test_questions_sharing_no_word_leave_the_router_at_base_rates() -> Non
 
 
 async def test_cascade_options_are_only_points_their_deployment_reproduces(
-    hedging: tuple[list[Example], list[Recorded]],
+    hedged: tuple[Comparison, np.ndarray],
 ) -> None:
     from bandmaster.routing._thresholds import sweep
 
-    train, models = hedging
-    outcomes = await collect(models, train)
-    comparison = Comparison.build(models, train, outcomes, families=CASCADES)
+    comparison, _ = hedged
     cascades = [o for o in comparison.options if o.family in ("cascade", "gain-cascade")]
     assert cascades
     assert all(comparison.deployable(o) for o in cascades)
