@@ -297,7 +297,7 @@ def fit_logistic(
     """L2-regularised logistic regression by Newton steps; returns weights, intercept last.
     ``start`` (weights fitted on similar data, e.g. another fold) saves most of the steps.
     Each step is halved until the penalised loss goes down: a full Newton step from zero can
-    overshoot and diverge (weights in the hundreds) where features are nearly collinear, as the
+    overshoot and diverge (weights of hundreds to billions) where features are nearly collinear, as the
     model indicators and the intercept are."""
     n, d = x.shape
     xb = np.hstack([x, np.ones((n, 1))])

@@ -17,9 +17,9 @@ which for a family of thousands of options is the luckiest of many. A family rep
 one only when it is better by more than ``margin`` standard errors of the paired per-example
 difference, still meets the target within noise, and no simpler family's estimate is better:
 cross-validation never picks a strategy that loses to a simpler one. Within a budget, better is
-more accurate, or as accurate (not less in the estimate) and cheaper by that margin. Since the simple families
-are among the candidates and are reproduced exactly, the choice is never worse than the best
-simple baseline beyond that noise. The runner-up is reported.
+more accurate, or as accurate (not less in the estimate) and cheaper by that margin. Since the
+simple families are among the candidates and are reproduced exactly, the choice is never worse
+than the best simple baseline beyond that noise. The runner-up is reported.
 
 The whole selection is itself cross-validated (``nested``): on each outer fold, the choice is
 made on the other folds' out-of-fold outcomes and measured on the held fold, so the estimate
