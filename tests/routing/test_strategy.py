@@ -348,21 +348,3 @@ async def test_cascade_options_are_only_points_their_deployment_reproduces(
     plan = comparison._plan("cascade", (0, 1), "last")
     frontier = sweep(plan.decisions).frontier()
     assert any(not plan.reproducible(p.thresholds) for p in frontier)
-
-
-def test_within_a_budget_as_accurate_and_far_cheaper_wins_but_less_accurate_does_not() -> None:
-    rng = np.random.default_rng(11)
-    n = 400
-    right = (rng.random(n) < 0.9).astype(int)
-    single = option("single", right.tolist(), [1.0] * n)
-    cheap_cost = np.where(rng.random(n) < 0.3, 1.2, 0.1)  # pays more on some queries, far less overall
-    same = option("cascade", right.tolist(), cheap_cost.tolist())
-    assert select([single, same], {"budget": 1.0}).chosen.family == "cascade"
-    worse = right.copy()
-    worse[np.flatnonzero(worse)[:2]] = 0  # two answers fewer right: within noise, but not as accurate
-    assert (
-        select(
-            [single, option("cascade", worse.tolist(), cheap_cost.tolist())], {"budget": 1.0}
-        ).chosen.family
-        == "single"
-    )

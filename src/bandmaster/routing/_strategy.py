@@ -16,10 +16,9 @@ chosen on four folds and measured on the fifth), not on their best option's in-s
 which for a family of thousands of options is the luckiest of many. A family replaces a simpler
 one only when it is better by more than ``margin`` standard errors of the paired per-example
 difference, still meets the target within noise, and no simpler family's estimate is better:
-cross-validation never picks a strategy that loses to a simpler one. Within a budget, better is
-more accurate, or as accurate (not less in the estimate) and cheaper by that margin. Since the
-simple families are among the candidates and are reproduced exactly, the choice is never worse
-than the best simple baseline beyond that noise. The runner-up is reported.
+cross-validation never picks a strategy that loses to a simpler one. Since the simple families
+are among the candidates and are reproduced exactly, the choice is never worse than the best
+simple baseline beyond that noise. The runner-up is reported.
 
 The whole selection is itself cross-validated (``nested``): on each outer fold, the choice is
 made on the other folds' out-of-fold outcomes and measured on the held fold, so the estimate
@@ -267,19 +266,13 @@ def _evidence(d: np.ndarray) -> tuple[float, float]:
 def _beats(a: Option, b: Option, accuracy: float | None, budget: float | None, margin: float) -> bool:
     """Is ``a`` better than ``b`` by more than ``margin`` standard errors of the paired
     per-example difference, while still meeting the target within ``margin`` of its own
-    standard error? Within a budget: more accurate, or as accurate (not less in the estimate)
-    and cheaper, and not dearer than the budget beyond noise. At an accuracy target: cheaper,
-    and not short of the target beyond noise (a cheaper option that misses the target on unseen
-    examples is no better)."""
+    standard error? Within a budget: more accurate, and not dearer than the budget beyond
+    noise. At an accuracy target: cheaper, and not short of the target beyond noise (a cheaper
+    option that misses the target on unseen examples is no better)."""
     if accuracy is None:
-        spend, spread = _paired(a.cost)
-        if spend - margin * spread > (budget or 0.0) + 1e-15:
-            return False
         mean, se = _evidence(a.correct - b.correct)
-        if mean > margin * se and mean > 0:
-            return True
-        saved, saved_se = _evidence(b.cost - a.cost)
-        return mean >= 0 and saved > margin * saved_se and saved > 0
+        spend, spread = _paired(a.cost)
+        return mean > margin * se and mean > 0 and spend - margin * spread <= (budget or 0.0) + 1e-15
     saved, se = _evidence(b.cost - a.cost)
     reached, spread = _paired(a.correct)
     return saved > margin * se and saved > 0 and reached + margin * spread >= accuracy - 1e-12
