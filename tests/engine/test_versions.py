@@ -134,6 +134,16 @@ def test_the_same_version_twice_and_bad_pins_are_refused() -> None:
         HostedWorkflows([V1, redacting])
 
 
+def test_the_keys_and_pins_a_claim_asks_for_follow_each_added_workflow() -> None:
+    hosted = HostedWorkflows([V1])
+    assert (hosted.keys(), dict(hosted.pins())) == (("triage@1",), {"triage": "1"})
+    hosted.add(V10)
+    assert (hosted.keys(), dict(hosted.pins())) == (("triage@1", "triage@10"), {"triage": "10"})
+    hosted.add(PLAIN)  # the unversioned workflow is hosted: unpinned runs stay unversioned
+    assert hosted.pins()["triage"] is None
+    assert hosted.keys() == ("triage@1", "triage@10", "triage@")
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANDMASTER_")} | {"COLUMNS": "200"}
     done = subprocess.run(

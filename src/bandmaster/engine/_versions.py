@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from bandmaster.engine._workflow import Workflow
@@ -57,6 +58,9 @@ class HostedWorkflows:
         self._pinned = dict(default_versions or {})
         self.defaults: dict[str, Workflow[..., Any]] = {}
         """Each name's default version: what starting by name runs."""
+        # What every claim poll asks for, rebuilt when a workflow is added, not on each poll.
+        self._keys: tuple[str, ...] = ()
+        self._pins: Mapping[str, str | None] = MappingProxyType({})
         for wf in workflows:
             self.add(wf)
 
@@ -82,6 +86,10 @@ class HostedWorkflows:
                 )
         self._by_key[key] = wf
         self.defaults[wf.name] = self._default_of(wf.name)
+        self._keys = tuple(run_key(name, version) for name, version in self._by_key)
+        self._pins = MappingProxyType(
+            {name: None if (name, None) in self._by_key else d.version for name, d in self.defaults.items()}
+        )
 
     def check_pins(self) -> None:
         """Every pinned default is a hosted version (checked once all are added)."""
@@ -100,17 +108,15 @@ class HostedWorkflows:
         """The hosted versions of ``name``, oldest first."""
         return sorted((v for n, v in self._by_key if n == name), key=version_order)
 
-    def keys(self) -> list[str]:
+    def keys(self) -> tuple[str, ...]:
         """The run keys hosted (``run_key``)."""
-        return [run_key(name, version) for name, version in self._by_key]
+        return self._keys
 
-    def pins(self) -> dict[str, str | None]:
+    def pins(self) -> Mapping[str, str | None]:
         """What an unpinned run of each name is pinned to when claimed here: the default
         version, or none where the workflow without a version is hosted (as on Temporal, where
         such a run starts on the queue of the unversioned workflow, ``temporal/_versions.py``)."""
-        return {
-            name: None if (name, None) in self._by_key else wf.version for name, wf in self.defaults.items()
-        }
+        return self._pins
 
     def __iter__(self) -> Iterator[Workflow[..., Any]]:
         return iter(self._by_key.values())
