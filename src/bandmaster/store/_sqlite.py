@@ -607,24 +607,19 @@ class SQLiteStore:
         ``order``: one of ``RUN_ORDERS``."""
         clauses: list[str] = []
         params: list[object] = []
-        if tenant is not None:
-            clauses.append("tenant = ?")
-            params.append(tenant)
-        if status is not None:
-            clauses.append("status = ?")
-            params.append(status)
-        if workflow is not None:
-            clauses.append("workflow = ?")
-            params.append(workflow)
+        for clause, value in (
+            ("tenant = ?", tenant),
+            ("status = ?", status),
+            ("workflow = ?", workflow),
+            ("created_at >= ?", created_after),
+            ("created_at < ?", created_before),
+        ):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
         if id_prefix is not None:  # a range scan of the primary key
             clauses.append("id >= ? AND id < ?")
             params += [id_prefix, id_prefix + "\U0010ffff"]
-        if created_after is not None:
-            clauses.append("created_at >= ?")
-            params.append(created_after)
-        if created_before is not None:
-            clauses.append("created_at < ?")
-            params.append(created_before)
         if search:
             # The input is JSON text: look for the term as it is written inside a JSON string.
             term = _like_escaped(json.dumps(search, ensure_ascii=False)[1:-1])
